@@ -1,0 +1,378 @@
+//! Server configuration: the TOML file that holds the server settings and the static
+//! networks with their endpoints.
+//!
+//! Parsing and validation only. Every error names the file, the line, the column and the
+//! field, with a hint. This module never touches the registry or the network.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    fmt,
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    ops::Range,
+    path::{Path, PathBuf},
+};
+
+use ipnet::{Ipv4Net, Ipv6Net};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The file the binary falls back to when no `--config` is given.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config/netalias.toml");
+/// How the embedded default is named in messages.
+pub const EMBEDDED_DEFAULT_NAME: &str = "<embedded config/netalias.toml>";
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Static networks, keyed by network name.
+    #[serde(default)]
+    pub networks: BTreeMap<String, StaticNetwork>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Addresses to answer on, UDP and TCP alike.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// TTL of answers for local names, in seconds. 0 makes clients ask again, so rotation reaches them.
+    #[serde(default)]
+    pub ttl: u32,
+    /// Optional search domain: `app.docker` answers like `app` when this is `docker`.
+    #[serde(default)]
+    pub domain: Option<Spanned<String>>,
+    /// Networks seen by askers that are not containers (loopback, the host). Absent: all networks.
+    #[serde(default)]
+    pub default_view: Option<Vec<String>>,
+    /// Largest UDP answer we send, whatever the client advertises (EDNS0). 1232 avoids IP fragmentation.
+    #[serde(default = "default_max_udp_payload")]
+    pub max_udp_payload: u16,
+    /// A TCP connection that sends nothing for this long is closed.
+    #[serde(default = "default_tcp_idle_timeout_secs")]
+    pub tcp_idle_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            ttl: 0,
+            domain: None,
+            default_view: None,
+            max_udp_payload: default_max_udp_payload(),
+            tcp_idle_timeout_secs: default_tcp_idle_timeout_secs(),
+        }
+    }
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 1053))]
+}
+fn default_max_udp_payload() -> u16 {
+    1232
+}
+fn default_tcp_idle_timeout_secs() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StaticNetwork {
+    /// Optional: when given, every endpoint address must lie inside it.
+    pub subnet: Option<Spanned<Ipv4Net>>,
+    pub subnet6: Option<Spanned<Ipv6Net>>,
+    #[serde(default)]
+    pub endpoints: Vec<StaticEndpoint>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticEndpoint {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub aliases: Vec<Spanned<String>>,
+    pub ipv4: Option<Spanned<Ipv4Addr>>,
+    pub ipv6: Option<Spanned<Ipv6Addr>>,
+    /// Overrides the server TTL for this endpoint's records.
+    pub ttl: Option<u32>,
+    /// Endpoints that share a `container` value are one asker: each sees all their networks.
+    pub container: Option<String>,
+}
+
+impl ServerConfig {
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_ref().map(|d| d.get_ref().as_str())
+    }
+}
+
+/// A config error located in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub field: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "field `{}`: ", self.field)?;
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Why a file could not become a [`Config`].
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Box<ConfigError>),
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+            .map_err(|e| LoadError::Invalid(Box::new(e)))
+    }
+
+    /// The built-in default, as shipped in `config/netalias.toml`.
+    pub fn embedded_default() -> Result<Config, ConfigError> {
+        Config::parse(EMBEDDED_DEFAULT, EMBEDDED_DEFAULT_NAME)
+    }
+
+    /// Parses and validates `text`; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let locate = |span: Option<Range<usize>>, field: String, message: String| {
+            let (line, column) = span.map_or((1, 1), |s| line_column(text, s.start));
+            let hint = hint_for(&field, &message);
+            ConfigError {
+                file: file.to_string(),
+                line,
+                column,
+                field,
+                message,
+                hint,
+            }
+        };
+        let deserializer = toml::de::Deserializer::parse(text)
+            .map_err(|e| locate(e.span(), String::new(), e.message().to_string()))?;
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let field = display_path(e.path());
+            let inner = e.into_inner();
+            locate(inner.span(), field, inner.message().to_string())
+        })?;
+        config
+            .validate()
+            .map_err(|v| locate(Some(v.span), v.field, v.message))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), Violation> {
+        if let Some(domain) = &self.server.domain {
+            check_dns_name(domain, "server.domain")?;
+        }
+        for (net_name, net) in &self.networks {
+            let mut seen: HashSet<String> = HashSet::new();
+            for (i, ep) in net.endpoints.iter().enumerate() {
+                let at = |key: &str| format!("networks.{net_name}.endpoints[{i}].{key}");
+                check_dns_name(&ep.name, &at("name"))?;
+                if !seen.insert(ep.name.get_ref().to_ascii_lowercase()) {
+                    return Err(Violation::new(
+                        &ep.name,
+                        at("name"),
+                        format!("endpoint name `{}` is used twice in network `{net_name}`", ep.name.get_ref()),
+                    ));
+                }
+                for alias in &ep.aliases {
+                    check_dns_name(alias, &at("aliases"))?;
+                }
+                if ep.ipv4.is_none() && ep.ipv6.is_none() {
+                    return Err(Violation::new(
+                        &ep.name,
+                        at("ipv4"),
+                        "endpoint has neither `ipv4` nor `ipv6`".into(),
+                    ));
+                }
+                if let (Some(ip), Some(subnet)) = (&ep.ipv4, &net.subnet)
+                    && !subnet.get_ref().contains(ip.get_ref())
+                {
+                    return Err(Violation::new(
+                        ip,
+                        at("ipv4"),
+                        format!("{} is outside the network's subnet {}", ip.get_ref(), subnet.get_ref()),
+                    ));
+                }
+                if let (Some(ip), Some(subnet)) = (&ep.ipv6, &net.subnet6)
+                    && !subnet.get_ref().contains(ip.get_ref())
+                {
+                    return Err(Violation::new(
+                        ip,
+                        at("ipv6"),
+                        format!("{} is outside the network's subnet6 {}", ip.get_ref(), subnet.get_ref()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Violation {
+    span: Range<usize>,
+    field: String,
+    message: String,
+}
+
+impl Violation {
+    fn new<T>(at: &Spanned<T>, field: String, message: String) -> Self {
+        Violation {
+            span: at.span(),
+            field,
+            message,
+        }
+    }
+}
+
+/// A name must be a valid DNS name: labels of letters, digits, `-` and `_`, at most 63 bytes each.
+fn check_dns_name(name: &Spanned<String>, field: &str) -> Result<(), Violation> {
+    let text = name.get_ref();
+    let bad = |why: &str| Violation::new(name, field.to_string(), format!("`{text}` is not a usable DNS name: {why}"));
+    if text.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if text.len() > 253 {
+        return Err(bad("it is longer than 253 bytes"));
+    }
+    for label in text.trim_end_matches('.').split('.') {
+        if label.is_empty() {
+            return Err(bad("it has an empty label"));
+        }
+        if label.len() > 63 {
+            return Err(bad("a label is longer than 63 bytes"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(bad("only letters, digits, '-', '_' and '.' are allowed"));
+        }
+    }
+    Ok(())
+}
+
+/// The dotted field path, without the private segment `toml::Spanned` adds.
+fn display_path(path: &serde_path_to_error::Path) -> String {
+    let text = path.to_string();
+    let text = text
+        .split('.')
+        .filter(|segment| !segment.starts_with("$__serde_spanned"))
+        .collect::<Vec<_>>()
+        .join(".");
+    if text == "." { String::new() } else { text }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn hint_for(field: &str, message: &str) -> Option<String> {
+    let last = field.rsplit('.').next().unwrap_or(field);
+    let hint = if message.contains("unknown field") {
+        "check the spelling; `netalias check-config` lists the accepted keys in the message above"
+    } else if last.starts_with("subnet6") {
+        "write an IPv6 network in CIDR form, e.g. \"fd00:72::/64\""
+    } else if last.starts_with("subnet") {
+        "write an IPv4 network in CIDR form, e.g. \"172.72.0.0/16\" (no dot before the slash)"
+    } else if last.starts_with("ipv4") {
+        "write one IPv4 address, e.g. \"172.72.0.2\""
+    } else if last.starts_with("ipv6") {
+        "write one IPv6 address, e.g. \"fd00:72::2\""
+    } else if last.starts_with("listen") {
+        "write \"IP:PORT\", e.g. \"127.0.0.1:1053\" or \"[::1]:1053\""
+    } else if last.starts_with("name") || last.starts_with("aliases") || last.starts_with("domain") {
+        "use letters, digits, '-' and '_' in dot-separated labels"
+    } else {
+        return None;
+    };
+    Some(hint.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid_and_holds_the_seed_network() {
+        let config = Config::embedded_default().expect("embedded default parses");
+        let net = &config.networks["my_custom_network"];
+        let names: Vec<_> = net.endpoints.iter().map(|e| e.name.get_ref().as_str()).collect();
+        assert_eq!(names, ["web1", "web2", "web3"]);
+        assert!(net.endpoints.iter().all(|e| e.aliases.iter().any(|a| a.get_ref() == "app")));
+    }
+
+    #[test]
+    fn seed_typo_in_subnet_names_line_and_field() {
+        let text = "[server]\nttl = 0\n\n[networks.my_custom_network]\nsubnet = \"172.72.0.0./16\"\n";
+        let err = Config::parse(text, "bad.toml").expect_err("typo must be rejected");
+        assert_eq!(err.file, "bad.toml");
+        assert_eq!(err.line, 5);
+        assert_eq!(err.field, "networks.my_custom_network.subnet");
+        assert!(err.hint.as_deref().unwrap_or_default().contains("CIDR"));
+    }
+
+    #[test]
+    fn bad_endpoint_ip_is_located() {
+        let text = "[networks.n]\n[[networks.n.endpoints]]\nname = \"a\"\nipv4 = \"172.72.0.0./16\"\n";
+        let err = Config::parse(text, "f.toml").expect_err("bad ip");
+        assert_eq!((err.line, err.field.as_str()), (4, "networks.n.endpoints[0].ipv4"));
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let err = Config::parse("[server]\nttll = 3\n", "f.toml").expect_err("unknown key");
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn address_outside_subnet_is_rejected() {
+        let text = "[networks.n]\nsubnet = \"10.1.0.0/24\"\n[[networks.n.endpoints]]\nname = \"a\"\nipv4 = \"10.2.0.1\"\n";
+        let err = Config::parse(text, "f.toml").expect_err("outside subnet");
+        assert_eq!(err.line, 5);
+        assert!(err.message.contains("outside"), "{err}");
+    }
+
+    #[test]
+    fn line_column_counts_from_one() {
+        assert_eq!(line_column("ab\ncd", 0), (1, 1));
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+    }
+}

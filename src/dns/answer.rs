@@ -1,0 +1,144 @@
+//! What one question gets, as records: the answer rules, one small function each.
+//!
+//! Pure over the registry (it takes rotation turns, nothing else): no sockets, no encoding
+//! decisions beyond the records themselves, so that a later pre-encoded fast path can share it.
+
+use std::net::IpAddr;
+
+use hickory_server::proto::{
+    op::{LowerQuery, ResponseCode},
+    rr::{
+        DNSClass, LowerName, Name, RData, Record, RecordType,
+        rdata::{A, AAAA, HINFO, PTR, SOA},
+    },
+};
+
+use crate::registry::Registry;
+
+/// The records and code for one question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub rcode: ResponseCode,
+    /// AA: set for names that are ours.
+    pub authoritative: bool,
+    pub answers: Vec<Record>,
+    /// RFC 2308: NXDOMAIN and NODATA carry the zone's SOA.
+    pub soa: Option<Record>,
+}
+
+impl Answer {
+    fn refused() -> Answer {
+        Answer {
+            rcode: ResponseCode::Refused,
+            authoritative: false,
+            answers: Vec::new(),
+            soa: None,
+        }
+    }
+
+    fn ours(rcode: ResponseCode, answers: Vec<Record>, soa: Option<Record>) -> Answer {
+        Answer {
+            rcode,
+            authoritative: true,
+            answers,
+            soa,
+        }
+    }
+}
+
+/// Answers `query` from `registry` as seen by `asker`. `ttl` is the server's default TTL.
+pub fn answer(registry: &Registry, query: &LowerQuery, asker: IpAddr, ttl: u32) -> Answer {
+    if !matches!(query.query_class(), DNSClass::IN | DNSClass::ANY) {
+        return Answer::refused();
+    }
+    let name = query.name();
+    // Owner names keep the asker's spelling, so compression points at the question.
+    let owner = query.original().name();
+    match query.query_type() {
+        RecordType::PTR => answer_ptr(registry, name, owner, asker, ttl),
+        qtype => answer_name(registry, name, owner, qtype, asker, ttl),
+    }
+}
+
+fn answer_name(
+    registry: &Registry,
+    name: &LowerName,
+    owner: &Name,
+    qtype: RecordType,
+    asker: IpAddr,
+    default_ttl: u32,
+) -> Answer {
+    let Some(set) = registry.lookup(name, asker) else {
+        return unknown_name(registry, name, default_ttl);
+    };
+    let ttl = set.ttl().unwrap_or(default_ttl);
+    let answers: Vec<Record> = match qtype {
+        RecordType::A => set
+            .next_v4()
+            .iter()
+            .map(|ip| Record::from_rdata(owner.clone(), ttl, RData::A(A(*ip))))
+            .collect(),
+        RecordType::AAAA => set
+            .next_v6()
+            .iter()
+            .map(|ip| Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(*ip))))
+            .collect(),
+        RecordType::ANY => vec![rfc8482_hinfo(owner, ttl)],
+        _ => Vec::new(),
+    };
+    if answers.is_empty() {
+        return no_data(registry, name, ttl);
+    }
+    Answer::ours(ResponseCode::NoError, answers, None)
+}
+
+fn answer_ptr(
+    registry: &Registry,
+    name: &LowerName,
+    owner: &Name,
+    asker: IpAddr,
+    ttl: u32,
+) -> Answer {
+    match registry.lookup_ptr(name, asker) {
+        Some(target) => Answer::ours(
+            ResponseCode::NoError,
+            vec![Record::from_rdata(owner.clone(), ttl, RData::PTR(PTR(target)))],
+            None,
+        ),
+        // Reverse names of addresses we don't hold are not ours to deny.
+        None => Answer::refused(),
+    }
+}
+
+/// RFC 8482 section 4.2: one small synthesized HINFO instead of every record.
+fn rfc8482_hinfo(owner: &Name, ttl: u32) -> Record {
+    let hinfo = HINFO::new("RFC8482".to_string(), String::new());
+    Record::from_rdata(owner.clone(), ttl, RData::HINFO(hinfo))
+}
+
+/// A name we hold, without records of the asked type: NOERROR, no answers, SOA (RFC 2308).
+fn no_data(registry: &Registry, name: &LowerName, ttl: u32) -> Answer {
+    let zone = registry.zone_of(name).unwrap_or_else(|| name.clone());
+    Answer::ours(ResponseCode::NoError, Vec::new(), Some(soa(&zone, ttl)))
+}
+
+/// Unknown inside one of our zones: NXDOMAIN with SOA. Elsewhere: not ours, REFUSED until forwarding exists.
+fn unknown_name(registry: &Registry, name: &LowerName, ttl: u32) -> Answer {
+    match registry.zone_of(name) {
+        Some(zone) => Answer::ours(ResponseCode::NXDomain, Vec::new(), Some(soa(&zone, ttl))),
+        None => Answer::refused(),
+    }
+}
+
+/// The SOA for one of our zones. Its TTL and minimum are the answer TTL, so negative
+/// answers are cached no longer than positive ones.
+fn soa(zone: &LowerName, ttl: u32) -> Record {
+    let apex = Name::from(zone);
+    let label = |prefix: &str| {
+        Name::from_ascii(prefix)
+            .and_then(|p| p.append_domain(&apex))
+            .unwrap_or_else(|_| apex.clone())
+    };
+    let soa = SOA::new(label("ns"), label("hostmaster"), 1, 3600, 600, 86400, ttl);
+    Record::from_rdata(apex, ttl, RData::SOA(soa))
+}

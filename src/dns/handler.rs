@@ -1,0 +1,171 @@
+//! The protocol rules around an answer, as a hickory-server `RequestHandler`.
+//!
+//! Checks the request (opcode, question count, EDNS version), asks `answer` for the records
+//! and shapes the response: AA, EDNS0 echo, and truncation to the UDP size the client can take.
+//! hickory-server itself drops responses (QR=1) and answers undecodable messages with FORMERR.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU32, Ordering},
+};
+
+use hickory_server::{
+    net::{runtime::Time, xfer::Protocol},
+    proto::{
+        op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode},
+        rr::{Record, RecordType},
+    },
+    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
+    zone_handler::MessageResponseBuilder,
+};
+use tracing::warn;
+
+use super::answer::{Answer, answer};
+use crate::{registry::Registry, telemetry};
+
+/// Settings the handler reads on every request; the TTL can change on reload.
+#[derive(Debug)]
+pub struct Settings {
+    ttl: AtomicU32,
+    max_udp_payload: u16,
+}
+
+impl Settings {
+    pub fn new(ttl: u32, max_udp_payload: u16) -> Settings {
+        Settings {
+            ttl: AtomicU32::new(ttl),
+            max_udp_payload: max_udp_payload.max(512),
+        }
+    }
+    pub fn set_ttl(&self, ttl: u32) {
+        self.ttl.store(ttl, Ordering::Relaxed);
+    }
+    pub fn ttl(&self) -> u32 {
+        self.ttl.load(Ordering::Relaxed)
+    }
+}
+
+/// Answers DNS requests from the registry.
+pub struct Responder {
+    registry: Arc<Registry>,
+    settings: Arc<Settings>,
+}
+
+impl Responder {
+    pub fn new(registry: Arc<Registry>, settings: Arc<Settings>) -> Responder {
+        Responder { registry, settings }
+    }
+
+    /// The OPT we send back: version 0, and the payload size we will really use for this client.
+    fn reply_edns(&self, request: &Edns) -> Edns {
+        let mut edns = Edns::new();
+        edns.set_version(0);
+        edns.set_max_payload(request.max_payload().clamp(512, self.settings.max_udp_payload));
+        edns
+    }
+}
+
+// Fixed wire sizes, used to decide truncation before encoding.
+const HEADER_LEN: usize = 12;
+const OPT_LEN: usize = 11;
+/// Owner as a compression pointer (2), type, class, TTL, rdlength (10).
+const RR_FIXED_LEN: usize = 12;
+
+/// Whether the answer records fit `limit` bytes alongside the header, question and OPT.
+fn fits(question_len: usize, answers: &[Record], with_opt: bool, limit: usize) -> bool {
+    let rdata: usize = answers
+        .iter()
+        .map(|r| match r.record_type() {
+            RecordType::A => 4,
+            RecordType::AAAA => 16,
+            // Anything else is small and single; a generous bound is enough.
+            _ => 64,
+        })
+        .sum();
+    let total = HEADER_LEN
+        + question_len
+        + answers.len() * RR_FIXED_LEN
+        + rdata
+        + if with_opt { OPT_LEN } else { 0 };
+    total <= limit
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Responder {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let reply_edns = request.edns.as_ref().map(|e| self.reply_edns(e));
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        let queries = request.queries.queries();
+        let qtype: &'static str = queries.first().map_or("none", |q| q.query_type().into());
+
+        let early_rcode = if request.metadata.op_code != OpCode::Query {
+            Some(ResponseCode::NotImp)
+        } else if queries.len() != 1 {
+            Some(ResponseCode::FormErr)
+        } else if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            // RFC 6891 6.1.3: we speak version 0 only.
+            Some(ResponseCode::BADVERS)
+        } else {
+            None
+        };
+
+        let mut result = match early_rcode {
+            Some(rcode) => Answer {
+                rcode,
+                authoritative: false,
+                answers: Vec::new(),
+                soa: None,
+            },
+            None => answer(
+                &self.registry,
+                &queries[0],
+                request.src().ip(),
+                self.settings.ttl(),
+            ),
+        };
+
+        if request.protocol() == Protocol::Udp {
+            let limit = reply_edns.as_ref().map_or(512, |e| usize::from(e.max_payload()));
+            let question_len = request.queries.as_bytes().len();
+            if !fits(question_len, &result.answers, reply_edns.is_some(), limit) {
+                // RFC 2181 9: a partial RRset misleads; send none, set TC, the client retries over TCP.
+                result.answers.clear();
+                metadata.truncation = true;
+            }
+        }
+
+        metadata.response_code = result.rcode;
+        metadata.authoritative = result.authoritative;
+        telemetry::count_request(qtype, result.rcode, request.protocol());
+
+        let mut builder = MessageResponseBuilder::new(&request.queries, None);
+        if let Some(edns) = &reply_edns {
+            builder.edns(edns);
+        }
+        let response = builder.build(
+            metadata,
+            result.answers.iter(),
+            std::iter::empty(),
+            result.soa.iter(),
+            std::iter::empty(),
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(error) => {
+                warn!(%error, src = %request.src(), "failed to send a response");
+                let mut failed = Metadata::response_from_request(&request.metadata);
+                failed.message_type = MessageType::Response;
+                failed.response_code = ResponseCode::ServFail;
+                Header {
+                    metadata: failed,
+                    counts: HeaderCounts::default(),
+                }
+                .into()
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The DNS front end: packets in, answers out, read-only over the registry.
+//!
+//! `answer` decides what a question gets (pure, no I/O); `handler` applies the protocol
+//! rules (opcode, EDNS, truncation) around it for hickory-server; `listener` binds the UDP
+//! and TCP sockets. Nothing here writes to the registry.
+
+mod answer;
+mod handler;
+mod listener;
+
+pub use answer::{Answer, answer};
+pub use handler::{Responder, Settings};
+pub use listener::{Listeners, bind};

@@ -1,0 +1,12 @@
+//! netalias: a DNS server for Docker container networks.
+//!
+//! Data flows one way: sources (`source::static_file`, later Docker) turn the world into
+//! [`registry::Change`]s; the [`registry`] holds the names; the [`dns`] front end answers
+//! from it. Configuration sits beside them.
+
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod registry;
+pub mod source;
+pub mod telemetry;

@@ -1,0 +1,160 @@
+//! The binary edge: parse the CLI, start tracing, dispatch. Errors become `anyhow` here.
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use clap::Parser;
+use netalias::{
+    cli::{Cli, Command, ServeArgs},
+    config::{Config, LoadError},
+    dns::{self, Responder, Settings},
+    registry::Registry,
+    source::static_file::{self, StaticSource},
+};
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_level);
+    let result = match cli.command {
+        Command::CheckConfig { file } => return check_config(&file),
+        Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("netalias: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(directive: &str) {
+    // hickory-server logs two INFO lines per query; keep them out unless asked for by name.
+    let directive = if directive.contains("hickory") {
+        directive.to_string()
+    } else {
+        format!("{directive},hickory_server=warn,hickory_proto=warn,hickory_net=warn")
+    };
+    let filter = EnvFilter::try_new(&directive).unwrap_or_else(|error| {
+        eprintln!("netalias: bad log filter {directive:?} ({error}); using info");
+        EnvFilter::new("info,hickory_server=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(config) => {
+            let endpoints: usize = config.networks.values().map(|n| n.endpoints.len()).sum();
+            println!(
+                "{}: ok ({} networks, {} endpoints)",
+                file.display(),
+                config.networks.len(),
+                endpoints
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (mut config, path) = match &args.config {
+        Some(path) => {
+            let config = Config::load(path).map_err(|e| match e {
+                LoadError::Invalid(e) => anyhow::anyhow!("invalid config:\n{e}"),
+                other => anyhow::Error::new(other),
+            })?;
+            (config, Some(path.clone()))
+        }
+        None => (
+            Config::embedded_default().context("the embedded default config is invalid")?,
+            None,
+        ),
+    };
+    if !args.listen.is_empty() {
+        config.server.listen = args.listen.clone();
+    }
+    if let Some(ttl) = args.ttl {
+        config.server.ttl = ttl;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(config, path, args.ttl.is_some()))
+}
+
+async fn run(
+    config: Config,
+    path: Option<std::path::PathBuf>,
+    ttl_pinned: bool,
+) -> anyhow::Result<()> {
+    let registry = Arc::new(
+        Registry::new(config.server.domain()).context("cannot build the registry")?,
+    );
+    let mut source = StaticSource::default();
+    let changes = source.sync(&config, &registry);
+    let sizes = registry.sizes();
+    info!(
+        source = path.as_ref().map_or("embedded default".to_string(), |p| p.display().to_string()),
+        changes,
+        networks = sizes.networks,
+        endpoints = sizes.endpoints,
+        names = sizes.names,
+        "static records loaded"
+    );
+
+    let settings = Arc::new(Settings::new(config.server.ttl, config.server.max_udp_payload));
+    let responder = Responder::new(Arc::clone(&registry), Arc::clone(&settings));
+    let listeners = dns::bind(
+        &config.server.listen,
+        responder,
+        Duration::from_secs(config.server.tcp_idle_timeout_secs),
+    )
+    .await
+    .context("cannot open the DNS listeners")?;
+
+    match path {
+        Some(path) => {
+            let ttl_override = ttl_pinned.then(|| settings.ttl());
+            tokio::spawn(static_file::watch(
+                path,
+                source,
+                config,
+                registry,
+                settings,
+                ttl_override,
+            ));
+        }
+        None => info!("serving the embedded default; give --config FILE to reload on change"),
+    }
+
+    tokio::select! {
+        result = listeners.run() => result,
+        _ = shutdown_signal() => {
+            info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

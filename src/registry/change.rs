@@ -1,0 +1,63 @@
+//! The vocabulary sources speak to the registry: small `Change` values.
+//!
+//! A source (static file, Docker) turns what it sees into these and hands them to
+//! [`super::Registry::apply`]. Nothing here reads or writes the registry's maps.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// One container's presence on one network, with every name it answers to there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Network name, as the engine or the config spells it.
+    pub network: String,
+    /// The asker this endpoint belongs to. Endpoints that share it see each other's networks.
+    pub container: String,
+    /// Primary name (container name); PTR answers point at `name.network`.
+    pub name: String,
+    /// Further names: network aliases, hostname, short ID.
+    pub aliases: Vec<String>,
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    /// TTL for this endpoint's records; `None` uses the server's.
+    pub ttl: Option<u32>,
+}
+
+impl Endpoint {
+    /// Every name the endpoint answers to, primary first, without duplicates (case-insensitive).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        let mut seen: Vec<String> = Vec::with_capacity(1 + self.aliases.len());
+        std::iter::once(self.name.as_str())
+            .chain(self.aliases.iter().map(String::as_str))
+            .filter(move |n| {
+                let lower = n.trim_end_matches('.').to_ascii_lowercase();
+                if lower.is_empty() || seen.contains(&lower) {
+                    false
+                } else {
+                    seen.push(lower);
+                    true
+                }
+            })
+    }
+
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> {
+        self.ipv4
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(self.ipv6.map(IpAddr::V6))
+    }
+}
+
+/// What happened in the outside world, in the registry's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A network exists (idempotent).
+    NetworkUp { network: String },
+    /// A network and every endpoint on it are gone.
+    NetworkDown { network: String },
+    /// An endpoint appeared or changed; replaces any earlier one of the same container on that network.
+    EndpointUp(Endpoint),
+    /// A container left a network.
+    EndpointDown { network: String, container: String },
+    /// Networks that askers which are not endpoints may see; `None` means all.
+    DefaultView(Option<Vec<String>>),
+}

@@ -1,0 +1,173 @@
+//! The registry: the one place where names live.
+//!
+//! One writer ([`Registry::apply`], serialised by a mutex that readers never touch) keeps the
+//! full model and publishes derived, immutable entries into dashmaps. Readers (the DNS front
+//! end) do a single map lookup, clone an `Arc` and let the shard guard go: they never block
+//! the writer for long and never hold a guard across `.await`. Nothing here does I/O.
+
+mod change;
+mod record_set;
+mod view;
+mod writer;
+
+use std::{
+    net::IpAddr,
+    sync::{Arc, Mutex},
+};
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use hickory_server::proto::rr::{LowerName, Name};
+
+pub use change::{Change, Endpoint};
+pub use record_set::{Cursors, RecordSet, Rotated};
+pub use view::View;
+use writer::Model;
+
+/// A network's small integer handle, stable for the life of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NetId(pub u32);
+
+/// Every record set that answers to one fully-qualified name, one per network, in network-name order.
+#[derive(Debug)]
+pub struct NameEntry {
+    sets: Box<[Arc<RecordSet>]>,
+}
+
+/// Where a PTR name points on one network.
+#[derive(Debug, Clone)]
+pub struct PtrTarget {
+    pub network: NetId,
+    pub target: Name,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("search domain `{domain}` is not a valid DNS name: {reason}")]
+    BadDomain { domain: String, reason: String },
+}
+
+/// The read side, shared with the writer.
+#[derive(Default)]
+struct Index {
+    names: DashMap<LowerName, Arc<NameEntry>>,
+    ptrs: DashMap<LowerName, Arc<[PtrTarget]>>,
+    clients: DashMap<IpAddr, Arc<View>>,
+    /// `NETWORK.` and `NETWORK.DOMAIN.`: names under them are ours.
+    zones: DashMap<LowerName, ()>,
+    default_view: ArcSwap<View>,
+}
+
+/// Counts of what the registry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sizes {
+    pub networks: usize,
+    pub endpoints: usize,
+    pub names: usize,
+}
+
+pub struct Registry {
+    writer: Mutex<Model>,
+    index: Index,
+    domain: Option<LowerName>,
+}
+
+impl Registry {
+    /// `domain` is the optional search domain (e.g. `docker`).
+    pub fn new(domain: Option<&str>) -> Result<Registry, RegistryError> {
+        let domain = match domain {
+            None => None,
+            Some(d) => Some(LowerName::from(writer::fqdn(d).map_err(|reason| {
+                RegistryError::BadDomain {
+                    domain: d.to_string(),
+                    reason,
+                }
+            })?)),
+        };
+        let index = Index::default();
+        Ok(Registry {
+            writer: Mutex::new(Model::new(domain.clone())),
+            index,
+            domain,
+        })
+    }
+
+    /// Applies one change. Changes are applied one at a time, in the order of the calls.
+    pub fn apply(&self, change: Change) {
+        // A poisoned lock means an earlier apply panicked half-way; the model is still the
+        // best state we have, so keep serving it rather than take the server down.
+        let mut model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        model.apply(change, &self.index);
+    }
+
+    /// Applies a batch under one lock, so readers see a whole reload sooner.
+    pub fn apply_all(&self, changes: impl IntoIterator<Item = Change>) {
+        let mut model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        for change in changes {
+            model.apply(change, &self.index);
+        }
+    }
+
+    pub fn domain(&self) -> Option<&LowerName> {
+        self.domain.as_ref()
+    }
+
+    /// The record set `name` resolves to for `asker`: the first network, in name order,
+    /// that the asker can see and that has the name.
+    pub fn lookup(&self, name: &LowerName, asker: IpAddr) -> Option<Arc<RecordSet>> {
+        let entry = self.index.names.get(name).map(|e| Arc::clone(e.value()))?;
+        self.with_view(asker, |view| {
+            entry
+                .sets
+                .iter()
+                .find(|set| view.contains(set.network()))
+                .cloned()
+        })
+    }
+
+    /// The PTR target of an `in-addr.arpa.` / `ip6.arpa.` name, as seen by `asker`.
+    pub fn lookup_ptr(&self, name: &LowerName, asker: IpAddr) -> Option<Name> {
+        let targets = self.index.ptrs.get(name).map(|e| Arc::clone(e.value()))?;
+        self.with_view(asker, |view| {
+            targets
+                .iter()
+                .find(|t| view.contains(t.network))
+                .map(|t| t.target.clone())
+        })
+    }
+
+    /// The zone of ours that contains `name`, if any: the search domain or a network.
+    pub fn zone_of(&self, name: &LowerName) -> Option<LowerName> {
+        if let Some(domain) = &self.domain
+            && domain.zone_of(name)
+        {
+            // A network zone under the domain is more specific; the domain apex suffices for SOA.
+            return Some(domain.clone());
+        }
+        let mut candidate = name.clone();
+        while !candidate.is_root() {
+            if self.index.zones.contains_key(&candidate) {
+                return Some(candidate);
+            }
+            candidate = candidate.base_name();
+        }
+        None
+    }
+
+    pub fn sizes(&self) -> Sizes {
+        let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sizes = model.sizes();
+        sizes.names = self.index.names.len();
+        sizes
+    }
+
+    fn with_view<T>(&self, asker: IpAddr, f: impl FnOnce(&View) -> T) -> T {
+        match self.index.clients.get(&asker) {
+            Some(view) => f(view.value()),
+            None => f(&self.index.default_view.load()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+//! One name on one network: its members and the rotation cursors that hand them out in turn.
+//!
+//! The k-th answer lists all members starting at member k mod N. The cursor is one atomic
+//! counter per address family, so concurrent readers never see the same k twice and never
+//! lock. A record set is immutable once published; it must not be mutated in place.
+
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use super::NetId;
+
+/// Rotation counters, shared between successive versions of a record set so that adding or
+/// removing a member neither restarts nor skews the rotation.
+#[derive(Debug, Default)]
+pub struct Cursors {
+    v4: AtomicUsize,
+    v6: AtomicUsize,
+}
+
+#[derive(Debug)]
+pub struct RecordSet {
+    network: NetId,
+    v4: Box<[Ipv4Addr]>,
+    v6: Box<[Ipv6Addr]>,
+    ttl: Option<u32>,
+    cursors: Arc<Cursors>,
+}
+
+/// Members in answer order for one query: `members[start..]` then `members[..start]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotated<'a, T> {
+    members: &'a [T],
+    start: usize,
+}
+
+impl<'a, T> Rotated<'a, T> {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a T> + use<'a, T> {
+        let (tail, head) = self.members.split_at(self.start);
+        RotatedIter {
+            first: head.iter(),
+            second: tail.iter(),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+struct RotatedIter<'a, T> {
+    first: std::slice::Iter<'a, T>,
+    second: std::slice::Iter<'a, T>,
+}
+
+impl<'a, T> Iterator for RotatedIter<'a, T> {
+    type Item = &'a T;
+    fn next(&mut self) -> Option<&'a T> {
+        self.first.next().or_else(|| self.second.next())
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.first.len() + self.second.len();
+        (n, Some(n))
+    }
+}
+
+impl<T> ExactSizeIterator for RotatedIter<'_, T> {}
+
+fn rotate<'a, T>(members: &'a [T], cursor: &AtomicUsize) -> Rotated<'a, T> {
+    if members.is_empty() {
+        // No answer handed out, so the turn does not advance.
+        return Rotated { members, start: 0 };
+    }
+    let k = cursor.fetch_add(1, Ordering::Relaxed);
+    Rotated {
+        members,
+        start: k % members.len(),
+    }
+}
+
+impl RecordSet {
+    /// Builds a set; members are sorted so that the order does not depend on arrival order.
+    pub fn new(
+        network: NetId,
+        mut v4: Vec<Ipv4Addr>,
+        mut v6: Vec<Ipv6Addr>,
+        ttl: Option<u32>,
+        cursors: Arc<Cursors>,
+    ) -> Self {
+        v4.sort_unstable();
+        v4.dedup();
+        v6.sort_unstable();
+        v6.dedup();
+        RecordSet {
+            network,
+            v4: v4.into(),
+            v6: v6.into(),
+            ttl,
+            cursors,
+        }
+    }
+
+    pub fn network(&self) -> NetId {
+        self.network
+    }
+    pub fn ttl(&self) -> Option<u32> {
+        self.ttl
+    }
+    pub fn cursors(&self) -> &Arc<Cursors> {
+        &self.cursors
+    }
+    pub fn v4_members(&self) -> &[Ipv4Addr] {
+        &self.v4
+    }
+    pub fn v6_members(&self) -> &[Ipv6Addr] {
+        &self.v6
+    }
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    /// The next A answer: takes a turn.
+    pub fn next_v4(&self) -> Rotated<'_, Ipv4Addr> {
+        rotate(&self.v4, &self.cursors.v4)
+    }
+    /// The next AAAA answer: takes a turn of its own, so A and AAAA lookups do not skew each other.
+    pub fn next_v6(&self) -> Rotated<'_, Ipv6Addr> {
+        rotate(&self.v6, &self.cursors.v6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(n: u8) -> RecordSet {
+        let v4 = (1..=n).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
+        RecordSet::new(NetId(0), v4, vec![], None, Arc::default())
+    }
+
+    #[test]
+    fn kth_answer_starts_at_k_mod_n_and_lists_all() {
+        let s = set(3);
+        for k in 0..7 {
+            let answer: Vec<u8> = s.next_v4().iter().map(|ip| ip.octets()[3]).collect();
+            let start = (k % 3) as u8;
+            let expected: Vec<u8> = (0..3).map(|i| (start + i) % 3 + 1).collect();
+            assert_eq!(answer, expected, "answer {k}");
+        }
+    }
+
+    #[test]
+    fn exact_under_concurrency() {
+        let s = Arc::new(set(5));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let mut counts = [0usize; 5];
+                    for _ in 0..10_000 {
+                        let first = s.next_v4().iter().next().map(|ip| ip.octets()[3]);
+                        counts[usize::from(first.unwrap_or(1)) - 1] += 1;
+                    }
+                    counts
+                })
+            })
+            .collect();
+        let mut total = [0usize; 5];
+        for t in threads {
+            let counts = t.join().expect("thread");
+            for (a, b) in total.iter_mut().zip(counts) {
+                *a += b;
+            }
+        }
+        assert_eq!(total, [8000; 5]);
+    }
+
+    #[test]
+    fn membership_change_keeps_the_cursor() {
+        let cursors = Arc::new(Cursors::default());
+        let a = RecordSet::new(NetId(0), vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)], vec![], None, cursors.clone());
+        a.next_v4();
+        a.next_v4();
+        a.next_v4();
+        let b = RecordSet::new(
+            NetId(0),
+            vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3)],
+            vec![],
+            None,
+            cursors,
+        );
+        // k = 3 continues: 3 mod 3 = 0, then 1, 2.
+        let firsts: Vec<u8> = (0..3).map(|_| b.next_v4().iter().next().map_or(0, |ip| ip.octets()[3])).collect();
+        assert_eq!(firsts, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_and_aaaa_rotate_independently() {
+        let s = RecordSet::new(
+            NetId(0),
+            vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)],
+            vec![Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED],
+            None,
+            Arc::default(),
+        );
+        let mut firsts = vec![];
+        for _ in 0..4 {
+            firsts.push(s.next_v4().iter().next().map_or(0, |ip| ip.octets()[3]));
+            s.next_v6();
+        }
+        assert_eq!(firsts, [1, 2, 1, 2]);
+    }
+}

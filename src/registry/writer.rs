@@ -1,0 +1,379 @@
+//! The writer's model: networks, endpoints and who contributes to which name.
+//!
+//! Only [`super::Registry::apply`] reaches this, under the writer lock. Each change touches
+//! only the names, PTRs and views it affects, rebuilds them as new immutable values and
+//! publishes them into the index. Nothing here is read by the DNS hot path directly.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::Arc,
+};
+
+use hickory_server::proto::rr::{LowerName, Name};
+use tracing::{debug, warn};
+
+use super::{
+    Change, Endpoint, Index, NameEntry, NetId, PtrTarget, RecordSet, Sizes, View,
+    record_set::Cursors,
+};
+
+/// A record set's identity: network name, then the short name (e.g. `app.`).
+type SetKey = (String, LowerName);
+
+struct NetworkState {
+    id: NetId,
+    endpoints: BTreeMap<String, Endpoint>,
+    /// short name → containers answering to it
+    by_name: HashMap<LowerName, BTreeSet<String>>,
+    sets: HashMap<LowerName, Arc<RecordSet>>,
+}
+
+pub(super) struct Model {
+    domain: Option<LowerName>,
+    networks: BTreeMap<String, NetworkState>,
+    next_id: u32,
+    /// published name → record sets contributing to it
+    key_sources: HashMap<LowerName, BTreeSet<SetKey>>,
+    /// IP → (network, container) → PTR target
+    ptr_sources: HashMap<IpAddr, BTreeMap<(String, String), PtrTarget>>,
+    /// container → network → its addresses there
+    containers: HashMap<String, BTreeMap<String, Vec<IpAddr>>>,
+    default_view: Option<Vec<String>>,
+}
+
+/// `text` as a fully-qualified DNS name.
+pub(super) fn fqdn(text: &str) -> Result<Name, String> {
+    let trimmed = text.trim_end_matches('.');
+    let mut name = Name::from_ascii(trimmed).map_err(|e| e.to_string())?;
+    name.set_fqdn(true);
+    if trimmed.is_empty() {
+        return Err("empty name".into());
+    }
+    Ok(name)
+}
+
+fn lower(text: &str) -> Option<LowerName> {
+    match fqdn(text) {
+        Ok(name) => Some(LowerName::from(name)),
+        Err(reason) => {
+            warn!(name = text, %reason, "name is not a valid DNS name; it will not be served");
+            None
+        }
+    }
+}
+
+/// `a.` + `b.` → `a.b.`
+fn join(a: &LowerName, b: &LowerName) -> Option<LowerName> {
+    let joined = Name::from(a).append_domain(&Name::from(b)).ok()?;
+    Some(LowerName::from(joined))
+}
+
+impl Model {
+    pub(super) fn new(domain: Option<LowerName>) -> Model {
+        Model {
+            domain,
+            networks: BTreeMap::new(),
+            next_id: 0,
+            key_sources: HashMap::new(),
+            ptr_sources: HashMap::new(),
+            containers: HashMap::new(),
+            default_view: None,
+        }
+    }
+
+    pub(super) fn sizes(&self) -> Sizes {
+        Sizes {
+            networks: self.networks.len(),
+            endpoints: self.networks.values().map(|n| n.endpoints.len()).sum(),
+            names: 0,
+        }
+    }
+
+    pub(super) fn apply(&mut self, change: Change, index: &Index) {
+        debug!(?change, "applying change");
+        match change {
+            Change::NetworkUp { network } => {
+                self.ensure_network(&network, index);
+            }
+            Change::NetworkDown { network } => self.remove_network(&network, index),
+            Change::EndpointUp(endpoint) => self.upsert_endpoint(endpoint, index),
+            Change::EndpointDown { network, container } => {
+                self.remove_endpoint(&network, &container, index)
+            }
+            Change::DefaultView(names) => {
+                self.default_view = names;
+                self.publish_default_view(index);
+            }
+        }
+    }
+
+    fn ensure_network(&mut self, network: &str, index: &Index) -> NetId {
+        if let Some(state) = self.networks.get(network) {
+            return state.id;
+        }
+        let id = NetId(self.next_id);
+        self.next_id += 1;
+        self.networks.insert(
+            network.to_string(),
+            NetworkState {
+                id,
+                endpoints: BTreeMap::new(),
+                by_name: HashMap::new(),
+                sets: HashMap::new(),
+            },
+        );
+        for zone in self.network_zones(network) {
+            index.zones.insert(zone, ());
+        }
+        self.publish_default_view(index);
+        id
+    }
+
+    fn remove_network(&mut self, network: &str, index: &Index) {
+        let Some(state) = self.networks.get(network) else {
+            return;
+        };
+        let containers: Vec<String> = state.endpoints.keys().cloned().collect();
+        for container in containers {
+            self.remove_endpoint(network, &container, index);
+        }
+        self.networks.remove(network);
+        for zone in self.network_zones(network) {
+            index.zones.remove(&zone);
+        }
+        self.publish_default_view(index);
+    }
+
+    fn upsert_endpoint(&mut self, endpoint: Endpoint, index: &Index) {
+        let network = endpoint.network.clone();
+        let container = endpoint.container.clone();
+        let net_id = self.ensure_network(&network, index);
+        let Some(state) = self.networks.get_mut(&network) else {
+            return;
+        };
+        let mut touched: BTreeSet<LowerName> = BTreeSet::new();
+        if let Some(old) = state.endpoints.remove(&container) {
+            for name in old.names().filter_map(lower) {
+                if let Some(members) = state.by_name.get_mut(&name) {
+                    members.remove(&container);
+                }
+                touched.insert(name);
+            }
+        }
+        for name in endpoint.names().filter_map(lower) {
+            state
+                .by_name
+                .entry(name.clone())
+                .or_default()
+                .insert(container.clone());
+            touched.insert(name);
+        }
+        let addresses: Vec<IpAddr> = endpoint.addresses().collect();
+        let ptr_target = lower(&format!("{}.{}", endpoint.name, network)).map(Name::from);
+        state.endpoints.insert(container.clone(), endpoint);
+
+        for short in &touched {
+            self.rebuild_set(&network, short, index);
+        }
+        self.set_container_addresses(&container, &network, addresses, ptr_target.map(|target| PtrTarget { network: net_id, target }), index);
+    }
+
+    fn remove_endpoint(&mut self, network: &str, container: &str, index: &Index) {
+        let Some(state) = self.networks.get_mut(network) else {
+            return;
+        };
+        let Some(old) = state.endpoints.remove(container) else {
+            return;
+        };
+        let mut touched = Vec::new();
+        for name in old.names().filter_map(lower) {
+            if let Some(members) = state.by_name.get_mut(&name) {
+                members.remove(container);
+            }
+            touched.push(name);
+        }
+        for short in &touched {
+            self.rebuild_set(network, short, index);
+        }
+        self.set_container_addresses(container, network, Vec::new(), None, index);
+    }
+
+    /// Recomputes one (network, short name) record set and republishes the names it feeds.
+    fn rebuild_set(&mut self, network: &str, short: &LowerName, index: &Index) {
+        let forms = self.name_forms(network, short);
+        let Some(state) = self.networks.get_mut(network) else {
+            return;
+        };
+        let members: Vec<&Endpoint> = state
+            .by_name
+            .get(short)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| state.endpoints.get(c))
+            .collect();
+        let key: SetKey = (network.to_string(), short.clone());
+        if members.is_empty() {
+            state.by_name.remove(short);
+            state.sets.remove(short);
+            for form in &forms {
+                if let Some(sources) = self.key_sources.get_mut(form) {
+                    sources.remove(&key);
+                }
+            }
+        } else {
+            let v4: Vec<Ipv4Addr> = members.iter().filter_map(|e| e.ipv4).collect();
+            let v6: Vec<Ipv6Addr> = members.iter().filter_map(|e| e.ipv6).collect();
+            // The shortest TTL among members: no client may cache a member past its own TTL.
+            let ttl = members.iter().filter_map(|e| e.ttl).min();
+            let cursors = state
+                .sets
+                .get(short)
+                .map(|s| Arc::clone(s.cursors()))
+                .unwrap_or_else(|| Arc::new(Cursors::default()));
+            let set = Arc::new(RecordSet::new(state.id, v4, v6, ttl, cursors));
+            state.sets.insert(short.clone(), set);
+            for form in &forms {
+                self.key_sources
+                    .entry(form.clone())
+                    .or_default()
+                    .insert(key.clone());
+            }
+        }
+        for form in forms {
+            self.publish_name(form, index);
+        }
+    }
+
+    fn publish_name(&mut self, form: LowerName, index: &Index) {
+        let sets: Vec<Arc<RecordSet>> = self
+            .key_sources
+            .get(&form)
+            .into_iter()
+            .flatten()
+            .filter_map(|(net, short)| self.networks.get(net)?.sets.get(short).cloned())
+            .collect();
+        if sets.is_empty() {
+            self.key_sources.remove(&form);
+            index.names.remove(&form);
+        } else {
+            index.names.insert(
+                form,
+                Arc::new(NameEntry {
+                    sets: sets.into(),
+                }),
+            );
+        }
+    }
+
+    /// `s.`, `s.NET.`, and with a search domain `s.DOMAIN.`, `s.NET.DOMAIN.`.
+    fn name_forms(&self, network: &str, short: &LowerName) -> Vec<LowerName> {
+        let mut forms = vec![short.clone()];
+        if let Some(qualified) = lower(network).and_then(|net| join(short, &net)) {
+            forms.push(qualified);
+        }
+        if let Some(domain) = &self.domain {
+            let under: Vec<LowerName> = forms.iter().filter_map(|f| join(f, domain)).collect();
+            forms.extend(under);
+        }
+        forms
+    }
+
+    fn network_zones(&self, network: &str) -> Vec<LowerName> {
+        let Some(net) = lower(network) else {
+            return Vec::new();
+        };
+        let mut zones = vec![net.clone()];
+        if let Some(with_domain) = self.domain.as_ref().and_then(|d| join(&net, d)) {
+            zones.push(with_domain);
+        }
+        zones
+    }
+
+    /// Records where a container is on one network, then republishes its PTRs and its view.
+    fn set_container_addresses(
+        &mut self,
+        container: &str,
+        network: &str,
+        addresses: Vec<IpAddr>,
+        ptr: Option<PtrTarget>,
+        index: &Index,
+    ) {
+        let on_networks = self.containers.entry(container.to_string()).or_default();
+        let old = if addresses.is_empty() {
+            on_networks.remove(network).unwrap_or_default()
+        } else {
+            on_networks
+                .insert(network.to_string(), addresses.clone())
+                .unwrap_or_default()
+        };
+        if on_networks.is_empty() {
+            self.containers.remove(container);
+        }
+        let key = (network.to_string(), container.to_string());
+        let mut touched_ips: BTreeSet<IpAddr> = old.iter().copied().collect();
+        for ip in &old {
+            if let Some(targets) = self.ptr_sources.get_mut(ip) {
+                targets.remove(&key);
+            }
+        }
+        if let Some(ptr) = ptr {
+            for ip in &addresses {
+                self.ptr_sources
+                    .entry(*ip)
+                    .or_default()
+                    .insert(key.clone(), ptr.clone());
+                touched_ips.insert(*ip);
+            }
+        }
+        for ip in &touched_ips {
+            self.publish_ptr(*ip, index);
+        }
+        // The view is by source address: every address of this container sees all its networks.
+        for ip in &old {
+            index.clients.remove(ip);
+        }
+        self.publish_container_view(container, index);
+    }
+
+    fn publish_ptr(&mut self, ip: IpAddr, index: &Index) {
+        let arpa = LowerName::from(Name::from(ip));
+        match self.ptr_sources.get(&ip) {
+            Some(targets) if !targets.is_empty() => {
+                let list: Vec<PtrTarget> = targets.values().cloned().collect();
+                index.ptrs.insert(arpa, list.into());
+            }
+            _ => {
+                self.ptr_sources.remove(&ip);
+                index.ptrs.remove(&arpa);
+            }
+        }
+    }
+
+    fn publish_container_view(&self, container: &str, index: &Index) {
+        let Some(on_networks) = self.containers.get(container) else {
+            return;
+        };
+        let ids: Vec<NetId> = on_networks
+            .keys()
+            .filter_map(|n| self.networks.get(n).map(|s| s.id))
+            .collect();
+        let view = Arc::new(View::only(ids));
+        for ip in on_networks.values().flatten() {
+            index.clients.insert(*ip, Arc::clone(&view));
+        }
+    }
+
+    fn publish_default_view(&self, index: &Index) {
+        let view = match &self.default_view {
+            None => View::All,
+            Some(names) => View::only(
+                names
+                    .iter()
+                    .filter_map(|n| self.networks.get(n).map(|s| s.id))
+                    .collect(),
+            ),
+        };
+        index.default_view.store(Arc::new(view));
+    }
+}

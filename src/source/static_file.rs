@@ -1,0 +1,214 @@
+//! The static source: networks and endpoints declared in the config file.
+//!
+//! Turns a [`Config`] into [`Change`]s, applying only the difference from what it applied
+//! last, and reloads the file when it changes or on SIGHUP. A broken file is reported with
+//! file, line and field, and the records already served stay as they are.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::{
+    config::Config,
+    dns::Settings,
+    registry::{Change, Endpoint, Registry},
+    telemetry,
+};
+
+/// What the static source has put into the registry.
+#[derive(Debug, Default)]
+pub struct StaticSource {
+    networks: BTreeSet<String>,
+    endpoints: BTreeMap<(String, String), Endpoint>,
+}
+
+/// The endpoints a config declares, keyed by (network, container).
+fn declared(config: &Config) -> BTreeMap<(String, String), Endpoint> {
+    let mut out = BTreeMap::new();
+    for (network, net) in &config.networks {
+        for ep in &net.endpoints {
+            let name = ep.name.get_ref().clone();
+            let container = ep.container.clone().unwrap_or_else(|| name.clone());
+            let endpoint = Endpoint {
+                network: network.clone(),
+                container: container.clone(),
+                name,
+                aliases: ep.aliases.iter().map(|a| a.get_ref().clone()).collect(),
+                ipv4: ep.ipv4.as_ref().map(|ip| *ip.get_ref()),
+                ipv6: ep.ipv6.as_ref().map(|ip| *ip.get_ref()),
+                ttl: ep.ttl,
+            };
+            out.insert((network.clone(), container), endpoint);
+        }
+    }
+    out
+}
+
+impl StaticSource {
+    /// The changes that take the registry from what this source applied last to `config`.
+    pub fn diff(&self, config: &Config) -> Vec<Change> {
+        let wanted = declared(config);
+        let wanted_networks: BTreeSet<String> = config.networks.keys().cloned().collect();
+        let mut changes = Vec::new();
+        for ((network, container), _) in self.endpoints.iter().filter(|(k, _)| !wanted.contains_key(*k)) {
+            changes.push(Change::EndpointDown {
+                network: network.clone(),
+                container: container.clone(),
+            });
+        }
+        for network in self.networks.difference(&wanted_networks) {
+            changes.push(Change::NetworkDown {
+                network: network.clone(),
+            });
+        }
+        for network in wanted_networks.difference(&self.networks) {
+            changes.push(Change::NetworkUp {
+                network: network.clone(),
+            });
+        }
+        for (key, endpoint) in &wanted {
+            if self.endpoints.get(key) != Some(endpoint) {
+                changes.push(Change::EndpointUp(endpoint.clone()));
+            }
+        }
+        changes.push(Change::DefaultView(config.server.default_view.clone()));
+        changes
+    }
+
+    /// Applies `config` to the registry and remembers it as the new baseline.
+    pub fn sync(&mut self, config: &Config, registry: &Registry) -> usize {
+        let changes = self.diff(config);
+        let count = changes.len();
+        registry.apply_all(changes);
+        self.endpoints = declared(config);
+        self.networks = config.networks.keys().cloned().collect();
+        count
+    }
+}
+
+/// Reloads `path` into the registry whenever the file changes or SIGHUP arrives. Runs forever.
+pub async fn watch(
+    path: PathBuf,
+    mut source: StaticSource,
+    mut current: Config,
+    registry: Arc<Registry>,
+    settings: Arc<Settings>,
+    ttl_override: Option<u32>,
+) {
+    let (tx, mut rx) = mpsc::channel::<&'static str>(8);
+    let _watcher = match file_watcher(&path, tx.clone()) {
+        Ok(w) => Some(w),
+        Err(error) => {
+            warn!(%error, file = %path.display(), "cannot watch the config file; reload with SIGHUP");
+            None
+        }
+    };
+    tokio::spawn(forward_sighup(tx));
+    while let Some(trigger) = rx.recv().await {
+        // Editors write in several steps; let them finish, then coalesce the burst.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while rx.try_recv().is_ok() {}
+        match Config::load(&path) {
+            Ok(config) => {
+                warn_if_needs_restart(&current, &config);
+                // A --ttl on the command line outranks the file.
+                settings.set_ttl(ttl_override.unwrap_or(config.server.ttl));
+                let changes = source.sync(&config, &registry);
+                telemetry::count_reload(true);
+                info!(file = %path.display(), trigger, changes, "config reloaded");
+                current = config;
+            }
+            Err(error) => {
+                telemetry::count_reload(false);
+                error!("config not reloaded, still serving the previous records: {error}");
+            }
+        }
+    }
+}
+
+fn warn_if_needs_restart(old: &Config, new: &Config) {
+    if old.server.listen != new.server.listen
+        || old.server.domain() != new.server.domain()
+        || old.server.max_udp_payload != new.server.max_udp_payload
+        || old.server.tcp_idle_timeout_secs != new.server.tcp_idle_timeout_secs
+    {
+        warn!("listen, domain, max_udp_payload and tcp_idle_timeout_secs take effect after a restart");
+    }
+}
+
+fn file_watcher(path: &Path, tx: mpsc::Sender<&'static str>) -> notify::Result<impl Watcher> {
+    // Watch the directory: editors and config managers replace the file by rename.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let file_name = path.file_name().map(|n| n.to_os_string());
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if event.kind.is_access() {
+            return;
+        }
+        if event.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == file_name) {
+            let _ = tx.try_send("file changed");
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}
+
+async fn forward_sighup(tx: mpsc::Sender<&'static str>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(error) => {
+            warn!(%error, "cannot listen for SIGHUP");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        if tx.send("SIGHUP").await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, "t.toml").expect("valid")
+    }
+
+    #[test]
+    fn second_sync_of_same_file_changes_nothing_but_the_view() {
+        let registry = Registry::new(None).expect("registry");
+        let cfg = Config::embedded_default().expect("default");
+        let mut source = StaticSource::default();
+        assert!(source.sync(&cfg, &registry) > 1);
+        assert_eq!(source.diff(&cfg), vec![Change::DefaultView(None)]);
+        assert_eq!(registry.sizes().endpoints, 3);
+    }
+
+    #[test]
+    fn removed_endpoint_and_network_leave_the_registry() {
+        let registry = Registry::new(None).expect("registry");
+        let mut source = StaticSource::default();
+        source.sync(
+            &config("[[networks.a.endpoints]]\nname = \"x\"\nipv4 = \"10.0.0.1\"\n[[networks.b.endpoints]]\nname = \"y\"\nipv4 = \"10.0.1.1\"\n"),
+            &registry,
+        );
+        assert_eq!(registry.sizes().networks, 2);
+        source.sync(&config("[[networks.a.endpoints]]\nname = \"x\"\nipv4 = \"10.0.0.1\"\n"), &registry);
+        assert_eq!(registry.sizes().networks, 1);
+        assert_eq!(registry.sizes().endpoints, 1);
+    }
+}
