@@ -1,0 +1,216 @@
+//! Test harness: runs the real `netalias` binary on a free loopback port and talks to it
+//! over real UDP and TCP sockets. Messages are built and parsed with hickory-proto, a DNS
+//! library, never with netalias's own types.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpStream, UdpSocket},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+pub use hickory_server::proto::{
+    op::{Edns, Message, MessageType, OpCode, Query, ResponseCode},
+    rr::{DNSClass, Name, RData, Record, RecordType},
+};
+use std::str::FromStr;
+
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running server; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub config: PathBuf,
+    _dir: tempfile::TempDir,
+    log: mpsc::Receiver<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The seed's network plus whatever `extra` TOML adds.
+pub fn seed_config(extra: &str) -> String {
+    format!(
+        r#"[server]
+listen = ["127.0.0.1:0"]
+ttl = 0
+domain = "docker"
+{extra}
+
+[networks.my_custom_network]
+subnet = "172.72.0.0/16"
+
+[[networks.my_custom_network.endpoints]]
+name = "web1"
+ipv4 = "172.72.0.2"
+aliases = ["app"]
+
+[[networks.my_custom_network.endpoints]]
+name = "web2"
+ipv4 = "172.72.0.3"
+aliases = ["app"]
+
+[[networks.my_custom_network.endpoints]]
+name = "web3"
+ipv4 = "172.72.0.4"
+aliases = ["app"]
+"#
+    )
+}
+
+impl Server {
+    /// Starts the binary with `config` written to a temporary file.
+    pub fn start(config: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("netalias.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_netalias"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("NETALIAS_LOG", "info")
+            .env_remove("NETALIAS_LISTEN")
+            .env_remove("NETALIAS_TTL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn netalias");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + TIMEOUT;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).expect("server did not report its address");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                let text = rest.split_whitespace().next().unwrap_or_default();
+                break SocketAddr::from_str(text).expect("address in log");
+            }
+        };
+        Server {
+            child,
+            addr,
+            config: path,
+            _dir: dir,
+            log: rx,
+        }
+    }
+
+    /// Waits for a log line containing `needle`.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .log
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line containing {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+}
+
+pub fn query(name: &str, qtype: RecordType) -> Message {
+    let mut msg = Message::query();
+    msg.add_query(Query::query(Name::from_str(name).expect("name"), qtype));
+    msg.metadata.recursion_desired = true;
+    msg
+}
+
+pub fn with_edns(mut msg: Message, payload: u16, version: u8) -> Message {
+    let mut edns = Edns::new();
+    edns.set_max_payload(payload);
+    edns.set_version(version);
+    msg.edns = Some(edns);
+    msg
+}
+
+pub fn udp_socket() -> UdpSocket {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    sock.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    sock
+}
+
+/// Sends raw bytes over UDP; `None` if nothing comes back within `wait`.
+pub fn udp_raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let sock = udp_socket();
+    sock.set_read_timeout(Some(wait)).expect("timeout");
+    sock.send_to(bytes, addr).expect("send");
+    let mut buf = vec![0u8; 65535];
+    match sock.recv_from(&mut buf) {
+        Ok((n, _)) => Some(buf[..n].to_vec()),
+        Err(_) => None,
+    }
+}
+
+pub fn udp(addr: SocketAddr, msg: &Message) -> Message {
+    let bytes = msg.to_vec().expect("encode");
+    let reply = udp_raw(addr, &bytes, TIMEOUT).expect("no UDP answer");
+    let parsed = Message::from_vec(&reply).expect("decode answer");
+    assert_eq!(parsed.metadata.id, msg.metadata.id, "answer id matches");
+    parsed
+}
+
+pub fn tcp_connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("tcp connect");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    stream
+}
+
+pub fn tcp_send(stream: &mut TcpStream, msg: &Message) {
+    let bytes = msg.to_vec().expect("encode");
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).expect("tcp write");
+}
+
+pub fn tcp_read(stream: &mut TcpStream) -> Message {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).expect("tcp length");
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut body).expect("tcp body");
+    Message::from_vec(&body).expect("decode tcp answer")
+}
+
+pub fn tcp(addr: SocketAddr, msg: &Message) -> Message {
+    let mut stream = tcp_connect(addr);
+    tcp_send(&mut stream, msg);
+    tcp_read(&mut stream)
+}
+
+pub fn a_records(msg: &Message) -> Vec<std::net::Ipv4Addr> {
+    msg.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect()
+}
