@@ -1,1 +1,144 @@
-fn main(){}
+//! Criterion benches of the answer path (packet bytes → handler → encoded answer), of the
+//! answer rules alone (lookup, rotation, records), and of registry updates.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    str::FromStr,
+    sync::Arc,
+};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hickory_server::{
+    net::{NetError, runtime::TokioTime, xfer::Protocol},
+    proto::{
+        op::{LowerQuery, Message, Query},
+        rr::{Name, Record, RecordType},
+        serialize::binary::BinEncoder,
+    },
+    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
+    zone_handler::MessageResponse,
+};
+use netalias::{
+    config::Config,
+    dns::{self, Responder, Settings},
+    registry::{Change, Endpoint, Registry},
+    source::static_file::StaticSource,
+};
+
+/// Encodes the response into a buffer, as the UDP path would, without a socket.
+#[derive(Clone, Default)]
+struct Encode;
+
+#[async_trait::async_trait]
+impl ResponseHandler for Encode {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let mut buf = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut buf);
+        encoder.set_max_size(512);
+        let info = response.destructive_emit(&mut encoder)?;
+        std::hint::black_box(&buf);
+        Ok(info)
+    }
+}
+
+fn seed_registry() -> Arc<Registry> {
+    let config = Config::embedded_default().expect("embedded default");
+    let registry = Arc::new(Registry::new(config.server.domain()).expect("registry"));
+    StaticSource::default().sync(&config, &registry);
+    registry
+}
+
+fn query_bytes(name: &str, qtype: RecordType) -> Vec<u8> {
+    let mut msg = Message::query();
+    msg.add_query(Query::query(Name::from_str(name).expect("name"), qtype));
+    msg.to_vec().expect("encode")
+}
+
+fn answer_path(c: &mut Criterion) {
+    let registry = seed_registry();
+    let responder = Responder::new(Arc::clone(&registry), Arc::new(Settings::new(0, 1232)));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let src = SocketAddr::from(([127, 0, 0, 1], 40000));
+    let mut group = c.benchmark_group("answer_path");
+    for (label, name, qtype) in [
+        ("udp_alias_a", "app.", RecordType::A),
+        ("udp_alias_aaaa_nodata", "app.", RecordType::AAAA),
+        (
+            "udp_name_network_domain",
+            "web1.my_custom_network.docker.",
+            RecordType::A,
+        ),
+        ("udp_nxdomain", "nope.docker.", RecordType::A),
+    ] {
+        let bytes = query_bytes(name, qtype);
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                let request =
+                    Request::from_bytes(bytes.clone(), src, Protocol::Udp).expect("request");
+                runtime.block_on(responder.handle_request::<_, TokioTime>(&request, Encode))
+            })
+        });
+    }
+    let query = LowerQuery::query(Query::query(
+        Name::from_str("app.").expect("name"),
+        RecordType::A,
+    ));
+    let asker = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    group.bench_function("answer_rules_only", |b| {
+        b.iter(|| dns::answer(&registry, &query, asker, 0))
+    });
+    group.finish();
+}
+
+fn registry_updates(c: &mut Criterion) {
+    let registry = Registry::new(Some("docker")).expect("registry");
+    for i in 0..1000u32 {
+        registry.apply(Change::EndpointUp(endpoint(i, "svc")));
+    }
+    let mut group = c.benchmark_group("registry");
+    let mut i = 0u32;
+    group.bench_function("endpoint_up_into_1000", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            registry.apply(Change::EndpointUp(endpoint(1000 + i % 1000, "svc")));
+        })
+    });
+    group.bench_function("endpoint_down_up_in_500_member_alias", |b| {
+        b.iter(|| {
+            registry.apply(Change::EndpointDown {
+                network: "bench".into(),
+                container: "c7".into(),
+            });
+            registry.apply(Change::EndpointUp(endpoint(7, "svc")));
+        })
+    });
+    group.finish();
+}
+
+fn endpoint(i: u32, alias: &str) -> Endpoint {
+    let [_, _, hi, lo] = i.to_be_bytes();
+    Endpoint {
+        network: "bench".into(),
+        container: format!("c{i}"),
+        name: format!("c{i}"),
+        aliases: vec![alias.to_string()],
+        ipv4: Some(Ipv4Addr::new(10, 60, hi, lo)),
+        ipv6: None,
+        ttl: None,
+    }
+}
+
+criterion_group!(benches, answer_path, registry_updates);
+criterion_main!(benches);

@@ -63,7 +63,14 @@ mod tests {
 
     #[test]
     fn listen_repeats() {
-        let cli = Cli::parse_from(["netalias", "serve", "--listen", "127.0.0.1:1", "--listen", "[::1]:2"]);
+        let cli = Cli::parse_from([
+            "netalias",
+            "serve",
+            "--listen",
+            "127.0.0.1:1",
+            "--listen",
+            "[::1]:2",
+        ]);
         let Command::Serve(args) = cli.command else {
             panic!("serve expected")
         };

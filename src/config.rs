@@ -204,7 +204,10 @@ impl Config {
                     return Err(Violation::new(
                         &ep.name,
                         at("name"),
-                        format!("endpoint name `{}` is used twice in network `{net_name}`", ep.name.get_ref()),
+                        format!(
+                            "endpoint name `{}` is used twice in network `{net_name}`",
+                            ep.name.get_ref()
+                        ),
                     ));
                 }
                 for alias in &ep.aliases {
@@ -223,7 +226,11 @@ impl Config {
                     return Err(Violation::new(
                         ip,
                         at("ipv4"),
-                        format!("{} is outside the network's subnet {}", ip.get_ref(), subnet.get_ref()),
+                        format!(
+                            "{} is outside the network's subnet {}",
+                            ip.get_ref(),
+                            subnet.get_ref()
+                        ),
                     ));
                 }
                 if let (Some(ip), Some(subnet)) = (&ep.ipv6, &net.subnet6)
@@ -232,7 +239,11 @@ impl Config {
                     return Err(Violation::new(
                         ip,
                         at("ipv6"),
-                        format!("{} is outside the network's subnet6 {}", ip.get_ref(), subnet.get_ref()),
+                        format!(
+                            "{} is outside the network's subnet6 {}",
+                            ip.get_ref(),
+                            subnet.get_ref()
+                        ),
                     ));
                 }
             }
@@ -260,7 +271,13 @@ impl Violation {
 /// A name must be a valid DNS name: labels of letters, digits, `-` and `_`, at most 63 bytes each.
 fn check_dns_name(name: &Spanned<String>, field: &str) -> Result<(), Violation> {
     let text = name.get_ref();
-    let bad = |why: &str| Violation::new(name, field.to_string(), format!("`{text}` is not a usable DNS name: {why}"));
+    let bad = |why: &str| {
+        Violation::new(
+            name,
+            field.to_string(),
+            format!("`{text}` is not a usable DNS name: {why}"),
+        )
+    };
     if text.is_empty() {
         return Err(bad("it is empty"));
     }
@@ -317,7 +334,8 @@ fn hint_for(field: &str, message: &str) -> Option<String> {
         "write one IPv6 address, e.g. \"fd00:72::2\""
     } else if last.starts_with("listen") {
         "write \"IP:PORT\", e.g. \"127.0.0.1:1053\" or \"[::1]:1053\""
-    } else if last.starts_with("name") || last.starts_with("aliases") || last.starts_with("domain") {
+    } else if last.starts_with("name") || last.starts_with("aliases") || last.starts_with("domain")
+    {
         "use letters, digits, '-' and '_' in dot-separated labels"
     } else {
         return None;
@@ -333,14 +351,23 @@ mod tests {
     fn embedded_default_is_valid_and_holds_the_seed_network() {
         let config = Config::embedded_default().expect("embedded default parses");
         let net = &config.networks["my_custom_network"];
-        let names: Vec<_> = net.endpoints.iter().map(|e| e.name.get_ref().as_str()).collect();
+        let names: Vec<_> = net
+            .endpoints
+            .iter()
+            .map(|e| e.name.get_ref().as_str())
+            .collect();
         assert_eq!(names, ["web1", "web2", "web3"]);
-        assert!(net.endpoints.iter().all(|e| e.aliases.iter().any(|a| a.get_ref() == "app")));
+        assert!(
+            net.endpoints
+                .iter()
+                .all(|e| e.aliases.iter().any(|a| a.get_ref() == "app"))
+        );
     }
 
     #[test]
     fn seed_typo_in_subnet_names_line_and_field() {
-        let text = "[server]\nttl = 0\n\n[networks.my_custom_network]\nsubnet = \"172.72.0.0./16\"\n";
+        let text =
+            "[server]\nttl = 0\n\n[networks.my_custom_network]\nsubnet = \"172.72.0.0./16\"\n";
         let err = Config::parse(text, "bad.toml").expect_err("typo must be rejected");
         assert_eq!(err.file, "bad.toml");
         assert_eq!(err.line, 5);
@@ -350,9 +377,13 @@ mod tests {
 
     #[test]
     fn bad_endpoint_ip_is_located() {
-        let text = "[networks.n]\n[[networks.n.endpoints]]\nname = \"a\"\nipv4 = \"172.72.0.0./16\"\n";
+        let text =
+            "[networks.n]\n[[networks.n.endpoints]]\nname = \"a\"\nipv4 = \"172.72.0.0./16\"\n";
         let err = Config::parse(text, "f.toml").expect_err("bad ip");
-        assert_eq!((err.line, err.field.as_str()), (4, "networks.n.endpoints[0].ipv4"));
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (4, "networks.n.endpoints[0].ipv4")
+        );
     }
 
     #[test]

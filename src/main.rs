@@ -99,14 +99,15 @@ async fn run(
     path: Option<std::path::PathBuf>,
     ttl_pinned: bool,
 ) -> anyhow::Result<()> {
-    let registry = Arc::new(
-        Registry::new(config.server.domain()).context("cannot build the registry")?,
-    );
+    let registry =
+        Arc::new(Registry::new(config.server.domain()).context("cannot build the registry")?);
     let mut source = StaticSource::default();
     let changes = source.sync(&config, &registry);
     let sizes = registry.sizes();
     info!(
-        source = path.as_ref().map_or("embedded default".to_string(), |p| p.display().to_string()),
+        source = path
+            .as_ref()
+            .map_or("embedded default".to_string(), |p| p.display().to_string()),
         changes,
         networks = sizes.networks,
         endpoints = sizes.endpoints,
@@ -114,30 +115,32 @@ async fn run(
         "static records loaded"
     );
 
-    let settings = Arc::new(Settings::new(config.server.ttl, config.server.max_udp_payload));
-    let responder = Responder::new(Arc::clone(&registry), Arc::clone(&settings));
-    let listeners = dns::bind(
-        &config.server.listen,
-        responder,
-        Duration::from_secs(config.server.tcp_idle_timeout_secs),
-    )
-    .await
-    .context("cannot open the DNS listeners")?;
-
+    let settings = Arc::new(Settings::new(
+        config.server.ttl,
+        config.server.max_udp_payload,
+    ));
+    let listen = config.server.listen.clone();
+    let tcp_idle_timeout = Duration::from_secs(config.server.tcp_idle_timeout_secs);
+    // Reloading starts before the listeners are announced, so no edit after that is missed.
     match path {
         Some(path) => {
             let ttl_override = ttl_pinned.then(|| settings.ttl());
-            tokio::spawn(static_file::watch(
+            static_file::spawn_reloader(
                 path,
                 source,
                 config,
-                registry,
-                settings,
+                Arc::clone(&registry),
+                Arc::clone(&settings),
                 ttl_override,
-            ));
+            );
         }
         None => info!("serving the embedded default; give --config FILE to reload on change"),
     }
+
+    let responder = Responder::new(registry, settings);
+    let listeners = dns::bind(&listen, responder, tcp_idle_timeout)
+        .await
+        .context("cannot open the DNS listeners")?;
 
     tokio::select! {
         result = listeners.run() => result,

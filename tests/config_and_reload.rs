@@ -19,13 +19,17 @@ fn check_config(text: &str) -> (bool, String) {
         .arg(&path)
         .output()
         .expect("run check-config");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
 /// 1-based line of the first line containing `needle`.
 fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.contains(needle)).expect("needle present") + 1
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle present")
+        + 1
 }
 
 #[test]
@@ -35,7 +39,11 @@ fn check_config_accepts_the_shipped_default() {
         .args(["check-config", path])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -44,8 +52,14 @@ fn check_config_names_file_line_and_field_for_the_seed_typo() {
     let line = line_of(&text, "172.72.0.0./16");
     let (ok, output) = check_config(&text);
     assert!(!ok, "exit status must be non-zero");
-    assert!(output.contains(&format!("bad.toml:{line}:")), "file and line {line}: {output}");
-    assert!(output.contains("networks.my_custom_network.subnet"), "field: {output}");
+    assert!(
+        output.contains(&format!("bad.toml:{line}:")),
+        "file and line {line}: {output}"
+    );
+    assert!(
+        output.contains("networks.my_custom_network.subnet"),
+        "field: {output}"
+    );
     assert!(output.contains("hint:"), "hint: {output}");
 }
 
@@ -55,15 +69,25 @@ fn check_config_rejects_a_bad_endpoint_address() {
     let line = line_of(&text, "172.72.0.0./16");
     let (ok, output) = check_config(&text);
     assert!(!ok);
-    assert!(output.contains(&format!("bad.toml:{line}:")), "line {line}: {output}");
-    assert!(output.contains("networks.my_custom_network.endpoints[1].ipv4"), "{output}");
+    assert!(
+        output.contains(&format!("bad.toml:{line}:")),
+        "line {line}: {output}"
+    );
+    assert!(
+        output.contains("networks.my_custom_network.endpoints[1].ipv4"),
+        "{output}"
+    );
 }
 
 #[test]
 fn serve_refuses_to_start_on_a_bad_file() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("x.toml");
-    std::fs::write(&path, "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = \"soon\"\n").expect("write");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = \"soon\"\n",
+    )
+    .expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_netalias"))
         .args(["serve", "--config"])
         .arg(&path)
@@ -71,7 +95,10 @@ fn serve_refuses_to_start_on_a_bad_file() {
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("x.toml:3:") && err.contains("server.ttl"), "{err}");
+    assert!(
+        err.contains("x.toml:3:") && err.contains("server.ttl"),
+        "{err}"
+    );
 }
 
 fn wait_for_answers(server: &Server, name: &str, want: usize) -> bool {
@@ -91,28 +118,54 @@ fn edited_file_is_reloaded_and_a_broken_one_keeps_the_old_records() {
     let with_fourth = seed_config("")
         + "\n[[networks.my_custom_network.endpoints]]\nname = \"web4\"\nipv4 = \"172.72.0.5\"\naliases = [\"app\"]\n";
     std::fs::write(server.config_path(), &with_fourth).expect("rewrite");
-    assert!(wait_for_answers(&server, "app.", 4), "the new member appears");
+    assert!(
+        wait_for_answers(&server, "app.", 4),
+        "the new member appears"
+    );
 
-    std::fs::write(server.config_path(), with_fourth.replace("172.72.0.5", "172.72.0.5./16")).expect("break");
+    std::fs::write(
+        server.config_path(),
+        with_fourth.replace("172.72.0.5", "172.72.0.5./16"),
+    )
+    .expect("break");
     let line = server.wait_log("config not reloaded");
-    assert!(line.contains("netalias.toml:") && line.contains("ipv4"), "{line}");
-    assert_eq!(a_records(&udp(server.addr, &query("app.", RecordType::A))).len(), 4, "old records kept");
+    assert!(
+        line.contains("netalias.toml:") && line.contains("ipv4"),
+        "{line}"
+    );
+    assert_eq!(
+        a_records(&udp(server.addr, &query("app.", RecordType::A))).len(),
+        4,
+        "old records kept"
+    );
 }
 
 #[test]
 fn sighup_reloads() {
     let server = Server::start(&seed_config(""));
-    let fewer = seed_config("").replace("aliases = [\"app\"]\n\n[[networks.my_custom_network.endpoints]]\nname = \"web3\"", "aliases = [\"app\"]\n\n[[networks.my_custom_network.endpoints]]\nname = \"web3x\"");
+    let fewer = seed_config("").replace(
+        "aliases = [\"app\"]\n\n[[networks.my_custom_network.endpoints]]\nname = \"web3\"",
+        "aliases = [\"app\"]\n\n[[networks.my_custom_network.endpoints]]\nname = \"web3x\"",
+    );
     assert_ne!(fewer, seed_config(""));
     std::fs::write(server.config_path(), &fewer).expect("rewrite");
-    let status = Command::new("kill").args(["-HUP", &server.pid().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     server.wait_log("config reloaded");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut found = false;
     while Instant::now() < deadline && !found {
-        found = !udp(server.addr, &query("web3x.", RecordType::A)).answers.is_empty();
+        found = !udp(server.addr, &query("web3x.", RecordType::A))
+            .answers
+            .is_empty();
     }
     assert!(found, "renamed endpoint answers after SIGHUP");
-    assert!(udp(server.addr, &query("web3.", RecordType::A)).answers.is_empty());
+    assert!(
+        udp(server.addr, &query("web3.", RecordType::A))
+            .answers
+            .is_empty()
+    );
 }

@@ -61,14 +61,30 @@ fn rotation_stays_exact_under_concurrent_clients() {
 #[test]
 fn every_name_form_answers_with_aa_and_ttl() {
     let server = Server::start(&seed_config(""));
-    for name in ["web2.", "WEB2.docker.", "web2.my_custom_network.", "web2.my_custom_network.docker."] {
+    for name in [
+        "web2.",
+        "WEB2.docker.",
+        "web2.my_custom_network.",
+        "web2.my_custom_network.docker.",
+    ] {
         let answer = udp(server.addr, &query(name, RecordType::A));
-        assert_eq!(answer.metadata.response_code, ResponseCode::NoError, "{name}");
+        assert_eq!(
+            answer.metadata.response_code,
+            ResponseCode::NoError,
+            "{name}"
+        );
         assert!(answer.metadata.authoritative, "{name}: AA");
-        assert_eq!(a_records(&answer), vec![Ipv4Addr::new(172, 72, 0, 3)], "{name}");
+        assert_eq!(
+            a_records(&answer),
+            vec![Ipv4Addr::new(172, 72, 0, 3)],
+            "{name}"
+        );
         assert_eq!(answer.answers[0].ttl, 0, "default TTL is 0");
     }
-    let app = udp(server.addr, &query("app.my_custom_network.docker.", RecordType::A));
+    let app = udp(
+        server.addr,
+        &query("app.my_custom_network.docker.", RecordType::A),
+    );
     assert_eq!(a_records(&app).len(), 3);
 }
 
@@ -79,7 +95,11 @@ fn question_case_is_echoed_byte_for_byte() {
     let bytes = msg.to_vec().expect("encode");
     let reply = udp_raw(server.addr, &bytes, TIMEOUT).expect("answer");
     let qlen = bytes.len() - 12;
-    assert_eq!(&reply[12..12 + qlen], &bytes[12..], "question section echoed exactly");
+    assert_eq!(
+        &reply[12..12 + qlen],
+        &bytes[12..],
+        "question section echoed exactly"
+    );
     let parsed = Message::from_vec(&reply).expect("decode");
     assert_eq!(a_records(&parsed).len(), 3);
 }
@@ -89,11 +109,22 @@ fn known_name_other_type_is_nodata_with_soa() {
     let server = Server::start(&seed_config(""));
     for qtype in [RecordType::AAAA, RecordType::MX, RecordType::TXT] {
         let answer = udp(server.addr, &query("app.docker.", qtype));
-        assert_eq!(answer.metadata.response_code, ResponseCode::NoError, "{qtype}");
+        assert_eq!(
+            answer.metadata.response_code,
+            ResponseCode::NoError,
+            "{qtype}"
+        );
         assert!(answer.answers.is_empty(), "{qtype}");
         assert!(answer.metadata.authoritative);
-        let soa = answer.authorities.iter().find(|r| r.record_type() == RecordType::SOA);
-        assert_eq!(soa.map(|r| r.name.to_string()), Some("docker.".to_string()), "{qtype}");
+        let soa = answer
+            .authorities
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA);
+        assert_eq!(
+            soa.map(|r| r.name.to_string()),
+            Some("docker.".to_string()),
+            "{qtype}"
+        );
     }
 }
 
@@ -102,8 +133,18 @@ fn unknown_names_nxdomain_inside_our_zones_refused_outside() {
     let server = Server::start(&seed_config(""));
     for name in ["nope.docker.", "nope.my_custom_network."] {
         let answer = udp(server.addr, &query(name, RecordType::A));
-        assert_eq!(answer.metadata.response_code, ResponseCode::NXDomain, "{name}");
-        assert!(answer.authorities.iter().any(|r| r.record_type() == RecordType::SOA), "{name}: SOA");
+        assert_eq!(
+            answer.metadata.response_code,
+            ResponseCode::NXDomain,
+            "{name}"
+        );
+        assert!(
+            answer
+                .authorities
+                .iter()
+                .any(|r| r.record_type() == RecordType::SOA),
+            "{name}: SOA"
+        );
     }
     let outside = udp(server.addr, &query("example.com.", RecordType::A));
     assert_eq!(outside.metadata.response_code, ResponseCode::Refused);
@@ -112,7 +153,8 @@ fn unknown_names_nxdomain_inside_our_zones_refused_outside() {
 
 #[test]
 fn ptr_for_ipv4_and_ipv6_members() {
-    let config = seed_config("") + r#"
+    let config = seed_config("")
+        + r#"
 [networks.v6net]
 subnet6 = "fd00:72::/64"
 
@@ -121,12 +163,18 @@ name = "six"
 ipv6 = "fd00:72::5"
 "#;
     let server = Server::start(&config);
-    let v4 = udp(server.addr, &query("4.0.72.172.in-addr.arpa.", RecordType::PTR));
+    let v4 = udp(
+        server.addr,
+        &query("4.0.72.172.in-addr.arpa.", RecordType::PTR),
+    );
     let target = v4.answers.first().map(|r| r.data.to_string());
     assert_eq!(target.as_deref(), Some("web3.my_custom_network."));
     let arpa = "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.7.0.0.0.0.d.f.ip6.arpa.";
     let v6 = udp(server.addr, &query(arpa, RecordType::PTR));
-    assert_eq!(v6.answers.first().map(|r| r.data.to_string()).as_deref(), Some("six.v6net."));
+    assert_eq!(
+        v6.answers.first().map(|r| r.data.to_string()).as_deref(),
+        Some("six.v6net.")
+    );
     let aaaa = udp(server.addr, &query("six.", RecordType::AAAA));
     assert_eq!(aaaa.answers.len(), 1);
 }
@@ -134,7 +182,10 @@ ipv6 = "fd00:72::5"
 #[test]
 fn edns_is_echoed_and_newer_versions_get_badvers() {
     let server = Server::start(&seed_config(""));
-    let answer = udp(server.addr, &with_edns(query("app.", RecordType::A), 4096, 0));
+    let answer = udp(
+        server.addr,
+        &with_edns(query("app.", RecordType::A), 4096, 0),
+    );
     let edns = answer.edns.as_ref().expect("OPT echoed");
     assert_eq!(edns.version(), 0);
     assert!(edns.max_payload() >= 512);
@@ -143,7 +194,10 @@ fn edns_is_echoed_and_newer_versions_get_badvers() {
     let no_edns = udp(server.addr, &query("app.", RecordType::A));
     assert!(no_edns.edns.is_none(), "no OPT when none was sent");
 
-    let badvers = udp(server.addr, &with_edns(query("app.", RecordType::A), 1232, 1));
+    let badvers = udp(
+        server.addr,
+        &with_edns(query("app.", RecordType::A), 1232, 1),
+    );
     // BADVERS and BADSIG share the code 16 (RFC 6891, RFC 8945); the decoder names it BADSIG.
     assert_eq!(u16::from(badvers.metadata.response_code), 16);
     assert_eq!(badvers.edns.as_ref().map(|e| e.version()), Some(0));
@@ -162,7 +216,10 @@ fn any_is_answered_small_per_rfc8482() {
 fn other_classes_are_refused() {
     let server = Server::start(&seed_config(""));
     let mut msg = Message::query();
-    let mut q = Query::query(Name::from_ascii("version.bind.").expect("name"), RecordType::TXT);
+    let mut q = Query::query(
+        Name::from_ascii("version.bind.").expect("name"),
+        RecordType::TXT,
+    );
     q.set_query_class(DNSClass::CH);
     msg.add_query(q);
     let answer = udp(server.addr, &msg);
@@ -184,8 +241,14 @@ ipv4 = "10.9.0.2"
 ttl = 2
 "#;
     let server = Server::start(config);
-    assert_eq!(udp(server.addr, &query("a.", RecordType::A)).answers[0].ttl, 7);
-    assert_eq!(udp(server.addr, &query("b.", RecordType::A)).answers[0].ttl, 2);
+    assert_eq!(
+        udp(server.addr, &query("a.", RecordType::A)).answers[0].ttl,
+        7
+    );
+    assert_eq!(
+        udp(server.addr, &query("b.", RecordType::A)).answers[0].ttl,
+        2
+    );
 }
 
 #[test]
@@ -193,7 +256,10 @@ fn default_view_hides_other_networks_from_the_host() {
     let config = seed_config("default_view = [\"other\"]")
         + "\n[[networks.other.endpoints]]\nname = \"o\"\nipv4 = \"10.8.0.1\"\n";
     let server = Server::start(&config);
-    assert_eq!(udp(server.addr, &query("o.", RecordType::A)).answers.len(), 1);
+    assert_eq!(
+        udp(server.addr, &query("o.", RecordType::A)).answers.len(),
+        1
+    );
     let hidden = udp(server.addr, &query("app.", RecordType::A));
     assert!(hidden.answers.is_empty(), "app is outside the default view");
 }
@@ -202,8 +268,13 @@ fn default_view_hides_other_networks_from_the_host() {
 fn idle_tcp_connection_is_closed_after_the_timeout() {
     let server = Server::start(&seed_config("tcp_idle_timeout_secs = 1"));
     let mut stream = tcp_connect(server.addr);
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut buf = [0u8; 1];
     let read = std::io::Read::read(&mut stream, &mut buf);
-    assert!(matches!(read, Ok(0) | Err(_)), "server closed the idle connection: {read:?}");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "server closed the idle connection: {read:?}"
+    );
 }

@@ -28,7 +28,10 @@ fn large_udp_answer_is_truncated_and_tcp_gives_it_whole() {
     assert!(plain.metadata.truncation, "TC set");
     assert!(plain.answers.is_empty(), "no partial RRset");
     // With EDNS 1232 they fit.
-    let edns = udp(server.addr, &with_edns(query("big.", RecordType::A), 1232, 0));
+    let edns = udp(
+        server.addr,
+        &with_edns(query("big.", RecordType::A), 1232, 0),
+    );
     assert!(!edns.metadata.truncation);
     assert_eq!(edns.answers.len(), 60);
     // TCP always whole.
@@ -40,8 +43,14 @@ fn large_udp_answer_is_truncated_and_tcp_gives_it_whole() {
 #[test]
 fn server_udp_cap_applies_even_when_the_client_offers_more() {
     let server = Server::start(&big_alias_config(200));
-    let edns = udp(server.addr, &with_edns(query("big.", RecordType::A), 4096, 0));
-    assert!(edns.metadata.truncation, "200 records exceed the 1232-byte server cap");
+    let edns = udp(
+        server.addr,
+        &with_edns(query("big.", RecordType::A), 4096, 0),
+    );
+    assert!(
+        edns.metadata.truncation,
+        "200 records exceed the 1232-byte server cap"
+    );
     assert!(edns.edns.is_some(), "OPT kept in a truncated answer");
     let over_tcp = tcp(server.addr, &query("big.", RecordType::A));
     assert_eq!(over_tcp.answers.len(), 200);
@@ -51,8 +60,17 @@ fn server_udp_cap_applies_even_when_the_client_offers_more() {
 fn pipelined_tcp_queries_are_all_answered() {
     let server = Server::start(&seed_config(""));
     let mut stream = tcp_connect(server.addr);
-    let names = ["app.", "web1.", "web2.", "web3.", "nope.docker.", "app.docker."];
-    let queries: Vec<Message> = (0..30).map(|i| query(names[i % names.len()], RecordType::A)).collect();
+    let names = [
+        "app.",
+        "web1.",
+        "web2.",
+        "web3.",
+        "nope.docker.",
+        "app.docker.",
+    ];
+    let queries: Vec<Message> = (0..30)
+        .map(|i| query(names[i % names.len()], RecordType::A))
+        .collect();
     let mut burst = Vec::new();
     for q in &queries {
         let bytes = q.to_vec().expect("encode");
@@ -60,7 +78,9 @@ fn pipelined_tcp_queries_are_all_answered() {
         burst.extend_from_slice(&bytes);
     }
     stream.write_all(&burst).expect("write burst");
-    let mut ids: Vec<u16> = (0..queries.len()).map(|_| tcp_read(&mut stream).metadata.id).collect();
+    let mut ids: Vec<u16> = (0..queries.len())
+        .map(|_| tcp_read(&mut stream).metadata.id)
+        .collect();
     let mut expected: Vec<u16> = queries.iter().map(|q| q.metadata.id).collect();
     ids.sort_unstable();
     expected.sort_unstable();
@@ -74,10 +94,17 @@ fn many_idle_tcp_clients_block_neither_udp_nor_new_tcp() {
     // Half-sent messages too: a length prefix promising more than arrives.
     let mut stuck: Vec<_> = (0..20).map(|_| tcp_connect(server.addr)).collect();
     for s in &mut stuck {
-        s.write_all(&[0x01, 0x00, 0xab, 0xcd]).expect("partial write");
+        s.write_all(&[0x01, 0x00, 0xab, 0xcd])
+            .expect("partial write");
     }
-    assert_eq!(a_records(&udp(server.addr, &query("app.", RecordType::A))).len(), 3);
-    assert_eq!(a_records(&tcp(server.addr, &query("app.", RecordType::A))).len(), 3);
+    assert_eq!(
+        a_records(&udp(server.addr, &query("app.", RecordType::A))).len(),
+        3
+    );
+    assert_eq!(
+        a_records(&tcp(server.addr, &query("app.", RecordType::A))).len(),
+        3
+    );
     drop(idle);
     drop(stuck);
 }
@@ -89,7 +116,11 @@ fn non_query_opcodes_get_notimp() {
         let mut msg = query("app.", RecordType::A);
         msg.metadata.op_code = opcode;
         let answer = udp(server.addr, &msg);
-        assert_eq!(answer.metadata.response_code, ResponseCode::NotImp, "{opcode:?}");
+        assert_eq!(
+            answer.metadata.response_code,
+            ResponseCode::NotImp,
+            "{opcode:?}"
+        );
     }
 }
 
@@ -97,10 +128,19 @@ fn non_query_opcodes_get_notimp() {
 fn question_count_other_than_one_gets_formerr() {
     let server = Server::start(&seed_config(""));
     let none = Message::query();
-    assert_eq!(udp(server.addr, &none).metadata.response_code, ResponseCode::FormErr);
+    assert_eq!(
+        udp(server.addr, &none).metadata.response_code,
+        ResponseCode::FormErr
+    );
     let mut two = query("app.", RecordType::A);
-    two.add_query(Query::query(Name::from_ascii("web1.").expect("name"), RecordType::A));
-    assert_eq!(udp(server.addr, &two).metadata.response_code, ResponseCode::FormErr);
+    two.add_query(Query::query(
+        Name::from_ascii("web1.").expect("name"),
+        RecordType::A,
+    ));
+    assert_eq!(
+        udp(server.addr, &two).metadata.response_code,
+        ResponseCode::FormErr
+    );
 }
 
 #[test]
@@ -109,18 +149,28 @@ fn responses_and_garbage_are_not_answered_and_the_server_stays_up() {
     let mut response = query("app.", RecordType::A);
     response.metadata.message_type = MessageType::Response;
     let bytes = response.to_vec().expect("encode");
-    assert!(udp_raw(server.addr, &bytes, Duration::from_millis(500)).is_none(), "QR=1 is never answered");
+    assert!(
+        udp_raw(server.addr, &bytes, Duration::from_millis(500)).is_none(),
+        "QR=1 is never answered"
+    );
 
-    assert!(udp_raw(server.addr, &[0x12, 0x34, 0x01], Duration::from_millis(300)).is_none(), "short packet dropped");
+    assert!(
+        udp_raw(server.addr, &[0x12, 0x34, 0x01], Duration::from_millis(300)).is_none(),
+        "short packet dropped"
+    );
 
     // A header promising a question that is not there: FORMERR or silence, never a crash.
-    let truncated = [0xbe, 0xef, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x03, b'a', b'p'];
+    let truncated = [
+        0xbe, 0xef, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x03, b'a', b'p',
+    ];
     if let Some(reply) = udp_raw(server.addr, &truncated, Duration::from_millis(500)) {
         assert_eq!(reply[3] & 0x0f, 1, "FORMERR");
         assert_eq!(&reply[..2], &[0xbe, 0xef]);
     }
     // A compression loop in the question name.
-    let looped = [0xbe, 0xf0, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1];
+    let looped = [
+        0xbe, 0xf0, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1,
+    ];
     let _ = udp_raw(server.addr, &looped, Duration::from_millis(500));
     // Pseudo-random junk, deterministic.
     let mut seed: u32 = 0x1234_5678;
@@ -141,6 +191,12 @@ fn responses_and_garbage_are_not_answered_and_the_server_stays_up() {
     drop(half);
 
     assert!(server.is_running(), "server survived");
-    assert_eq!(a_records(&udp(server.addr, &query("app.", RecordType::A))).len(), 3);
-    assert_eq!(a_records(&tcp(server.addr, &query("app.", RecordType::A))).len(), 3);
+    assert_eq!(
+        a_records(&udp(server.addr, &query("app.", RecordType::A))).len(),
+        3
+    );
+    assert_eq!(
+        a_records(&tcp(server.addr, &query("app.", RecordType::A))).len(),
+        3
+    );
 }

@@ -102,7 +102,11 @@ fn answer_ptr(
     match registry.lookup_ptr(name, asker) {
         Some(target) => Answer::ours(
             ResponseCode::NoError,
-            vec![Record::from_rdata(owner.clone(), ttl, RData::PTR(PTR(target)))],
+            vec![Record::from_rdata(
+                owner.clone(),
+                ttl,
+                RData::PTR(PTR(target)),
+            )],
             None,
         ),
         // Reverse names of addresses we don't hold are not ours to deny.

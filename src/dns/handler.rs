@@ -60,7 +60,11 @@ impl Responder {
     fn reply_edns(&self, request: &Edns) -> Edns {
         let mut edns = Edns::new();
         edns.set_version(0);
-        edns.set_max_payload(request.max_payload().clamp(512, self.settings.max_udp_payload));
+        edns.set_max_payload(
+            request
+                .max_payload()
+                .clamp(512, self.settings.max_udp_payload),
+        );
         edns
     }
 }
@@ -129,7 +133,9 @@ impl RequestHandler for Responder {
         };
 
         if request.protocol() == Protocol::Udp {
-            let limit = reply_edns.as_ref().map_or(512, |e| usize::from(e.max_payload()));
+            let limit = reply_edns
+                .as_ref()
+                .map_or(512, |e| usize::from(e.max_payload()));
             let question_len = request.queries.as_bytes().len();
             if !fits(question_len, &result.answers, reply_edns.is_some(), limit) {
                 // RFC 2181 9: a partial RRset misleads; send none, set TC, the client retries over TCP.

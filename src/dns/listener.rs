@@ -32,8 +32,16 @@ const PORT_ZERO_TRIES: usize = 20;
 const TCP_RESPONSE_BUFFER: usize = 64;
 
 async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), BindError> {
-    let udp_err = |source| BindError { addr, proto: "udp", source };
-    let tcp_err = |source| BindError { addr, proto: "tcp", source };
+    let udp_err = |source| BindError {
+        addr,
+        proto: "udp",
+        source,
+    };
+    let tcp_err = |source| BindError {
+        addr,
+        proto: "tcp",
+        source,
+    };
     if addr.port() != 0 {
         let udp = UdpSocket::bind(addr).await.map_err(udp_err)?;
         let tcp = TcpListener::bind(addr).await.map_err(tcp_err)?;
@@ -48,7 +56,9 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), BindErr
             Err(e) => last = Some(e),
         }
     }
-    Err(tcp_err(last.unwrap_or_else(|| io::Error::other("no free port"))))
+    Err(tcp_err(
+        last.unwrap_or_else(|| io::Error::other("no free port")),
+    ))
 }
 
 /// Binds every address (UDP and TCP) and starts answering with `responder`.

@@ -184,19 +184,31 @@ mod tests {
     #[test]
     fn membership_change_keeps_the_cursor() {
         let cursors = Arc::new(Cursors::default());
-        let a = RecordSet::new(NetId(0), vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)], vec![], None, cursors.clone());
+        let a = RecordSet::new(
+            NetId(0),
+            vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)],
+            vec![],
+            None,
+            cursors.clone(),
+        );
         a.next_v4();
         a.next_v4();
         a.next_v4();
         let b = RecordSet::new(
             NetId(0),
-            vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3)],
+            vec![
+                Ipv4Addr::new(10, 0, 0, 1),
+                Ipv4Addr::new(10, 0, 0, 2),
+                Ipv4Addr::new(10, 0, 0, 3),
+            ],
             vec![],
             None,
             cursors,
         );
         // k = 3 continues: 3 mod 3 = 0, then 1, 2.
-        let firsts: Vec<u8> = (0..3).map(|_| b.next_v4().iter().next().map_or(0, |ip| ip.octets()[3])).collect();
+        let firsts: Vec<u8> = (0..3)
+            .map(|_| b.next_v4().iter().next().map_or(0, |ip| ip.octets()[3]))
+            .collect();
         assert_eq!(firsts, [1, 2, 3]);
     }
 

@@ -28,9 +28,25 @@ fn members(reg: &Registry, q: &str, asker: IpAddr) -> Option<Vec<Ipv4Addr>> {
 #[test]
 fn every_name_form_resolves_case_insensitively() {
     let reg = Registry::new(Some("docker")).expect("registry");
-    reg.apply(Change::EndpointUp(ep("net1", "web1", [10, 0, 0, 2], &["app"])));
-    for q in ["web1.", "WEB1.", "app.", "App.Net1.", "app.docker.", "web1.net1.docker."] {
-        assert_eq!(members(&reg, q, HOST), Some(vec![Ipv4Addr::new(10, 0, 0, 2)]), "{q}");
+    reg.apply(Change::EndpointUp(ep(
+        "net1",
+        "web1",
+        [10, 0, 0, 2],
+        &["app"],
+    )));
+    for q in [
+        "web1.",
+        "WEB1.",
+        "app.",
+        "App.Net1.",
+        "app.docker.",
+        "web1.net1.docker.",
+    ] {
+        assert_eq!(
+            members(&reg, q, HOST),
+            Some(vec![Ipv4Addr::new(10, 0, 0, 2)]),
+            "{q}"
+        );
     }
     assert_eq!(members(&reg, "nope.", HOST), None);
 }
@@ -39,13 +55,26 @@ fn every_name_form_resolves_case_insensitively() {
 fn alias_collects_members_and_removal_shrinks_it() {
     let reg = Registry::new(None).expect("registry");
     for (i, c) in ["a", "b", "c"].iter().enumerate() {
-        reg.apply(Change::EndpointUp(ep("n", c, [10, 0, 0, i as u8 + 1], &["app"])));
+        reg.apply(Change::EndpointUp(ep(
+            "n",
+            c,
+            [10, 0, 0, i as u8 + 1],
+            &["app"],
+        )));
     }
     assert_eq!(members(&reg, "app.", HOST).map(|m| m.len()), Some(3));
-    reg.apply(Change::EndpointDown { network: "n".into(), container: "b".into() });
-    assert_eq!(members(&reg, "app.", HOST), Some(vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 3)]));
+    reg.apply(Change::EndpointDown {
+        network: "n".into(),
+        container: "b".into(),
+    });
+    assert_eq!(
+        members(&reg, "app.", HOST),
+        Some(vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 3)])
+    );
     assert_eq!(members(&reg, "b.", HOST), None);
-    reg.apply(Change::NetworkDown { network: "n".into() });
+    reg.apply(Change::NetworkDown {
+        network: "n".into(),
+    });
     assert_eq!(members(&reg, "app.", HOST), None);
     assert_eq!(reg.sizes(), Sizes::default());
 }
@@ -60,7 +89,10 @@ fn rotation_survives_membership_change() {
     reg.apply(Change::EndpointUp(ep("n", "c", [10, 0, 0, 3], &["app"])));
     let set = reg.lookup(&name("app."), HOST).expect("app");
     // k = 1 continues on the new three-member set.
-    assert_eq!(set.next_v4().iter().next(), Some(&Ipv4Addr::new(10, 0, 0, 2)));
+    assert_eq!(
+        set.next_v4().iter().next(),
+        Some(&Ipv4Addr::new(10, 0, 0, 2))
+    );
 }
 
 #[test]
@@ -73,15 +105,24 @@ fn containers_see_only_their_networks() {
     let web = IpAddr::V4(Ipv4Addr::new(10, 1, 0, 2));
     reg.apply(Change::EndpointUp(ep("front", "lb", [10, 1, 0, 9], &[])));
     // db is only on back: it sees web's back address, and not lb at all.
-    assert_eq!(members(&reg, "web.", db), Some(vec![Ipv4Addr::new(10, 2, 0, 3)]));
+    assert_eq!(
+        members(&reg, "web.", db),
+        Some(vec![Ipv4Addr::new(10, 2, 0, 3)])
+    );
     assert_eq!(members(&reg, "lb.", db), None);
     // web is on both, found by either address.
     assert!(members(&reg, "lb.", web).is_some());
     assert!(members(&reg, "db.", web).is_some());
     // NAME.NETWORK picks the network.
-    assert_eq!(members(&reg, "web.front.", HOST), Some(vec![Ipv4Addr::new(10, 1, 0, 2)]));
+    assert_eq!(
+        members(&reg, "web.front.", HOST),
+        Some(vec![Ipv4Addr::new(10, 1, 0, 2)])
+    );
     // web leaves back: db no longer sees it.
-    reg.apply(Change::EndpointDown { network: "back".into(), container: "web".into() });
+    reg.apply(Change::EndpointDown {
+        network: "back".into(),
+        container: "web".into(),
+    });
     assert_eq!(members(&reg, "web.", db), None);
 }
 
@@ -100,17 +141,33 @@ fn default_view_limits_non_containers() {
 #[test]
 fn ptr_points_at_name_dot_network() {
     let reg = Registry::new(None).expect("registry");
-    reg.apply(Change::EndpointUp(ep("net1", "web1", [10, 0, 0, 2], &["app"])));
+    reg.apply(Change::EndpointUp(ep(
+        "net1",
+        "web1",
+        [10, 0, 0, 2],
+        &["app"],
+    )));
     let target = reg.lookup_ptr(&name("2.0.0.10.in-addr.arpa."), HOST);
-    assert_eq!(target.map(|t| t.to_string()), Some("web1.net1.".to_string()));
-    reg.apply(Change::EndpointDown { network: "net1".into(), container: "web1".into() });
-    assert!(reg.lookup_ptr(&name("2.0.0.10.in-addr.arpa."), HOST).is_none());
+    assert_eq!(
+        target.map(|t| t.to_string()),
+        Some("web1.net1.".to_string())
+    );
+    reg.apply(Change::EndpointDown {
+        network: "net1".into(),
+        container: "web1".into(),
+    });
+    assert!(
+        reg.lookup_ptr(&name("2.0.0.10.in-addr.arpa."), HOST)
+            .is_none()
+    );
 }
 
 #[test]
 fn zones_cover_domain_and_networks() {
     let reg = Registry::new(Some("docker")).expect("registry");
-    reg.apply(Change::NetworkUp { network: "net1".into() });
+    reg.apply(Change::NetworkUp {
+        network: "net1".into(),
+    });
     assert_eq!(reg.zone_of(&name("x.docker.")), Some(name("docker.")));
     assert_eq!(reg.zone_of(&name("x.net1.")), Some(name("net1.")));
     assert_eq!(reg.zone_of(&name("example.com.")), None);

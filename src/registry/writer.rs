@@ -176,7 +176,16 @@ impl Model {
         for short in &touched {
             self.rebuild_set(&network, short, index);
         }
-        self.set_container_addresses(&container, &network, addresses, ptr_target.map(|target| PtrTarget { network: net_id, target }), index);
+        self.set_container_addresses(
+            &container,
+            &network,
+            addresses,
+            ptr_target.map(|target| PtrTarget {
+                network: net_id,
+                target,
+            }),
+            index,
+        );
     }
 
     fn remove_endpoint(&mut self, network: &str, container: &str, index: &Index) {
@@ -257,12 +266,9 @@ impl Model {
             self.key_sources.remove(&form);
             index.names.remove(&form);
         } else {
-            index.names.insert(
-                form,
-                Arc::new(NameEntry {
-                    sets: sets.into(),
-                }),
-            );
+            index
+                .names
+                .insert(form, Arc::new(NameEntry { sets: sets.into() }));
         }
     }
 

@@ -57,7 +57,11 @@ impl StaticSource {
         let wanted = declared(config);
         let wanted_networks: BTreeSet<String> = config.networks.keys().cloned().collect();
         let mut changes = Vec::new();
-        for ((network, container), _) in self.endpoints.iter().filter(|(k, _)| !wanted.contains_key(*k)) {
+        for ((network, container), _) in self
+            .endpoints
+            .iter()
+            .filter(|(k, _)| !wanted.contains_key(*k))
+        {
             changes.push(Change::EndpointDown {
                 network: network.clone(),
                 container: container.clone(),
@@ -93,44 +97,50 @@ impl StaticSource {
     }
 }
 
-/// Reloads `path` into the registry whenever the file changes or SIGHUP arrives. Runs forever.
-pub async fn watch(
+/// Starts reloading `path` into the registry whenever the file changes or SIGHUP arrives.
+///
+/// The file watch and the SIGHUP handler are in place when this returns, so a change made
+/// after it is never missed. Must be called inside the runtime.
+pub fn spawn_reloader(
     path: PathBuf,
     mut source: StaticSource,
     mut current: Config,
     registry: Arc<Registry>,
     settings: Arc<Settings>,
     ttl_override: Option<u32>,
-) {
+) -> tokio::task::JoinHandle<()> {
     let (tx, mut rx) = mpsc::channel::<&'static str>(8);
-    let _watcher = match file_watcher(&path, tx.clone()) {
+    let watcher = match file_watcher(&path, tx.clone()) {
         Ok(w) => Some(w),
         Err(error) => {
             warn!(%error, file = %path.display(), "cannot watch the config file; reload with SIGHUP");
             None
         }
     };
-    tokio::spawn(forward_sighup(tx));
-    while let Some(trigger) = rx.recv().await {
-        // Editors write in several steps; let them finish, then coalesce the burst.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        while rx.try_recv().is_ok() {}
-        match Config::load(&path) {
-            Ok(config) => {
-                warn_if_needs_restart(&current, &config);
-                // A --ttl on the command line outranks the file.
-                settings.set_ttl(ttl_override.unwrap_or(config.server.ttl));
-                let changes = source.sync(&config, &registry);
-                telemetry::count_reload(true);
-                info!(file = %path.display(), trigger, changes, "config reloaded");
-                current = config;
-            }
-            Err(error) => {
-                telemetry::count_reload(false);
-                error!("config not reloaded, still serving the previous records: {error}");
+    forward_sighup(tx);
+    tokio::spawn(async move {
+        let _watcher = watcher;
+        while let Some(trigger) = rx.recv().await {
+            // Editors write in several steps; let them finish, then coalesce the burst.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            while rx.try_recv().is_ok() {}
+            match Config::load(&path) {
+                Ok(config) => {
+                    warn_if_needs_restart(&current, &config);
+                    // A --ttl on the command line outranks the file.
+                    settings.set_ttl(ttl_override.unwrap_or(config.server.ttl));
+                    let changes = source.sync(&config, &registry);
+                    telemetry::count_reload(true);
+                    info!(file = %path.display(), trigger, changes, "config reloaded");
+                    current = config;
+                }
+                Err(error) => {
+                    telemetry::count_reload(false);
+                    error!("config not reloaded, still serving the previous records: {error}");
+                }
             }
         }
-    }
+    })
 }
 
 fn warn_if_needs_restart(old: &Config, new: &Config) {
@@ -139,11 +149,16 @@ fn warn_if_needs_restart(old: &Config, new: &Config) {
         || old.server.max_udp_payload != new.server.max_udp_payload
         || old.server.tcp_idle_timeout_secs != new.server.tcp_idle_timeout_secs
     {
-        warn!("listen, domain, max_udp_payload and tcp_idle_timeout_secs take effect after a restart");
+        warn!(
+            "listen, domain, max_udp_payload and tcp_idle_timeout_secs take effect after a restart"
+        );
     }
 }
 
-fn file_watcher(path: &Path, tx: mpsc::Sender<&'static str>) -> notify::Result<impl Watcher> {
+fn file_watcher(
+    path: &Path,
+    tx: mpsc::Sender<&'static str>,
+) -> notify::Result<notify::RecommendedWatcher> {
     // Watch the directory: editors and config managers replace the file by rename.
     let dir = path
         .parent()
@@ -156,7 +171,11 @@ fn file_watcher(path: &Path, tx: mpsc::Sender<&'static str>) -> notify::Result<i
         if event.kind.is_access() {
             return;
         }
-        if event.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == file_name) {
+        if event
+            .paths
+            .iter()
+            .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name)
+        {
             let _ = tx.try_send("file changed");
         }
     })?;
@@ -164,7 +183,8 @@ fn file_watcher(path: &Path, tx: mpsc::Sender<&'static str>) -> notify::Result<i
     Ok(watcher)
 }
 
-async fn forward_sighup(tx: mpsc::Sender<&'static str>) {
+/// Registers the SIGHUP handler now, then forwards each signal as a reload trigger.
+fn forward_sighup(tx: mpsc::Sender<&'static str>) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -173,11 +193,13 @@ async fn forward_sighup(tx: mpsc::Sender<&'static str>) {
             return;
         }
     };
-    while hangups.recv().await.is_some() {
-        if tx.send("SIGHUP").await.is_err() {
-            return;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            if tx.send("SIGHUP").await.is_err() {
+                return;
+            }
         }
-    }
+    });
 }
 
 #[cfg(test)]
@@ -207,7 +229,10 @@ mod tests {
             &registry,
         );
         assert_eq!(registry.sizes().networks, 2);
-        source.sync(&config("[[networks.a.endpoints]]\nname = \"x\"\nipv4 = \"10.0.0.1\"\n"), &registry);
+        source.sync(
+            &config("[[networks.a.endpoints]]\nname = \"x\"\nipv4 = \"10.0.0.1\"\n"),
+            &registry,
+        );
         assert_eq!(registry.sizes().networks, 1);
         assert_eq!(registry.sizes().endpoints, 1);
     }

@@ -1,7 +1,7 @@
 //! Test harness: runs the real `netalias` binary on a free loopback port and talks to it
 //! over real UDP and TCP sockets. Messages are built and parsed with hickory-proto, a DNS
 //! library, never with netalias's own types.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -94,7 +94,9 @@ impl Server {
         let deadline = Instant::now() + TIMEOUT;
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).expect("server did not report its address");
+            let line = rx
+                .recv_timeout(left)
+                .expect("server did not report its address");
             if let Some(rest) = line.split("addr=").nth(1) {
                 let text = rest.split_whitespace().next().unwrap_or_default();
                 break SocketAddr::from_str(text).expect("address in log");

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need, then runs every check.
+# Usage: bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v kdig >/dev/null 2>&1 || missing+=(knot-dnsutils)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+# --all-targets also runs each criterion bench once, as a smoke test.
+cargo test --all-targets --locked
