@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Load comparison on loopback: netalias vs dnsmasq with the same records, same query file,
+# same dnsperf settings, interleaved. Prints queries/s, lost queries, server CPU µs per query,
+# average latency, and the netalias/dnsmasq ratios.
+#
+# Usage: bash benches/load.sh [SECONDS_PER_RUN] [ROUNDS]
+# Needs: dnsperf, dnsmasq (installed here if missing, as root). Traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-5}"
+ROUNDS="${2:-2}"
+CLIENTS="${CLIENTS:-4}"
+OUTSTANDING="${OUTSTANDING:-500}"
+NA_PORT="${NA_PORT:-15353}"
+DM_PORT="${DM_PORT:-15354}"
+
+need=()
+command -v dnsperf >/dev/null || need+=(dnsperf)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo build --release --quiet
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+# The same records for both: the seed's three web servers behind `app`.
+cat >"$work/hosts" <<'HOSTS'
+172.72.0.2 app web1
+172.72.0.3 app web2
+172.72.0.4 app web3
+HOSTS
+printf 'app A\nweb1 A\nweb2 A\n' >"$work/queries"
+
+NETALIAS_LOG=warn ./target/release/netalias serve --config config/netalias.toml \
+  --listen "127.0.0.1:$NA_PORT" &
+pids+=($!); na_pid=$!
+dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces \
+  --listen-address=127.0.0.1 --port="$DM_PORT" --addn-hosts="$work/hosts" --user=root \
+  --pid-file="$work/dnsmasq.pid" 2>"$work/dnsmasq.log" &
+pids+=($!); dm_pid=$!
+sleep 1
+for p in "$na_pid" "$dm_pid"; do kill -0 "$p" || { echo "a server failed to start"; exit 1; }; done
+
+ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# run NAME PID PORT -> appends "name qps lost completed cpu_us_per_q latency_ms"
+run() {
+  local name=$1 pid=$2 port=$3 before after out
+  before=$(cpu_ticks "$pid")
+  out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries" -c "$CLIENTS" -q "$OUTSTANDING" \
+        -l "$DURATION" 2>&1)
+  after=$(cpu_ticks "$pid")
+  local completed lost qps lat
+  completed=$(awk '/Queries completed:/ {print $3}' <<<"$out")
+  lost=$(awk '/Queries lost:/ {print $3}' <<<"$out")
+  qps=$(awk '/Queries per second:/ {print $4}' <<<"$out")
+  lat=$(awk '/Average Latency/ {print $4}' <<<"$out")
+  local cpu_us
+  cpu_us=$(awk -v d=$((after - before)) -v t="$ticks" -v c="$completed" \
+    'BEGIN { if (c > 0) printf "%.2f", d / t * 1e6 / c; else print "nan" }')
+  echo "$name $qps $lost $completed $cpu_us $(awk -v l="$lat" 'BEGIN{printf "%.3f", l*1000}')" >>"$work/results"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  run netalias "$na_pid" "$NA_PORT"
+  run dnsmasq "$dm_pid" "$DM_PORT"
+done
+
+# The rotation stayed exact under load: ask 300 more times and count first members.
+if command -v kdig >/dev/null; then
+  for _ in $(seq 1 300); do kdig @127.0.0.1 -p "$NA_PORT" +short app | head -1; done | sort | uniq -c \
+    | awk '{printf "first-member count after load: %s %s\n", $2, $1}'
+fi
+
+echo
+printf '%-10s %12s %8s %12s %10s %12s\n' server "queries/s" lost completed "cpu µs/q" "latency ms"
+awk '{ n[$1]++; q[$1]+=$2; l[$1]+=$3; c[$1]+=$4; u[$1]+=$5; t[$1]+=$6 }
+     END { for (s in n) printf "%-10s %12.0f %8.0f %12.0f %10.2f %12.3f\n", s, q[s]/n[s], l[s]/n[s], c[s]/n[s], u[s]/n[s], t[s]/n[s] }' \
+  "$work/results" | sort
+echo
+awk '{ n[$1]++; q[$1]+=$2; u[$1]+=$5 }
+     END { printf "ratio netalias/dnsmasq: throughput %.2fx, cpu per query %.2fx\n",
+           (q["netalias"]/n["netalias"])/(q["dnsmasq"]/n["dnsmasq"]),
+           (u["netalias"]/n["netalias"])/(u["dnsmasq"]/n["dnsmasq"]) }' "$work/results"
+echo "(dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION, $ROUNDS interleaved rounds, per-run figures:)"
+cat "$work/results"
