@@ -15,5 +15,6 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-# --all-targets also runs each criterion bench once, as a smoke test.
-cargo test --all-targets --locked
+# Each criterion bench once, as a smoke test; then the unit and integration tests.
+cargo test --benches --locked
+cargo test --locked
