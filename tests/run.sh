@@ -17,4 +17,4 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 # Each criterion bench once, as a smoke test; then the unit and integration tests.
 cargo test --benches --locked
-cargo test --locked
+cargo test --lib --bins --tests --locked
