@@ -10,6 +10,8 @@ Examples:
   netalias serve --config config/netalias.toml     serve a file; edits and SIGHUP reload it
   netalias serve --listen 127.0.0.1:5353 --listen [::1]:5353 --ttl 5
   NETALIAS_LOG=debug netalias serve                more logging (any tracing filter works)
+  netalias serve --docker --listen 127.0.0.1:1053  also serve every user-defined Docker network
+  netalias serve --docker --attach-bridges         and answer on each bridge gateway, port 53
   netalias check-config config/netalias.toml       exit 0 if the file is good
   kdig @127.0.0.1 -p 1053 app                      ask it: three web servers, in rotation";
 
@@ -49,6 +51,26 @@ pub struct ServeArgs {
     /// TTL of local answers in seconds. Replaces the config's `ttl`.
     #[arg(long, env = "NETALIAS_TTL")]
     pub ttl: Option<u32>,
+
+    /// Follow the Docker engine and serve its user-defined networks (config: docker.enabled).
+    #[arg(long, env = "NETALIAS_DOCKER")]
+    pub docker: bool,
+
+    /// Docker engine address, e.g. unix:///var/run/docker.sock (default: DOCKER_HOST or the local socket).
+    #[arg(long, env = "NETALIAS_DOCKER_HOST")]
+    pub docker_host: Option<String>,
+
+    /// Keep containers whose healthcheck fails in rotation.
+    #[arg(long, env = "NETALIAS_INCLUDE_UNHEALTHY")]
+    pub include_unhealthy: bool,
+
+    /// Also listen on the gateway IP of every user-defined bridge (needs --docker).
+    #[arg(long, env = "NETALIAS_ATTACH_BRIDGES")]
+    pub attach_bridges: bool,
+
+    /// Port for the bridge gateway listeners (config: docker.bridge_port, default 53).
+    #[arg(long, env = "NETALIAS_BRIDGE_PORT")]
+    pub bridge_port: Option<u16>,
 }
 
 #[cfg(test)]

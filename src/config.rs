@@ -27,9 +27,48 @@ pub const EMBEDDED_DEFAULT_NAME: &str = "<embedded config/netalias.toml>";
 pub struct Config {
     #[serde(default)]
     pub server: ServerConfig,
+    /// The Docker source.
+    #[serde(default)]
+    pub docker: DockerConfig,
     /// Static networks, keyed by network name.
     #[serde(default)]
     pub networks: BTreeMap<String, StaticNetwork>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerConfig {
+    /// Follow the Docker engine and serve its user-defined networks.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Engine address (`unix:///var/run/docker.sock`, `tcp://host:2375`). Absent: DOCKER_HOST or the local socket.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Keep containers whose healthcheck fails in rotation.
+    #[serde(default)]
+    pub include_unhealthy: bool,
+    /// Listen on the gateway address of every user-defined bridge (host mode).
+    #[serde(default)]
+    pub attach_bridges: bool,
+    /// Port of those gateway listeners.
+    #[serde(default = "default_bridge_port")]
+    pub bridge_port: u16,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: None,
+            include_unhealthy: false,
+            attach_bridges: false,
+            bridge_port: default_bridge_port(),
+        }
+    }
+}
+
+fn default_bridge_port() -> u16 {
+    53
 }
 
 #[derive(Debug, Clone, Deserialize)]

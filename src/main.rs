@@ -9,7 +9,10 @@ use netalias::{
     config::{Config, LoadError},
     dns::{self, Responder, Settings},
     registry::Registry,
-    source::static_file::{self, StaticSource},
+    source::{
+        docker::{DockerOptions, DockerSource, Policy},
+        static_file::{self, StaticSource},
+    },
 };
 use tracing::info;
 use tracing_subscriber::EnvFilter;
@@ -87,6 +90,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(ttl) = args.ttl {
         config.server.ttl = ttl;
     }
+    let docker = &mut config.docker;
+    docker.enabled |= args.docker;
+    docker.include_unhealthy |= args.include_unhealthy;
+    docker.attach_bridges |= args.attach_bridges;
+    if args.docker_host.is_some() {
+        docker.host = args.docker_host.clone();
+    }
+    if let Some(port) = args.bridge_port {
+        docker.bridge_port = port;
+    }
+    if docker.attach_bridges && !docker.enabled {
+        anyhow::bail!(
+            "--attach-bridges needs the Docker source: add --docker (or docker.enabled = true)"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -121,6 +139,7 @@ async fn run(
     ));
     let listen = config.server.listen.clone();
     let tcp_idle_timeout = Duration::from_secs(config.server.tcp_idle_timeout_secs);
+    let docker = config.docker.clone();
     // Reloading starts before the listeners are announced, so no edit after that is missed.
     match path {
         Some(path) => {
@@ -137,7 +156,27 @@ async fn run(
         None => info!("serving the embedded default; give --config FILE to reload on change"),
     }
 
-    let responder = Responder::new(registry, settings);
+    let responder = Responder::new(Arc::clone(&registry), settings);
+    if docker.enabled {
+        let options = DockerOptions {
+            host: docker.host.clone(),
+            policy: Policy {
+                include_unhealthy: docker.include_unhealthy,
+            },
+        };
+        let mut source = DockerSource::new(options, Arc::clone(&registry));
+        if docker.attach_bridges {
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            source = source.with_gateways(tx);
+            tokio::spawn(dns::follow_gateways(
+                rx,
+                responder.clone(),
+                docker.bridge_port,
+                tcp_idle_timeout,
+            ));
+        }
+        tokio::spawn(source.run());
+    }
     let listeners = dns::bind(&listen, responder, tcp_idle_timeout)
         .await
         .context("cannot open the DNS listeners")?;

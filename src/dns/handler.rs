@@ -45,7 +45,8 @@ impl Settings {
     }
 }
 
-/// Answers DNS requests from the registry.
+/// Answers DNS requests from the registry. Cheap to clone: one per listener set.
+#[derive(Clone)]
 pub struct Responder {
     registry: Arc<Registry>,
     settings: Arc<Settings>,

@@ -29,9 +29,9 @@ pub struct BindError {
 /// How many times to look for a port free on both UDP and TCP when asked for port 0.
 const PORT_ZERO_TRIES: usize = 20;
 /// Bytes buffered per TCP connection for responses.
-const TCP_RESPONSE_BUFFER: usize = 64;
+pub(super) const TCP_RESPONSE_BUFFER: usize = 64;
 
-async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), BindError> {
+pub(super) async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), BindError> {
     let udp_err = |source| BindError {
         addr,
         proto: "udp",

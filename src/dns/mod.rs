@@ -2,12 +2,14 @@
 //!
 //! `answer` decides what a question gets (pure, no I/O); `handler` applies the protocol
 //! rules (opcode, EDNS, truncation) around it for hickory-server; `listener` binds the UDP
-//! and TCP sockets. Nothing here writes to the registry.
+//! and TCP sockets; `gateways` follows Docker bridges with listeners. Nothing here writes to the registry.
 
 mod answer;
+mod gateways;
 mod handler;
 mod listener;
 
 pub use answer::{Answer, answer};
+pub use gateways::{GatewayEvent, follow_gateways};
 pub use handler::{Responder, Settings};
 pub use listener::{Listeners, bind};

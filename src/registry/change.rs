@@ -20,6 +20,9 @@ pub struct Endpoint {
     pub ipv6: Option<Ipv6Addr>,
     /// TTL for this endpoint's records; `None` uses the server's.
     pub ttl: Option<u32>,
+    /// Whether its addresses are handed out. An endpoint out of rotation (unhealthy, paused)
+    /// still has its PTR and its view as an asker; it is just not an answer.
+    pub in_rotation: bool,
 }
 
 impl Endpoint {

@@ -14,6 +14,7 @@ fn ep(network: &str, container: &str, ip: [u8; 4], aliases: &[&str]) -> Endpoint
         ipv4: Some(Ipv4Addr::from(ip)),
         ipv6: None,
         ttl: None,
+        in_rotation: true,
     }
 }
 

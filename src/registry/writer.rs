@@ -220,10 +220,13 @@ impl Model {
             .into_iter()
             .flatten()
             .filter_map(|c| state.endpoints.get(c))
+            .filter(|e| e.in_rotation)
             .collect();
         let key: SetKey = (network.to_string(), short.clone());
-        if members.is_empty() {
+        if state.by_name.get(short).is_some_and(BTreeSet::is_empty) {
             state.by_name.remove(short);
+        }
+        if members.is_empty() {
             state.sets.remove(short);
             for form in &forms {
                 if let Some(sources) = self.key_sources.get_mut(form) {

@@ -1,4 +1,6 @@
 //! Sources: where names come from. Each turns the outside world into registry `Change`s
 //! and never touches the registry's internals.
 
+pub mod docker;
 pub mod static_file;
+pub mod tracked;

@@ -5,7 +5,7 @@
 //! file, line and field, and the records already served stay as they are.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -15,6 +15,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use super::tracked::Tracked;
 use crate::{
     config::Config,
     dns::Settings,
@@ -25,8 +26,7 @@ use crate::{
 /// What the static source has put into the registry.
 #[derive(Debug, Default)]
 pub struct StaticSource {
-    networks: BTreeSet<String>,
-    endpoints: BTreeMap<(String, String), Endpoint>,
+    tracked: Tracked,
 }
 
 /// The endpoints a config declares, keyed by (network, container).
@@ -44,6 +44,7 @@ fn declared(config: &Config) -> BTreeMap<(String, String), Endpoint> {
                 ipv4: ep.ipv4.as_ref().map(|ip| *ip.get_ref()),
                 ipv6: ep.ipv6.as_ref().map(|ip| *ip.get_ref()),
                 ttl: ep.ttl,
+                in_rotation: true,
             };
             out.insert((network.clone(), container), endpoint);
         }
@@ -52,47 +53,14 @@ fn declared(config: &Config) -> BTreeMap<(String, String), Endpoint> {
 }
 
 impl StaticSource {
-    /// The changes that take the registry from what this source applied last to `config`.
-    pub fn diff(&self, config: &Config) -> Vec<Change> {
-        let wanted = declared(config);
-        let wanted_networks: BTreeSet<String> = config.networks.keys().cloned().collect();
-        let mut changes = Vec::new();
-        for ((network, container), _) in self
-            .endpoints
-            .iter()
-            .filter(|(k, _)| !wanted.contains_key(*k))
-        {
-            changes.push(Change::EndpointDown {
-                network: network.clone(),
-                container: container.clone(),
-            });
-        }
-        for network in self.networks.difference(&wanted_networks) {
-            changes.push(Change::NetworkDown {
-                network: network.clone(),
-            });
-        }
-        for network in wanted_networks.difference(&self.networks) {
-            changes.push(Change::NetworkUp {
-                network: network.clone(),
-            });
-        }
-        for (key, endpoint) in &wanted {
-            if self.endpoints.get(key) != Some(endpoint) {
-                changes.push(Change::EndpointUp(endpoint.clone()));
-            }
-        }
-        changes.push(Change::DefaultView(config.server.default_view.clone()));
-        changes
-    }
-
-    /// Applies `config` to the registry and remembers it as the new baseline.
+    /// Applies `config` to the registry and remembers it as the new baseline; returns the
+    /// number of changes applied.
     pub fn sync(&mut self, config: &Config, registry: &Registry) -> usize {
-        let changes = self.diff(config);
+        let networks = config.networks.keys().cloned().collect();
+        let mut changes = self.tracked.reconcile(networks, declared(config));
+        changes.push(Change::DefaultView(config.server.default_view.clone()));
         let count = changes.len();
         registry.apply_all(changes);
-        self.endpoints = declared(config);
-        self.networks = config.networks.keys().cloned().collect();
         count
     }
 }
@@ -216,7 +184,7 @@ mod tests {
         let cfg = Config::embedded_default().expect("default");
         let mut source = StaticSource::default();
         assert!(source.sync(&cfg, &registry) > 1);
-        assert_eq!(source.diff(&cfg), vec![Change::DefaultView(None)]);
+        assert_eq!(source.sync(&cfg, &registry), 1, "only the view is re-sent");
         assert_eq!(registry.sizes().endpoints, 3);
     }
 

@@ -69,13 +69,19 @@ aliases = ["app"]
 impl Server {
     /// Starts the binary with `config` written to a temporary file.
     pub fn start(config: &str) -> Server {
+        Server::start_with(config, &[])
+    }
+
+    /// Starts the binary with `config` and extra `serve` arguments.
+    pub fn start_with(config: &str, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("netalias.toml");
         std::fs::write(&path, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_netalias"))
             .args(["serve", "--config"])
             .arg(&path)
-            .env("NETALIAS_LOG", "info")
+            .args(args)
+            .env("NETALIAS_LOG", "info,netalias::source::docker=debug")
             .env_remove("NETALIAS_LISTEN")
             .env_remove("NETALIAS_TTL")
             .stdout(Stdio::null())
@@ -97,7 +103,9 @@ impl Server {
             let line = rx
                 .recv_timeout(left)
                 .expect("server did not report its address");
-            if let Some(rest) = line.split("addr=").nth(1) {
+            if line.contains("listening on udp and tcp")
+                && let Some(rest) = line.split("addr=").nth(1)
+            {
                 let text = rest.split_whitespace().next().unwrap_or_default();
                 break SocketAddr::from_str(text).expect("address in log");
             }
@@ -216,3 +224,4 @@ pub fn a_records(msg: &Message) -> Vec<std::net::Ipv4Addr> {
         })
         .collect()
 }
+pub mod docker;

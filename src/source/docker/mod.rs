@@ -1,0 +1,409 @@
+//! The Docker source: follows the engine and keeps the registry equal to what it says.
+//!
+//! A session connects, notes the time, takes a snapshot (networks, then every running
+//! container, inspected), reconciles it against what this source applied before, then follows
+//! the event stream from the noted time, so nothing between snapshot and stream is missed
+//! (replayed events are harmless: each one re-inspects). When the engine goes away the records
+//! stay as they were (stale, and logged as such) and the session starts again with capped
+//! backoff. This module reads the engine only; it never writes to it.
+
+pub mod translate;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use bollard::{
+    Docker,
+    errors::Error as BollardError,
+    models::{EventMessage, EventMessageTypeEnum, Ipam, Network},
+    query_parameters::{
+        EventsOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
+        ListContainersOptions, ListNetworksOptions,
+    },
+};
+use futures_util::{StreamExt, TryStreamExt, stream};
+use metrics::{counter, gauge};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+pub use translate::Policy;
+use translate::{endpoints_of, is_user_defined};
+
+use super::tracked::{EndpointKey, Tracked};
+use crate::{
+    dns::GatewayEvent,
+    registry::{Change, Endpoint, Registry},
+};
+
+/// Container actions that can change what a container answers to.
+const CONTAINER_ACTIONS: [&str; 10] = [
+    "start",
+    "unpause",
+    "pause",
+    "health_status",
+    "rename",
+    "die",
+    "stop",
+    "kill",
+    "destroy",
+    "restart",
+];
+const NETWORK_ACTIONS: [&str; 4] = ["create", "destroy", "connect", "disconnect"];
+/// Containers inspected at once during a snapshot.
+const SNAPSHOT_CONCURRENCY: usize = 8;
+/// A snapshot logs progress every this many containers.
+const PROGRESS_EVERY: usize = 50;
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Default)]
+pub struct DockerOptions {
+    /// `unix:///path`, `tcp://host:port`; `None` uses `DOCKER_HOST` or the local socket.
+    pub host: Option<String>,
+    pub policy: Policy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerSourceError {
+    #[error("cannot connect to the Docker engine at {host}: {source}")]
+    Connect {
+        host: String,
+        #[source]
+        source: BollardError,
+    },
+    #[error("Docker engine request failed ({what}): {source}")]
+    Request {
+        what: String,
+        #[source]
+        source: BollardError,
+    },
+    #[error("the Docker event stream ended")]
+    StreamEnded,
+}
+
+fn request_error(what: impl Into<String>) -> impl FnOnce(BollardError) -> DockerSourceError {
+    let what = what.into();
+    move |source| DockerSourceError::Request { what, source }
+}
+
+fn is_not_found(error: &BollardError) -> bool {
+    matches!(
+        error,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// The running source: its options, what it applied, and where it reports bridges.
+pub struct DockerSource {
+    options: DockerOptions,
+    registry: Arc<Registry>,
+    tracked: Tracked,
+    gateways: Option<mpsc::Sender<GatewayEvent>>,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl DockerSource {
+    pub fn new(options: DockerOptions, registry: Arc<Registry>) -> DockerSource {
+        DockerSource {
+            options,
+            registry,
+            tracked: Tracked::default(),
+            gateways: None,
+            ready: None,
+        }
+    }
+
+    /// Reports user-defined bridge gateways as they come and go (for `--attach-bridges`).
+    pub fn with_gateways(mut self, gateways: mpsc::Sender<GatewayEvent>) -> DockerSource {
+        self.gateways = Some(gateways);
+        self
+    }
+
+    /// Signalled once, when the first snapshot has been applied.
+    pub fn with_ready(mut self, ready: tokio::sync::oneshot::Sender<()>) -> DockerSource {
+        self.ready = Some(ready);
+        self
+    }
+
+    /// Follows the engine forever, reconnecting with capped backoff.
+    pub async fn run(mut self) {
+        let mut backoff = BACKOFF_FIRST;
+        loop {
+            let started = Instant::now();
+            let error = match self.session().await {
+                Ok(()) => DockerSourceError::StreamEnded,
+                Err(e) => e,
+            };
+            gauge!("netalias_docker_stale").set(1.0);
+            warn!(
+                error = %error,
+                retry_in_ms = backoff.as_millis() as u64,
+                networks = self.tracked.networks().len(),
+                endpoints = self.tracked.endpoint_count(),
+                "lost the Docker engine; serving the last known records (stale) until it is back"
+            );
+            if started.elapsed() > BACKOFF_CAP * 2 {
+                backoff = BACKOFF_FIRST; // the session had been healthy for a while
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_CAP);
+        }
+    }
+
+    fn connect(&self) -> Result<Docker, DockerSourceError> {
+        let host = self.options.host.clone();
+        let result = match &host {
+            Some(h) => Docker::connect_with_host(h),
+            None => Docker::connect_with_defaults(),
+        };
+        result.map_err(|source| DockerSourceError::Connect {
+            host: host.unwrap_or_else(|| "DOCKER_HOST or the local socket".into()),
+            source,
+        })
+    }
+
+    async fn session(&mut self) -> Result<(), DockerSourceError> {
+        let docker = self
+            .connect()?
+            .negotiate_version()
+            .await
+            .map_err(request_error("version"))?;
+        // Taken before the snapshot and handed to the event stream: no gap between the two.
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .to_string();
+        self.snapshot(&docker).await?;
+        gauge!("netalias_docker_stale").set(0.0);
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(());
+        }
+
+        let filters = HashMap::from([
+            ("type", vec!["container", "network"]),
+            (
+                "event",
+                CONTAINER_ACTIONS
+                    .iter()
+                    .chain(NETWORK_ACTIONS.iter())
+                    .copied()
+                    .collect(),
+            ),
+        ]);
+        let options = EventsOptionsBuilder::new()
+            .since(&since)
+            .filters(&filters)
+            .build();
+        let mut events = docker.events(Some(options));
+        while let Some(event) = events.next().await {
+            let event = event.map_err(request_error("events"))?;
+            self.handle_event(&docker, event).await?;
+        }
+        Ok(())
+    }
+
+    async fn snapshot(&mut self, docker: &Docker) -> Result<(), DockerSourceError> {
+        let started = Instant::now();
+        let networks = docker
+            .list_networks(None::<ListNetworksOptions>)
+            .await
+            .map_err(request_error("list networks"))?;
+        let user_networks: BTreeSet<String> = networks
+            .iter()
+            .filter_map(|n| n.name.clone())
+            .filter(|n| is_user_defined(n))
+            .collect();
+        let gateways: Vec<(String, IpAddr)> = networks.iter().filter_map(bridge_gateway).collect();
+
+        let containers = docker
+            .list_containers(None::<ListContainersOptions>)
+            .await
+            .map_err(request_error("list containers"))?;
+        let ids: Vec<String> = containers.into_iter().filter_map(|c| c.id).collect();
+        let total = ids.len();
+        info!(
+            networks = user_networks.len(),
+            containers = total,
+            "Docker snapshot: inspecting running containers"
+        );
+        let policy = self.options.policy;
+        let mut inspected = stream::iter(ids)
+            .map(|id| async move {
+                match docker
+                    .inspect_container(&id, None::<InspectContainerOptions>)
+                    .await
+                {
+                    Ok(c) => Ok(endpoints_of(&c, policy)),
+                    Err(e) if is_not_found(&e) => Ok(Vec::new()), // gone since the list
+                    Err(e) => Err(request_error(format!("inspect container {id}"))(e)),
+                }
+            })
+            .buffer_unordered(SNAPSHOT_CONCURRENCY);
+        let mut endpoints: BTreeMap<EndpointKey, Endpoint> = BTreeMap::new();
+        let mut done = 0usize;
+        while let Some(found) = inspected.try_next().await? {
+            done += 1;
+            if done.is_multiple_of(PROGRESS_EVERY) {
+                info!(done, total, "Docker snapshot progress");
+            }
+            for ep in found {
+                endpoints.insert((ep.network.clone(), ep.container.clone()), ep);
+            }
+        }
+        // A container's networks can only be ones the engine listed, or ones created since.
+        let mut networks_now = user_networks;
+        networks_now.extend(endpoints.keys().map(|(n, _)| n.clone()));
+        let changes = self.tracked.reconcile(networks_now, endpoints);
+        let applied = changes.len();
+        self.registry.apply_all(changes);
+        self.report_gateways(GatewayEvent::Sync(gateways)).await;
+        counter!("netalias_docker_resyncs_total").increment(1);
+        info!(
+            containers = total,
+            endpoints = self.tracked.endpoint_count(),
+            changes = applied,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Docker snapshot applied; following events"
+        );
+        Ok(())
+    }
+
+    async fn handle_event(
+        &mut self,
+        docker: &Docker,
+        event: EventMessage,
+    ) -> Result<(), DockerSourceError> {
+        let action = event.action.clone().unwrap_or_default();
+        // "health_status: healthy" → "health_status"
+        let verb = action
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let actor = event.actor.unwrap_or_default();
+        let attributes = actor.attributes.unwrap_or_default();
+        counter!("netalias_docker_events_total", "action" => verb.clone()).increment(1);
+        debug!(?event.typ, %action, id = ?actor.id, "Docker event");
+        match event.typ {
+            Some(EventMessageTypeEnum::CONTAINER) => {
+                let Some(id) = actor.id else { return Ok(()) };
+                if verb == "destroy" {
+                    self.apply_container(&id, Vec::new());
+                } else {
+                    self.refresh_container(docker, &id).await?;
+                }
+            }
+            Some(EventMessageTypeEnum::NETWORK) => {
+                let network = attributes.get("name").cloned().unwrap_or_default();
+                match verb.as_str() {
+                    "create" if is_user_defined(&network) => {
+                        let changes = self.tracked.add_network(&network);
+                        self.registry.apply_all(changes);
+                        if let Some(id) = actor.id.as_deref() {
+                            match docker
+                                .inspect_network(id, None::<InspectNetworkOptions>)
+                                .await
+                            {
+                                Ok(n) => {
+                                    let name = n.name.as_deref().unwrap_or(&network);
+                                    if let Some((name, ip)) =
+                                        gateway_of(name, n.driver.as_deref(), n.ipam.as_ref())
+                                    {
+                                        self.report_gateways(GatewayEvent::Up(name, ip)).await;
+                                    }
+                                }
+                                Err(e) if is_not_found(&e) => {}
+                                Err(e) => {
+                                    return Err(request_error(format!(
+                                        "inspect network {network}"
+                                    ))(e));
+                                }
+                            }
+                        }
+                    }
+                    "destroy" => {
+                        let changes = self.tracked.remove_network(&network);
+                        self.registry.apply_all(changes);
+                        self.report_gateways(GatewayEvent::Down(network)).await;
+                    }
+                    "connect" | "disconnect" => {
+                        if let Some(container) = attributes.get("container") {
+                            self.refresh_container(docker, container).await?;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn refresh_container(
+        &mut self,
+        docker: &Docker,
+        id: &str,
+    ) -> Result<(), DockerSourceError> {
+        let endpoints = match docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => {
+                debug!(
+                    id,
+                    state = translate::describe(&c, self.options.policy),
+                    "container inspected"
+                );
+                endpoints_of(&c, self.options.policy)
+            }
+            Err(e) if is_not_found(&e) => Vec::new(),
+            Err(e) => return Err(request_error(format!("inspect container {id}"))(e)),
+        };
+        self.apply_container(id, endpoints);
+        Ok(())
+    }
+
+    fn apply_container(&mut self, id: &str, endpoints: Vec<Endpoint>) {
+        let changes: Vec<Change> = self.tracked.replace_container(id, endpoints);
+        if !changes.is_empty() {
+            debug!(id, changes = changes.len(), "container changed");
+            self.registry.apply_all(changes);
+        }
+    }
+
+    async fn report_gateways(&self, event: GatewayEvent) {
+        if let Some(tx) = &self.gateways {
+            let _ = tx.send(event).await;
+        }
+    }
+}
+
+/// A user-defined bridge network's name and gateway address.
+fn bridge_gateway(network: &Network) -> Option<(String, IpAddr)> {
+    gateway_of(
+        network.name.as_deref()?,
+        network.driver.as_deref(),
+        network.ipam.as_ref(),
+    )
+}
+
+fn gateway_of(name: &str, driver: Option<&str>, ipam: Option<&Ipam>) -> Option<(String, IpAddr)> {
+    if driver != Some("bridge") || !is_user_defined(name) {
+        return None;
+    }
+    let gateway = ipam?
+        .config
+        .as_ref()?
+        .iter()
+        .filter_map(|c| c.gateway.as_deref()?.parse::<IpAddr>().ok())
+        .find(IpAddr::is_ipv4)?;
+    Some((name.to_string(), gateway))
+}

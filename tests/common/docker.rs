@@ -1,0 +1,188 @@
+//! Real-engine helpers: a locally built test image, labelled resources removed on drop, and
+//! a sweep of anything a crashed run left behind. Nothing is pulled.
+
+use std::{
+    process::Command,
+    sync::Once,
+    time::{Duration, Instant},
+};
+
+/// Every resource a test creates carries this label, so a crashed run can be swept.
+pub const LABEL: &str = "netalias.test=1";
+pub const IMAGE: &str = "netalias-test/busybox:1";
+/// A PID 1 that stops promptly on SIGTERM.
+pub const IDLE: [&str; 3] = [
+    "sh",
+    "-c",
+    "trap 'exit 0' TERM; while true; do sleep 1; done",
+];
+
+/// Runs `docker ARGS`, returning stdout; panics with stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Whether tests can use the engine. In CI a missing engine is a failure, not a skip.
+pub fn available() -> bool {
+    let ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok && std::env::var_os("CI").is_some() {
+        panic!("CI needs a running Docker engine");
+    }
+    if ok {
+        prepare();
+    } else {
+        eprintln!("no Docker engine: skipped");
+    }
+    ok
+}
+
+static PREPARE: Once = Once::new();
+
+/// Once per test process: sweep leftovers and build the test image from busybox-static.
+fn prepare() {
+    PREPARE.call_once(|| {
+        sweep();
+        let have = Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if have {
+            return;
+        }
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("busybox-static is needed to build the test image (tests/run.sh installs it)");
+        let dir = tempfile::tempdir().expect("dir");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+        std::fs::create_dir_all(root.join("tmp")).expect("mkdir");
+        std::fs::copy(busybox, root.join("bin/busybox")).expect("copy busybox");
+        for applet in ["sh", "sleep", "touch", "rm", "test", "cat", "true", "false"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("symlink");
+        }
+        let tar = dir.path().join("image.tar");
+        let status = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .expect("tar");
+        assert!(status.success());
+        docker(&[
+            "import",
+            "-c",
+            "CMD [\"/bin/sh\"]",
+            &tar.display().to_string(),
+            IMAGE,
+        ]);
+    });
+}
+
+/// Removes every container and network carrying the test label.
+pub fn sweep() {
+    let containers = docker(&["ps", "-aq", "--filter", &format!("label={LABEL}")]);
+    let ids: Vec<&str> = containers.split_whitespace().collect();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids);
+        docker(&args);
+    }
+    let networks = docker(&["network", "ls", "-q", "--filter", &format!("label={LABEL}")]);
+    for id in networks.split_whitespace() {
+        let _ = Command::new("docker").args(["network", "rm", id]).output();
+    }
+}
+
+/// Containers and networks made by one test, removed when it ends, pass or fail.
+#[derive(Default)]
+pub struct Stack {
+    containers: Vec<String>,
+    networks: Vec<String>,
+}
+
+impl Stack {
+    /// `docker network create` with the label; `extra` holds the flags.
+    pub fn network(&mut self, name: &str, extra: &[&str]) -> String {
+        let mut args = vec!["network", "create", "--label", LABEL];
+        args.extend(extra);
+        args.push(name);
+        docker(&args);
+        self.networks.push(name.to_string());
+        name.to_string()
+    }
+
+    /// `docker run -d` with the label and the idle command; returns the container ID.
+    pub fn run(&mut self, name: &str, extra: &[&str]) -> String {
+        let mut args = vec!["run", "-d", "--label", LABEL, "--name", name];
+        args.extend(extra);
+        args.push(IMAGE);
+        args.extend(IDLE);
+        let id = docker(&args);
+        self.containers.push(name.to_string());
+        id
+    }
+
+    pub fn forget_network(&mut self, name: &str) {
+        self.networks.retain(|n| n != name);
+    }
+
+    pub fn rename(&mut self, old: &str, new: &str) {
+        docker(&["rename", old, new]);
+        for c in &mut self.containers {
+            if c == old {
+                *c = new.to_string();
+            }
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = Command::new("docker").args(["rm", "-f", c]).output();
+        }
+        for n in &self.networks {
+            let _ = Command::new("docker").args(["network", "rm", n]).output();
+        }
+    }
+}
+
+/// The IPv4 address of `container` on `network`.
+pub fn ip_on(container: &str, network: &str) -> std::net::Ipv4Addr {
+    let format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
+    docker(&["inspect", "-f", &format, container])
+        .parse()
+        .expect("container IP")
+}
+
+pub fn pid_of(container: &str) -> String {
+    docker(&["inspect", "-f", "{{.State.Pid}}", container])
+}
+
+/// Polls `check` until it holds or `timeout` passes; returns whether it held.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}

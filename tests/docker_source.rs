@@ -1,0 +1,377 @@
+//! The Docker source against the real engine on this machine: the seed scenario, health,
+//! scoping through bridge gateway listeners, labels, and loss of the engine.
+//! Every resource is labelled `netalias.test=1` and removed at the end.
+
+mod common;
+
+use std::{collections::HashMap, net::Ipv4Addr, process::Command, time::Duration};
+
+use common::{docker::*, *};
+
+const SETTLE: Duration = Duration::from_secs(20);
+
+/// Only the server settings: the names come from Docker.
+fn docker_config() -> String {
+    "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = 0\ndomain = \"docker\"\n".to_string()
+}
+
+fn start_docker_server(extra: &[&str]) -> Server {
+    let mut args = vec!["--docker"];
+    args.extend(extra);
+    let server = Server::start_with(&docker_config(), &args);
+    server.wait_log("Docker snapshot applied");
+    server
+}
+
+fn a(server: &Server, name: &str) -> Vec<Ipv4Addr> {
+    a_records(&udp(server.addr, &query(name, RecordType::A)))
+}
+
+fn sorted(mut v: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {
+    v.sort();
+    v
+}
+
+fn answers_become(server: &Server, name: &str, want: &[Ipv4Addr]) -> bool {
+    let want = sorted(want.to_vec());
+    eventually(SETTLE, || sorted(a(server, name)) == want)
+}
+
+#[test]
+fn seed_scenario_alias_rotation_and_lifecycle() {
+    if !available() {
+        return;
+    }
+    let mut stack = Stack::default();
+    // The seed's bridge, test-local: subnet, ip-range and gateway.
+    let net = stack.network(
+        "natest-seed",
+        &[
+            "--driver=bridge",
+            "--subnet=10.214.0.0/16",
+            "--ip-range=10.214.5.0/24",
+            "--gateway=10.214.0.1",
+        ],
+    );
+    let server = start_docker_server(&[]);
+    let mut ips = Vec::new();
+    for i in 1..=3 {
+        let name = format!("natest-seed-web{i}");
+        stack.run(&name, &["--network", &net, "--network-alias", "app"]);
+        ips.push(ip_on(&name, &net));
+    }
+    assert!(
+        ips.iter().all(|ip| ip.octets()[..3] == [10, 214, 5]),
+        "ip-range honoured: {ips:?}"
+    );
+    assert!(
+        answers_become(&server, "app.", &ips),
+        "app answers all three"
+    );
+
+    // Exact rotation: 30 asks, each member first 10 times.
+    let mut firsts: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for _ in 0..30 {
+        let answer = a(&server, "app.");
+        assert_eq!(answer.len(), 3);
+        *firsts.entry(answer[0]).or_default() += 1;
+    }
+    assert!(firsts.values().all(|&n| n == 10), "{firsts:?}");
+
+    // Every name form, and PTR.
+    let id = docker(&["inspect", "-f", "{{.Id}}", "natest-seed-web1"]);
+    for name in [
+        "natest-seed-web1.".to_string(),
+        "natest-seed-web1.natest-seed.".to_string(),
+        "natest-seed-web1.docker.".to_string(),
+        format!("{}.", &id[..12]),
+        "app.natest-seed.".to_string(),
+    ] {
+        assert!(a(&server, &name).contains(&ips[0]), "{name}");
+    }
+    let [o1, o2, o3, o4] = ips[0].octets();
+    let ptr = udp(
+        server.addr,
+        &query(
+            &format!("{o4}.{o3}.{o2}.{o1}.in-addr.arpa."),
+            RecordType::PTR,
+        ),
+    );
+    assert_eq!(
+        ptr.answers.first().map(|r| r.data.to_string()).as_deref(),
+        Some("natest-seed-web1.natest-seed.")
+    );
+
+    // Stop one: gone. Start it: back.
+    docker(&["stop", "-t", "2", "natest-seed-web2"]);
+    assert!(
+        answers_become(&server, "app.", &[ips[0], ips[2]]),
+        "stopped member leaves"
+    );
+    docker(&["start", "natest-seed-web2"]);
+    let web2 = ip_on("natest-seed-web2", &net);
+    assert!(
+        answers_become(&server, "app.", &[ips[0], web2, ips[2]]),
+        "restarted member returns"
+    );
+
+    // Disconnect: gone. Connect with the alias: back.
+    docker(&["network", "disconnect", &net, "natest-seed-web3"]);
+    assert!(
+        answers_become(&server, "app.", &[ips[0], web2]),
+        "disconnected member leaves"
+    );
+    docker(&[
+        "network",
+        "connect",
+        "--alias",
+        "app",
+        &net,
+        "natest-seed-web3",
+    ]);
+    let web3 = ip_on("natest-seed-web3", &net);
+    assert!(
+        answers_become(&server, "app.", &[ips[0], web2, web3]),
+        "reconnected member returns"
+    );
+
+    // Rename: the new name answers, the old one does not.
+    stack.rename("natest-seed-web1", "natest-seed-renamed");
+    assert!(
+        answers_become(&server, "natest-seed-renamed.", &[ips[0]]),
+        "new name answers"
+    );
+    assert!(
+        a(&server, "natest-seed-web1.").is_empty(),
+        "old name is gone"
+    );
+    assert_eq!(
+        sorted(a(&server, "app.")).len(),
+        3,
+        "alias unaffected by rename"
+    );
+
+    // Destroy the network: its names go with it.
+    for c in [
+        "natest-seed-renamed",
+        "natest-seed-web2",
+        "natest-seed-web3",
+    ] {
+        docker(&["rm", "-f", c]);
+    }
+    docker(&["network", "rm", &net]);
+    stack.forget_network(&net);
+    assert!(
+        answers_become(&server, "app.natest-seed.", &[]),
+        "names gone with the network"
+    );
+    assert!(
+        eventually(SETTLE, || {
+            udp(server.addr, &query("x.natest-seed.", RecordType::A))
+                .metadata
+                .response_code
+                == ResponseCode::Refused
+        }),
+        "the network's zone is gone"
+    );
+}
+
+#[test]
+fn health_pause_and_labels_decide_rotation() {
+    if !available() {
+        return;
+    }
+    let mut stack = Stack::default();
+    let net = stack.network("natest-health", &["--subnet=10.213.21.0/24"]);
+    let server = start_docker_server(&[]);
+    let health = [
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        "--health-timeout",
+        "1s",
+    ];
+    let mut args = vec!["--network", net.as_str(), "--network-alias", "svc"];
+    args.extend(health);
+    stack.run("natest-health-a", &args);
+    stack.run(
+        "natest-health-b",
+        &["--network", &net, "--network-alias", "svc"],
+    );
+    let ip_a = ip_on("natest-health-a", &net);
+    let ip_b = ip_on("natest-health-b", &net);
+
+    assert!(
+        answers_become(&server, "svc.", &[ip_b]),
+        "a is not healthy yet: out"
+    );
+    docker(&["exec", "natest-health-a", "touch", "/tmp/ok"]);
+    assert!(
+        answers_become(&server, "svc.", &[ip_a, ip_b]),
+        "healthy: in"
+    );
+    docker(&["exec", "natest-health-a", "rm", "/tmp/ok"]);
+    assert!(answers_become(&server, "svc.", &[ip_b]), "unhealthy: out");
+
+    docker(&["pause", "natest-health-b"]);
+    assert!(answers_become(&server, "svc.", &[]), "paused: out");
+    docker(&["unpause", "natest-health-b"]);
+    assert!(answers_become(&server, "svc.", &[ip_b]), "unpaused: in");
+
+    stack.run(
+        "natest-health-ttl",
+        &["--network", &net, "--label", "netalias.ttl=9"],
+    );
+    assert!(
+        eventually(SETTLE, || {
+            udp(server.addr, &query("natest-health-ttl.", RecordType::A))
+                .answers
+                .first()
+                .map(|r| r.ttl)
+                == Some(9)
+        }),
+        "netalias.ttl label sets the TTL"
+    );
+    stack.run(
+        "natest-health-hidden",
+        &[
+            "--network",
+            &net,
+            "--network-alias",
+            "svc",
+            "--label",
+            "netalias.exclude=true",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        a(&server, "svc."),
+        vec![ip_b],
+        "netalias.exclude keeps it out"
+    );
+    assert!(a(&server, "natest-health-hidden.").is_empty());
+}
+
+#[test]
+fn include_unhealthy_keeps_failing_containers() {
+    if !available() {
+        return;
+    }
+    let mut stack = Stack::default();
+    let net = stack.network("natest-unhealthy", &["--subnet=10.213.22.0/24"]);
+    let server = start_docker_server(&["--include-unhealthy"]);
+    stack.run(
+        "natest-unhealthy-a",
+        &[
+            "--network",
+            &net,
+            "--health-cmd",
+            "false",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+        ],
+    );
+    let ip = ip_on("natest-unhealthy-a", &net);
+    assert!(answers_become(&server, "natest-unhealthy-a.", &[ip]));
+}
+
+/// Runs kdig inside `container`'s network namespace against `server_ip:port`.
+fn kdig_from(container: &str, server_ip: &str, port: u16, name: &str) -> String {
+    let out = Command::new("nsenter")
+        .args([
+            "-t",
+            &pid_of(container),
+            "-n",
+            "kdig",
+            &format!("@{server_ip}"),
+            "-p",
+            &port.to_string(),
+        ])
+        .args(["+short", "+timeout=2", "+retry=0", name])
+        .output()
+        .expect("nsenter kdig");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn containers_see_only_their_networks_through_the_bridge_gateway() {
+    if !available() {
+        return;
+    }
+    let mut stack = Stack::default();
+    let front = stack.network(
+        "natest-front",
+        &["--subnet=10.213.31.0/24", "--gateway=10.213.31.1"],
+    );
+    let back = stack.network(
+        "natest-back",
+        &["--subnet=10.213.32.0/24", "--gateway=10.213.32.1"],
+    );
+    let port = 15353u16;
+    let server = start_docker_server(&["--attach-bridges", "--bridge-port", &port.to_string()]);
+    stack.run(
+        "natest-scope-f",
+        &["--network", &front, "--network-alias", "frontapp"],
+    );
+    stack.run("natest-scope-b", &["--network", &back]);
+    let ip_f = ip_on("natest-scope-f", &front);
+    let ip_b = ip_on("natest-scope-b", &back);
+    assert!(answers_become(&server, "natest-scope-b.", &[ip_b]));
+    assert!(
+        answers_become(&server, "frontapp.", &[ip_f]),
+        "loopback sees every network"
+    );
+
+    let gw_front = "10.213.31.1";
+    let gw_back = "10.213.32.1";
+    assert!(
+        eventually(SETTLE, || kdig_from(
+            "natest-scope-f",
+            gw_front,
+            port,
+            "frontapp"
+        ) == ip_f.to_string()),
+        "a container resolves names on its own network via its gateway"
+    );
+    assert_eq!(
+        kdig_from("natest-scope-b", gw_back, port, "natest-scope-b"),
+        ip_b.to_string()
+    );
+    assert_eq!(
+        kdig_from("natest-scope-b", gw_back, port, "frontapp"),
+        "",
+        "other networks are invisible"
+    );
+    assert_eq!(
+        kdig_from(
+            "natest-scope-b",
+            gw_back,
+            port,
+            "natest-scope-f.natest-front"
+        ),
+        ""
+    );
+
+    // A bridge created later gets a listener; one destroyed loses it.
+    let late = stack.network(
+        "natest-late",
+        &["--subnet=10.213.33.0/24", "--gateway=10.213.33.1"],
+    );
+    stack.run("natest-scope-l", &["--network", &late]);
+    let ip_l = ip_on("natest-scope-l", &late);
+    assert!(
+        eventually(SETTLE, || kdig_from(
+            "natest-scope-l",
+            "10.213.33.1",
+            port,
+            "natest-scope-l"
+        ) == ip_l.to_string()),
+        "listener follows a new bridge"
+    );
+    drop(server);
+}
