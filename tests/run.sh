@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v kdig >/dev/null 2>&1 || missing+=(knot-dnsutils)
 # The Docker tests build their image from a static busybox; nsenter comes with util-linux.
-[ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing+=(busybox-static)
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
