@@ -30,7 +30,9 @@ fn answers(server: &Server, name: &str) -> bool {
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
-        println!("docker_latency: run with `cargo bench --bench docker_latency` (needs the Docker engine)");
+        println!(
+            "docker_latency: run with `cargo bench --bench docker_latency` (needs the Docker engine)"
+        );
         return;
     }
     if !available() {
@@ -50,7 +52,10 @@ fn main() {
         let returned = Instant::now();
         let fqdn = format!("{name}.");
         while !answers(&server, &fqdn) {
-            assert!(returned.elapsed() < Duration::from_secs(10), "{name} never answered");
+            assert!(
+                returned.elapsed() < Duration::from_secs(10),
+                "{name} never answered"
+            );
         }
         delays.push(returned.elapsed());
     }
@@ -78,11 +83,25 @@ fn main() {
                 }
                 let name = format!("natest-bench-lat{i}");
                 let out = Command::new("docker")
-                    .args(["run", "-d", "--label", LABEL, "--name", &name, "--network", &net, IMAGE])
+                    .args([
+                        "run",
+                        "-d",
+                        "--label",
+                        LABEL,
+                        "--name",
+                        &name,
+                        "--network",
+                        &net,
+                        IMAGE,
+                    ])
                     .args(IDLE)
                     .output()
                     .expect("docker run");
-                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 names.push(name);
             }
             names
@@ -92,7 +111,11 @@ fn main() {
     for h in handles {
         extra.extend(h.join().expect("starter"));
     }
-    println!("started {} more containers in {:.1} s", extra.len(), started.elapsed().as_secs_f64());
+    println!(
+        "started {} more containers in {:.1} s",
+        extra.len(),
+        started.elapsed().as_secs_f64()
+    );
     let process_start = Instant::now();
     let server = Server::start_with(config, &["--docker"]);
     let line = server.wait_log("Docker snapshot applied");
