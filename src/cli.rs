@@ -12,6 +12,7 @@ Examples:
   NETALIAS_LOG=debug netalias serve                more logging (any tracing filter works)
   netalias serve --docker --listen 127.0.0.1:1053  also serve every user-defined Docker network
   netalias serve --docker --attach-bridges         and answer on each bridge gateway, port 53
+  netalias serve --upstream 127.0.0.1:5300         forward names it does not own
   netalias check-config config/netalias.toml       exit 0 if the file is good
   kdig @127.0.0.1 -p 1053 app                      ask it: three web servers, in rotation";
 
@@ -36,7 +37,25 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Print the records of a running server (from its /records).
+    Records {
+        /// The server's HTTP address (server.http_listen).
+        #[arg(long, env = "NETALIAS_HTTP", default_value = DEFAULT_HTTP)]
+        http: SocketAddr,
+    },
+    /// Exit 0 if a running server is healthy, 1 if not: for a container HEALTHCHECK.
+    Health {
+        /// The server's HTTP address (server.http_listen).
+        #[arg(long, env = "NETALIAS_HTTP", default_value = DEFAULT_HTTP)]
+        http: SocketAddr,
+        /// Ask /readyz (first sync done, listeners up) instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+    },
 }
+
+/// Where `records` and `health` look by default (CoreDNS's metrics port).
+pub const DEFAULT_HTTP: &str = "127.0.0.1:9153";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -71,6 +90,22 @@ pub struct ServeArgs {
     /// Port for the bridge gateway listeners (config: docker.bridge_port, default 53).
     #[arg(long, env = "NETALIAS_BRIDGE_PORT")]
     pub bridge_port: Option<u16>,
+
+    /// Forward names netalias does not own (config: forward.enabled).
+    #[arg(long, env = "NETALIAS_FORWARD")]
+    pub forward: bool,
+
+    /// Upstream server, IP or IP:PORT; repeat for more. Implies --forward; replaces forward.upstreams.
+    #[arg(long, env = "NETALIAS_UPSTREAM", value_delimiter = ',', value_parser = crate::config::parse_upstream)]
+    pub upstream: Vec<std::net::SocketAddr>,
+
+    /// Forward for any asker, not only loopback and known containers (an open resolver).
+    #[arg(long, env = "NETALIAS_ALLOW_ANY_CLIENT")]
+    pub allow_any_client: bool,
+
+    /// Serve Prometheus metrics and /healthz, /readyz, /records on this address (config: server.http_listen).
+    #[arg(long, env = "NETALIAS_HTTP_LISTEN")]
+    pub http_listen: Option<std::net::SocketAddr>,
 }
 
 #[cfg(test)]

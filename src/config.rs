@@ -30,6 +30,9 @@ pub struct Config {
     /// The Docker source.
     #[serde(default)]
     pub docker: DockerConfig,
+    /// Forwarding of names netalias does not own.
+    #[serde(default)]
+    pub forward: ForwardConfig,
     /// Static networks, keyed by network name.
     #[serde(default)]
     pub networks: BTreeMap<String, StaticNetwork>,
@@ -73,6 +76,78 @@ fn default_bridge_port() -> u16 {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// Forward names netalias does not own. Off: they get REFUSED.
+    #[serde(default)]
+    pub enabled: bool,
+    /// "IP" or "IP:PORT" (port 53 by default). Empty: the name servers of `resolv_conf`.
+    #[serde(default)]
+    pub upstreams: Vec<Spanned<String>>,
+    #[serde(default = "default_resolv_conf")]
+    pub resolv_conf: PathBuf,
+    /// Per upstream attempt.
+    #[serde(default = "default_forward_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Forwarded queries in flight at once; past it, REFUSED.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Answers cached (upstream TTLs honoured); 0 disables the cache.
+    #[serde(default = "default_cache_entries")]
+    pub cache_entries: usize,
+    /// Forward for any asker, not only loopback and known containers. Makes an open resolver.
+    #[serde(default)]
+    pub allow_any_client: bool,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            upstreams: Vec::new(),
+            resolv_conf: default_resolv_conf(),
+            timeout_ms: default_forward_timeout_ms(),
+            max_in_flight: default_max_in_flight(),
+            cache_entries: default_cache_entries(),
+            allow_any_client: false,
+        }
+    }
+}
+
+impl ForwardConfig {
+    /// The configured upstreams as socket addresses (validated at load).
+    pub fn upstream_addrs(&self) -> Vec<SocketAddr> {
+        self.upstreams
+            .iter()
+            .filter_map(|u| parse_upstream(u.get_ref()).ok())
+            .collect()
+    }
+}
+
+/// "IP", "IP:PORT" or "[IPv6]:PORT"; the port defaults to 53.
+pub fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("`{text}` is not an IP or IP:PORT"))
+}
+
+fn default_resolv_conf() -> PathBuf {
+    PathBuf::from("/etc/resolv.conf")
+}
+fn default_forward_timeout_ms() -> u64 {
+    1500
+}
+fn default_max_in_flight() -> usize {
+    256
+}
+fn default_cache_entries() -> usize {
+    4096
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Addresses to answer on, UDP and TCP alike.
     #[serde(default = "default_listen")]
@@ -92,6 +167,9 @@ pub struct ServerConfig {
     /// A TCP connection that sends nothing for this long is closed.
     #[serde(default = "default_tcp_idle_timeout_secs")]
     pub tcp_idle_timeout_secs: u64,
+    /// HTTP for /metrics, /healthz, /readyz and /records. Absent: off.
+    #[serde(default)]
+    pub http_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +181,7 @@ impl Default for ServerConfig {
             default_view: None,
             max_udp_payload: default_max_udp_payload(),
             tcp_idle_timeout_secs: default_tcp_idle_timeout_secs(),
+            http_listen: None,
         }
     }
 }
@@ -233,6 +312,11 @@ impl Config {
     fn validate(&self) -> Result<(), Violation> {
         if let Some(domain) = &self.server.domain {
             check_dns_name(domain, "server.domain")?;
+        }
+        for (i, upstream) in self.forward.upstreams.iter().enumerate() {
+            parse_upstream(upstream.get_ref()).map_err(|message| {
+                Violation::new(upstream, format!("forward.upstreams[{i}]"), message)
+            })?;
         }
         for (net_name, net) in &self.networks {
             let mut seen: HashSet<String> = HashSet::new();
@@ -371,6 +455,8 @@ fn hint_for(field: &str, message: &str) -> Option<String> {
         "write one IPv4 address, e.g. \"172.72.0.2\""
     } else if last.starts_with("ipv6") {
         "write one IPv6 address, e.g. \"fd00:72::2\""
+    } else if last.starts_with("upstreams") {
+        "write \"IP\" or \"IP:PORT\", e.g. \"127.0.0.1:5300\""
     } else if last.starts_with("listen") {
         "write \"IP:PORT\", e.g. \"127.0.0.1:1053\" or \"[::1]:1053\""
     } else if last.starts_with("name") || last.starts_with("aliases") || last.starts_with("domain")

@@ -1,20 +1,24 @@
 //! The binary edge: parse the CLI, start tracing, dispatch. Errors become `anyhow` here.
 
-use std::{process::ExitCode, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use clap::Parser;
+use netalias::telemetry::{self, http::Readiness};
 use netalias::{
     cli::{Cli, Command, ServeArgs},
     config::{Config, LoadError},
-    dns::{self, Responder, Settings},
+    dns::{
+        self, ForwardPolicy, Responder, Settings,
+        forward::{ForwardSettings, Forwarder, upstreams_from_resolv_conf, without_loops},
+    },
     registry::Registry,
     source::{
         docker::{DockerOptions, DockerSource, Policy},
         static_file::{self, StaticSource},
     },
 };
-use tracing::info;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -23,6 +27,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { file } => return check_config(&file),
         Command::Serve(args) => serve(args),
+        Command::Records { http } => print_records(http),
+        Command::Health { http, ready } => return health(http, ready),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,6 +106,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(port) = args.bridge_port {
         docker.bridge_port = port;
     }
+    let forward = &mut config.forward;
+    forward.enabled |= args.forward || !args.upstream.is_empty();
+    forward.allow_any_client |= args.allow_any_client;
+    if !args.upstream.is_empty() {
+        forward.upstreams = args
+            .upstream
+            .iter()
+            .map(|u| toml::Spanned::new(0..0, u.to_string()))
+            .collect();
+    }
+    if args.http_listen.is_some() {
+        config.server.http_listen = args.http_listen;
+    }
     if docker.attach_bridges && !docker.enabled {
         anyhow::bail!(
             "--attach-bridges needs the Docker source: add --docker (or docker.enabled = true)"
@@ -133,6 +152,25 @@ async fn run(
         "static records loaded"
     );
 
+    let readiness = Readiness::new(config.docker.enabled);
+    if let Some(addr) = config.server.http_listen {
+        let prometheus =
+            telemetry::install_recorder().context("cannot install the metrics recorder")?;
+        let http = telemetry::http::serve(
+            addr,
+            Arc::clone(&registry),
+            prometheus,
+            Arc::clone(&readiness),
+        )
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
+        tokio::spawn(async move {
+            if let Err(error) = http.await {
+                warn!(%error, "HTTP listener stopped");
+            }
+        });
+    }
+
     let settings = Arc::new(Settings::new(
         config.server.ttl,
         config.server.max_udp_payload,
@@ -140,6 +178,10 @@ async fn run(
     let listen = config.server.listen.clone();
     let tcp_idle_timeout = Duration::from_secs(config.server.tcp_idle_timeout_secs);
     let docker = config.docker.clone();
+    let mut responder = Responder::new(Arc::clone(&registry), Arc::clone(&settings));
+    if let Some(policy) = forward_policy(&config)? {
+        responder = responder.with_forwarding(policy);
+    }
     // Reloading starts before the listeners are announced, so no edit after that is missed.
     match path {
         Some(path) => {
@@ -149,14 +191,13 @@ async fn run(
                 source,
                 config,
                 Arc::clone(&registry),
-                Arc::clone(&settings),
+                settings,
                 ttl_override,
             );
         }
         None => info!("serving the embedded default; give --config FILE to reload on change"),
     }
 
-    let responder = Responder::new(Arc::clone(&registry), settings);
     if docker.enabled {
         let options = DockerOptions {
             host: docker.host.clone(),
@@ -164,7 +205,14 @@ async fn run(
                 include_unhealthy: docker.include_unhealthy,
             },
         };
-        let mut source = DockerSource::new(options, Arc::clone(&registry));
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut source = DockerSource::new(options, Arc::clone(&registry)).with_ready(ready_tx);
+        let synced = Arc::clone(&readiness);
+        tokio::spawn(async move {
+            if ready_rx.await.is_ok() {
+                synced.first_sync_done();
+            }
+        });
         if docker.attach_bridges {
             let (tx, rx) = tokio::sync::mpsc::channel(64);
             source = source.with_gateways(tx);
@@ -180,12 +228,82 @@ async fn run(
     let listeners = dns::bind(&listen, responder, tcp_idle_timeout)
         .await
         .context("cannot open the DNS listeners")?;
+    readiness.listeners_up();
 
     tokio::select! {
         result = listeners.run() => result,
         _ = shutdown_signal() => {
             info!("shutting down");
             Ok(())
+        }
+    }
+}
+
+/// The forwarder and its policy, or `None` when forwarding is off or has no usable upstream.
+fn forward_policy(config: &Config) -> anyhow::Result<Option<ForwardPolicy>> {
+    let forward = &config.forward;
+    if !forward.enabled {
+        return Ok(None);
+    }
+    let mut upstreams = forward.upstream_addrs();
+    if upstreams.is_empty() {
+        upstreams = upstreams_from_resolv_conf(&forward.resolv_conf)
+            .context("forwarding is on with no upstreams given, and resolv.conf is unusable")?;
+    }
+    let upstreams = without_loops(upstreams, &config.server.listen);
+    if upstreams.is_empty() {
+        warn!(
+            "forwarding is on but no usable upstream is left; names netalias does not own get REFUSED"
+        );
+        return Ok(None);
+    }
+    if forward.allow_any_client {
+        warn!("forwarding for any client: this is an open resolver; keep it off public interfaces");
+    }
+    info!(upstreams = ?upstreams, "forwarding names netalias does not own");
+    let settings = ForwardSettings {
+        upstreams,
+        timeout: Duration::from_millis(forward.timeout_ms),
+        max_in_flight: forward.max_in_flight,
+        cache_entries: forward.cache_entries,
+    };
+    Ok(Some(ForwardPolicy {
+        forwarder: Forwarder::new(&settings),
+        allow_any_client: forward.allow_any_client,
+    }))
+}
+
+/// `netalias records`: the running server's table.
+fn print_records(http: SocketAddr) -> anyhow::Result<()> {
+    let url = format!("http://{http}/records");
+    let body = ureq::get(&url)
+        .call()
+        .with_context(|| format!("cannot reach {url}; is `server.http_listen` set?"))?
+        .body_mut()
+        .read_to_string()
+        .context("cannot read the /records answer")?;
+    let records: BTreeMap<String, BTreeMap<String, Vec<String>>> =
+        serde_json::from_str(&body).context("/records did not return the expected JSON")?;
+    println!(
+        "{:<24} {:<32} MEMBERS (next answer's order)",
+        "NETWORK", "NAME"
+    );
+    for (network, names) in records {
+        for (name, members) in names {
+            println!("{network:<24} {name:<32} {}", members.join(" "));
+        }
+    }
+    Ok(())
+}
+
+/// `netalias health`: 0 when /healthz (or /readyz) says so.
+fn health(http: SocketAddr, ready: bool) -> ExitCode {
+    let url = format!("http://{http}/{}", if ready { "readyz" } else { "healthz" });
+    match ureq::get(&url).call() {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("netalias: {url}: {error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::{collections::HashMap, net::Ipv4Addr, process::Command, time::Duration};
 
-use common::{docker::*, *};
+use common::{docker::*, upstream, *};
 
 const SETTLE: Duration = Duration::from_secs(20);
 
@@ -374,4 +374,78 @@ fn containers_see_only_their_networks_through_the_bridge_gateway() {
         "listener follows a new bridge"
     );
     drop(server);
+}
+
+#[test]
+fn forwarding_policy_internal_networks_and_outside_askers() {
+    if !available() {
+        return;
+    }
+    let upstream = upstream::FakeUpstream::start(upstream::Mode::Answer { ttl: 0 });
+    let mut stack = Stack::default();
+    let open = stack.network(
+        "natest-fwd",
+        &["--subnet=10.213.51.0/24", "--gateway=10.213.51.1"],
+    );
+    let internal = stack.network(
+        "natest-int",
+        &[
+            "--internal",
+            "--subnet=10.213.52.0/24",
+            "--gateway=10.213.52.1",
+        ],
+    );
+    // On the default bridge: a container netalias does not know. Its gateway is docker0's address.
+    stack.run("natest-fwd-outside", &[]);
+    let docker0 = docker(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Gateway}}",
+        "natest-fwd-outside",
+    ]);
+    let port = 15354u16;
+    let upstream_arg = upstream.addr.to_string();
+    let docker0_listen = format!("{docker0}:{port}");
+    let server = start_docker_server(&[
+        "--attach-bridges",
+        "--bridge-port",
+        &port.to_string(),
+        "--upstream",
+        &upstream_arg,
+        "--listen",
+        "127.0.0.1:0",
+        "--listen",
+        &docker0_listen,
+    ]);
+    stack.run("natest-fwd-open", &["--network", &open]);
+    stack.run("natest-fwd-int", &["--network", &internal]);
+    let ip_int = ip_on("natest-fwd-int", &internal);
+    assert!(answers_become(&server, "natest-fwd-int.", &[ip_int]));
+
+    assert!(
+        eventually(SETTLE, || kdig_from(
+            "natest-fwd-open",
+            "10.213.51.1",
+            port,
+            "far.example"
+        ) == "192.0.2.1\n192.0.2.2"),
+        "a container on a normal network is forwarded for"
+    );
+    let seen = upstream.udp();
+    assert_eq!(
+        kdig_from("natest-fwd-int", "10.213.52.1", port, "far2.example"),
+        "",
+        "a container on an internal network is not"
+    );
+    assert_eq!(
+        kdig_from("natest-fwd-int", "10.213.52.1", port, "natest-fwd-int"),
+        ip_int.to_string(),
+        "but its own names still resolve"
+    );
+    assert_eq!(
+        kdig_from("natest-fwd-outside", &docker0, port, "far3.example"),
+        "",
+        "an outside asker is not"
+    );
+    assert_eq!(upstream.udp(), seen, "neither query reached the upstream");
 }

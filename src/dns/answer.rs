@@ -24,15 +24,30 @@ pub struct Answer {
     pub answers: Vec<Record>,
     /// RFC 2308: NXDOMAIN and NODATA carry the zone's SOA.
     pub soa: Option<Record>,
+    /// Not ours: a forwarder may answer it instead of this REFUSED.
+    pub forwardable: bool,
 }
 
 impl Answer {
-    fn refused() -> Answer {
+    pub fn error(rcode: ResponseCode) -> Answer {
         Answer {
-            rcode: ResponseCode::Refused,
+            rcode,
             authoritative: false,
             answers: Vec::new(),
             soa: None,
+            forwardable: false,
+        }
+    }
+
+    fn refused() -> Answer {
+        Answer::error(ResponseCode::Refused)
+    }
+
+    /// A name outside everything we hold.
+    fn not_ours() -> Answer {
+        Answer {
+            forwardable: true,
+            ..Answer::refused()
         }
     }
 
@@ -42,6 +57,7 @@ impl Answer {
             authoritative: true,
             answers,
             soa,
+            forwardable: false,
         }
     }
 }
@@ -110,7 +126,7 @@ fn answer_ptr(
             None,
         ),
         // Reverse names of addresses we don't hold are not ours to deny.
-        None => Answer::refused(),
+        None => Answer::not_ours(),
     }
 }
 
@@ -126,11 +142,11 @@ fn no_data(registry: &Registry, name: &LowerName, ttl: u32) -> Answer {
     Answer::ours(ResponseCode::NoError, Vec::new(), Some(soa(&zone, ttl)))
 }
 
-/// Unknown inside one of our zones: NXDOMAIN with SOA. Elsewhere: not ours, REFUSED until forwarding exists.
+/// Unknown inside one of our zones: NXDOMAIN with SOA. Elsewhere: not ours (forwarded, or REFUSED).
 fn unknown_name(registry: &Registry, name: &LowerName, ttl: u32) -> Answer {
     match registry.zone_of(name) {
         Some(zone) => Answer::ours(ResponseCode::NXDomain, Vec::new(), Some(soa(&zone, ttl))),
-        None => Answer::refused(),
+        None => Answer::not_ours(),
     }
 }
 

@@ -2,26 +2,37 @@
 //!
 //! Checks the request (opcode, question count, EDNS version), asks `answer` for the records
 //! and shapes the response: AA, EDNS0 echo, and truncation to the UDP size the client can take.
+//! Names that are not ours go to the forwarder when policy allows the asker.
 //! hickory-server itself drops responses (QR=1) and answers undecodable messages with FORMERR.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU32, Ordering},
+use std::{
+    net::IpAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
 };
 
 use hickory_server::{
     net::{runtime::Time, xfer::Protocol},
     proto::{
-        op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode},
+        op::{Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode},
         rr::{Record, RecordType},
     },
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
     zone_handler::MessageResponseBuilder,
 };
-use tracing::warn;
+use metrics::counter;
+use tracing::{debug, warn};
 
-use super::answer::{Answer, answer};
-use crate::{registry::Registry, telemetry};
+use super::{
+    answer::{Answer, answer},
+    forward::{ForwardError, Forwarder},
+};
+use crate::{
+    registry::{Asker, Registry},
+    telemetry,
+};
 
 /// Settings the handler reads on every request; the TTL can change on reload.
 #[derive(Debug)]
@@ -50,11 +61,61 @@ impl Settings {
 pub struct Responder {
     registry: Arc<Registry>,
     settings: Arc<Settings>,
+    forward: Option<Arc<ForwardPolicy>>,
+}
+
+/// Forwarding, and who may use it.
+pub struct ForwardPolicy {
+    pub forwarder: Forwarder,
+    /// Forward for any asker, not only loopback and known containers (an open resolver).
+    pub allow_any_client: bool,
 }
 
 impl Responder {
     pub fn new(registry: Arc<Registry>, settings: Arc<Settings>) -> Responder {
-        Responder { registry, settings }
+        Responder {
+            registry,
+            settings,
+            forward: None,
+        }
+    }
+
+    /// Names we do not own go to `policy`'s upstreams instead of getting REFUSED.
+    pub fn with_forwarding(mut self, policy: ForwardPolicy) -> Responder {
+        self.forward = Some(Arc::new(policy));
+        self
+    }
+
+    /// Why `asker` may not be forwarded for, if it may not.
+    fn forward_denied(&self, policy: &ForwardPolicy, asker: IpAddr) -> Option<&'static str> {
+        match self.registry.asker(asker) {
+            Asker::InternalOnly => Some("internal_network"),
+            Asker::Outside if !policy.allow_any_client => Some("outside_asker"),
+            _ => None,
+        }
+    }
+
+    /// Forwards one question; `None` when policy or failure says REFUSED/SERVFAIL instead.
+    async fn forward(&self, request: &Request, answer: &mut Answer) -> Option<Message> {
+        let policy = self.forward.as_ref()?;
+        if let Some(reason) = self.forward_denied(policy, request.src().ip()) {
+            counter!("netalias_forward_rejected_total", "reason" => reason).increment(1);
+            return None;
+        }
+        let question = request.queries.queries().first()?.original();
+        match policy
+            .forwarder
+            .forward(question, request.protocol() == Protocol::Tcp)
+            .await
+        {
+            Ok(message) => Some(message),
+            Err(ForwardError::Busy(_)) => None,
+            Err(error) => {
+                debug!(%error, name = %question.name(), "forwarding failed");
+                *answer = Answer::error(ResponseCode::ServFail);
+                None
+            }
+        }
     }
 
     /// The OPT we send back: version 0, and the payload size we will really use for this client.
@@ -102,6 +163,7 @@ impl RequestHandler for Responder {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        let started = std::time::Instant::now();
         let reply_edns = request.edns.as_ref().map(|e| self.reply_edns(e));
         let mut metadata = Metadata::response_from_request(&request.metadata);
         let queries = request.queries.queries();
@@ -119,12 +181,7 @@ impl RequestHandler for Responder {
         };
 
         let mut result = match early_rcode {
-            Some(rcode) => Answer {
-                rcode,
-                authoritative: false,
-                answers: Vec::new(),
-                soa: None,
-            },
+            Some(rcode) => Answer::error(rcode),
             None => answer(
                 &self.registry,
                 &queries[0],
@@ -133,7 +190,13 @@ impl RequestHandler for Responder {
             ),
         };
 
-        if request.protocol() == Protocol::Udp {
+        let forwarded = if result.forwardable {
+            self.forward(request, &mut result).await
+        } else {
+            None
+        };
+
+        if request.protocol() == Protocol::Udp && forwarded.is_none() {
             let limit = reply_edns
                 .as_ref()
                 .map_or(512, |e| usize::from(e.max_payload()));
@@ -145,22 +208,42 @@ impl RequestHandler for Responder {
             }
         }
 
-        metadata.response_code = result.rcode;
-        metadata.authoritative = result.authoritative;
-        telemetry::count_request(qtype, result.rcode, request.protocol());
-
         let mut builder = MessageResponseBuilder::new(&request.queries, None);
         if let Some(edns) = &reply_edns {
             builder.edns(edns);
         }
-        let response = builder.build(
-            metadata,
-            result.answers.iter(),
-            std::iter::empty(),
-            result.soa.iter(),
-            std::iter::empty(),
-        );
-        match response_handle.send_response(response).await {
+        let sent = match &forwarded {
+            Some(upstream) => {
+                metadata.response_code = upstream.metadata.response_code;
+                metadata.recursion_available = true;
+                telemetry::count_request(qtype, metadata.response_code, request.protocol());
+                let response = builder.build(
+                    metadata,
+                    upstream.answers.iter(),
+                    upstream.authorities.iter(),
+                    std::iter::empty(),
+                    upstream.additionals.iter(),
+                );
+                response_handle.send_response(response).await
+            }
+            None => {
+                metadata.response_code = result.rcode;
+                metadata.authoritative = result.authoritative;
+                metadata.recursion_available = self.forward.is_some();
+                telemetry::count_request(qtype, result.rcode, request.protocol());
+                let response = builder.build(
+                    metadata,
+                    result.answers.iter(),
+                    std::iter::empty(),
+                    result.soa.iter(),
+                    std::iter::empty(),
+                );
+                response_handle.send_response(response).await
+            }
+        };
+        metrics::histogram!(telemetry::DNS_REQUEST_DURATION)
+            .record(started.elapsed().as_secs_f64());
+        match sent {
             Ok(info) => info,
             Err(error) => {
                 warn!(%error, src = %request.src(), "failed to send a response");

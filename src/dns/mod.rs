@@ -5,11 +5,12 @@
 //! and TCP sockets; `gateways` follows Docker bridges with listeners. Nothing here writes to the registry.
 
 mod answer;
+pub mod forward;
 mod gateways;
 mod handler;
 mod listener;
 
 pub use answer::{Answer, answer};
 pub use gateways::{GatewayEvent, follow_gateways};
-pub use handler::{Responder, Settings};
+pub use handler::{ForwardPolicy, Responder, Settings};
 pub use listener::{Listeners, bind};

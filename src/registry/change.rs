@@ -61,6 +61,8 @@ pub enum Change {
     EndpointUp(Endpoint),
     /// A container left a network.
     EndpointDown { network: String, container: String },
+    /// Whether a network is internal (Docker `--internal`): its containers are never forwarded for.
+    NetworkInternal { network: String, internal: bool },
     /// Networks that askers which are not endpoints may see; `None` means all.
     DefaultView(Option<Vec<String>>),
 }

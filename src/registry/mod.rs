@@ -56,6 +56,21 @@ struct Index {
     /// `NETWORK.` and `NETWORK.DOMAIN.`: names under them are ours.
     zones: DashMap<LowerName, ()>,
     default_view: ArcSwap<View>,
+    /// Networks marked internal.
+    internal: DashMap<NetId, ()>,
+}
+
+/// Who is asking, as far as forwarding is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asker {
+    /// A known endpoint with at least one non-internal network.
+    Container,
+    /// A known endpoint whose networks are all internal.
+    InternalOnly,
+    /// Loopback: the host itself.
+    Local,
+    /// Anyone else.
+    Outside,
 }
 
 /// Counts of what the registry holds.
@@ -152,6 +167,34 @@ impl Registry {
             candidate = candidate.base_name();
         }
         None
+    }
+
+    /// Classifies `asker` for the forwarding policy.
+    pub fn asker(&self, asker: IpAddr) -> Asker {
+        if let Some(view) = self.index.clients.get(&asker) {
+            return match view.value().as_ref() {
+                View::Only(ids)
+                    if !ids.is_empty()
+                        && ids.iter().all(|id| self.index.internal.contains_key(id)) =>
+                {
+                    Asker::InternalOnly
+                }
+                _ => Asker::Container,
+            };
+        }
+        if asker.is_loopback() {
+            Asker::Local
+        } else {
+            Asker::Outside
+        }
+    }
+
+    /// networks → names → members in the order the next answer gives them (for `/records`).
+    pub fn records(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>> {
+        let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        model.records()
     }
 
     pub fn sizes(&self) -> Sizes {

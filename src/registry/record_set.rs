@@ -125,6 +125,26 @@ impl RecordSet {
         self.v4.is_empty() && self.v6.is_empty()
     }
 
+    /// Every member, v4 then v6, in the order the next answers would list them, without taking a turn.
+    pub fn peek(&self) -> Vec<std::net::IpAddr> {
+        let at = |members: usize, cursor: &AtomicUsize| match members {
+            0 => 0,
+            n => cursor.load(Ordering::Relaxed) % n,
+        };
+        let v4 = Rotated {
+            members: &self.v4,
+            start: at(self.v4.len(), &self.cursors.v4),
+        };
+        let v6 = Rotated {
+            members: &self.v6,
+            start: at(self.v6.len(), &self.cursors.v6),
+        };
+        v4.iter()
+            .map(|ip| std::net::IpAddr::V4(*ip))
+            .chain(v6.iter().map(|ip| std::net::IpAddr::V6(*ip)))
+            .collect()
+    }
+
     /// The next A answer: takes a turn.
     pub fn next_v4(&self) -> Rotated<'_, Ipv4Addr> {
         rotate(&self.v4, &self.cursors.v4)

@@ -164,6 +164,40 @@ fn ptr_points_at_name_dot_network() {
 }
 
 #[test]
+fn askers_are_classified_for_forwarding() {
+    let reg = Registry::new(None).expect("registry");
+    reg.apply(Change::EndpointUp(ep("int", "db", [10, 5, 0, 2], &[])));
+    reg.apply(Change::NetworkInternal {
+        network: "int".into(),
+        internal: true,
+    });
+    reg.apply(Change::EndpointUp(ep("pub", "web", [10, 6, 0, 2], &[])));
+    reg.apply(Change::EndpointUp(ep("int", "web", [10, 5, 0, 3], &[])));
+    assert_eq!(
+        reg.asker(IpAddr::V4(Ipv4Addr::new(10, 5, 0, 2))),
+        Asker::InternalOnly
+    );
+    assert_eq!(
+        reg.asker(IpAddr::V4(Ipv4Addr::new(10, 5, 0, 3))),
+        Asker::Container,
+        "also on a public network"
+    );
+    assert_eq!(reg.asker(HOST), Asker::Local);
+    assert_eq!(
+        reg.asker(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+        Asker::Outside
+    );
+    reg.apply(Change::NetworkInternal {
+        network: "int".into(),
+        internal: false,
+    });
+    assert_eq!(
+        reg.asker(IpAddr::V4(Ipv4Addr::new(10, 5, 0, 2))),
+        Asker::Container
+    );
+}
+
+#[test]
 fn zones_cover_domain_and_networks() {
     let reg = Registry::new(Some("docker")).expect("registry");
     reg.apply(Change::NetworkUp {

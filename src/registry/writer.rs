@@ -90,6 +90,23 @@ impl Model {
         }
     }
 
+    pub(super) fn records(&self) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+        self.networks
+            .iter()
+            .map(|(network, state)| {
+                let names = state
+                    .sets
+                    .iter()
+                    .map(|(short, set)| {
+                        let name = short.to_string().trim_end_matches('.').to_string();
+                        (name, set.peek().iter().map(IpAddr::to_string).collect())
+                    })
+                    .collect();
+                (network.clone(), names)
+            })
+            .collect()
+    }
+
     pub(super) fn apply(&mut self, change: Change, index: &Index) {
         debug!(?change, "applying change");
         match change {
@@ -100,6 +117,14 @@ impl Model {
             Change::EndpointUp(endpoint) => self.upsert_endpoint(endpoint, index),
             Change::EndpointDown { network, container } => {
                 self.remove_endpoint(&network, &container, index)
+            }
+            Change::NetworkInternal { network, internal } => {
+                let id = self.ensure_network(&network, index);
+                if internal {
+                    index.internal.insert(id, ());
+                } else {
+                    index.internal.remove(&id);
+                }
             }
             Change::DefaultView(names) => {
                 self.default_view = names;
@@ -138,7 +163,9 @@ impl Model {
         for container in containers {
             self.remove_endpoint(network, &container, index);
         }
-        self.networks.remove(network);
+        if let Some(state) = self.networks.remove(network) {
+            index.internal.remove(&state.id);
+        }
         for zone in self.network_zones(network) {
             index.zones.remove(&zone);
         }

@@ -98,11 +98,16 @@ impl Server {
             }
         });
         let deadline = Instant::now() + TIMEOUT;
+        let mut seen = Vec::new();
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .expect("server did not report its address");
+            let line = rx.recv_timeout(left).unwrap_or_else(|e| {
+                panic!(
+                    "server did not report its address ({e}); it said:\n{}",
+                    seen.join("\n")
+                )
+            });
+            seen.push(line.clone());
             if line.contains("listening on udp and tcp")
                 && let Some(rest) = line.split("addr=").nth(1)
             {
@@ -225,3 +230,4 @@ pub fn a_records(msg: &Message) -> Vec<std::net::Ipv4Addr> {
         .collect()
 }
 pub mod docker;
+pub mod upstream;

@@ -26,7 +26,7 @@ use bollard::{
     },
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -221,6 +221,16 @@ impl DockerSource {
             .filter(|n| is_user_defined(n))
             .collect();
         let gateways: Vec<(String, IpAddr)> = networks.iter().filter_map(bridge_gateway).collect();
+        let internal: Vec<Change> = networks
+            .iter()
+            .filter_map(|n| {
+                let name = n.name.clone().filter(|name| is_user_defined(name))?;
+                Some(Change::NetworkInternal {
+                    network: name,
+                    internal: n.internal == Some(true),
+                })
+            })
+            .collect();
 
         let containers = docker
             .list_containers(None::<ListContainersOptions>)
@@ -260,7 +270,8 @@ impl DockerSource {
         // A container's networks can only be ones the engine listed, or ones created since.
         let mut networks_now = user_networks;
         networks_now.extend(endpoints.keys().map(|(n, _)| n.clone()));
-        let changes = self.tracked.reconcile(networks_now, endpoints);
+        let mut changes = self.tracked.reconcile(networks_now, endpoints);
+        changes.extend(internal);
         let applied = changes.len();
         self.registry.apply_all(changes);
         self.report_gateways(GatewayEvent::Sync(gateways)).await;
@@ -288,6 +299,7 @@ impl DockerSource {
             .unwrap_or_default()
             .trim()
             .to_string();
+        let event_time = event.time_nano;
         let actor = event.actor.unwrap_or_default();
         let attributes = actor.attributes.unwrap_or_default();
         counter!("netalias_docker_events_total", "action" => verb.clone()).increment(1);
@@ -313,6 +325,10 @@ impl DockerSource {
                                 .await
                             {
                                 Ok(n) => {
+                                    self.registry.apply(Change::NetworkInternal {
+                                        network: network.clone(),
+                                        internal: n.internal == Some(true),
+                                    });
                                     let name = n.name.as_deref().unwrap_or(&network);
                                     if let Some((name, ip)) =
                                         gateway_of(name, n.driver.as_deref(), n.ipam.as_ref())
@@ -343,6 +359,13 @@ impl DockerSource {
                 }
             }
             _ => {}
+        }
+        if let Some(nanos) = event_time {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64);
+            let delay = (now - nanos).max(0) as f64 / 1e9;
+            histogram!("netalias_docker_event_to_apply_seconds").record(delay);
         }
         Ok(())
     }

@@ -1,0 +1,259 @@
+//! Forwarding: names netalias does not own go to upstream servers.
+//!
+//! Upstreams are tried healthy-first; a timeout, SERVFAIL, REFUSED or network error moves on
+//! to the next and penalises the one that failed. NXDOMAIN and NODATA pass through as they
+//! are. TCP clients are forwarded over TCP; a truncated UDP answer is retried over TCP. The
+//! number in flight is bounded. Who may be forwarded for is decided by the caller, not here.
+
+mod cache;
+mod upstream;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use hickory_server::proto::{
+    op::{Edns, Message, Query, ResponseCode},
+    rr::LowerName,
+};
+use metrics::{counter, histogram};
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+pub use cache::Cache;
+pub use upstream::{ExchangeError, Upstream};
+use upstream::{UPSTREAM_UDP_PAYLOAD, exchange_tcp, exchange_udp};
+
+/// Docker's embedded resolver inside a container: forwarding there would loop through Docker.
+const DOCKER_EMBEDDED_DNS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 11));
+
+#[derive(Debug, Clone)]
+pub struct ForwardSettings {
+    pub upstreams: Vec<SocketAddr>,
+    pub timeout: Duration,
+    pub max_in_flight: usize,
+    pub cache_entries: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("{0} forwarded queries already in flight")]
+    Busy(usize),
+    #[error("every upstream failed; last: {0}")]
+    AllFailed(String),
+    #[error("no upstream servers")]
+    NoUpstreams,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot parse {path}: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: resolv_conf::ParseError,
+    },
+}
+
+/// The name servers of a resolv.conf, and nothing else: its `search` and `domain` are
+/// deliberately ignored, so a forwarded FQDN is never rewritten.
+pub fn upstreams_from_resolv_conf(path: &Path) -> Result<Vec<SocketAddr>, UpstreamConfigError> {
+    let text = std::fs::read(path).map_err(|source| UpstreamConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let parsed =
+        resolv_conf::Config::parse(&text).map_err(|source| UpstreamConfigError::Parse {
+            path: path.display().to_string(),
+            source,
+        })?;
+    Ok(parsed
+        .nameservers
+        .iter()
+        .map(|ip| SocketAddr::new(IpAddr::from(ip), 53))
+        .collect())
+}
+
+/// Drops upstreams that would send queries back to us or through Docker's embedded DNS.
+pub fn without_loops(upstreams: Vec<SocketAddr>, own: &[SocketAddr]) -> Vec<SocketAddr> {
+    upstreams
+        .into_iter()
+        .filter(|u| {
+            let to_self = own.iter().any(|o| {
+                o.port() == u.port() && (o.ip() == u.ip() || (o.ip().is_unspecified() && u.ip().is_loopback()))
+            });
+            let to_docker = u.ip() == DOCKER_EMBEDDED_DNS;
+            if to_self || to_docker {
+                warn!(upstream = %u, "upstream dropped: it would forward back to netalias or to Docker's 127.0.0.11");
+            }
+            !to_self && !to_docker
+        })
+        .collect()
+}
+
+pub struct Forwarder {
+    upstreams: Vec<Upstream>,
+    timeout: Duration,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+    cache: Cache,
+}
+
+impl Forwarder {
+    pub fn new(settings: &ForwardSettings) -> Forwarder {
+        Forwarder {
+            upstreams: settings
+                .upstreams
+                .iter()
+                .copied()
+                .map(Upstream::new)
+                .collect(),
+            timeout: settings.timeout,
+            in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
+            max_in_flight: settings.max_in_flight,
+            cache: Cache::new(settings.cache_entries),
+        }
+    }
+
+    pub fn upstreams(&self) -> impl Iterator<Item = &Upstream> {
+        self.upstreams.iter()
+    }
+
+    /// Asks the upstreams `question`; `tcp` when the client came over TCP.
+    pub async fn forward(&self, question: &Query, tcp: bool) -> Result<Message, ForwardError> {
+        let key = (
+            LowerName::new(question.name()),
+            question.query_type(),
+            question.query_class(),
+        );
+        if let Some(hit) = self.cache.get(&key) {
+            counter!("netalias_forward_cache_total", "result" => "hit").increment(1);
+            return Ok(hit);
+        }
+        counter!("netalias_forward_cache_total", "result" => "miss").increment(1);
+        if self.upstreams.is_empty() {
+            return Err(ForwardError::NoUpstreams);
+        }
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            counter!("netalias_forward_rejected_total", "reason" => "in_flight_limit").increment(1);
+            return Err(ForwardError::Busy(self.max_in_flight));
+        };
+
+        let mut query = Message::query();
+        query.add_query(question.clone());
+        query.metadata.recursion_desired = true;
+        let mut edns = Edns::new();
+        edns.set_max_payload(UPSTREAM_UDP_PAYLOAD);
+        query.edns = Some(edns);
+        let wire = query
+            .to_vec()
+            .map_err(|e| ForwardError::AllFailed(format!("cannot encode the query: {e}")))?;
+
+        // Healthy upstreams first, each group in configured order.
+        let order = self
+            .upstreams
+            .iter()
+            .filter(|u| u.is_healthy())
+            .chain(self.upstreams.iter().filter(|u| !u.is_healthy()));
+        let mut last_error = String::new();
+        for upstream in order {
+            let started = Instant::now();
+            let result = self.ask(upstream, &query, &wire, tcp).await;
+            histogram!("netalias_upstream_request_duration_seconds", "upstream" => upstream.label.clone())
+                .record(started.elapsed().as_secs_f64());
+            counter!("netalias_upstream_requests_total", "upstream" => upstream.label.clone())
+                .increment(1);
+            let failure = match result {
+                Ok(answer)
+                    if matches!(
+                        answer.metadata.response_code,
+                        ResponseCode::ServFail | ResponseCode::Refused
+                    ) =>
+                {
+                    format!(
+                        "{} answered {}",
+                        upstream.addr, answer.metadata.response_code
+                    )
+                }
+                Ok(answer) => {
+                    upstream.mark_ok();
+                    self.cache.put(key, &answer);
+                    return Ok(answer);
+                }
+                Err(e) => format!("{}: {e}", upstream.addr),
+            };
+            counter!("netalias_upstream_failures_total", "upstream" => upstream.label.clone())
+                .increment(1);
+            debug!(%failure, "upstream failed; trying the next");
+            upstream.mark_failed();
+            last_error = failure;
+        }
+        Err(ForwardError::AllFailed(last_error))
+    }
+
+    async fn ask(
+        &self,
+        upstream: &Upstream,
+        query: &Message,
+        wire: &[u8],
+        tcp: bool,
+    ) -> Result<Message, ExchangeError> {
+        if tcp {
+            return exchange_tcp(upstream.addr, query, wire, self.timeout).await;
+        }
+        let answer = exchange_udp(upstream.addr, query, wire, self.timeout).await?;
+        if answer.metadata.truncation {
+            counter!("netalias_upstream_tcp_retries_total", "upstream" => upstream.label.clone())
+                .increment(1);
+            return exchange_tcp(upstream.addr, query, wire, self.timeout).await;
+        }
+        Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_gives_name_servers_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("resolv.conf");
+        std::fs::write(
+            &path,
+            "search corp.test\nnameserver 127.0.0.53\nnameserver ::1\noptions ndots:5\n",
+        )
+        .expect("write");
+        let ups = upstreams_from_resolv_conf(&path).expect("parse");
+        assert_eq!(
+            ups,
+            vec![
+                "127.0.0.53:53".parse().expect("addr"),
+                "[::1]:53".parse().expect("addr")
+            ]
+        );
+    }
+
+    #[test]
+    fn loops_are_dropped() {
+        let own: Vec<SocketAddr> = vec!["0.0.0.0:53".parse().expect("addr")];
+        let ups = vec![
+            "127.0.0.1:53".parse().expect("addr"),
+            "127.0.0.11:53".parse().expect("addr"),
+            "127.0.0.1:5300".parse().expect("addr"),
+        ];
+        assert_eq!(
+            without_loops(ups, &own),
+            vec!["127.0.0.1:5300".parse::<SocketAddr>().expect("addr")]
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! Telemetry: metric names, the Prometheus recorder, and the HTTP endpoints beside them.
+//!
+//! Names follow Prometheus conventions. Recording is a no-op until `install_recorder` runs.
+//! This module must not decide answers or change registry state; it only reads it.
+
+pub mod http;
+
+use std::time::Duration;
+
+use hickory_server::{net::xfer::Protocol, proto::op::ResponseCode};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
+
+/// Installs the global Prometheus recorder and keeps it tidy; returns the handle that renders.
+pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0,
+        ])?
+        .install_recorder()?;
+    describe();
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+fn describe() {
+    describe_counter!(
+        DNS_REQUESTS_TOTAL,
+        "DNS requests answered, by query type, rcode and protocol"
+    );
+    describe_histogram!(
+        DNS_REQUEST_DURATION,
+        "Time from decoded request to response sent"
+    );
+    describe_counter!(CONFIG_RELOADS_TOTAL, "Config file reloads, by result");
+    describe_gauge!("netalias_registry_networks", "Networks in the registry");
+    describe_gauge!("netalias_registry_endpoints", "Endpoints in the registry");
+    describe_gauge!("netalias_registry_names", "Distinct names served");
+    describe_counter!(
+        "netalias_docker_events_total",
+        "Docker events received, by action"
+    );
+    describe_counter!(
+        "netalias_docker_resyncs_total",
+        "Full Docker snapshots applied"
+    );
+    describe_gauge!(
+        "netalias_docker_stale",
+        "1 while the engine is unreachable and records may be stale"
+    );
+    describe_histogram!(
+        "netalias_docker_event_to_apply_seconds",
+        "From the engine's event time to the registry change"
+    );
+    describe_counter!(
+        "netalias_upstream_requests_total",
+        "Queries sent upstream, by upstream"
+    );
+    describe_counter!(
+        "netalias_upstream_failures_total",
+        "Upstream timeouts, errors, SERVFAIL and REFUSED, by upstream"
+    );
+    describe_histogram!(
+        "netalias_upstream_request_duration_seconds",
+        "Upstream round trip, by upstream"
+    );
+    describe_counter!(
+        "netalias_forward_rejected_total",
+        "Queries not forwarded, by reason"
+    );
+    describe_counter!(
+        "netalias_forward_cache_total",
+        "Forward cache lookups, by result"
+    );
+}
+
+/// DNS requests answered, by query type, rcode and protocol.
+pub const DNS_REQUESTS_TOTAL: &str = "netalias_dns_requests_total";
+pub const DNS_REQUEST_DURATION: &str = "netalias_dns_request_duration_seconds";
+/// Static-file reloads, by result.
+pub const CONFIG_RELOADS_TOTAL: &str = "netalias_config_reloads_total";
+
+pub fn count_request(qtype: &'static str, rcode: ResponseCode, protocol: Protocol) {
+    let protocol = match protocol {
+        Protocol::Udp => "udp",
+        Protocol::Tcp => "tcp",
+        #[allow(unreachable_patterns)]
+        _ => "other",
+    };
+    counter!(DNS_REQUESTS_TOTAL, "type" => qtype, "rcode" => rcode_label(rcode), "protocol" => protocol)
+        .increment(1);
+}
+
+/// The mnemonic of an rcode, as DNS tools print it (NOERROR, NXDOMAIN, ...).
+pub fn rcode_label(rcode: ResponseCode) -> &'static str {
+    match rcode {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::Refused => "REFUSED",
+        ResponseCode::BADVERS => "BADVERS",
+        _ => "OTHER",
+    }
+}
+
+pub fn count_reload(ok: bool) {
+    counter!(CONFIG_RELOADS_TOTAL, "result" => if ok { "ok" } else { "error" }).increment(1);
+}

@@ -1,0 +1,216 @@
+//! Forwarding against test upstreams on loopback: pass-through, failover, the in-flight
+//! limit, TCP, the cache, and a real dnsmasq as the upstream.
+
+mod common;
+
+use std::{process::Command, time::Duration};
+
+use common::{upstream::*, *};
+
+fn forward_config(upstreams: &[&FakeUpstream], extra: &str) -> String {
+    let list: Vec<String> = upstreams
+        .iter()
+        .map(|u| format!("\"{}\"", u.addr))
+        .collect();
+    seed_config("")
+        + &format!(
+            "\n[forward]\nenabled = true\nupstreams = [{}]\ntimeout_ms = 1000\n{extra}\n",
+            list.join(", ")
+        )
+}
+
+fn rcode(server: &Server, name: &str) -> ResponseCode {
+    udp(server.addr, &query(name, RecordType::A))
+        .metadata
+        .response_code
+}
+
+#[test]
+fn unknown_names_are_forwarded_and_local_ones_are_not() {
+    let up = FakeUpstream::start(Mode::Answer { ttl: 0 });
+    let server = Server::start(&forward_config(&[&up], ""));
+    let answer = udp(server.addr, &query("elsewhere.example.", RecordType::A));
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(a_records(&answer).len(), 2);
+    assert!(answer.metadata.recursion_available);
+    assert!(
+        !answer.metadata.authoritative,
+        "forwarded answers are not ours"
+    );
+    // Local names and names inside our zones never leave.
+    assert_eq!(
+        a_records(&udp(server.addr, &query("app.", RecordType::A))).len(),
+        3
+    );
+    assert_eq!(rcode(&server, "nope.docker."), ResponseCode::NXDomain);
+    assert_eq!(up.udp(), 1);
+}
+
+#[test]
+fn nxdomain_passes_through_without_failover() {
+    let nx = FakeUpstream::start(Mode::NxDomain);
+    let other = FakeUpstream::start(Mode::Answer { ttl: 0 });
+    let server = Server::start(&forward_config(&[&nx, &other], ""));
+    let answer = udp(server.addr, &query("missing.test.", RecordType::A));
+    assert_eq!(answer.metadata.response_code, ResponseCode::NXDomain);
+    assert!(
+        answer
+            .authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA)
+    );
+    assert_eq!(other.udp(), 0, "NXDOMAIN is an answer, not a failure");
+}
+
+#[test]
+fn a_dead_upstream_fails_over_within_the_client_timeout_and_is_then_skipped() {
+    let dead = FakeUpstream::start(Mode::Silent);
+    let live = FakeUpstream::start(Mode::Answer { ttl: 0 });
+    let server = Server::start(&forward_config(&[&dead, &live], ""));
+    let started = std::time::Instant::now();
+    let first = udp(server.addr, &query("a.example.", RecordType::A));
+    assert_eq!(first.metadata.response_code, ResponseCode::NoError);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered within a client's usual 5 s"
+    );
+    for name in ["b.example.", "c.example.", "d.example."] {
+        assert_eq!(rcode(&server, name), ResponseCode::NoError);
+    }
+    assert_eq!(
+        dead.udp(),
+        1,
+        "a failing upstream goes to the back of the line"
+    );
+    assert_eq!(live.udp(), 4);
+}
+
+#[test]
+fn servfail_moves_on_to_the_next_upstream() {
+    let bad = FakeUpstream::start(Mode::ServFail);
+    let good = FakeUpstream::start(Mode::Answer { ttl: 0 });
+    let server = Server::start(&forward_config(&[&bad, &good], ""));
+    assert_eq!(rcode(&server, "x.example."), ResponseCode::NoError);
+    assert_eq!((bad.udp(), good.udp()), (1, 1));
+}
+
+#[test]
+fn all_upstreams_failing_gives_servfail() {
+    let bad = FakeUpstream::start(Mode::ServFail);
+    let server = Server::start(&forward_config(&[&bad], ""));
+    assert_eq!(rcode(&server, "x.example."), ResponseCode::ServFail);
+}
+
+#[test]
+fn the_in_flight_limit_answers_refused() {
+    let slow = FakeUpstream::start(Mode::Slow(Duration::from_millis(800)));
+    let server = Server::start(&forward_config(&[&slow], "max_in_flight = 1"));
+    let addr = server.addr;
+    let first = std::thread::spawn(move || udp(addr, &query("slow1.example.", RecordType::A)));
+    // Wait until the upstream holds the first query, then ask a second name.
+    assert!(docker::eventually(Duration::from_secs(5), || slow.udp() == 1));
+    let second = udp(server.addr, &query("slow2.example.", RecordType::A));
+    assert_eq!(second.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(
+        first.join().expect("first").metadata.response_code,
+        ResponseCode::NoError
+    );
+    assert_eq!(
+        slow.udp(),
+        1,
+        "the refused query never reached the upstream"
+    );
+}
+
+#[test]
+fn truncated_upstream_answers_are_retried_over_tcp_and_tcp_clients_use_tcp() {
+    let up = FakeUpstream::start(Mode::TruncateUdp);
+    let server = Server::start(&forward_config(&[&up], "cache_entries = 0"));
+    let over_tcp = tcp(server.addr, &query("big.example.", RecordType::A));
+    assert_eq!(a_records(&over_tcp).len(), 40);
+    assert_eq!(
+        (up.udp(), up.tcp()),
+        (0, 1),
+        "a TCP client is forwarded over TCP"
+    );
+    let over_udp = udp(
+        server.addr,
+        &with_edns(query("big2.example.", RecordType::A), 1232, 0),
+    );
+    assert_eq!(
+        a_records(&over_udp).len(),
+        40,
+        "UDP client gets the TCP-fetched answer"
+    );
+    assert_eq!(
+        (up.udp(), up.tcp()),
+        (1, 2),
+        "TC from the upstream → retried over TCP"
+    );
+}
+
+#[test]
+fn answers_are_cached_for_their_ttl() {
+    let up = FakeUpstream::start(Mode::Answer { ttl: 300 });
+    let server = Server::start(&forward_config(&[&up], ""));
+    for _ in 0..5 {
+        assert_eq!(
+            a_records(&udp(server.addr, &query("cached.example.", RecordType::A))).len(),
+            2
+        );
+    }
+    assert_eq!(up.udp(), 1);
+    let zero = FakeUpstream::start(Mode::Answer { ttl: 0 });
+    let server = Server::start(&forward_config(&[&zero], ""));
+    for _ in 0..3 {
+        udp(server.addr, &query("uncached.example.", RecordType::A));
+    }
+    assert_eq!(zero.udp(), 3, "TTL 0 is not cached");
+}
+
+#[test]
+fn forwarding_off_means_refused() {
+    let server = Server::start(&seed_config(""));
+    assert_eq!(rcode(&server, "elsewhere.example."), ResponseCode::Refused);
+}
+
+#[test]
+fn a_real_dnsmasq_upstream() {
+    if Command::new("dnsmasq").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "CI needs dnsmasq");
+        eprintln!("dnsmasq not installed; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, "198.51.100.7 peer.test\n").expect("hosts");
+    // Pick a free port, then let dnsmasq take it.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("port")
+        .port();
+    let mut dnsmasq = Command::new("dnsmasq")
+        .args([
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--addn-hosts={}", hosts.display()))
+        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+        .arg("--user=root")
+        .spawn()
+        .expect("start dnsmasq");
+    let config = seed_config("")
+        + &format!("\n[forward]\nenabled = true\nupstreams = [\"127.0.0.1:{port}\"]\n");
+    let server = Server::start(&config);
+    let answered = docker::eventually(Duration::from_secs(5), || {
+        a_records(&udp(server.addr, &query("peer.test.", RecordType::A)))
+            == [std::net::Ipv4Addr::new(198, 51, 100, 7)]
+    });
+    let _ = dnsmasq.kill();
+    let _ = dnsmasq.wait();
+    assert!(answered, "answered through dnsmasq");
+}
