@@ -247,8 +247,14 @@ fn forward_policy(config: &Config) -> anyhow::Result<Option<ForwardPolicy>> {
     }
     let mut upstreams = forward.upstream_addrs();
     if upstreams.is_empty() {
-        upstreams = upstreams_from_resolv_conf(&forward.resolv_conf)
-            .context("forwarding is on with no upstreams given, and resolv.conf is unusable")?;
+        upstreams = match upstreams_from_resolv_conf(&forward.resolv_conf) {
+            Ok(found) => found,
+            Err(error) => {
+                // Local names are still worth serving; say loudly why others are refused.
+                warn!(%error, "forwarding is on but no upstreams are given and resolv.conf is unusable; names netalias does not own get REFUSED (give --upstream)");
+                return Ok(None);
+            }
+        };
     }
     let upstreams = without_loops(upstreams, &config.server.listen);
     if upstreams.is_empty() {

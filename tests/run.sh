@@ -8,6 +8,7 @@ missing=()
 command -v kdig >/dev/null 2>&1 || missing+=(knot-dnsutils)
 # The Docker tests build their image from a static busybox; nsenter comes with util-linux.
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+command -v dnsmasq >/dev/null 2>&1 || missing+=(dnsmasq-base)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -17,6 +18,8 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# The image the sidecar test runs (static binary + Dockerfile `local` target).
+if docker info >/dev/null 2>&1; then bash tests/build-image.sh; fi
 # Each criterion bench once, as a smoke test; then the unit and integration tests.
 cargo test --benches --locked
 cargo test --lib --bins --tests --locked

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds the netalias image the way CI can: a static binary on the host, packed by the
+# Dockerfile's `local` target (no registry needed). Tags it netalias:test unless told otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tag="${1:-netalias:test}"
+RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build --profile dist --target x86_64-unknown-linux-gnu --locked
+docker build --quiet --target local -t "$tag" . >/dev/null
+echo "built $tag: $(docker image inspect -f '{{.Size}}' "$tag") bytes"

@@ -1,0 +1,255 @@
+//! The image, end to end against the real engine: netalias as a non-root sidecar on two
+//! networks with the Docker socket read-only, app containers resolving through it, a test
+//! upstream (dnsmasq on a network the test created), /metrics and /records, and its health.
+//! The image is built first by tests/build-image.sh (tests/run.sh does it).
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    io::{Read, Write},
+    net::TcpStream,
+    process::Command,
+    time::Duration,
+};
+
+use common::docker::*;
+
+const SIDECAR_IMAGE: &str = "netalias:test";
+const SETTLE: Duration = Duration::from_secs(30);
+
+fn image_present() -> bool {
+    let present = Command::new("docker")
+        .args(["image", "inspect", SIDECAR_IMAGE])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must build {SIDECAR_IMAGE} first (tests/build-image.sh)"
+        );
+        eprintln!("{SIDECAR_IMAGE} not built; skipped (run tests/build-image.sh)");
+    }
+    present
+}
+
+/// kdig from inside `container`'s network namespace.
+fn kdig_from(container: &str, server: &str, name: &str) -> Vec<String> {
+    let out = Command::new("nsenter")
+        .args([
+            "-t",
+            &pid_of(container),
+            "-n",
+            "kdig",
+            &format!("@{server}"),
+        ])
+        .args(["+short", "+timeout=2", "+retry=0", name])
+        .output()
+        .expect("nsenter kdig");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect to the sidecar's HTTP");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: sidecar\r\n\r\n").expect("request");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).expect("response");
+    body
+}
+
+#[test]
+fn sidecar_serves_its_networks_forwards_the_rest_and_reports() {
+    if !available() || !image_present() {
+        return;
+    }
+    let mut stack = Stack::default();
+    let net_a = stack.network(
+        "natest-sca",
+        &["--subnet=10.213.61.0/24", "--gateway=10.213.61.1"],
+    );
+    let net_b = stack.network(
+        "natest-scb",
+        &["--subnet=10.213.62.0/24", "--gateway=10.213.62.1"],
+    );
+
+    // The test upstream: dnsmasq on network A's gateway address.
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("hosts"), "203.0.113.9 outside.test\n").expect("hosts");
+    let upstream_port = 15355;
+    let mut dnsmasq = Command::new("dnsmasq")
+        .args([
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=10.213.61.1",
+        ])
+        .arg(format!("--port={upstream_port}"))
+        .arg(format!(
+            "--addn-hosts={}",
+            dir.path().join("hosts").display()
+        ))
+        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+        .arg("--user=root")
+        .spawn()
+        .expect("dnsmasq (CI installs it)");
+    let _dnsmasq = KillOnDrop(&mut dnsmasq);
+
+    let socket_gid = std::os::unix::fs::MetadataExt::gid(
+        &std::fs::metadata("/var/run/docker.sock").expect("socket"),
+    )
+    .to_string();
+    let upstream = format!("NETALIAS_UPSTREAM=10.213.61.1:{upstream_port}");
+    let mut sidecar_args = vec![
+        "--network",
+        net_a.as_str(),
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "NET_BIND_SERVICE",
+        "--group-add",
+        socket_gid.as_str(),
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock:ro",
+        "-e",
+        upstream.as_str(),
+        "--health-interval",
+        "1s",
+        "--label",
+        LABEL,
+        "--name",
+        "natest-sidecar",
+    ];
+    let mut args = vec!["run", "-d"];
+    args.append(&mut sidecar_args);
+    args.push(SIDECAR_IMAGE);
+    docker(&args);
+    let _sidecar = Sidecar;
+    docker(&["network", "connect", &net_b, "natest-sidecar"]);
+    let dns_a = ip_on("natest-sidecar", &net_a).to_string();
+    let dns_b = ip_on("natest-sidecar", &net_b).to_string();
+
+    let mut a_ips = Vec::new();
+    for name in ["natest-sc-a1", "natest-sc-a2"] {
+        stack.run(
+            name,
+            &[
+                "--network",
+                &net_a,
+                "--network-alias",
+                "app",
+                "--dns",
+                &dns_a,
+            ],
+        );
+        a_ips.push(ip_on(name, &net_a).to_string());
+    }
+    stack.run(
+        "natest-sc-b1",
+        &[
+            "--network",
+            &net_b,
+            "--network-alias",
+            "app",
+            "--dns",
+            &dns_b,
+        ],
+    );
+    let b_ip = ip_on("natest-sc-b1", &net_b).to_string();
+    a_ips.sort();
+
+    // Own network only, in rotation.
+    assert!(
+        eventually(SETTLE, || {
+            let mut got = kdig_from("natest-sc-a1", &dns_a, "app");
+            got.sort();
+            got == a_ips
+        }),
+        "a1 sees A's two app members: {:?}",
+        kdig_from("natest-sc-a1", &dns_a, "app")
+    );
+    let first: Vec<String> = (0..4)
+        .map(|_| kdig_from("natest-sc-a1", &dns_a, "app")[0].clone())
+        .collect();
+    assert_eq!(first[0], first[2]);
+    assert_ne!(first[0], first[1], "rotation: {first:?}");
+    assert_eq!(
+        kdig_from("natest-sc-b1", &dns_b, "app"),
+        vec![b_ip.clone()],
+        "b1 sees only B's member"
+    );
+    assert!(
+        kdig_from("natest-sc-b1", &dns_b, "natest-sc-a1").is_empty(),
+        "A's names are invisible from B"
+    );
+
+    // A name netalias does not own goes to the test upstream.
+    assert_eq!(
+        kdig_from("natest-sc-a1", &dns_a, "outside.test"),
+        vec!["203.0.113.9".to_string()]
+    );
+
+    // /metrics counts those queries; /records shows the members.
+    let http = format!("{dns_a}:9153");
+    let metrics = http_get(&http, "/metrics");
+    let answered: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("netalias_dns_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(answered >= 7.0, "requests counted: {answered}\n{metrics}");
+    assert!(metrics.contains("netalias_upstream_requests_total{upstream=\"10.213.61.1:15355\"}"));
+    let records = http_get(&http, "/records");
+    let json = records.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let parsed: BTreeMap<String, BTreeMap<String, Vec<String>>> =
+        serde_json::from_str(json).expect("records JSON");
+    let mut members = parsed["natest-sca"]["app"].clone();
+    members.sort();
+    assert_eq!(members, a_ips);
+
+    // The image: non-root, and healthy by its own HEALTHCHECK.
+    let uid_line = std::fs::read_to_string(format!("/proc/{}/status", pid_of("natest-sidecar")))
+        .expect("status");
+    let uid = uid_line
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        uid.split_whitespace().skip(1).all(|u| u == "65532"),
+        "runs as 65532: {uid}"
+    );
+    assert!(
+        eventually(SETTLE, || docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Health.Status}}",
+            "natest-sidecar"
+        ]) == "healthy"),
+        "the image reports healthy"
+    );
+}
+
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Removes the sidecar container (started outside `Stack` because its flags differ).
+struct Sidecar;
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "natest-sidecar"])
+            .output();
+    }
+}
