@@ -104,7 +104,7 @@ pub struct ServeArgs {
     pub allow_any_client: bool,
 
     /// Serve Prometheus metrics and /healthz, /readyz, /records on this address (config: server.http_listen).
-    #[arg(long, env = "NETALIAS_HTTP_LISTEN")]
+    #[arg(long, env = "NETALIAS_HTTP_LISTEN", visible_alias = "metrics-listen")]
     pub http_listen: Option<std::net::SocketAddr>,
 }
 

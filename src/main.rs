@@ -256,7 +256,12 @@ fn forward_policy(config: &Config) -> anyhow::Result<Option<ForwardPolicy>> {
             }
         };
     }
-    let upstreams = without_loops(upstreams, &config.server.listen);
+    let mut own = config.server.listen.clone();
+    if config.docker.attach_bridges {
+        // Gateway listeners come and go; any local address on that port is us.
+        own.push(SocketAddr::from(([0, 0, 0, 0], config.docker.bridge_port)));
+    }
+    let upstreams = without_loops(upstreams, &own);
     if upstreams.is_empty() {
         warn!(
             "forwarding is on but no usable upstream is left; names netalias does not own get REFUSED"

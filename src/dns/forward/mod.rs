@@ -83,13 +83,20 @@ pub fn upstreams_from_resolv_conf(path: &Path) -> Result<Vec<SocketAddr>, Upstre
         .collect())
 }
 
+/// Whether `ip` is one of this host's (or container's) own addresses: only those can be bound.
+fn is_own_address(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
 /// Drops upstreams that would send queries back to us or through Docker's embedded DNS.
+/// `own` are our listen addresses; an unspecified one (0.0.0.0) covers every local address.
 pub fn without_loops(upstreams: Vec<SocketAddr>, own: &[SocketAddr]) -> Vec<SocketAddr> {
     upstreams
         .into_iter()
         .filter(|u| {
             let to_self = own.iter().any(|o| {
-                o.port() == u.port() && (o.ip() == u.ip() || (o.ip().is_unspecified() && u.ip().is_loopback()))
+                o.port() == u.port()
+                    && (o.ip() == u.ip() || (o.ip().is_unspecified() && is_own_address(u.ip())))
             });
             let to_docker = u.ip() == DOCKER_EMBEDDED_DNS;
             if to_self || to_docker {
