@@ -262,5 +262,8 @@ mod tests {
             without_loops(ups, &own),
             vec!["127.0.0.1:5300".parse::<SocketAddr>().expect("addr")]
         );
+        // A documentation address is not ours, whatever we listen on.
+        let remote: SocketAddr = "192.0.2.1:53".parse().expect("addr");
+        assert_eq!(without_loops(vec![remote], &own), vec![remote]);
     }
 }
