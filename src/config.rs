@@ -284,28 +284,8 @@ impl Config {
 
     /// Parses and validates `text`; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let locate = |span: Option<Range<usize>>, field: String, message: String| {
-            let (line, column) = span.map_or((1, 1), |s| line_column(text, s.start));
-            let hint = hint_for(&field, &message);
-            ConfigError {
-                file: file.to_string(),
-                line,
-                column,
-                field,
-                message,
-                hint,
-            }
-        };
-        let deserializer = toml::de::Deserializer::parse(text)
-            .map_err(|e| locate(e.span(), String::new(), e.message().to_string()))?;
-        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let field = display_path(e.path());
-            let inner = e.into_inner();
-            locate(inner.span(), field, inner.message().to_string())
-        })?;
-        config
-            .validate()
-            .map_err(|v| locate(Some(v.span), v.field, v.message))?;
+        let config: Config = parse_located(text, file)?;
+        config.validate().map_err(|v| v.locate(text, file))?;
         Ok(config)
     }
 
@@ -375,20 +355,59 @@ impl Config {
     }
 }
 
-struct Violation {
-    span: Range<usize>,
-    field: String,
-    message: String,
+/// A semantic error at a place in a TOML file, before it is turned into a [`ConfigError`].
+pub struct Violation {
+    pub span: Range<usize>,
+    pub field: String,
+    pub message: String,
 }
 
 impl Violation {
-    fn new<T>(at: &Spanned<T>, field: String, message: String) -> Self {
+    pub fn new<T>(at: &Spanned<T>, field: String, message: String) -> Self {
         Violation {
             span: at.span(),
             field,
             message,
         }
     }
+
+    /// Names the file, line and column of this violation in `text`.
+    pub fn locate(self, text: &str, file: &str) -> ConfigError {
+        locate(text, file, Some(self.span), self.field, self.message)
+    }
+}
+
+fn locate(
+    text: &str,
+    file: &str,
+    span: Option<Range<usize>>,
+    field: String,
+    message: String,
+) -> ConfigError {
+    let (line, column) = span.map_or((1, 1), |s| line_column(text, s.start));
+    let hint = hint_for(&field, &message);
+    ConfigError {
+        file: file.to_string(),
+        line,
+        column,
+        field,
+        message,
+        hint,
+    }
+}
+
+/// Deserializes TOML `text` into `T`; errors name `file`, the line, the column and the field path.
+pub fn parse_located<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<T, ConfigError> {
+    let deserializer = toml::de::Deserializer::parse(text)
+        .map_err(|e| locate(text, file, e.span(), String::new(), e.message().to_string()))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let field = display_path(e.path());
+        let inner = e.into_inner();
+        locate(text, file, inner.span(), field, inner.message().to_string())
+    })
 }
 
 /// A name must be a valid DNS name: labels of letters, digits, `-` and `_`, at most 63 bytes each.
@@ -449,8 +468,10 @@ fn hint_for(field: &str, message: &str) -> Option<String> {
         "check the spelling; `netalias check-config` lists the accepted keys in the message above"
     } else if last.starts_with("subnet6") {
         "write an IPv6 network in CIDR form, e.g. \"fd00:72::/64\""
-    } else if last.starts_with("subnet") {
+    } else if last.starts_with("subnet") || last.starts_with("ip_range") {
         "write an IPv4 network in CIDR form, e.g. \"172.72.0.0/16\" (no dot before the slash)"
+    } else if last.starts_with("gateway") {
+        "write one IPv4 address inside the subnet, not its network or broadcast address, e.g. \"172.72.0.1\""
     } else if last.starts_with("ipv4") {
         "write one IPv4 address, e.g. \"172.72.0.2\""
     } else if last.starts_with("ipv6") {
