@@ -14,6 +14,8 @@ Examples:
   netalias serve --docker --attach-bridges         and answer on each bridge gateway, port 53
   netalias serve --upstream 127.0.0.1:5300         forward names it does not own
   netalias check-config config/netalias.toml       exit 0 if the file is good
+  netalias provision plan config/stack.toml        what apply would do to the engine
+  netalias provision apply config/stack.toml       create the seed's networks, volumes, containers
   kdig @127.0.0.1 -p 1053 app                      ask it: three web servers, in rotation";
 
 #[derive(Debug, Parser)]
@@ -37,6 +39,9 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Create the networks, volumes and containers a stack file declares (plan, apply, destroy, status).
+    #[command(subcommand)]
+    Provision(ProvisionCommand),
     /// Print the records of a running server (from its /records).
     Records {
         /// The server's HTTP address (server.http_listen).
@@ -52,6 +57,39 @@ pub enum Command {
         #[arg(long)]
         ready: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvisionCommand {
+    /// Show what apply would create, change, keep or remove. Changes nothing.
+    Plan(ProvisionArgs),
+    /// Make the engine match the file. A second apply reports no changes.
+    Apply {
+        #[command(flatten)]
+        args: ProvisionArgs,
+        /// Recreate networks whose settings drifted even when containers are attached.
+        #[arg(long)]
+        recreate: bool,
+    },
+    /// Remove what the stack owns, in reverse dependency order. Volumes stay unless --volumes.
+    Destroy {
+        #[command(flatten)]
+        args: ProvisionArgs,
+        /// Also remove the stack's named volumes, and their data. Host directories are never removed.
+        #[arg(long)]
+        volumes: bool,
+    },
+    /// Compare the stack with the engine; exit 1 when they differ.
+    Status(ProvisionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// The stack file, e.g. config/stack.toml.
+    pub file: PathBuf,
+    /// Docker engine address (default: DOCKER_HOST or the local socket).
+    #[arg(long, env = "NETALIAS_DOCKER_HOST")]
+    pub docker_host: Option<String>,
 }
 
 /// Where `records` and `health` look by default (CoreDNS's metrics port).

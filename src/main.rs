@@ -6,11 +6,17 @@ use anyhow::Context;
 use clap::Parser;
 use netalias::telemetry::{self, http::Readiness};
 use netalias::{
-    cli::{Cli, Command, ServeArgs},
+    cli::{Cli, Command, ProvisionCommand, ServeArgs},
     config::{Config, LoadError},
     dns::{
         self, ForwardPolicy, Responder, Settings,
         forward::{ForwardSettings, Forwarder, upstreams_from_resolv_conf, without_loops},
+    },
+    provision::{
+        apply::{ApplyOptions, apply, destroy, selinux_warnings},
+        error::ProvisionError,
+        plan::{plan, read_engine},
+        spec::Stack,
     },
     registry::Registry,
     source::{
@@ -28,6 +34,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => return check_config(&file),
         Command::Serve(args) => serve(args),
         Command::Records { http } => print_records(http),
+        Command::Provision(command) => return provision(command),
         Command::Health { http, ready } => return health(http, ready),
     };
     match result {
@@ -282,6 +289,84 @@ fn forward_policy(config: &Config) -> anyhow::Result<Option<ForwardPolicy>> {
         forwarder: Forwarder::new(&settings),
         allow_any_client: forward.allow_any_client,
     }))
+}
+
+fn provision(command: ProvisionCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(error) => {
+            eprintln!("netalias: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_provision(command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("netalias provision: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
+    let args = match &command {
+        ProvisionCommand::Plan(a) | ProvisionCommand::Status(a) => a,
+        ProvisionCommand::Apply { args, .. } | ProvisionCommand::Destroy { args, .. } => args,
+    };
+    // Validation first: a bad file creates nothing and never reaches the engine.
+    let stack = Stack::load(&args.file)?;
+    for warning in selinux_warnings(&stack) {
+        eprintln!("warning: {warning}");
+    }
+    let docker = match &args.docker_host {
+        Some(host) => bollard::Docker::connect_with_host(host),
+        None => bollard::Docker::connect_with_defaults(),
+    }
+    .map_err(ProvisionError::Connect)?
+    .negotiate_version()
+    .await
+    .map_err(ProvisionError::Connect)?;
+    let engine = read_engine(&docker).await?;
+    match command {
+        ProvisionCommand::Plan(_) => {
+            println!("{}", plan(&stack, &engine)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ProvisionCommand::Status(_) => {
+            let plan = plan(&stack, &engine)?;
+            println!("{plan}");
+            Ok(if plan.changes() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        ProvisionCommand::Apply { recreate, .. } => {
+            let plan = plan(&stack, &engine)?;
+            if plan.changes() == 0 {
+                println!("stack {}: no changes", stack.name());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let started = std::time::Instant::now();
+            let summary = apply(&docker, &stack, &plan, ApplyOptions { recreate })
+                .await
+                .context("apply stopped; what is listed above was done, and running apply again continues from there")?;
+            println!(
+                "stack {}: {summary} in {:.1} s",
+                stack.name(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ProvisionCommand::Destroy { volumes, .. } => {
+            let summary = destroy(&docker, &stack, volumes).await?;
+            println!("stack {}: {summary}", stack.name());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// `netalias records`: the running server's table.

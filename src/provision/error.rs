@@ -1,0 +1,68 @@
+//! What can stop provisioning, each with the resource it concerns.
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("cannot connect to the Docker engine: {0}")]
+    Connect(#[source] bollard::errors::Error),
+    #[error("Docker engine request failed ({what}): {source}")]
+    Engine {
+        what: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error(
+        "{kind} `{name}` exists but does not belong to stack `{stack}`; netalias never changes it (remove or rename it yourself)"
+    )]
+    NotOwned {
+        kind: &'static str,
+        name: String,
+        stack: String,
+    },
+    #[error(
+        "networks.{network}.subnet: {subnet} overlaps the existing network `{other}` ({other_subnet})"
+    )]
+    Overlap {
+        network: String,
+        subnet: String,
+        other: String,
+        other_subnet: String,
+    },
+    #[error(
+        "network `{network}` differs from the spec ({diff}) and has {attached} container(s) attached; rerun with --recreate to recreate it"
+    )]
+    NetworkInUse {
+        network: String,
+        diff: String,
+        attached: usize,
+    },
+    #[error(
+        "image `{image}` for container `{container}` is not present and could not be pulled: {reason}"
+    )]
+    Image {
+        image: String,
+        container: String,
+        reason: String,
+    },
+    #[error("cannot create bind source {path} for container `{container}`: {source}")]
+    HostDir {
+        path: String,
+        container: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub fn engine(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> ProvisionError {
+    let what = what.into();
+    move |source| ProvisionError::Engine { what, source }
+}
+
+pub fn is_not_found(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}

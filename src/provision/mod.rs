@@ -1,0 +1,18 @@
+//! Provisioning: make the engine match a declared stack (networks, volumes, containers).
+//!
+//! `spec` parses the file, `validate` checks it without touching the engine, `plan` diffs it
+//! against the engine, `apply` carries a plan out (and `destroy` undoes a stack). It shares only
+//! the Docker client and the config error type with the DNS server, and runs without it.
+//! It never changes or removes anything that does not carry its stack's label, and never
+//! removes a volume or a host directory unless told to.
+
+pub mod apply;
+pub mod error;
+pub mod plan;
+pub mod spec;
+pub mod validate;
+
+/// The label that marks what a stack owns.
+pub const STACK_LABEL: &str = "netalias.stack";
+/// The label holding a container's spec fingerprint, to detect drift.
+pub const SPEC_LABEL: &str = "netalias.spec";

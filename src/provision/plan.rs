@@ -1,0 +1,417 @@
+//! The plan: what `apply` would create, keep, recreate, start or remove, from a spec and the
+//! engine's current state. Reads the engine; never changes it.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+};
+
+use bollard::{
+    Docker,
+    query_parameters::{
+        InspectNetworkOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+    },
+};
+use ipnet::Ipv4Net;
+
+use super::{
+    SPEC_LABEL, STACK_LABEL,
+    error::{ProvisionError, engine},
+    spec::{ContainerSpec, Stack},
+    validate::{creation_order, parse_cidr},
+};
+
+/// What the engine has, as far as provisioning cares.
+#[derive(Debug, Default)]
+pub struct EngineState {
+    pub networks: BTreeMap<String, NetworkState>,
+    pub volumes: BTreeMap<String, Option<String>>,
+    pub containers: BTreeMap<String, ContainerState>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct NetworkState {
+    pub stack: Option<String>,
+    pub driver: String,
+    pub subnet: Option<String>,
+    pub ip_range: Option<String>,
+    pub gateway: Option<String>,
+    pub internal: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ContainerState {
+    pub stack: Option<String>,
+    pub spec: Option<String>,
+    pub running: bool,
+    pub networks: Vec<String>,
+}
+
+pub async fn read_engine(docker: &Docker) -> Result<EngineState, ProvisionError> {
+    let mut state = EngineState::default();
+    for n in docker
+        .list_networks(None::<ListNetworksOptions>)
+        .await
+        .map_err(engine("list networks"))?
+    {
+        let Some(name) = n.name else { continue };
+        let config = n
+            .ipam
+            .and_then(|i| i.config)
+            .and_then(|c| c.into_iter().next())
+            .unwrap_or_default();
+        state.networks.insert(
+            name,
+            NetworkState {
+                stack: n.labels.as_ref().and_then(|l| l.get(STACK_LABEL).cloned()),
+                driver: n.driver.unwrap_or_default(),
+                subnet: config.subnet,
+                ip_range: config.ip_range,
+                gateway: config.gateway,
+                internal: n.internal == Some(true),
+            },
+        );
+    }
+    let volumes = docker
+        .list_volumes(None::<ListVolumesOptions>)
+        .await
+        .map_err(engine("list volumes"))?;
+    for v in volumes.volumes.unwrap_or_default() {
+        let stack = v.labels.get(STACK_LABEL).cloned();
+        state.volumes.insert(v.name, stack);
+    }
+    let all = ListContainersOptions {
+        all: true,
+        ..Default::default()
+    };
+    for c in docker
+        .list_containers(Some(all))
+        .await
+        .map_err(engine("list containers"))?
+    {
+        let Some(name) = c.names.and_then(|n| n.into_iter().next()) else {
+            continue;
+        };
+        let labels = c.labels.unwrap_or_default();
+        let networks = c
+            .network_settings
+            .and_then(|n| n.networks)
+            .map(|n| n.into_keys().collect())
+            .unwrap_or_default();
+        state.containers.insert(
+            name.trim_start_matches('/').to_string(),
+            ContainerState {
+                stack: labels.get(STACK_LABEL).cloned(),
+                spec: labels.get(SPEC_LABEL).cloned(),
+                running: c.state.map(|s| s.to_string()) == Some("running".into()),
+                networks,
+            },
+        );
+    }
+    Ok(state)
+}
+
+/// How many containers are attached to `network`.
+pub async fn attached(docker: &Docker, network: &str) -> Result<usize, ProvisionError> {
+    let n = docker
+        .inspect_network(network, None::<InspectNetworkOptions>)
+        .await
+        .map_err(engine(format!("inspect network {network}")))?;
+    Ok(n.containers.map_or(0, |c| c.len()))
+}
+
+/// A stable fingerprint of a container's spec: a change means the container is recreated.
+pub fn fingerprint(c: &ContainerSpec) -> String {
+    let mut canonical = format!(
+        "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        c.image.get_ref(),
+        c.command,
+        c.environment,
+        c.restart.as_ref().map(|r| r.get_ref()),
+        c.healthcheck
+            .as_ref()
+            .map(|h| (&h.test, h.interval_secs, h.timeout_secs, h.retries)),
+        c.mounts.iter().map(|m| m.get_ref()).collect::<Vec<_>>(),
+        c.volumes_from
+            .iter()
+            .map(|m| m.get_ref())
+            .collect::<Vec<_>>(),
+        c.network_mode.as_ref().map(|m| m.get_ref()),
+        c.labels,
+    );
+    canonical.push_str(&format!(
+        "|{:?}|{:?}|{:?}|{:?}",
+        c.user, c.group_add, c.cap_add, c.cap_drop
+    ));
+    for (net, a) in &c.networks {
+        canonical.push_str(&format!(
+            "|{net}:{:?}:{:?}",
+            a.aliases,
+            a.ipv4.as_ref().map(|i| i.get_ref())
+        ));
+    }
+    // FNV-1a: stable across builds and Rust versions, unlike std's hasher.
+    let hash = canonical.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    CreateNetwork(String),
+    KeepNetwork(String),
+    RecreateNetwork {
+        name: String,
+        diff: String,
+    },
+    RemoveNetwork(String),
+    CreateVolume(String),
+    KeepVolume(String),
+    /// Owned by the stack, no longer declared: kept unless `destroy --volumes`.
+    OrphanVolume(String),
+    CreateContainer(String),
+    KeepContainer(String),
+    StartContainer(String),
+    RecreateContainer {
+        name: String,
+        reason: String,
+    },
+    RemoveContainer(String),
+}
+
+impl Action {
+    pub fn is_change(&self) -> bool {
+        !matches!(
+            self,
+            Action::KeepNetwork(_)
+                | Action::KeepVolume(_)
+                | Action::KeepContainer(_)
+                | Action::OrphanVolume(_)
+        )
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::CreateNetwork(n) => write!(f, "+ network {n}"),
+            Action::KeepNetwork(n) => write!(f, "  network {n} (unchanged)"),
+            Action::RecreateNetwork { name, diff } => {
+                write!(f, "~ network {name}: {diff} (recreate)")
+            }
+            Action::RemoveNetwork(n) => write!(f, "- network {n} (no longer declared)"),
+            Action::CreateVolume(n) => write!(f, "+ volume {n}"),
+            Action::KeepVolume(n) => write!(f, "  volume {n} (unchanged)"),
+            Action::OrphanVolume(n) => write!(
+                f,
+                "  volume {n} (no longer declared; kept: data is only removed by destroy --volumes)"
+            ),
+            Action::CreateContainer(n) => write!(f, "+ container {n}"),
+            Action::KeepContainer(n) => write!(f, "  container {n} (unchanged, running)"),
+            Action::StartContainer(n) => write!(f, "> container {n} (unchanged, will be started)"),
+            Action::RecreateContainer { name, reason } => {
+                write!(f, "~ container {name}: {reason} (recreate)")
+            }
+            Action::RemoveContainer(n) => write!(f, "- container {n} (no longer declared)"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub stack: String,
+    pub actions: Vec<Action>,
+}
+
+impl Plan {
+    pub fn changes(&self) -> usize {
+        self.actions.iter().filter(|a| a.is_change()).count()
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "stack {}:", self.stack)?;
+        for action in &self.actions {
+            writeln!(f, "  {action}")?;
+        }
+        match self.changes() {
+            0 => write!(f, "no changes"),
+            n => write!(f, "{n} change(s)"),
+        }
+    }
+}
+
+fn subnet_of(state: &NetworkState) -> Option<Ipv4Net> {
+    state.subnet.as_deref().and_then(|s| s.parse().ok())
+}
+
+/// Compares the spec with the engine. Fails on anything it must never touch.
+pub fn plan(stack: &Stack, engine: &EngineState) -> Result<Plan, ProvisionError> {
+    let name = stack.name().to_string();
+    let ours = |owner: &Option<String>| owner.as_deref() == Some(name.as_str());
+    let mut actions = Vec::new();
+
+    for (net_name, spec) in &stack.networks {
+        if spec.driver.is_builtin() {
+            continue; // host and none always exist
+        }
+        let wanted = spec
+            .subnet
+            .as_ref()
+            .and_then(|s| parse_cidr(s.get_ref()).ok());
+        match engine.networks.get(net_name) {
+            None => {
+                if let Some(subnet) = wanted
+                    && let Some((other, state)) = engine.networks.iter().find(|(_, s)| {
+                        subnet_of(s).is_some_and(|o| o.contains(&subnet) || subnet.contains(&o))
+                    })
+                {
+                    return Err(ProvisionError::Overlap {
+                        network: net_name.clone(),
+                        subnet: subnet.to_string(),
+                        other: other.clone(),
+                        other_subnet: state.subnet.clone().unwrap_or_default(),
+                    });
+                }
+                actions.push(Action::CreateNetwork(net_name.clone()));
+            }
+            Some(state) if !ours(&state.stack) => {
+                return Err(ProvisionError::NotOwned {
+                    kind: "network",
+                    name: net_name.clone(),
+                    stack: name,
+                });
+            }
+            Some(state) => {
+                let mut diff = Vec::new();
+                let mut compare = |what: &str, want: Option<String>, have: &Option<String>| {
+                    if want.is_some() && want != *have {
+                        diff.push(format!(
+                            "{what} {} → {}",
+                            have.as_deref().unwrap_or("none"),
+                            want.unwrap_or_default()
+                        ));
+                    }
+                };
+                compare(
+                    "subnet",
+                    spec.subnet.as_ref().map(|s| s.get_ref().clone()),
+                    &state.subnet,
+                );
+                compare(
+                    "ip_range",
+                    spec.ip_range.as_ref().map(|s| s.get_ref().clone()),
+                    &state.ip_range,
+                );
+                compare(
+                    "gateway",
+                    spec.gateway.as_ref().map(|s| s.get_ref().clone()),
+                    &state.gateway,
+                );
+                if state.driver != spec.driver.as_str() {
+                    diff.push(format!(
+                        "driver {} → {}",
+                        state.driver,
+                        spec.driver.as_str()
+                    ));
+                }
+                if state.internal != spec.internal {
+                    diff.push(format!("internal {} → {}", state.internal, spec.internal));
+                }
+                if diff.is_empty() {
+                    actions.push(Action::KeepNetwork(net_name.clone()));
+                } else {
+                    actions.push(Action::RecreateNetwork {
+                        name: net_name.clone(),
+                        diff: diff.join(", "),
+                    });
+                }
+            }
+        }
+    }
+
+    for vol in stack.volumes.keys() {
+        match engine.volumes.get(vol) {
+            None => actions.push(Action::CreateVolume(vol.clone())),
+            Some(owner) if !ours(owner) => {
+                return Err(ProvisionError::NotOwned {
+                    kind: "volume",
+                    name: vol.clone(),
+                    stack: name,
+                });
+            }
+            Some(_) => actions.push(Action::KeepVolume(vol.clone())),
+        }
+    }
+
+    let recreated_networks: Vec<String> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RecreateNetwork { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    for container in creation_order(stack) {
+        let spec = &stack.containers[&container];
+        match engine.containers.get(&container) {
+            None => actions.push(Action::CreateContainer(container.clone())),
+            Some(state) if !ours(&state.stack) => {
+                return Err(ProvisionError::NotOwned {
+                    kind: "container",
+                    name: container.clone(),
+                    stack: name,
+                });
+            }
+            Some(state) => {
+                let reason = if state.spec.as_deref() != Some(fingerprint(spec).as_str()) {
+                    Some("spec changed".to_string())
+                } else {
+                    state
+                        .networks
+                        .iter()
+                        .find(|n| recreated_networks.contains(n))
+                        .map(|n| format!("its network {n} is recreated"))
+                };
+                match reason {
+                    Some(reason) => actions.push(Action::RecreateContainer {
+                        name: container.clone(),
+                        reason,
+                    }),
+                    None if state.running => actions.push(Action::KeepContainer(container.clone())),
+                    None => actions.push(Action::StartContainer(container.clone())),
+                }
+            }
+        }
+    }
+
+    // Owned but no longer declared. Containers first: networks cannot go while in use.
+    for (c, state) in &engine.containers {
+        if ours(&state.stack) && !stack.containers.contains_key(c) {
+            actions.push(Action::RemoveContainer(c.clone()));
+        }
+    }
+    for (n, state) in &engine.networks {
+        if ours(&state.stack) && !stack.networks.contains_key(n) {
+            actions.push(Action::RemoveNetwork(n.clone()));
+        }
+    }
+    for (v, owner) in &engine.volumes {
+        if ours(owner) && !stack.volumes.contains_key(v) {
+            actions.push(Action::OrphanVolume(v.clone()));
+        }
+    }
+    Ok(Plan {
+        stack: name,
+        actions,
+    })
+}
+
+/// Labels every resource of `stack` carries.
+pub fn owner_labels(stack: &Stack, extra: &BTreeMap<String, String>) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> =
+        extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    labels.insert(STACK_LABEL.to_string(), stack.name().to_string());
+    labels
+}

@@ -1,0 +1,343 @@
+//! The stack spec: networks, volumes and containers declared in TOML (`config/stack.toml`).
+//!
+//! Types and parsing only; `validate` checks them and `plan` compares them with the engine.
+//! Fields that validation must point at are `Spanned`, so errors can name their line.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::{ConfigError, parse_located};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stack {
+    pub stack: StackMeta,
+    #[serde(default)]
+    pub networks: BTreeMap<String, NetworkSpec>,
+    #[serde(default)]
+    pub volumes: BTreeMap<String, VolumeSpec>,
+    #[serde(default)]
+    pub containers: BTreeMap<String, ContainerSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackMeta {
+    /// Everything created carries the label `netalias.stack=<name>`.
+    pub name: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    Bridge,
+    Overlay,
+    Macvlan,
+    /// Built-in: declared for completeness, never created.
+    Host,
+    /// Built-in: declared for completeness, never created.
+    None,
+}
+
+impl Driver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Bridge => "bridge",
+            Driver::Overlay => "overlay",
+            Driver::Macvlan => "macvlan",
+            Driver::Host => "host",
+            Driver::None => "null",
+        }
+    }
+    pub fn is_builtin(self) -> bool {
+        matches!(self, Driver::Host | Driver::None)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    #[serde(default = "default_driver")]
+    pub driver: Driver,
+    /// CIDR strings, checked by `validate` so that a typo points at its line.
+    pub subnet: Option<Spanned<String>>,
+    pub ip_range: Option<Spanned<String>>,
+    pub gateway: Option<Spanned<String>>,
+    #[serde(default)]
+    pub internal: bool,
+    /// Overlay only: let standalone containers attach.
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+fn default_driver() -> Driver {
+    Driver::Bridge
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeSpec {
+    #[serde(default = "default_volume_driver")]
+    pub driver: String,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_volume_driver() -> String {
+    "local".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSpec {
+    pub image: Spanned<String>,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// `no`, `always`, `unless-stopped`, `on-failure`.
+    pub restart: Option<Spanned<String>>,
+    pub healthcheck: Option<HealthSpec>,
+    /// `"/host/dir:/in/container[:ro,z]"` binds or `"volume:/in/container[:ro]"` named volumes.
+    #[serde(default)]
+    pub mounts: Vec<Spanned<String>>,
+    /// Create missing bind-mount source directories instead of refusing.
+    #[serde(default)]
+    pub create_host_dirs: bool,
+    /// `"NAME"` or `"NAME:ro"`: take over another declared container's volumes.
+    #[serde(default)]
+    pub volumes_from: Vec<Spanned<String>>,
+    /// `host`, `none` or `container:NAME`; absent: the declared `networks`.
+    pub network_mode: Option<Spanned<String>>,
+    #[serde(default)]
+    pub networks: BTreeMap<String, Attachment>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `UID[:GID]` to run as.
+    pub user: Option<String>,
+    /// Extra groups, e.g. the Docker socket's group for a non-root sidecar.
+    #[serde(default)]
+    pub group_add: Vec<String>,
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub ipv4: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSpec {
+    /// As in Docker: `["CMD", "arg", ...]` or `["CMD-SHELL", "command"]`.
+    pub test: Vec<String>,
+    #[serde(default = "default_interval")]
+    pub interval_secs: u64,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_interval() -> u64 {
+    10
+}
+fn default_timeout() -> u64 {
+    5
+}
+fn default_retries() -> u32 {
+    3
+}
+
+/// One parsed `mounts` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    Bind {
+        source: PathBuf,
+        target: String,
+        options: Vec<String>,
+    },
+    Volume {
+        name: String,
+        target: String,
+        read_only: bool,
+    },
+}
+
+impl Mount {
+    /// Parses `SOURCE:TARGET[:OPTIONS]`; a source with a `/` is a host path.
+    pub fn parse(text: &str) -> Result<Mount, String> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let (source, target, options) = match parts.as_slice() {
+            [s, t] => (*s, *t, ""),
+            [s, t, o] => (*s, *t, *o),
+            _ => return Err(format!("`{text}` is not SOURCE:TARGET[:OPTIONS]")),
+        };
+        if !target.starts_with('/') {
+            return Err(format!(
+                "mount target `{target}` must be an absolute path in the container"
+            ));
+        }
+        let options: Vec<String> = options
+            .split(',')
+            .filter(|o| !o.is_empty())
+            .map(str::to_string)
+            .collect();
+        for option in &options {
+            if !["ro", "rw", "z", "Z"].contains(&option.as_str()) {
+                return Err(format!("unknown mount option `{option}` (ro, rw, z, Z)"));
+            }
+        }
+        if source.contains('/') || source.starts_with('.') || source.starts_with('~') {
+            Ok(Mount::Bind {
+                source: PathBuf::from(source),
+                target: target.to_string(),
+                options,
+            })
+        } else {
+            Ok(Mount::Volume {
+                name: source.to_string(),
+                target: target.to_string(),
+                read_only: options.iter().any(|o| o == "ro"),
+            })
+        }
+    }
+
+    /// The Engine API `Binds` entry.
+    pub fn to_bind(&self) -> String {
+        match self {
+            Mount::Bind {
+                source,
+                target,
+                options,
+            } if options.is_empty() => format!("{}:{target}", source.display()),
+            Mount::Bind {
+                source,
+                target,
+                options,
+            } => format!("{}:{target}:{}", source.display(), options.join(",")),
+            Mount::Volume {
+                name,
+                target,
+                read_only,
+            } => {
+                if *read_only {
+                    format!("{name}:{target}:ro")
+                } else {
+                    format!("{name}:{target}")
+                }
+            }
+        }
+    }
+}
+
+/// How a container is networked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkMode {
+    Host,
+    None,
+    Container(String),
+    /// The declared `networks` (the first at create, the others connected after).
+    Networks,
+}
+
+impl NetworkMode {
+    pub fn parse(text: &str) -> Result<NetworkMode, String> {
+        match text {
+            "host" => Ok(NetworkMode::Host),
+            "none" => Ok(NetworkMode::None),
+            other => match other.strip_prefix("container:") {
+                Some(name) if !name.is_empty() => Ok(NetworkMode::Container(name.to_string())),
+                _ => Err(format!(
+                    "network_mode `{other}` is not host, none or container:NAME"
+                )),
+            },
+        }
+    }
+}
+
+impl ContainerSpec {
+    pub fn network_mode(&self) -> NetworkMode {
+        self.network_mode
+            .as_ref()
+            .and_then(|m| NetworkMode::parse(m.get_ref()).ok())
+            .unwrap_or(NetworkMode::Networks)
+    }
+
+    pub fn parsed_mounts(&self) -> Vec<Mount> {
+        self.mounts
+            .iter()
+            .filter_map(|m| Mount::parse(m.get_ref()).ok())
+            .collect()
+    }
+
+    /// Containers this one needs to exist first.
+    pub fn dependencies(&self) -> Vec<String> {
+        let mut deps: Vec<String> = self
+            .volumes_from
+            .iter()
+            .map(|v| {
+                v.get_ref()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        if let NetworkMode::Container(name) = self.network_mode() {
+            deps.push(name);
+        }
+        deps
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read stack file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Box<ConfigError>),
+}
+
+impl Stack {
+    /// Reads, parses and validates a stack file (no engine calls).
+    pub fn load(path: &Path) -> Result<Stack, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Stack::parse(&text, &path.display().to_string())
+            .map_err(|e| SpecError::Invalid(Box::new(e)))
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Stack, ConfigError> {
+        let stack: Stack = parse_located(text, file)?;
+        super::validate::validate(&stack).map_err(|v| v.locate(text, file))?;
+        Ok(stack)
+    }
+
+    pub fn name(&self) -> &str {
+        self.stack.name.get_ref()
+    }
+}

@@ -1,0 +1,383 @@
+//! Checks a stack before anything reaches the engine: every error names the field and points
+//! at its line. Pure: no engine calls (overlap with existing networks is checked by `plan`).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::Ipv4Addr,
+    ops::Range,
+};
+
+use ipnet::Ipv4Net;
+use toml::Spanned;
+
+use super::spec::{ContainerSpec, Mount, NetworkMode, Stack};
+use crate::config::Violation;
+
+/// The names Docker accepts for containers, networks and volumes.
+pub fn is_docker_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+fn at<T>(value: &Spanned<T>, field: String, message: String) -> Violation {
+    Violation::new(value, field, message)
+}
+
+fn at_span(span: Range<usize>, field: String, message: String) -> Violation {
+    Violation {
+        span,
+        field,
+        message,
+    }
+}
+
+/// Parses a CIDR the way Docker wants it: an IPv4 network address with a prefix.
+pub fn parse_cidr(text: &str) -> Result<Ipv4Net, String> {
+    let net: Ipv4Net = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not an IPv4 network in CIDR form"))?;
+    if net.network() != net.addr() {
+        return Err(format!(
+            "`{text}` has host bits set; the network is {}",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+pub fn validate(stack: &Stack) -> Result<(), Violation> {
+    let stack_span = stack.stack.name.span();
+    let name_error = |kind: &str, name: &str| {
+        at_span(
+            stack_span.clone(),
+            format!("{kind}.{name}"),
+            format!(
+                "`{name}` is not a name Docker accepts: start with a letter or digit, then letters, digits, '_', '.', '-'"
+            ),
+        )
+    };
+    if !is_docker_name(stack.name()) {
+        return Err(name_error("stack", stack.name()));
+    }
+
+    let mut subnets: Vec<(String, Ipv4Net)> = Vec::new();
+    for (name, net) in &stack.networks {
+        if !is_docker_name(name) {
+            return Err(name_error("networks", name));
+        }
+        let field = |key: &str| format!("networks.{name}.{key}");
+        if net.driver.is_builtin()
+            && (net.subnet.is_some() || net.gateway.is_some() || net.ip_range.is_some())
+        {
+            let s = net
+                .subnet
+                .as_ref()
+                .or(net.gateway.as_ref())
+                .or(net.ip_range.as_ref());
+            if let Some(s) = s {
+                return Err(at(
+                    s,
+                    field("driver"),
+                    "the built-in host and none networks take no addresses".into(),
+                ));
+            }
+        }
+        let subnet = match &net.subnet {
+            Some(s) => Some(parse_cidr(s.get_ref()).map_err(|m| at(s, field("subnet"), m))?),
+            None => None,
+        };
+        if let Some(range) = &net.ip_range {
+            let parsed =
+                parse_cidr(range.get_ref()).map_err(|m| at(range, field("ip_range"), m))?;
+            let Some(subnet) = subnet else {
+                return Err(at(
+                    range,
+                    field("ip_range"),
+                    "ip_range needs a subnet".into(),
+                ));
+            };
+            if !subnet.contains(&parsed) {
+                return Err(at(
+                    range,
+                    field("ip_range"),
+                    format!("{parsed} is outside the subnet {subnet}"),
+                ));
+            }
+        }
+        if let Some(gateway) = &net.gateway {
+            let ip: Ipv4Addr = gateway.get_ref().parse().map_err(|_| {
+                at(
+                    gateway,
+                    field("gateway"),
+                    format!("`{}` is not an IPv4 address", gateway.get_ref()),
+                )
+            })?;
+            let Some(subnet) = subnet else {
+                return Err(at(
+                    gateway,
+                    field("gateway"),
+                    "gateway needs a subnet".into(),
+                ));
+            };
+            if !subnet.contains(&ip) {
+                return Err(at(
+                    gateway,
+                    field("gateway"),
+                    format!("{ip} is outside the subnet {subnet}"),
+                ));
+            }
+            if ip == subnet.network() || ip == subnet.broadcast() {
+                return Err(at(
+                    gateway,
+                    field("gateway"),
+                    format!("{ip} is the network or broadcast address of {subnet}"),
+                ));
+            }
+        }
+        if let (Some(subnet), Some(s)) = (subnet, &net.subnet) {
+            if let Some((other, _)) = subnets
+                .iter()
+                .find(|(_, o)| o.contains(&subnet) || subnet.contains(o))
+            {
+                return Err(at(
+                    s,
+                    field("subnet"),
+                    format!("{subnet} overlaps network `{other}`"),
+                ));
+            }
+            subnets.push((name.clone(), subnet));
+        }
+    }
+
+    for name in stack.volumes.keys() {
+        if !is_docker_name(name) {
+            return Err(name_error("volumes", name));
+        }
+    }
+
+    for (name, container) in &stack.containers {
+        if !is_docker_name(name) {
+            return Err(name_error("containers", name));
+        }
+        validate_container(stack, name, container)?;
+    }
+    find_cycle(stack)
+}
+
+fn validate_container(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<(), Violation> {
+    let field = |key: &str| format!("containers.{name}.{key}");
+    if c.image.get_ref().trim().is_empty() {
+        return Err(at(&c.image, field("image"), "image is empty".into()));
+    }
+    if let Some(restart) = &c.restart
+        && !["no", "always", "unless-stopped", "on-failure"].contains(&restart.get_ref().as_str())
+    {
+        return Err(at(
+            restart,
+            field("restart"),
+            format!(
+                "`{}` is not no, always, unless-stopped or on-failure",
+                restart.get_ref()
+            ),
+        ));
+    }
+    for mount in &c.mounts {
+        let parsed = Mount::parse(mount.get_ref()).map_err(|m| at(mount, field("mounts"), m))?;
+        match parsed {
+            Mount::Bind { source, .. } => {
+                if !source.is_absolute() {
+                    return Err(at(
+                        mount,
+                        field("mounts"),
+                        format!(
+                            "bind source `{}` is relative; write an absolute host path",
+                            source.display()
+                        ),
+                    ));
+                }
+                if !source.exists() && !c.create_host_dirs {
+                    return Err(at(
+                        mount,
+                        field("mounts"),
+                        format!(
+                            "bind source `{}` does not exist; create it or set create_host_dirs = true",
+                            source.display()
+                        ),
+                    ));
+                }
+            }
+            Mount::Volume { name: volume, .. } => {
+                if !stack.volumes.contains_key(&volume) {
+                    return Err(at(
+                        mount,
+                        field("mounts"),
+                        format!("volume `{volume}` is not declared; add [volumes.{volume}]"),
+                    ));
+                }
+            }
+        }
+    }
+    for from in &c.volumes_from {
+        let (source, mode) = from
+            .get_ref()
+            .split_once(':')
+            .unwrap_or((from.get_ref(), "rw"));
+        if !stack.containers.contains_key(source) {
+            return Err(at(
+                from,
+                field("volumes_from"),
+                format!("`{source}` is not a declared container"),
+            ));
+        }
+        if !["ro", "rw"].contains(&mode) {
+            return Err(at(
+                from,
+                field("volumes_from"),
+                format!("`{mode}` is not ro or rw"),
+            ));
+        }
+    }
+    let mode = match &c.network_mode {
+        Some(m) => NetworkMode::parse(m.get_ref()).map_err(|e| at(m, field("network_mode"), e))?,
+        None => NetworkMode::Networks,
+    };
+    if let (NetworkMode::Container(target), Some(m)) = (&mode, &c.network_mode)
+        && !stack.containers.contains_key(target)
+    {
+        return Err(at(
+            m,
+            field("network_mode"),
+            format!("`container:{target}` refers to no declared container"),
+        ));
+    }
+    if let (NetworkMode::Host | NetworkMode::None | NetworkMode::Container(_), Some(m)) =
+        (&mode, &c.network_mode)
+        && !c.networks.is_empty()
+    {
+        let has_aliases = c.networks.values().any(|a| !a.aliases.is_empty());
+        let what = if has_aliases { "aliases" } else { "networks" };
+        return Err(at(
+            m,
+            field("networks"),
+            format!(
+                "{what} cannot be used with network_mode `{}`: such a container has no endpoint of its own",
+                m.get_ref()
+            ),
+        ));
+    }
+    for (network, attachment) in &c.networks {
+        let Some(net) = stack.networks.get(network) else {
+            let span = c.image.span();
+            return Err(at_span(
+                span,
+                field(&format!("networks.{network}")),
+                format!("network `{network}` is not declared; add [networks.{network}]"),
+            ));
+        };
+        if net.driver.is_builtin() {
+            return Err(at(
+                &c.image,
+                field(&format!("networks.{network}")),
+                format!(
+                    "`{network}` is a built-in {} network: use network_mode instead",
+                    net.driver.as_str()
+                ),
+            ));
+        }
+        if let Some(ip) = &attachment.ipv4 {
+            let parsed: Ipv4Addr = ip.get_ref().parse().map_err(|_| {
+                at(
+                    ip,
+                    field(&format!("networks.{network}.ipv4")),
+                    format!("`{}` is not an IPv4 address", ip.get_ref()),
+                )
+            })?;
+            let subnet = net
+                .subnet
+                .as_ref()
+                .and_then(|s| parse_cidr(s.get_ref()).ok());
+            match subnet {
+                Some(subnet) if subnet.contains(&parsed) => {}
+                Some(subnet) => {
+                    return Err(at(
+                        ip,
+                        field(&format!("networks.{network}.ipv4")),
+                        format!("{parsed} is outside {network}'s subnet {subnet}"),
+                    ));
+                }
+                None => {
+                    return Err(at(
+                        ip,
+                        field(&format!("networks.{network}.ipv4")),
+                        "a fixed IP needs the network to declare its subnet".into(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `volumes_from` and `container:NAME` must not loop.
+fn find_cycle(stack: &Stack) -> Result<(), Violation> {
+    let deps: BTreeMap<&str, Vec<String>> = stack
+        .containers
+        .iter()
+        .map(|(name, c)| (name.as_str(), c.dependencies()))
+        .collect();
+    fn visit<'a>(
+        node: &'a str,
+        deps: &'a BTreeMap<&str, Vec<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if done.contains(node) {
+            return None;
+        }
+        if let Some(start) = path.iter().position(|n| *n == node) {
+            let mut cycle: Vec<String> = path[start..].iter().map(|s| s.to_string()).collect();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        path.push(node);
+        for next in deps.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next.as_str(), deps, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node);
+        None
+    }
+    let mut done = BTreeSet::new();
+    for (name, container) in &stack.containers {
+        if let Some(cycle) = visit(name.as_str(), &deps, &mut Vec::new(), &mut done) {
+            return Err(at(
+                &container.image,
+                format!("containers.{name}"),
+                format!("dependency cycle: {}", cycle.join(" → ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Containers in an order where each comes after what it depends on.
+pub fn creation_order(stack: &Stack) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    let mut placed: BTreeSet<String> = BTreeSet::new();
+    while order.len() < stack.containers.len() {
+        let before = order.len();
+        for (name, c) in &stack.containers {
+            if !placed.contains(name) && c.dependencies().iter().all(|d| placed.contains(d)) {
+                placed.insert(name.clone());
+                order.push(name.clone());
+            }
+        }
+        if order.len() == before {
+            break; // a cycle; validation reports it
+        }
+    }
+    order
+}
