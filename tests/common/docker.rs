@@ -107,6 +107,10 @@ pub fn sweep() {
     for id in networks.split_whitespace() {
         let _ = Command::new("docker").args(["network", "rm", id]).output();
     }
+    let volumes = docker(&["volume", "ls", "-q", "--filter", &format!("label={LABEL}")]);
+    for name in volumes.split_whitespace() {
+        let _ = Command::new("docker").args(["volume", "rm", name]).output();
+    }
 }
 
 /// Containers and networks made by one test, removed when it ends, pass or fail.

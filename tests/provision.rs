@@ -1,0 +1,437 @@
+//! Provisioning against the real engine: a stack like the seed's, data that survives destroy,
+//! bad specs that create nothing, and the stack's aliases served by `serve --docker`.
+//! Stacks carry `netalias.test=1` on every resource, so a crashed run is swept.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::Duration,
+};
+
+use common::{docker::*, *};
+
+const IDLE_CMD: &str = r#"["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]"#;
+const TEST_LABELS: &str = r#"{ "netalias.test" = "1" }"#;
+
+/// A seed-like stack named `p`, on 10.`octet`.0.0/16, with its bind mount at `bind`.
+fn seed_like(p: &str, octet: u8, bind: &Path) -> String {
+    let bind = bind.display();
+    let mut s = format!(
+        r#"[stack]
+name = "{p}"
+
+[networks.{p}-net]
+subnet = "10.{octet}.0.0/16"
+ip_range = "10.{octet}.5.0/24"
+gateway = "10.{octet}.0.1"
+labels = {TEST_LABELS}
+
+[volumes.{p}-vol]
+labels = {TEST_LABELS}
+
+[containers.{p}-db]
+image = "{IMAGE}"
+command = {IDLE_CMD}
+mounts = ["{bind}:/data", "{p}-vol:/vol"]
+labels = {TEST_LABELS}
+networks.{p}-net = {{ aliases = ["db"] }}
+
+[containers.{p}-from]
+image = "{IMAGE}"
+command = {IDLE_CMD}
+volumes_from = ["{p}-db"]
+network_mode = "none"
+labels = {TEST_LABELS}
+
+[containers.{p}-host]
+image = "{IMAGE}"
+command = {IDLE_CMD}
+network_mode = "host"
+labels = {TEST_LABELS}
+
+[containers.{p}-shared1]
+image = "{IMAGE}"
+command = {IDLE_CMD}
+labels = {TEST_LABELS}
+networks.{p}-net = {{}}
+
+[containers.{p}-shared2]
+image = "{IMAGE}"
+command = {IDLE_CMD}
+network_mode = "container:{p}-shared1"
+labels = {TEST_LABELS}
+"#
+    );
+    for i in 1..=3 {
+        s.push_str(&format!(
+            "\n[containers.{p}-web{i}]\nimage = \"{IMAGE}\"\ncommand = {IDLE_CMD}\nlabels = {TEST_LABELS}\nnetworks.{p}-net = {{ aliases = [\"app\"] }}\n"
+        ));
+    }
+    s
+}
+
+struct StackFile {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl StackFile {
+    fn new(text: &str) -> StackFile {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("stack.toml");
+        std::fs::write(&path, text).expect("write stack");
+        StackFile { path, _dir: dir }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_netalias"));
+        cmd.arg("provision")
+            .arg(args[0])
+            .arg(&self.path)
+            .args(&args[1..]);
+        cmd.output().expect("run netalias provision")
+    }
+}
+
+/// Destroys the stack (with volumes) when the test ends, pass or fail.
+struct Teardown<'a>(&'a StackFile);
+impl Drop for Teardown<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["destroy", "--volumes"]);
+    }
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn ok(out: Output) -> String {
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    t
+}
+
+fn inspect(format: &str, target: &str) -> String {
+    docker(&["inspect", "-f", format, target])
+}
+
+#[test]
+fn apply_a_seed_like_stack_then_nothing_changes() {
+    if !available() {
+        return;
+    }
+    let bind = tempfile::tempdir().expect("bind dir");
+    let p = "natest-prov";
+    let file = StackFile::new(&seed_like(p, 216, bind.path()));
+    let _teardown = Teardown(&file);
+    let out = ok(file.run(&["apply"]));
+    assert!(out.contains("created"), "{out}");
+
+    let net = format!("{p}-net");
+    assert_eq!(
+        docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).IPRange}} {{(index .IPAM.Config 0).Gateway}} {{index .Labels \"netalias.stack\"}}",
+            &net
+        ]),
+        format!("10.216.0.0/16 10.216.5.0/24 10.216.0.1 {p}")
+    );
+    let db = format!("{p}-db");
+    assert!(
+        inspect("{{json .HostConfig.Binds}}", &db)
+            .contains(&format!("{}:/data", bind.path().display()))
+    );
+    assert_eq!(
+        docker(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{index .Labels \"netalias.stack\"}}",
+            &format!("{p}-vol")
+        ]),
+        p
+    );
+    assert!(inspect("{{range .Mounts}}{{.Name}} {{end}}", &db).contains(&format!("{p}-vol")));
+    assert_eq!(
+        inspect("{{json .HostConfig.VolumesFrom}}", &format!("{p}-from")),
+        format!("[\"{db}\"]")
+    );
+    assert_eq!(
+        inspect("{{.HostConfig.NetworkMode}}", &format!("{p}-host")),
+        "host"
+    );
+    assert_eq!(
+        inspect("{{.HostConfig.NetworkMode}}", &format!("{p}-from")),
+        "none"
+    );
+    assert!(
+        inspect("{{.HostConfig.NetworkMode}}", &format!("{p}-shared2")).starts_with("container:")
+    );
+    for i in 1..=3 {
+        let aliases = inspect(
+            &format!("{{{{json (index .NetworkSettings.Networks \"{net}\").Aliases}}}}"),
+            &format!("{p}-web{i}"),
+        );
+        assert!(aliases.contains("\"app\""), "web{i}: {aliases}");
+        assert!(
+            ip_on(&format!("{p}-web{i}"), &net).octets()[..3] == [10, 216, 5],
+            "ip_range honoured"
+        );
+    }
+    // volumes_from really shares: a file written by db is read through -from.
+    docker(&["exec", &db, "sh", "-c", "echo shared > /vol/f"]);
+    assert_eq!(
+        docker(&["exec", &format!("{p}-from"), "cat", "/vol/f"]),
+        "shared"
+    );
+
+    let again = ok(file.run(&["apply"]));
+    assert!(again.contains("no changes"), "second apply: {again}");
+    let status = file.run(&["status"]);
+    assert!(status.status.success(), "status matches: {}", text(&status));
+
+    // Drift: a changed container is recreated, and only it.
+    let changed = std::fs::read_to_string(&file.path).expect("read").replace(
+        &format!("[containers.{p}-web3]\nimage"),
+        &format!("[containers.{p}-web3]\nenvironment = {{ COLOR = \"blue\" }}\nimage"),
+    );
+    std::fs::write(&file.path, changed).expect("write");
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        plan.contains(&format!("~ container {p}-web3: spec changed")),
+        "{plan}"
+    );
+    assert!(plan.contains("1 change(s)"), "{plan}");
+}
+
+#[test]
+fn data_survives_destroy_and_reapply() {
+    if !available() {
+        return;
+    }
+    let bind = tempfile::tempdir().expect("bind dir");
+    let p = "natest-data";
+    let file = StackFile::new(&seed_like(p, 217, bind.path()));
+    let _teardown = Teardown(&file);
+    ok(file.run(&["apply"]));
+    let db = format!("{p}-db");
+    docker(&[
+        "exec",
+        &db,
+        "sh",
+        "-c",
+        "echo in-volume > /vol/keep && echo in-bind > /data/keep",
+    ]);
+
+    let out = ok(file.run(&["destroy"]));
+    assert!(out.contains("kept"), "{out}");
+    assert!(
+        Command::new("docker")
+            .args(["inspect", &db])
+            .output()
+            .is_ok_and(|o| !o.status.success()),
+        "container gone"
+    );
+    docker(&["volume", "inspect", &format!("{p}-vol")]);
+    assert_eq!(
+        std::fs::read_to_string(bind.path().join("keep"))
+            .expect("bind file")
+            .trim(),
+        "in-bind"
+    );
+
+    ok(file.run(&["apply"]));
+    assert_eq!(
+        docker(&["exec", &db, "cat", "/vol/keep", "/data/keep"]),
+        "in-volume\nin-bind"
+    );
+
+    ok(file.run(&["destroy", "--volumes"]));
+    assert!(
+        Command::new("docker")
+            .args(["volume", "inspect", &format!("{p}-vol")])
+            .output()
+            .is_ok_and(|o| !o.status.success())
+    );
+    assert!(
+        bind.path().join("keep").exists(),
+        "host directories are never removed"
+    );
+}
+
+fn assert_rejected(stack: &str, field: &str, stack_name: &str) {
+    let file = StackFile::new(stack);
+    let out = file.run(&["apply"]);
+    let t = text(&out);
+    assert!(!out.status.success(), "must fail: {stack}");
+    assert!(t.contains(field), "error names `{field}`: {t}");
+    for kind in ["network", "volume"] {
+        let left = docker(&[
+            kind,
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=netalias.stack={stack_name}"),
+        ]);
+        assert!(left.is_empty(), "nothing created ({kind}): {left}");
+    }
+    let left = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=netalias.stack={stack_name}"),
+    ]);
+    assert!(left.is_empty(), "no container created");
+}
+
+#[test]
+fn bad_specs_get_clear_errors_and_create_nothing() {
+    if !available() {
+        return;
+    }
+    let bind = tempfile::tempdir().expect("bind dir");
+    let p = "natest-bad";
+    let good = seed_like(p, 230, bind.path());
+    let cases: Vec<(String, &str)> = vec![
+        (good.replace("10.230.0.0/16", "10.230.0.0./16"), "subnet"),
+        (good.replace("10.230.5.0/24", "10.231.5.0/24"), "ip_range"),
+        (
+            good.replace("gateway = \"10.230.0.1\"", "gateway = \"10.231.0.1\""),
+            "gateway",
+        ),
+        (
+            good.replace("gateway = \"10.230.0.1\"", "gateway = \"10.230.0.0\""),
+            "gateway",
+        ),
+        (
+            good.replace("gateway = \"10.230.0.1\"", "gateway = \"10.230.255.255\""),
+            "gateway",
+        ),
+        (
+            good.replace(
+                "[volumes.natest-bad-vol]",
+                "[volumes.natest-bad-vol]\nsize = 3",
+            ),
+            "unknown field",
+        ),
+        (
+            good.replace(
+                "[containers.natest-bad-host]",
+                "[containers.-bad]\nimage = \"x\"\n[containers.natest-bad-host]",
+            ),
+            "containers.-bad",
+        ),
+        (
+            good.replace(
+                &format!("{}:/data", bind.path().display()),
+                "relative/dir:/data",
+            ),
+            "mounts",
+        ),
+        (
+            good.replace(
+                &format!("{}:/data", bind.path().display()),
+                "/nonexistent/netalias-test:/data",
+            ),
+            "does not exist",
+        ),
+        (
+            good.replace(
+                "volumes_from = [\"natest-bad-db\"]",
+                "volumes_from = [\"nobody\"]",
+            ),
+            "volumes_from",
+        ),
+        (
+            good.replace("container:natest-bad-shared1", "container:nobody"),
+            "network_mode",
+        ),
+        (
+            good.replace(
+                &format!("[containers.{p}-db]\n"),
+                &format!("[containers.{p}-db]\nvolumes_from = [\"{p}-from\"]\n"),
+            ),
+            "cycle",
+        ),
+        (
+            good.replace(
+                "network_mode = \"host\"",
+                "network_mode = \"host\"\nnetworks.natest-bad-net = { aliases = [\"x\"] }",
+            ),
+            "aliases cannot be used",
+        ),
+        (
+            good.clone() + "\n[networks.natest-bad-net2]\nsubnet = \"10.230.128.0/17\"\n",
+            "overlaps",
+        ),
+    ];
+    for (stack, field) in &cases {
+        assert_rejected(stack, field, p);
+    }
+
+    // Overlap with a network that exists in the engine (not declared): caught before creating.
+    let mut existing = Stack::default();
+    existing.network("natest-bad-existing", &["--subnet=10.232.0.0/16"]);
+    let overlapping = seed_like("natest-bad2", 232, bind.path());
+    assert_rejected(
+        &overlapping,
+        "overlaps the existing network `natest-bad-existing`",
+        "natest-bad2",
+    );
+}
+
+#[test]
+fn missing_image_is_named_with_its_container() {
+    if !available() {
+        return;
+    }
+    let stack = format!(
+        "[stack]\nname = \"natest-img\"\n[containers.natest-img-c]\nimage = \"netalias-test/absent:1\"\nnetwork_mode = \"none\"\nlabels = {TEST_LABELS}\n"
+    );
+    let file = StackFile::new(&stack);
+    let _teardown = Teardown(&file);
+    let out = file.run(&["apply"]);
+    let t = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        t.contains("netalias-test/absent:1") && t.contains("natest-img-c"),
+        "{t}"
+    );
+}
+
+#[test]
+fn applied_aliases_resolve_through_serve_docker_and_vanish_on_destroy() {
+    if !available() {
+        return;
+    }
+    let bind = tempfile::tempdir().expect("bind dir");
+    let p = "natest-dns";
+    let file = StackFile::new(&seed_like(p, 218, bind.path()));
+    let _teardown = Teardown(&file);
+    let server = Server::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\n", &["--docker"]);
+    server.wait_log("Docker snapshot applied");
+    ok(file.run(&["apply"]));
+    let app = format!("app.{p}-net.");
+    assert!(
+        eventually(Duration::from_secs(20), || a_records(&udp(
+            server.addr,
+            &query(&app, RecordType::A)
+        ))
+        .len()
+            == 3),
+        "the stack's alias answers three members"
+    );
+    ok(file.run(&["destroy"]));
+    assert!(
+        eventually(Duration::from_secs(20), || a_records(&udp(
+            server.addr,
+            &query(&app, RecordType::A)
+        ))
+        .is_empty()),
+        "gone after destroy"
+    );
+}
