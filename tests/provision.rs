@@ -435,3 +435,82 @@ fn applied_aliases_resolve_through_serve_docker_and_vanish_on_destroy() {
         "gone after destroy"
     );
 }
+
+#[test]
+fn network_drift_needs_recreate_and_foreign_resources_are_never_touched() {
+    if !available() {
+        return;
+    }
+    let bind = tempfile::tempdir().expect("bind dir");
+    let p = "natest-drift";
+    let file = StackFile::new(&seed_like(p, 219, bind.path()));
+    let _teardown = Teardown(&file);
+    ok(file.run(&["apply"]));
+    let net = format!("{p}-net");
+
+    let moved = std::fs::read_to_string(&file.path)
+        .expect("read")
+        .replace("10.219.", "10.220.");
+    std::fs::write(&file.path, moved).expect("write");
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        plan.contains(&format!(
+            "~ network {net}: subnet 10.219.0.0/16 → 10.220.0.0/16"
+        )),
+        "{plan}"
+    );
+    let refused = file.run(&["apply"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("--recreate"), "{}", text(&refused));
+    assert_eq!(
+        docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Subnet}}",
+            &net
+        ]),
+        "10.219.0.0/16",
+        "refused means unchanged"
+    );
+    ok(file.run(&["apply", "--recreate"]));
+    assert_eq!(
+        docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Subnet}}",
+            &net
+        ]),
+        "10.220.0.0/16"
+    );
+    assert_eq!(
+        ip_on(&format!("{p}-web1"), &net).octets()[..3],
+        [10, 220, 5]
+    );
+    assert!(ok(file.run(&["apply"])).contains("no changes"));
+
+    // A same-named volume the stack does not own: refused, left alone.
+    let foreign = "natest-foreign";
+    let mut other = Stack::default();
+    other.network(&format!("{foreign}-net"), &["--subnet=10.221.0.0/16"]);
+    let stack = seed_like(foreign, 222, bind.path());
+    let f = StackFile::new(&stack);
+    let out = f.run(&["apply"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("does not belong to stack"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Subnet}}",
+            &format!("{foreign}-net")
+        ]),
+        "10.221.0.0/16"
+    );
+}
