@@ -170,6 +170,16 @@ pub struct ServerConfig {
     /// HTTP for /metrics, /healthz, /readyz and /records. Absent: off.
     #[serde(default)]
     pub http_listen: Option<SocketAddr>,
+    /// UDP receive loops (SO_REUSEPORT sockets) per address; absent: one per core.
+    #[serde(default)]
+    pub udp_workers: Option<usize>,
+    /// Answer plain A/AAAA questions on a fast path (same bytes as the full handler).
+    #[serde(default = "default_true")]
+    pub udp_fast_path: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for ServerConfig {
@@ -182,6 +192,8 @@ impl Default for ServerConfig {
             max_udp_payload: default_max_udp_payload(),
             tcp_idle_timeout_secs: default_tcp_idle_timeout_secs(),
             http_listen: None,
+            udp_workers: None,
+            udp_fast_path: true,
         }
     }
 }

@@ -9,7 +9,7 @@ use netalias::{
     cli::{Cli, Command, ProvisionCommand, ServeArgs},
     config::{Config, LoadError},
     dns::{
-        self, ForwardPolicy, Responder, Settings,
+        self, ForwardPolicy, Responder, Settings, UdpOptions,
         forward::{ForwardSettings, Forwarder, upstreams_from_resolv_conf, without_loops},
     },
     provision::{
@@ -185,6 +185,13 @@ async fn run(
     let listen = config.server.listen.clone();
     let tcp_idle_timeout = Duration::from_secs(config.server.tcp_idle_timeout_secs);
     let docker = config.docker.clone();
+    let mut udp_options = UdpOptions {
+        fast_path: config.server.udp_fast_path,
+        ..UdpOptions::default()
+    };
+    if let Some(workers) = config.server.udp_workers {
+        udp_options.workers = workers.max(1);
+    }
     let mut responder = Responder::new(Arc::clone(&registry), Arc::clone(&settings));
     if let Some(policy) = forward_policy(&config)? {
         responder = responder.with_forwarding(policy);
@@ -232,7 +239,7 @@ async fn run(
         }
         tokio::spawn(source.run());
     }
-    let listeners = dns::bind(&listen, responder, tcp_idle_timeout)
+    let listeners = dns::bind(&listen, responder, tcp_idle_timeout, udp_options)
         .await
         .context("cannot open the DNS listeners")?;
     readiness.listeners_up();

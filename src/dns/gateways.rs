@@ -10,12 +10,14 @@ use std::{
     time::Duration,
 };
 
-use hickory_server::Server;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Responder, listener::bind_pair};
+use super::{
+    Responder,
+    listener::{BindError, bind_pair, serve_pair},
+};
 
 /// What the Docker source says about bridges.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,15 +99,17 @@ async fn open(
     let addr = SocketAddr::new(ip, port);
     let mut last_error = None;
     for _ in 0..BIND_TRIES {
-        match bind_pair(addr).await {
-            Ok((udp, tcp)) => {
-                let mut server = Server::new(responder.clone());
-                server.register_socket(udp);
-                server.register_listener(
-                    tcp,
-                    tcp_idle_timeout,
-                    super::listener::TCP_RESPONSE_BUFFER,
-                );
+        let served = match bind_pair(addr, 1).await {
+            Ok((udp, tcp)) => serve_pair(udp, tcp, responder.clone(), tcp_idle_timeout, true)
+                .map_err(|source| BindError {
+                    addr,
+                    proto: "udp",
+                    source,
+                }),
+            Err(e) => Err(e),
+        };
+        match served {
+            Ok(mut server) => {
                 let stop = server.shutdown_token().clone();
                 tokio::spawn(async move {
                     if let Err(error) = server.block_until_done().await {

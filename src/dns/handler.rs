@@ -80,6 +80,20 @@ impl Responder {
         }
     }
 
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+    pub fn ttl(&self) -> u32 {
+        self.settings.ttl()
+    }
+    pub fn max_udp_payload(&self) -> u16 {
+        self.settings.max_udp_payload
+    }
+    /// Whether names we do not own are forwarded (answers then carry RA).
+    pub fn forwards(&self) -> bool {
+        self.forward.is_some()
+    }
+
     /// Names we do not own go to `policy`'s upstreams instead of getting REFUSED.
     pub fn with_forwarding(mut self, policy: ForwardPolicy) -> Responder {
         self.forward = Some(Arc::new(policy));

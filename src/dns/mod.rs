@@ -5,12 +5,15 @@
 //! and TCP sockets; `gateways` follows Docker bridges with listeners. Nothing here writes to the registry.
 
 mod answer;
+mod fast;
 pub mod forward;
 mod gateways;
 mod handler;
 mod listener;
+mod udp;
 
 pub use answer::{Answer, answer};
+pub use fast::try_answer as fast_answer;
 pub use gateways::{GatewayEvent, follow_gateways};
 pub use handler::{ForwardPolicy, Responder, Settings};
-pub use listener::{Listeners, bind};
+pub use listener::{Listeners, UdpOptions, bind};

@@ -1,0 +1,201 @@
+//! The UDP fast path: the commonest question (A or AAAA of a name we hold, for an answer that
+//! fits) answered straight into a reused buffer, without decoding the message into hickory's
+//! types or allocating.
+//!
+//! It gives byte-for-byte the answer the full handler gives (a test holds it to that) and
+//! takes the same rotation turn from the same record set. Anything else, it declines and the
+//! packet goes to the full handler. It must never guess: when in doubt, decline.
+
+use std::net::IpAddr;
+
+use hickory_server::{
+    net::xfer::Protocol,
+    proto::{
+        op::ResponseCode,
+        rr::{LowerName, Name},
+        serialize::binary::{BinDecodable, BinDecoder},
+    },
+};
+
+use super::Responder;
+use crate::telemetry;
+
+const HEADER_LEN: usize = 12;
+const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
+const TYPE_OPT: u16 = 41;
+const CLASS_IN: u16 = 1;
+
+fn u16_at(buf: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*buf.get(at)?, *buf.get(at + 1)?]))
+}
+
+/// The parts of a plain query the fast path needs.
+struct Question {
+    /// QNAME + QTYPE + QCLASS, as sent (echoed verbatim: 0x20 case survives).
+    end: usize,
+    qtype: u16,
+    /// The client's EDNS payload size, when it sent an OPT (version 0).
+    edns_payload: Option<u16>,
+}
+
+/// Accepts only: QR=0, opcode QUERY, one question, no answer/authority records, and at most
+/// one additional record that is an EDNS version 0 OPT, with nothing after it.
+fn parse(packet: &[u8]) -> Option<Question> {
+    if packet.len() < HEADER_LEN + 5 {
+        return None;
+    }
+    let flags = packet[2];
+    if flags & 0x80 != 0 || (flags >> 3) & 0x0f != 0 {
+        return None;
+    }
+    let (qd, an, ns, ar) = (
+        u16_at(packet, 4)?,
+        u16_at(packet, 6)?,
+        u16_at(packet, 8)?,
+        u16_at(packet, 10)?,
+    );
+    if qd != 1 || an != 0 || ns != 0 || ar > 1 {
+        return None;
+    }
+    // Uncompressed labels of plain hostname characters only; anything stranger takes the full path.
+    let mut at = HEADER_LEN;
+    loop {
+        let len = usize::from(*packet.get(at)?);
+        if len == 0 {
+            at += 1;
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        let label = packet.get(at + 1..at + 1 + len)?;
+        if !label
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        {
+            return None;
+        }
+        at += 1 + len;
+        if at - HEADER_LEN > 255 {
+            return None;
+        }
+    }
+    let qtype = u16_at(packet, at)?;
+    let qclass = u16_at(packet, at + 2)?;
+    let end = at + 4;
+    if qclass != CLASS_IN || !(qtype == TYPE_A || qtype == TYPE_AAAA) {
+        return None;
+    }
+    let edns_payload = if ar == 1 {
+        // Root name, type OPT, class = payload, TTL = ext-rcode|version|flags, rdlength, options.
+        if *packet.get(end)? != 0 || u16_at(packet, end + 1)? != TYPE_OPT {
+            return None;
+        }
+        let payload = u16_at(packet, end + 3)?;
+        let version = *packet.get(end + 6)?;
+        let rdlen = usize::from(u16_at(packet, end + 9)?);
+        if version != 0 || packet.len() != end + 11 + rdlen {
+            return None;
+        }
+        Some(payload)
+    } else {
+        if packet.len() != end {
+            return None;
+        }
+        None
+    };
+    Some(Question {
+        end,
+        qtype,
+        edns_payload,
+    })
+}
+
+/// Writes the answer to `packet` into `out` and returns true, or returns false to decline.
+pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut Vec<u8>) -> bool {
+    let Some(question) = parse(packet) else {
+        return false;
+    };
+    let Ok(name) = Name::read(&mut BinDecoder::new(&packet[HEADER_LEN..question.end - 4])) else {
+        return false;
+    };
+    let registry = responder.registry();
+    let Some(set) = registry.lookup(&LowerName::new(&name), asker) else {
+        return false;
+    };
+    let (members, rdlen) = match question.qtype {
+        TYPE_A => (set.v4_members().len(), 4),
+        _ => (set.v6_members().len(), 16),
+    };
+    if members == 0 {
+        return false; // NODATA: the full path adds the SOA
+    }
+    let limit = match question.edns_payload {
+        Some(payload) => usize::from(payload.clamp(512, responder.max_udp_payload())),
+        None => 512,
+    };
+    let opt_len = if question.edns_payload.is_some() {
+        11
+    } else {
+        0
+    };
+    let qname = &packet[HEADER_LEN..question.end - 4];
+    // As hickory encodes it: the first owner is the name in full (the question section is
+    // copied, not indexed for compression), the following owners point at that first one.
+    let first_owner = question.end;
+    let size = question.end + qname.len() + 10 + rdlen + (members - 1) * (12 + rdlen) + opt_len;
+    if size > limit {
+        return false; // the full path sets TC
+    }
+    let ttl = set.ttl().unwrap_or_else(|| responder.ttl()).to_be_bytes();
+
+    out.clear();
+    out.extend_from_slice(&packet[..2]); // ID
+    // QR, opcode QUERY, AA, RD copied; RA when forwarding; CD copied; rcode NOERROR.
+    out.push(0x80 | 0x04 | (packet[2] & 0x01));
+    out.push(if responder.forwards() { 0x80 } else { 0 } | (packet[3] & 0x10));
+    out.extend_from_slice(&[0, 1]);
+    out.extend_from_slice(&(members as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&[0, u8::from(question.edns_payload.is_some())]);
+    out.extend_from_slice(&packet[HEADER_LEN..question.end]);
+    let pointer = (0xc000 | first_owner as u16).to_be_bytes();
+    let mut first = true;
+    let mut record = |rdata: &[u8]| {
+        if std::mem::take(&mut first) {
+            out.extend_from_slice(qname);
+        } else {
+            out.extend_from_slice(&pointer);
+        }
+        out.extend_from_slice(&question.qtype.to_be_bytes());
+        out.extend_from_slice(&CLASS_IN.to_be_bytes());
+        out.extend_from_slice(&ttl);
+        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        out.extend_from_slice(rdata);
+    };
+    // The same turn the full path would take, from the same cursor.
+    if question.qtype == TYPE_A {
+        for ip in set.next_v4().iter() {
+            record(&ip.octets());
+        }
+    } else {
+        for ip in set.next_v6().iter() {
+            record(&ip.octets());
+        }
+    }
+    if let Some(payload) = question.edns_payload {
+        let ours = payload.clamp(512, responder.max_udp_payload());
+        out.push(0);
+        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+        out.extend_from_slice(&ours.to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    }
+    let qtype = if question.qtype == TYPE_A {
+        "A"
+    } else {
+        "AAAA"
+    };
+    telemetry::count_request(qtype, ResponseCode::NoError, Protocol::Udp);
+    true
+}

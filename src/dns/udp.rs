@@ -1,0 +1,159 @@
+//! The UDP listener: SO_REUSEPORT sockets, one receive loop each, so the kernel spreads
+//! packets over the cores. A packet the fast path can answer is answered in the loop; any
+//! other goes to the full handler in a task of its own, exactly as hickory-server would send it.
+
+use std::{
+    io,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
+use hickory_server::{
+    net::{NetError, runtime::TokioTime, xfer::Protocol},
+    proto::{op::MessageType, rr::Record, serialize::binary::BinEncoder},
+    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
+    zone_handler::MessageResponse,
+};
+use socket2::{Domain, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::{Responder, fast};
+
+/// Largest datagram we read; anything longer is not a DNS query we answer.
+const MAX_DATAGRAM: usize = 4096;
+
+/// Binds `count` UDP sockets sharing `addr` (port 0: the first picks the port).
+pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::UdpSocket>> {
+    let mut sockets = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        let socket: std::net::UdpSocket = socket.into();
+        addr = socket.local_addr()?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// Starts one receive loop per socket; they stop when `stop` is cancelled.
+pub fn spawn(
+    sockets: Vec<std::net::UdpSocket>,
+    responder: Responder,
+    fast_path: bool,
+    stop: CancellationToken,
+) -> io::Result<()> {
+    for socket in sockets {
+        let socket = Arc::new(UdpSocket::from_std(socket)?);
+        let responder = responder.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = receive_loop(socket, responder, fast_path) => {}
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+    Ok(())
+}
+
+fn answerable_source(src: SocketAddr) -> bool {
+    src.port() != 0 && !src.ip().is_unspecified() && src.ip() != IpAddr::from([255, 255, 255, 255])
+}
+
+async fn receive_loop(socket: Arc<UdpSocket>, responder: Responder, fast_path: bool) {
+    let mut packet = vec![0u8; MAX_DATAGRAM];
+    let mut answer = Vec::with_capacity(1232);
+    loop {
+        let (len, src) = match socket.recv_from(&mut packet).await {
+            Ok(received) => received,
+            Err(error) => {
+                // ICMP errors from earlier sends surface here on Linux; they are not fatal.
+                debug!(%error, "udp receive error");
+                continue;
+            }
+        };
+        if !answerable_source(src) {
+            continue;
+        }
+        let bytes = &packet[..len];
+        if fast_path && fast::try_answer(&responder, bytes, src.ip(), &mut answer) {
+            if let Err(error) = socket.send_to(&answer, src).await {
+                debug!(%error, %src, "udp send failed");
+            }
+            continue;
+        }
+        let socket = Arc::clone(&socket);
+        let responder = responder.clone();
+        let bytes = bytes.to_vec();
+        tokio::spawn(async move { full_path(socket, responder, bytes, src).await });
+    }
+}
+
+/// The full handler for one datagram, with hickory-server's rules: QR=1 is ignored, a header
+/// without a decodable body gets FORMERR, fewer than 12 bytes get nothing.
+async fn full_path(socket: Arc<UdpSocket>, responder: Responder, bytes: Vec<u8>, src: SocketAddr) {
+    if bytes.len() < 12 || bytes[2] & 0x80 != 0 {
+        return;
+    }
+    let request = match Request::from_bytes(bytes.clone(), src, Protocol::Udp) {
+        Ok(request) => request,
+        Err(error) => {
+            debug!(%error, %src, "undecodable query: FORMERR");
+            // ID, QR, the opcode and RD as sent, CD as sent, rcode FORMERR; no sections.
+            let mut formerr = [0u8; 12];
+            formerr[..2].copy_from_slice(&bytes[..2]);
+            formerr[2] = 0x80 | (bytes[2] & 0x79);
+            formerr[3] = (bytes[3] & 0x10) | 0x01;
+            let _ = socket.send_to(&formerr, src).await;
+            return;
+        }
+    };
+    if request.metadata.message_type == MessageType::Response {
+        return;
+    }
+    let reply = UdpReply { socket, dst: src };
+    responder
+        .handle_request::<_, TokioTime>(&request, reply)
+        .await;
+}
+
+/// Sends one encoded response to one client, capped at the size its EDNS allows (512 without).
+#[derive(Clone)]
+struct UdpReply {
+    socket: Arc<UdpSocket>,
+    dst: SocketAddr,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for UdpReply {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let max = response.edns().map_or(512, |e| e.max_payload());
+        let mut buffer = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut buffer);
+        encoder.set_max_size(max);
+        let info = response.destructive_emit(&mut encoder)?;
+        if let Err(error) = self.socket.send_to(&buffer, self.dst).await {
+            warn!(%error, dst = %self.dst, "udp send failed");
+        }
+        Ok(info)
+    }
+}
