@@ -1,5 +1,5 @@
-//! The UDP listener: SO_REUSEPORT sockets, one receive loop each, so the kernel spreads
-//! packets over the cores. A packet the fast path can answer is answered in the loop; any
+//! The UDP listener: SO_REUSEPORT sockets, one receive loop (thread) each, so the kernel
+//! spreads packets over the cores. A packet the fast path can answer is answered in the loop; any
 //! other goes to the full handler in a task of its own, exactly as hickory-server would send it.
 
 use std::{
@@ -15,7 +15,6 @@ use hickory_server::{
     zone_handler::MessageResponse,
 };
 use socket2::{Domain, Socket, Type};
-use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -44,23 +43,28 @@ pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net
     Ok(sockets)
 }
 
-/// Starts one receive loop per socket; they stop when `stop` is cancelled.
+/// How often a blocked receive loop looks at its stop token.
+const STOP_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Starts one receive loop per socket, each on a thread of its own: a blocking receive costs
+/// less per packet than a readiness wake-up, and the fast path never awaits. Packets for the
+/// full handler go to the async runtime. The loops end when `stop` is cancelled.
 pub fn spawn(
     sockets: Vec<std::net::UdpSocket>,
     responder: Responder,
     fast_path: bool,
     stop: CancellationToken,
 ) -> io::Result<()> {
-    for socket in sockets {
-        let socket = Arc::new(UdpSocket::from_std(socket)?);
+    let runtime = tokio::runtime::Handle::current();
+    for (i, socket) in sockets.into_iter().enumerate() {
+        socket.set_nonblocking(false)?;
+        socket.set_read_timeout(Some(STOP_CHECK))?;
         let responder = responder.clone();
         let stop = stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = receive_loop(socket, responder, fast_path) => {}
-                _ = stop.cancelled() => {}
-            }
-        });
+        let runtime = runtime.clone();
+        std::thread::Builder::new()
+            .name(format!("netalias-udp-{i}"))
+            .spawn(move || receive_loop(Arc::new(socket), responder, fast_path, stop, runtime))?;
     }
     Ok(())
 }
@@ -69,12 +73,26 @@ fn answerable_source(src: SocketAddr) -> bool {
     src.port() != 0 && !src.ip().is_unspecified() && src.ip() != IpAddr::from([255, 255, 255, 255])
 }
 
-async fn receive_loop(socket: Arc<UdpSocket>, responder: Responder, fast_path: bool) {
+fn receive_loop(
+    socket: Arc<std::net::UdpSocket>,
+    responder: Responder,
+    fast_path: bool,
+    stop: CancellationToken,
+    runtime: tokio::runtime::Handle,
+) {
     let mut packet = vec![0u8; MAX_DATAGRAM];
     let mut answer = Vec::with_capacity(1232);
-    loop {
-        let (len, src) = match socket.recv_from(&mut packet).await {
+    while !stop.is_cancelled() {
+        let (len, src) = match socket.recv_from(&mut packet) {
             Ok(received) => received,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
             Err(error) => {
                 // ICMP errors from earlier sends surface here on Linux; they are not fatal.
                 debug!(%error, "udp receive error");
@@ -86,7 +104,7 @@ async fn receive_loop(socket: Arc<UdpSocket>, responder: Responder, fast_path: b
         }
         let bytes = &packet[..len];
         if fast_path && fast::try_answer(&responder, bytes, src.ip(), &mut answer) {
-            if let Err(error) = socket.send_to(&answer, src).await {
+            if let Err(error) = socket.send_to(&answer, src) {
                 debug!(%error, %src, "udp send failed");
             }
             continue;
@@ -94,13 +112,18 @@ async fn receive_loop(socket: Arc<UdpSocket>, responder: Responder, fast_path: b
         let socket = Arc::clone(&socket);
         let responder = responder.clone();
         let bytes = bytes.to_vec();
-        tokio::spawn(async move { full_path(socket, responder, bytes, src).await });
+        runtime.spawn(async move { full_path(socket, responder, bytes, src).await });
     }
 }
 
 /// The full handler for one datagram, with hickory-server's rules: QR=1 is ignored, a header
 /// without a decodable body gets FORMERR, fewer than 12 bytes get nothing.
-async fn full_path(socket: Arc<UdpSocket>, responder: Responder, bytes: Vec<u8>, src: SocketAddr) {
+async fn full_path(
+    socket: Arc<std::net::UdpSocket>,
+    responder: Responder,
+    bytes: Vec<u8>,
+    src: SocketAddr,
+) {
     if bytes.len() < 12 || bytes[2] & 0x80 != 0 {
         return;
     }
@@ -113,7 +136,7 @@ async fn full_path(socket: Arc<UdpSocket>, responder: Responder, bytes: Vec<u8>,
             formerr[..2].copy_from_slice(&bytes[..2]);
             formerr[2] = 0x80 | (bytes[2] & 0x79);
             formerr[3] = (bytes[3] & 0x10) | 0x01;
-            let _ = socket.send_to(&formerr, src).await;
+            let _ = socket.send_to(&formerr, src);
             return;
         }
     };
@@ -129,7 +152,7 @@ async fn full_path(socket: Arc<UdpSocket>, responder: Responder, bytes: Vec<u8>,
 /// Sends one encoded response to one client, capped at the size its EDNS allows (512 without).
 #[derive(Clone)]
 struct UdpReply {
-    socket: Arc<UdpSocket>,
+    socket: Arc<std::net::UdpSocket>,
     dst: SocketAddr,
 }
 
@@ -151,7 +174,8 @@ impl ResponseHandler for UdpReply {
         let mut encoder = BinEncoder::new(&mut buffer);
         encoder.set_max_size(max);
         let info = response.destructive_emit(&mut encoder)?;
-        if let Err(error) = self.socket.send_to(&buffer, self.dst).await {
+        // A UDP send does not block for long: the socket buffer takes it or drops it.
+        if let Err(error) = self.socket.send_to(&buffer, self.dst) {
             warn!(%error, dst = %self.dst, "udp send failed");
         }
         Ok(info)
