@@ -91,6 +91,11 @@ fn answer_path(c: &mut Criterion) {
             })
         });
     }
+    let alias = query_bytes("app.", RecordType::A);
+    let mut out = Vec::with_capacity(512);
+    group.bench_function("fast_path_alias_a", |b| {
+        b.iter(|| dns::fast_answer(&responder, &alias, src.ip(), &mut out))
+    });
     let query = LowerQuery::query(Query::query(
         Name::from_str("app.").expect("name"),
         RecordType::A,
