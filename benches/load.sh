@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Load comparison on loopback: netalias vs dnsmasq with the same records, same query file,
-# same dnsperf settings, interleaved. Prints queries/s, lost queries, server CPU µs per query,
-# average latency, and the netalias/dnsmasq ratios.
+# Load comparison with the same records, the same query file and the same dnsperf settings,
+# interleaved: netalias, dnsmasq, aardvark-dns and a responder that only flips the QR bit (the
+# harness's ceiling) on 127.0.0.1, and Docker's embedded DNS inside a test container's network
+# namespace (when a Docker engine is there; NO_DOCKER=1 skips it). Prints queries/s, lost
+# queries, server CPU µs per query, average latency, and ratios.
 #
 # Usage: bash benches/load.sh [SECONDS_PER_RUN] [ROUNDS]
-# Needs: dnsperf, dnsmasq (installed here if missing, as root). Traffic stays on 127.0.0.1.
+# Needs: dnsperf, dnsmasq, aardvark-dns, gcc (installed here if missing, as root).
+# Traffic goes only to loopback and to the containers this script creates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-5}"
@@ -13,10 +16,13 @@ CLIENTS="${CLIENTS:-4}"
 OUTSTANDING="${OUTSTANDING:-500}"
 NA_PORT="${NA_PORT:-15353}"
 DM_PORT="${DM_PORT:-15354}"
+AA_PORT="${AA_PORT:-15356}"
+FLIP_PORT="${FLIP_PORT:-15357}"
 
 need=()
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+[ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
@@ -24,7 +30,15 @@ cargo build --release --quiet
 
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  pkill -f "aardvark-dns -c $work" 2>/dev/null || true
+  if [ -n "${use_docker:-}" ]; then
+    docker rm -f natest-load-web1 natest-load-web2 natest-load-web3 natest-load-client >/dev/null 2>&1 || true
+    docker network rm natest-load >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 # The same records for both: the seed's three web servers behind `app`.
@@ -42,8 +56,32 @@ dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces 
   --listen-address=127.0.0.1 --port="$DM_PORT" --addn-hosts="$work/hosts" --user=root \
   --pid-file="$work/dnsmasq.pid" 2>"$work/dnsmasq.log" &
 pids+=($!); dm_pid=$!
+# aardvark-dns 1.4: one file per network, first line the address it listens on.
+mkdir -p "$work/aardvark"
+printf '127.0.0.1\nc1 172.72.0.2  web1,app\nc2 172.72.0.3  web2,app\nc3 172.72.0.4  web3,app\n' >"$work/aardvark/seed"
+/usr/lib/podman/aardvark-dns -c "$work/aardvark" -p "$AA_PORT" run >/dev/null 2>&1 || true
+gcc -O2 -o "$work/flip" benches/flip_responder.c
+"$work/flip" "$FLIP_PORT" &
+pids+=($!); flip_pid=$!
 sleep 1
-for p in "$na_pid" "$dm_pid"; do kill -0 "$p" || { echo "a server failed to start"; exit 1; }; done
+aa_pid=$(pgrep -f "aardvark-dns -c $work" | head -1)
+for p in "$na_pid" "$dm_pid" "$aa_pid" "$flip_pid"; do kill -0 "$p" || { echo "a server failed to start"; exit 1; }; done
+
+# Docker's embedded DNS: three containers behind `app` (aliases web1..3 too), queried from a
+# fourth container's namespace, where 127.0.0.11 lives. Its CPU is dockerd's.
+use_docker=""
+if [ -z "${NO_DOCKER:-}" ] && docker info >/dev/null 2>&1 && docker image inspect netalias-test/busybox:1 >/dev/null 2>&1; then
+  use_docker=1
+  docker network create --label netalias.test=1 --subnet 10.240.0.0/24 natest-load >/dev/null
+  for i in 1 2 3; do
+    docker run -d --label netalias.test=1 --name "natest-load-web$i" --network natest-load \
+      --network-alias app --network-alias "web$i" netalias-test/busybox:1 sleep 3600 >/dev/null
+  done
+  docker run -d --label netalias.test=1 --name natest-load-client --network natest-load \
+    netalias-test/busybox:1 sleep 3600 >/dev/null
+  client_pid=$(docker inspect -f '{{.State.Pid}}' natest-load-client)
+  dockerd_pid=$(pgrep -x dockerd | head -1)
+fi
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -52,7 +90,9 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() {
   local name=$1 pid=$2 port=$3 before after out
   before=$(cpu_ticks "$pid")
-  out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries" -c "$CLIENTS" -q "$OUTSTANDING" \
+  local server=127.0.0.1 prefix=()
+  if [ "$name" = docker ]; then server=127.0.0.11; prefix=(nsenter -t "$client_pid" -n); fi
+  out=$("${prefix[@]}" dnsperf -s "$server" -p "$port" -d "$work/queries" -c "$CLIENTS" -q "$OUTSTANDING" \
         -l "$DURATION" 2>&1)
   after=$(cpu_ticks "$pid")
   local completed lost qps lat
@@ -69,6 +109,9 @@ run() {
 for round in $(seq 1 "$ROUNDS"); do
   run netalias "$na_pid" "$NA_PORT"
   run dnsmasq "$dm_pid" "$DM_PORT"
+  run aardvark "$aa_pid" "$AA_PORT"
+  run flip "$flip_pid" "$FLIP_PORT"
+  if [ -n "$use_docker" ]; then run docker "$dockerd_pid" 53; fi
 done
 
 # The rotation stayed exact under load: ask 300 more times and count first members.
@@ -84,8 +127,10 @@ awk '{ n[$1]++; q[$1]+=$2; l[$1]+=$3; c[$1]+=$4; u[$1]+=$5; t[$1]+=$6 }
   "$work/results" | sort
 echo
 awk '{ n[$1]++; q[$1]+=$2; u[$1]+=$5 }
-     END { printf "ratio netalias/dnsmasq: throughput %.2fx, cpu per query %.2fx\n",
-           (q["netalias"]/n["netalias"])/(q["dnsmasq"]/n["dnsmasq"]),
-           (u["netalias"]/n["netalias"])/(u["dnsmasq"]/n["dnsmasq"]) }' "$work/results"
+     END {
+       na = q["netalias"]/n["netalias"]; nu = u["netalias"]/n["netalias"]
+       for (s in n) if (s != "netalias")
+         printf "netalias / %-8s throughput %.2fx   cpu per query %.2fx\n", s, na/(q[s]/n[s]), nu/(u[s]/n[s])
+     }' "$work/results" | sort
 echo "(dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION, $ROUNDS interleaved rounds, per-run figures:)"
 cat "$work/results"
