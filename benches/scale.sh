@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Scale and latency figures for netalias on loopback (issue: speed):
+#  1. three-name throughput with the seed's records vs with 10,000 more names and one alias of
+#     500 members (the same 3-name query file);
+#  2. p99 latency at half the measured maximum load (dnsperf -Q, per-query latencies from -v);
+#  3. resident memory with 100,000 endpoints.
+# Usage: bash benches/scale.sh [SECONDS_PER_RUN]. Needs dnsperf. Traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-5}"
+command -v dnsperf >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf >/dev/null; }
+cargo build --release --quiet
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+printf 'app A\nweb1 A\nweb2 A\n' >"$work/queries"
+
+# config with the seed's network plus N endpoints, the first M of them behind alias `big`.
+make_config() {
+  local port=$1 n=$2 m=$3 out=$4
+  sed "s/127.0.0.1:1053/127.0.0.1:$port/" config/netalias.toml >"$out"
+  awk -v n="$n" -v m="$m" 'BEGIN {
+    print "\n[networks.scale]"
+    for (i = 0; i < n; i++) {
+      printf "[[networks.scale.endpoints]]\nname = \"e%d\"\nipv4 = \"10.%d.%d.%d\"\n", i, 100 + int(i / 65536), int(i / 256) % 256, i % 256
+      if (i < m) print "aliases = [\"big\"]"
+    }
+  }' >>"$out"
+}
+
+start() { # start PORT CONFIG -> pid
+  NETALIAS_LOG=warn ./target/release/netalias serve --config "$2" >/dev/null 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 600); do
+    if dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -n 1 2>/dev/null | grep -q "Queries completed: *3 "; then break; fi
+    sleep 0.1
+  done
+  echo "$pid"
+}
+
+qps() { dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -c 4 -q 500 -l "$DURATION" 2>&1 | awk '/Queries per second/ {printf "%.0f", $4}'; }
+
+make_config 15371 0 0 "$work/seed.toml"
+make_config 15372 10000 500 "$work/scale.toml"
+seed_pid=$(start 15371 "$work/seed.toml"); pids+=("$seed_pid")
+scale_pid=$(start 15372 "$work/scale.toml"); pids+=("$scale_pid")
+s1=$(qps 15371); l1=$(qps 15372); s2=$(qps 15371); l2=$(qps 15372)
+echo "three-name throughput: seed records $(( (s1 + s2) / 2 )) q/s, with 10,000 names + a 500-member alias $(( (l1 + l2) / 2 )) q/s"
+awk -v a=$(( (s1 + s2) / 2 )) -v b=$(( (l1 + l2) / 2 )) 'BEGIN { printf "scale ratio: %.2fx\n", b / a }'
+echo "500-member alias over TCP: $(kdig @127.0.0.1 -p 15372 +tcp +short big | wc -l) addresses"
+
+half=$(( (s1 + s2) / 4 ))
+dnsperf -s 127.0.0.1 -p 15371 -d "$work/queries" -c 4 -q 500 -l "$DURATION" -Q "$half" -v 2>/dev/null \
+  | awk '/^> NOERROR/ {print $NF}' | sort -g >"$work/lat"
+awk -v q="$half" '{ v[NR] = $1 } END {
+  if (NR == 0) { print "no latencies"; exit }
+  printf "latency at %d q/s (half the maximum): p50 %.3f ms, p99 %.3f ms, max %.3f ms over %d queries\n",
+    q, v[int(NR * 0.50)] * 1000, v[int(NR * 0.99)] * 1000, v[NR] * 1000, NR }' "$work/lat"
+kill "$seed_pid" "$scale_pid" 2>/dev/null || true
+
+make_config 15373 100000 0 "$work/big.toml"
+started=$(date +%s.%N)
+big_pid=$(start 15373 "$work/big.toml"); pids+=("$big_pid")
+loaded=$(date +%s.%N)
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$big_pid/status")
+awk -v r="$rss" -v s="$started" -v l="$loaded" 'BEGIN { printf "100,000 endpoints: RSS %.1f MB, loaded and answering in %.1f s\n", r / 1024, l - s }'
