@@ -265,10 +265,10 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Why a file could not become a [`Config`].
+/// Why a file could not become a [`Config`] (or a stack spec).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
         #[source]
@@ -281,12 +281,7 @@ pub enum LoadError {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Config::parse(&text, &path.display().to_string())
-            .map_err(|e| LoadError::Invalid(Box::new(e)))
+        load_file(path, Config::parse)
     }
 
     /// The built-in default, as shipped in `config/netalias.toml`.
@@ -406,6 +401,18 @@ fn locate(
         message,
         hint,
     }
+}
+
+/// Reads `path` and hands its text and name to `parse`.
+pub fn load_file<T>(
+    path: &Path,
+    parse: impl FnOnce(&str, &str) -> Result<T, ConfigError>,
+) -> Result<T, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string()).map_err(|e| LoadError::Invalid(Box::new(e)))
 }
 
 /// Deserializes TOML `text` into `T`; errors name `file`, the line, the column and the field path.

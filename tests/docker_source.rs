@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::{collections::HashMap, net::Ipv4Addr, process::Command, time::Duration};
+use std::{collections::HashMap, net::Ipv4Addr, time::Duration};
 
 use common::{docker::*, upstream, *};
 
@@ -278,24 +278,6 @@ fn include_unhealthy_keeps_failing_containers() {
     );
     let ip = ip_on("natest-unhealthy-a", &net);
     assert!(answers_become(&server, "natest-unhealthy-a.", &[ip]));
-}
-
-/// Runs kdig inside `container`'s network namespace against `server_ip:port`.
-fn kdig_from(container: &str, server_ip: &str, port: u16, name: &str) -> String {
-    let out = Command::new("nsenter")
-        .args([
-            "-t",
-            &pid_of(container),
-            "-n",
-            "kdig",
-            &format!("@{server_ip}"),
-            "-p",
-            &port.to_string(),
-        ])
-        .args(["+short", "+timeout=2", "+retry=0", name])
-        .output()
-        .expect("nsenter kdig");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

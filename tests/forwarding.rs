@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
-use common::{upstream::*, *};
+use common::{dnsmasq, upstream::*, *};
 
 fn forward_config(upstreams: &[&FakeUpstream], extra: &str) -> String {
     let list: Vec<String> = upstreams
@@ -176,33 +176,17 @@ fn forwarding_off_means_refused() {
 
 #[test]
 fn a_real_dnsmasq_upstream() {
-    if Command::new("dnsmasq").arg("--version").output().is_err() {
+    if !dnsmasq::Dnsmasq::installed() {
         assert!(std::env::var_os("CI").is_none(), "CI needs dnsmasq");
         eprintln!("dnsmasq not installed; skipped");
         return;
     }
-    let dir = tempfile::tempdir().expect("dir");
-    let hosts = dir.path().join("hosts");
-    std::fs::write(&hosts, "198.51.100.7 peer.test\n").expect("hosts");
     // Pick a free port, then let dnsmasq take it.
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .expect("port")
         .port();
-    let mut dnsmasq = Command::new("dnsmasq")
-        .args([
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-        ])
-        .arg(format!("--port={port}"))
-        .arg(format!("--addn-hosts={}", hosts.display()))
-        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-        .arg("--user=root")
-        .spawn()
-        .expect("start dnsmasq");
+    let _dnsmasq = dnsmasq::Dnsmasq::start("127.0.0.1", port, "198.51.100.7 peer.test\n");
     let config = seed_config("")
         + &format!("\n[forward]\nenabled = true\nupstreams = [\"127.0.0.1:{port}\"]\n");
     let server = Server::start(&config);
@@ -210,7 +194,5 @@ fn a_real_dnsmasq_upstream() {
         a_records(&udp(server.addr, &query("peer.test.", RecordType::A)))
             == [std::net::Ipv4Addr::new(198, 51, 100, 7)]
     });
-    let _ = dnsmasq.kill();
-    let _ = dnsmasq.wait();
     assert!(answered, "answered through dnsmasq");
 }

@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use common::docker::*;
+use common::{dnsmasq, docker::*};
 
 const SIDECAR_IMAGE: &str = "netalias:test";
 const SETTLE: Duration = Duration::from_secs(30);
@@ -33,20 +33,9 @@ fn image_present() -> bool {
     present
 }
 
-/// kdig from inside `container`'s network namespace.
-fn kdig_from(container: &str, server: &str, name: &str) -> Vec<String> {
-    let out = Command::new("nsenter")
-        .args([
-            "-t",
-            &pid_of(container),
-            "-n",
-            "kdig",
-            &format!("@{server}"),
-        ])
-        .args(["+short", "+timeout=2", "+retry=0", name])
-        .output()
-        .expect("nsenter kdig");
-    String::from_utf8_lossy(&out.stdout)
+/// kdig from inside `container`'s network namespace, one answer per line.
+fn kdig_lines(container: &str, server: &str, name: &str) -> Vec<String> {
+    kdig_from(container, server, 53, name)
         .lines()
         .map(str::to_string)
         .collect()
@@ -79,27 +68,9 @@ fn sidecar_serves_its_networks_forwards_the_rest_and_reports() {
     );
 
     // The test upstream: dnsmasq on network A's gateway address.
-    let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(dir.path().join("hosts"), "203.0.113.9 outside.test\n").expect("hosts");
     let upstream_port = 15355;
-    let mut dnsmasq = Command::new("dnsmasq")
-        .args([
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--listen-address=10.213.61.1",
-        ])
-        .arg(format!("--port={upstream_port}"))
-        .arg(format!(
-            "--addn-hosts={}",
-            dir.path().join("hosts").display()
-        ))
-        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-        .arg("--user=root")
-        .spawn()
-        .expect("dnsmasq (CI installs it)");
-    let _dnsmasq = KillOnDrop(&mut dnsmasq);
+    let _dnsmasq =
+        dnsmasq::Dnsmasq::start("10.213.61.1", upstream_port, "203.0.113.9 outside.test\n");
 
     let socket_gid = std::os::unix::fs::MetadataExt::gid(
         &std::fs::metadata("/var/run/docker.sock").expect("socket"),
@@ -167,31 +138,31 @@ fn sidecar_serves_its_networks_forwards_the_rest_and_reports() {
     // Own network only, in rotation.
     assert!(
         eventually(SETTLE, || {
-            let mut got = kdig_from("natest-sc-a1", &dns_a, "app");
+            let mut got = kdig_lines("natest-sc-a1", &dns_a, "app");
             got.sort();
             got == a_ips
         }),
         "a1 sees A's two app members: {:?}",
-        kdig_from("natest-sc-a1", &dns_a, "app")
+        kdig_lines("natest-sc-a1", &dns_a, "app")
     );
     let first: Vec<String> = (0..4)
-        .map(|_| kdig_from("natest-sc-a1", &dns_a, "app")[0].clone())
+        .map(|_| kdig_lines("natest-sc-a1", &dns_a, "app")[0].clone())
         .collect();
     assert_eq!(first[0], first[2]);
     assert_ne!(first[0], first[1], "rotation: {first:?}");
     assert_eq!(
-        kdig_from("natest-sc-b1", &dns_b, "app"),
+        kdig_lines("natest-sc-b1", &dns_b, "app"),
         vec![b_ip.clone()],
         "b1 sees only B's member"
     );
     assert!(
-        kdig_from("natest-sc-b1", &dns_b, "natest-sc-a1").is_empty(),
+        kdig_lines("natest-sc-b1", &dns_b, "natest-sc-a1").is_empty(),
         "A's names are invisible from B"
     );
 
     // A name netalias does not own goes to the test upstream.
     assert_eq!(
-        kdig_from("natest-sc-a1", &dns_a, "outside.test"),
+        kdig_lines("natest-sc-a1", &dns_a, "outside.test"),
         vec!["203.0.113.9".to_string()]
     );
 
@@ -234,14 +205,6 @@ fn sidecar_serves_its_networks_forwards_the_rest_and_reports() {
         ]) == "healthy"),
         "the image reports healthy"
     );
-}
-
-struct KillOnDrop<'a>(&'a mut std::process::Child);
-impl Drop for KillOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Removes the sidecar container (started outside `Stack` because its flags differ).

@@ -11,7 +11,7 @@ use std::{
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, parse_located};
+use crate::config::{ConfigError, LoadError, load_file, parse_located};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -308,27 +308,10 @@ impl ContainerSpec {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SpecError {
-    #[error("cannot read stack file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Invalid(Box<ConfigError>),
-}
-
 impl Stack {
     /// Reads, parses and validates a stack file (no engine calls).
-    pub fn load(path: &Path) -> Result<Stack, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Stack::parse(&text, &path.display().to_string())
-            .map_err(|e| SpecError::Invalid(Box::new(e)))
+    pub fn load(path: &Path) -> Result<Stack, LoadError> {
+        load_file(path, Stack::parse)
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Stack, ConfigError> {

@@ -1,3 +1,5 @@
+//! Unit tests of the registry: names, rotation across changes, views, PTR, zones, askers.
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 

@@ -179,6 +179,29 @@ pub fn pid_of(container: &str) -> String {
     docker(&["inspect", "-f", "{{.State.Pid}}", container])
 }
 
+/// kdig run inside `container`'s network namespace against `server_ip:port`: its +short output.
+pub fn kdig_from(container: &str, server_ip: &str, port: u16, name: &str) -> String {
+    let out = Command::new("nsenter")
+        .args([
+            "-t",
+            &pid_of(container),
+            "-n",
+            "kdig",
+            &format!("@{server_ip}"),
+        ])
+        .args([
+            "-p",
+            &port.to_string(),
+            "+short",
+            "+timeout=2",
+            "+retry=0",
+            name,
+        ])
+        .output()
+        .expect("nsenter kdig");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Polls `check` until it holds or `timeout` passes; returns whether it held.
 pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

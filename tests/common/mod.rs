@@ -229,5 +229,6 @@ pub fn a_records(msg: &Message) -> Vec<std::net::Ipv4Addr> {
         })
         .collect()
 }
+pub mod dnsmasq;
 pub mod docker;
 pub mod upstream;
