@@ -182,10 +182,7 @@ fn a_real_dnsmasq_upstream() {
         return;
     }
     // Pick a free port, then let dnsmasq take it.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("port")
-        .port();
+    let port = free_port();
     let _dnsmasq = dnsmasq::Dnsmasq::start("127.0.0.1", port, "198.51.100.7 peer.test\n");
     let config = seed_config("")
         + &format!("\n[forward]\nenabled = true\nupstreams = [\"127.0.0.1:{port}\"]\n");

@@ -167,6 +167,18 @@ pub fn with_edns(mut msg: Message, payload: u16, version: u8) -> Message {
     msg
 }
 
+/// A loopback port free on both UDP and TCP right now, for a peer that binds it itself.
+pub fn free_port() -> u16 {
+    (0..50)
+        .find_map(|_| {
+            let udp = UdpSocket::bind("127.0.0.1:0").ok()?;
+            let port = udp.local_addr().ok()?.port();
+            std::net::TcpListener::bind(("127.0.0.1", port)).ok()?;
+            Some(port)
+        })
+        .expect("a free loopback port")
+}
+
 pub fn udp_socket() -> UdpSocket {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
     sock.set_read_timeout(Some(TIMEOUT)).expect("timeout");

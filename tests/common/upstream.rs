@@ -103,9 +103,15 @@ fn respond(query: &[u8], mode: Mode, over_tcp: bool) -> Option<Vec<u8>> {
 
 impl FakeUpstream {
     pub fn start(mode: Mode) -> FakeUpstream {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind fake upstream");
-        let addr = udp.local_addr().expect("addr");
-        let tcp = TcpListener::bind(addr).expect("bind fake upstream tcp");
+        // A free UDP port may be taken on TCP: try again until both are ours.
+        let (udp, tcp, addr) = (0..50)
+            .find_map(|_| {
+                let udp = UdpSocket::bind("127.0.0.1:0").ok()?;
+                let addr = udp.local_addr().ok()?;
+                let tcp = TcpListener::bind(addr).ok()?;
+                Some((udp, tcp, addr))
+            })
+            .expect("bind fake upstream on UDP and TCP");
         udp.set_read_timeout(Some(Duration::from_millis(100)))
             .expect("timeout");
         tcp.set_nonblocking(true).expect("nonblocking");
