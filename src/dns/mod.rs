@@ -17,3 +17,4 @@ pub use fast::try_answer as fast_answer;
 pub use gateways::{GatewayEvent, follow_gateways};
 pub use handler::{ForwardPolicy, Responder, Settings};
 pub use listener::{Listeners, UdpOptions, bind};
+pub use udp::encode_for_udp;

@@ -10,7 +10,7 @@ use std::{
 
 use hickory_server::{
     net::{NetError, runtime::TokioTime, xfer::Protocol},
-    proto::{op::MessageType, rr::Record, serialize::binary::BinEncoder},
+    proto::{ProtoError, op::MessageType, rr::Record, serialize::binary::BinEncoder},
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
     zone_handler::MessageResponse,
 };
@@ -149,6 +149,26 @@ async fn full_path(
         .await;
 }
 
+/// Encodes a response for UDP: at most the size its EDNS allows, 512 bytes without (the encoder
+/// truncates and sets TC past that).
+pub fn encode_for_udp<'a>(
+    response: MessageResponse<
+        '_,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    >,
+) -> Result<(ResponseInfo, Vec<u8>), ProtoError> {
+    let max = response.edns().map_or(512, |e| e.max_payload());
+    let mut buffer = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut buffer);
+    encoder.set_max_size(max);
+    let info = response.destructive_emit(&mut encoder)?;
+    Ok((info, buffer))
+}
+
 /// Sends one encoded response to one client, capped at the size its EDNS allows (512 without).
 #[derive(Clone)]
 struct UdpReply {
@@ -169,11 +189,7 @@ impl ResponseHandler for UdpReply {
             impl Iterator<Item = &'a Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, NetError> {
-        let max = response.edns().map_or(512, |e| e.max_payload());
-        let mut buffer = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut buffer);
-        encoder.set_max_size(max);
-        let info = response.destructive_emit(&mut encoder)?;
+        let (info, buffer) = encode_for_udp(response)?;
         // A UDP send does not block for long: the socket buffer takes it or drops it.
         if let Err(error) = self.socket.send_to(&buffer, self.dst) {
             warn!(%error, dst = %self.dst, "udp send failed");
