@@ -130,7 +130,17 @@ impl Registry {
     /// The record set `name` resolves to for `asker`: the first network, in name order,
     /// that the asker can see and that has the name.
     pub fn lookup(&self, name: &LowerName, asker: IpAddr) -> Option<Arc<RecordSet>> {
-        let entry = self.index.names.get(name).map(|e| Arc::clone(e.value()))?;
+        let found = self.index.names.get(name).map(|e| Arc::clone(e.value()));
+        let entry = match found {
+            Some(entry) => entry,
+            None => {
+                let short = self.without_domain(name)?;
+                self.index
+                    .names
+                    .get(&short)
+                    .map(|e| Arc::clone(e.value()))?
+            }
+        };
         self.with_view(asker, |view| {
             entry
                 .sets
@@ -138,6 +148,21 @@ impl Registry {
                 .find(|set| view.contains(set.network()))
                 .cloned()
         })
+    }
+
+    /// `app.docker.` → `app.` when `docker` is the search domain; `None` for other names.
+    fn without_domain(&self, name: &LowerName) -> Option<LowerName> {
+        let domain = self.domain.as_ref()?;
+        let keep = name
+            .num_labels()
+            .checked_sub(domain.num_labels())
+            .filter(|k| *k > 0)?;
+        if !domain.zone_of(name) {
+            return None;
+        }
+        let labels = Name::from(name);
+        let short = Name::from_labels(labels.iter().take(usize::from(keep))).ok()?;
+        Some(LowerName::new(&short))
     }
 
     /// The PTR target of an `in-addr.arpa.` / `ip6.arpa.` name, as seen by `asker`.
