@@ -200,3 +200,37 @@ fn responses_and_garbage_are_not_answered_and_the_server_stays_up() {
         3
     );
 }
+
+#[test]
+fn a_long_name_near_the_udp_limit_is_never_cut_mid_rrset() {
+    // 27 A records behind a 50-character alias: 550 bytes encoded, over 512 only because the
+    // first answer repeats the long name in full. The answer must be whole or TC with none.
+    let alias = "a".repeat(50);
+    let mut config = seed_config("");
+    config.push_str("\n[networks.longnet]\n");
+    for i in 0..27 {
+        config.push_str(&format!(
+            "[[networks.longnet.endpoints]]\nname = \"l{i}\"\nipv4 = \"10.51.0.{}\"\naliases = [\"{alias}\"]\n",
+            i + 1
+        ));
+    }
+    let server = Server::start(&config);
+    let answer = udp(server.addr, &query(&format!("{alias}."), RecordType::A));
+    assert!(answer.metadata.truncation, "550 bytes do not fit 512");
+    assert!(
+        answer.answers.is_empty(),
+        "no partial RRset: {}",
+        answer.answers.len()
+    );
+    assert_eq!(
+        tcp(server.addr, &query(&format!("{alias}."), RecordType::A))
+            .answers
+            .len(),
+        27
+    );
+    let roomy = udp(
+        server.addr,
+        &with_edns(query(&format!("{alias}."), RecordType::A), 1232, 0),
+    );
+    assert_eq!(roomy.answers.len(), 27);
+}

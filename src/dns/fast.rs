@@ -17,7 +17,7 @@ use hickory_server::{
     },
 };
 
-use super::Responder;
+use super::{Responder, handler::answer_len};
 use crate::telemetry;
 
 const HEADER_LEN: usize = 12;
@@ -131,20 +131,18 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
     if members == 0 {
         return false; // NODATA: the full path adds the SOA
     }
-    let limit = match question.edns_payload {
-        Some(payload) => usize::from(payload.clamp(512, responder.max_udp_payload())),
-        None => 512,
-    };
-    let opt_len = if question.edns_payload.is_some() {
-        11
-    } else {
-        0
-    };
+    let limit = question
+        .edns_payload
+        .map_or(512, |payload| usize::from(responder.udp_payload(payload)));
     let qname = &packet[HEADER_LEN..question.end - 4];
-    // As hickory encodes it: the first owner is the name in full (the question section is
-    // copied, not indexed for compression), the following owners point at that first one.
+    // Laid out as the full path lays it out (see `answer_len`): the first owner in full, the
+    // following owners pointing at it.
     let first_owner = question.end;
-    let size = question.end + qname.len() + 10 + rdlen + (members - 1) * (12 + rdlen) + opt_len;
+    let size = answer_len(
+        question.end - HEADER_LEN,
+        std::iter::repeat_n(rdlen, members),
+        question.edns_payload.is_some(),
+    );
     if size > limit {
         return false; // the full path sets TC
     }
@@ -185,7 +183,7 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
         }
     }
     if let Some(payload) = question.edns_payload {
-        let ours = payload.clamp(512, responder.max_udp_payload());
+        let ours = responder.udp_payload(payload);
         out.push(0);
         out.extend_from_slice(&TYPE_OPT.to_be_bytes());
         out.extend_from_slice(&ours.to_be_bytes());

@@ -86,9 +86,6 @@ impl Responder {
     pub fn ttl(&self) -> u32 {
         self.settings.ttl()
     }
-    pub fn max_udp_payload(&self) -> u16 {
-        self.settings.max_udp_payload
-    }
     /// Whether names we do not own are forwarded (answers then carry RA).
     pub fn forwards(&self) -> bool {
         self.forward.is_some()
@@ -132,15 +129,16 @@ impl Responder {
         }
     }
 
+    /// The UDP size we really use for a client that advertised `payload` (EDNS0), within our cap.
+    pub fn udp_payload(&self, payload: u16) -> u16 {
+        payload.clamp(512, self.settings.max_udp_payload)
+    }
+
     /// The OPT we send back: version 0, and the payload size we will really use for this client.
     fn reply_edns(&self, request: &Edns) -> Edns {
         let mut edns = Edns::new();
         edns.set_version(0);
-        edns.set_max_payload(
-            request
-                .max_payload()
-                .clamp(512, self.settings.max_udp_payload),
-        );
+        edns.set_max_payload(self.udp_payload(request.max_payload()));
         edns
     }
 }
@@ -148,26 +146,37 @@ impl Responder {
 // Fixed wire sizes, used to decide truncation before encoding.
 const HEADER_LEN: usize = 12;
 const OPT_LEN: usize = 11;
-/// Owner as a compression pointer (2), type, class, TTL, rdlength (10).
-const RR_FIXED_LEN: usize = 12;
+/// Type, class, TTL and rdlength of a record.
+const RR_FIXED_LEN: usize = 10;
+/// An owner name written as a compression pointer.
+const POINTER_LEN: usize = 2;
+
+/// The encoded size of an answer, laid out as hickory encodes it: the question copied as sent,
+/// the first owner name in full (the copied question is not indexed for compression), every
+/// later owner a pointer to the first, then the OPT when there is one.
+pub(super) fn answer_len(
+    question_len: usize,
+    rdata_lens: impl IntoIterator<Item = usize>,
+    with_opt: bool,
+) -> usize {
+    let qname_len = question_len.saturating_sub(4);
+    let records: usize = rdata_lens
+        .into_iter()
+        .enumerate()
+        .map(|(i, rdata)| if i == 0 { qname_len } else { POINTER_LEN } + RR_FIXED_LEN + rdata)
+        .sum();
+    HEADER_LEN + question_len + records + if with_opt { OPT_LEN } else { 0 }
+}
 
 /// Whether the answer records fit `limit` bytes alongside the header, question and OPT.
 fn fits(question_len: usize, answers: &[Record], with_opt: bool, limit: usize) -> bool {
-    let rdata: usize = answers
-        .iter()
-        .map(|r| match r.record_type() {
-            RecordType::A => 4,
-            RecordType::AAAA => 16,
-            // Anything else is small and single; a generous bound is enough.
-            _ => 64,
-        })
-        .sum();
-    let total = HEADER_LEN
-        + question_len
-        + answers.len() * RR_FIXED_LEN
-        + rdata
-        + if with_opt { OPT_LEN } else { 0 };
-    total <= limit
+    let rdata = answers.iter().map(|r| match r.record_type() {
+        RecordType::A => 4,
+        RecordType::AAAA => 16,
+        // Anything else is small and single; a generous bound is enough.
+        _ => 64,
+    });
+    answer_len(question_len, rdata, with_opt) <= limit
 }
 
 #[async_trait::async_trait]
