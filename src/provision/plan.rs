@@ -18,7 +18,7 @@ use super::{
     SPEC_LABEL, STACK_LABEL,
     error::{ProvisionError, engine},
     spec::{ContainerSpec, Stack},
-    validate::{creation_order, parse_cidr},
+    validate::{creation_order, overlaps, parse_cidr},
 };
 
 /// What the engine has, as far as provisioning cares.
@@ -264,9 +264,10 @@ pub fn plan(stack: &Stack, engine: &EngineState) -> Result<Plan, ProvisionError>
         match engine.networks.get(net_name) {
             None => {
                 if let Some(subnet) = wanted
-                    && let Some((other, state)) = engine.networks.iter().find(|(_, s)| {
-                        subnet_of(s).is_some_and(|o| o.contains(&subnet) || subnet.contains(&o))
-                    })
+                    && let Some((other, state)) = engine
+                        .networks
+                        .iter()
+                        .find(|(_, s)| subnet_of(s).is_some_and(|o| overlaps(&o, &subnet)))
                 {
                     return Err(ProvisionError::Overlap {
                         network: net_name.clone(),

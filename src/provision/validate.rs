@@ -46,6 +46,11 @@ pub fn parse_cidr(text: &str) -> Result<Ipv4Net, String> {
     Ok(net)
 }
 
+/// Whether two networks share any address (one contains the other, for CIDR blocks).
+pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(b) || b.contains(a)
+}
+
 pub fn validate(stack: &Stack) -> Result<(), Violation> {
     let stack_span = stack.stack.name.span();
     let name_error = |kind: &str, name: &str| {
@@ -136,10 +141,7 @@ pub fn validate(stack: &Stack) -> Result<(), Violation> {
             }
         }
         if let (Some(subnet), Some(s)) = (subnet, &net.subnet) {
-            if let Some((other, _)) = subnets
-                .iter()
-                .find(|(_, o)| o.contains(&subnet) || subnet.contains(o))
-            {
+            if let Some((other, _)) = subnets.iter().find(|(_, o)| overlaps(o, &subnet)) {
                 return Err(at(
                     s,
                     field("subnet"),
