@@ -129,6 +129,18 @@ pub struct ServeArgs {
     #[arg(long, env = "NETALIAS_BRIDGE_PORT")]
     pub bridge_port: Option<u16>,
 
+    /// Follow a Swarm manager's services and tasks on overlay networks (config: swarm.enabled).
+    #[arg(long, env = "NETALIAS_SWARM")]
+    pub swarm: bool,
+
+    /// The Swarm manager's engine address (default: the Docker address).
+    #[arg(long, env = "NETALIAS_SWARM_HOST")]
+    pub swarm_host: Option<String>,
+
+    /// How often Swarm tasks are read when no event says so, in ms (default 1000).
+    #[arg(long, env = "NETALIAS_SWARM_POLL_MS")]
+    pub swarm_poll_ms: Option<u64>,
+
     /// Forward names netalias does not own (config: forward.enabled).
     #[arg(long, env = "NETALIAS_FORWARD")]
     pub forward: bool,

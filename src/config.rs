@@ -30,6 +30,9 @@ pub struct Config {
     /// The Docker source.
     #[serde(default)]
     pub docker: DockerConfig,
+    /// The Swarm source (services and tasks on overlay networks).
+    #[serde(default)]
+    pub swarm: SwarmConfig,
     /// Forwarding of names netalias does not own.
     #[serde(default)]
     pub forward: ForwardConfig,
@@ -68,6 +71,36 @@ impl Default for DockerConfig {
             bridge_port: default_bridge_port(),
         }
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmConfig {
+    /// Follow a Swarm manager's services and tasks. Task containers are then named by
+    /// this source only (the Docker source leaves them alone).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The manager's engine address. Absent: the Docker source's (`docker.host`), else
+    /// DOCKER_HOST or the local socket. On a worker, point it at a manager.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// How often tasks are read when no event says so, in milliseconds.
+    #[serde(default = "default_swarm_poll_ms")]
+    pub poll_interval_ms: u64,
+}
+
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: None,
+            poll_interval_ms: default_swarm_poll_ms(),
+        }
+    }
+}
+
+fn default_swarm_poll_ms() -> u64 {
+    1000
 }
 
 fn default_bridge_port() -> u16 {

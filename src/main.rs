@@ -22,6 +22,7 @@ use netalias::{
     source::{
         docker::{DockerOptions, DockerSource, Policy},
         static_file::{self, StaticSource},
+        swarm::{SwarmOptions, SwarmSource},
     },
 };
 use tracing::{info, warn};
@@ -113,6 +114,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(port) = args.bridge_port {
         docker.bridge_port = port;
     }
+    let swarm = &mut config.swarm;
+    swarm.enabled |= args.swarm;
+    if args.swarm_host.is_some() {
+        swarm.host = args.swarm_host.clone();
+    }
+    if let Some(ms) = args.swarm_poll_ms {
+        swarm.poll_interval_ms = ms;
+    }
+    if swarm.poll_interval_ms == 0 {
+        anyhow::bail!("--swarm-poll-ms (swarm.poll_interval_ms) must be at least 1");
+    }
     let forward = &mut config.forward;
     forward.enabled |= args.forward || !args.upstream.is_empty();
     forward.allow_any_client |= args.allow_any_client;
@@ -185,6 +197,7 @@ async fn run(
     let listen = config.server.listen.clone();
     let tcp_idle_timeout = Duration::from_secs(config.server.tcp_idle_timeout_secs);
     let docker = config.docker.clone();
+    let swarm = config.swarm.clone();
     let mut udp_options = UdpOptions {
         fast_path: config.server.udp_fast_path,
         ..UdpOptions::default()
@@ -217,6 +230,7 @@ async fn run(
             host: docker.host.clone(),
             policy: Policy {
                 include_unhealthy: docker.include_unhealthy,
+                skip_swarm_tasks: swarm.enabled,
             },
         };
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -238,6 +252,13 @@ async fn run(
             ));
         }
         tokio::spawn(source.run());
+    }
+    if swarm.enabled {
+        let options = SwarmOptions {
+            host: swarm.host.clone().or_else(|| docker.host.clone()),
+            poll: Duration::from_millis(swarm.poll_interval_ms),
+        };
+        tokio::spawn(SwarmSource::new(options, Arc::clone(&registry)).run());
     }
     let listeners = dns::bind(&listen, responder, tcp_idle_timeout, udp_options)
         .await

@@ -3,4 +3,5 @@
 
 pub mod docker;
 pub mod static_file;
+pub mod swarm;
 pub mod tracked;

@@ -96,12 +96,16 @@ fn prepare() {
 
 /// Removes every container and network carrying the test label.
 pub fn sweep() {
-    let containers = docker(&["ps", "-aq", "--filter", &format!("label={LABEL}")]);
+    let leftovers = || docker(&["ps", "-aq", "--filter", &format!("label={LABEL}")]);
+    let containers = leftovers();
     let ids: Vec<&str> = containers.split_whitespace().collect();
     if !ids.is_empty() {
-        let mut args = vec!["rm", "-f"];
-        args.extend(ids);
-        docker(&args);
+        // Some may be on their way out already (a swarm's tasks after a leave): that is fine.
+        let _ = Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&ids)
+            .output();
+        eventually(Duration::from_secs(20), || leftovers().is_empty());
     }
     let networks = docker(&["network", "ls", "-q", "--filter", &format!("label={LABEL}")]);
     for id in networks.split_whitespace() {

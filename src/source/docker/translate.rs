@@ -28,7 +28,12 @@ pub fn is_user_defined(network: &str) -> bool {
 pub struct Policy {
     /// Keep containers whose healthcheck fails (or has not passed yet) in rotation.
     pub include_unhealthy: bool,
+    /// Leave Swarm task containers to the Swarm source, which names them as Swarm does.
+    pub skip_swarm_tasks: bool,
 }
+
+/// Label Swarm puts on every task container.
+pub const LABEL_SWARM_TASK: &str = "com.docker.swarm.task.id";
 
 /// The 12-character short ID Docker registers as a name.
 pub fn short_id(id: &str) -> &str {
@@ -69,6 +74,10 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
     if !running || restarting {
         return Vec::new();
     }
+    let labels = c.config.as_ref().and_then(|cfg| cfg.labels.as_ref());
+    if policy.skip_swarm_tasks && labels.is_some_and(|l| l.contains_key(LABEL_SWARM_TASK)) {
+        return Vec::new();
+    }
     let in_rotation = out_of_rotation(c, policy).is_none();
     let name = c
         .name
@@ -76,7 +85,6 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
         .unwrap_or(short_id(id))
         .trim_start_matches('/')
         .to_string();
-    let labels = c.config.as_ref().and_then(|cfg| cfg.labels.as_ref());
     let ttl = labels.and_then(|l| l.get(LABEL_TTL)).and_then(|v| match v.parse::<u32>() {
         Ok(ttl) => Some(ttl),
         Err(_) => {
@@ -234,7 +242,8 @@ mod tests {
                 endpoints_of(
                     &c,
                     Policy {
-                        include_unhealthy: true
+                        include_unhealthy: true,
+                        ..Policy::default()
                     }
                 )[0]
                 .in_rotation

@@ -1,0 +1,257 @@
+//! Reads the cluster state from a Swarm manager: is it one, and what are its networks,
+//! services and tasks.
+//!
+//! Networks, services and node state come through bollard. Tasks come through a plain
+//! `GET /tasks` on the same engine, because bollard's `Task` model drops
+//! `NetworksAttachments`, the only place the manager puts a task's addresses. Read-only:
+//! nothing here writes to the engine.
+
+use std::{collections::BTreeMap, collections::HashMap, path::PathBuf};
+
+use bollard::{
+    Docker,
+    models::{EndpointSpecModeEnum, LocalNodeState, Service},
+    query_parameters::{ListNetworksOptionsBuilder, ListServicesOptions},
+};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use hyperlocal::UnixConnector;
+
+use super::translate::{ServiceView, SwarmState, Task, address_of};
+
+/// `{"desired-state":["running"]}`: tasks on their way out are not fetched at all.
+const RUNNING_TASKS: &str = "/tasks?filters=%7B%22desired-state%22%3A%5B%22running%22%5D%7D";
+const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error("cannot connect to the Swarm manager at {host}: {source}")]
+    Connect {
+        host: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("Swarm manager request failed ({what}): {source}")]
+    Request {
+        what: &'static str,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("GET /tasks from {host} failed: {message}")]
+    Tasks { host: String, message: String },
+    #[error("unsupported engine address {0:?}: use unix:///path or tcp://host:port")]
+    Address(String),
+}
+
+/// Where this node stands in a swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Not in a swarm: nothing to serve, and anything served before is gone.
+    Outside,
+    /// In a swarm but without the manager's API (a worker): cluster state is not readable here.
+    Worker,
+    Manager,
+}
+
+enum TaskClient {
+    Unix {
+        client: Client<UnixConnector, Empty<Bytes>>,
+        socket: PathBuf,
+    },
+    Tcp {
+        client: Client<HttpConnector, Empty<Bytes>>,
+        base: String,
+    },
+}
+
+pub struct Manager {
+    docker: Docker,
+    tasks: TaskClient,
+    host: String,
+}
+
+impl Manager {
+    /// `host`: `unix:///path` or `tcp://host:port`; `None` uses `DOCKER_HOST` or the local socket.
+    pub async fn connect(host: Option<&str>) -> Result<Manager, ManagerError> {
+        let host = host
+            .map(str::to_string)
+            .or_else(|| std::env::var("DOCKER_HOST").ok())
+            .unwrap_or_else(|| format!("unix://{DEFAULT_SOCKET}"));
+        let tasks = if let Some(path) = host.strip_prefix("unix://") {
+            TaskClient::Unix {
+                client: Client::builder(TokioExecutor::new()).build(UnixConnector),
+                socket: PathBuf::from(path),
+            }
+        } else if let Some(authority) = host
+            .strip_prefix("tcp://")
+            .or_else(|| host.strip_prefix("http://"))
+        {
+            TaskClient::Tcp {
+                client: Client::builder(TokioExecutor::new()).build_http(),
+                base: format!("http://{}", authority.trim_end_matches('/')),
+            }
+        } else {
+            return Err(ManagerError::Address(host));
+        };
+        let docker = Docker::connect_with_host(&host)
+            .map_err(|source| ManagerError::Connect {
+                host: host.clone(),
+                source,
+            })?
+            .negotiate_version()
+            .await
+            .map_err(|source| ManagerError::Connect {
+                host: host.clone(),
+                source,
+            })?;
+        Ok(Manager {
+            docker,
+            tasks,
+            host,
+        })
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub async fn role(&self) -> Result<Role, ManagerError> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|source| ManagerError::Request {
+                what: "info",
+                source,
+            })?;
+        let swarm = info.swarm.unwrap_or_default();
+        Ok(match swarm.local_node_state {
+            Some(LocalNodeState::ACTIVE) if swarm.control_available == Some(true) => Role::Manager,
+            Some(LocalNodeState::ACTIVE) => Role::Worker,
+            _ => Role::Outside,
+        })
+    }
+
+    /// One consistent-enough read: networks, then services, then tasks. A task that appears
+    /// between the reads belongs to a service already listed or is picked up next time.
+    pub async fn read(&self) -> Result<SwarmState, ManagerError> {
+        let filters = HashMap::from([("driver", vec!["overlay"])]);
+        let networks = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::new().filters(&filters).build(),
+            ))
+            .await
+            .map_err(|source| ManagerError::Request {
+                what: "list networks",
+                source,
+            })?;
+        let networks: BTreeMap<String, String> = networks
+            .into_iter()
+            .filter(|n| n.scope.as_deref() == Some("swarm"))
+            .filter_map(|n| Some((n.id?, n.name?)))
+            .collect();
+        let services = self
+            .docker
+            .list_services(None::<ListServicesOptions>)
+            .await
+            .map_err(|source| ManagerError::Request {
+                what: "list services",
+                source,
+            })?
+            .into_iter()
+            .filter_map(service_view)
+            .collect();
+        let tasks = self.running_tasks().await?;
+        Ok(SwarmState {
+            networks,
+            services,
+            tasks,
+        })
+    }
+
+    async fn running_tasks(&self) -> Result<Vec<Task>, ManagerError> {
+        let fail = |message: String| ManagerError::Tasks {
+            host: self.host.clone(),
+            message,
+        };
+        let response = match &self.tasks {
+            TaskClient::Unix { client, socket } => {
+                client
+                    .get(hyperlocal::Uri::new(socket, RUNNING_TASKS).into())
+                    .await
+            }
+            TaskClient::Tcp { client, base } => {
+                let uri = format!("{base}{RUNNING_TASKS}")
+                    .parse()
+                    .map_err(|e| fail(format!("bad address: {e}")))?;
+                client.get(uri).await
+            }
+        }
+        .map_err(|e| fail(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(fail(format!(
+                "status {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            )));
+        }
+        serde_json::from_slice(&body).map_err(|e| fail(format!("unexpected JSON: {e}")))
+    }
+}
+
+/// What naming needs from a service.
+fn service_view(service: Service) -> Option<ServiceView> {
+    let spec = service.spec?;
+    let mut aliases: HashMap<String, Vec<String>> = HashMap::new();
+    let attachments = spec
+        .task_template
+        .and_then(|t| t.networks)
+        .into_iter()
+        .flatten()
+        .chain(spec.networks.into_iter().flatten());
+    for attachment in attachments {
+        if let Some(target) = attachment.target {
+            aliases
+                .entry(target)
+                .or_default()
+                .extend(attachment.aliases.unwrap_or_default());
+        }
+    }
+    let endpoint = service.endpoint.unwrap_or_default();
+    // The spec says what was asked; the endpoint's own spec is often empty.
+    let mode = spec
+        .endpoint_spec
+        .as_ref()
+        .and_then(|s| s.mode)
+        .or_else(|| endpoint.spec.as_ref().and_then(|s| s.mode));
+    let dnsrr = mode == Some(EndpointSpecModeEnum::DNSRR);
+    let virtual_ips = endpoint
+        .virtual_ips
+        .into_iter()
+        .flatten()
+        .filter_map(|v| Some((v.network_id?, address_of(v.addr.as_deref()?)?)))
+        .collect();
+    Some(ServiceView {
+        id: service.id?,
+        name: spec.name?,
+        dnsrr,
+        aliases,
+        virtual_ips,
+        labels: spec.labels.unwrap_or_default(),
+    })
+}

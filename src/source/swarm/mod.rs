@@ -1,0 +1,198 @@
+//! The Swarm source: follows a Swarm manager's services and tasks on overlay networks.
+//!
+//! Each refresh reads the whole cluster state from the manager (networks, services, running
+//! tasks) and reconciles it against what this source applied before, so a missed event costs
+//! at most one poll interval and never leaves a stale entry. Refreshes are triggered by the
+//! engine's `service`, `node`, `network` and container events (task state itself has no
+//! events) and by a short poll. Outside a swarm it serves nothing; when the manager is
+//! unreachable it keeps the last state (stale) and retries with capped backoff. It reads the
+//! manager only; it never writes to it.
+
+pub mod manager;
+pub mod translate;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use bollard::query_parameters::EventsOptionsBuilder;
+use futures_util::{FutureExt, StreamExt};
+use metrics::{counter, gauge, histogram};
+use tracing::{debug, info, warn};
+
+use manager::{Manager, ManagerError, Role};
+
+use super::tracked::Tracked;
+use crate::registry::Registry;
+
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// Container actions on this node that move a task (the manager's view follows them).
+const CONTAINER_ACTIONS: [&str; 4] = ["start", "die", "health_status", "destroy"];
+
+#[derive(Debug, Clone)]
+pub struct SwarmOptions {
+    /// The manager's engine address; `None` uses `DOCKER_HOST` or the local socket.
+    pub host: Option<String>,
+    /// How often the tasks are read when no event says so.
+    pub poll: Duration,
+}
+
+pub struct SwarmSource {
+    options: SwarmOptions,
+    registry: Arc<Registry>,
+    tracked: Tracked,
+    role: Option<Role>,
+}
+
+impl SwarmSource {
+    pub fn new(options: SwarmOptions, registry: Arc<Registry>) -> SwarmSource {
+        SwarmSource {
+            options,
+            registry,
+            tracked: Tracked::default(),
+            role: None,
+        }
+    }
+
+    /// Follows the manager forever, reconnecting with capped backoff.
+    pub async fn run(mut self) {
+        let mut backoff = BACKOFF_FIRST;
+        loop {
+            let started = Instant::now();
+            let error = self.session().await;
+            gauge!("netalias_swarm_stale").set(1.0);
+            warn!(
+                error = %error,
+                retry_in_ms = backoff.as_millis() as u64,
+                endpoints = self.tracked.endpoint_count(),
+                "lost the Swarm manager; serving the last known services (stale) until it is back"
+            );
+            if started.elapsed() > BACKOFF_CAP * 2 {
+                backoff = BACKOFF_FIRST;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_CAP);
+        }
+    }
+
+    /// Returns only with the error that ended it.
+    async fn session(&mut self) -> ManagerError {
+        let manager = match Manager::connect(self.options.host.as_deref()).await {
+            Ok(m) => m,
+            Err(e) => return e,
+        };
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .to_string();
+        let filters = HashMap::from([
+            ("type", vec!["service", "node", "network", "container"]),
+            (
+                "event",
+                CONTAINER_ACTIONS
+                    .iter()
+                    .copied()
+                    .chain([
+                        "create",
+                        "update",
+                        "remove",
+                        "destroy",
+                        "connect",
+                        "disconnect",
+                    ])
+                    .collect(),
+            ),
+        ]);
+        let mut events = manager.docker().events(Some(
+            EventsOptionsBuilder::new()
+                .since(&since)
+                .filters(&filters)
+                .build(),
+        ));
+        let mut poll = tokio::time::interval(self.options.poll);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if let Err(e) = self.refresh(&manager).await {
+                return e;
+            }
+            gauge!("netalias_swarm_stale").set(0.0);
+            tokio::select! {
+                event = events.next() => {
+                    match event {
+                        Some(Ok(event)) => {
+                            counter!("netalias_swarm_triggers_total", "by" => "event").increment(1);
+                            debug!(typ = ?event.typ, action = ?event.action, "Swarm refresh on event");
+                            // Events that arrived together cost one refresh.
+                            while let Some(Some(Ok(_))) = events.next().now_or_never() {}
+                        }
+                        Some(Err(source)) => {
+                            return ManagerError::Request { what: "events", source };
+                        }
+                        None => {
+                            return ManagerError::Tasks {
+                                host: manager.host().to_string(),
+                                message: "the event stream ended".into(),
+                            };
+                        }
+                    }
+                }
+                _ = poll.tick() => {
+                    counter!("netalias_swarm_triggers_total", "by" => "poll").increment(1);
+                }
+            }
+        }
+    }
+
+    async fn refresh(&mut self, manager: &Manager) -> Result<(), ManagerError> {
+        let started = Instant::now();
+        let role = manager.role().await?;
+        if self.role != Some(role) {
+            match role {
+                Role::Manager => info!(
+                    host = manager.host(),
+                    "Swarm manager: following services and tasks"
+                ),
+                Role::Worker => warn!(
+                    host = manager.host(),
+                    "this engine is a Swarm worker: cluster state is only readable from a manager \
+                     (give --swarm-host tcp://MANAGER:PORT, e.g. a read-only socket proxy on a manager)"
+                ),
+                Role::Outside => info!(
+                    host = manager.host(),
+                    "not in a swarm: no Swarm services to serve"
+                ),
+            }
+            gauge!("netalias_swarm_manager").set(if role == Role::Manager { 1.0 } else { 0.0 });
+            self.role = Some(role);
+        }
+        let changes = match role {
+            Role::Manager => {
+                let state = manager.read().await?;
+                let networks: BTreeSet<String> =
+                    state.network_names().map(str::to_string).collect();
+                let endpoints = state.endpoints();
+                gauge!("netalias_swarm_services").set(state.services.len() as f64);
+                gauge!("netalias_swarm_tasks").set(state.tasks.len() as f64);
+                self.tracked.reconcile(networks, endpoints)
+            }
+            // After `docker swarm leave` the overlays are gone, and with them their names.
+            Role::Outside => self.tracked.reconcile(BTreeSet::new(), BTreeMap::new()),
+            // Unreadable, not empty: keep what was known.
+            Role::Worker => Vec::new(),
+        };
+        if !changes.is_empty() {
+            info!(
+                changes = changes.len(),
+                endpoints = self.tracked.endpoint_count(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "Swarm state applied"
+            );
+            self.registry.apply_all(changes);
+        }
+        histogram!("netalias_swarm_refresh_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+}

@@ -1,0 +1,459 @@
+//! From the Swarm manager's services and tasks to endpoints, as Swarm names them.
+//!
+//! Pure: takes what the manager said, returns the endpoints netalias serves on each overlay
+//! network. It decides the names (`SERVICE`, `tasks.SERVICE`, aliases, task names), the
+//! addresses (the virtual IP in `vip` mode, the tasks' own in `dnsrr`) and who is in rotation
+//! (running tasks whose desired state is running). It never calls the engine.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::{
+    registry::Endpoint,
+    source::{
+        docker::translate::{LABEL_EXCLUDE, LABEL_TTL, is_user_defined, short_id},
+        tracked::EndpointKey,
+    },
+};
+
+/// The asker key of a service's virtual IP: never a client, but one key per service.
+const SERVICE_KEY: &str = "swarm-service:";
+/// The asker key of a task, the same on every network it is attached to.
+const TASK_KEY: &str = "swarm-task:";
+
+/// A service as the translation needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceView {
+    pub id: String,
+    pub name: String,
+    /// `dnsrr`: the name answers with the tasks' addresses. Otherwise the virtual IP's.
+    pub dnsrr: bool,
+    /// Network ID or name → aliases on it.
+    pub aliases: HashMap<String, Vec<String>>,
+    /// (network ID, virtual IP) in `vip` mode.
+    pub virtual_ips: Vec<(String, IpAddr)>,
+    pub labels: HashMap<String, String>,
+}
+
+/// `GET /tasks` as the manager sends it. bollard's `Task` model has no `NetworksAttachments`,
+/// which is where a task's addresses are, so this module reads its own (serde, fields it needs).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct Task {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "ServiceID", default)]
+    pub service_id: String,
+    #[serde(default)]
+    pub slot: Option<u64>,
+    #[serde(rename = "NodeID", default)]
+    pub node_id: Option<String>,
+    #[serde(default)]
+    pub status: TaskStatus,
+    #[serde(default)]
+    pub desired_state: String,
+    #[serde(default)]
+    pub networks_attachments: Vec<NetworkAttachment>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskStatus {
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub container_status: Option<ContainerStatus>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerStatus {
+    #[serde(rename = "ContainerID", default)]
+    pub container_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkAttachment {
+    #[serde(default)]
+    pub network: AttachedNetwork,
+    /// CIDR forms: "10.0.1.5/24".
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttachedNetwork {
+    #[serde(rename = "ID", default)]
+    pub id: String,
+    #[serde(default)]
+    pub spec: AttachedNetworkSpec,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttachedNetworkSpec {
+    #[serde(default)]
+    pub name: String,
+}
+
+impl Task {
+    /// Serving: the manager wants it running and it is. A task being shut down has its
+    /// desired state changed first, so it leaves rotation before its container stops.
+    pub fn in_rotation(&self) -> bool {
+        self.desired_state == "running" && self.status.state == "running"
+    }
+
+    /// Whether it is worth keeping as an endpoint (an asker and a PTR) at all.
+    pub fn is_live(&self) -> bool {
+        self.desired_state == "running"
+            && matches!(
+                self.status.state.as_str(),
+                "assigned" | "accepted" | "preparing" | "ready" | "starting" | "running"
+            )
+    }
+
+    /// As Swarm names the container: `SERVICE.SLOT.ID`, or `SERVICE.NODE.ID` for global services.
+    pub fn name(&self, service: &str) -> String {
+        match (self.slot, self.node_id.as_deref()) {
+            (Some(slot), _) if slot > 0 => format!("{service}.{slot}.{}", self.id),
+            (_, Some(node)) => format!("{service}.{node}.{}", self.id),
+            _ => format!("{service}.{}", self.id),
+        }
+    }
+}
+
+/// The first address of a CIDR form, or of a bare address.
+pub fn address_of(cidr: &str) -> Option<IpAddr> {
+    cidr.parse::<IpNet>()
+        .map(|n| n.addr())
+        .or_else(|_| cidr.parse::<IpAddr>())
+        .ok()
+}
+
+/// Everything the manager said, reduced to what naming needs.
+#[derive(Debug, Clone, Default)]
+pub struct SwarmState {
+    /// Overlay network ID → name.
+    pub networks: BTreeMap<String, String>,
+    pub services: Vec<ServiceView>,
+    pub tasks: Vec<Task>,
+}
+
+impl SwarmState {
+    fn network_name<'a>(&'a self, id_or_name: &'a str) -> &'a str {
+        self.networks
+            .get(id_or_name)
+            .map_or(id_or_name, String::as_str)
+    }
+
+    /// The overlay networks Swarm names are served on.
+    pub fn network_names(&self) -> impl Iterator<Item = &str> {
+        self.networks
+            .values()
+            .map(String::as_str)
+            .filter(|n| is_user_defined(n))
+    }
+
+    /// Every endpoint, keyed as the tracked state keys them.
+    pub fn endpoints(&self) -> BTreeMap<EndpointKey, Endpoint> {
+        let mut out = BTreeMap::new();
+        let services: HashMap<&str, &ServiceView> =
+            self.services.iter().map(|s| (s.id.as_str(), s)).collect();
+        // (service, network) pairs with at least one task in rotation: a VIP with no backend
+        // there would take connections nobody accepts.
+        let mut serving: HashMap<(&str, &str), usize> = HashMap::new();
+
+        for task in self.tasks.iter().filter(|t| t.is_live()) {
+            let Some(service) = services.get(task.service_id.as_str()) else {
+                continue;
+            };
+            if label_is_true(&service.labels, LABEL_EXCLUDE) {
+                continue;
+            }
+            let name = task.name(&service.name);
+            for attachment in &task.networks_attachments {
+                let network = if attachment.network.spec.name.is_empty() {
+                    self.network_name(&attachment.network.id)
+                } else {
+                    attachment.network.spec.name.as_str()
+                };
+                if !is_user_defined(network) {
+                    continue;
+                }
+                let (ipv4, ipv6) = split_addresses(attachment.addresses.iter().map(String::as_str));
+                if ipv4.is_none() && ipv6.is_none() {
+                    continue;
+                }
+                let aliases_here = service.aliases_on(&attachment.network.id, network);
+                let mut aliases = vec![format!("tasks.{}", service.name)];
+                aliases.extend(aliases_here.iter().map(|a| format!("tasks.{a}")));
+                if service.dnsrr {
+                    aliases.push(service.name.clone());
+                    aliases.extend(aliases_here.iter().cloned());
+                }
+                if let Some(container) = task
+                    .status
+                    .container_status
+                    .as_ref()
+                    .and_then(|c| c.container_id.as_deref())
+                {
+                    aliases.push(short_id(container).to_string());
+                }
+                let in_rotation = task.in_rotation();
+                if in_rotation {
+                    *serving
+                        .entry((service.id.as_str(), attachment.network.id.as_str()))
+                        .or_default() += 1;
+                }
+                let container = format!("{TASK_KEY}{}", task.id);
+                out.insert(
+                    (network.to_string(), container.clone()),
+                    Endpoint {
+                        network: network.to_string(),
+                        container,
+                        name: name.clone(),
+                        aliases,
+                        ipv4,
+                        ipv6,
+                        ttl: ttl_of(&service.labels),
+                        in_rotation,
+                    },
+                );
+            }
+        }
+
+        for service in self.services.iter().filter(|s| !s.dnsrr) {
+            if label_is_true(&service.labels, LABEL_EXCLUDE) {
+                continue;
+            }
+            let mut by_network: BTreeMap<&str, Vec<IpAddr>> = BTreeMap::new();
+            for (network_id, vip) in &service.virtual_ips {
+                by_network.entry(network_id).or_default().push(*vip);
+            }
+            for (network_id, vips) in by_network {
+                let network = self.network_name(network_id);
+                if !is_user_defined(network) || !self.networks.contains_key(network_id) {
+                    continue;
+                }
+                let (ipv4, ipv6) = split_addresses_ip(vips.into_iter());
+                let container = format!("{SERVICE_KEY}{}", service.id);
+                out.insert(
+                    (network.to_string(), container.clone()),
+                    Endpoint {
+                        network: network.to_string(),
+                        container,
+                        name: service.name.clone(),
+                        aliases: service.aliases_on(network_id, network).to_vec(),
+                        ipv4,
+                        ipv6,
+                        ttl: ttl_of(&service.labels),
+                        in_rotation: serving.contains_key(&(service.id.as_str(), network_id)),
+                    },
+                );
+            }
+        }
+        out
+    }
+}
+
+impl ServiceView {
+    /// Aliases on a network; the service spec may name it by ID or by name.
+    fn aliases_on(&self, network_id: &str, network_name: &str) -> &[String] {
+        self.aliases
+            .get(network_id)
+            .or_else(|| self.aliases.get(network_name))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+fn split_addresses<'a>(
+    cidrs: impl Iterator<Item = &'a str>,
+) -> (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>) {
+    split_addresses_ip(cidrs.filter_map(address_of))
+}
+
+fn split_addresses_ip(
+    addresses: impl Iterator<Item = IpAddr>,
+) -> (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>) {
+    let (mut v4, mut v6) = (None, None);
+    for address in addresses {
+        match address {
+            IpAddr::V4(a) => {
+                v4.get_or_insert(a);
+            }
+            IpAddr::V6(a) => {
+                v6.get_or_insert(a);
+            }
+        }
+    }
+    (v4, v6)
+}
+
+fn label_is_true(labels: &HashMap<String, String>, label: &str) -> bool {
+    labels
+        .get(label)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+fn ttl_of(labels: &HashMap<String, String>) -> Option<u32> {
+    labels.get(LABEL_TTL).and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn task(id: &str, service: &str, slot: u64, state: &str, desired: &str, ip: &str) -> Task {
+        Task {
+            id: id.into(),
+            service_id: service.into(),
+            slot: Some(slot),
+            node_id: Some("node1".into()),
+            status: TaskStatus {
+                state: state.into(),
+                container_status: Some(ContainerStatus {
+                    container_id: Some(format!("{id}0123456789abcdef")),
+                }),
+            },
+            desired_state: desired.into(),
+            networks_attachments: vec![NetworkAttachment {
+                network: AttachedNetwork {
+                    id: "netid".into(),
+                    spec: AttachedNetworkSpec { name: "ov".into() },
+                },
+                addresses: vec![format!("{ip}/24")],
+            }],
+        }
+    }
+
+    fn state(dnsrr: bool) -> SwarmState {
+        SwarmState {
+            networks: BTreeMap::from([
+                ("netid".to_string(), "ov".to_string()),
+                ("ingid".to_string(), "ingress".to_string()),
+            ]),
+            services: vec![ServiceView {
+                id: "svc".into(),
+                name: "web".into(),
+                dnsrr,
+                aliases: HashMap::from([("netid".to_string(), vec!["front".to_string()])]),
+                virtual_ips: vec![
+                    ("netid".into(), "10.0.9.2".parse().expect("ip")),
+                    ("ingid".into(), "10.255.0.5".parse().expect("ip")),
+                ],
+                labels: HashMap::new(),
+            }],
+            tasks: vec![
+                task("t1", "svc", 1, "running", "running", "10.0.9.3"),
+                task("t2", "svc", 2, "running", "running", "10.0.9.4"),
+                task("t3", "svc", 3, "starting", "running", "10.0.9.5"),
+                task("t4", "svc", 4, "running", "shutdown", "10.0.9.6"),
+                task("t5", "svc", 5, "failed", "running", "10.0.9.7"),
+            ],
+        }
+    }
+
+    fn members<'a>(eps: &'a BTreeMap<EndpointKey, Endpoint>, name: &str) -> Vec<&'a Endpoint> {
+        eps.values()
+            .filter(|e| e.in_rotation && e.names().any(|n| n == name))
+            .collect()
+    }
+
+    #[test]
+    fn vip_mode_answers_the_service_with_its_virtual_ip_and_tasks_with_theirs() {
+        let eps = state(false).endpoints();
+        let service: Vec<_> = members(&eps, "web");
+        assert_eq!(service.len(), 1);
+        assert_eq!(service[0].ipv4, Some(Ipv4Addr::new(10, 0, 9, 2)));
+        assert_eq!(members(&eps, "front")[0].ipv4, service[0].ipv4);
+        let tasks: Vec<_> = members(&eps, "tasks.web")
+            .iter()
+            .filter_map(|e| e.ipv4)
+            .collect();
+        assert_eq!(
+            tasks,
+            [Ipv4Addr::new(10, 0, 9, 3), Ipv4Addr::new(10, 0, 9, 4)],
+            "running only: starting is out, shut-down and failed are gone"
+        );
+        assert_eq!(members(&eps, "tasks.front").len(), 2);
+        assert_eq!(members(&eps, "web.1.t1").len(), 1, "each task's own name");
+        assert_eq!(members(&eps, "t10123456789").len(), 1, "container short ID");
+        assert!(
+            eps.keys().all(|(network, _)| network == "ov"),
+            "ingress is not served: {eps:?}"
+        );
+        assert!(
+            eps.values().any(|e| e.name == "web.3.t3" && !e.in_rotation),
+            "a starting task stays as an asker, out of rotation"
+        );
+        assert!(
+            !eps.values()
+                .any(|e| e.name.contains("t4") || e.name.contains("t5"))
+        );
+    }
+
+    #[test]
+    fn dnsrr_mode_answers_the_service_with_every_running_task() {
+        let eps = state(true).endpoints();
+        let ips: Vec<_> = members(&eps, "web").iter().filter_map(|e| e.ipv4).collect();
+        assert_eq!(
+            ips,
+            [Ipv4Addr::new(10, 0, 9, 3), Ipv4Addr::new(10, 0, 9, 4)]
+        );
+        assert_eq!(members(&eps, "front").len(), 2);
+        assert!(
+            !eps.values()
+                .any(|e| e.ipv4 == Some(Ipv4Addr::new(10, 0, 9, 2))),
+            "no virtual IP in dnsrr mode"
+        );
+    }
+
+    #[test]
+    fn a_vip_with_no_running_task_is_out_of_rotation_and_labels_apply() {
+        let mut s = state(false);
+        s.tasks.retain(|t| t.status.state != "running");
+        let eps = s.endpoints();
+        assert!(members(&eps, "web").is_empty());
+        assert!(eps.values().any(|e| e.name == "web"), "known, so NODATA");
+
+        let mut s = state(false);
+        s.services[0].labels.insert(LABEL_TTL.into(), "9".into());
+        assert!(s.endpoints().values().all(|e| e.ttl == Some(9)));
+        s.services[0]
+            .labels
+            .insert(LABEL_EXCLUDE.into(), "true".into());
+        assert!(s.endpoints().is_empty());
+    }
+
+    #[test]
+    fn task_names_and_addresses_as_swarm_spells_them() {
+        let mut t = task("abc", "svc", 2, "running", "running", "10.0.0.1");
+        assert_eq!(t.name("web"), "web.2.abc");
+        t.slot = None;
+        assert_eq!(
+            t.name("web"),
+            "web.node1.abc",
+            "global services use the node"
+        );
+        assert_eq!(
+            address_of("10.0.0.9/24"),
+            Some("10.0.0.9".parse().expect("ip"))
+        );
+        assert_eq!(address_of("fd00::5"), Some("fd00::5".parse().expect("ip")));
+        assert_eq!(address_of("junk"), None);
+        let json = r#"[{"ID":"x","ServiceID":"s","Slot":1,"Status":{"State":"running"},
+            "DesiredState":"running","NetworksAttachments":[{"Network":{"ID":"n",
+            "Spec":{"Name":"ov"}},"Addresses":["10.1.0.3/24"]}],"Unknown":{"a":1}}]"#;
+        let tasks: Vec<Task> = serde_json::from_str(json).expect("manager's JSON");
+        assert_eq!(tasks[0].networks_attachments[0].addresses, ["10.1.0.3/24"]);
+    }
+}
