@@ -212,7 +212,7 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
 
     let server = Server::start_with(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = 0\n",
-        &["--docker", "--swarm", "--swarm-poll-ms", "500"],
+        &["--docker", "--swarm"],
     );
     server.wait_log("Docker snapshot applied");
     server.wait_log("not in a swarm");
@@ -399,4 +399,23 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
         "Docker's embedded DNS for the bridge container: in the swarm {docker_before:?}, after leaving it {docker_after:?}"
     );
     drop(swarm);
+}
+
+#[test]
+fn the_swarm_stack_file_is_one_docker_accepts() {
+    if !available() {
+        return;
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/swarm-stack.yaml");
+    let config = docker(&["stack", "config", "-c", path]);
+    let netalias = config
+        .split("\n  netalias:")
+        .nth(1)
+        .expect("a netalias service");
+    assert!(netalias.contains("mode: global"), "{netalias}");
+    assert!(netalias.contains("--swarm-host=tcp://manager-api:2375"));
+    assert!(
+        config.contains("POST: \"0\""),
+        "the manager API proxy is read-only"
+    );
 }

@@ -29,6 +29,9 @@ use crate::registry::Registry;
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// Re-read pace, and for how long, after an event.
+const QUICK_REREAD: Duration = Duration::from_millis(100);
+const QUICK_WINDOW: Duration = Duration::from_secs(3);
 /// Container actions on this node that move a task (the manager's view follows them).
 const CONTAINER_ACTIONS: [&str; 4] = ["start", "die", "health_status", "destroy"];
 
@@ -112,13 +115,20 @@ impl SwarmSource {
                 .filters(&filters)
                 .build(),
         ));
-        let mut poll = tokio::time::interval(self.options.poll);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // After an event the manager's task states lag the containers by a moment (a task
+        // shows "starting" after its container's start event), so an event opens a short
+        // window of quick re-reads; otherwise the poll interval applies.
+        let mut quick_until = Instant::now();
         loop {
             if let Err(e) = self.refresh(&manager).await {
                 return e;
             }
             gauge!("netalias_swarm_stale").set(0.0);
+            let wait = if Instant::now() < quick_until {
+                QUICK_REREAD.min(self.options.poll)
+            } else {
+                self.options.poll
+            };
             tokio::select! {
                 event = events.next() => {
                     match event {
@@ -127,6 +137,7 @@ impl SwarmSource {
                             debug!(typ = ?event.typ, action = ?event.action, "Swarm refresh on event");
                             // Events that arrived together cost one refresh.
                             while let Some(Some(Ok(_))) = events.next().now_or_never() {}
+                            quick_until = Instant::now() + QUICK_WINDOW;
                         }
                         Some(Err(source)) => {
                             return ManagerError::Request { what: "events", source };
@@ -139,7 +150,7 @@ impl SwarmSource {
                         }
                     }
                 }
-                _ = poll.tick() => {
+                _ = tokio::time::sleep(wait) => {
                     counter!("netalias_swarm_triggers_total", "by" => "poll").increment(1);
                 }
             }
