@@ -200,6 +200,13 @@ pub struct ServerConfig {
     /// A TCP connection that sends nothing for this long is closed.
     #[serde(default = "default_tcp_idle_timeout_secs")]
     pub tcp_idle_timeout_secs: u64,
+    /// TCP connections held at once, all clients together. At the cap, connections idle for
+    /// half a second are shed to let a new client in.
+    #[serde(default = "default_tcp_max_connections")]
+    pub tcp_max_connections: usize,
+    /// TCP connections one client address may hold; more are refused at once.
+    #[serde(default = "default_tcp_max_connections_per_client")]
+    pub tcp_max_connections_per_client: usize,
     /// HTTP for /metrics, /healthz, /readyz and /records. Absent: off.
     #[serde(default)]
     pub http_listen: Option<SocketAddr>,
@@ -224,6 +231,8 @@ impl Default for ServerConfig {
             default_view: None,
             max_udp_payload: default_max_udp_payload(),
             tcp_idle_timeout_secs: default_tcp_idle_timeout_secs(),
+            tcp_max_connections: default_tcp_max_connections(),
+            tcp_max_connections_per_client: default_tcp_max_connections_per_client(),
             http_listen: None,
             udp_workers: None,
             udp_fast_path: true,
@@ -236,6 +245,12 @@ fn default_listen() -> Vec<SocketAddr> {
 }
 fn default_max_udp_payload() -> u16 {
     1232
+}
+fn default_tcp_max_connections() -> usize {
+    1024
+}
+fn default_tcp_max_connections_per_client() -> usize {
+    64
 }
 fn default_tcp_idle_timeout_secs() -> u64 {
     10

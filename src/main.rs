@@ -195,7 +195,11 @@ async fn run(
         config.server.max_udp_payload,
     ));
     let listen = config.server.listen.clone();
-    let tcp_idle_timeout = Duration::from_secs(config.server.tcp_idle_timeout_secs);
+    let admission = dns::Admission::new(dns::TcpLimits {
+        idle_timeout: Duration::from_secs(config.server.tcp_idle_timeout_secs),
+        max_connections: config.server.tcp_max_connections.max(1),
+        max_per_client: config.server.tcp_max_connections_per_client.max(1),
+    });
     let docker = config.docker.clone();
     let swarm = config.swarm.clone();
     let mut udp_options = UdpOptions {
@@ -248,7 +252,7 @@ async fn run(
                 rx,
                 responder.clone(),
                 docker.bridge_port,
-                tcp_idle_timeout,
+                Arc::clone(&admission),
             ));
         }
         tokio::spawn(source.run());
@@ -260,7 +264,7 @@ async fn run(
         };
         tokio::spawn(SwarmSource::new(options, Arc::clone(&registry)).run());
     }
-    let listeners = dns::bind(&listen, responder, tcp_idle_timeout, udp_options)
+    let listeners = dns::bind(&listen, responder, admission, udp_options)
         .await
         .context("cannot open the DNS listeners")?;
     readiness.listeners_up();

@@ -7,6 +7,7 @@
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
+    sync::Arc,
     time::Duration,
 };
 
@@ -17,6 +18,7 @@ use tracing::{info, warn};
 use super::{
     Responder,
     listener::{BindError, bind_pair, serve_pair},
+    tcp::Admission,
 };
 
 /// What the Docker source says about bridges.
@@ -42,7 +44,7 @@ pub async fn follow_gateways(
     mut events: mpsc::Receiver<GatewayEvent>,
     responder: Responder,
     port: u16,
-    tcp_idle_timeout: Duration,
+    admission: Arc<Admission>,
 ) {
     let mut active: HashMap<String, Active> = HashMap::new();
     while let Some(event) = events.recv().await {
@@ -58,8 +60,7 @@ pub async fn follow_gateways(
                 });
                 for (network, ip) in keep {
                     if !active.contains_key(&network)
-                        && let Some(a) =
-                            open(&network, ip, port, &responder, tcp_idle_timeout).await
+                        && let Some(a) = open(&network, ip, port, &responder, &admission).await
                     {
                         active.insert(network, a);
                     }
@@ -72,7 +73,7 @@ pub async fn follow_gateways(
                 if let Some(old) = active.remove(&network) {
                     old.stop.cancel();
                 }
-                if let Some(a) = open(&network, ip, port, &responder, tcp_idle_timeout).await {
+                if let Some(a) = open(&network, ip, port, &responder, &admission).await {
                     active.insert(network, a);
                 }
             }
@@ -94,28 +95,30 @@ async fn open(
     ip: IpAddr,
     port: u16,
     responder: &Responder,
-    tcp_idle_timeout: Duration,
+    admission: &Arc<Admission>,
 ) -> Option<Active> {
     let addr = SocketAddr::new(ip, port);
     let mut last_error = None;
     for _ in 0..BIND_TRIES {
+        let stop = CancellationToken::new();
         let served = match bind_pair(addr, 1).await {
-            Ok((udp, tcp)) => serve_pair(udp, tcp, responder.clone(), tcp_idle_timeout, true)
-                .map_err(|source| BindError {
-                    addr,
-                    proto: "udp",
-                    source,
-                }),
+            Ok((udp, tcp)) => serve_pair(
+                udp,
+                tcp,
+                responder.clone(),
+                Arc::clone(admission),
+                true,
+                stop.clone(),
+            )
+            .map_err(|source| BindError {
+                addr,
+                proto: "udp",
+                source,
+            }),
             Err(e) => Err(e),
         };
         match served {
-            Ok(mut server) => {
-                let stop = server.shutdown_token().clone();
-                tokio::spawn(async move {
-                    if let Err(error) = server.block_until_done().await {
-                        warn!(%error, %addr, "gateway listener stopped");
-                    }
-                });
+            Ok(()) => {
                 info!(%network, %addr, "listening on bridge gateway (udp and tcp)");
                 return Some(Active { ip, stop });
             }

@@ -1,16 +1,16 @@
-//! Binds the UDP and TCP sockets: UDP to netalias's own receive loops (`udp`), TCP to
-//! hickory-server.
+//! Binds the UDP and TCP sockets: UDP to netalias's own receive loops (`udp`), TCP to its
+//! own accept loop (`tcp`), both stopped by one token.
 //!
 //! Every listen address gets UDP sockets and a TCP listener on the same port. Port 0 picks one
 //! free port for both. Nothing here decides answers.
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{io, net::SocketAddr, sync::Arc};
 
-use hickory_server::Server;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::{Responder, udp};
+use super::{Responder, tcp, udp};
 
 /// How UDP is served.
 #[derive(Debug, Clone, Copy)]
@@ -30,10 +30,10 @@ impl Default for UdpOptions {
     }
 }
 
-/// Running listeners: where they are bound, and the server that drives them.
+/// Running listeners: where they are bound, and the token that stops them.
 pub struct Listeners {
     pub addrs: Vec<SocketAddr>,
-    server: Server<Responder>,
+    stop: CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +47,6 @@ pub struct BindError {
 
 /// How many times to look for a port free on both UDP and TCP when asked for port 0.
 const PORT_ZERO_TRIES: usize = 20;
-/// Bytes buffered per TCP connection for responses.
-pub(super) const TCP_RESPONSE_BUFFER: usize = 64;
 
 pub(super) async fn bind_pair(
     addr: SocketAddr,
@@ -79,64 +77,65 @@ pub(super) async fn bind_pair(
     ))
 }
 
-/// Starts serving already-bound sockets with `responder`; returns the server driving TCP.
+/// Starts serving already-bound sockets with `responder`; cancelling the token stops them.
 pub(super) fn serve_pair(
     udp_sockets: Vec<std::net::UdpSocket>,
-    tcp: TcpListener,
+    tcp_listener: TcpListener,
     responder: Responder,
-    tcp_idle_timeout: Duration,
+    admission: Arc<tcp::Admission>,
     fast_path: bool,
-) -> io::Result<Server<Responder>> {
-    let mut server = Server::new(responder.clone());
-    server.register_listener(tcp, tcp_idle_timeout, TCP_RESPONSE_BUFFER);
-    // The UDP loops stop with the server.
-    udp::spawn(
-        udp_sockets,
-        responder,
-        fast_path,
-        server.shutdown_token().clone(),
-    )?;
-    Ok(server)
+    stop: CancellationToken,
+) -> io::Result<()> {
+    udp::spawn(udp_sockets, responder.clone(), fast_path, stop.clone())?;
+    tokio::spawn(tcp::serve(tcp_listener, responder, admission, stop));
+    Ok(())
 }
 
 /// Binds every address (UDP and TCP) and starts answering with `responder`.
 pub async fn bind(
     addrs: &[SocketAddr],
     responder: Responder,
-    tcp_idle_timeout: Duration,
+    admission: Arc<tcp::Admission>,
     udp_options: UdpOptions,
 ) -> Result<Listeners, BindError> {
-    let mut server = Server::new(responder.clone());
+    let stop = CancellationToken::new();
     let mut bound = Vec::with_capacity(addrs.len());
     for addr in addrs {
-        let (udp_sockets, tcp) = bind_pair(*addr, udp_options.workers).await?;
+        let (udp_sockets, tcp_listener) = bind_pair(*addr, udp_options.workers).await?;
         let udp_err = |source| BindError {
             addr: *addr,
             proto: "udp",
             source,
         };
         let local = udp_sockets[0].local_addr().map_err(udp_err)?;
-        server.register_listener(tcp, tcp_idle_timeout, TCP_RESPONSE_BUFFER);
-        udp::spawn(
+        serve_pair(
             udp_sockets,
+            tcp_listener,
             responder.clone(),
+            Arc::clone(&admission),
             udp_options.fast_path,
-            server.shutdown_token().clone(),
+            stop.clone(),
         )
         .map_err(udp_err)?;
-        info!(addr = %local, udp_workers = udp_options.workers, fast_path = udp_options.fast_path, "listening on udp and tcp");
+        let limits = admission.limits();
+        info!(
+            addr = %local,
+            udp_workers = udp_options.workers,
+            fast_path = udp_options.fast_path,
+            tcp_max_connections = limits.max_connections,
+            tcp_max_per_client = limits.max_per_client,
+            "listening on udp and tcp"
+        );
         bound.push(local);
     }
-    Ok(Listeners {
-        addrs: bound,
-        server,
-    })
+    Ok(Listeners { addrs: bound, stop })
 }
 
 impl Listeners {
-    /// Runs until the server stops (it stops on its own only on an unrecoverable socket error).
-    pub async fn run(mut self) -> anyhow::Result<()> {
-        self.server.block_until_done().await?;
+    /// Serves until the process stops; dropping the value stops the listeners.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let _stop_on_drop = self.stop.drop_guard();
+        std::future::pending::<()>().await;
         Ok(())
     }
 }

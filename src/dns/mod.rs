@@ -5,11 +5,13 @@
 //! and TCP sockets; `gateways` follows Docker bridges with listeners. Nothing here writes to the registry.
 
 mod answer;
+pub mod exchange;
 mod fast;
 pub mod forward;
 mod gateways;
 mod handler;
 mod listener;
+mod tcp;
 mod udp;
 
 pub use answer::{Answer, answer};
@@ -17,4 +19,5 @@ pub use fast::try_answer as fast_answer;
 pub use gateways::{GatewayEvent, follow_gateways};
 pub use handler::{ForwardPolicy, Responder, Settings};
 pub use listener::{Listeners, UdpOptions, bind};
+pub use tcp::{Admission, TcpLimits};
 pub use udp::encode_for_udp;

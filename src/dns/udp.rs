@@ -9,19 +9,23 @@ use std::{
 };
 
 use hickory_server::{
-    net::{NetError, runtime::TokioTime, xfer::Protocol},
-    proto::{ProtoError, op::MessageType, rr::Record, serialize::binary::BinEncoder},
-    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
+    net::xfer::Protocol,
+    proto::{ProtoError, rr::Record, serialize::binary::BinEncoder},
+    server::ResponseInfo,
     zone_handler::MessageResponse,
 };
+use metrics::counter;
 use socket2::{Domain, Socket, Type};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{Responder, fast};
+use super::{Responder, exchange, fast};
 
 /// Largest datagram we read; anything longer is not a DNS query we answer.
 const MAX_DATAGRAM: usize = 4096;
+/// Questions on the full path at once, per receive loop; more are dropped and counted. The
+/// full path answers in microseconds unless it forwards, and forwards are capped on their own.
+pub const FULL_PATH_IN_FLIGHT: usize = 2048;
 
 /// Binds `count` UDP sockets sharing `addr` (port 0: the first picks the port).
 pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::UdpSocket>> {
@@ -80,6 +84,7 @@ fn receive_loop(
     stop: CancellationToken,
     runtime: tokio::runtime::Handle,
 ) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(FULL_PATH_IN_FLIGHT));
     let mut packet = vec![0u8; MAX_DATAGRAM];
     let mut answer = Vec::with_capacity(1232);
     while !stop.is_cancelled() {
@@ -109,10 +114,18 @@ fn receive_loop(
             }
             continue;
         }
+        // A flood of slow questions must not pile up tasks without end.
+        let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
+            counter!("netalias_dns_dropped_total", "reason" => "overload").increment(1);
+            continue;
+        };
         let socket = Arc::clone(&socket);
         let responder = responder.clone();
         let bytes = bytes.to_vec();
-        runtime.spawn(async move { full_path(socket, responder, bytes, src).await });
+        runtime.spawn(async move {
+            full_path(socket, responder, bytes, src).await;
+            drop(permit);
+        });
     }
 }
 
@@ -124,29 +137,12 @@ async fn full_path(
     bytes: Vec<u8>,
     src: SocketAddr,
 ) {
-    if bytes.len() < 12 || bytes[2] & 0x80 != 0 {
-        return;
-    }
-    let request = match Request::from_bytes(bytes.clone(), src, Protocol::Udp) {
-        Ok(request) => request,
-        Err(error) => {
-            debug!(%error, %src, "undecodable query: FORMERR");
-            // ID, QR, the opcode and RD as sent, CD as sent, rcode FORMERR; no sections.
-            let mut formerr = [0u8; 12];
-            formerr[..2].copy_from_slice(&bytes[..2]);
-            formerr[2] = 0x80 | (bytes[2] & 0x79);
-            formerr[3] = (bytes[3] & 0x10) | 0x01;
-            let _ = socket.send_to(&formerr, src);
-            return;
+    if let Some(answer) = exchange::answer_bytes(&responder, &bytes, src, Protocol::Udp).await {
+        // A UDP send does not block for long: the socket buffer takes it or drops it.
+        if let Err(error) = socket.send_to(&answer, src) {
+            warn!(%error, dst = %src, "udp send failed");
         }
-    };
-    if request.metadata.message_type == MessageType::Response {
-        return;
     }
-    let reply = UdpReply { socket, dst: src };
-    responder
-        .handle_request::<_, TokioTime>(&request, reply)
-        .await;
 }
 
 /// Encodes a response for UDP: at most the size its EDNS allows, 512 bytes without (the encoder
@@ -167,33 +163,4 @@ pub fn encode_for_udp<'a>(
     encoder.set_max_size(max);
     let info = response.destructive_emit(&mut encoder)?;
     Ok((info, buffer))
-}
-
-/// Sends one encoded response to one client, capped at the size its EDNS allows (512 without).
-#[derive(Clone)]
-struct UdpReply {
-    socket: Arc<std::net::UdpSocket>,
-    dst: SocketAddr,
-}
-
-#[async_trait::async_trait]
-impl ResponseHandler for UdpReply {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let (info, buffer) = encode_for_udp(response)?;
-        // A UDP send does not block for long: the socket buffer takes it or drops it.
-        if let Err(error) = self.socket.send_to(&buffer, self.dst) {
-            warn!(%error, dst = %self.dst, "udp send failed");
-        }
-        Ok(info)
-    }
 }

@@ -211,6 +211,27 @@ pub fn tcp_connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// A TCP connection from a chosen loopback source address (127.0.0.0/8 all reaches 127.0.0.1).
+pub fn tcp_connect_from(src: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.bind(&SocketAddr::new(src, 0).into())?;
+    socket.connect_timeout(&addr.into(), TIMEOUT)?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    Ok(stream)
+}
+
+/// One query over a fresh TCP connection from `src`.
+pub fn tcp_from(src: std::net::IpAddr, addr: SocketAddr, msg: &Message) -> Message {
+    let mut stream = tcp_connect_from(src, addr).expect("tcp connect");
+    tcp_send(&mut stream, msg);
+    tcp_read(&mut stream)
+}
+
 pub fn tcp_send(stream: &mut TcpStream, msg: &Message) {
     let bytes = msg.to_vec().expect("encode");
     let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
@@ -244,3 +265,34 @@ pub fn a_records(msg: &Message) -> Vec<std::net::Ipv4Addr> {
 pub mod dnsmasq;
 pub mod docker;
 pub mod upstream;
+
+/// The `/metrics` page of a server started with `http_listen = "ADDR"`.
+pub fn metrics_page(http: SocketAddr) -> String {
+    ureq::get(format!("http://{http}/metrics"))
+        .call()
+        .expect("GET /metrics")
+        .into_body()
+        .read_to_string()
+        .expect("metrics body")
+}
+
+/// The value of one series, e.g. `netalias_dns_tcp_refused_total{reason="per_client"}`; 0 if absent.
+pub fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
+/// Resident memory of a process, in KiB, from /proc.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("proc status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}

@@ -1,0 +1,98 @@
+//! The full path as one function: query bytes in, answer bytes out, for UDP and TCP alike.
+//!
+//! Decodes with hickory, runs the [`Responder`], and encodes the way the transport needs (UDP
+//! capped at the client's EDNS size, TCP whole). An undecodable query gets a bare FORMERR; a
+//! packet that is itself a response, or too short to carry a header, gets nothing. It never
+//! touches a socket: the UDP loops, the TCP connections and the fuzz targets call it alike.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use hickory_server::{
+    net::{NetError, runtime::TokioTime, xfer::Protocol},
+    proto::{op::MessageType, rr::Record, serialize::binary::BinEncoder},
+    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
+    zone_handler::MessageResponse,
+};
+use tracing::debug;
+
+use super::{Responder, udp::encode_for_udp};
+
+const HEADER: usize = 12;
+
+/// The answer to `bytes` from `src` over `protocol`, or `None` when nothing is to be sent.
+pub async fn answer_bytes(
+    responder: &Responder,
+    bytes: &[u8],
+    src: SocketAddr,
+    protocol: Protocol,
+) -> Option<Vec<u8>> {
+    if bytes.len() < HEADER || bytes[2] & 0x80 != 0 {
+        return None;
+    }
+    let request = match Request::from_bytes(bytes.to_vec(), src, protocol) {
+        Ok(request) => request,
+        Err(error) => {
+            debug!(%error, %src, "undecodable query: FORMERR");
+            return Some(formerr(bytes).to_vec());
+        }
+    };
+    if request.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    let capture = Capture {
+        protocol,
+        out: Arc::new(Mutex::new(None)),
+    };
+    responder
+        .handle_request::<_, TokioTime>(&request, capture.clone())
+        .await;
+    capture.out.lock().ok()?.take()
+}
+
+/// A header-only FORMERR echoing the query's ID, opcode and RD. `bytes` has at least a header.
+fn formerr(bytes: &[u8]) -> [u8; HEADER] {
+    let mut reply = [0u8; HEADER];
+    reply[..2].copy_from_slice(&bytes[..2]);
+    reply[2] = 0x80 | (bytes[2] & 0x79);
+    reply[3] = (bytes[3] & 0x10) | 0x01;
+    reply
+}
+
+/// Keeps the encoded response instead of sending it.
+#[derive(Clone)]
+struct Capture {
+    protocol: Protocol,
+    out: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let (info, bytes) = if self.protocol == Protocol::Udp {
+            encode_for_udp(response)?
+        } else {
+            let mut buffer = Vec::with_capacity(512);
+            let mut encoder = BinEncoder::new(&mut buffer);
+            encoder.set_max_size(u16::MAX);
+            let info = response.destructive_emit(&mut encoder)?;
+            (info, buffer)
+        };
+        if let Ok(mut out) = self.out.lock() {
+            *out = Some(bytes);
+        }
+        Ok(info)
+    }
+}

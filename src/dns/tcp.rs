@@ -1,0 +1,292 @@
+//! DNS over TCP: netalias's own accept loop and connections, with the limits a shared DNS
+//! server needs (hickory-server's TCP listener has none).
+//!
+//! Admission caps connections per client address and in total. When the total is reached,
+//! connections idle for a while are asked to close (RFC 7766 lets a server shed idle ones
+//! under load) so that a new client gets in; a client over its own cap is refused at once.
+//! Each connection reads 2-byte-length frames (tokio-util's codec), answers them in order
+//! through [`exchange`](super::exchange), and closes when idle, when a message stays
+//! half-sent past the idle timeout, on a reset, or on shutdown. Nothing here decides answers.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use futures_util::StreamExt;
+use hickory_server::net::xfer::Protocol;
+use metrics::{counter, gauge};
+use tokio::{
+    io::AsyncWriteExt,
+    net::{TcpListener, TcpStream},
+    sync::Notify,
+    time::Instant,
+};
+use tokio_util::{
+    codec::{FramedRead, LengthDelimitedCodec},
+    sync::CancellationToken,
+};
+use tracing::debug;
+
+use super::{Responder, exchange};
+
+/// How long a client may take to read an answer before the connection is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Under pressure, connections idle at least this long are shed.
+const SHED_IDLE_AFTER: Duration = Duration::from_millis(500);
+/// How long a new connection waits for shed connections to make room.
+const SHED_WAIT: Duration = Duration::from_millis(200);
+const SHED_TRIES: u32 = 8;
+
+/// TCP limits, shared by every listener of the process.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub max_per_client: usize,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits {
+            idle_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_per_client: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    PerClient,
+    Full,
+}
+
+impl Refusal {
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::PerClient => "per_client",
+            Refusal::Full => "full",
+        }
+    }
+}
+
+/// Who holds a connection: counts per client and in total.
+pub struct Admission {
+    limits: TcpLimits,
+    total: AtomicUsize,
+    per_client: Mutex<HashMap<IpAddr, usize>>,
+    /// Wakes one waiting connection at a time; it closes if it has been idle long enough.
+    pressure: Notify,
+}
+
+impl Admission {
+    pub fn new(limits: TcpLimits) -> Arc<Admission> {
+        Arc::new(Admission {
+            limits,
+            total: AtomicUsize::new(0),
+            per_client: Mutex::new(HashMap::new()),
+            pressure: Notify::new(),
+        })
+    }
+
+    pub fn limits(&self) -> TcpLimits {
+        self.limits
+    }
+
+    fn admit(self: &Arc<Self>, client: IpAddr) -> Result<Ticket, Refusal> {
+        let mut per_client = self
+            .per_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let held = per_client.get(&client).copied().unwrap_or(0);
+        if held >= self.limits.max_per_client {
+            return Err(Refusal::PerClient);
+        }
+        if self.total.load(Ordering::Relaxed) >= self.limits.max_connections {
+            return Err(Refusal::Full);
+        }
+        per_client.insert(client, held + 1);
+        let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
+        gauge!("netalias_dns_tcp_connections").set(total as f64);
+        Ok(Ticket {
+            admission: Arc::clone(self),
+            client,
+        })
+    }
+}
+
+/// One admitted connection; giving it back happens on drop, whatever ends the connection.
+struct Ticket {
+    admission: Arc<Admission>,
+    client: IpAddr,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut per_client = self
+            .admission
+            .per_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(held) = per_client.get_mut(&self.client) {
+            *held -= 1;
+            if *held == 0 {
+                per_client.remove(&self.client);
+            }
+        }
+        let total = self.admission.total.fetch_sub(1, Ordering::Relaxed) - 1;
+        gauge!("netalias_dns_tcp_connections").set(total as f64);
+    }
+}
+
+/// Accepts until `stop`; every connection runs on its own task.
+pub async fn serve(
+    listener: TcpListener,
+    responder: Responder,
+    admission: Arc<Admission>,
+    stop: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of descriptors, mostly: give connections a moment to close.
+                debug!(%error, "tcp accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        match admission.admit(peer.ip()) {
+            Ok(ticket) => {
+                tokio::spawn(connection(
+                    stream,
+                    peer,
+                    responder.clone(),
+                    ticket,
+                    stop.clone(),
+                ));
+            }
+            Err(Refusal::Full) => {
+                // Waiting for room must not hold up the accept loop.
+                let (responder, admission, stop) =
+                    (responder.clone(), Arc::clone(&admission), stop.clone());
+                tokio::spawn(async move {
+                    match make_room(&admission, peer.ip()).await {
+                        Ok(ticket) => connection(stream, peer, responder, ticket, stop).await,
+                        Err(refusal) => refuse(peer, refusal),
+                    }
+                });
+            }
+            Err(refusal) => refuse(peer, refusal),
+        }
+    }
+}
+
+/// Asks idle connections, longest-waiting first, to close one at a time until `client` fits.
+async fn make_room(admission: &Arc<Admission>, client: IpAddr) -> Result<Ticket, Refusal> {
+    for _ in 0..SHED_TRIES {
+        admission.pressure.notify_one();
+        tokio::time::sleep(SHED_WAIT / SHED_TRIES).await;
+        match admission.admit(client) {
+            Err(Refusal::Full) => continue,
+            other => return other,
+        }
+    }
+    Err(Refusal::Full)
+}
+
+fn refuse(peer: SocketAddr, refusal: Refusal) {
+    counter!("netalias_dns_tcp_refused_total", "reason" => refusal.label()).increment(1);
+    debug!(%peer, reason = refusal.label(), "tcp connection refused");
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    responder: Responder,
+    ticket: Ticket,
+    stop: CancellationToken,
+) {
+    let admission = Arc::clone(&ticket.admission);
+    let idle_timeout = admission.limits.idle_timeout;
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    let codec = LengthDelimitedCodec::builder()
+        .length_field_length(2)
+        .max_frame_length(usize::from(u16::MAX))
+        .new_codec();
+    let mut frames = FramedRead::new(read, codec);
+    let mut last_activity = Instant::now();
+    let reason = loop {
+        let frame = tokio::select! {
+            _ = stop.cancelled() => break "shutdown",
+            _ = admission.pressure.notified() => {
+                if last_activity.elapsed() >= SHED_IDLE_AFTER {
+                    break "shed";
+                }
+                continue; // busy enough to keep; the idle deadline is absolute, so nothing resets
+            }
+            frame = tokio::time::timeout_at(last_activity + idle_timeout, frames.next()) => frame,
+        };
+        let bytes = match frame {
+            Err(_) => break "idle",
+            Ok(None) => break "eof",
+            Ok(Some(Err(error))) => {
+                debug!(%peer, %error, "tcp read failed");
+                break "error";
+            }
+            Ok(Some(Ok(bytes))) => bytes,
+        };
+        last_activity = Instant::now();
+        let Some(answer) = exchange::answer_bytes(&responder, &bytes, peer, Protocol::Tcp).await
+        else {
+            continue;
+        };
+        let Ok(len) = u16::try_from(answer.len()) else {
+            break "oversized";
+        };
+        let mut framed = Vec::with_capacity(answer.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&answer);
+        match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&framed)).await {
+            Ok(Ok(())) => last_activity = Instant::now(),
+            Ok(Err(_)) => break "error",
+            Err(_) => break "write_timeout",
+        }
+    };
+    counter!("netalias_dns_tcp_closed_total", "reason" => reason).increment(1);
+    drop(ticket);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_caps_per_client_and_in_total_and_gives_back_on_drop() {
+        let admission = Admission::new(TcpLimits {
+            idle_timeout: Duration::from_secs(1),
+            max_connections: 3,
+            max_per_client: 2,
+        });
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let first = admission.admit(a).expect("first");
+        let _second = admission.admit(a).expect("second");
+        assert_eq!(admission.admit(a).err(), Some(Refusal::PerClient));
+        let _third = admission.admit(b).expect("another client");
+        assert_eq!(admission.admit(b).err(), Some(Refusal::Full));
+        drop(first);
+        assert!(admission.admit(b).is_ok(), "room again after a close");
+    }
+}

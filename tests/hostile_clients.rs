@@ -1,0 +1,183 @@
+//! Hostile clients against the real binary: a thousand idle TCP connections, broken framing,
+//! resets, and a UDP flood. Each test shows the server keeps answering everyone else, and the
+//! limits show in /metrics.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::{IpAddr, SocketAddr, TcpStream, UdpSocket},
+    time::{Duration, Instant},
+};
+
+use common::*;
+
+fn start(extra: &str) -> (Server, SocketAddr) {
+    let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let server = Server::start(&seed_config(&format!("http_listen = \"{http}\"\n{extra}")));
+    (server, http)
+}
+
+fn app_over_udp(server: &Server) -> usize {
+    a_records(&udp(server.addr, &query("app.", RecordType::A))).len()
+}
+
+fn app_over_tcp_from(server: &Server, src: [u8; 4]) -> usize {
+    a_records(&tcp_from(
+        IpAddr::from(src),
+        server.addr,
+        &query("app.", RecordType::A),
+    ))
+    .len()
+}
+
+/// Whether the server closed `stream` (EOF or reset) within `within`.
+fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+    stream.set_read_timeout(Some(within)).expect("read timeout");
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn a_thousand_idle_tcp_connections_block_neither_udp_nor_new_clients() {
+    let (server, http) = start(
+        "tcp_idle_timeout_secs = 60\ntcp_max_connections = 512\ntcp_max_connections_per_client = 64",
+    );
+    let mut held = Vec::new();
+    // 400 from one address: all but 64 are refused at once.
+    for _ in 0..400 {
+        held.push(tcp_connect_from([127, 0, 0, 1].into(), server.addr).expect("connect"));
+    }
+    // The first address is at its cap: a further connection from it is closed unanswered.
+    let mut extra = tcp_connect_from([127, 0, 0, 1].into(), server.addr).expect("connect");
+    tcp_send(&mut extra, &query("app.", RecordType::A));
+    assert!(
+        closed_by_server(&mut extra, TIMEOUT),
+        "over the per-client cap"
+    );
+    // 600 more from 20 addresses, 30 each: under their own cap, over the global one.
+    for i in 0..600u32 {
+        let src = IpAddr::from([127, 0, 1, (i % 20 + 1) as u8]);
+        held.push(tcp_connect_from(src, server.addr).expect("connect"));
+    }
+    assert_eq!(held.len(), 1000);
+    // Idle long enough to be shed when a new client needs room.
+    std::thread::sleep(Duration::from_millis(700));
+
+    assert_eq!(app_over_udp(&server), 3, "UDP is not blocked");
+    assert_eq!(
+        app_over_tcp_from(&server, [127, 0, 0, 2]),
+        3,
+        "a new TCP client gets in"
+    );
+    assert_eq!(app_over_tcp_from(&server, [127, 0, 0, 3]), 3);
+
+    let page = metrics_page(http);
+    let open = metric(&page, "netalias_dns_tcp_connections");
+    assert!(open <= 512.0, "global cap holds: {open} open");
+    assert!(
+        metric(
+            &page,
+            "netalias_dns_tcp_refused_total{reason=\"per_client\"}"
+        ) >= 336.0,
+        "{page}"
+    );
+    assert!(
+        metric(&page, "netalias_dns_tcp_closed_total{reason=\"shed\"}") >= 1.0,
+        "idle connections were shed for the new clients: {page}"
+    );
+    drop(held);
+}
+
+#[test]
+fn broken_framing_is_closed_on_the_idle_timeout_and_hurts_no_one_else() {
+    let (server, http) = start("tcp_idle_timeout_secs = 1");
+    let local: IpAddr = [127, 0, 0, 1].into();
+
+    // A length prefix promising 256 bytes, then 10.
+    let mut longer = tcp_connect_from(local, server.addr).expect("connect");
+    longer.write_all(&[0x01, 0x00]).expect("prefix");
+    longer.write_all(&[0xab; 10]).expect("part");
+    // Half a length prefix.
+    let mut half = tcp_connect_from(local, server.addr).expect("connect");
+    half.write_all(&[0x00]).expect("one byte");
+    // A reset in mid-message.
+    let reset = tcp_connect_from(local, server.addr).expect("connect");
+    (&reset).write_all(&[0x00, 0x40, 0x12, 0x34]).expect("part");
+    socket2::SockRef::from(&reset)
+        .set_linger(Some(Duration::ZERO))
+        .expect("linger 0");
+    drop(reset);
+
+    // Meanwhile everyone else is answered, over both transports.
+    assert_eq!(app_over_udp(&server), 3);
+    assert_eq!(app_over_tcp_from(&server, [127, 0, 0, 2]), 3);
+
+    // An empty frame is skipped, and the connection goes on.
+    let mut empty_first = tcp_connect_from(local, server.addr).expect("connect");
+    empty_first.write_all(&[0x00, 0x00]).expect("empty frame");
+    tcp_send(&mut empty_first, &query("app.", RecordType::A));
+    assert_eq!(a_records(&tcp_read(&mut empty_first)).len(), 3);
+
+    // A full-size frame of junk gets FORMERR or nothing; the connection and server survive.
+    let mut junk = tcp_connect_from(local, server.addr).expect("connect");
+    let mut frame = vec![0xff, 0xff];
+    frame.extend(std::iter::repeat_n(0x5a, 65535));
+    junk.write_all(&frame).expect("junk frame");
+    tcp_send(&mut junk, &query("app.", RecordType::A));
+    let mut answers = 0;
+    for _ in 0..2 {
+        let reply = tcp_read(&mut junk);
+        if reply.metadata.response_code == ResponseCode::FormErr {
+            continue;
+        }
+        answers = a_records(&reply).len();
+        break;
+    }
+    assert_eq!(answers, 3);
+
+    let started = Instant::now();
+    assert!(
+        closed_by_server(&mut longer, Duration::from_secs(5)),
+        "longer prefix"
+    );
+    assert!(
+        closed_by_server(&mut half, Duration::from_secs(5)),
+        "half prefix"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let page = metrics_page(http);
+    assert!(
+        metric(&page, "netalias_dns_tcp_closed_total{reason=\"idle\"}") >= 2.0,
+        "{page}"
+    );
+    assert_eq!(app_over_udp(&server), 3, "still up");
+}
+
+#[test]
+fn a_udp_flood_keeps_memory_bounded() {
+    let (server, _http) = start("");
+    let before = rss_kib(server.pid());
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    // Unknown names take the full path (NXDOMAIN), the costly one; nobody reads the answers.
+    let mut sent = 0u32;
+    let started = Instant::now();
+    while sent < 200_000 && started.elapsed() < Duration::from_secs(20) {
+        let msg = query(&format!("nobody{sent}.my_custom_network."), RecordType::A);
+        let _ = sender.send_to(&msg.to_vec().expect("encode"), server.addr);
+        sent += 1;
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_kib(server.pid());
+    assert_eq!(app_over_udp(&server), 3, "answers after the flood");
+    let grown_mib = after.saturating_sub(before) / 1024;
+    eprintln!("UDP flood: {sent} queries, RSS {before} KiB -> {after} KiB");
+    assert!(grown_mib < 64, "RSS grew by {grown_mib} MiB");
+}
