@@ -9,13 +9,11 @@ use std::{
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hickory_server::{
-    net::{NetError, runtime::TokioTime, xfer::Protocol},
+    net::xfer::Protocol,
     proto::{
         op::{LowerQuery, Message, Query},
-        rr::{Name, Record, RecordType},
+        rr::{Name, RecordType},
     },
-    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
-    zone_handler::MessageResponse,
 };
 use netalias::{
     config::Config,
@@ -23,29 +21,6 @@ use netalias::{
     registry::{Change, Endpoint, Registry},
     source::static_file::StaticSource,
 };
-
-/// Encodes the response into a buffer, as the UDP path would, without a socket.
-#[derive(Clone, Default)]
-struct Encode;
-
-#[async_trait::async_trait]
-impl ResponseHandler for Encode {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let (info, bytes) = dns::encode_for_udp(response)?;
-        std::hint::black_box(&bytes);
-        Ok(info)
-    }
-}
 
 fn seed_registry() -> Arc<Registry> {
     let config = Config::embedded_default().expect("embedded default");
@@ -81,9 +56,12 @@ fn answer_path(c: &mut Criterion) {
         let bytes = query_bytes(name, qtype);
         group.bench_function(label, |b| {
             b.iter(|| {
-                let request =
-                    Request::from_bytes(bytes.clone(), src, Protocol::Udp).expect("request");
-                runtime.block_on(responder.handle_request::<_, TokioTime>(&request, Encode))
+                runtime.block_on(dns::exchange::answer_bytes(
+                    &responder,
+                    &bytes,
+                    src,
+                    Protocol::Udp,
+                ))
             })
         });
     }

@@ -18,7 +18,7 @@ use hickory_server::{
 };
 use tracing::debug;
 
-use super::{Responder, udp::encode_for_udp};
+use super::Responder;
 
 const HEADER: usize = 12;
 
@@ -81,15 +81,16 @@ impl ResponseHandler for Capture {
             impl Iterator<Item = &'a Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, NetError> {
-        let (info, bytes) = if self.protocol == Protocol::Udp {
-            encode_for_udp(response)?
-        } else {
-            let mut buffer = Vec::with_capacity(512);
-            let mut encoder = BinEncoder::new(&mut buffer);
-            encoder.set_max_size(u16::MAX);
-            let info = response.destructive_emit(&mut encoder)?;
-            (info, buffer)
+        // UDP: at most what the client's EDNS allows, 512 without (the encoder truncates and
+        // sets TC past that). TCP: whole.
+        let max = match self.protocol {
+            Protocol::Udp => response.edns().map_or(512, |e| e.max_payload()),
+            _ => u16::MAX,
         };
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(max);
+        let info = response.destructive_emit(&mut encoder)?;
         if let Ok(mut out) = self.out.lock() {
             *out = Some(bytes);
         }

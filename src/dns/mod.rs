@@ -20,4 +20,3 @@ pub use gateways::{GatewayEvent, follow_gateways};
 pub use handler::{ForwardPolicy, Responder, Settings};
 pub use listener::{Listeners, UdpOptions, bind};
 pub use tcp::{Admission, TcpLimits};
-pub use udp::encode_for_udp;

@@ -8,12 +8,7 @@ use std::{
     sync::Arc,
 };
 
-use hickory_server::{
-    net::xfer::Protocol,
-    proto::{ProtoError, rr::Record, serialize::binary::BinEncoder},
-    server::ResponseInfo,
-    zone_handler::MessageResponse,
-};
+use hickory_server::net::xfer::Protocol;
 use metrics::counter;
 use socket2::{Domain, Socket, Type};
 use tokio_util::sync::CancellationToken;
@@ -143,24 +138,4 @@ async fn full_path(
             warn!(%error, dst = %src, "udp send failed");
         }
     }
-}
-
-/// Encodes a response for UDP: at most the size its EDNS allows, 512 bytes without (the encoder
-/// truncates and sets TC past that).
-pub fn encode_for_udp<'a>(
-    response: MessageResponse<
-        '_,
-        'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-    >,
-) -> Result<(ResponseInfo, Vec<u8>), ProtoError> {
-    let max = response.edns().map_or(512, |e| e.max_payload());
-    let mut buffer = Vec::with_capacity(512);
-    let mut encoder = BinEncoder::new(&mut buffer);
-    encoder.set_max_size(max);
-    let info = response.destructive_emit(&mut encoder)?;
-    Ok((info, buffer))
 }
