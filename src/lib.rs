@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod fuzz;
 pub mod provision;
 pub mod registry;
 pub mod source;

@@ -19,4 +19,4 @@ pub use fast::try_answer as fast_answer;
 pub use gateways::{GatewayEvent, follow_gateways};
 pub use handler::{ForwardPolicy, Responder, Settings};
 pub use listener::{Listeners, UdpOptions, bind};
-pub use tcp::{Admission, TcpLimits};
+pub use tcp::{Admission, TcpLimits, frame_codec};

@@ -145,6 +145,14 @@ impl Drop for Ticket {
     }
 }
 
+/// DNS over TCP framing (RFC 1035 4.2.2): a 2-byte length, then the message.
+pub fn frame_codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(2)
+        .max_frame_length(usize::from(u16::MAX))
+        .new_codec()
+}
+
 /// Accepts until `stop`; every connection runs on its own task.
 pub async fn serve(
     listener: TcpListener,
@@ -221,11 +229,7 @@ async fn connection(
     let idle_timeout = admission.limits.idle_timeout;
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
-    let codec = LengthDelimitedCodec::builder()
-        .length_field_length(2)
-        .max_frame_length(usize::from(u16::MAX))
-        .new_codec();
-    let mut frames = FramedRead::new(read, codec);
+    let mut frames = FramedRead::new(read, frame_codec());
     let mut last_activity = Instant::now();
     let reason = loop {
         let frame = tokio::select! {
