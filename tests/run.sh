@@ -23,3 +23,10 @@ if docker info >/dev/null 2>&1; then bash tests/build-image.sh; fi
 # Each criterion bench once, as a smoke test; then the unit and integration tests.
 cargo test --benches --locked
 cargo test --lib --bins --tests --locked
+# A short fuzz smoke of every target (FUZZ_SECONDS each, 0 skips): cargo-fuzz is installed
+# from crates.io when missing.
+fuzz_seconds=${FUZZ_SECONDS:-15}
+if [ "$fuzz_seconds" -gt 0 ]; then
+  command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
+  bash tests/fuzz/run.sh "$fuzz_seconds"
+fi
