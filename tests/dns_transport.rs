@@ -240,3 +240,33 @@ fn a_long_name_near_the_udp_limit_is_never_cut_mid_rrset() {
     );
     assert_eq!(roomy.answers.len(), 27);
 }
+
+/// Found by the tcp_framing fuzz target: a question name ending in a compression pointer into
+/// the header was decoded, then echoed byte for byte into an answer whose header differs, so
+/// the answer did not decode. Now it is FORMERR, over both transports.
+#[test]
+fn a_question_name_with_a_compression_pointer_gets_formerr() {
+    let server = Server::start(&seed_config(""));
+    // ID 0x1234, RD, one question: "\x01a" then a pointer to offset 2 (the flags).
+    let packet = [
+        0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, b'a', 0xc0,
+        0x02, 0x00, 0x01, 0x00, 0x01,
+    ];
+    let reply = udp_raw(server.addr, &packet, TIMEOUT).expect("an answer");
+    let parsed = Message::from_vec(&reply).expect("the answer decodes");
+    assert_eq!(parsed.metadata.id, 0x1234);
+    assert_eq!(parsed.metadata.response_code, ResponseCode::FormErr);
+
+    let mut stream = tcp_connect(server.addr);
+    let mut framed = (packet.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&packet);
+    stream.write_all(&framed).expect("write");
+    assert_eq!(
+        tcp_read(&mut stream).metadata.response_code,
+        ResponseCode::FormErr
+    );
+    assert_eq!(
+        a_records(&udp(server.addr, &query("app.", RecordType::A))).len(),
+        3
+    );
+}

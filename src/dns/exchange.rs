@@ -32,6 +32,10 @@ pub async fn answer_bytes(
     if bytes.len() < HEADER || bytes[2] & 0x80 != 0 {
         return None;
     }
+    if !question_name_is_plain(bytes) {
+        debug!(%src, "question name with a compression pointer or extended label: FORMERR");
+        return Some(formerr(bytes).to_vec());
+    }
     let request = match Request::from_bytes(bytes.to_vec(), src, protocol) {
         Ok(request) => request,
         Err(error) => {
@@ -50,6 +54,27 @@ pub async fn answer_bytes(
         .handle_request::<_, TokioTime>(&request, capture.clone())
         .await;
     capture.out.lock().ok()?.take()
+}
+
+/// Whether the first question's name is plain labels. It is the first name in the message,
+/// so a compression pointer there can only point into the header: never a valid name. hickory
+/// decodes such a name anyway and echoes the question's original bytes, pointer included,
+/// into the answer, where the header differs: an answer no client can decode (found by the
+/// tcp_framing fuzz target).
+fn question_name_is_plain(bytes: &[u8]) -> bool {
+    let questions = u16::from_be_bytes([bytes[4], bytes[5]]);
+    if questions == 0 {
+        return true;
+    }
+    let mut at = HEADER;
+    while let Some(&len) = bytes.get(at) {
+        match len {
+            0 => return true,
+            1..=63 => at += 1 + usize::from(len),
+            _ => return false,
+        }
+    }
+    true // truncated: the decoder's to refuse
 }
 
 /// A header-only FORMERR echoing the query's ID, opcode and RD. `bytes` has at least a header.
