@@ -4,13 +4,16 @@
 # seed corpus in git only grows by hand. A crash fails the run and leaves its input in
 # tests/fuzz/artifacts/TARGET/: turn it into a regression file in the seed corpus.
 # Needs cargo-fuzz and a nightly toolchain, or RUSTC_BOOTSTRAP=1 on stable (set below when no
-# nightly is installed).
+# nightly is installed, or when FUZZ_TOOLCHAIN names a stable one).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-20}
 work=${2:-target/fuzz-corpus}
 toolchain=()
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
+  toolchain=(+"$FUZZ_TOOLCHAIN")
+  [[ "$FUZZ_TOOLCHAIN" == nightly* ]] || export RUSTC_BOOTSTRAP=1
+elif rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   toolchain=(+nightly)
 else
   export RUSTC_BOOTSTRAP=1
