@@ -207,6 +207,10 @@ pub struct ServerConfig {
     /// TCP connections one client address may hold; more are refused at once.
     #[serde(default = "default_tcp_max_connections_per_client")]
     pub tcp_max_connections_per_client: usize,
+    /// UDP answers per second per client subnet (/24, /56); over it, queries are dropped.
+    /// 0: off. TCP is never limited.
+    #[serde(default)]
+    pub rate_limit_per_second: u32,
     /// HTTP for /metrics, /healthz, /readyz and /records. Absent: off.
     #[serde(default)]
     pub http_listen: Option<SocketAddr>,
@@ -232,6 +236,7 @@ impl Default for ServerConfig {
             max_udp_payload: default_max_udp_payload(),
             tcp_idle_timeout_secs: default_tcp_idle_timeout_secs(),
             tcp_max_connections: default_tcp_max_connections(),
+            rate_limit_per_second: 0,
             tcp_max_connections_per_client: default_tcp_max_connections_per_client(),
             http_listen: None,
             udp_workers: None,

@@ -209,7 +209,17 @@ async fn run(
     if let Some(workers) = config.server.udp_workers {
         udp_options.workers = workers.max(1);
     }
-    let mut responder = Responder::new(Arc::clone(&registry), Arc::clone(&settings));
+    let mut responder = Responder::new(Arc::clone(&registry), Arc::clone(&settings))
+        .with_rate_limit(dns::RateLimit {
+            per_second: config.server.rate_limit_per_second,
+            ..dns::RateLimit::default()
+        });
+    if config.server.rate_limit_per_second > 0 {
+        info!(
+            per_second = config.server.rate_limit_per_second,
+            "UDP response-rate limiting per client subnet (/24, /56) is on"
+        );
+    }
     if let Some(policy) = forward_policy(&config)? {
         responder = responder.with_forwarding(policy);
     }

@@ -181,3 +181,40 @@ fn a_udp_flood_keeps_memory_bounded() {
     eprintln!("UDP flood: {sent} queries, RSS {before} KiB -> {after} KiB");
     assert!(grown_mib < 64, "RSS grew by {grown_mib} MiB");
 }
+
+#[test]
+fn rate_limiting_caps_one_subnet_and_spares_the_others() {
+    let (server, http) = start("rate_limit_per_second = 20");
+    let flooder = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    flooder
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let packet = query("app.", RecordType::A).to_vec().expect("encode");
+    for _ in 0..200 {
+        flooder.send_to(&packet, server.addr).expect("send");
+    }
+    let mut answered = 0;
+    let mut buf = [0u8; 1500];
+    while flooder.recv_from(&mut buf).is_ok() {
+        answered += 1;
+    }
+    // One second's worth, plus what refills while the burst is sent.
+    assert!(
+        (20..=40).contains(&answered),
+        "{answered} of 200 answered at 20/s"
+    );
+    // Another /24 has its own budget; TCP is never limited.
+    let other = UdpSocket::bind("127.0.1.1:0").expect("bind another subnet");
+    other.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    other.send_to(&packet, server.addr).expect("send");
+    assert!(
+        other.recv_from(&mut buf).is_ok(),
+        "another subnet is answered"
+    );
+    assert_eq!(app_over_tcp_from(&server, [127, 0, 0, 1]), 3);
+    let page = metrics_page(http);
+    assert!(
+        metric(&page, "netalias_dns_rate_limited_total") >= 160.0,
+        "{page}"
+    );
+}

@@ -25,6 +25,7 @@ use hickory_server::{
 use metrics::counter;
 use tracing::{debug, warn};
 
+use super::rate_limit::{RateLimit, RateLimiter};
 use super::{
     answer::{Answer, answer},
     forward::{ForwardError, Forwarder},
@@ -62,6 +63,7 @@ pub struct Responder {
     registry: Arc<Registry>,
     settings: Arc<Settings>,
     forward: Option<Arc<ForwardPolicy>>,
+    rate_limiter: Option<Arc<RateLimiter>>,
 }
 
 /// Forwarding, and who may use it.
@@ -77,7 +79,19 @@ impl Responder {
             registry,
             settings,
             forward: None,
+            rate_limiter: None,
         }
+    }
+
+    /// Limits UDP answers per client subnet (nothing changes when `limit` is off).
+    pub fn with_rate_limit(mut self, limit: RateLimit) -> Responder {
+        self.rate_limiter = RateLimiter::new(limit).map(Arc::new);
+        self
+    }
+
+    /// Whether a UDP query from `ip` may be answered now.
+    pub fn udp_allowed(&self, ip: std::net::IpAddr) -> bool {
+        self.rate_limiter.as_ref().is_none_or(|l| l.allow(ip))
     }
 
     pub fn registry(&self) -> &Registry {

@@ -11,6 +11,7 @@ pub mod forward;
 mod gateways;
 mod handler;
 mod listener;
+mod rate_limit;
 mod tcp;
 mod udp;
 
@@ -19,4 +20,5 @@ pub use fast::try_answer as fast_answer;
 pub use gateways::{GatewayEvent, follow_gateways};
 pub use handler::{ForwardPolicy, Responder, Settings};
 pub use listener::{Listeners, UdpOptions, bind};
+pub use rate_limit::RateLimit;
 pub use tcp::{Admission, TcpLimits, frame_codec};

@@ -99,7 +99,7 @@ fn receive_loop(
                 continue;
             }
         };
-        if !answerable_source(src) {
+        if !answerable_source(src) || !responder.udp_allowed(src.ip()) {
             continue;
         }
         let bytes = &packet[..len];
