@@ -5,6 +5,7 @@
 //! and TCP sockets; `gateways` follows Docker bridges with listeners. Nothing here writes to the registry.
 
 mod answer;
+mod batch;
 pub mod exchange;
 mod fast;
 pub mod forward;

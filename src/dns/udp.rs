@@ -14,7 +14,11 @@ use socket2::{Domain, Socket, Type};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{Responder, exchange, fast};
+use super::{
+    Responder,
+    batch::{Inbox, Outbox},
+    exchange, fast,
+};
 
 /// Largest datagram we read; anything longer is not a DNS query we answer.
 const MAX_DATAGRAM: usize = 4096;
@@ -80,15 +84,15 @@ fn receive_loop(
     runtime: tokio::runtime::Handle,
 ) {
     let in_flight = Arc::new(tokio::sync::Semaphore::new(FULL_PATH_IN_FLIGHT));
-    let mut packet = vec![0u8; MAX_DATAGRAM];
-    let mut answer = Vec::with_capacity(1232);
+    let mut inbox = Inbox::new(MAX_DATAGRAM);
+    let mut outbox = Outbox::default();
     while !stop.is_cancelled() {
-        let (len, src) = match socket.recv_from(&mut packet) {
-            Ok(received) => received,
+        match inbox.receive(&socket) {
+            Ok(_) => {}
             Err(error)
                 if matches!(
                     error.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
                 ) =>
             {
                 continue;
@@ -98,29 +102,35 @@ fn receive_loop(
                 debug!(%error, "udp receive error");
                 continue;
             }
-        };
-        if !answerable_source(src) || !responder.udp_allowed(src.ip()) {
-            continue;
         }
-        let bytes = &packet[..len];
-        if fast_path && fast::try_answer(&responder, bytes, src.ip(), &mut answer) {
-            if let Err(error) = socket.send_to(&answer, src) {
-                debug!(%error, %src, "udp send failed");
+        for i in 0..inbox.len() {
+            let Some((bytes, src)) = inbox.get(i) else {
+                continue;
+            };
+            if !answerable_source(src) || !responder.udp_allowed(src.ip()) {
+                continue;
             }
-            continue;
+            if fast_path
+                && let Some(answer) = outbox.next_buffer()
+                && fast::try_answer(&responder, bytes, src.ip(), answer)
+            {
+                outbox.commit(src);
+                continue;
+            }
+            // A flood of slow questions must not pile up tasks without end.
+            let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
+                counter!("netalias_dns_dropped_total", "reason" => "overload").increment(1);
+                continue;
+            };
+            let socket = Arc::clone(&socket);
+            let responder = responder.clone();
+            let bytes = bytes.to_vec();
+            runtime.spawn(async move {
+                full_path(socket, responder, bytes, src).await;
+                drop(permit);
+            });
         }
-        // A flood of slow questions must not pile up tasks without end.
-        let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
-            counter!("netalias_dns_dropped_total", "reason" => "overload").increment(1);
-            continue;
-        };
-        let socket = Arc::clone(&socket);
-        let responder = responder.clone();
-        let bytes = bytes.to_vec();
-        runtime.spawn(async move {
-            full_path(socket, responder, bytes, src).await;
-            drop(permit);
-        });
+        outbox.flush(&socket);
     }
 }
 
