@@ -209,3 +209,41 @@ fn zones_cover_domain_and_networks() {
     assert_eq!(reg.zone_of(&name("x.net1.")), Some(name("net1.")));
     assert_eq!(reg.zone_of(&name("example.com.")), None);
 }
+
+#[test]
+fn a_name_on_several_networks_and_a_qualified_form_spelled_as_an_alias() {
+    let reg = Registry::new(None).expect("registry");
+    reg.apply(Change::EndpointUp(ep("b", "web", [10, 0, 2, 1], &[])));
+    reg.apply(Change::EndpointUp(ep("a", "web", [10, 0, 1, 1], &[])));
+    // On network `z`, an alias that spells `web.a.`, the qualified form of `web` on `a`.
+    reg.apply(Change::EndpointUp(ep(
+        "z",
+        "odd",
+        [10, 0, 9, 1],
+        &["web.a"],
+    )));
+    assert_eq!(
+        members(&reg, "web.", HOST),
+        Some(vec![Ipv4Addr::new(10, 0, 1, 1)]),
+        "the first network in name order answers"
+    );
+    let entry = reg.lookup(&name("web.a."), HOST).expect("web.a.");
+    assert_eq!(entry.v4_members(), [Ipv4Addr::new(10, 0, 1, 1)]);
+    reg.apply(Change::EndpointDown {
+        network: "a".into(),
+        container: "web".into(),
+    });
+    assert_eq!(
+        members(&reg, "web.a.", HOST),
+        Some(vec![Ipv4Addr::new(10, 0, 9, 1)]),
+        "the alias still answers once the container on `a` is gone"
+    );
+    assert_eq!(
+        members(&reg, "web.", HOST),
+        Some(vec![Ipv4Addr::new(10, 0, 2, 1)])
+    );
+    reg.apply(Change::NetworkDown {
+        network: "z".into(),
+    });
+    assert_eq!(members(&reg, "web.a.", HOST), None);
+}

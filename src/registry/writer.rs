@@ -18,9 +18,6 @@ use super::{
     record_set::Cursors,
 };
 
-/// A record set's identity: network name, then the short name (e.g. `app.`).
-type SetKey = (String, LowerName);
-
 /// A small sorted map on a `Vec`. Most keys here have one or two entries; a `BTreeMap` would
 /// allocate a node of eleven slots for each (measured: about 10 KB per endpoint at 100,000).
 #[derive(Debug)]
@@ -69,14 +66,14 @@ struct NetworkState {
     /// short name → containers answering to it
     by_name: HashMap<LowerName, SmallSet<String>>,
     sets: HashMap<LowerName, Arc<RecordSet>>,
+    /// `NETWORK.`, for the `SHORT.NETWORK.` forms; `None` if the name is not a DNS name.
+    zone: Option<LowerName>,
 }
 
 pub(super) struct Model {
     domain: Option<LowerName>,
     networks: BTreeMap<String, NetworkState>,
     next_id: u32,
-    /// published name → record sets contributing to it
-    key_sources: HashMap<LowerName, SmallSet<SetKey>>,
     /// IP → (network, container) → PTR target
     ptr_sources: HashMap<IpAddr, SmallMap<(String, String), PtrTarget>>,
     /// container → network → its addresses there
@@ -105,6 +102,18 @@ fn lower(text: &str) -> Option<LowerName> {
     }
 }
 
+/// `s.net.` less `net.` → `s.`; `None` unless `form` lies strictly inside `zone`.
+fn strip_zone(form: &LowerName, zone: &LowerName) -> Option<LowerName> {
+    let keep = form.num_labels().checked_sub(zone.num_labels())?;
+    if keep == 0 || !zone.zone_of(form) {
+        return None;
+    }
+    let name = Name::from(form);
+    let mut short = Name::from_labels(name.iter().take(usize::from(keep))).ok()?;
+    short.set_fqdn(true);
+    Some(LowerName::from(short))
+}
+
 /// `a.` + `b.` → `a.b.`
 fn join(a: &LowerName, b: &LowerName) -> Option<LowerName> {
     let joined = Name::from(a).append_domain(&Name::from(b)).ok()?;
@@ -117,7 +126,6 @@ impl Model {
             domain,
             networks: BTreeMap::new(),
             next_id: 0,
-            key_sources: HashMap::new(),
             ptr_sources: HashMap::new(),
             containers: HashMap::new(),
             default_view: None,
@@ -188,6 +196,7 @@ impl Model {
                 endpoints: BTreeMap::new(),
                 by_name: HashMap::new(),
                 sets: HashMap::new(),
+                zone: lower(network),
             },
         );
         for zone in self.network_zones(network) {
@@ -291,17 +300,11 @@ impl Model {
             .filter_map(|c| state.endpoints.get(c))
             .filter(|e| e.in_rotation)
             .collect();
-        let key: SetKey = (network.to_string(), short.clone());
         if state.by_name.get(short).is_some_and(SmallMap::is_empty) {
             state.by_name.remove(short);
         }
         if members.is_empty() {
             state.sets.remove(short);
-            for form in &forms {
-                if let Some(sources) = self.key_sources.get_mut(form) {
-                    sources.remove(&key);
-                }
-            }
         } else {
             let v4: Vec<Ipv4Addr> = members.iter().filter_map(|e| e.ipv4).collect();
             let v6: Vec<Ipv6Addr> = members.iter().filter_map(|e| e.ipv6).collect();
@@ -314,28 +317,29 @@ impl Model {
                 .unwrap_or_else(|| Arc::new(Cursors::default()));
             let set = Arc::new(RecordSet::new(state.id, v4, v6, ttl, cursors));
             state.sets.insert(short.clone(), set);
-            for form in &forms {
-                self.key_sources
-                    .entry(form.clone())
-                    .or_default()
-                    .insert(key.clone(), ());
-            }
         }
         for form in forms {
             self.publish_name(form, index);
         }
     }
 
-    fn publish_name(&mut self, form: LowerName, index: &Index) {
-        let sets: Vec<Arc<RecordSet>> = self
-            .key_sources
-            .get(&form)
-            .into_iter()
-            .flat_map(SmallMap::keys)
-            .filter_map(|(net, short)| self.networks.get(net)?.sets.get(short).cloned())
-            .collect();
+    /// Publishes every record set that answers to `form`, in network-name order: on each
+    /// network, the set named `form` itself and, when `form` is `SHORT.NETWORK.`, the set
+    /// `SHORT`. Derived on demand rather than kept in a map of contributors, which cost
+    /// ~55 MB at 100,000 endpoints; the writer pays one lookup per network instead.
+    fn publish_name(&self, form: LowerName, index: &Index) {
+        let mut sets: Vec<Arc<RecordSet>> = Vec::new();
+        for state in self.networks.values() {
+            if let Some(set) = state.sets.get(&form) {
+                sets.push(Arc::clone(set));
+            }
+            if let Some(short) = state.zone.as_ref().and_then(|zone| strip_zone(&form, zone))
+                && let Some(set) = state.sets.get(&short)
+            {
+                sets.push(Arc::clone(set));
+            }
+        }
         if sets.is_empty() {
-            self.key_sources.remove(&form);
             index.names.remove(&form);
         } else {
             index
