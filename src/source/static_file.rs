@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 
 use super::tracked::Tracked;
 use crate::{
-    config::Config,
+    config::{Config, ServerConfig},
     dns::Settings,
     registry::{Change, Endpoint, Registry},
     telemetry,
@@ -72,7 +72,7 @@ impl StaticSource {
 pub fn spawn_reloader(
     path: PathBuf,
     mut source: StaticSource,
-    mut current: Config,
+    current: Config,
     registry: Arc<Registry>,
     settings: Arc<Settings>,
     ttl_override: Option<u32>,
@@ -86,6 +86,9 @@ pub fn spawn_reloader(
         }
     };
     forward_sighup(tx);
+    // Only the server settings are compared on reload; the records live in `source`, so the
+    // parsed file is not kept (at 100,000 endpoints it is tens of MB).
+    let mut current = current.server;
     tokio::spawn(async move {
         let _watcher = watcher;
         while let Some(trigger) = rx.recv().await {
@@ -94,13 +97,13 @@ pub fn spawn_reloader(
             while rx.try_recv().is_ok() {}
             match Config::load(&path) {
                 Ok(config) => {
-                    warn_if_needs_restart(&current, &config);
+                    warn_if_needs_restart(&current, &config.server);
                     // A --ttl on the command line outranks the file.
                     settings.set_ttl(ttl_override.unwrap_or(config.server.ttl));
                     let changes = source.sync(&config, &registry);
                     telemetry::count_reload(true);
                     info!(file = %path.display(), trigger, changes, "config reloaded");
-                    current = config;
+                    current = config.server;
                 }
                 Err(error) => {
                     telemetry::count_reload(false);
@@ -111,14 +114,17 @@ pub fn spawn_reloader(
     })
 }
 
-fn warn_if_needs_restart(old: &Config, new: &Config) {
-    if old.server.listen != new.server.listen
-        || old.server.domain() != new.server.domain()
-        || old.server.max_udp_payload != new.server.max_udp_payload
-        || old.server.tcp_idle_timeout_secs != new.server.tcp_idle_timeout_secs
+fn warn_if_needs_restart(old: &ServerConfig, new: &ServerConfig) {
+    if old.listen != new.listen
+        || old.domain() != new.domain()
+        || old.max_udp_payload != new.max_udp_payload
+        || old.tcp_idle_timeout_secs != new.tcp_idle_timeout_secs
+        || old.tcp_max_connections != new.tcp_max_connections
+        || old.tcp_max_connections_per_client != new.tcp_max_connections_per_client
+        || old.rate_limit_per_second != new.rate_limit_per_second
     {
         warn!(
-            "listen, domain, max_udp_payload and tcp_idle_timeout_secs take effect after a restart"
+            "listen, domain, max_udp_payload, the TCP limits and rate_limit_per_second take effect after a restart"
         );
     }
 }
