@@ -3,7 +3,8 @@
 //! Checks the request (opcode, question count, EDNS version), asks `answer` for the records
 //! and shapes the response: AA, EDNS0 echo, and truncation to the UDP size the client can take.
 //! Names that are not ours go to the forwarder when policy allows the asker.
-//! hickory-server itself drops responses (QR=1) and answers undecodable messages with FORMERR.
+//! Responses (QR=1) and undecodable messages never reach it: `exchange` drops the first and
+//! answers the second with FORMERR.
 
 use std::{
     net::IpAddr,

@@ -1,8 +1,11 @@
 //! The DNS front end: packets in, answers out, read-only over the registry.
 //!
 //! `answer` decides what a question gets (pure, no I/O); `handler` applies the protocol
-//! rules (opcode, EDNS, truncation) around it for hickory-server; `listener` binds the UDP
-//! and TCP sockets; `gateways` follows Docker bridges with listeners. Nothing here writes to the registry.
+//! rules (opcode, EDNS, truncation) around it as a hickory-server `RequestHandler`;
+//! `exchange` runs that handler from bytes to bytes; `udp` (with `batch` and the `fast` path)
+//! and `tcp` carry packets to it; `listener` binds the sockets; `gateways` follows Docker
+//! bridges with listeners; `rate_limit` is the optional UDP RRL. Nothing here writes to the
+//! registry.
 
 mod answer;
 mod batch;
