@@ -51,12 +51,22 @@ awk -v a=$(( (s1 + s2) / 2 )) -v b=$(( (l1 + l2) / 2 )) 'BEGIN { printf "scale r
 echo "500-member alias over TCP: $(kdig @127.0.0.1 -p 15372 +tcp +short big | wc -l) addresses"
 
 half=$(( (s1 + s2) / 4 ))
-dnsperf -s 127.0.0.1 -p 15371 -d "$work/queries" -c 4 -q 500 -l "$DURATION" -Q "$half" -v 2>/dev/null \
-  | awk '/^> NOERROR/ {print $NF}' | sort -g >"$work/lat"
-awk -v q="$half" '{ v[NR] = $1 } END {
-  if (NR == 0) { print "no latencies"; exit }
-  printf "latency at %d q/s (half the maximum): p50 %.3f ms, p99 %.3f ms, max %.3f ms over %d queries\n",
-    q, v[int(NR * 0.50)] * 1000, v[int(NR * 0.99)] * 1000, v[NR] * 1000, NR }' "$work/lat"
+latency() { # PORT LABEL: per-query latencies at $half q/s from dnsperf -v
+  dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -c 4 -q 500 -l "$DURATION" -Q "$half" -v 2>/dev/null \
+    | awk '/^> NOERROR/ {print $NF}' | sort -g >"$work/lat"
+  awk -v q="$half" -v label="$2" '{ v[NR] = $1 } END {
+    if (NR == 0) { print "no latencies"; exit }
+    printf "%s latency at %d q/s (half the maximum): p50 %.3f ms, p99 %.3f ms, max %.3f ms over %d queries\n",
+      label, q, v[int(NR * 0.50)] * 1000, v[int(NR * 0.99)] * 1000, v[NR] * 1000, NR }' "$work/lat"
+}
+latency 15371 netalias
+# The harness's own floor: the same run against a responder that only flips the QR bit.
+gcc -O2 -o "$work/flip" benches/flip_responder.c
+"$work/flip" 15374 &
+pids+=($!); flip_pid=$!
+sleep 0.2
+latency 15374 "QR-flip responder"
+kill "$flip_pid" 2>/dev/null || true
 kill "$seed_pid" "$scale_pid" 2>/dev/null || true
 
 make_config 15373 100000 0 "$work/big.toml"
