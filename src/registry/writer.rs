@@ -34,6 +34,12 @@ impl<K: Ord, V> SmallMap<K, V> {
         match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
+                // Most of these hold one or two entries: grow them one slot at a time (a plain
+                // insert reserves four, which at 100,000 endpoints is tens of MB of empty
+                // slots), and only larger ones by doubling.
+                if self.0.len() < SMALL {
+                    self.0.reserve_exact(1);
+                }
                 self.0.insert(i, (key, value));
                 None
             }
@@ -56,6 +62,9 @@ impl<K: Ord, V> SmallMap<K, V> {
         self.0.is_empty()
     }
 }
+
+/// Up to this many entries a `SmallMap` grows by exactly one slot.
+const SMALL: usize = 4;
 
 /// A small sorted set on a `Vec` (see [`SmallMap`]).
 type SmallSet<K> = SmallMap<K, ()>;
