@@ -207,6 +207,10 @@ pub struct ServerConfig {
     /// TCP connections one client address may hold; more are refused at once.
     #[serde(default = "default_tcp_max_connections_per_client")]
     pub tcp_max_connections_per_client: usize,
+    /// The most endpoints served at once, a bound on memory (about 3 KB each); past it, new
+    /// endpoints are refused, logged and counted.
+    #[serde(default = "default_max_endpoints")]
+    pub max_endpoints: usize,
     /// UDP answers per second per client subnet (/24, /56); over it, queries are dropped.
     /// 0: off. TCP is never limited.
     #[serde(default)]
@@ -237,6 +241,7 @@ impl Default for ServerConfig {
             tcp_idle_timeout_secs: default_tcp_idle_timeout_secs(),
             tcp_max_connections: default_tcp_max_connections(),
             rate_limit_per_second: 0,
+            max_endpoints: default_max_endpoints(),
             tcp_max_connections_per_client: default_tcp_max_connections_per_client(),
             http_listen: None,
             udp_workers: None,
@@ -250,6 +255,9 @@ fn default_listen() -> Vec<SocketAddr> {
 }
 fn default_max_udp_payload() -> u16 {
     1232
+}
+fn default_max_endpoints() -> usize {
+    1_000_000
 }
 fn default_tcp_max_connections() -> usize {
     1024

@@ -157,6 +157,7 @@ async fn run(
 ) -> anyhow::Result<()> {
     let registry =
         Arc::new(Registry::new(config.server.domain()).context("cannot build the registry")?);
+    registry.set_max_endpoints(config.server.max_endpoints.max(1));
     let mut source = StaticSource::default();
     let changes = source.sync(&config, &registry);
     let sizes = registry.sizes();

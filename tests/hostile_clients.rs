@@ -163,7 +163,7 @@ fn broken_framing_is_closed_on_the_idle_timeout_and_hurts_no_one_else() {
 
 #[test]
 fn a_udp_flood_keeps_memory_bounded() {
-    let (server, _http) = start("");
+    let (server, http) = start("");
     let before = rss_kib(server.pid());
     let sender = UdpSocket::bind("127.0.0.1:0").expect("bind");
     // Unknown names take the full path (NXDOMAIN), the costly one; nobody reads the answers.
@@ -180,6 +180,14 @@ fn a_udp_flood_keeps_memory_bounded() {
     let grown_mib = after.saturating_sub(before) / 1024;
     eprintln!("UDP flood: {sent} queries, RSS {before} KiB -> {after} KiB");
     assert!(grown_mib < 64, "RSS grew by {grown_mib} MiB");
+    let reported = metric(
+        &metrics_page(http),
+        "netalias_process_resident_memory_bytes",
+    );
+    assert!(
+        reported > 1_000_000.0 && reported < 2.0 * (after as f64) * 1024.0,
+        "memory shows in /metrics: {reported}"
+    );
 }
 
 #[test]

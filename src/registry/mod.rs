@@ -107,6 +107,12 @@ impl Registry {
         })
     }
 
+    /// The most endpoints held at once; past it new endpoints are refused (counted, logged).
+    pub fn set_max_endpoints(&self, max: usize) {
+        let mut model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        model.set_max_endpoints(max);
+    }
+
     /// Applies one change. Changes are applied one at a time, in the order of the calls.
     pub fn apply(&self, change: Change) {
         // A poisoned lock means an earlier apply panicked half-way; the model is still the

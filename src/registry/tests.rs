@@ -247,3 +247,33 @@ fn a_name_on_several_networks_and_a_qualified_form_spelled_as_an_alias() {
     });
     assert_eq!(members(&reg, "web.a.", HOST), None);
 }
+
+#[test]
+fn past_max_endpoints_new_ones_are_refused_and_room_comes_back() {
+    let reg = Registry::new(None).expect("registry");
+    reg.set_max_endpoints(2);
+    reg.apply(Change::EndpointUp(ep("n", "a", [10, 0, 0, 1], &["app"])));
+    reg.apply(Change::EndpointUp(ep("n", "b", [10, 0, 0, 2], &["app"])));
+    reg.apply(Change::EndpointUp(ep("n", "c", [10, 0, 0, 3], &["app"])));
+    assert_eq!(reg.sizes().endpoints, 2);
+    assert_eq!(members(&reg, "c.", HOST), None, "refused");
+    // Changing one already held is not a new endpoint.
+    reg.apply(Change::EndpointUp(ep("n", "b", [10, 0, 0, 9], &["app"])));
+    assert_eq!(
+        members(&reg, "b.", HOST),
+        Some(vec![Ipv4Addr::new(10, 0, 0, 9)])
+    );
+    reg.apply(Change::EndpointDown {
+        network: "n".into(),
+        container: "a".into(),
+    });
+    reg.apply(Change::EndpointUp(ep("n", "c", [10, 0, 0, 3], &["app"])));
+    assert_eq!(
+        members(&reg, "c.", HOST),
+        Some(vec![Ipv4Addr::new(10, 0, 0, 3)])
+    );
+    reg.apply(Change::NetworkDown {
+        network: "n".into(),
+    });
+    assert_eq!(reg.sizes().endpoints, 0);
+}

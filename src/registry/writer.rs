@@ -11,6 +11,7 @@ use std::{
 };
 
 use hickory_server::proto::rr::{LowerName, Name};
+use metrics::counter;
 use tracing::{debug, warn};
 
 use super::{
@@ -88,6 +89,11 @@ pub(super) struct Model {
     /// container → network → its addresses there
     containers: HashMap<String, SmallMap<String, Vec<IpAddr>>>,
     default_view: Option<Vec<String>>,
+    /// Endpoints held, and the most the registry takes (a memory bound; about 3 KB each).
+    endpoints: usize,
+    max_endpoints: usize,
+    /// When the last "endpoint refused" warning was logged (one a minute at most).
+    refused_warned: Option<std::time::Instant>,
 }
 
 /// `text` as a fully-qualified DNS name.
@@ -138,13 +144,20 @@ impl Model {
             ptr_sources: HashMap::new(),
             containers: HashMap::new(),
             default_view: None,
+            endpoints: 0,
+            max_endpoints: usize::MAX,
+            refused_warned: None,
         }
+    }
+
+    pub(super) fn set_max_endpoints(&mut self, max: usize) {
+        self.max_endpoints = max;
     }
 
     pub(super) fn sizes(&self) -> Sizes {
         Sizes {
             networks: self.networks.len(),
-            endpoints: self.networks.values().map(|n| n.endpoints.len()).sum(),
+            endpoints: self.endpoints,
             names: 0,
         }
     }
@@ -235,6 +248,30 @@ impl Model {
     fn upsert_endpoint(&mut self, endpoint: Endpoint, index: &Index) {
         let network = endpoint.network.clone();
         let container = endpoint.container.clone();
+        let is_new = !self
+            .networks
+            .get(&network)
+            .is_some_and(|s| s.endpoints.contains_key(&container));
+        if is_new && self.endpoints >= self.max_endpoints {
+            counter!("netalias_registry_refused_endpoints_total").increment(1);
+            let now = std::time::Instant::now();
+            if self
+                .refused_warned
+                .is_none_or(|t| now.duration_since(t).as_secs() >= 60)
+            {
+                self.refused_warned = Some(now);
+                warn!(
+                    max_endpoints = self.max_endpoints,
+                    %network,
+                    %container,
+                    "registry full: endpoint not served (raise server.max_endpoints)"
+                );
+            }
+            return;
+        }
+        if is_new {
+            self.endpoints += 1;
+        }
         let net_id = self.ensure_network(&network, index);
         let Some(state) = self.networks.get_mut(&network) else {
             return;
@@ -282,6 +319,7 @@ impl Model {
         let Some(old) = state.endpoints.remove(container) else {
             return;
         };
+        self.endpoints = self.endpoints.saturating_sub(1);
         let mut touched = Vec::new();
         for name in old.names().filter_map(lower) {
             if let Some(members) = state.by_name.get_mut(&name) {

@@ -79,6 +79,9 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     gauge!("netalias_registry_networks").set(sizes.networks as f64);
     gauge!("netalias_registry_endpoints").set(sizes.endpoints as f64);
     gauge!("netalias_registry_names").set(sizes.names as f64);
+    if let Some(bytes) = resident_memory_bytes() {
+        gauge!("netalias_process_resident_memory_bytes").set(bytes as f64);
+    }
     (
         [("content-type", "text/plain; version=0.0.4")],
         state.prometheus.render(),
@@ -98,4 +101,13 @@ async fn records(
     State(state): State<Arc<HttpState>>,
 ) -> Json<BTreeMap<String, BTreeMap<String, Vec<String>>>> {
     Json(state.registry.records())
+}
+
+/// This process's resident memory, from /proc (Linux); `None` elsewhere.
+fn resident_memory_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions; it only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
 }

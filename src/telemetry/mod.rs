@@ -42,6 +42,14 @@ fn describe() {
     describe_gauge!("netalias_registry_networks", "Networks in the registry");
     describe_gauge!("netalias_registry_endpoints", "Endpoints in the registry");
     describe_gauge!("netalias_registry_names", "Distinct names served");
+    describe_gauge!(
+        "netalias_process_resident_memory_bytes",
+        "Resident memory of the process"
+    );
+    describe_counter!(
+        "netalias_registry_refused_endpoints_total",
+        "Endpoints not served because server.max_endpoints was reached"
+    );
     describe_counter!(
         "netalias_docker_events_total",
         "Docker events received, by action"
