@@ -59,6 +59,9 @@ pub struct DockerConfig {
     /// Port of those gateway listeners.
     #[serde(default = "default_bridge_port")]
     pub bridge_port: u16,
+    /// Engine events read but not yet applied, at most; past it a snapshot resyncs instead.
+    #[serde(default = "default_max_pending_events")]
+    pub max_pending_events: usize,
 }
 
 impl Default for DockerConfig {
@@ -69,6 +72,7 @@ impl Default for DockerConfig {
             include_unhealthy: false,
             attach_bridges: false,
             bridge_port: default_bridge_port(),
+            max_pending_events: default_max_pending_events(),
         }
     }
 }
@@ -101,6 +105,10 @@ impl Default for SwarmConfig {
 
 fn default_swarm_poll_ms() -> u64 {
     1000
+}
+
+fn default_max_pending_events() -> usize {
+    crate::source::docker::DEFAULT_MAX_PENDING_EVENTS
 }
 
 fn default_bridge_port() -> u16 {

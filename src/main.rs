@@ -247,6 +247,7 @@ async fn run(
                 include_unhealthy: docker.include_unhealthy,
                 skip_swarm_tasks: swarm.enabled,
             },
+            max_pending_events: docker.max_pending_events,
         };
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let mut source = DockerSource::new(options, Arc::clone(&registry)).with_ready(ready_tx);

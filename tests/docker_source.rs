@@ -431,3 +431,50 @@ fn forwarding_policy_internal_networks_and_outside_askers() {
     );
     assert_eq!(upstream.udp(), seen, "neither query reached the upstream");
 }
+
+/// A burst of events into a pending-events queue of one: what cannot be queued is dropped,
+/// a snapshot resyncs, and the answers end up equal to what the engine says.
+#[test]
+fn an_event_burst_past_the_queue_bound_resyncs_to_the_right_state() {
+    if !available() {
+        return;
+    }
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let config = format!(
+        "{}http_listen = \"{http}\"\n\n[docker]\nmax_pending_events = 1\n",
+        docker_config()
+    );
+    let server = Server::start_with(&config, &["--docker"]);
+    server.wait_log("Docker snapshot applied");
+    let mut stack = Stack::default();
+    let net = stack.network("natest-burst", &["--subnet=10.213.71.0/24"]);
+    let names: Vec<String> = (1..=12).map(|i| format!("natest-burst-{i}")).collect();
+    // Started in parallel: their events arrive faster than one inspect each.
+    let runs: Vec<_> = names
+        .iter()
+        .map(|name| {
+            std::process::Command::new("docker")
+                .args(["run", "-d", "--label", LABEL, "--name", name])
+                .args(["--network", &net, "--network-alias", "burst", IMAGE])
+                .args(IDLE)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("docker run")
+        })
+        .collect();
+    for (mut run, name) in runs.into_iter().zip(&names) {
+        assert!(run.wait().expect("docker run").success(), "{name}");
+        stack.adopt(name);
+    }
+    let want: Vec<Ipv4Addr> = names.iter().map(|n| ip_on(n, &net)).collect();
+    assert!(
+        answers_become(&server, "burst", &want),
+        "after the burst: {:?}",
+        sorted(a(&server, "burst"))
+    );
+    for (name, ip) in names.iter().zip(&want) {
+        assert_eq!(a(&server, name), [*ip], "{name}");
+    }
+    let overflows = metric(&metrics_page(http), "netalias_docker_event_overflows_total");
+    assert!(overflows >= 1.0, "the burst overflowed a queue of one");
+}

@@ -46,6 +46,14 @@ fn describe() {
         "netalias_process_resident_memory_bytes",
         "Resident memory of the process"
     );
+    describe_gauge!(
+        "netalias_docker_pending_events",
+        "Docker events read but not yet applied"
+    );
+    describe_counter!(
+        "netalias_docker_event_overflows_total",
+        "Times the pending-events queue overflowed and a snapshot resynced instead"
+    );
     describe_counter!(
         "netalias_registry_refused_endpoints_total",
         "Endpoints not served because server.max_endpoints was reached"

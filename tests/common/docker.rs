@@ -146,6 +146,11 @@ impl Stack {
         id
     }
 
+    /// A container started by other means, removed with the rest.
+    pub fn adopt(&mut self, name: &str) {
+        self.containers.push(name.to_string());
+    }
+
     pub fn forget_network(&mut self, name: &str) {
         self.networks.retain(|n| n != name);
     }

@@ -60,12 +60,27 @@ const PROGRESS_EVERY: usize = 50;
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DockerOptions {
     /// `unix:///path`, `tcp://host:port`; `None` uses `DOCKER_HOST` or the local socket.
     pub host: Option<String>,
     pub policy: Policy,
+    /// Engine events read but not yet applied, at most. Past it the queue is dropped and a
+    /// fresh snapshot reconciles instead, so a storm costs one resync, not unbounded memory.
+    pub max_pending_events: usize,
 }
+
+impl Default for DockerOptions {
+    fn default() -> Self {
+        DockerOptions {
+            host: None,
+            policy: Policy::default(),
+            max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
+        }
+    }
+}
+
+pub const DEFAULT_MAX_PENDING_EVENTS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerSourceError {
@@ -201,8 +216,45 @@ impl DockerSource {
             .since(&since)
             .filters(&filters)
             .build();
+        // A reader task keeps the engine's stream flowing into a bounded queue; this task
+        // applies from it. If the queue fills, the reader drops what it cannot queue and
+        // flags it, and the next turn here reconciles from a fresh snapshot instead.
+        let capacity = self.options.max_pending_events.max(1);
+        let (tx, mut rx) = mpsc::channel::<Result<EventMessage, BollardError>>(capacity);
+        let overflowed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut events = docker.events(Some(options));
-        while let Some(event) = events.next().await {
+        let reader_overflowed = Arc::clone(&overflowed);
+        let reader = tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                let failed = event.is_err();
+                match tx.try_send(event) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        if !reader_overflowed.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                            counter!("netalias_docker_event_overflows_total").increment(1);
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                }
+                gauge!("netalias_docker_pending_events")
+                    .set((tx.max_capacity() - tx.capacity()) as f64);
+                if failed {
+                    return;
+                }
+            }
+        });
+        let _stop_reader = AbortOnDrop(reader);
+        while let Some(event) = rx.recv().await {
+            if overflowed.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                while rx.try_recv().is_ok() {}
+                warn!(
+                    max_pending_events = capacity,
+                    "Docker events arrived faster than they could be applied; resyncing from a snapshot"
+                );
+                self.snapshot(&docker).await?;
+                continue;
+            }
+            gauge!("netalias_docker_pending_events").set(rx.len() as f64);
             let event = event.map_err(request_error("events"))?;
             self.handle_event(&docker, event).await?;
         }
@@ -429,4 +481,13 @@ fn gateway_of(name: &str, driver: Option<&str>, ipam: Option<&Ipam>) -> Option<(
         .filter_map(|c| c.gateway.as_deref()?.parse::<IpAddr>().ok())
         .find(IpAddr::is_ipv4)?;
     Some((name.to_string(), gateway))
+}
+
+/// Aborts the task when dropped, so a session that ends takes its event reader with it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
