@@ -151,7 +151,13 @@ fn answers_continue_while_the_engine_is_away_and_catch_up_after() {
         app(&server)
     );
     assert!(a_records(&udp(server.addr, &query("natest-outage-1.", RecordType::A))).is_empty());
-    assert_eq!(metric(&metrics_page(http), "netalias_docker_stale"), 0.0);
+    assert!(
+        eventually(Duration::from_secs(10), || metric(
+            &metrics_page(http),
+            "netalias_docker_stale"
+        ) == 0.0),
+        "fresh again in /metrics"
+    );
     assert_eq!(
         a_records(&udp(server.addr, &query("natest-outage-3.", RecordType::A))),
         vec![ip3],

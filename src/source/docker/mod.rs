@@ -196,7 +196,6 @@ impl DockerSource {
             .map_or(0, |d| d.as_secs())
             .to_string();
         self.snapshot(&docker).await?;
-        gauge!("netalias_docker_stale").set(0.0);
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(());
         }
@@ -326,6 +325,8 @@ impl DockerSource {
         changes.extend(internal);
         let applied = changes.len();
         self.registry.apply_all(changes);
+        // Fresh from this moment: the gauge turns with the records, not after the bookkeeping.
+        gauge!("netalias_docker_stale").set(0.0);
         self.report_gateways(GatewayEvent::Sync(gateways)).await;
         counter!("netalias_docker_resyncs_total").increment(1);
         info!(
