@@ -32,8 +32,8 @@ pub async fn answer_bytes(
     if bytes.len() < HEADER || bytes[2] & 0x80 != 0 {
         return None;
     }
-    if !question_name_is_plain(bytes) {
-        debug!(%src, "question name with a compression pointer or extended label: FORMERR");
+    if !questions_are_echo_safe(bytes) {
+        debug!(%src, "question name pointing into the header, or an extended label: FORMERR");
         return Some(formerr(bytes).to_vec());
     }
     let request = match Request::from_bytes(bytes.to_vec(), src, protocol) {
@@ -56,25 +56,43 @@ pub async fn answer_bytes(
     capture.out.lock().ok()?.take()
 }
 
-/// Whether the first question's name is plain labels. It is the first name in the message,
-/// so a compression pointer there can only point into the header: never a valid name. hickory
-/// decodes such a name anyway and echoes the question's original bytes, pointer included,
-/// into the answer, where the header differs: an answer no client can decode (found by the
-/// tcp_framing fuzz target).
-fn question_name_is_plain(bytes: &[u8]) -> bool {
+/// Whether the question section can be echoed byte for byte. hickory decodes a question
+/// name whose compression pointer targets the header, then copies the question's original
+/// bytes into the answer, whose header differs: the pointer then lands on other bytes and the
+/// answer cannot be decoded (found by the fuzz targets; the first name in a message has no
+/// earlier name to point at, so such a pointer is never valid). Pointers to earlier question
+/// names are copied to the same offsets and stay right. Extended label types are refused too.
+fn questions_are_echo_safe(bytes: &[u8]) -> bool {
     let questions = u16::from_be_bytes([bytes[4], bytes[5]]);
-    if questions == 0 {
-        return true;
-    }
     let mut at = HEADER;
-    while let Some(&len) = bytes.get(at) {
-        match len {
-            0 => return true,
-            1..=63 => at += 1 + usize::from(len),
-            _ => return false,
+    for _ in 0..questions {
+        loop {
+            let Some(&len) = bytes.get(at) else {
+                return true; // truncated: the decoder's to refuse
+            };
+            match len {
+                0 => {
+                    at += 1;
+                    break;
+                }
+                1..=63 => at += 1 + usize::from(len),
+                0xc0..=0xff => {
+                    let Some(&low) = bytes.get(at + 1) else {
+                        return true;
+                    };
+                    let target = (usize::from(len & 0x3f) << 8) | usize::from(low);
+                    if target < HEADER {
+                        return false;
+                    }
+                    at += 2;
+                    break;
+                }
+                _ => return false,
+            }
         }
+        at += 4; // type and class
     }
-    true // truncated: the decoder's to refuse
+    true
 }
 
 /// A header-only FORMERR echoing the query's ID, opcode and RD. `bytes` has at least a header.
@@ -120,5 +138,41 @@ impl ResponseHandler for Capture {
             *out = Some(bytes);
         }
         Ok(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(questions: u16) -> Vec<u8> {
+        let mut h = vec![0x12, 0x34, 0x01, 0x00, 0x00, 0x00, 0, 0, 0, 0, 0, 0];
+        h[4..6].copy_from_slice(&questions.to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn only_pointers_into_the_header_and_extended_labels_are_refused() {
+        let mut plain = header(1);
+        plain.extend_from_slice(&[1, b'a', 0, 0, 1, 0, 1]);
+        assert!(questions_are_echo_safe(&plain));
+
+        let mut into_header = header(1);
+        into_header.extend_from_slice(&[1, b'a', 0xc0, 0x02, 0, 1, 0, 1]);
+        assert!(!questions_are_echo_safe(&into_header));
+
+        // The second question points at the first (offset 12): echoed at the same offsets.
+        let mut to_earlier = header(2);
+        to_earlier.extend_from_slice(&[1, b'a', 0, 0, 1, 0, 1, 0xc0, 12, 0, 1, 0, 1]);
+        assert!(questions_are_echo_safe(&to_earlier));
+
+        // A root first question, then one pointing into the header (the fuzzers' second find).
+        let mut second_bad = header(2);
+        second_bad.extend_from_slice(&[0, 0, 1, 0, 1, 0xc0, 0x02, 0, 1, 0, 1]);
+        assert!(!questions_are_echo_safe(&second_bad));
+
+        let mut extended = header(1);
+        extended.extend_from_slice(&[0x41, 0, 0, 1, 0, 1]);
+        assert!(!questions_are_echo_safe(&extended));
     }
 }
