@@ -139,6 +139,20 @@ impl Server {
         }
     }
 
+    /// Waits until a line containing each of `needles` has been logged, in any order.
+    pub fn wait_logs(&self, needles: &[&str]) {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut missing: Vec<&str> = needles.to_vec();
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .log
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log lines containing {missing:?}"));
+            missing.retain(|needle| !line.contains(needle));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
