@@ -4,7 +4,10 @@
 //! (user-defined only), which names an endpoint answers to, and whether it is in rotation
 //! (running, not paused, healthy, not excluded). It never calls the engine.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::{
+    collections::HashMap,
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
 use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
 use tracing::warn;
@@ -15,6 +18,22 @@ use crate::registry::Endpoint;
 pub const LABEL_EXCLUDE: &str = "netalias.exclude";
 /// Label that sets the TTL of a container's records.
 pub const LABEL_TTL: &str = "netalias.ttl";
+
+/// Whether labels keep their owner (a container, a Swarm service) out of rotation.
+pub fn excluded_by_label(labels: &HashMap<String, String>) -> bool {
+    labels
+        .get(LABEL_EXCLUDE)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// The TTL that labels set: `Ok(None)` without the label, `Err(value)` when it is not a number
+/// of seconds (the caller decides whether that is worth a warning).
+pub fn ttl_from_labels(labels: &HashMap<String, String>) -> Result<Option<u32>, &str> {
+    match labels.get(LABEL_TTL) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| v.as_str()),
+    }
+}
 
 /// Networks with no embedded DNS in Docker: the default bridge, host, none, and Swarm's plumbing.
 const SYSTEM_NETWORKS: [&str; 5] = ["bridge", "host", "none", "docker_gwbridge", "ingress"];
@@ -47,10 +66,7 @@ fn out_of_rotation(c: &ContainerInspectResponse, policy: Policy) -> Option<&'sta
         return Some("paused");
     }
     let labels = c.config.as_ref().and_then(|cfg| cfg.labels.as_ref());
-    if labels
-        .and_then(|l| l.get(LABEL_EXCLUDE))
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
+    if labels.is_some_and(excluded_by_label) {
         return Some("excluded by label");
     }
     if !policy.include_unhealthy {
@@ -85,12 +101,9 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
         .unwrap_or(short_id(id))
         .trim_start_matches('/')
         .to_string();
-    let ttl = labels.and_then(|l| l.get(LABEL_TTL)).and_then(|v| match v.parse::<u32>() {
-        Ok(ttl) => Some(ttl),
-        Err(_) => {
-            warn!(container = %name, value = %v, "label {LABEL_TTL} is not a number of seconds; ignored");
-            None
-        }
+    let ttl = labels.map_or(Ok(None), ttl_from_labels).unwrap_or_else(|value| {
+        warn!(container = %name, value, "label {LABEL_TTL} is not a number of seconds; ignored");
+        None
     });
     let hostname = c
         .config

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::{
     registry::Endpoint,
     source::{
-        docker::translate::{LABEL_EXCLUDE, LABEL_TTL, is_user_defined, short_id},
+        docker::translate::{excluded_by_label, is_user_defined, short_id, ttl_from_labels},
         tracked::EndpointKey,
     },
 };
@@ -164,8 +164,13 @@ impl SwarmState {
     /// Every endpoint, keyed as the tracked state keys them.
     pub fn endpoints(&self) -> BTreeMap<EndpointKey, Endpoint> {
         let mut out = BTreeMap::new();
-        let services: HashMap<&str, &ServiceView> =
-            self.services.iter().map(|s| (s.id.as_str(), s)).collect();
+        // Excluded services have neither tasks nor a VIP served.
+        let services: HashMap<&str, &ServiceView> = self
+            .services
+            .iter()
+            .filter(|s| !excluded_by_label(&s.labels))
+            .map(|s| (s.id.as_str(), s))
+            .collect();
         // (service, network) pairs with at least one task in rotation: a VIP with no backend
         // there would take connections nobody accepts.
         let mut serving: HashMap<(&str, &str), usize> = HashMap::new();
@@ -174,10 +179,9 @@ impl SwarmState {
             let Some(service) = services.get(task.service_id.as_str()) else {
                 continue;
             };
-            if label_is_true(&service.labels, LABEL_EXCLUDE) {
-                continue;
-            }
             let name = task.name(&service.name);
+            // A bad value is ignored quietly here: this runs on every refresh.
+            let ttl = ttl_from_labels(&service.labels).unwrap_or(None);
             for attachment in &task.networks_attachments {
                 let network = if attachment.network.spec.name.is_empty() {
                     self.network_name(&attachment.network.id)
@@ -187,7 +191,8 @@ impl SwarmState {
                 if !is_user_defined(network) {
                     continue;
                 }
-                let (ipv4, ipv6) = split_addresses(attachment.addresses.iter().map(String::as_str));
+                let (ipv4, ipv6) =
+                    first_of_each_family(attachment.addresses.iter().filter_map(|a| address_of(a)));
                 if ipv4.is_none() && ipv6.is_none() {
                     continue;
                 }
@@ -222,17 +227,15 @@ impl SwarmState {
                         aliases,
                         ipv4,
                         ipv6,
-                        ttl: ttl_of(&service.labels),
+                        ttl,
                         in_rotation,
                     },
                 );
             }
         }
 
-        for service in self.services.iter().filter(|s| !s.dnsrr) {
-            if label_is_true(&service.labels, LABEL_EXCLUDE) {
-                continue;
-            }
+        for service in services.values().filter(|s| !s.dnsrr) {
+            let ttl = ttl_from_labels(&service.labels).unwrap_or(None);
             let mut by_network: BTreeMap<&str, Vec<IpAddr>> = BTreeMap::new();
             for (network_id, vip) in &service.virtual_ips {
                 by_network.entry(network_id).or_default().push(*vip);
@@ -242,7 +245,7 @@ impl SwarmState {
                 if !is_user_defined(network) || !self.networks.contains_key(network_id) {
                     continue;
                 }
-                let (ipv4, ipv6) = split_addresses_ip(vips.into_iter());
+                let (ipv4, ipv6) = first_of_each_family(vips.into_iter());
                 let container = format!("{SERVICE_KEY}{}", service.id);
                 out.insert(
                     (network.to_string(), container.clone()),
@@ -253,7 +256,7 @@ impl SwarmState {
                         aliases: service.aliases_on(network_id, network).to_vec(),
                         ipv4,
                         ipv6,
-                        ttl: ttl_of(&service.labels),
+                        ttl,
                         in_rotation: serving.contains_key(&(service.id.as_str(), network_id)),
                     },
                 );
@@ -273,13 +276,8 @@ impl ServiceView {
     }
 }
 
-fn split_addresses<'a>(
-    cidrs: impl Iterator<Item = &'a str>,
-) -> (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>) {
-    split_addresses_ip(cidrs.filter_map(address_of))
-}
-
-fn split_addresses_ip(
+/// The first IPv4 and the first IPv6 address among `addresses`.
+fn first_of_each_family(
     addresses: impl Iterator<Item = IpAddr>,
 ) -> (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>) {
     let (mut v4, mut v6) = (None, None);
@@ -296,21 +294,12 @@ fn split_addresses_ip(
     (v4, v6)
 }
 
-fn label_is_true(labels: &HashMap<String, String>, label: &str) -> bool {
-    labels
-        .get(label)
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-}
-
-fn ttl_of(labels: &HashMap<String, String>) -> Option<u32> {
-    labels.get(LABEL_TTL).and_then(|v| v.parse().ok())
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::source::docker::translate::{LABEL_EXCLUDE, LABEL_TTL};
 
     fn task(id: &str, service: &str, slot: u64, state: &str, desired: &str, ip: &str) -> Task {
         Task {
