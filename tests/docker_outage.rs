@@ -5,7 +5,6 @@
 mod common;
 
 use std::{
-    net::Ipv4Addr,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -79,12 +78,6 @@ impl Drop for Proxy {
     }
 }
 
-fn app(server: &Server) -> Vec<Ipv4Addr> {
-    let mut ips = a_records(&udp(server.addr, &query("app.", RecordType::A)));
-    ips.sort();
-    ips
-}
-
 #[test]
 fn answers_continue_while_the_engine_is_away_and_catch_up_after() {
     if !available() {
@@ -114,7 +107,9 @@ fn answers_continue_while_the_engine_is_away_and_catch_up_after() {
     server.wait_log("Docker snapshot applied");
     let mut before = vec![ip1, ip2];
     before.sort();
-    assert!(eventually(Duration::from_secs(20), || app(&server) == before));
+    assert!(eventually(Duration::from_secs(20), || a_sorted(
+        &server, "app."
+    ) == before));
 
     proxy.cut();
     server.wait_log("lost the Docker engine");
@@ -136,7 +131,11 @@ fn answers_continue_while_the_engine_is_away_and_catch_up_after() {
     let started = std::time::Instant::now();
     let mut answered = 0;
     while started.elapsed() < OUTAGE {
-        assert_eq!(app(&server), before, "stale records keep answering");
+        assert_eq!(
+            a_sorted(&server, "app."),
+            before,
+            "stale records keep answering"
+        );
         answered += 1;
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -146,11 +145,12 @@ fn answers_continue_while_the_engine_is_away_and_catch_up_after() {
     let mut after = vec![ip2, ip3];
     after.sort();
     assert!(
-        eventually(Duration::from_secs(30), || app(&server) == after),
+        eventually(Duration::from_secs(30), || a_sorted(&server, "app.")
+            == after),
         "after the engine returns: {:?}, want {after:?}",
-        app(&server)
+        a_sorted(&server, "app.")
     );
-    assert!(a_records(&udp(server.addr, &query("natest-outage-1.", RecordType::A))).is_empty());
+    assert!(a_of(&server, "natest-outage-1.").is_empty());
     assert!(
         eventually(Duration::from_secs(10), || metric(
             &metrics_page(http),
@@ -159,7 +159,7 @@ fn answers_continue_while_the_engine_is_away_and_catch_up_after() {
         "fresh again in /metrics"
     );
     assert_eq!(
-        a_records(&udp(server.addr, &query("natest-outage-3.", RecordType::A))),
+        a_of(&server, "natest-outage-3."),
         vec![ip3],
         "no duplicates, new container present"
     );

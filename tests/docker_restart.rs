@@ -8,7 +8,6 @@
 mod common;
 
 use std::{
-    net::Ipv4Addr,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -31,12 +30,6 @@ fn engine_up() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-fn a(server: &Server, name: &str) -> Vec<Ipv4Addr> {
-    let mut ips = a_records(&udp(server.addr, &query(name, RecordType::A)));
-    ips.sort();
-    ips
 }
 
 #[test]
@@ -83,7 +76,9 @@ fn records_survive_a_real_daemon_restart_and_reconcile_after() {
     server.wait_log("Docker snapshot applied");
     let mut both = vec![back_ip, gone_ip];
     both.sort();
-    assert!(eventually(Duration::from_secs(20), || a(&server, "app") == both));
+    assert!(eventually(Duration::from_secs(20), || a_sorted(
+        &server, "app"
+    ) == both));
 
     // Stop the daemon; it stops its containers on the way down.
     let down = Instant::now();
@@ -100,7 +95,7 @@ fn records_survive_a_real_daemon_restart_and_reconcile_after() {
     );
     server.wait_log("lost the Docker engine");
     assert_eq!(
-        a(&server, "app"),
+        a_sorted(&server, "app"),
         both,
         "answers continue while the daemon is down"
     );
@@ -128,10 +123,11 @@ fn records_survive_a_real_daemon_restart_and_reconcile_after() {
     }));
     let back_now = ip_on("natest-restart-back", &net);
     assert!(
-        eventually(Duration::from_secs(30), || a(&server, "app") == [back_now]),
+        eventually(Duration::from_secs(30), || a_sorted(&server, "app")
+            == [back_now]),
         "after the restart: {:?}, want [{back_now}]",
-        a(&server, "app")
+        a_sorted(&server, "app")
     );
-    assert!(a(&server, "natest-restart-gone").is_empty());
+    assert!(a_sorted(&server, "natest-restart-gone").is_empty());
     eprintln!("daemon restart: engine away for {outage:?}; records reconciled after");
 }

@@ -23,10 +23,6 @@ fn start_docker_server(extra: &[&str]) -> Server {
     server
 }
 
-fn a(server: &Server, name: &str) -> Vec<Ipv4Addr> {
-    a_records(&udp(server.addr, &query(name, RecordType::A)))
-}
-
 fn sorted(mut v: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {
     v.sort();
     v
@@ -34,7 +30,7 @@ fn sorted(mut v: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {
 
 fn answers_become(server: &Server, name: &str, want: &[Ipv4Addr]) -> bool {
     let want = sorted(want.to_vec());
-    eventually(SETTLE, || sorted(a(server, name)) == want)
+    eventually(SETTLE, || sorted(a_of(server, name)) == want)
 }
 
 #[test]
@@ -72,7 +68,7 @@ fn seed_scenario_alias_rotation_and_lifecycle() {
     // Exact rotation: 30 asks, each member first 10 times.
     let mut firsts: HashMap<Ipv4Addr, usize> = HashMap::new();
     for _ in 0..30 {
-        let answer = a(&server, "app.");
+        let answer = a_of(&server, "app.");
         assert_eq!(answer.len(), 3);
         *firsts.entry(answer[0]).or_default() += 1;
     }
@@ -87,7 +83,7 @@ fn seed_scenario_alias_rotation_and_lifecycle() {
         format!("{}.", &id[..12]),
         "app.natest-seed.".to_string(),
     ] {
-        assert!(a(&server, &name).contains(&ips[0]), "{name}");
+        assert!(a_of(&server, &name).contains(&ips[0]), "{name}");
     }
     let [o1, o2, o3, o4] = ips[0].octets();
     let ptr = udp(
@@ -142,11 +138,11 @@ fn seed_scenario_alias_rotation_and_lifecycle() {
         "new name answers"
     );
     assert!(
-        a(&server, "natest-seed-web1.").is_empty(),
+        a_of(&server, "natest-seed-web1.").is_empty(),
         "old name is gone"
     );
     assert_eq!(
-        sorted(a(&server, "app.")).len(),
+        sorted(a_of(&server, "app.")).len(),
         3,
         "alias unaffected by rename"
     );
@@ -248,11 +244,11 @@ fn health_pause_and_labels_decide_rotation() {
     );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
-        a(&server, "svc."),
+        a_of(&server, "svc."),
         vec![ip_b],
         "netalias.exclude keeps it out"
     );
-    assert!(a(&server, "natest-health-hidden.").is_empty());
+    assert!(a_of(&server, "natest-health-hidden.").is_empty());
 }
 
 #[test]
@@ -470,10 +466,10 @@ fn an_event_burst_past_the_queue_bound_resyncs_to_the_right_state() {
     assert!(
         answers_become(&server, "burst", &want),
         "after the burst: {:?}",
-        sorted(a(&server, "burst"))
+        sorted(a_of(&server, "burst"))
     );
     for (name, ip) in names.iter().zip(&want) {
-        assert_eq!(a(&server, name), [*ip], "{name}");
+        assert_eq!(a_of(&server, name), [*ip], "{name}");
     }
     let overflows = metric(&metrics_page(http), "netalias_docker_event_overflows_total");
     assert!(overflows >= 1.0, "the burst overflowed a queue of one");

@@ -21,10 +21,6 @@ const OVERLAY: &str = "natest-ov";
 /// Marks a swarm this test made, so a crashed run's swarm is recognised and only that one is left.
 const NODE_LABEL: &str = "netalias.test";
 
-fn a(server: &Server, name: &str) -> Vec<Ipv4Addr> {
-    a_records(&udp(server.addr, &query(name, RecordType::A)))
-}
-
 fn set(v: Vec<Ipv4Addr>) -> BTreeSet<Ipv4Addr> {
     v.into_iter().collect()
 }
@@ -187,11 +183,11 @@ fn vip_of(service: &str) -> Ipv4Addr {
 /// Waits until `name` answers exactly `want`; returns how long that took.
 fn settles_to(server: &Server, name: &str, want: &BTreeSet<Ipv4Addr>) -> Duration {
     let started = Instant::now();
-    let ok = eventually(SETTLE, || set(a(server, name)) == *want);
+    let ok = eventually(SETTLE, || set(a_of(server, name)) == *want);
     assert!(
         ok,
         "{name}: wanted {want:?}, answers {:?}",
-        set(a(server, name))
+        set(a_of(server, name))
     );
     started.elapsed()
 }
@@ -216,7 +212,7 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
     );
     // The two sources start together; either may log first.
     server.wait_logs(&["Docker snapshot applied", "not in a swarm"]);
-    assert_eq!(a(&server, "keep"), [keeper_ip]);
+    assert_eq!(a_of(&server, "keep"), [keeper_ip]);
 
     let swarm = Swarm::init();
     server.wait_log("Swarm manager: following services and tasks");
@@ -269,27 +265,27 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
     // Names, as Swarm registers them.
     let rr: BTreeSet<Ipv4Addr> = task_ips("natest-rr").into_values().collect();
     settles_to(&server, "natest-rr", &rr);
-    assert_eq!(set(a(&server, "tasks.natest-rr")), rr);
-    assert_eq!(set(a(&server, "natest-rra")), rr, "service alias");
-    assert_eq!(set(a(&server, "tasks.natest-rra")), rr);
-    assert_eq!(set(a(&server, &format!("natest-rr.{OVERLAY}"))), rr);
+    assert_eq!(set(a_of(&server, "tasks.natest-rr")), rr);
+    assert_eq!(set(a_of(&server, "natest-rra")), rr, "service alias");
+    assert_eq!(set(a_of(&server, "tasks.natest-rra")), rr);
+    assert_eq!(set(a_of(&server, &format!("natest-rr.{OVERLAY}"))), rr);
     let vip = vip_of("natest-vip");
     let vip_tasks: BTreeSet<Ipv4Addr> = task_ips("natest-vip").into_values().collect();
     settles_to(&server, "tasks.natest-vip", &vip_tasks);
     assert_eq!(
-        a(&server, "natest-vip"),
+        a_of(&server, "natest-vip"),
         [vip],
         "VIP mode answers the virtual IP"
     );
     assert!(!vip_tasks.contains(&vip));
     for (task_name, ip) in task_ips("natest-rr") {
-        assert_eq!(a(&server, &task_name), [ip], "a task's own name");
+        assert_eq!(a_of(&server, &task_name), [ip], "a task's own name");
     }
 
     // dnsrr rotation is exact: each task first once per cycle.
     let mut firsts: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
     for _ in 0..30 {
-        let answer = a(&server, "natest-rr");
+        let answer = a_of(&server, "natest-rr");
         assert_eq!(answer.len(), 3, "always the whole set");
         *firsts.entry(answer[0]).or_default() += 1;
     }
@@ -311,9 +307,9 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
         "the sick service has a task"
     );
     std::thread::sleep(Duration::from_secs(2));
-    assert!(a(&server, "tasks.natest-sick").is_empty());
+    assert!(a_of(&server, "tasks.natest-sick").is_empty());
     assert!(
-        a(&server, "natest-sick").is_empty(),
+        a_of(&server, "natest-sick").is_empty(),
         "a VIP without a healthy task"
     );
 
@@ -326,7 +322,7 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
     docker(&["service", "scale", "-d", "natest-rr=1"]);
     let mut down = None;
     while scaled_down.elapsed() < SETTLE {
-        let answer = a(&server, "natest-rr");
+        let answer = a_of(&server, "natest-rr");
         if answer.len() == 1 {
             down = Some(scaled_down.elapsed());
             assert!(five.contains(&answer[0]));
@@ -338,7 +334,7 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
     assert!(eventually(SETTLE, || task_ips("natest-rr").len() == 1));
     let one: BTreeSet<Ipv4Addr> = task_ips("natest-rr").into_values().collect();
     assert_eq!(
-        set(a(&server, "natest-rr")),
+        set(a_of(&server, "natest-rr")),
         one,
         "the survivor is the one answered"
     );
@@ -374,7 +370,7 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
     let (victim, victim_ip) = task_ips("natest-hc").into_iter().next().expect("a task");
     docker(&["exec", &victim, "rm", "/tmp/ok"]);
     assert!(
-        eventually(SETTLE, || !a(&server, "tasks.natest-hc")
+        eventually(SETTLE, || !a_of(&server, "tasks.natest-hc")
             .contains(&victim_ip)),
         "an unhealthy task left rotation"
     );
@@ -384,16 +380,16 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
     swarm.leave();
     assert!(eventually(SETTLE, || swarm_state() == "inactive"));
     assert!(
-        eventually(SETTLE, || a(&server, "natest-rr").is_empty()
-            && a(&server, "tasks.natest-vip").is_empty()),
+        eventually(SETTLE, || a_of(&server, "natest-rr").is_empty()
+            && a_of(&server, "tasks.natest-vip").is_empty()),
         "Swarm names are gone with the swarm"
     );
     assert_eq!(
-        a(&server, "keep"),
+        a_of(&server, "keep"),
         [keeper_ip],
         "a bridge container outlives the swarm"
     );
-    assert_eq!(a(&server, "natest-sw-keeper"), [keeper_ip]);
+    assert_eq!(a_of(&server, "natest-sw-keeper"), [keeper_ip]);
     let docker_after = kdig_from("natest-sw-keeper", "127.0.0.11", 53, "natest-sw-keeper");
     eprintln!(
         "Docker's embedded DNS for the bridge container: in the swarm {docker_before:?}, after leaving it {docker_after:?}"

@@ -267,6 +267,18 @@ pub fn tcp(addr: SocketAddr, msg: &Message) -> Message {
     tcp_read(&mut stream)
 }
 
+/// The A records `server` answers for `name` over UDP, in answer order.
+pub fn a_of(server: &Server, name: &str) -> Vec<std::net::Ipv4Addr> {
+    a_records(&udp(server.addr, &query(name, RecordType::A)))
+}
+
+/// The same, sorted: for comparing member sets whatever the rotation.
+pub fn a_sorted(server: &Server, name: &str) -> Vec<std::net::Ipv4Addr> {
+    let mut ips = a_of(server, name);
+    ips.sort();
+    ips
+}
+
 pub fn a_records(msg: &Message) -> Vec<std::net::Ipv4Addr> {
     msg.answers
         .iter()
