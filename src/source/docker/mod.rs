@@ -28,6 +28,7 @@ use bollard::{
 use futures_util::{StreamExt, TryStreamExt, stream};
 use metrics::{counter, gauge, histogram};
 use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
 pub use translate::Policy;
@@ -242,7 +243,7 @@ impl DockerSource {
                 }
             }
         });
-        let _stop_reader = AbortOnDrop(reader);
+        let _stop_reader = AbortOnDropHandle::new(reader);
         while let Some(event) = rx.recv().await {
             if overflowed.swap(false, std::sync::atomic::Ordering::Relaxed) {
                 while rx.try_recv().is_ok() {}
@@ -482,13 +483,4 @@ fn gateway_of(name: &str, driver: Option<&str>, ipam: Option<&Ipam>) -> Option<(
         .filter_map(|c| c.gateway.as_deref()?.parse::<IpAddr>().ok())
         .find(IpAddr::is_ipv4)?;
     Some((name.to_string(), gateway))
-}
-
-/// Aborts the task when dropped, so a session that ends takes its event reader with it.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
