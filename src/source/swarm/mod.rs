@@ -98,14 +98,8 @@ impl SwarmSource {
                 CONTAINER_ACTIONS
                     .iter()
                     .copied()
-                    .chain([
-                        "create",
-                        "update",
-                        "remove",
-                        "destroy",
-                        "connect",
-                        "disconnect",
-                    ])
+                    // Service and node changes, network changes; "destroy" is already there.
+                    .chain(["create", "update", "remove", "connect", "disconnect"])
                     .collect(),
             ),
         ]);
