@@ -12,7 +12,7 @@ use std::{
 
 use hickory_server::{
     net::{NetError, runtime::TokioTime, xfer::Protocol},
-    proto::{op::MessageType, rr::Record, serialize::binary::BinEncoder},
+    proto::{rr::Record, serialize::binary::BinEncoder},
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
     zone_handler::MessageResponse,
 };
@@ -29,6 +29,7 @@ pub async fn answer_bytes(
     src: SocketAddr,
     protocol: Protocol,
 ) -> Option<Vec<u8>> {
+    // Too short for a header, or QR set (a response): nothing to answer.
     if bytes.len() < HEADER || bytes[2] & 0x80 != 0 {
         return None;
     }
@@ -43,9 +44,6 @@ pub async fn answer_bytes(
             return Some(formerr(bytes).to_vec());
         }
     };
-    if request.metadata.message_type == MessageType::Response {
-        return None;
-    }
     let capture = Capture {
         protocol,
         out: Arc::new(Mutex::new(None)),
