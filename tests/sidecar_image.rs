@@ -5,15 +5,9 @@
 
 mod common;
 
-use std::{
-    collections::BTreeMap,
-    io::{Read, Write},
-    net::TcpStream,
-    process::Command,
-    time::Duration,
-};
+use std::{collections::BTreeMap, process::Command, time::Duration};
 
-use common::{dnsmasq, docker::*};
+use common::{dnsmasq, docker::*, http_get};
 
 const SIDECAR_IMAGE: &str = "netalias:test";
 const SETTLE: Duration = Duration::from_secs(30);
@@ -39,17 +33,6 @@ fn kdig_lines(container: &str, server: &str, name: &str) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect to the sidecar's HTTP");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: sidecar\r\n\r\n").expect("request");
-    let mut body = String::new();
-    stream.read_to_string(&mut body).expect("response");
-    body
 }
 
 #[test]
@@ -177,9 +160,8 @@ fn sidecar_serves_its_networks_forwards_the_rest_and_reports() {
     assert!(answered >= 7.0, "requests counted: {answered}\n{metrics}");
     assert!(metrics.contains("netalias_upstream_requests_total{upstream=\"10.213.61.1:15355\"}"));
     let records = http_get(&http, "/records");
-    let json = records.split("\r\n\r\n").nth(1).unwrap_or_default();
     let parsed: BTreeMap<String, BTreeMap<String, Vec<String>>> =
-        serde_json::from_str(json).expect("records JSON");
+        serde_json::from_str(&records).expect("records JSON");
     let mut members = parsed["natest-sca"]["app"].clone();
     members.sort();
     assert_eq!(members, a_ips);

@@ -292,14 +292,19 @@ pub mod dnsmasq;
 pub mod docker;
 pub mod upstream;
 
-/// The `/metrics` page of a server started with `http_listen = "ADDR"`.
-pub fn metrics_page(http: SocketAddr) -> String {
-    ureq::get(format!("http://{http}/metrics"))
+/// The body of `GET http://ADDR/PATH`; panics unless it succeeds.
+pub fn http_get(addr: impl std::fmt::Display, path: &str) -> String {
+    ureq::get(format!("http://{addr}{path}"))
         .call()
-        .expect("GET /metrics")
+        .unwrap_or_else(|e| panic!("GET {path} from {addr}: {e}"))
         .into_body()
         .read_to_string()
-        .expect("metrics body")
+        .unwrap_or_else(|e| panic!("body of {path} from {addr}: {e}"))
+}
+
+/// The `/metrics` page of a server started with `http_listen = "ADDR"`.
+pub fn metrics_page(http: SocketAddr) -> String {
+    http_get(http, "/metrics")
 }
 
 /// The value of one series, e.g. `netalias_dns_tcp_refused_total{reason="per_client"}`; 0 if absent.
