@@ -104,7 +104,7 @@ fn serve_refuses_to_start_on_a_bad_file() {
 fn wait_for_answers(server: &Server, name: &str, want: usize) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if a_records(&udp(server.addr, &query(name, RecordType::A))).len() == want {
+        if a_of(server, name).len() == want {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -133,11 +133,7 @@ fn edited_file_is_reloaded_and_a_broken_one_keeps_the_old_records() {
         line.contains("netalias.toml:") && line.contains("ipv4"),
         "{line}"
     );
-    assert_eq!(
-        a_records(&udp(server.addr, &query("app.", RecordType::A))).len(),
-        4,
-        "old records kept"
-    );
+    assert_eq!(a_of(&server, "app.").len(), 4, "old records kept");
 }
 
 #[test]

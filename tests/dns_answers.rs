@@ -28,8 +28,8 @@ fn alias_rotates_exactly_over_udp() {
 #[test]
 fn consecutive_answers_start_one_member_later() {
     let server = Server::start(&seed_config(""));
-    let first = a_records(&udp(server.addr, &query("app.", RecordType::A)));
-    let second = a_records(&udp(server.addr, &query("app.", RecordType::A)));
+    let first = a_of(&server, "app.");
+    let second = a_of(&server, "app.");
     assert_eq!(second, vec![first[1], first[2], first[0]]);
 }
 

@@ -84,9 +84,7 @@ fn fast_and_full_paths_give_identical_bytes() {
     assert!(compared > 600);
     // The rotation is one cursor for both paths: a fast A answer, then a full-path A answer
     // (EDNS payload below 512 is clamped, fits, takes the fast path too) — all advance one turn.
-    let firsts: Vec<_> = (0..3)
-        .map(|_| a_records(&udp(fast.addr, &query("app.", RecordType::A)))[0])
-        .collect();
+    let firsts: Vec<_> = (0..3).map(|_| a_of(&fast, "app.")[0]).collect();
     let mut sorted = firsts.clone();
     sorted.sort();
     sorted.dedup();

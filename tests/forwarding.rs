@@ -38,10 +38,7 @@ fn unknown_names_are_forwarded_and_local_ones_are_not() {
         "forwarded answers are not ours"
     );
     // Local names and names inside our zones never leave.
-    assert_eq!(
-        a_records(&udp(server.addr, &query("app.", RecordType::A))).len(),
-        3
-    );
+    assert_eq!(a_of(&server, "app.").len(), 3);
     assert_eq!(rcode(&server, "nope.docker."), ResponseCode::NXDomain);
     assert_eq!(up.udp(), 1);
 }
@@ -154,10 +151,7 @@ fn answers_are_cached_for_their_ttl() {
     let up = FakeUpstream::start(Mode::Answer { ttl: 300 });
     let server = Server::start(&forward_config(&[&up], ""));
     for _ in 0..5 {
-        assert_eq!(
-            a_records(&udp(server.addr, &query("cached.example.", RecordType::A))).len(),
-            2
-        );
+        assert_eq!(a_of(&server, "cached.example.").len(), 2);
     }
     assert_eq!(up.udp(), 1);
     let zero = FakeUpstream::start(Mode::Answer { ttl: 0 });
@@ -188,8 +182,7 @@ fn a_real_dnsmasq_upstream() {
         + &format!("\n[forward]\nenabled = true\nupstreams = [\"127.0.0.1:{port}\"]\n");
     let server = Server::start(&config);
     let answered = docker::eventually(Duration::from_secs(5), || {
-        a_records(&udp(server.addr, &query("peer.test.", RecordType::A)))
-            == [std::net::Ipv4Addr::new(198, 51, 100, 7)]
+        a_of(&server, "peer.test.") == [std::net::Ipv4Addr::new(198, 51, 100, 7)]
     });
     assert!(answered, "answered through dnsmasq");
 }

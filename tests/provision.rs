@@ -417,21 +417,12 @@ fn applied_aliases_resolve_through_serve_docker_and_vanish_on_destroy() {
     ok(file.run(&["apply"]));
     let app = format!("app.{p}-net.");
     assert!(
-        eventually(Duration::from_secs(20), || a_records(&udp(
-            server.addr,
-            &query(&app, RecordType::A)
-        ))
-        .len()
-            == 3),
+        eventually(Duration::from_secs(20), || a_of(&server, &app).len() == 3),
         "the stack's alias answers three members"
     );
     ok(file.run(&["destroy"]));
     assert!(
-        eventually(Duration::from_secs(20), || a_records(&udp(
-            server.addr,
-            &query(&app, RecordType::A)
-        ))
-        .is_empty()),
+        eventually(Duration::from_secs(20), || a_of(&server, &app).is_empty()),
         "gone after destroy"
     );
 }
