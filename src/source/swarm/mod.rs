@@ -48,6 +48,8 @@ pub struct SwarmSource {
     registry: Arc<Registry>,
     tracked: Tracked,
     role: Option<Role>,
+    /// When `role` was last asked of the engine.
+    role_checked: Option<Instant>,
 }
 
 impl SwarmSource {
@@ -57,6 +59,7 @@ impl SwarmSource {
             registry,
             tracked: Tracked::default(),
             role: None,
+            role_checked: None,
         }
     }
 
@@ -153,7 +156,61 @@ impl SwarmSource {
 
     async fn refresh(&mut self, manager: &Manager) -> Result<(), ManagerError> {
         let started = Instant::now();
+        // `/info` costs the engine ~15 times a task read, so a known manager is asked again
+        // only once per poll interval, or when a read fails (it may just have left the swarm).
+        let role_is_fresh = self.role == Some(Role::Manager)
+            && self
+                .role_checked
+                .is_some_and(|at| at.elapsed() < self.options.poll);
+        let mut role = if role_is_fresh {
+            Role::Manager
+        } else {
+            self.check_role(manager).await?
+        };
+        let state = match role {
+            Role::Manager => match manager.read().await {
+                Ok(state) => Some(state),
+                Err(error) => {
+                    role = self.check_role(manager).await?;
+                    if role == Role::Manager {
+                        return Err(error);
+                    }
+                    None
+                }
+            },
+            _ => None,
+        };
+        let changes = match (role, state) {
+            (Role::Manager, Some(state)) => {
+                let networks: BTreeSet<String> =
+                    state.network_names().map(str::to_string).collect();
+                let endpoints = state.endpoints();
+                gauge!("netalias_swarm_services").set(state.services.len() as f64);
+                gauge!("netalias_swarm_tasks").set(state.tasks.len() as f64);
+                self.tracked.reconcile(networks, endpoints)
+            }
+            // After `docker swarm leave` the overlays are gone, and with them their names.
+            (Role::Outside, _) => self.tracked.reconcile(BTreeSet::new(), BTreeMap::new()),
+            // Unreadable, not empty: keep what was known.
+            _ => Vec::new(),
+        };
+        if !changes.is_empty() {
+            info!(
+                changes = changes.len(),
+                endpoints = self.tracked.endpoint_count(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "Swarm state applied"
+            );
+            self.registry.apply_all(changes);
+        }
+        histogram!("netalias_swarm_refresh_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Asks the engine where it stands in a swarm, and says so when that changed.
+    async fn check_role(&mut self, manager: &Manager) -> Result<Role, ManagerError> {
         let role = manager.role().await?;
+        self.role_checked = Some(Instant::now());
         if self.role != Some(role) {
             match role {
                 Role::Manager => info!(
@@ -173,31 +230,6 @@ impl SwarmSource {
             gauge!("netalias_swarm_manager").set(if role == Role::Manager { 1.0 } else { 0.0 });
             self.role = Some(role);
         }
-        let changes = match role {
-            Role::Manager => {
-                let state = manager.read().await?;
-                let networks: BTreeSet<String> =
-                    state.network_names().map(str::to_string).collect();
-                let endpoints = state.endpoints();
-                gauge!("netalias_swarm_services").set(state.services.len() as f64);
-                gauge!("netalias_swarm_tasks").set(state.tasks.len() as f64);
-                self.tracked.reconcile(networks, endpoints)
-            }
-            // After `docker swarm leave` the overlays are gone, and with them their names.
-            Role::Outside => self.tracked.reconcile(BTreeSet::new(), BTreeMap::new()),
-            // Unreadable, not empty: keep what was known.
-            Role::Worker => Vec::new(),
-        };
-        if !changes.is_empty() {
-            info!(
-                changes = changes.len(),
-                endpoints = self.tracked.endpoint_count(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "Swarm state applied"
-            );
-            self.registry.apply_all(changes);
-        }
-        histogram!("netalias_swarm_refresh_seconds").record(started.elapsed().as_secs_f64());
-        Ok(())
+        Ok(role)
     }
 }
