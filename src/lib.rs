@@ -1,13 +1,14 @@
 //! netalias: a DNS server for Docker container networks.
 //!
-//! Data flows one way: sources (`source::static_file`, later Docker) turn the world into
-//! [`registry::Change`]s; the [`registry`] holds the names; the [`dns`] front end answers
-//! from it. Configuration sits beside them.
+//! Data flows one way: sources (`source::static_file`, `source::docker`, `source::swarm`)
+//! turn the world into [`registry::Change`]s; the [`registry`] holds the names; the [`dns`]
+//! front end answers from it. Configuration, provisioning and telemetry sit beside them.
 
 pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod fuzz;
+pub mod memory;
 pub mod provision;
 pub mod registry;
 pub mod source;

@@ -6,6 +6,7 @@
 //! the writer for long and never hold a guard across `.await`. Nothing here does I/O.
 
 mod change;
+mod name_key;
 mod record_set;
 mod view;
 mod writer;
@@ -20,6 +21,7 @@ use dashmap::DashMap;
 use hickory_server::proto::rr::{LowerName, Name};
 
 pub use change::{Change, Endpoint};
+pub use name_key::NameKey;
 pub use record_set::{Cursors, RecordSet, Rotated};
 pub use view::View;
 use writer::Model;
@@ -50,11 +52,12 @@ pub enum RegistryError {
 /// The read side, shared with the writer.
 #[derive(Default)]
 struct Index {
-    names: DashMap<LowerName, Arc<NameEntry>>,
+    names: DashMap<NameKey, Arc<NameEntry>>,
     ptrs: DashMap<LowerName, Arc<[PtrTarget]>>,
     clients: DashMap<IpAddr, Arc<View>>,
-    /// `NETWORK.` and `NETWORK.DOMAIN.`: names under them are ours.
-    zones: DashMap<LowerName, ()>,
+    /// `NETWORK.` and `NETWORK.DOMAIN.`: names under them are ours, and `SHORT.ZONE.` is
+    /// `SHORT` on that network.
+    zones: DashMap<LowerName, NetId>,
     default_view: ArcSwap<View>,
     /// Networks marked internal.
     internal: DashMap<NetId, ()>,
@@ -122,10 +125,18 @@ impl Registry {
     }
 
     /// Applies a batch under one lock, so readers see a whole reload sooner.
+    /// A bulk batch (a first sync, a resync) ends by handing the heap it freed back to the OS.
     pub fn apply_all(&self, changes: impl IntoIterator<Item = Change>) {
-        let mut model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        for change in changes {
-            model.apply(change, &self.index);
+        let mut applied = 0;
+        {
+            let mut model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            for change in changes {
+                model.apply(change, &self.index);
+                applied += 1;
+            }
+        }
+        if applied >= crate::memory::BULK_CHANGES {
+            crate::memory::release_freed_heap();
         }
     }
 
@@ -133,20 +144,28 @@ impl Registry {
         self.domain.as_ref()
     }
 
-    /// The record set `name` resolves to for `asker`: the first network, in name order,
-    /// that the asker can see and that has the name.
+    /// The record set `name` resolves to for `asker`. `SHORT.NETWORK.` (or
+    /// `SHORT.NETWORK.DOMAIN.`) is `SHORT` on that network; failing that, a name is taken as
+    /// published (an alias may contain dots), on the first network in name order that the
+    /// asker sees; failing that, `SHORT.DOMAIN.` is `SHORT`.
     pub fn lookup(&self, name: &LowerName, asker: IpAddr) -> Option<Arc<RecordSet>> {
-        let found = self.index.names.get(name).map(|e| Arc::clone(e.value()));
-        let entry = match found {
-            Some(entry) => entry,
-            None => {
-                let short = self.without_domain(name)?;
-                self.index
-                    .names
-                    .get(&short)
-                    .map(|e| Arc::clone(e.value()))?
-            }
-        };
+        if let Some(set) = self.lookup_qualified(name, asker) {
+            return Some(set);
+        }
+        if let Some(set) = self.lookup_short(name, asker) {
+            return Some(set);
+        }
+        self.without_domain(name)
+            .and_then(|short| self.lookup_short(&short, asker))
+    }
+
+    /// `name` as a published short name: the first network the asker sees that has it.
+    fn lookup_short(&self, name: &LowerName, asker: IpAddr) -> Option<Arc<RecordSet>> {
+        let entry = self
+            .index
+            .names
+            .get(&NameKey::new(name))
+            .map(|e| Arc::clone(e.value()))?;
         self.with_view(asker, |view| {
             entry
                 .sets
@@ -154,6 +173,37 @@ impl Registry {
                 .find(|set| view.contains(set.network()))
                 .cloned()
         })
+    }
+
+    /// `SHORT.ZONE.` where ZONE is a network's zone: `SHORT` on that network, if the asker
+    /// sees it. The longest matching zone wins (a network `b.c` before a network `c`).
+    fn lookup_qualified(&self, name: &LowerName, asker: IpAddr) -> Option<Arc<RecordSet>> {
+        let mut zone = name.base_name();
+        let mut keep = 1;
+        while !zone.is_root() {
+            if let Some(network) = self.index.zones.get(&zone).map(|z| *z.value()) {
+                if !self.with_view(asker, |view| view.contains(network)) {
+                    return None;
+                }
+                // Names on a network are short; no heap is touched for names up to 32 bytes.
+                let full = Name::from(name);
+                let mut short = Name::from_labels(full.iter().take(keep)).ok()?;
+                short.set_fqdn(true);
+                let entry = self
+                    .index
+                    .names
+                    .get(&NameKey::new(&LowerName::new(&short)))
+                    .map(|e| Arc::clone(e.value()))?;
+                return entry
+                    .sets
+                    .iter()
+                    .find(|set| set.network() == network)
+                    .cloned();
+            }
+            zone = zone.base_name();
+            keep += 1;
+        }
+        None
     }
 
     /// `app.docker.` → `app.` when `docker` is the search domain; `None` for other names.

@@ -228,7 +228,11 @@ fn a_name_on_several_networks_and_a_qualified_form_spelled_as_an_alias() {
         "the first network in name order answers"
     );
     let entry = reg.lookup(&name("web.a."), HOST).expect("web.a.");
-    assert_eq!(entry.v4_members(), [Ipv4Addr::new(10, 0, 1, 1)]);
+    assert_eq!(
+        entry.v4_members(),
+        [Ipv4Addr::new(10, 0, 1, 1)],
+        "the qualified form of `web` on `a` answers before an alias that spells it"
+    );
     reg.apply(Change::EndpointDown {
         network: "a".into(),
         container: "web".into(),

@@ -15,7 +15,7 @@ use metrics::counter;
 use tracing::{debug, warn};
 
 use super::{
-    Change, Endpoint, Index, NameEntry, NetId, PtrTarget, RecordSet, Sizes, View,
+    Change, Endpoint, Index, NameEntry, NameKey, NetId, PtrTarget, RecordSet, Sizes, View,
     record_set::Cursors,
 };
 
@@ -73,11 +73,15 @@ type SmallSet<K> = SmallMap<K, ()>;
 struct NetworkState {
     id: NetId,
     endpoints: BTreeMap<String, Endpoint>,
-    /// short name → containers answering to it
-    by_name: HashMap<LowerName, SmallSet<String>>,
-    sets: HashMap<LowerName, Arc<RecordSet>>,
-    /// `NETWORK.`, for the `SHORT.NETWORK.` forms; `None` if the name is not a DNS name.
-    zone: Option<LowerName>,
+    names: HashMap<NameKey, ShortName>,
+}
+
+/// One short name on one network: the containers that answer to it and the set published
+/// for those of them in rotation (`None` when none is).
+#[derive(Default)]
+struct ShortName {
+    members: SmallSet<String>,
+    set: Option<Arc<RecordSet>>,
 }
 
 pub(super) struct Model {
@@ -107,6 +111,11 @@ pub(super) fn fqdn(text: &str) -> Result<Name, String> {
     Ok(name)
 }
 
+/// `text` as a registry key; `None` (logged) if it is not a DNS name.
+fn key(text: &str) -> Option<NameKey> {
+    lower(text).map(|name| NameKey::new(&name))
+}
+
 fn lower(text: &str) -> Option<LowerName> {
     match fqdn(text) {
         Ok(name) => Some(LowerName::from(name)),
@@ -115,18 +124,6 @@ fn lower(text: &str) -> Option<LowerName> {
             None
         }
     }
-}
-
-/// `s.net.` less `net.` → `s.`; `None` unless `form` lies strictly inside `zone`.
-fn strip_zone(form: &LowerName, zone: &LowerName) -> Option<LowerName> {
-    let keep = form.num_labels().checked_sub(zone.num_labels())?;
-    if keep == 0 || !zone.zone_of(form) {
-        return None;
-    }
-    let name = Name::from(form);
-    let mut short = Name::from_labels(name.iter().take(usize::from(keep))).ok()?;
-    short.set_fqdn(true);
-    Some(LowerName::from(short))
 }
 
 /// `a.` + `b.` → `a.b.`
@@ -167,11 +164,12 @@ impl Model {
             .iter()
             .map(|(network, state)| {
                 let names = state
-                    .sets
+                    .names
                     .iter()
-                    .map(|(short, set)| {
+                    .filter_map(|(short, entry)| {
+                        let set = entry.set.as_ref()?;
                         let name = short.to_string().trim_end_matches('.').to_string();
-                        (name, set.peek().iter().map(IpAddr::to_string).collect())
+                        Some((name, set.peek().iter().map(IpAddr::to_string).collect()))
                     })
                     .collect();
                 (network.clone(), names)
@@ -216,13 +214,11 @@ impl Model {
             NetworkState {
                 id,
                 endpoints: BTreeMap::new(),
-                by_name: HashMap::new(),
-                sets: HashMap::new(),
-                zone: lower(network),
+                names: HashMap::new(),
             },
         );
         for zone in self.network_zones(network) {
-            index.zones.insert(zone, ());
+            index.zones.insert(zone, id);
         }
         self.publish_default_view(index);
         id
@@ -276,20 +272,21 @@ impl Model {
         let Some(state) = self.networks.get_mut(&network) else {
             return;
         };
-        let mut touched: BTreeSet<LowerName> = BTreeSet::new();
+        let mut touched: BTreeSet<NameKey> = BTreeSet::new();
         if let Some(old) = state.endpoints.remove(&container) {
-            for name in old.names().filter_map(lower) {
-                if let Some(members) = state.by_name.get_mut(&name) {
-                    members.remove(&container);
+            for name in old.names().filter_map(key) {
+                if let Some(entry) = state.names.get_mut(&name) {
+                    entry.members.remove(&container);
                 }
                 touched.insert(name);
             }
         }
-        for name in endpoint.names().filter_map(lower) {
+        for name in endpoint.names().filter_map(key) {
             state
-                .by_name
+                .names
                 .entry(name.clone())
                 .or_default()
+                .members
                 .insert(container.clone(), ());
             touched.insert(name);
         }
@@ -321,9 +318,9 @@ impl Model {
         };
         self.endpoints = self.endpoints.saturating_sub(1);
         let mut touched = Vec::new();
-        for name in old.names().filter_map(lower) {
-            if let Some(members) = state.by_name.get_mut(&name) {
-                members.remove(container);
+        for name in old.names().filter_map(key) {
+            if let Some(entry) = state.names.get_mut(&name) {
+                entry.members.remove(container);
             }
             touched.push(name);
         }
@@ -333,76 +330,60 @@ impl Model {
         self.set_container_addresses(container, network, Vec::new(), None, index);
     }
 
-    /// Recomputes one (network, short name) record set and republishes the names it feeds.
-    fn rebuild_set(&mut self, network: &str, short: &LowerName, index: &Index) {
-        let forms = self.name_forms(network, short);
+    /// Recomputes one (network, short name) record set and republishes the name.
+    fn rebuild_set(&mut self, network: &str, short: &NameKey, index: &Index) {
         let Some(state) = self.networks.get_mut(network) else {
             return;
         };
-        let members: Vec<&Endpoint> = state
-            .by_name
-            .get(short)
-            .into_iter()
-            .flat_map(SmallMap::keys)
+        let Some(entry) = state.names.get(short) else {
+            return;
+        };
+        let members: Vec<&Endpoint> = entry
+            .members
+            .keys()
             .filter_map(|c| state.endpoints.get(c))
             .filter(|e| e.in_rotation)
             .collect();
-        if state.by_name.get(short).is_some_and(SmallMap::is_empty) {
-            state.by_name.remove(short);
-        }
-        if members.is_empty() {
-            state.sets.remove(short);
+        let set = if members.is_empty() {
+            None
         } else {
             let v4: Vec<Ipv4Addr> = members.iter().filter_map(|e| e.ipv4).collect();
             let v6: Vec<Ipv6Addr> = members.iter().filter_map(|e| e.ipv6).collect();
             // The shortest TTL among members: no client may cache a member past its own TTL.
             let ttl = members.iter().filter_map(|e| e.ttl).min();
-            let cursors = state
-                .sets
-                .get(short)
+            let cursors = entry
+                .set
+                .as_ref()
                 .map(|s| Arc::clone(s.cursors()))
                 .unwrap_or_else(|| Arc::new(Cursors::default()));
-            let set = Arc::new(RecordSet::new(state.id, v4, v6, ttl, cursors));
-            state.sets.insert(short.clone(), set);
+            Some(Arc::new(RecordSet::new(state.id, v4, v6, ttl, cursors)))
+        };
+        if entry.members.is_empty() {
+            state.names.remove(short);
+        } else if let Some(entry) = state.names.get_mut(short) {
+            entry.set = set;
         }
-        for form in forms {
-            self.publish_name(form, index);
-        }
+        self.publish_name(short, index);
     }
 
-    /// Publishes every record set that answers to `form`, in network-name order: on each
-    /// network, the set named `form` itself and, when `form` is `SHORT.NETWORK.`, the set
-    /// `SHORT`. Derived on demand rather than kept in a map of contributors, which cost
-    /// ~55 MB at 100,000 endpoints; the writer pays one lookup per network instead.
-    fn publish_name(&self, form: LowerName, index: &Index) {
-        let mut sets: Vec<Arc<RecordSet>> = Vec::new();
-        for state in self.networks.values() {
-            if let Some(set) = state.sets.get(&form) {
-                sets.push(Arc::clone(set));
-            }
-            if let Some(short) = state.zone.as_ref().and_then(|zone| strip_zone(&form, zone))
-                && let Some(set) = state.sets.get(&short)
-            {
-                sets.push(Arc::clone(set));
-            }
-        }
+    /// Publishes every record set named `short`, one per network, in network-name order.
+    /// Only short names are published: `SHORT.NETWORK.` and `SHORT.DOMAIN.` are resolved by
+    /// `Registry::lookup` from these (storing those forms cost ~170 MB at 100,000 endpoints).
+    /// Derived on demand rather than kept in a map of contributors, which cost ~55 MB; the
+    /// writer pays one lookup per network instead.
+    fn publish_name(&self, short: &NameKey, index: &Index) {
+        let sets: Vec<Arc<RecordSet>> = self
+            .networks
+            .values()
+            .filter_map(|state| state.names.get(short)?.set.clone())
+            .collect();
         if sets.is_empty() {
-            index.names.remove(&form);
+            index.names.remove(short);
         } else {
             index
                 .names
-                .insert(form, Arc::new(NameEntry { sets: sets.into() }));
+                .insert(short.clone(), Arc::new(NameEntry { sets: sets.into() }));
         }
-    }
-
-    /// `s.` and `s.NET.`. The search-domain forms are not stored: `Registry::lookup` strips
-    /// the domain instead (storing them cost ~145 MB at 100,000 endpoints).
-    fn name_forms(&self, network: &str, short: &LowerName) -> Vec<LowerName> {
-        let mut forms = vec![short.clone()];
-        if let Some(qualified) = lower(network).and_then(|net| join(short, &net)) {
-            forms.push(qualified);
-        }
-        forms
     }
 
     fn network_zones(&self, network: &str) -> Vec<LowerName> {

@@ -4,17 +4,33 @@
 //! what vanished is removed, what appeared is added, nothing is duplicated. Pure bookkeeping:
 //! it returns `Change`s and never applies them itself.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    hash::{DefaultHasher, Hash, Hasher},
+};
 
 use crate::registry::{Change, Endpoint};
 
 /// (network, container)
 pub type EndpointKey = (String, String);
 
+/// What an applied endpoint looked like, as a 64-bit hash. Keeping the whole endpoint here
+/// duplicated every name and address the registry already holds (~30 MB at 100,000
+/// endpoints); a hash is enough to tell "changed" from "same" (a collision, which would
+/// miss one update, has odds of 2^-64 per comparison).
+type Fingerprint = u64;
+
+fn fingerprint(endpoint: &Endpoint) -> Fingerprint {
+    // `DefaultHasher::new()` has fixed keys, so equal endpoints always hash alike.
+    let mut hasher = DefaultHasher::new();
+    endpoint.hash(&mut hasher);
+    hasher.finish()
+}
+
 #[derive(Debug, Default)]
 pub struct Tracked {
     networks: BTreeSet<String>,
-    endpoints: BTreeMap<EndpointKey, Endpoint>,
+    endpoints: BTreeMap<EndpointKey, Fingerprint>,
 }
 
 impl Tracked {
@@ -53,13 +69,16 @@ impl Tracked {
                 network: network.clone(),
             });
         }
-        for (key, endpoint) in &endpoints {
-            if self.endpoints.get(key) != Some(endpoint) {
-                changes.push(Change::EndpointUp(endpoint.clone()));
+        let mut applied = BTreeMap::new();
+        for (key, endpoint) in endpoints {
+            let print = fingerprint(&endpoint);
+            if self.endpoints.get(&key) != Some(&print) {
+                changes.push(Change::EndpointUp(endpoint));
             }
+            applied.insert(key, print);
         }
         self.networks = networks;
-        self.endpoints = endpoints;
+        self.endpoints = applied;
         changes
     }
 
@@ -85,7 +104,8 @@ impl Tracked {
             });
         }
         for (key, endpoint) in wanted {
-            if self.endpoints.get(&key) == Some(&endpoint) {
+            let print = fingerprint(&endpoint);
+            if self.endpoints.get(&key) == Some(&print) {
                 continue;
             }
             if self.networks.insert(key.0.clone()) {
@@ -93,8 +113,8 @@ impl Tracked {
                     network: key.0.clone(),
                 });
             }
-            changes.push(Change::EndpointUp(endpoint.clone()));
-            self.endpoints.insert(key, endpoint);
+            changes.push(Change::EndpointUp(endpoint));
+            self.endpoints.insert(key, print);
         }
         changes
     }

@@ -1,0 +1,87 @@
+//! A name as the registry keys its maps: lowercase wire-format labels, kept inline.
+//!
+//! hickory's `LowerName` is 80 bytes, and five maps held one per endpoint. This key is 32
+//! bytes and keeps names of up to 24 wire bytes (e.g. `web-1234567.` is 13) without a heap
+//! allocation, so building one for a lookup costs a short copy. It must not be used for
+//! anything but map keys: it has no notion of escaping or of relative names.
+
+use std::fmt;
+
+use hickory_server::proto::rr::{LowerName, Name};
+use smallvec::SmallVec;
+
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NameKey(SmallVec<[u8; 24]>);
+
+impl NameKey {
+    /// `name`'s labels, each preceded by its length (the root label is left out).
+    pub fn new(name: &LowerName) -> NameKey {
+        let mut bytes = SmallVec::new();
+        for label in name.iter() {
+            // A label is at most 63 bytes: its length fits the byte, as on the wire.
+            bytes.push(label.len() as u8);
+            bytes.extend_from_slice(label);
+        }
+        NameKey(bytes)
+    }
+
+    /// The name back, fully qualified (for listings and logs, not for the answer path).
+    pub fn to_name(&self) -> Name {
+        let mut labels: Vec<&[u8]> = Vec::new();
+        let mut rest = &self.0[..];
+        while let Some((&len, tail)) = rest.split_first() {
+            let (label, next) = tail.split_at(usize::from(len).min(tail.len()));
+            labels.push(label);
+            rest = next;
+        }
+        let mut name = Name::from_labels(labels).unwrap_or_else(|_| Name::root());
+        name.set_fqdn(true);
+        name
+    }
+}
+
+impl From<&LowerName> for NameKey {
+    fn from(name: &LowerName) -> NameKey {
+        NameKey::new(name)
+    }
+}
+
+impl fmt::Display for NameKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.to_name().fmt(f)
+    }
+}
+
+impl fmt::Debug for NameKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NameKey({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lower(text: &str) -> LowerName {
+        LowerName::from(Name::from_ascii(text).expect("name"))
+    }
+
+    #[test]
+    fn keys_are_case_blind_small_and_round_trip() {
+        assert_eq!(
+            NameKey::new(&lower("Web1.Net.")),
+            NameKey::new(&lower("web1.net."))
+        );
+        assert_ne!(
+            NameKey::new(&lower("web1.net.")),
+            NameKey::new(&lower("web1net."))
+        );
+        assert_ne!(NameKey::new(&lower("a.bc.")), NameKey::new(&lower("ab.c.")));
+        assert_eq!(
+            NameKey::new(&lower("web1.net.")).to_name().to_string(),
+            "web1.net."
+        );
+        assert!(!NameKey::new(&lower("web-1234567.backend.")).0.spilled());
+        assert_eq!(std::mem::size_of::<NameKey>(), 32);
+    }
+}
