@@ -53,7 +53,7 @@ pub enum RegistryError {
 #[derive(Default)]
 struct Index {
     names: DashMap<NameKey, Arc<NameEntry>>,
-    ptrs: DashMap<LowerName, Arc<[PtrTarget]>>,
+    ptrs: DashMap<IpAddr, Arc<[PtrTarget]>>,
     clients: DashMap<IpAddr, Arc<View>>,
     /// `NETWORK.` and `NETWORK.DOMAIN.`: names under them are ours, and `SHORT.ZONE.` is
     /// `SHORT` on that network.
@@ -223,7 +223,8 @@ impl Registry {
 
     /// The PTR target of an `in-addr.arpa.` / `ip6.arpa.` name, as seen by `asker`.
     pub fn lookup_ptr(&self, name: &LowerName, asker: IpAddr) -> Option<Name> {
-        let targets = self.index.ptrs.get(name).map(|e| Arc::clone(e.value()))?;
+        let ip = arpa_address(name)?;
+        let targets = self.index.ptrs.get(&ip).map(|e| Arc::clone(e.value()))?;
         self.with_view(asker, |view| {
             targets
                 .iter()
@@ -291,6 +292,13 @@ impl Registry {
             None => f(&self.index.default_view.load()),
         }
     }
+}
+
+/// The address an `in-addr.arpa.` / `ip6.arpa.` name spells in full; `None` for a partial
+/// one (a network, not a host) or any other name.
+fn arpa_address(name: &LowerName) -> Option<IpAddr> {
+    let net = name.parse_arpa_name().ok()?;
+    (net.prefix_len() == net.max_prefix_len()).then(|| net.addr())
 }
 
 #[cfg(test)]

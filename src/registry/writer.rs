@@ -88,10 +88,11 @@ pub(super) struct Model {
     domain: Option<LowerName>,
     networks: BTreeMap<String, NetworkState>,
     next_id: u32,
-    /// IP → (network, container) → PTR target
-    ptr_sources: HashMap<IpAddr, SmallMap<(String, String), PtrTarget>>,
+    /// IP → the (network, container) endpoints that hold it; their PTR targets are derived
+    /// from `networks` when published, not stored twice.
+    ptr_sources: HashMap<IpAddr, SmallSet<(NetId, String)>>,
     /// container → network → its addresses there
-    containers: HashMap<String, SmallMap<String, Vec<IpAddr>>>,
+    containers: HashMap<String, SmallMap<NetId, Vec<IpAddr>>>,
     default_view: Option<Vec<String>>,
     /// Endpoints held, and the most the registry takes (a memory bound; about 3 KB each).
     endpoints: usize,
@@ -291,22 +292,12 @@ impl Model {
             touched.insert(name);
         }
         let addresses: Vec<IpAddr> = endpoint.addresses().collect();
-        let ptr_target = lower(&format!("{}.{}", endpoint.name, network)).map(Name::from);
         state.endpoints.insert(container.clone(), endpoint);
 
         for short in &touched {
             self.rebuild_set(&network, short, index);
         }
-        self.set_container_addresses(
-            &container,
-            &network,
-            addresses,
-            ptr_target.map(|target| PtrTarget {
-                network: net_id,
-                target,
-            }),
-            index,
-        );
+        self.set_container_addresses(&container, net_id, addresses, index);
     }
 
     fn remove_endpoint(&mut self, network: &str, container: &str, index: &Index) {
@@ -316,6 +307,7 @@ impl Model {
         let Some(old) = state.endpoints.remove(container) else {
             return;
         };
+        let net_id = state.id;
         self.endpoints = self.endpoints.saturating_sub(1);
         let mut touched = Vec::new();
         for name in old.names().filter_map(key) {
@@ -327,7 +319,7 @@ impl Model {
         for short in &touched {
             self.rebuild_set(network, short, index);
         }
-        self.set_container_addresses(container, network, Vec::new(), None, index);
+        self.set_container_addresses(container, net_id, Vec::new(), index);
     }
 
     /// Recomputes one (network, short name) record set and republishes the name.
@@ -401,37 +393,34 @@ impl Model {
     fn set_container_addresses(
         &mut self,
         container: &str,
-        network: &str,
+        network: NetId,
         addresses: Vec<IpAddr>,
-        ptr: Option<PtrTarget>,
         index: &Index,
     ) {
         let on_networks = self.containers.entry(container.to_string()).or_default();
         let old = if addresses.is_empty() {
-            on_networks.remove(network).unwrap_or_default()
+            on_networks.remove(&network).unwrap_or_default()
         } else {
             on_networks
-                .insert(network.to_string(), addresses.clone())
+                .insert(network, addresses.clone())
                 .unwrap_or_default()
         };
         if on_networks.is_empty() {
             self.containers.remove(container);
         }
-        let key = (network.to_string(), container.to_string());
+        let source = (network, container.to_string());
         let mut touched_ips: BTreeSet<IpAddr> = old.iter().copied().collect();
         for ip in &old {
-            if let Some(targets) = self.ptr_sources.get_mut(ip) {
-                targets.remove(&key);
+            if let Some(sources) = self.ptr_sources.get_mut(ip) {
+                sources.remove(&source);
             }
         }
-        if let Some(ptr) = ptr {
-            for ip in &addresses {
-                self.ptr_sources
-                    .entry(*ip)
-                    .or_default()
-                    .insert(key.clone(), ptr.clone());
-                touched_ips.insert(*ip);
-            }
+        for ip in &addresses {
+            self.ptr_sources
+                .entry(*ip)
+                .or_default()
+                .insert(source.clone(), ());
+            touched_ips.insert(*ip);
         }
         for ip in &touched_ips {
             self.publish_ptr(*ip, index);
@@ -443,17 +432,29 @@ impl Model {
         self.publish_container_view(container, index);
     }
 
+    /// `NAME.NETWORK.` for the endpoint of `container` on `network`, if both are DNS names.
+    fn ptr_target(&self, network: NetId, container: &str) -> Option<PtrTarget> {
+        let (network_name, state) = self.networks.iter().find(|(_, s)| s.id == network)?;
+        let endpoint = state.endpoints.get(container)?;
+        let target = fqdn(&format!("{}.{}", endpoint.name, network_name)).ok()?;
+        Some(PtrTarget { network, target })
+    }
+
     fn publish_ptr(&mut self, ip: IpAddr, index: &Index) {
-        let arpa = LowerName::from(Name::from(ip));
-        match self.ptr_sources.get(&ip) {
-            Some(targets) if !targets.is_empty() => {
-                let list: Vec<PtrTarget> = targets.values().cloned().collect();
-                index.ptrs.insert(arpa, list.into());
-            }
-            _ => {
-                self.ptr_sources.remove(&ip);
-                index.ptrs.remove(&arpa);
-            }
+        let targets: Vec<PtrTarget> = self
+            .ptr_sources
+            .get(&ip)
+            .into_iter()
+            .flat_map(SmallMap::keys)
+            .filter_map(|(network, container)| self.ptr_target(*network, container))
+            .collect();
+        if self.ptr_sources.get(&ip).is_some_and(SmallMap::is_empty) {
+            self.ptr_sources.remove(&ip);
+        }
+        if targets.is_empty() {
+            index.ptrs.remove(&ip);
+        } else {
+            index.ptrs.insert(ip, targets.into());
         }
     }
 
@@ -461,10 +462,7 @@ impl Model {
         let Some(on_networks) = self.containers.get(container) else {
             return;
         };
-        let ids: Vec<NetId> = on_networks
-            .keys()
-            .filter_map(|n| self.networks.get(n).map(|s| s.id))
-            .collect();
+        let ids: Vec<NetId> = on_networks.keys().copied().collect();
         let view = Arc::new(View::only(ids));
         for ip in on_networks.values().flatten() {
             index.clients.insert(*ip, Arc::clone(&view));
