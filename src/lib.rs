@@ -8,7 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod fuzz;
-pub mod memory;
 pub mod provision;
 pub mod registry;
 pub mod source;

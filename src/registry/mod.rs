@@ -125,18 +125,11 @@ impl Registry {
     }
 
     /// Applies a batch under one lock, so readers see a whole reload sooner.
-    /// A bulk batch (a first sync, a resync) ends by handing the heap it freed back to the OS.
+    /// Applies a batch under one lock, so readers see a whole reload sooner.
     pub fn apply_all(&self, changes: impl IntoIterator<Item = Change>) {
-        let mut applied = 0;
-        {
-            let mut model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            for change in changes {
-                model.apply(change, &self.index);
-                applied += 1;
-            }
-        }
-        if applied >= crate::memory::BULK_CHANGES {
-            crate::memory::release_freed_heap();
+        let mut model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        for change in changes {
+            model.apply(change, &self.index);
         }
     }
 

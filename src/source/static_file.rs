@@ -89,7 +89,6 @@ pub fn spawn_reloader(
     // Only the server settings are compared on reload; the records live in `source`, so the
     // parsed file is not kept (at 100,000 endpoints it is tens of MB).
     let mut current = current.server;
-    crate::memory::release_freed_heap();
     tokio::spawn(async move {
         let _watcher = watcher;
         while let Some(trigger) = rx.recv().await {
@@ -105,7 +104,6 @@ pub fn spawn_reloader(
                     telemetry::count_reload(true);
                     info!(file = %path.display(), trigger, changes, "config reloaded");
                     current = config.server;
-                    crate::memory::release_freed_heap();
                 }
                 Err(error) => {
                     telemetry::count_reload(false);
