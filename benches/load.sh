@@ -70,8 +70,9 @@ for p in "$na_pid" "$dm_pid" "$aa_pid" "$flip_pid"; do kill -0 "$p" || { echo "a
 # Docker's embedded DNS: three containers behind `app` (aliases web1..3 too), queried from a
 # fourth container's namespace, where 127.0.0.11 lives. Its CPU is dockerd's.
 use_docker=""
-if [ -z "${NO_DOCKER:-}" ] && docker info >/dev/null 2>&1 && docker image inspect netalias-test/busybox:1 >/dev/null 2>&1; then
+if [ -z "${NO_DOCKER:-}" ] && docker info >/dev/null 2>&1; then
   use_docker=1
+  bash benches/test-image.sh
   docker network create --label netalias.test=1 --subnet 10.240.0.0/24 natest-load >/dev/null
   for i in 1 2 3; do
     docker run -d --label netalias.test=1 --name "natest-load-web$i" --network natest-load \

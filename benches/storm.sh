@@ -41,13 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  mkdir -p "$work/img/bin" "$work/img/tmp"
-  cp /bin/busybox "$work/img/bin/"
-  for a in sh sleep; do ln -s busybox "$work/img/bin/$a"; done
-  tar -C "$work/img" -cf "$work/img.tar" .
-  docker import -c 'CMD ["/bin/sh"]' "$work/img.tar" "$IMAGE" >/dev/null
-fi
+bash benches/test-image.sh
 docker network create --label netalias.test=1 --subnet 10.241.0.0/16 "$NET" >/dev/null
 
 printf 'storm A\napp A\nweb1 A\n' >"$work/queries"
