@@ -3,7 +3,8 @@
 # interleaved: netalias, dnsmasq, aardvark-dns and a responder that only flips the QR bit (the
 # harness's ceiling) on 127.0.0.1, and Docker's embedded DNS inside a test container's network
 # namespace (when a Docker engine is there; NO_DOCKER=1 skips it). Prints queries/s, lost
-# queries, server CPU µs per query, average latency, and ratios.
+# queries, server CPU µs per query, average latency, the ratios, and the harness's ceiling
+# for each ratio (the QR-flip responder's own ratio).
 #
 # Usage: bash benches/load.sh [SECONDS_PER_RUN] [ROUNDS]
 # Needs: dnsperf, dnsmasq, aardvark-dns, gcc (installed here if missing, as root).
@@ -132,6 +133,15 @@ awk '{ n[$1]++; q[$1]+=$2; u[$1]+=$5 }
        na = q["netalias"]/n["netalias"]; nu = u["netalias"]/n["netalias"]
        for (s in n) if (s != "netalias")
          printf "netalias / %-8s throughput %.2fx   cpu per query %.2fx\n", s, na/(q[s]/n[s]), nu/(u[s]/n[s])
+     }' "$work/results" | sort
+# No server answers faster than the responder that only flips the QR bit, so in this harness
+# no throughput ratio over another server can exceed flip's own ratio over it.
+awk '{ n[$1]++; q[$1]+=$2 }
+     END {
+       if (!("flip" in n)) exit
+       f = q["flip"]/n["flip"]
+       for (s in n) if (s != "netalias" && s != "flip")
+         printf "harness ceiling over %-8s flip / %s throughput %.2fx\n", s, s, f/(q[s]/n[s])
      }' "$work/results" | sort
 echo "(dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION, $ROUNDS interleaved rounds, per-run figures:)"
 cat "$work/results"

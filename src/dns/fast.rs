@@ -8,17 +8,8 @@
 
 use std::net::IpAddr;
 
-use hickory_server::{
-    net::xfer::Protocol,
-    proto::{
-        op::ResponseCode,
-        rr::{LowerName, Name},
-        serialize::binary::{BinDecodable, BinDecoder},
-    },
-};
-
 use super::{Responder, handler::answer_len};
-use crate::telemetry;
+use crate::{registry::NameKey, telemetry};
 
 const HEADER_LEN: usize = 12;
 const TYPE_A: u16 = 1;
@@ -117,11 +108,10 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
     let Some(question) = parse(packet) else {
         return false;
     };
-    let Ok(name) = Name::read(&mut BinDecoder::new(&packet[HEADER_LEN..question.end - 4])) else {
-        return false;
-    };
+    // `parse` checked these are plain labels; the name's root label is left out of the key.
+    let key = NameKey::from_wire(&packet[HEADER_LEN..question.end - 5]);
     let registry = responder.registry();
-    let Some(set) = registry.lookup(&LowerName::new(&name), asker) else {
+    let Some(set) = registry.lookup_key(key.as_bytes(), asker) else {
         return false;
     };
     let (members, rdlen) = match question.qtype {
@@ -189,11 +179,6 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
         out.extend_from_slice(&ours.to_be_bytes());
         out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
     }
-    let qtype = if question.qtype == TYPE_A {
-        "A"
-    } else {
-        "AAAA"
-    };
-    telemetry::count_request(qtype, ResponseCode::NoError, Protocol::Udp);
+    telemetry::count_fast_answer(question.qtype == TYPE_A);
     true
 }

@@ -22,6 +22,7 @@ use hickory_server::proto::rr::{LowerName, Name};
 
 pub use change::{Change, Endpoint};
 pub use name_key::NameKey;
+use name_key::parent_offsets;
 pub use record_set::{Cursors, RecordSet, Rotated};
 pub use view::View;
 use writer::Model;
@@ -57,7 +58,7 @@ struct Index {
     clients: DashMap<IpAddr, Arc<View>>,
     /// `NETWORK.` and `NETWORK.DOMAIN.`: names under them are ours, and `SHORT.ZONE.` is
     /// `SHORT` on that network.
-    zones: DashMap<LowerName, NetId>,
+    zones: DashMap<NameKey, NetId>,
     default_view: ArcSwap<View>,
     /// Networks marked internal.
     internal: DashMap<NetId, ()>,
@@ -88,6 +89,8 @@ pub struct Registry {
     writer: Mutex<Model>,
     index: Index,
     domain: Option<LowerName>,
+    /// `domain` as a key, for stripping it from keys.
+    domain_key: Option<NameKey>,
 }
 
 impl Registry {
@@ -106,6 +109,7 @@ impl Registry {
         Ok(Registry {
             writer: Mutex::new(Model::new(domain.clone())),
             index,
+            domain_key: domain.as_ref().map(NameKey::new),
             domain,
         })
     }
@@ -137,28 +141,33 @@ impl Registry {
         self.domain.as_ref()
     }
 
-    /// The record set `name` resolves to for `asker`. `SHORT.NETWORK.` (or
-    /// `SHORT.NETWORK.DOMAIN.`) is `SHORT` on that network; failing that, a name is taken as
-    /// published (an alias may contain dots), on the first network in name order that the
-    /// asker sees; failing that, `SHORT.DOMAIN.` is `SHORT`.
+    /// The record set `name` resolves to for `asker` (see [`Registry::lookup_key`]).
     pub fn lookup(&self, name: &LowerName, asker: IpAddr) -> Option<Arc<RecordSet>> {
-        if let Some(set) = self.lookup_qualified(name, asker) {
-            return Some(set);
-        }
-        if let Some(set) = self.lookup_short(name, asker) {
-            return Some(set);
-        }
-        self.without_domain(name)
-            .and_then(|short| self.lookup_short(&short, asker))
+        self.lookup_key(NameKey::new(name).as_bytes(), asker)
     }
 
-    /// `name` as a published short name: the first network the asker sees that has it.
-    fn lookup_short(&self, name: &LowerName, asker: IpAddr) -> Option<Arc<RecordSet>> {
-        let entry = self
-            .index
-            .names
-            .get(&NameKey::new(name))
-            .map(|e| Arc::clone(e.value()))?;
+    /// The record set a name, as [`NameKey`] bytes, resolves to for `asker`. `SHORT.NETWORK.`
+    /// (or `SHORT.NETWORK.DOMAIN.`) is `SHORT` on that network; failing that, a name is taken
+    /// as published (an alias may contain dots), on the first network in name order that the
+    /// asker sees; failing that, `SHORT.DOMAIN.` is `SHORT`. Touches no heap.
+    pub fn lookup_key(&self, key: &[u8], asker: IpAddr) -> Option<Arc<RecordSet>> {
+        if let Some(set) = self.lookup_qualified(key, asker) {
+            return Some(set);
+        }
+        if let Some(set) = self.lookup_short(key, asker) {
+            return Some(set);
+        }
+        let domain = self.domain_key.as_ref()?.as_bytes();
+        let short = key.strip_suffix(domain)?;
+        // The domain must start at a label boundary: `xdocker.` is not under `docker.`.
+        parent_offsets(key)
+            .any(|at| at == short.len())
+            .then(|| self.lookup_short(short, asker))?
+    }
+
+    /// `key` as a published short name: the first network the asker sees that has it.
+    fn lookup_short(&self, key: &[u8], asker: IpAddr) -> Option<Arc<RecordSet>> {
+        let entry = self.index.names.get(key).map(|e| Arc::clone(e.value()))?;
         self.with_view(asker, |view| {
             entry
                 .sets
@@ -170,48 +179,22 @@ impl Registry {
 
     /// `SHORT.ZONE.` where ZONE is a network's zone: `SHORT` on that network, if the asker
     /// sees it. The longest matching zone wins (a network `b.c` before a network `c`).
-    fn lookup_qualified(&self, name: &LowerName, asker: IpAddr) -> Option<Arc<RecordSet>> {
-        let mut zone = name.base_name();
-        let mut keep = 1;
-        while !zone.is_root() {
-            if let Some(network) = self.index.zones.get(&zone).map(|z| *z.value()) {
-                if !self.with_view(asker, |view| view.contains(network)) {
-                    return None;
-                }
-                // Names on a network are short; no heap is touched for names up to 32 bytes.
-                let full = Name::from(name);
-                let mut short = Name::from_labels(full.iter().take(keep)).ok()?;
-                short.set_fqdn(true);
-                let entry = self
-                    .index
-                    .names
-                    .get(&NameKey::new(&LowerName::new(&short)))
-                    .map(|e| Arc::clone(e.value()))?;
-                return entry
-                    .sets
-                    .iter()
-                    .find(|set| set.network() == network)
-                    .cloned();
-            }
-            zone = zone.base_name();
-            keep += 1;
-        }
-        None
-    }
-
-    /// `app.docker.` → `app.` when `docker` is the search domain; `None` for other names.
-    fn without_domain(&self, name: &LowerName) -> Option<LowerName> {
-        let domain = self.domain.as_ref()?;
-        let keep = name
-            .num_labels()
-            .checked_sub(domain.num_labels())
-            .filter(|k| *k > 0)?;
-        if !domain.zone_of(name) {
+    fn lookup_qualified(&self, key: &[u8], asker: IpAddr) -> Option<Arc<RecordSet>> {
+        let (at, network) = parent_offsets(key)
+            .find_map(|at| Some((at, *self.index.zones.get(&key[at..])?.value())))?;
+        if !self.with_view(asker, |view| view.contains(network)) {
             return None;
         }
-        let labels = Name::from(name);
-        let short = Name::from_labels(labels.iter().take(usize::from(keep))).ok()?;
-        Some(LowerName::new(&short))
+        let entry = self
+            .index
+            .names
+            .get(&key[..at])
+            .map(|e| Arc::clone(e.value()))?;
+        entry
+            .sets
+            .iter()
+            .find(|set| set.network() == network)
+            .cloned()
     }
 
     /// The PTR target of an `in-addr.arpa.` / `ip6.arpa.` name, as seen by `asker`.
@@ -236,7 +219,7 @@ impl Registry {
         }
         let mut candidate = name.clone();
         while !candidate.is_root() {
-            if self.index.zones.contains_key(&candidate) {
+            if self.index.zones.contains_key(&NameKey::new(&candidate)) {
                 return Some(candidate);
             }
             candidate = candidate.base_name();

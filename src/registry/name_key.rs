@@ -2,10 +2,12 @@
 //!
 //! hickory's `LowerName` is 80 bytes, and five maps held one per endpoint. This key is 32
 //! bytes and keeps names of up to 24 wire bytes (e.g. `web-1234567.` is 13) without a heap
-//! allocation, so building one for a lookup costs a short copy. It must not be used for
-//! anything but map keys: it has no notion of escaping or of relative names.
+//! allocation, so building one for a lookup costs a short copy. Maps keyed by it are looked
+//! up with plain `&[u8]`, so a suffix of a key (a parent zone) is a sub-slice, with no copy.
+//! It must not be used for anything but map keys: it has no notion of escaping or of
+//! relative names.
 
-use std::fmt;
+use std::{borrow::Borrow, fmt};
 
 use hickory_server::proto::rr::{LowerName, Name};
 use smallvec::SmallVec;
@@ -25,6 +27,19 @@ impl NameKey {
         NameKey(bytes)
     }
 
+    /// A key from wire-format labels (without the root label) that the caller has checked
+    /// are plain: each length byte followed by that many bytes. ASCII is lowercased.
+    pub fn from_wire(labels: &[u8]) -> NameKey {
+        let mut bytes = SmallVec::from_slice(labels);
+        // Length bytes are at most 63, below 'A', so lowercasing the whole run leaves them be.
+        bytes.make_ascii_lowercase();
+        NameKey(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The name back, fully qualified (for listings and logs, not for the answer path).
     pub fn to_name(&self) -> Name {
         let mut labels: Vec<&[u8]> = Vec::new();
@@ -37,6 +52,21 @@ impl NameKey {
         let mut name = Name::from_labels(labels).unwrap_or_else(|_| Name::root());
         name.set_fqdn(true);
         name
+    }
+}
+
+/// Offsets in `key` where a label other than the first starts: `key[at..]` is a parent.
+pub fn parent_offsets(key: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        at += 1 + usize::from(*key.get(at)?);
+        (at < key.len()).then_some(at)
+    })
+}
+
+impl Borrow<[u8]> for NameKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -83,5 +113,21 @@ mod tests {
         );
         assert!(!NameKey::new(&lower("web-1234567.backend.")).0.spilled());
         assert_eq!(std::mem::size_of::<NameKey>(), 32);
+        assert_eq!(
+            NameKey::from_wire(b"\x04Web1\x03NET"),
+            NameKey::new(&lower("web1.net."))
+        );
+    }
+
+    #[test]
+    fn parents_are_suffixes_at_label_starts() {
+        let key = NameKey::new(&lower("a.bc.d."));
+        let parents: Vec<&[u8]> = parent_offsets(key.as_bytes())
+            .map(|at| &key.as_bytes()[at..])
+            .collect();
+        assert_eq!(parents, [&b"\x02bc\x01d"[..], &b"\x01d"[..]]);
+        assert_eq!(parent_offsets(b"").count(), 0);
+        // A length byte past the end stops the walk instead of reading out of bounds.
+        assert_eq!(parent_offsets(b"\x09ab").count(), 0);
     }
 }

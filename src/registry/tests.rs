@@ -52,6 +52,40 @@ fn every_name_form_resolves_case_insensitively() {
         );
     }
     assert_eq!(members(&reg, "nope.", HOST), None);
+    // Suffixes that are not whole labels of the domain or the network are not stripped.
+    for q in [
+        "app.xdocker.",
+        "appdocker.",
+        "web1.xnet1.",
+        "docker.",
+        "net1.",
+    ] {
+        assert_eq!(members(&reg, q, HOST), None, "{q}");
+    }
+}
+
+#[test]
+fn a_qualified_name_answers_only_on_its_network_and_only_to_those_who_see_it() {
+    let reg = Registry::new(None).expect("registry");
+    reg.apply(Change::EndpointUp(ep("front", "web", [10, 0, 1, 2], &[])));
+    reg.apply(Change::EndpointUp(ep("back", "web", [10, 0, 2, 2], &[])));
+    reg.apply(Change::EndpointUp(ep("back", "db", [10, 0, 2, 3], &[])));
+    assert_eq!(
+        members(&reg, "web.front.", HOST),
+        Some(vec![Ipv4Addr::new(10, 0, 1, 2)])
+    );
+    assert_eq!(
+        members(&reg, "web.back.", HOST),
+        Some(vec![Ipv4Addr::new(10, 0, 2, 2)])
+    );
+    assert_eq!(members(&reg, "db.front.", HOST), None, "db is not on front");
+    // A container on `back` alone does not see `front`, even when it names it.
+    let on_back = IpAddr::from([10, 0, 2, 3]);
+    assert_eq!(members(&reg, "web.front.", on_back), None);
+    assert_eq!(
+        members(&reg, "web.", on_back),
+        Some(vec![Ipv4Addr::new(10, 0, 2, 2)])
+    );
 }
 
 #[test]

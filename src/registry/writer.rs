@@ -219,7 +219,7 @@ impl Model {
             },
         );
         for zone in self.network_zones(network) {
-            index.zones.insert(zone, id);
+            index.zones.insert(NameKey::new(&zone), id);
         }
         self.publish_default_view(index);
         id
@@ -237,7 +237,7 @@ impl Model {
             index.internal.remove(&state.id);
         }
         for zone in self.network_zones(network) {
-            index.zones.remove(&zone);
+            index.zones.remove(&NameKey::new(&zone));
         }
         self.publish_default_view(index);
     }
