@@ -215,7 +215,7 @@ pub struct ServerConfig {
     /// TCP connections one client address may hold; more are refused at once.
     #[serde(default = "default_tcp_max_connections_per_client")]
     pub tcp_max_connections_per_client: usize,
-    /// The most endpoints served at once, a bound on memory (about 3 KB each); past it, new
+    /// The most endpoints served at once, a bound on memory (about 1.6 KB each); past it, new
     /// endpoints are refused, logged and counted.
     #[serde(default = "default_max_endpoints")]
     pub max_endpoints: usize,

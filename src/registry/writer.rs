@@ -94,7 +94,7 @@ pub(super) struct Model {
     /// container → network → its addresses there
     containers: HashMap<String, SmallMap<NetId, Vec<IpAddr>>>,
     default_view: Option<Vec<String>>,
-    /// Endpoints held, and the most the registry takes (a memory bound; about 3 KB each).
+    /// Endpoints held, and the most the registry takes (a memory bound; about 1.6 KB each).
     endpoints: usize,
     max_endpoints: usize,
     /// When the last "endpoint refused" warning was logged (one a minute at most).
