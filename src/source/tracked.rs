@@ -27,10 +27,14 @@ fn fingerprint(endpoint: &Endpoint) -> Fingerprint {
     hasher.finish()
 }
 
+/// (container, network): ordered by container first, so that one container's endpoints are
+/// a range (a Docker event touches one container; scanning every endpoint for it cost O(n)).
+type ByContainer = (String, String);
+
 #[derive(Debug, Default)]
 pub struct Tracked {
     networks: BTreeSet<String>,
-    endpoints: BTreeMap<EndpointKey, Fingerprint>,
+    endpoints: BTreeMap<ByContainer, Fingerprint>,
 }
 
 impl Tracked {
@@ -48,17 +52,25 @@ impl Tracked {
         networks: BTreeSet<String>,
         endpoints: BTreeMap<EndpointKey, Endpoint>,
     ) -> Vec<Change> {
-        let mut changes = Vec::new();
-        for (network, container) in self
+        let mut applied = BTreeMap::new();
+        let mut ups = Vec::new();
+        for ((network, container), endpoint) in endpoints {
+            let key = (container, network);
+            let print = fingerprint(&endpoint);
+            if self.endpoints.get(&key) != Some(&print) {
+                ups.push(Change::EndpointUp(endpoint));
+            }
+            applied.insert(key, print);
+        }
+        let mut changes: Vec<Change> = self
             .endpoints
             .keys()
-            .filter(|k| !endpoints.contains_key(*k))
-        {
-            changes.push(Change::EndpointDown {
+            .filter(|k| !applied.contains_key(*k))
+            .map(|(container, network)| Change::EndpointDown {
                 network: network.clone(),
                 container: container.clone(),
-            });
-        }
+            })
+            .collect();
         for network in self.networks.difference(&networks) {
             changes.push(Change::NetworkDown {
                 network: network.clone(),
@@ -69,14 +81,7 @@ impl Tracked {
                 network: network.clone(),
             });
         }
-        let mut applied = BTreeMap::new();
-        for (key, endpoint) in endpoints {
-            let print = fingerprint(&endpoint);
-            if self.endpoints.get(&key) != Some(&print) {
-                changes.push(Change::EndpointUp(endpoint));
-            }
-            applied.insert(key, print);
-        }
+        changes.append(&mut ups);
         self.networks = networks;
         self.endpoints = applied;
         changes
@@ -85,32 +90,34 @@ impl Tracked {
     /// Replaces everything one container has, on every network, with `endpoints`.
     pub fn replace_container(&mut self, container: &str, endpoints: Vec<Endpoint>) -> Vec<Change> {
         let mut changes = Vec::new();
-        let wanted: BTreeMap<EndpointKey, Endpoint> = endpoints
+        let wanted: BTreeMap<String, Endpoint> = endpoints
             .into_iter()
-            .map(|e| ((e.network.clone(), container.to_string()), e))
+            .map(|e| (e.network.clone(), e))
             .collect();
-        let gone: Vec<EndpointKey> = self
+        let gone: Vec<ByContainer> = self
             .endpoints
-            .keys()
-            .filter(|(_, c)| c == container)
-            .filter(|k| !wanted.contains_key(*k))
+            .range((container.to_string(), String::new())..)
+            .map(|(key, _)| key)
+            .take_while(|(c, _)| c == container)
+            .filter(|(_, network)| !wanted.contains_key(network))
             .cloned()
             .collect();
         for key in gone {
             self.endpoints.remove(&key);
             changes.push(Change::EndpointDown {
-                network: key.0,
-                container: key.1,
+                network: key.1,
+                container: key.0,
             });
         }
-        for (key, endpoint) in wanted {
+        for (network, endpoint) in wanted {
+            let key = (container.to_string(), network);
             let print = fingerprint(&endpoint);
             if self.endpoints.get(&key) == Some(&print) {
                 continue;
             }
-            if self.networks.insert(key.0.clone()) {
+            if self.networks.insert(key.1.clone()) {
                 changes.push(Change::NetworkUp {
-                    network: key.0.clone(),
+                    network: key.1.clone(),
                 });
             }
             changes.push(Change::EndpointUp(endpoint));
@@ -131,7 +138,7 @@ impl Tracked {
 
     /// The network and, with it, every endpoint on it.
     pub fn remove_network(&mut self, network: &str) -> Vec<Change> {
-        self.endpoints.retain(|(n, _), _| n != network);
+        self.endpoints.retain(|(_, n), _| n != network);
         if self.networks.remove(network) {
             vec![Change::NetworkDown {
                 network: network.to_string(),
