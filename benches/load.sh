@@ -116,11 +116,15 @@ for round in $(seq 1 "$ROUNDS"); do
   if [ -n "$use_docker" ]; then run docker "$dockerd_pid" 53; fi
 done
 
-# The rotation stayed exact under load: ask 300 more times and count first members.
-if command -v kdig >/dev/null; then
-  for _ in $(seq 1 300); do kdig @127.0.0.1 -p "$NA_PORT" +short app | head -1; done | sort | uniq -c \
-    | awk '{printf "first-member count after load: %s %s\n", $2, $1}'
-fi
+# Rotation under load: dnsperf keeps netalias at full rate on web1/web2 while four concurrent
+# clients ask `app` 30,000 times and count every answer's first member (spread must be <= 1).
+printf 'web1 A\nweb2 A\n' >"$work/busy"
+dnsperf -s 127.0.0.1 -p "$NA_PORT" -d "$work/busy" -c "$CLIENTS" -q "$OUTSTANDING" -l 15 >/dev/null 2>&1 &
+busy=$!
+sleep 0.5
+python3 benches/rotation_check.py "$NA_PORT" app "${ROTATION_QUERIES:-30000}" | tee "$work/rotation"
+kill "$busy" 2>/dev/null || true
+wait "$busy" 2>/dev/null || true
 
 echo
 printf '%-10s %12s %8s %12s %10s %12s\n' server "queries/s" lost completed "cpu µs/q" "latency ms"
