@@ -129,7 +129,6 @@ impl Registry {
     }
 
     /// Applies a batch under one lock, so readers see a whole reload sooner.
-    /// Applies a batch under one lock, so readers see a whole reload sooner.
     pub fn apply_all(&self, changes: impl IntoIterator<Item = Change>) {
         let mut model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         for change in changes {

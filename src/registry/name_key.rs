@@ -70,12 +70,6 @@ impl Borrow<[u8]> for NameKey {
     }
 }
 
-impl From<&LowerName> for NameKey {
-    fn from(name: &LowerName) -> NameKey {
-        NameKey::new(name)
-    }
-}
-
 impl fmt::Display for NameKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.to_name().fmt(f)

@@ -219,7 +219,7 @@ impl Model {
             },
         );
         for zone in self.network_zones(network) {
-            index.zones.insert(NameKey::new(&zone), id);
+            index.zones.insert(zone, id);
         }
         self.publish_default_view(index);
         id
@@ -237,7 +237,7 @@ impl Model {
             index.internal.remove(&state.id);
         }
         for zone in self.network_zones(network) {
-            index.zones.remove(&NameKey::new(&zone));
+            index.zones.remove(&zone);
         }
         self.publish_default_view(index);
     }
@@ -378,13 +378,14 @@ impl Model {
         }
     }
 
-    fn network_zones(&self, network: &str) -> Vec<LowerName> {
+    /// `NETWORK.` and, with a search domain, `NETWORK.DOMAIN.`, as zone keys.
+    fn network_zones(&self, network: &str) -> Vec<NameKey> {
         let Some(net) = lower(network) else {
             return Vec::new();
         };
-        let mut zones = vec![net.clone()];
+        let mut zones = vec![NameKey::new(&net)];
         if let Some(with_domain) = self.domain.as_ref().and_then(|d| join(&net, d)) {
-            zones.push(with_domain);
+            zones.push(NameKey::new(&with_domain));
         }
         zones
     }
