@@ -73,7 +73,7 @@ for p in "$na_pid" "$dm_pid" "$aa_pid" "$flip_pid"; do kill -0 "$p" || { echo "a
 use_docker=""
 if [ -z "${NO_DOCKER:-}" ] && docker info >/dev/null 2>&1; then
   use_docker=1
-  bash benches/test-image.sh
+  bash tests/build-test-image.sh
   docker network create --label netalias.test=1 --subnet 10.240.0.0/24 natest-load >/dev/null
   for i in 1 2 3; do
     docker run -d --label netalias.test=1 --name "natest-load-web$i" --network natest-load \

@@ -41,7 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bash benches/test-image.sh
+bash tests/build-test-image.sh
 docker network create --label netalias.test=1 --subnet 10.241.0.0/16 "$NET" >/dev/null
 
 printf 'storm A\napp A\nweb1 A\n' >"$work/queries"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the benches' and tests' container image, netalias-test/busybox:1, from Debian's
+# Builds the tests' and benches' container image, netalias-test/busybox:1, from Debian's
 # busybox-static when it is not there yet (no registry is needed: `docker import` of a tarball).
 set -euo pipefail
 IMAGE=netalias-test/busybox:1

@@ -55,42 +55,14 @@ static PREPARE: Once = Once::new();
 fn prepare() {
     PREPARE.call_once(|| {
         sweep();
-        let have = Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if have {
-            return;
-        }
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .expect("busybox-static is needed to build the test image (tests/run.sh installs it)");
-        let dir = tempfile::tempdir().expect("dir");
-        let root = dir.path().join("root");
-        std::fs::create_dir_all(root.join("bin")).expect("mkdir");
-        std::fs::create_dir_all(root.join("tmp")).expect("mkdir");
-        std::fs::copy(busybox, root.join("bin/busybox")).expect("copy busybox");
-        for applet in ["sh", "sleep", "touch", "rm", "test", "cat", "true", "false"] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("symlink");
-        }
-        let tar = dir.path().join("image.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
+        // One recipe for tests and benches: tests/build-test-image.sh (docker import of
+        // busybox-static).
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/build-test-image.sh");
+        let status = Command::new("bash")
+            .arg(script)
             .status()
-            .expect("tar");
-        assert!(status.success());
-        docker(&[
-            "import",
-            "-c",
-            "CMD [\"/bin/sh\"]",
-            &tar.display().to_string(),
-            IMAGE,
-        ]);
+            .expect("run tests/build-test-image.sh");
+        assert!(status.success(), "tests/build-test-image.sh failed");
     });
 }
 
