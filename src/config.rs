@@ -226,7 +226,7 @@ pub struct ServerConfig {
     /// HTTP for /metrics, /healthz, /readyz and /records. Absent: off.
     #[serde(default)]
     pub http_listen: Option<SocketAddr>,
-    /// UDP receive loops (SO_REUSEPORT sockets) per address; absent: one per core.
+    /// UDP receive loops (SO_REUSEPORT sockets) per address; absent: one per two cores.
     #[serde(default)]
     pub udp_workers: Option<usize>,
     /// Answer plain A/AAAA questions on a fast path (same bytes as the full handler).
