@@ -6,6 +6,11 @@
 # queries, server CPU µs per query, average latency, the ratios, and the harness's ceiling
 # for each ratio (the QR-flip responder's own ratio).
 #
+# Then the same servers at an equal CPU budget: each in turn in a cgroup capped at CAP_CPU of a
+# core (default 0.25, at least 0.1; CAP_CPU=0 skips), so the server, not dnsperf, is what limits the rate, and
+# the throughput ratios are capacity per core. That needs the cgroup v1 cpu controller at
+# /sys/fs/cgroup/cpu and root; dockerd is moved into the cap for its runs and back after.
+#
 # Usage: bash benches/load.sh [SECONDS_PER_RUN] [ROUNDS]
 # Needs: dnsperf, dnsmasq, aardvark-dns, gcc (installed here if missing, as root).
 # Traffic goes only to loopback and to the containers this script creates.
@@ -31,7 +36,23 @@ cargo build --release --quiet
 
 work=$(mktemp -d)
 pids=()
+CAP_CPU="${CAP_CPU:-0.25}"
+CAP_ROOT=/sys/fs/cgroup/cpu
+# Moves every process of a natest-cap-* cgroup back where it came from (recorded when capped;
+# the root of the hierarchy if unrecorded, e.g. after a crashed run) and removes the cgroup.
+uncap_all() {
+  local dir p origin
+  for dir in "$CAP_ROOT"/natest-cap-*; do
+    [ -d "$dir" ] || continue
+    for p in $(cat "$dir/cgroup.procs" 2>/dev/null); do
+      origin=$(cat "$work/cap-origin-$p" 2>/dev/null || echo /)
+      echo "$p" >"$CAP_ROOT$origin/cgroup.procs" 2>/dev/null || echo "$p" >"$CAP_ROOT/cgroup.procs" || true
+    done
+    rmdir "$dir" 2>/dev/null || true
+  done
+}
 cleanup() {
+  uncap_all
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   pkill -f "aardvark-dns -c $work" 2>/dev/null || true
   if [ -n "${use_docker:-}" ]; then
@@ -41,6 +62,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 # The same records for both: the seed's three web servers behind `app`.
 cat >"$work/hosts" <<'HOSTS'
@@ -88,13 +110,14 @@ fi
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# run NAME PID PORT -> appends "name qps lost completed cpu_us_per_q latency_ms"
+# run NAME PID PORT [OUTSTANDING] [RESULTS] -> appends "name qps lost completed cpu_us_per_q latency_ms"
 run() {
-  local name=$1 pid=$2 port=$3 before after out
+  local name=$1 pid=$2 port=$3 outstanding=${4:-$OUTSTANDING} results=${5:-$work/results}
+  local before after out
   before=$(cpu_ticks "$pid")
   local server=127.0.0.1 prefix=()
   if [ "$name" = docker ]; then server=127.0.0.11; prefix=(nsenter -t "$client_pid" -n); fi
-  out=$("${prefix[@]}" dnsperf -s "$server" -p "$port" -d "$work/queries" -c "$CLIENTS" -q "$OUTSTANDING" \
+  out=$("${prefix[@]}" dnsperf -s "$server" -p "$port" -d "$work/queries" -c "$CLIENTS" -q "$outstanding" \
         -l "$DURATION" 2>&1)
   after=$(cpu_ticks "$pid")
   local completed lost qps lat
@@ -105,7 +128,21 @@ run() {
   local cpu_us
   cpu_us=$(awk -v d=$((after - before)) -v t="$ticks" -v c="$completed" \
     'BEGIN { if (c > 0) printf "%.2f", d / t * 1e6 / c; else print "nan" }')
-  echo "$name $qps $lost $completed $cpu_us $(awk -v l="$lat" 'BEGIN{printf "%.3f", l*1000}')" >>"$work/results"
+  echo "$name $qps $lost $completed $cpu_us $(awk -v l="$lat" 'BEGIN{printf "%.3f", l*1000}')" >>"$results"
+}
+
+# capped_run NAME PID PORT: `run` with the server's process in a cgroup of CAP_CPU of a core.
+# Fewer queries in flight (100) than the socket buffers hold, so that a server waiting for its
+# next slice of CPU loses none and dnsperf's window never fills with timed-out queries.
+capped_run() {
+  local name=$1 pid=$2 port=$3 dir="$CAP_ROOT/natest-cap-$1"
+  mkdir -p "$dir"
+  echo 10000 >"$dir/cpu.cfs_period_us"
+  awk -v c="$CAP_CPU" 'BEGIN { printf "%d\n", c * 10000 }' >"$dir/cpu.cfs_quota_us"
+  awk -F: '$2 == "cpu" || $2 ~ /(^|,)cpu(,|$)/ { print $3; exit }' "/proc/$pid/cgroup" >"$work/cap-origin-$pid"
+  echo "$pid" >"$dir/cgroup.procs"
+  run "$name" "$pid" "$port" 100 "$work/capped"
+  uncap_all
 }
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -115,6 +152,19 @@ for round in $(seq 1 "$ROUNDS"); do
   run flip "$flip_pid" "$FLIP_PORT"
   if [ -n "$use_docker" ]; then run docker "$dockerd_pid" 53; fi
 done
+
+can_cap=""
+if awk -v c="$CAP_CPU" 'BEGIN { exit !(c > 0) }' && [ -w "$CAP_ROOT/cgroup.procs" ] && [ -f "$CAP_ROOT/cpu.cfs_quota_us" ]; then
+  can_cap=1
+  uncap_all
+  for round in $(seq 1 "$ROUNDS"); do
+    capped_run netalias "$na_pid" "$NA_PORT"
+    capped_run dnsmasq "$dm_pid" "$DM_PORT"
+    capped_run aardvark "$aa_pid" "$AA_PORT"
+    capped_run flip "$flip_pid" "$FLIP_PORT"
+    if [ -n "$use_docker" ]; then capped_run docker "$dockerd_pid" 53; fi
+  done
+fi
 
 # Rotation under load: dnsperf keeps netalias at full rate on web1/web2 while four concurrent
 # clients ask `app` 30,000 times and count every answer's first member (spread must be <= 1).
@@ -149,3 +199,20 @@ awk '{ n[$1]++; q[$1]+=$2 }
      }' "$work/results" | sort
 echo "(dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION, $ROUNDS interleaved rounds, per-run figures:)"
 cat "$work/results"
+
+echo
+if [ -z "$can_cap" ]; then
+  echo "equal-CPU capacity: skipped (CAP_CPU=0, or no writable cgroup v1 cpu controller at $CAP_ROOT)"
+  exit 0
+fi
+echo "equal CPU: each server capped at $CAP_CPU of a core (cgroup cpu quota), dnsperf -c $CLIENTS -q 100:"
+printf '%-10s %12s %8s %10s %12s\n' server "queries/s" lost "cpu µs/q" "latency ms"
+awk '{ n[$1]++; q[$1]+=$2; l[$1]+=$3; u[$1]+=$5; t[$1]+=$6 }
+     END { for (s in n) printf "%-10s %12.0f %8.0f %10.2f %12.3f\n", s, q[s]/n[s], l[s]/n[s], u[s]/n[s], t[s]/n[s] }' \
+  "$work/capped" | sort
+awk '{ n[$1]++; q[$1]+=$2 }
+     END { na = q["netalias"]/n["netalias"]
+       for (s in n) if (s != "netalias") printf "capacity per core: netalias / %-8s %.2fx\n", s, na/(q[s]/n[s]) }' \
+  "$work/capped" | sort
+echo "(per-run figures at equal CPU:)"
+cat "$work/capped"
