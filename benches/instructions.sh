@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# User-space instructions per query, counted by callgrind. The count is the same to the
+# instruction for the same binary and the same queries, whatever else the machine does, so it
+# shows changes far smaller than the ±10% noise of the load benches (load.sh, scale.sh).
+#
+# Counted: the UDP receive loop and the full handler's task (callgrind --toggle-collect; not
+# start-up, shutdown or the other threads), for dnsperf sending ROUNDS rounds of the three-name
+# file with one query in flight, so every receive takes one packet; divided by every query
+# answered, the readiness probes' included. (callgrind_control --zero would drop the probes,
+# but through vgdb it stalls the blocked receive loop for seconds.) Twice: fast path on, and
+# off (every packet through hickory). The kernel's share, most of the CPU per query, is not
+# counted: load.sh measures it.
+#
+# Usage: bash benches/instructions.sh [ROUNDS]   (default 1000 rounds of 3 names = 3000 queries;
+# the full path is slow under valgrind: its task wake-ups take milliseconds there)
+# Needs: valgrind, dnsperf. Traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS="${1:-1000}"
+PORT="${PORT:-15358}"
+need=()
+command -v valgrind >/dev/null || need+=(valgrind)
+command -v dnsperf >/dev/null || need+=(dnsperf)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo build --release --quiet
+work=$(mktemp -d)
+server=""
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+printf 'app A\nweb1 A\nweb2 A\n' >"$work/queries"
+
+# count LABEL FAST_PATH -> prints "LABEL: N instructions per query (Q queries)"
+count() {
+  local label=$1 fast=$2
+  sed -e "s/127.0.0.1:1053/127.0.0.1:$PORT/" -e "s/^udp_fast_path = .*/udp_fast_path = $fast/" \
+    config/netalias.toml >"$work/$label.toml"
+  NETALIAS_LOG=warn valgrind --tool=callgrind --fair-sched=yes --collect-atstart=no \
+    --toggle-collect='*udp::receive_loop*' --toggle-collect='*udp::full_path*' \
+    --callgrind-out-file="$work/$label.out" \
+    ./target/release/netalias serve --config "$work/$label.toml" 2>"$work/$label.log" &
+  server=$!
+  local probed=0 answered
+  for _ in $(seq 1 300); do
+    answered=$(dnsperf -s 127.0.0.1 -p "$PORT" -d "$work/queries" -n 1 -t 1 2>/dev/null \
+      | awk '/Queries completed:/ {print $3}')
+    probed=$((probed + ${answered:-0}))
+    [ "${answered:-0}" = 3 ] && break
+    sleep 0.2
+  done
+  local out completed
+  out=$(dnsperf -s 127.0.0.1 -p "$PORT" -d "$work/queries" -n "$ROUNDS" -q 1 -t 5 2>&1)
+  completed=$(awk '/Queries completed:/ {print $3}' <<<"$out")
+  # SIGTERM: netalias shuts down cleanly and callgrind writes its counts as it exits.
+  kill "$server"; wait "$server" 2>/dev/null || true; server=""
+  completed=$((completed + probed))
+  local total
+  total=$(awk '/^(totals|summary):/ {print $2; exit}' "$work/$label.out" 2>/dev/null || true)
+  if [ -z "$total" ] || [ -z "$completed" ] || [ "$completed" -eq 0 ]; then
+    echo "$label: no count (see valgrind's log below)"; cat "$work/$label.log"; exit 1
+  fi
+  awk -v l="$label" -v t="$total" -v c="$completed" \
+    'BEGIN { printf "%-10s %8.0f instructions per query (%d queries, %d in all)\n", l, t / c, c, t }'
+}
+count fast true
+count full false
