@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# User-space instructions per query, counted by callgrind. The count is the same to the
-# instruction for the same binary and the same queries, whatever else the machine does, so it
-# shows changes far smaller than the ±10% noise of the load benches (load.sh, scale.sh).
+# User-space instructions per query, counted by callgrind. For the same binary and queries the
+# count repeats within about 1% (the idle receive loop's timeouts vary with wall time), whatever
+# else the machine does, so it shows changes far smaller than the ±10% noise of the load benches
+# (load.sh, scale.sh).
 #
 # Counted: the UDP receive loop and the full handler's task (callgrind --toggle-collect; not
 # start-up, shutdown or the other threads), for dnsperf sending ROUNDS rounds of the three-name

@@ -244,7 +244,9 @@ mod tests {
 
             for i in 0..5u8 {
                 let sender = if i % 2 == 0 { &a } else { &b };
-                sender.send_to(&vec![i; 10 + usize::from(i)], to).expect("send");
+                sender
+                    .send_to(&vec![i; 10 + usize::from(i)], to)
+                    .expect("send");
             }
             let got = receive_all(&mut inbox, &server, 5);
             for (i, (bytes, port)) in got.iter().enumerate() {
@@ -259,7 +261,10 @@ mod tests {
 
             b.send_to(b"after", to).expect("send");
             let got = receive_all(&mut inbox, &server, 1);
-            assert_eq!(got, vec![(b"after".to_vec(), b.local_addr().expect("bound").port())]);
+            assert_eq!(
+                got,
+                vec![(b"after".to_vec(), b.local_addr().expect("bound").port())]
+            );
         }
     }
 
@@ -274,7 +279,10 @@ mod tests {
             outbox.commit(peer.local_addr().expect("bound"));
         }
         // A buffer handed out but not committed is not sent.
-        outbox.next_buffer().expect("room").extend_from_slice(b"dropped");
+        outbox
+            .next_buffer()
+            .expect("room")
+            .extend_from_slice(b"dropped");
         outbox.flush(&server);
         for (i, peer) in peers.iter().enumerate() {
             let mut buf = [0u8; 64];
