@@ -5,10 +5,10 @@
 
 pub mod http;
 
-use std::time::Duration;
+use std::{sync::OnceLock, time::Duration};
 
 use hickory_server::{net::xfer::Protocol, proto::op::ResponseCode};
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram};
+use metrics::{Counter, counter, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 
 /// Installs the global Prometheus recorder and keeps it tidy; returns the handle that renders.
@@ -113,16 +113,19 @@ pub fn count_request(qtype: &'static str, rcode: ResponseCode, protocol: Protoco
         .increment(1);
 }
 
-/// `count_request` for the fast path's only outcome (an A or AAAA answer over UDP). Literal
-/// labels make a static key; `count_request`'s runtime labels allocate one per call.
+/// `count_request` for the fast path's only outcome (an A or AAAA answer over UDP). The two
+/// counters are registered on first use and kept: `counter!` builds and hashes its key and asks
+/// the recorder for it on every call, about 150 instructions of the fast path's 2,200. `serve`
+/// installs the recorder before any listener starts, so the kept handles are the recorder's.
 pub fn count_fast_answer(qtype_is_a: bool) {
-    if qtype_is_a {
-        counter!(DNS_REQUESTS_TOTAL, "type" => "A", "rcode" => "NOERROR", "protocol" => "udp")
-            .increment(1);
-    } else {
-        counter!(DNS_REQUESTS_TOTAL, "type" => "AAAA", "rcode" => "NOERROR", "protocol" => "udp")
-            .increment(1);
-    }
+    static COUNTERS: OnceLock<[Counter; 2]> = OnceLock::new();
+    let [a, aaaa] = COUNTERS.get_or_init(|| {
+        [
+            counter!(DNS_REQUESTS_TOTAL, "type" => "A", "rcode" => "NOERROR", "protocol" => "udp"),
+            counter!(DNS_REQUESTS_TOTAL, "type" => "AAAA", "rcode" => "NOERROR", "protocol" => "udp"),
+        ]
+    });
+    if qtype_is_a { a } else { aaaa }.increment(1);
 }
 
 /// The mnemonic of an rcode, as DNS tools print it (NOERROR, NXDOMAIN, ...).
