@@ -145,25 +145,33 @@ capped_run() {
   uncap_all
 }
 
-for round in $(seq 1 "$ROUNDS"); do
-  run netalias "$na_pid" "$NA_PORT"
-  run dnsmasq "$dm_pid" "$DM_PORT"
-  run aardvark "$aa_pid" "$AA_PORT"
-  run flip "$flip_pid" "$FLIP_PORT"
-  if [ -n "$use_docker" ]; then run docker "$dockerd_pid" 53; fi
-done
+# rounds RUNNER: ROUNDS interleaved rounds of every server, each measured by RUNNER.
+rounds() {
+  local runner=$1 round
+  for round in $(seq 1 "$ROUNDS"); do
+    "$runner" netalias "$na_pid" "$NA_PORT"
+    "$runner" dnsmasq "$dm_pid" "$DM_PORT"
+    "$runner" aardvark "$aa_pid" "$AA_PORT"
+    "$runner" flip "$flip_pid" "$FLIP_PORT"
+    if [ -n "$use_docker" ]; then "$runner" docker "$dockerd_pid" 53; fi
+  done
+}
+
+# table RESULTS: each server's mean over its runs.
+table() {
+  printf '%-10s %12s %8s %12s %10s %12s\n' server "queries/s" lost completed "cpu µs/q" "latency ms"
+  awk '{ n[$1]++; q[$1]+=$2; l[$1]+=$3; c[$1]+=$4; u[$1]+=$5; t[$1]+=$6 }
+       END { for (s in n) printf "%-10s %12.0f %8.0f %12.0f %10.2f %12.3f\n", s, q[s]/n[s], l[s]/n[s], c[s]/n[s], u[s]/n[s], t[s]/n[s] }' \
+    "$1" | sort
+}
+
+rounds run
 
 can_cap=""
 if awk -v c="$CAP_CPU" 'BEGIN { exit !(c > 0) }' && [ -w "$CAP_ROOT/cgroup.procs" ] && [ -f "$CAP_ROOT/cpu.cfs_quota_us" ]; then
   can_cap=1
   uncap_all
-  for round in $(seq 1 "$ROUNDS"); do
-    capped_run netalias "$na_pid" "$NA_PORT"
-    capped_run dnsmasq "$dm_pid" "$DM_PORT"
-    capped_run aardvark "$aa_pid" "$AA_PORT"
-    capped_run flip "$flip_pid" "$FLIP_PORT"
-    if [ -n "$use_docker" ]; then capped_run docker "$dockerd_pid" 53; fi
-  done
+  rounds capped_run
 fi
 
 # Rotation under load: dnsperf keeps netalias at full rate on web1/web2 while four concurrent
@@ -177,10 +185,7 @@ kill "$busy" 2>/dev/null || true
 wait "$busy" 2>/dev/null || true
 
 echo
-printf '%-10s %12s %8s %12s %10s %12s\n' server "queries/s" lost completed "cpu µs/q" "latency ms"
-awk '{ n[$1]++; q[$1]+=$2; l[$1]+=$3; c[$1]+=$4; u[$1]+=$5; t[$1]+=$6 }
-     END { for (s in n) printf "%-10s %12.0f %8.0f %12.0f %10.2f %12.3f\n", s, q[s]/n[s], l[s]/n[s], c[s]/n[s], u[s]/n[s], t[s]/n[s] }' \
-  "$work/results" | sort
+table "$work/results"
 echo
 awk '{ n[$1]++; q[$1]+=$2; u[$1]+=$5 }
      END {
@@ -206,10 +211,7 @@ if [ -z "$can_cap" ]; then
   exit 0
 fi
 echo "equal CPU: each server capped at $CAP_CPU of a core (cgroup cpu quota), dnsperf -c $CLIENTS -q 100:"
-printf '%-10s %12s %8s %10s %12s\n' server "queries/s" lost "cpu µs/q" "latency ms"
-awk '{ n[$1]++; q[$1]+=$2; l[$1]+=$3; u[$1]+=$5; t[$1]+=$6 }
-     END { for (s in n) printf "%-10s %12.0f %8.0f %10.2f %12.3f\n", s, q[s]/n[s], l[s]/n[s], u[s]/n[s], t[s]/n[s] }' \
-  "$work/capped" | sort
+table "$work/capped"
 awk '{ n[$1]++; q[$1]+=$2 }
      END { na = q["netalias"]/n["netalias"]
        for (s in n) if (s != "netalias") printf "capacity per core: netalias / %-8s %.2fx\n", s, na/(q[s]/n[s]) }' \

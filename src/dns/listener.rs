@@ -36,7 +36,7 @@ impl Default for UdpOptions {
 /// kernel work; a loop per core made the loops and the clients preempt each other: on 2 cores
 /// two loops cost 7.4 µs of CPU per query against 6.5 µs for one, with 4× the context switches
 /// and no more throughput. One loop answers about 150k queries/s on one such core.
-pub fn default_udp_workers(cores: usize) -> usize {
+fn default_udp_workers(cores: usize) -> usize {
     (cores / 2).max(1)
 }
 
