@@ -97,7 +97,10 @@ pub const DEFAULT_HTTP: &str = "127.0.0.1:9153";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Config file (TOML). Without it, the embedded default (config/netalias.toml) is served.
+    /// Config file (TOML). Without it, the embedded default (config/netalias.toml) is used:
+    /// its settings always, its demo records (`app`, `web1`..`web3`) only when no live source
+    /// (--docker, --swarm) is on. With a file, exactly the file's records are served, plus
+    /// what the live sources hold.
     #[arg(long, short, env = "NETALIAS_CONFIG")]
     pub config: Option<PathBuf>,
 
@@ -124,6 +127,11 @@ pub struct ServeArgs {
     /// Also listen on the gateway IP of every user-defined bridge (needs --docker).
     #[arg(long, env = "NETALIAS_ATTACH_BRIDGES")]
     pub attach_bridges: bool,
+
+    /// Also listen on the default bridge's gateway (usually 172.17.0.1), for a daemon-wide
+    /// `"dns"` in daemon.json (needs --docker; config: docker.attach_default_bridge).
+    #[arg(long, env = "NETALIAS_ATTACH_DEFAULT_BRIDGE")]
+    pub attach_default_bridge: bool,
 
     /// Port for the bridge gateway listeners (config: docker.bridge_port, default 53).
     #[arg(long, env = "NETALIAS_BRIDGE_PORT")]

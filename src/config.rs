@@ -56,6 +56,10 @@ pub struct DockerConfig {
     /// Listen on the gateway address of every user-defined bridge (host mode).
     #[serde(default)]
     pub attach_bridges: bool,
+    /// Also listen on the default bridge's gateway (`docker0`, usually 172.17.0.1), so that one
+    /// daemon-wide `"dns"` setting reaches netalias from every container.
+    #[serde(default)]
+    pub attach_default_bridge: bool,
     /// Port of those gateway listeners.
     #[serde(default = "default_bridge_port")]
     pub bridge_port: u16,
@@ -71,6 +75,7 @@ impl Default for DockerConfig {
             host: None,
             include_unhealthy: false,
             attach_bridges: false,
+            attach_default_bridge: false,
             bridge_port: default_bridge_port(),
             max_pending_events: default_max_pending_events(),
         }

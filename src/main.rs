@@ -108,6 +108,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     docker.enabled |= args.docker;
     docker.include_unhealthy |= args.include_unhealthy;
     docker.attach_bridges |= args.attach_bridges;
+    docker.attach_default_bridge |= args.attach_default_bridge;
     if args.docker_host.is_some() {
         docker.host = args.docker_host.clone();
     }
@@ -137,6 +138,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.http_listen.is_some() {
         config.server.http_listen = args.http_listen;
+    }
+    // The embedded demo records are for trying netalias out: with a live source on and no
+    // file given, serve exactly what the engine holds (a demo `web1` would shadow a real one).
+    if path.is_none() && (config.docker.enabled || config.swarm.enabled) {
+        config.networks.clear();
+    }
+    let docker = &config.docker;
+    if docker.attach_default_bridge && !docker.enabled {
+        anyhow::bail!(
+            "--attach-default-bridge needs the Docker source: add --docker (or docker.enabled = true)"
+        );
     }
     if docker.attach_bridges && !docker.enabled {
         anyhow::bail!(
@@ -257,9 +269,9 @@ async fn run(
                 synced.first_sync_done();
             }
         });
-        if docker.attach_bridges {
+        if docker.attach_bridges || docker.attach_default_bridge {
             let (tx, rx) = tokio::sync::mpsc::channel(64);
-            source = source.with_gateways(tx);
+            source = source.with_bridges(tx, docker.attach_bridges, docker.attach_default_bridge);
             tokio::spawn(dns::follow_gateways(
                 rx,
                 responder.clone(),
@@ -308,7 +320,7 @@ fn forward_policy(config: &Config) -> anyhow::Result<Option<ForwardPolicy>> {
         };
     }
     let mut own = config.server.listen.clone();
-    if config.docker.attach_bridges {
+    if config.docker.attach_bridges || config.docker.attach_default_bridge {
         // Gateway listeners come and go; any local address on that port is us.
         own.push(SocketAddr::from(([0, 0, 0, 0], config.docker.bridge_port)));
     }

@@ -129,15 +129,16 @@ fn known_name_other_type_is_nodata_with_soa() {
 }
 
 #[test]
-fn unknown_names_nxdomain_inside_our_zones_refused_outside() {
+fn unknown_names_nxdomain_under_the_domain_not_ours_under_a_bare_network() {
     let server = Server::start(&seed_config(""));
-    for name in ["nope.docker.", "nope.my_custom_network."] {
+    for name in ["nope.docker.", "nope.my_custom_network.docker."] {
         let answer = udp(server.addr, &query(name, RecordType::A));
         assert_eq!(
             answer.metadata.response_code,
             ResponseCode::NXDomain,
             "{name}"
         );
+        assert!(answer.metadata.authoritative, "{name}");
         assert!(
             answer
                 .authorities
@@ -146,9 +147,59 @@ fn unknown_names_nxdomain_inside_our_zones_refused_outside() {
             "{name}: SOA"
         );
     }
-    let outside = udp(server.addr, &query("example.com.", RecordType::A));
-    assert_eq!(outside.metadata.response_code, ResponseCode::Refused);
-    assert!(outside.answers.is_empty());
+    // A network's bare name is not a zone netalias owns: what it does not hold there is not
+    // denied (without forwarding: REFUSED, never an authoritative NXDOMAIN).
+    for name in ["nope.my_custom_network.", "example.com."] {
+        let answer = udp(server.addr, &query(name, RecordType::A));
+        assert_eq!(
+            answer.metadata.response_code,
+            ResponseCode::Refused,
+            "{name}"
+        );
+        assert!(!answer.metadata.authoritative, "{name}");
+        assert!(answer.answers.is_empty());
+    }
+}
+
+#[test]
+fn zone_apexes_are_nodata_with_their_soa() {
+    let server = Server::start(&seed_config(""));
+    for (name, zone) in [
+        ("docker.", "docker."),
+        ("my_custom_network.docker.", "my_custom_network.docker."),
+        ("My_Custom_Network.", "my_custom_network."),
+    ] {
+        for qtype in [RecordType::A, RecordType::AAAA, RecordType::SOA] {
+            let answer = udp(server.addr, &query(name, qtype));
+            assert_eq!(
+                answer.metadata.response_code,
+                ResponseCode::NoError,
+                "{name} {qtype}"
+            );
+            assert!(answer.metadata.authoritative, "{name} {qtype}");
+            // The SOA itself when asked for, else NODATA with the SOA in authority.
+            let (soa_in, other) = if qtype == RecordType::SOA {
+                (&answer.answers, &answer.authorities)
+            } else {
+                (&answer.authorities, &answer.answers)
+            };
+            assert!(other.is_empty(), "{name} {qtype}");
+            let soa: Vec<String> = soa_in
+                .iter()
+                .filter(|r| r.record_type() == RecordType::SOA)
+                .map(|r| r.name.to_ascii().to_ascii_lowercase())
+                .collect();
+            assert_eq!(soa, vec![zone.to_string()], "{name} {qtype}");
+        }
+    }
+    // The zone a NODATA names is one whose apex answers: no SOA pointing at an NXDOMAIN.
+    let nodata = udp(
+        server.addr,
+        &query("web1.my_custom_network.", RecordType::AAAA),
+    );
+    let zone = nodata.authorities[0].name.to_ascii();
+    let apex = udp(server.addr, &query(&zone, RecordType::SOA));
+    assert_eq!(apex.metadata.response_code, ResponseCode::NoError, "{zone}");
 }
 
 #[test]

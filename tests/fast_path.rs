@@ -15,11 +15,47 @@ fn config(fast: bool, upstream: &FakeUpstream) -> String {
     for i in 0..40 {
         c.push_str(&format!("[[networks.v6net.endpoints]]\nname = \"m{i}\"\nipv4 = \"10.7.0.{}\"\naliases = [\"big\"]\n", i + 1));
     }
+    // Aliases of 248 and 249 wire octets: under `.docker.` (7 more) they make names of exactly
+    // 255 octets (the most RFC 1035 allows) and 256 (one too many).
+    for k in [54, 55] {
+        c.push_str(&format!(
+            "[[networks.v6net.endpoints]]\nname = \"long{k}\"\nipv4 = \"10.8.0.{k}\"\naliases = [\"{}\"]\n",
+            long_alias(k)
+        ));
+    }
     c.push_str(&format!(
         "\n[forward]\nenabled = true\nupstreams = [\"{}\"]\n",
         upstream.addr
     ));
     c
+}
+
+/// Three 63-octet labels and one of `last` octets: `194 + last` octets on the wire.
+fn long_alias(last: usize) -> String {
+    format!(
+        "{}.{}.{}.{}",
+        "a".repeat(63),
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(last)
+    )
+}
+
+/// A query for `labels` (dotted, no trailing dot) built byte by byte: hickory refuses to
+/// encode a name over 255 octets, and the server must see one.
+fn raw_query(id: u16, labels: &str, qtype: u16) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1]);
+    for label in labels.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
+    // EDNS0 with 1232 octets: a 255-octet owner name does not fit 512.
+    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    q
 }
 
 fn raw(server: &Server, bytes: &[u8]) -> Option<Vec<u8>> {
@@ -93,4 +129,34 @@ fn fast_and_full_paths_give_identical_bytes() {
         3,
         "three consecutive answers start at three members: {firsts:?}"
     );
+}
+
+/// The two paths agree on the name-length limit: a 255-octet name is answered, a 256-octet one
+/// gets FORMERR from both, even when its labels spell a name held under the search domain.
+#[test]
+fn fast_and_full_paths_agree_on_the_name_length_limit() {
+    let up = FakeUpstream::start(Mode::Answer { ttl: 0 });
+    let fast = Server::start(&config(true, &up));
+    let full = Server::start(&config(false, &up));
+    let at_limit = format!("{}.docker", long_alias(54));
+    let over = format!("{}.docker", long_alias(55));
+    let qualified = format!("{}.v6net", long_alias(55)); // 255 octets by another route
+    assert_eq!(raw_query(1, &at_limit, 1).len() - 12 - 4 - 11, 255);
+    assert_eq!(raw_query(1, &over, 1).len() - 12 - 4 - 11, 256);
+    for (id, name) in [(7, &at_limit), (8, &over), (9, &qualified)] {
+        for qtype in [1u16, 28] {
+            let q = raw_query(id, name, qtype);
+            let a = raw(&fast, &q).expect("fast server answers");
+            let b = raw(&full, &q).expect("full server answers");
+            assert_eq!(a, b, "{name} type {qtype}");
+        }
+    }
+    let answered = Message::from_vec(&raw(&fast, &raw_query(7, &at_limit, 1)).unwrap()).unwrap();
+    assert_eq!(answered.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        a_records(&answered),
+        vec![std::net::Ipv4Addr::new(10, 8, 0, 54)]
+    );
+    let refused = raw(&fast, &raw_query(8, &over, 1)).unwrap();
+    assert_eq!(refused[3] & 0x0f, 1, "FORMERR for a 256-octet name");
 }

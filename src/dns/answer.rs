@@ -13,7 +13,7 @@ use hickory_server::proto::{
     },
 };
 
-use crate::registry::Registry;
+use crate::registry::{Registry, Unheld};
 
 /// The records and code for one question.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +85,7 @@ fn answer_name(
     default_ttl: u32,
 ) -> Answer {
     let Some(set) = registry.lookup(name, asker) else {
-        return unknown_name(registry, name, default_ttl);
+        return unknown_name(registry, name, qtype, asker, default_ttl);
     };
     let ttl = set.ttl().unwrap_or(default_ttl);
     let answers: Vec<Record> = match qtype {
@@ -142,11 +142,26 @@ fn no_data(registry: &Registry, name: &LowerName, ttl: u32) -> Answer {
     Answer::ours(ResponseCode::NoError, Vec::new(), Some(soa(&zone, ttl)))
 }
 
-/// Unknown inside one of our zones: NXDOMAIN with SOA. Elsewhere: not ours (forwarded, or REFUSED).
-fn unknown_name(registry: &Registry, name: &LowerName, ttl: u32) -> Answer {
-    match registry.zone_of(name) {
-        Some(zone) => Answer::ours(ResponseCode::NXDomain, Vec::new(), Some(soa(&zone, ttl))),
-        None => Answer::not_ours(),
+/// A zone apex: NODATA with its SOA. Unknown under the search domain: NXDOMAIN with SOA.
+/// Anything else, a network's bare name included: not ours (forwarded, or REFUSED).
+fn unknown_name(
+    registry: &Registry,
+    name: &LowerName,
+    qtype: RecordType,
+    asker: IpAddr,
+    ttl: u32,
+) -> Answer {
+    match registry.unheld(name, asker) {
+        Unheld::Apex(zone) if qtype == RecordType::SOA => {
+            Answer::ours(ResponseCode::NoError, vec![soa(&zone, ttl)], None)
+        }
+        Unheld::Apex(zone) => {
+            Answer::ours(ResponseCode::NoError, Vec::new(), Some(soa(&zone, ttl)))
+        }
+        Unheld::NoSuchName(zone) => {
+            Answer::ours(ResponseCode::NXDomain, Vec::new(), Some(soa(&zone, ttl)))
+        }
+        Unheld::NotOurs => Answer::not_ours(),
     }
 }
 

@@ -16,6 +16,7 @@ const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 const TYPE_OPT: u16 = 41;
 const CLASS_IN: u16 = 1;
+const MAX_NAME_LEN: usize = 255;
 
 fn u16_at(buf: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*buf.get(at)?, *buf.get(at + 1)?]))
@@ -68,7 +69,8 @@ fn parse(packet: &[u8]) -> Option<Question> {
             return None;
         }
         at += 1 + len;
-        if at - HEADER_LEN > 255 {
+        // RFC 1035 3.1: 255 octets at most, counting the root label still to come.
+        if at - HEADER_LEN + 1 > MAX_NAME_LEN {
             return None;
         }
     }

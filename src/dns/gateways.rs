@@ -1,8 +1,12 @@
-//! Listeners on the gateway address of every user-defined bridge (`--attach-bridges`).
+//! Listeners on the gateway addresses of bridge networks (`--attach-bridges`,
+//! `--attach-default-bridge`).
 //!
-//! Follows bridge networks as the Docker source reports them: one UDP+TCP listener per
-//! gateway, opened when the network appears and closed when it goes. Containers can then use
-//! `--dns <gateway>`. It answers through the same `Responder`; it never decides answers.
+//! Follows bridges as a source reports them ([`BridgeEvent`]): one UDP+TCP listener per
+//! gateway address, IPv4 and IPv6, opened when the network appears and closed when it goes.
+//! Each gateway comes from the engine's IPAM when it names one, else from the bridge
+//! interface's own address, else the subnet's first host, and the log says which. Containers
+//! can then use `--dns <gateway>`. It answers through the same `Responder`; it never decides
+//! answers.
 
 use std::{
     collections::HashMap,
@@ -13,24 +17,17 @@ use std::{
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     Responder,
     listener::{BindError, bind_pair, serve_pair},
     tcp::Admission,
 };
+use crate::source::bridge::{Bridge, BridgeEvent};
 
-/// What the Docker source says about bridges.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GatewayEvent {
-    /// The full set, after a snapshot: listeners not in it are closed.
-    Sync(Vec<(String, IpAddr)>),
-    Up(String, IpAddr),
-    Down(String),
-}
-
-/// The bridge interface may get its address a moment after the network event.
+/// A bind can fail for a moment while the engine sets the bridge up; the sockets are bound
+/// with freebind, so an address not yet on the interface (or IPv6 still tentative) binds.
 const BIND_TRIES: u32 = 10;
 const BIND_RETRY: Duration = Duration::from_millis(200);
 
@@ -39,97 +36,141 @@ struct Active {
     stop: CancellationToken,
 }
 
+/// Every open gateway listener, by network.
+struct Gateways {
+    active: HashMap<String, Vec<Active>>,
+    responder: Responder,
+    port: u16,
+    admission: Arc<Admission>,
+}
+
 /// Runs until the sender side is dropped.
 pub async fn follow_gateways(
-    mut events: mpsc::Receiver<GatewayEvent>,
+    mut events: mpsc::Receiver<BridgeEvent>,
     responder: Responder,
     port: u16,
     admission: Arc<Admission>,
 ) {
-    let mut active: HashMap<String, Active> = HashMap::new();
+    let mut gateways = Gateways {
+        active: HashMap::new(),
+        responder,
+        port,
+        admission,
+    };
     while let Some(event) = events.recv().await {
         match event {
-            GatewayEvent::Sync(all) => {
-                let keep: HashMap<String, IpAddr> = all.into_iter().collect();
-                active.retain(|network, a| {
-                    let stays = keep.get(network) == Some(&a.ip);
-                    if !stays {
-                        a.stop.cancel();
-                    }
-                    stays
-                });
-                for (network, ip) in keep {
-                    if !active.contains_key(&network)
-                        && let Some(a) = open(&network, ip, port, &responder, &admission).await
-                    {
-                        active.insert(network, a);
-                    }
+            BridgeEvent::Sync(all) => {
+                let gone: Vec<String> = gateways
+                    .active
+                    .keys()
+                    .filter(|n| !all.iter().any(|b| &b.network == *n))
+                    .cloned()
+                    .collect();
+                for network in gone {
+                    gateways.close(&network);
+                }
+                for bridge in &all {
+                    gateways.follow(bridge).await;
                 }
             }
-            GatewayEvent::Up(network, ip) => {
-                if active.get(&network).is_some_and(|a| a.ip == ip) {
-                    continue;
-                }
-                if let Some(old) = active.remove(&network) {
-                    old.stop.cancel();
-                }
-                if let Some(a) = open(&network, ip, port, &responder, &admission).await {
-                    active.insert(network, a);
-                }
-            }
-            GatewayEvent::Down(network) => {
-                if let Some(a) = active.remove(&network) {
-                    a.stop.cancel();
-                    info!(%network, ip = %a.ip, "bridge gone; gateway listener closed");
-                }
-            }
+            BridgeEvent::Up(bridge) => gateways.follow(&bridge).await,
+            BridgeEvent::Down(network) => gateways.close(&network),
         }
     }
-    for a in active.values() {
-        a.stop.cancel();
+    for network in gateways.active.keys().cloned().collect::<Vec<_>>() {
+        gateways.close(&network);
     }
 }
 
-async fn open(
-    network: &str,
-    ip: IpAddr,
-    port: u16,
-    responder: &Responder,
-    admission: &Arc<Admission>,
-) -> Option<Active> {
-    let addr = SocketAddr::new(ip, port);
-    let mut last_error = None;
-    for _ in 0..BIND_TRIES {
-        let stop = CancellationToken::new();
-        let served = match bind_pair(addr, 1).await {
-            Ok((udp, tcp)) => serve_pair(
-                udp,
-                tcp,
-                responder.clone(),
-                Arc::clone(admission),
-                true,
-                stop.clone(),
-            )
-            .map_err(|source| BindError {
-                addr,
-                proto: "udp",
-                source,
-            }),
-            Err(e) => Err(e),
-        };
-        match served {
-            Ok(()) => {
-                info!(%network, %addr, "listening on bridge gateway (udp and tcp)");
-                return Some(Active { ip, stop });
-            }
-            Err(e) => {
-                last_error = Some(e);
-                tokio::time::sleep(BIND_RETRY).await;
-            }
+/// The addresses the host holds on `interface` (none when it is not visible here, e.g. when
+/// netalias runs in a container of its own).
+fn interface_addresses(interface: &str) -> Vec<IpAddr> {
+    match if_addrs::get_if_addrs() {
+        Ok(all) => all
+            .into_iter()
+            .filter(|i| i.name == interface)
+            .map(|i| i.ip())
+            .collect(),
+        Err(error) => {
+            debug!(%error, "cannot list interface addresses");
+            Vec::new()
         }
     }
-    if let Some(error) = last_error {
-        warn!(%network, %error, "cannot listen on the bridge gateway; containers there cannot use it as --dns");
+}
+
+impl Gateways {
+    /// Makes the listeners of `bridge` those of its gateways now: new ones opened, old ones
+    /// closed, unchanged ones left alone.
+    async fn follow(&mut self, bridge: &Bridge) {
+        let wanted = bridge.gateways(&interface_addresses(&bridge.interface));
+        let mut active = self.active.remove(&bridge.network).unwrap_or_default();
+        active.retain(|a| {
+            let keep = wanted.iter().any(|(ip, _)| *ip == a.ip);
+            if !keep {
+                a.stop.cancel();
+                info!(network = %bridge.network, ip = %a.ip, "gateway changed; old listener closed");
+            }
+            keep
+        });
+        for (ip, from) in wanted {
+            if active.iter().any(|a| a.ip == ip) {
+                continue;
+            }
+            if let Some(stop) = self.open(&bridge.network, ip).await {
+                info!(
+                    network = %bridge.network,
+                    interface = %bridge.interface,
+                    addr = %SocketAddr::new(ip, self.port),
+                    gateway_from = from.as_str(),
+                    "listening on bridge gateway (udp and tcp)"
+                );
+                active.push(Active { ip, stop });
+            }
+        }
+        if !active.is_empty() {
+            self.active.insert(bridge.network.clone(), active);
+        }
     }
-    None
+
+    fn close(&mut self, network: &str) {
+        for a in self.active.remove(network).unwrap_or_default() {
+            a.stop.cancel();
+            info!(%network, ip = %a.ip, "bridge gone; gateway listener closed");
+        }
+    }
+
+    async fn open(&self, network: &str, ip: IpAddr) -> Option<CancellationToken> {
+        let addr = SocketAddr::new(ip, self.port);
+        let mut last_error = None;
+        for _ in 0..BIND_TRIES {
+            let stop = CancellationToken::new();
+            let served = match bind_pair(addr, 1, true).await {
+                Ok((udp, tcp)) => serve_pair(
+                    udp,
+                    tcp,
+                    self.responder.clone(),
+                    Arc::clone(&self.admission),
+                    true,
+                    stop.clone(),
+                )
+                .map_err(|source| BindError {
+                    addr,
+                    proto: "udp",
+                    source,
+                }),
+                Err(e) => Err(e),
+            };
+            match served {
+                Ok(()) => return Some(stop),
+                Err(e) => {
+                    last_error = Some(e);
+                    tokio::time::sleep(BIND_RETRY).await;
+                }
+            }
+        }
+        if let Some(error) = last_error {
+            warn!(%network, %error, "cannot listen on the bridge gateway; containers there cannot use it as --dns");
+        }
+        None
+    }
 }

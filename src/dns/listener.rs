@@ -58,9 +58,20 @@ pub struct BindError {
 /// How many times to look for a port free on both UDP and TCP when asked for port 0.
 const PORT_ZERO_TRIES: usize = 20;
 
+/// A TCP listener on `addr`, with the same socket rules as the UDP ones.
+fn bind_tcp(addr: SocketAddr, freebind: bool) -> io::Result<TcpListener> {
+    let socket = udp::listen_socket(addr, socket2::Type::STREAM, freebind)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
 pub(super) async fn bind_pair(
     addr: SocketAddr,
     udp_workers: usize,
+    freebind: bool,
 ) -> Result<(Vec<std::net::UdpSocket>, TcpListener), BindError> {
     let udp_err = |source| BindError {
         addr,
@@ -75,9 +86,9 @@ pub(super) async fn bind_pair(
     let tries = if addr.port() == 0 { PORT_ZERO_TRIES } else { 1 };
     let mut last = None;
     for _ in 0..tries {
-        let udp = udp::bind_reuseport(addr, udp_workers).map_err(udp_err)?;
+        let udp = udp::bind_reuseport(addr, udp_workers, freebind).map_err(udp_err)?;
         let chosen = udp[0].local_addr().map_err(udp_err)?;
-        match TcpListener::bind(chosen).await {
+        match bind_tcp(chosen, freebind) {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) => last = Some(e),
         }
@@ -111,7 +122,7 @@ pub async fn bind(
     let stop = CancellationToken::new();
     let mut bound = Vec::with_capacity(addrs.len());
     for addr in addrs {
-        let (udp_sockets, tcp_listener) = bind_pair(*addr, udp_options.workers).await?;
+        let (udp_sockets, tcp_listener) = bind_pair(*addr, udp_options.workers, false).await?;
         let udp_err = |source| BindError {
             addr: *addr,
             proto: "udp",

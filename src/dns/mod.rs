@@ -21,7 +21,7 @@ mod udp;
 
 pub use answer::{Answer, answer};
 pub use fast::try_answer as fast_answer;
-pub use gateways::{GatewayEvent, follow_gateways};
+pub use gateways::follow_gateways;
 pub use handler::{ForwardPolicy, Responder, Settings};
 pub use listener::{Listeners, UdpOptions, bind};
 pub use rate_limit::RateLimit;

@@ -1,9 +1,10 @@
 //! DNS over TCP: netalias's own accept loop and connections, with the limits a shared DNS
 //! server needs (hickory-server's TCP listener has none).
 //!
-//! Admission caps connections per client address and in total. When the total is reached,
-//! connections idle for a while are asked to close (RFC 7766 lets a server shed idle ones
-//! under load) so that a new client gets in; a client over its own cap is refused at once.
+//! Admission caps connections per client address and in total. When either cap is reached,
+//! connections idle for a while (the address's own at its cap, anyone's at the total) are
+//! asked to close, oldest waiter first (RFC 7766 lets a server shed idle ones under load), so
+//! that an active client is never locked out by idle ones; one mid-message is never shed.
 //! Each connection reads 2-byte-length frames (tokio-util's codec), answers them in order
 //! through [`exchange`](super::exchange), and closes when idle, when a message stays
 //! half-sent past the idle timeout, on a reset, or on shutdown. Nothing here decides answers.
@@ -80,9 +81,15 @@ impl Refusal {
 pub struct Admission {
     limits: TcpLimits,
     total: AtomicUsize,
-    per_client: Mutex<HashMap<IpAddr, usize>>,
+    per_client: Mutex<HashMap<IpAddr, Client>>,
     /// Wakes one waiting connection at a time; it closes if it has been idle long enough.
     pressure: Notify,
+}
+
+/// One client address's connections, and the signal that asks one of them to make room.
+struct Client {
+    held: usize,
+    pressure: Arc<Notify>,
 }
 
 impl Admission {
@@ -104,20 +111,43 @@ impl Admission {
             .per_client
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let held = per_client.get(&client).copied().unwrap_or(0);
+        let held = per_client.get(&client).map_or(0, |c| c.held);
         if held >= self.limits.max_per_client {
             return Err(Refusal::PerClient);
         }
         if self.total.load(Ordering::Relaxed) >= self.limits.max_connections {
             return Err(Refusal::Full);
         }
-        per_client.insert(client, held + 1);
+        let entry = per_client.entry(client).or_insert_with(|| Client {
+            held: 0,
+            pressure: Arc::new(Notify::new()),
+        });
+        entry.held += 1;
+        let client_pressure = Arc::clone(&entry.pressure);
         let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
         gauge!("netalias_dns_tcp_connections").set(total as f64);
         Ok(Ticket {
             admission: Arc::clone(self),
             client,
+            client_pressure,
         })
+    }
+
+    /// Asks one idle connection to close: one of `client`'s for [`Refusal::PerClient`], any
+    /// for [`Refusal::Full`].
+    fn press(&self, client: IpAddr, refusal: Refusal) {
+        match refusal {
+            Refusal::Full => self.pressure.notify_one(),
+            Refusal::PerClient => {
+                let per_client = self
+                    .per_client
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(c) = per_client.get(&client) {
+                    c.pressure.notify_one();
+                }
+            }
+        }
     }
 }
 
@@ -125,6 +155,8 @@ impl Admission {
 struct Ticket {
     admission: Arc<Admission>,
     client: IpAddr,
+    /// Signalled when another connection from the same address needs this one's place.
+    client_pressure: Arc<Notify>,
 }
 
 impl Drop for Ticket {
@@ -134,9 +166,9 @@ impl Drop for Ticket {
             .per_client
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(held) = per_client.get_mut(&self.client) {
-            *held -= 1;
-            if *held == 0 {
+        if let Some(c) = per_client.get_mut(&self.client) {
+            c.held -= 1;
+            if c.held == 0 {
                 per_client.remove(&self.client);
             }
         }
@@ -174,7 +206,9 @@ pub async fn serve(
                 continue;
             }
         };
-        match admission.admit(peer.ip()) {
+        // Counted per client as the other policies see it: IPv4-mapped made IPv4.
+        let client = peer.ip().to_canonical();
+        match admission.admit(client) {
             Ok(ticket) => {
                 tokio::spawn(connection(
                     stream,
@@ -184,33 +218,38 @@ pub async fn serve(
                     stop.clone(),
                 ));
             }
-            Err(Refusal::Full) => {
-                // Waiting for room must not hold up the accept loop.
+            Err(refusal) => {
+                // At a cap (this address's or everyone's), idle connections make room for an
+                // active client, as RFC 7766 6.2.3 allows; waiting must not hold up the accept loop.
                 let (responder, admission, stop) =
                     (responder.clone(), Arc::clone(&admission), stop.clone());
                 tokio::spawn(async move {
-                    match make_room(&admission, peer.ip()).await {
+                    match make_room(&admission, client, refusal).await {
                         Ok(ticket) => connection(stream, peer, responder, ticket, stop).await,
                         Err(refusal) => refuse(peer, refusal),
                     }
                 });
             }
-            Err(refusal) => refuse(peer, refusal),
         }
     }
 }
 
-/// Asks idle connections, longest-waiting first, to close one at a time until `client` fits.
-async fn make_room(admission: &Arc<Admission>, client: IpAddr) -> Result<Ticket, Refusal> {
+/// Asks idle connections, longest-waiting first, to close one at a time until `client` fits:
+/// its own connections when it is at its own cap, anyone's when the server is full.
+async fn make_room(
+    admission: &Arc<Admission>,
+    client: IpAddr,
+    mut refusal: Refusal,
+) -> Result<Ticket, Refusal> {
     for _ in 0..SHED_TRIES {
-        admission.pressure.notify_one();
+        admission.press(client, refusal);
         tokio::time::sleep(SHED_WAIT / SHED_TRIES).await;
         match admission.admit(client) {
-            Err(Refusal::Full) => continue,
-            other => return other,
+            Err(again) => refusal = again,
+            ok => return ok,
         }
     }
-    Err(Refusal::Full)
+    Err(refusal)
 }
 
 fn refuse(peer: SocketAddr, refusal: Refusal) {
@@ -234,13 +273,16 @@ async fn connection(
     let reason = loop {
         let frame = tokio::select! {
             _ = stop.cancelled() => break "shutdown",
-            _ = admission.pressure.notified() => {
-                if last_activity.elapsed() >= SHED_IDLE_AFTER {
-                    break "shed";
-                }
-                continue; // busy enough to keep; the idle deadline is absolute, so nothing resets
+            _ = admission.pressure.notified() => None,
+            _ = ticket.client_pressure.notified() => None,
+            frame = tokio::time::timeout_at(last_activity + idle_timeout, frames.next()) => Some(frame),
+        };
+        let Some(frame) = frame else {
+            // Asked to make room: only an idle connection goes, never one mid-message.
+            if last_activity.elapsed() >= SHED_IDLE_AFTER && frames.read_buffer().is_empty() {
+                break "shed";
             }
-            frame = tokio::time::timeout_at(last_activity + idle_timeout, frames.next()) => frame,
+            continue; // busy enough to keep; the idle deadline is absolute, so nothing resets
         };
         let bytes = match frame {
             Err(_) => break "idle",

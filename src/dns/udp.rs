@@ -26,16 +26,34 @@ const MAX_DATAGRAM: usize = 4096;
 /// full path answers in microseconds unless it forwards, and forwards are capped on their own.
 pub const FULL_PATH_IN_FLIGHT: usize = 2048;
 
+/// A socket for `addr` as every listener wants it: `[::]` takes IPv4 clients too (whatever
+/// the host's `bindv6only`), and with `freebind` an address that is not usable yet can be
+/// bound (a bridge's IPv6 gateway stays "tentative" until a container brings the bridge up).
+pub(super) fn listen_socket(addr: SocketAddr, ty: Type, freebind: bool) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, None)?;
+    if let SocketAddr::V6(v6) = addr {
+        if v6.ip().is_unspecified() {
+            socket.set_only_v6(false)?;
+        }
+        if freebind {
+            socket.set_freebind_v6(true)?;
+        }
+    } else if freebind {
+        socket.set_freebind_v4(true)?;
+    }
+    Ok(socket)
+}
+
 /// Binds `count` UDP sockets sharing `addr` (port 0: the first picks the port).
-pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::UdpSocket>> {
+pub fn bind_reuseport(
+    addr: SocketAddr,
+    count: usize,
+    freebind: bool,
+) -> io::Result<Vec<std::net::UdpSocket>> {
     let mut sockets = Vec::with_capacity(count);
     let mut addr = addr;
     for _ in 0..count.max(1) {
-        let socket = Socket::new(
-            Domain::for_address(addr),
-            Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )?;
+        let socket = listen_socket(addr, Type::DGRAM, freebind)?;
         socket.set_reuse_port(true)?;
         socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
@@ -109,12 +127,15 @@ fn receive_loop(
             let Some((bytes, src)) = inbox.get(i) else {
                 continue;
             };
-            if !answerable_source(src) || !responder.udp_allowed(src.ip()) {
+            // An IPv4 client of a `[::]` socket arrives as ::ffff:a.b.c.d: every rule below
+            // (rate limit, scoping, forwarding) must see it as the IPv4 address it is.
+            let asker = src.ip().to_canonical();
+            if !answerable_source(src) || !responder.udp_allowed(asker) {
                 continue;
             }
             if fast_path
                 && let Some(answer) = outbox.next_buffer()
-                && fast::try_answer(&responder, bytes, src.ip(), answer)
+                && fast::try_answer(&responder, bytes, asker, answer)
             {
                 outbox.commit(src);
                 continue;

@@ -82,6 +82,17 @@ pub enum Asker {
     Outside,
 }
 
+/// A name the registry does not hold, as [`Registry::unheld`] classifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unheld {
+    /// The apex of a zone netalias serves: it exists, with no records but its SOA.
+    Apex(LowerName),
+    /// Under the search domain (this zone): it does not exist.
+    NoSuchName(LowerName),
+    /// Anything else: forwarded, or refused.
+    NotOurs,
+}
+
 /// Counts of what the registry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Sizes {
@@ -211,6 +222,25 @@ impl Registry {
                 .find(|t| view.contains(t.network))
                 .map(|t| t.target.clone())
         })
+    }
+
+    /// What a name that [`Registry::lookup`] did not find is, for `asker`. Only the search
+    /// domain is ours to deny: below it an unheld name does not exist. A network's bare name
+    /// (`dev.`) is not: a network named like a real domain must never hide the names below it
+    /// (`pkg.go.dev.`), so there only the names netalias holds answer and the rest is not ours.
+    /// The apex of a zone whose SOA netalias serves exists, without records.
+    pub fn unheld(&self, name: &LowerName, asker: IpAddr) -> Unheld {
+        let key = NameKey::new(name);
+        if let Some(network) = self.index.zones.get(key.as_bytes()).map(|z| *z.value())
+            && self.with_view(asker, |view| view.contains(network))
+        {
+            return Unheld::Apex(name.clone());
+        }
+        match &self.domain {
+            Some(domain) if domain == name => Unheld::Apex(domain.clone()),
+            Some(domain) if domain.zone_of(name) => Unheld::NoSuchName(domain.clone()),
+            _ => Unheld::NotOurs,
+        }
     }
 
     /// The zone of ours that contains `name`, if any: the search domain or a network.

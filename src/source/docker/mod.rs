@@ -11,7 +11,6 @@ pub mod translate;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    net::IpAddr,
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -19,7 +18,7 @@ use std::{
 use bollard::{
     Docker,
     errors::Error as BollardError,
-    models::{EventMessage, EventMessageTypeEnum, Ipam, Network},
+    models::{EventMessage, EventMessageTypeEnum},
     query_parameters::{
         EventsOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
         ListContainersOptions, ListNetworksOptions,
@@ -32,13 +31,13 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
 pub use translate::Policy;
-use translate::{endpoints_of, is_user_defined};
+use translate::{NetworkFacts, NoBridge, bridge_of, endpoints_of, is_user_defined};
 
-use super::tracked::{EndpointKey, Tracked};
-use crate::{
-    dns::GatewayEvent,
-    registry::{Change, Endpoint, Registry},
+use super::{
+    bridge::BridgeEvent,
+    tracked::{EndpointKey, Tracked},
 };
+use crate::registry::{Change, Endpoint, Registry};
 
 /// Container actions that can change what a container answers to.
 const CONTAINER_ACTIONS: [&str; 10] = [
@@ -121,7 +120,7 @@ pub struct DockerSource {
     options: DockerOptions,
     registry: Arc<Registry>,
     tracked: Tracked,
-    gateways: Option<mpsc::Sender<GatewayEvent>>,
+    bridges: Option<Bridges>,
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -131,14 +130,24 @@ impl DockerSource {
             options,
             registry,
             tracked: Tracked::default(),
-            gateways: None,
+            bridges: None,
             ready: None,
         }
     }
 
-    /// Reports user-defined bridge gateways as they come and go (for `--attach-bridges`).
-    pub fn with_gateways(mut self, gateways: mpsc::Sender<GatewayEvent>) -> DockerSource {
-        self.gateways = Some(gateways);
+    /// Reports user-defined bridges as they come and go (for `--attach-bridges`), and the
+    /// default bridge too with `attach_default`.
+    pub fn with_bridges(
+        mut self,
+        tx: mpsc::Sender<BridgeEvent>,
+        user_defined: bool,
+        attach_default: bool,
+    ) -> DockerSource {
+        self.bridges = Some(Bridges {
+            tx,
+            user_defined,
+            attach_default,
+        });
         self
     }
 
@@ -272,7 +281,11 @@ impl DockerSource {
             .filter_map(|n| n.name.clone())
             .filter(|n| is_user_defined(n))
             .collect();
-        let gateways: Vec<(String, IpAddr)> = networks.iter().filter_map(bridge_gateway).collect();
+        let bridges: Vec<_> = networks
+            .iter()
+            .filter_map(NetworkFacts::of_listed)
+            .filter_map(|n| self.bridge(n))
+            .collect();
         let internal: Vec<Change> = networks
             .iter()
             .filter_map(|n| {
@@ -328,7 +341,7 @@ impl DockerSource {
         self.registry.apply_all(changes);
         // Fresh from this moment: the gauge turns with the records, not after the bookkeeping.
         gauge!("netalias_docker_stale").set(0.0);
-        self.report_gateways(GatewayEvent::Sync(gateways)).await;
+        self.report_bridges(BridgeEvent::Sync(bridges)).await;
         counter!("netalias_docker_resyncs_total").increment(1);
         info!(
             containers = total,
@@ -383,11 +396,10 @@ impl DockerSource {
                                         network: network.clone(),
                                         internal: n.internal == Some(true),
                                     });
-                                    let name = n.name.as_deref().unwrap_or(&network);
-                                    if let Some((name, ip)) =
-                                        gateway_of(name, n.driver.as_deref(), n.ipam.as_ref())
+                                    if let Some(bridge) =
+                                        NetworkFacts::of_inspected(&n).and_then(|n| self.bridge(n))
                                     {
-                                        self.report_gateways(GatewayEvent::Up(name, ip)).await;
+                                        self.report_bridges(BridgeEvent::Up(bridge)).await;
                                     }
                                 }
                                 Err(e) if is_not_found(&e) => {}
@@ -402,7 +414,7 @@ impl DockerSource {
                     "destroy" => {
                         let changes = self.tracked.remove_network(&network);
                         self.registry.apply_all(changes);
-                        self.report_gateways(GatewayEvent::Down(network)).await;
+                        self.report_bridges(BridgeEvent::Down(network)).await;
                     }
                     "connect" | "disconnect" => {
                         if let Some(container) = attributes.get("container") {
@@ -456,31 +468,35 @@ impl DockerSource {
         }
     }
 
-    async fn report_gateways(&self, event: GatewayEvent) {
-        if let Some(tx) = &self.gateways {
-            let _ = tx.send(event).await;
+    /// The bridge to report for `network`, when bridges are followed; a skipped one is
+    /// logged with its reason.
+    fn bridge(&self, network: NetworkFacts<'_>) -> Option<crate::source::bridge::Bridge> {
+        let bridges = self.bridges.as_ref()?;
+        match bridge_of(network, bridges.attach_default) {
+            Ok(bridge) if bridge.default || bridges.user_defined => Some(bridge),
+            Ok(_) => None, // only the default bridge was asked for
+            Err(NoBridge::NotABridge) => None,
+            Err(skip) => {
+                info!(
+                    network = network.name,
+                    reason = skip.reason(),
+                    "no gateway listener for this bridge"
+                );
+                None
+            }
+        }
+    }
+
+    async fn report_bridges(&self, event: BridgeEvent) {
+        if let Some(bridges) = &self.bridges {
+            let _ = bridges.tx.send(event).await;
         }
     }
 }
 
-/// A user-defined bridge network's name and gateway address.
-fn bridge_gateway(network: &Network) -> Option<(String, IpAddr)> {
-    gateway_of(
-        network.name.as_deref()?,
-        network.driver.as_deref(),
-        network.ipam.as_ref(),
-    )
-}
-
-fn gateway_of(name: &str, driver: Option<&str>, ipam: Option<&Ipam>) -> Option<(String, IpAddr)> {
-    if driver != Some("bridge") || !is_user_defined(name) {
-        return None;
-    }
-    let gateway = ipam?
-        .config
-        .as_ref()?
-        .iter()
-        .filter_map(|c| c.gateway.as_deref()?.parse::<IpAddr>().ok())
-        .find(IpAddr::is_ipv4)?;
-    Some((name.to_string(), gateway))
+/// Where bridges are reported, and whether the default bridge is one of them.
+struct Bridges {
+    tx: mpsc::Sender<BridgeEvent>,
+    user_defined: bool,
+    attach_default: bool,
 }

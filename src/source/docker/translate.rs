@@ -1,18 +1,20 @@
-//! From what the engine says about a container to the endpoints it has, as Docker names them.
+//! From what the engine says about a container to the endpoints it has, as Docker names them,
+//! and about a network to the bridge whose gateway netalias can listen on.
 //!
-//! Pure: takes an inspect response, returns `Endpoint`s. It decides which networks count
+//! Pure: takes an inspect response, returns `Endpoint`s (or a `Bridge`). It decides which networks count
 //! (user-defined only), which names an endpoint answers to, and whether it is in rotation
 //! (running, not paused, healthy, not excluded). It never calls the engine.
 
 use std::{
     collections::HashMap,
-    net::{Ipv4Addr, Ipv6Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
+use bollard::models::{ContainerInspectResponse, HealthStatusEnum, Ipam, Network, NetworkInspect};
+use ipnet::IpNet;
 use tracing::warn;
 
-use crate::registry::Endpoint;
+use crate::{registry::Endpoint, source::bridge::Bridge};
 
 /// Label that keeps a container out of rotation.
 pub const LABEL_EXCLUDE: &str = "netalias.exclude";
@@ -41,6 +43,121 @@ const SYSTEM_NETWORKS: [&str; 5] = ["bridge", "host", "none", "docker_gwbridge",
 /// Whether Docker would serve names on this network.
 pub fn is_user_defined(network: &str) -> bool {
     !SYSTEM_NETWORKS.contains(&network)
+}
+
+/// The network option naming a bridge's host interface; without it Docker names the
+/// interface `br-` and the first 12 characters of the network ID.
+const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
+/// The option the engine sets on its default bridge.
+const DEFAULT_BRIDGE_OPTION: &str = "com.docker.network.bridge.default_bridge";
+
+/// The parts of a network (listed or inspected: bollard has a type for each) that say
+/// whether and where it has a bridge gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct NetworkFacts<'a> {
+    pub name: &'a str,
+    pub id: Option<&'a str>,
+    pub driver: Option<&'a str>,
+    pub options: Option<&'a HashMap<String, String>>,
+    pub ipam: Option<&'a Ipam>,
+}
+
+impl<'a> NetworkFacts<'a> {
+    pub fn of_listed(n: &'a Network) -> Option<NetworkFacts<'a>> {
+        Some(NetworkFacts {
+            name: n.name.as_deref()?,
+            id: n.id.as_deref(),
+            driver: n.driver.as_deref(),
+            options: n.options.as_ref(),
+            ipam: n.ipam.as_ref(),
+        })
+    }
+
+    pub fn of_inspected(n: &'a NetworkInspect) -> Option<NetworkFacts<'a>> {
+        Some(NetworkFacts {
+            name: n.name.as_deref()?,
+            id: n.id.as_deref(),
+            driver: n.driver.as_deref(),
+            options: n.options.as_ref(),
+            ipam: n.ipam.as_ref(),
+        })
+    }
+}
+
+/// Why a network gets no gateway listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoBridge {
+    /// Not the bridge driver (overlay, macvlan, host, none): nothing to listen on. Not logged.
+    NotABridge,
+    /// The default bridge, without `--attach-default-bridge`.
+    DefaultBridge,
+    /// Swarm's `docker_gwbridge`: plumbing, not a network containers are named on.
+    SystemBridge,
+    /// The engine lists no subnet for it.
+    NoSubnet,
+}
+
+impl NoBridge {
+    pub fn reason(self) -> &'static str {
+        match self {
+            NoBridge::NotABridge => "not a bridge network",
+            NoBridge::DefaultBridge => {
+                "the default bridge; --attach-default-bridge (docker.attach_default_bridge) listens there too"
+            }
+            NoBridge::SystemBridge => "a system bridge (Swarm's docker_gwbridge)",
+            NoBridge::NoSubnet => "the engine lists no subnet for it",
+        }
+    }
+}
+
+/// A bridge network as a [`Bridge`] to listen on, or why not. The default bridge counts only
+/// with `attach_default`.
+pub fn bridge_of(network: NetworkFacts<'_>, attach_default: bool) -> Result<Bridge, NoBridge> {
+    if network.driver != Some("bridge") {
+        return Err(NoBridge::NotABridge);
+    }
+    let default = network.name == "bridge"
+        || network
+            .options
+            .and_then(|o| o.get(DEFAULT_BRIDGE_OPTION))
+            .is_some_and(|v| v == "true");
+    if default {
+        if !attach_default {
+            return Err(NoBridge::DefaultBridge);
+        }
+    } else if !is_user_defined(network.name) {
+        return Err(NoBridge::SystemBridge);
+    }
+    let interface = network
+        .options
+        .and_then(|o| o.get(BRIDGE_NAME_OPTION))
+        .cloned()
+        .or_else(|| Some(format!("br-{}", short_id(network.id?))))
+        .unwrap_or_default();
+    let subnets: Vec<(IpNet, Option<IpAddr>)> = network
+        .ipam
+        .and_then(|i| i.config.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let subnet: IpNet = c.subnet.as_deref()?.parse().ok()?;
+            let gateway = c
+                .gateway
+                .as_deref()
+                .and_then(|g| g.parse::<IpAddr>().ok())
+                .filter(|g| subnet.contains(g));
+            Some((subnet, gateway))
+        })
+        .collect();
+    if subnets.is_empty() {
+        return Err(NoBridge::NoSubnet);
+    }
+    Ok(Bridge {
+        network: network.name.to_string(),
+        interface,
+        default,
+        subnets,
+    })
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -158,6 +275,76 @@ pub fn describe(c: &ContainerInspectResponse, policy: Policy) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+
+    mod bridges {
+        use super::super::*;
+
+        fn facts<'a>(
+            name: &'a str,
+            driver: &'a str,
+            ipam: &'a Ipam,
+            options: &'a HashMap<String, String>,
+        ) -> NetworkFacts<'a> {
+            NetworkFacts {
+                name,
+                id: Some("b8c2dab17884c62a2ef0fff864cd9adc"),
+                driver: Some(driver),
+                options: Some(options),
+                ipam: Some(ipam),
+            }
+        }
+
+        fn ipam(configs: &[(&str, Option<&str>)]) -> Ipam {
+            Ipam {
+                config: Some(
+                    configs
+                        .iter()
+                        .map(|(s, g)| bollard::models::IpamConfig {
+                            subnet: Some(s.to_string()),
+                            gateway: g.map(str::to_string),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }
+        }
+
+        #[test]
+        fn a_subnet_only_network_is_a_bridge_without_an_ipam_gateway() {
+            let none = HashMap::new();
+            let i = ipam(&[("10.231.0.0/24", None), ("fd00:231::/64", None)]);
+            let b = bridge_of(facts("mynet", "bridge", &i, &none), false).expect("a bridge");
+            assert_eq!(b.interface, "br-b8c2dab17884");
+            assert_eq!(b.subnets.len(), 2);
+            assert!(b.subnets.iter().all(|(_, g)| g.is_none()));
+        }
+
+        #[test]
+        fn default_system_and_other_drivers_are_skipped_with_a_reason() {
+            let named = HashMap::from([(BRIDGE_NAME_OPTION.to_string(), "docker0".to_string())]);
+            let i = ipam(&[("172.17.0.0/16", None)]);
+            assert_eq!(
+                bridge_of(facts("bridge", "bridge", &i, &named), false),
+                Err(NoBridge::DefaultBridge)
+            );
+            let b = bridge_of(facts("bridge", "bridge", &i, &named), true).expect("attached");
+            assert_eq!(b.interface, "docker0");
+            assert_eq!(
+                bridge_of(facts("docker_gwbridge", "bridge", &i, &named), true),
+                Err(NoBridge::SystemBridge)
+            );
+            assert_eq!(
+                bridge_of(facts("ov", "overlay", &i, &named), true),
+                Err(NoBridge::NotABridge)
+            );
+            let empty = ipam(&[]);
+            assert_eq!(
+                bridge_of(facts("x", "bridge", &empty, &named), true),
+                Err(NoBridge::NoSubnet)
+            );
+        }
+    }
     use std::collections::HashMap;
 
     use bollard::models::{
