@@ -186,3 +186,44 @@ fn a_real_dnsmasq_upstream() {
     });
     assert!(answered, "answered through dnsmasq");
 }
+
+/// A network named like a real domain (`dev`) answers its own names and hides nothing else:
+/// `pkg.go.dev` and any other unheld name below `dev.` go upstream, as Docker's resolver
+/// sends names it does not hold; only the search domain answers NXDOMAIN for itself.
+#[test]
+fn a_network_named_dev_does_not_hide_pkg_go_dev() {
+    let up = FakeUpstream::start(Mode::Answer { ttl: 0 });
+    let config = forward_config(&[&up], "")
+        + "\n[networks.dev]\n[[networks.dev.endpoints]]\nname = \"web\"\nipv4 = \"10.9.0.2\"\naliases = [\"api\"]\n";
+    let server = Server::start(&config);
+    for name in [
+        "web.dev.",
+        "api.dev.",
+        "WEB.Dev.",
+        "web.dev.docker.",
+        "web.",
+    ] {
+        let answer = udp(server.addr, &query(name, RecordType::A));
+        assert_eq!(
+            a_records(&answer),
+            vec![std::net::Ipv4Addr::new(10, 9, 0, 2)],
+            "{name}"
+        );
+        assert!(answer.metadata.authoritative, "{name}");
+    }
+    assert_eq!(up.udp(), 0, "held names never leave");
+    for (i, name) in ["pkg.go.dev.", "nope.dev.", "go.dev."].iter().enumerate() {
+        let answer = udp(server.addr, &query(name, RecordType::A));
+        assert_eq!(
+            answer.metadata.response_code,
+            ResponseCode::NoError,
+            "{name}"
+        );
+        assert!(!answer.metadata.authoritative, "{name} is not ours");
+        assert_eq!(a_records(&answer).len(), 2, "{name}: the upstream's answer");
+        assert_eq!(up.udp(), i + 1, "{name} went upstream");
+    }
+    assert_eq!(rcode(&server, "nope.dev.docker."), ResponseCode::NXDomain);
+    assert_eq!(rcode(&server, "nope.docker."), ResponseCode::NXDomain);
+    assert_eq!(up.udp(), 3, "names under the search domain never leave");
+}
