@@ -74,15 +74,28 @@ impl Server {
 
     /// Starts the binary with `config` and extra `serve` arguments.
     pub fn start_with(config: &str, args: &[&str]) -> Server {
+        Server::spawn(Some(config), args)
+    }
+
+    /// Starts the binary with no `--config` (the embedded default's settings), and `args`.
+    pub fn start_without_config(args: &[&str]) -> Server {
+        Server::spawn(None, args)
+    }
+
+    fn spawn(config: Option<&str>, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("netalias.toml");
-        std::fs::write(&path, config).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_netalias"))
-            .args(["serve", "--config"])
-            .arg(&path)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_netalias"));
+        command.arg("serve");
+        if let Some(config) = config {
+            std::fs::write(&path, config).expect("write config");
+            command.arg("--config").arg(&path);
+        }
+        let mut child = command
             .args(args)
             .env("NETALIAS_LOG", "info,netalias::source::docker=debug")
             .env_remove("NETALIAS_LISTEN")
+            .env_remove("NETALIAS_CONFIG")
             .env_remove("NETALIAS_TTL")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
