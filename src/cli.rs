@@ -6,12 +6,14 @@ use clap::{Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
-  netalias serve                                   serve the embedded default on 127.0.0.1:1053
+  netalias serve                                   serve the embedded demo records on 127.0.0.1:1053
+  netalias serve --docker                          serve exactly the engine's user-defined networks
   netalias serve --config config/netalias.toml     serve a file; edits and SIGHUP reload it
   netalias serve --listen 127.0.0.1:5353 --listen [::1]:5353 --ttl 5
   NETALIAS_LOG=debug netalias serve                more logging (any tracing filter works)
   netalias serve --docker --listen 127.0.0.1:1053  also serve every user-defined Docker network
-  netalias serve --docker --attach-bridges         and answer on each bridge gateway, port 53
+  netalias serve --docker --attach-bridges         and answer on each bridge gateway, port 53;
+                                                   containers then ask NAME.docker with --dns <gateway>
   netalias serve --upstream 127.0.0.1:5300         forward names it does not own
   netalias check-config config/netalias.toml       exit 0 if the file is good
   netalias provision plan config/stack.toml        what apply would do to the engine

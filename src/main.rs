@@ -143,6 +143,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // file given, serve exactly what the engine holds (a demo `web1` would shadow a real one).
     if path.is_none() && (config.docker.enabled || config.swarm.enabled) {
         config.networks.clear();
+        info!("no --config and a live source is on: the embedded demo records are not served");
     }
     let docker = &config.docker;
     if docker.attach_default_bridge && !docker.enabled {
