@@ -92,6 +92,10 @@ pub struct ProvisionArgs {
     /// Docker engine address (default: DOCKER_HOST or the local socket).
     #[arg(long, env = "NETALIAS_DOCKER_HOST")]
     pub docker_host: Option<String>,
+    /// Take over a stack of the same name that another stack file created (resources carry
+    /// the creating file's path; without this, a second file is refused).
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 /// Where `records` and `health` look by default (CoreDNS's metrics port).

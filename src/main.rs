@@ -373,6 +373,7 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
         ProvisionCommand::Plan(a) | ProvisionCommand::Status(a) => a,
         ProvisionCommand::Apply { args, .. } | ProvisionCommand::Destroy { args, .. } => args,
     };
+    let adopt = args.adopt;
     // Validation first: a bad file creates nothing and never reaches the engine.
     let stack = Stack::load(&args.file)?;
     for warning in selinux_warnings(&stack) {
@@ -389,11 +390,11 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
     let engine = read_engine(&docker).await?;
     match command {
         ProvisionCommand::Plan(_) => {
-            println!("{}", plan(&stack, &engine)?);
+            println!("{}", plan(&stack, &engine, adopt)?);
             Ok(ExitCode::SUCCESS)
         }
         ProvisionCommand::Status(_) => {
-            let plan = plan(&stack, &engine)?;
+            let plan = plan(&stack, &engine, adopt)?;
             println!("{plan}");
             Ok(if plan.changes() == 0 {
                 ExitCode::SUCCESS
@@ -402,7 +403,7 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
             })
         }
         ProvisionCommand::Apply { recreate, .. } => {
-            let plan = plan(&stack, &engine)?;
+            let plan = plan(&stack, &engine, adopt)?;
             if plan.changes() == 0 {
                 println!("stack {}: no changes", stack.name());
                 return Ok(ExitCode::SUCCESS);
@@ -419,7 +420,7 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ProvisionCommand::Destroy { volumes, .. } => {
-            let summary = destroy(&docker, &stack, volumes).await?;
+            let summary = destroy(&docker, &stack, volumes, adopt).await?;
             println!("stack {}: {summary}", stack.name());
             Ok(ExitCode::SUCCESS)
         }

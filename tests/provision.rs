@@ -505,3 +505,318 @@ fn network_drift_needs_recreate_and_foreign_resources_are_never_touched() {
         "10.221.0.0/16"
     );
 }
+
+/// An image that declares `VOLUME /data`, as mysql, postgres and wordpress do: Docker gives
+/// each container made from it an anonymous volume there. Built locally from the test image.
+fn volume_image() -> &'static str {
+    const VOLUME_IMAGE: &str = "netalias-test/volume:1";
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let mut child = Command::new("docker")
+            .args(["build", "-q", "-t", VOLUME_IMAGE, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("docker build");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("FROM {IMAGE}\nVOLUME /data\n").as_bytes())
+            .expect("write Dockerfile");
+        assert!(
+            child.wait().expect("docker build").success(),
+            "build {VOLUME_IMAGE}"
+        );
+    });
+    VOLUME_IMAGE
+}
+
+/// Whether `docker inspect TARGET` (container, volume, network) finds it.
+fn exists(kind: &str, target: &str) -> bool {
+    Command::new("docker")
+        .args([kind, "inspect", target])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The volume mounted at `dest` in `container`.
+fn volume_at(container: &str, dest: &str) -> String {
+    inspect(
+        &format!(
+            "{{{{range .Mounts}}}}{{{{if eq .Destination \"{dest}\"}}}}{{{{.Name}}}}{{{{end}}}}{{{{end}}}}"
+        ),
+        container,
+    )
+}
+
+/// Removes named volumes when the test ends (anonymous ones carry no label to sweep by).
+struct VolumesGone(Vec<String>);
+impl Drop for VolumesGone {
+    fn drop(&mut self) {
+        for v in &self.0 {
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", v])
+                .output();
+        }
+    }
+}
+
+#[test]
+fn anonymous_volumes_are_carried_over_on_recreate_and_kept_on_destroy() {
+    if !available() {
+        return;
+    }
+    let image = volume_image();
+    let p = "natest-anon";
+    let stack = |color: &str| {
+        format!(
+            "[stack]\nname = \"{p}\"\n[networks.{p}-net]\nsubnet = \"10.223.0.0/24\"\nlabels = {TEST_LABELS}\n[containers.{p}-db]\nimage = \"{image}\"\ncommand = {IDLE_CMD}\nenvironment = {{ COLOR = \"{color}\" }}\nlabels = {TEST_LABELS}\nnetworks.{p}-net = {{}}\n"
+        )
+    };
+    let file = StackFile::new(&stack("red"));
+    let _teardown = Teardown(&file);
+    let db = format!("{p}-db");
+    ok(file.run(&["apply"]));
+    let volume = volume_at(&db, "/data");
+    let mut cleanup = VolumesGone(vec![volume.clone()]);
+    assert_eq!(volume.len(), 64, "an anonymous volume: {volume}");
+    docker(&["exec", &db, "sh", "-c", "echo precious > /data/f"]);
+
+    // Any change recreates the container; the anonymous volume goes with the new one.
+    std::fs::write(&file.path, stack("blue")).expect("write");
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        plan.contains(&format!(
+            "carries anonymous volume {} at /data",
+            &volume[..12]
+        )),
+        "{plan}"
+    );
+    ok(file.run(&["apply"]));
+    assert_eq!(inspect("{{index .Config.Env 0}}", &db), "COLOR=blue");
+    assert_eq!(
+        volume_at(&db, "/data"),
+        volume,
+        "the same volume, at the same path"
+    );
+    assert_eq!(docker(&["exec", &db, "cat", "/data/f"]), "precious");
+    assert!(!exists("container", &format!("{db}-netalias-old")));
+
+    // destroy keeps it, and says so; destroy --volumes removes it.
+    let out = ok(file.run(&["destroy"]));
+    assert!(
+        out.contains(&format!("anonymous volume {volume}")) && out.contains("kept"),
+        "{out}"
+    );
+    assert!(exists("volume", &volume), "kept after destroy");
+    ok(file.run(&["apply"]));
+    let second = volume_at(&db, "/data");
+    cleanup.0.push(second.clone());
+    assert_ne!(
+        second, volume,
+        "a new container after destroy gets a new anonymous volume"
+    );
+    ok(file.run(&["destroy", "--volumes"]));
+    assert!(!exists("volume", &second), "destroy --volumes removes it");
+    assert!(
+        exists("volume", &volume),
+        "the one kept earlier is untouched"
+    );
+}
+
+#[test]
+fn a_failed_pull_or_start_leaves_the_old_container_running() {
+    if !available() {
+        return;
+    }
+    let p = "natest-safe";
+    let stack = |image: &str, ip: &str| {
+        format!(
+            "[stack]\nname = \"{p}\"\n[networks.{p}-net]\nsubnet = \"10.224.0.0/24\"\nlabels = {TEST_LABELS}\n[containers.{p}-web]\nimage = \"{image}\"\ncommand = {IDLE_CMD}\nlabels = {TEST_LABELS}\nnetworks.{p}-net = {{ ipv4 = \"{ip}\" }}\n"
+        )
+    };
+    let file = StackFile::new(&stack(IMAGE, "10.224.0.20"));
+    let _teardown = Teardown(&file);
+    let web = format!("{p}-web");
+    ok(file.run(&["apply"]));
+    let id = inspect("{{.Id}}", &web);
+
+    // An image that cannot be had: refused before the old container is touched.
+    std::fs::write(&file.path, stack("netalias-test/absent:2", "10.224.0.20")).expect("write");
+    let out = file.run(&["apply"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("netalias-test/absent:2") && text(&out).contains(&web),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(inspect("{{.Id}}", &web), id, "the same container");
+    assert_eq!(inspect("{{.State.Running}}", &web), "true");
+
+    // A new address already taken: the new container cannot start; the old one comes back.
+    let mut others = Stack::default();
+    others.run(
+        &format!("{p}-squatter"),
+        &["--network", &format!("{p}-net"), "--ip", "10.224.0.30"],
+    );
+    std::fs::write(&file.path, stack(IMAGE, "10.224.0.30")).expect("write");
+    let out = file.run(&["apply"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("put back"), "{}", text(&out));
+    assert_eq!(
+        inspect("{{.Id}}", &web),
+        id,
+        "the old container, under its own name"
+    );
+    assert_eq!(inspect("{{.State.Running}}", &web), "true");
+    assert_eq!(
+        ip_on(&web, &format!("{p}-net")),
+        std::net::Ipv4Addr::new(10, 224, 0, 20)
+    );
+    assert!(!exists("container", &format!("{web}-netalias-old")));
+
+    // Once the address is free, the same apply goes through.
+    drop(others);
+    ok(file.run(&["apply"]));
+    assert_ne!(inspect("{{.Id}}", &web), id);
+    assert_eq!(
+        ip_on(&web, &format!("{p}-net")),
+        std::net::Ipv4Addr::new(10, 224, 0, 30)
+    );
+}
+
+#[test]
+fn a_container_left_half_connected_is_completed_not_started_as_is() {
+    if !available() {
+        return;
+    }
+    let p = "natest-half";
+    let stack = format!(
+        "[stack]\nname = \"{p}\"\n[networks.{p}-a]\nsubnet = \"10.225.1.0/24\"\nlabels = {TEST_LABELS}\n[networks.{p}-b]\nsubnet = \"10.225.2.0/24\"\nlabels = {TEST_LABELS}\n[containers.{p}-c]\nimage = \"{IMAGE}\"\ncommand = {IDLE_CMD}\nlabels = {TEST_LABELS}\nnetworks.{p}-a = {{}}\nnetworks.{p}-b = {{ aliases = [\"bee\"] }}\n"
+    );
+    let file = StackFile::new(&stack);
+    let _teardown = Teardown(&file);
+    let c = format!("{p}-c");
+    ok(file.run(&["apply"]));
+    // The state an apply leaves when it stops between create and connect.
+    docker(&["stop", "-t", "1", &c]);
+    docker(&["network", "disconnect", &format!("{p}-b"), &c]);
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        plan.contains(&format!("connect to {p}-b and start")),
+        "{plan}"
+    );
+    ok(file.run(&["apply"]));
+    assert_eq!(inspect("{{.State.Running}}", &c), "true");
+    let networks = inspect(
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        &c,
+    );
+    assert!(
+        networks.contains(&format!("{p}-a")) && networks.contains(&format!("{p}-b")),
+        "{networks}"
+    );
+    let aliases = inspect(
+        &format!("{{{{json (index .NetworkSettings.Networks \"{p}-b\").Aliases}}}}"),
+        &c,
+    );
+    assert!(
+        aliases.contains("bee"),
+        "connected with its aliases: {aliases}"
+    );
+    assert!(ok(file.run(&["apply"])).contains("no changes"));
+}
+
+#[test]
+fn a_network_that_cannot_be_recreated_is_refused_before_any_container_is_touched() {
+    if !available() {
+        return;
+    }
+    let p = "natest-nrec";
+    let stack = |subnet: &str| {
+        format!(
+            "[stack]\nname = \"{p}\"\n[networks.{p}-net]\nsubnet = \"{subnet}\"\nlabels = {TEST_LABELS}\n[containers.{p}-a]\nimage = \"{IMAGE}\"\ncommand = {IDLE_CMD}\nlabels = {TEST_LABELS}\nnetworks.{p}-net = {{}}\n"
+        )
+    };
+    let file = StackFile::new(&stack("10.226.0.0/24"));
+    let _teardown = Teardown(&file);
+    ok(file.run(&["apply"]));
+    let a = format!("{p}-a");
+    let id = inspect("{{.Id}}", &a);
+    let mut others = Stack::default();
+    others.run(&format!("{p}-foreign"), &["--network", &format!("{p}-net")]);
+    std::fs::write(&file.path, stack("10.227.0.0/24")).expect("write");
+    let out = file.run(&["apply", "--recreate"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(&format!("{p}-foreign")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(inspect("{{.Id}}", &a), id, "not removed");
+    assert_eq!(inspect("{{.State.Running}}", &a), "true");
+}
+
+#[test]
+fn a_second_stack_file_with_the_same_name_is_refused_unless_it_adopts() {
+    if !available() {
+        return;
+    }
+    let p = "natest-twice";
+    let first = StackFile::new(&format!(
+        "[stack]\nname = \"{p}\"\n[containers.{p}-one]\nimage = \"{IMAGE}\"\ncommand = {IDLE_CMD}\nnetwork_mode = \"none\"\nlabels = {TEST_LABELS}\n"
+    ));
+    let _teardown = Teardown(&first);
+    let second = StackFile::new(&format!(
+        "[stack]\nname = \"{p}\"\n[containers.{p}-two]\nimage = \"{IMAGE}\"\ncommand = {IDLE_CMD}\nnetwork_mode = \"none\"\nlabels = {TEST_LABELS}\n"
+    ));
+    let _teardown2 = Teardown(&second);
+    ok(first.run(&["apply"]));
+    for command in ["plan", "apply", "destroy"] {
+        let out = second.run(&[command]);
+        let t = text(&out);
+        assert!(!out.status.success(), "{command}: {t}");
+        let first_path = std::fs::canonicalize(&first.path).expect("path");
+        assert!(
+            t.contains(&first_path.display().to_string()) && t.contains("--adopt"),
+            "{command} names the other file: {t}"
+        );
+    }
+    assert!(exists("container", &format!("{p}-one")), "untouched");
+    let adopted = ok(second.run(&["apply", "--adopt"]));
+    assert!(
+        adopted.contains(&format!("- container {p}-one")),
+        "{adopted}"
+    );
+    assert!(exists("container", &format!("{p}-two")));
+}
+
+#[test]
+fn create_host_dirs_never_follows_a_symlink() {
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let elsewhere = tempfile::tempdir().expect("elsewhere");
+    std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("link")).expect("symlink");
+    let p = "natest-link";
+    let file = StackFile::new(&format!(
+        "[stack]\nname = \"{p}\"\n[containers.{p}-c]\nimage = \"{IMAGE}\"\ncommand = {IDLE_CMD}\nnetwork_mode = \"none\"\nlabels = {TEST_LABELS}\nmounts = [\"{}/link/sub:/data\"]\ncreate_host_dirs = true\n",
+        dir.path().display()
+    ));
+    let _teardown = Teardown(&file);
+    let out = file.run(&["apply"]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("{}/link", dir.path().display())) && t.contains("symbolic link"),
+        "{t}"
+    );
+    assert!(
+        !elsewhere.path().join("sub").exists(),
+        "nothing made through the link"
+    );
+    assert!(!exists("container", &format!("{p}-c")));
+}

@@ -1,9 +1,12 @@
 //! Carrying a plan out, and undoing a stack: the only code in netalias that writes to the engine.
 //!
-//! Order: networks and volumes, then containers in dependency order; removals after. Progress
-//! goes to stdout for people. A failure stops the run and reports what was done; running again
-//! converges. Volumes and host directories are never removed unless `destroy --volumes` says so
-//! (and host directories never).
+//! Order: every refusal and every image first, so that nothing is touched when something is
+//! missing or forbidden; then networks and volumes, then containers in dependency order;
+//! removals after. Progress goes to stdout for people. A recreate creates the new container
+//! beside the old one (renamed aside) and swaps them, rolling back to the old one if the new
+//! one does not start. A failure stops the run and reports what was done; running again
+//! converges. Volumes, anonymous ones included, and host directories are never removed unless
+//! `destroy --volumes` says so (and host directories never).
 
 use std::collections::HashMap;
 
@@ -15,8 +18,9 @@ use bollard::{
         RestartPolicyNameEnum, VolumeCreateRequest,
     },
     query_parameters::{
-        CreateContainerOptionsBuilder, CreateImageOptions, ListContainersOptions,
-        RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions, StopContainerOptions,
+        CreateContainerOptionsBuilder, CreateImageOptions, InspectNetworkOptions,
+        ListContainersOptions, RemoveContainerOptions, RemoveVolumeOptions,
+        RenameContainerOptionsBuilder, StartContainerOptions, StopContainerOptions,
     },
 };
 use futures_util::StreamExt;
@@ -25,7 +29,7 @@ use tracing::warn;
 use super::{
     SPEC_LABEL,
     error::{ProvisionError, engine, is_not_found},
-    plan::{Action, Plan, attached, fingerprint, owner_labels, read_engine},
+    plan::{Action, Plan, VolumeMount, check_file, fingerprint, owner_labels, read_engine},
     spec::{ContainerSpec, Mount, NetworkMode, Stack},
     validate::creation_order,
 };
@@ -88,17 +92,37 @@ pub async fn apply(
     plan: &Plan,
     options: ApplyOptions,
 ) -> Result<Summary, ProvisionError> {
-    // Refuse before doing anything: a drifted network in use needs --recreate.
+    // Refuse before doing anything: a drifted network in use needs --recreate, and one that
+    // holds a container of someone else's cannot be recreated at all.
     for action in &plan.actions {
         if let Action::RecreateNetwork { name, diff } = action {
-            let in_use = attached(docker, name).await?;
-            if in_use > 0 && !options.recreate {
+            let on_it = attached_names(docker, name).await?;
+            if !on_it.is_empty() && !options.recreate {
                 return Err(ProvisionError::NetworkInUse {
                     network: name.clone(),
                     diff: diff.clone(),
-                    attached: in_use,
+                    attached: on_it.len(),
                 });
             }
+            let engine_state = read_engine(docker).await?;
+            if let Some(foreign) = on_it.iter().find(|c| {
+                engine_state
+                    .containers
+                    .get(*c)
+                    .is_none_or(|s| s.owner.stack.as_deref() != Some(stack.name()))
+            }) {
+                return Err(ProvisionError::NotOwned {
+                    kind: "container (attached to a network being recreated)",
+                    name: foreign.clone(),
+                    stack: stack.name().to_string(),
+                });
+            }
+        }
+    }
+    // Every image before anything is stopped: a failed pull must leave the old service running.
+    for action in &plan.actions {
+        if let Action::CreateContainer(name) | Action::RecreateContainer { name, .. } = action {
+            ensure_image(docker, stack.containers[name].image.get_ref(), name).await?;
         }
     }
     let mut summary = Summary::default();
@@ -121,8 +145,9 @@ pub async fn apply(
                 summary.created += 1;
             }
             Action::RecreateNetwork { name, .. } => {
-                // Our containers on it are recreated after; disconnect them first.
-                remove_owned_containers_on(docker, stack, name).await?;
+                // Our containers on it are recreated after (carrying their volumes); they
+                // must go first. All of them are ours: checked before anything was touched.
+                remove_containers_on(docker, name).await?;
                 docker
                     .remove_network(name)
                     .await
@@ -146,13 +171,21 @@ pub async fn apply(
                 summary.created += 1;
             }
             Action::CreateContainer(name) => {
-                create_container(docker, stack, name).await?;
+                create_container(docker, stack, name, &[]).await?;
+                start_container(docker, name).await?;
                 summary.created += 1;
             }
-            Action::RecreateContainer { name, .. } => {
-                remove_container(docker, name).await?;
-                create_container(docker, stack, name).await?;
+            Action::RecreateContainer { name, carried, .. } => {
+                recreate_container(docker, stack, name, carried).await?;
                 summary.recreated += 1;
+            }
+            Action::CompleteContainer { name, missing } => {
+                let spec = &stack.containers[name];
+                for network in missing {
+                    connect(docker, spec, name, network).await?;
+                }
+                start_container(docker, name).await?;
+                summary.started += 1;
             }
             Action::StartContainer(name) => {
                 docker
@@ -162,7 +195,7 @@ pub async fn apply(
                 summary.started += 1;
             }
             Action::RemoveContainer(name) => {
-                remove_container(docker, name).await?;
+                remove_container(docker, name, false).await?;
                 summary.removed += 1;
             }
             Action::RemoveNetwork(name) => {
@@ -255,28 +288,85 @@ fn restart_policy(text: &str) -> RestartPolicyNameEnum {
     }
 }
 
+/// Creates `path` and any missing parents, refusing to follow a symbolic link anywhere on
+/// the way (one could lead the container's bind mount out of the declared path). Validation
+/// refused such a path already; this holds if a link appeared since.
+fn create_host_dir(path: &std::path::Path, container: &str) -> Result<(), ProvisionError> {
+    if path.is_dir() {
+        return Ok(()); // nothing to create: mounting what exists is the file's own choice
+    }
+    let mut at = std::path::PathBuf::new();
+    for part in path.components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(ProvisionError::SymlinkInPath {
+                    path: at.display().to_string(),
+                    container: container.to_string(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // create_dir, not create_dir_all: each level is checked as it is made.
+                match std::fs::create_dir(&at) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink())
+                        {
+                            return Err(ProvisionError::SymlinkInPath {
+                                path: at.display().to_string(),
+                                container: container.to_string(),
+                            });
+                        }
+                    }
+                    Err(source) => {
+                        return Err(ProvisionError::HostDir {
+                            path: at.display().to_string(),
+                            container: container.to_string(),
+                            source,
+                        });
+                    }
+                }
+            }
+            Err(source) => {
+                return Err(ProvisionError::HostDir {
+                    path: at.display().to_string(),
+                    container: container.to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates `name` on its first network and connects the others; does not start it.
+/// `carried` volumes (from the container it replaces) are mounted where they were.
 async fn create_container(
     docker: &Docker,
     stack: &Stack,
     name: &str,
+    carried: &[VolumeMount],
 ) -> Result<(), ProvisionError> {
     let spec = &stack.containers[name];
     let image = spec.image.get_ref();
-    ensure_image(docker, image, name).await?;
     let mounts = spec.parsed_mounts();
     if spec.create_host_dirs {
         for mount in &mounts {
-            if let Mount::Bind { source, .. } = mount
-                && !source.exists()
-            {
-                std::fs::create_dir_all(source).map_err(|source_err| ProvisionError::HostDir {
-                    path: source.display().to_string(),
-                    container: name.to_string(),
-                    source: source_err,
-                })?;
+            if let Mount::Bind { source, .. } = mount {
+                create_host_dir(source, name)?;
             }
         }
     }
+    let binds: Vec<String> = mounts
+        .iter()
+        .map(Mount::to_bind)
+        .chain(
+            carried
+                .iter()
+                .map(|v| format!("{}:{}", v.name, v.destination)),
+        )
+        .collect();
     let mode = spec.network_mode();
     // API < 1.44 takes one endpoint at create: the first network; the others are connected after.
     let first_network = spec.networks.keys().next().cloned();
@@ -307,7 +397,7 @@ async fn create_container(
             ..Default::default()
         }),
         host_config: Some(HostConfig {
-            binds: Some(mounts.iter().map(Mount::to_bind).collect()),
+            binds: Some(binds),
             volumes_from: Some(
                 spec.volumes_from
                     .iter()
@@ -339,37 +429,123 @@ async fn create_container(
         .map_err(engine(format!("create container {name}")))?;
     if mode == NetworkMode::Networks {
         for network in spec.networks.keys().skip(1) {
-            let request = NetworkConnectRequest {
-                container: name.to_string(),
-                endpoint_config: Some(endpoint(spec, network)),
-            };
-            docker
-                .connect_network(network, request)
-                .await
-                .map_err(engine(format!("connect {name} to {network}")))?;
+            connect(docker, spec, name, network).await?;
         }
     }
-    docker
-        .start_container(name, None::<StartContainerOptions>)
-        .await
-        .map_err(engine(format!("start container {name}")))?;
     Ok(())
 }
 
-async fn remove_container(docker: &Docker, name: &str) -> Result<(), ProvisionError> {
+async fn connect(
+    docker: &Docker,
+    spec: &ContainerSpec,
+    name: &str,
+    network: &str,
+) -> Result<(), ProvisionError> {
+    let request = NetworkConnectRequest {
+        container: name.to_string(),
+        endpoint_config: Some(endpoint(spec, network)),
+    };
+    docker
+        .connect_network(network, request)
+        .await
+        .map_err(engine(format!("connect {name} to {network}")))
+}
+
+async fn start_container(docker: &Docker, name: &str) -> Result<(), ProvisionError> {
+    docker
+        .start_container(name, None::<StartContainerOptions>)
+        .await
+        .map_err(engine(format!("start container {name}")))
+}
+
+/// The name an old container has while its replacement is made.
+fn aside_name(name: &str) -> String {
+    format!("{name}-netalias-old")
+}
+
+async fn rename(docker: &Docker, from: &str, to: &str) -> Result<(), bollard::errors::Error> {
+    let options = RenameContainerOptionsBuilder::new().name(to).build();
+    docker.rename_container(from, options).await
+}
+
+/// Replaces `name` by a container made from the current spec. The old one is renamed aside
+/// and keeps running while the new one is created and connected; it is stopped only to let
+/// the new one start (its fixed addresses free), and comes back if the new one fails.
+/// Nothing is removed with its volumes: `carried` ones move to the new container.
+async fn recreate_container(
+    docker: &Docker,
+    stack: &Stack,
+    name: &str,
+    carried: &[VolumeMount],
+) -> Result<(), ProvisionError> {
+    let aside = aside_name(name);
+    // An earlier run stopped half-way may have left the old container aside.
+    if docker.inspect_container(&aside, None).await.is_ok() {
+        remove_container(docker, &aside, false).await?;
+    }
+    let had_old = match rename(docker, name, &aside).await {
+        Ok(()) => true,
+        Err(e) if is_not_found(&e) => false,
+        Err(e) => return Err(engine(format!("rename {name} aside"))(e)),
+    };
+    let restore = async || {
+        let _ = remove_container(docker, name, false).await;
+        if had_old {
+            if let Err(e) = rename(docker, &aside, name).await {
+                warn!(container = name, error = %e, "could not rename the old container back");
+            }
+            if let Err(e) = start_container(docker, name).await {
+                warn!(container = name, error = %e, "could not start the old container again");
+            }
+        }
+    };
+    if let Err(error) = create_container(docker, stack, name, carried).await {
+        restore().await;
+        return Err(ProvisionError::RolledBack {
+            container: name.to_string(),
+            source: Box::new(error),
+        });
+    }
+    if had_old {
+        stop_container(docker, &aside).await;
+    }
+    if let Err(error) = start_container(docker, name).await {
+        restore().await;
+        return Err(ProvisionError::RolledBack {
+            container: name.to_string(),
+            source: Box::new(error),
+        });
+    }
+    if had_old {
+        remove_container(docker, &aside, false).await?;
+    }
+    Ok(())
+}
+
+/// Stops a container (5 s grace); a failure is logged, as removal forces it anyway.
+async fn stop_container(docker: &Docker, name: &str) {
     let stop = StopContainerOptions {
         t: Some(5),
         ..Default::default()
     };
     match docker.stop_container(name, Some(stop)).await {
         Ok(()) => {}
-        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) if is_not_found(&e) => {}
         Err(e) => warn!(container = name, error = %e, "stop failed; removing with force"),
     }
-    // Anonymous volumes go with it (v); named volumes and bind mounts never do.
+}
+
+/// Stops and removes a container. Its anonymous volumes go with it only when
+/// `with_anonymous_volumes` (`destroy --volumes`); named volumes and bind mounts never do.
+async fn remove_container(
+    docker: &Docker,
+    name: &str,
+    with_anonymous_volumes: bool,
+) -> Result<(), ProvisionError> {
+    stop_container(docker, name).await;
     let options = RemoveContainerOptions {
         force: true,
-        v: true,
+        v: with_anonymous_volumes,
         ..Default::default()
     };
     match docker.remove_container(name, Some(options)).await {
@@ -379,24 +555,30 @@ async fn remove_container(docker: &Docker, name: &str) -> Result<(), ProvisionEr
     }
 }
 
-async fn remove_owned_containers_on(
-    docker: &Docker,
-    stack: &Stack,
-    network: &str,
-) -> Result<(), ProvisionError> {
-    let engine_state = read_engine(docker).await?;
-    for (name, state) in &engine_state.containers {
-        if state.networks.iter().any(|n| n == network) {
-            if state.stack.as_deref() != Some(stack.name()) {
-                return Err(ProvisionError::NotOwned {
-                    kind: "container (attached to a network being recreated)",
-                    name: name.clone(),
-                    stack: stack.name().to_string(),
-                });
-            }
-            println!("      removing {name} from {network} (it is recreated after)");
-            remove_container(docker, name).await?;
-        }
+/// Whether a volume name is one the engine made up: 64 hex digits, for an image's `VOLUME`.
+fn is_anonymous(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The names of the containers attached to `network`.
+async fn attached_names(docker: &Docker, network: &str) -> Result<Vec<String>, ProvisionError> {
+    let n = docker
+        .inspect_network(network, None::<InspectNetworkOptions>)
+        .await
+        .map_err(engine(format!("inspect network {network}")))?;
+    Ok(n.containers
+        .unwrap_or_default()
+        .into_values()
+        .filter_map(|c| c.name)
+        .collect())
+}
+
+/// Removes the containers on `network` (checked to be the stack's before anything started),
+/// keeping their volumes for the recreate that follows.
+async fn remove_containers_on(docker: &Docker, network: &str) -> Result<(), ProvisionError> {
+    for name in attached_names(docker, network).await? {
+        println!("      removing {name} from {network} (it is recreated after, with its volumes)");
+        remove_container(docker, &name, false).await?;
     }
     Ok(())
 }
@@ -406,6 +588,7 @@ pub async fn destroy(
     docker: &Docker,
     stack: &Stack,
     volumes: bool,
+    adopt: bool,
 ) -> Result<Summary, ProvisionError> {
     let mut summary = Summary::default();
     let owned = ListContainersOptions {
@@ -417,6 +600,7 @@ pub async fn destroy(
         ..Default::default()
     };
     let engine_state = read_engine(docker).await?;
+    check_file(stack, &engine_state, adopt)?;
     let mut order: Vec<String> = creation_order(stack).into_iter().rev().collect();
     for c in docker
         .list_containers(Some(owned))
@@ -431,18 +615,33 @@ pub async fn destroy(
         }
     }
     for name in order {
-        let owned = engine_state
+        let Some(state) = engine_state
             .containers
             .get(&name)
-            .is_some_and(|s| s.stack.as_deref() == Some(stack.name()));
-        if owned {
-            println!("- container {name}");
-            remove_container(docker, &name).await?;
-            summary.removed += 1;
+            .filter(|s| s.owner.stack.as_deref() == Some(stack.name()))
+        else {
+            continue;
+        };
+        println!("- container {name}");
+        remove_container(docker, &name, volumes).await?;
+        summary.removed += 1;
+        for v in state.volumes.iter().filter(|v| is_anonymous(&v.name)) {
+            if volumes {
+                println!(
+                    "  anonymous volume {} at {} removed with it",
+                    v.name, v.destination
+                );
+            } else {
+                println!(
+                    "  anonymous volume {} ({name}:{}) kept (its data stays; destroy --volumes removes it, or docker volume rm)",
+                    v.name, v.destination
+                );
+                summary.kept += 1;
+            }
         }
     }
     for (name, state) in &engine_state.networks {
-        if state.stack.as_deref() == Some(stack.name()) {
+        if state.owner.stack.as_deref() == Some(stack.name()) {
             println!("- network {name}");
             docker
                 .remove_network(name)
@@ -452,7 +651,7 @@ pub async fn destroy(
         }
     }
     for (name, owner) in &engine_state.volumes {
-        if owner.as_deref() == Some(stack.name()) {
+        if owner.stack.as_deref() == Some(stack.name()) {
             if volumes {
                 println!("- volume {name}");
                 docker

@@ -43,6 +43,28 @@ pub enum ProvisionError {
         container: String,
         reason: String,
     },
+    #[error(
+        "stack `{stack}`: {kind} `{name}` was created from {theirs}, not from {ours}; two files with one stack name would remove each other's resources. Give each file its own [stack] name, or rerun with --adopt to take the stack over from {theirs}"
+    )]
+    OtherFile {
+        stack: String,
+        kind: &'static str,
+        name: String,
+        theirs: String,
+        ours: String,
+    },
+    #[error(
+        "containers.{container}.mounts: {path} is a symbolic link; create_host_dirs never follows one (it could lead out of the declared path). Replace it with a directory, or point the mount at its target"
+    )]
+    SymlinkInPath { path: String, container: String },
+    #[error(
+        "container `{container}` could not be replaced, so the old one was put back and runs as before: {source}"
+    )]
+    RolledBack {
+        container: String,
+        #[source]
+        source: Box<ProvisionError>,
+    },
     #[error("cannot create bind source {path} for container `{container}`: {source}")]
     HostDir {
         path: String,

@@ -14,5 +14,8 @@ pub mod validate;
 
 /// The label that marks what a stack owns.
 pub const STACK_LABEL: &str = "netalias.stack";
+/// The label naming the stack file (its canonical path) that created a resource: a second
+/// file with the same stack name is refused instead of removing the first one's resources.
+pub const FILE_LABEL: &str = "netalias.stack.file";
 /// The label holding a container's spec fingerprint, to detect drift.
 pub const SPEC_LABEL: &str = "netalias.spec";

@@ -15,9 +15,9 @@ use bollard::{
 use ipnet::Ipv4Net;
 
 use super::{
-    SPEC_LABEL, STACK_LABEL,
+    FILE_LABEL, SPEC_LABEL, STACK_LABEL,
     error::{ProvisionError, engine},
-    spec::{ContainerSpec, Stack},
+    spec::{ContainerSpec, Mount, NetworkMode, Stack},
     validate::{creation_order, overlaps, parse_cidr},
 };
 
@@ -25,13 +25,29 @@ use super::{
 #[derive(Debug, Default)]
 pub struct EngineState {
     pub networks: BTreeMap<String, NetworkState>,
-    pub volumes: BTreeMap<String, Option<String>>,
+    pub volumes: BTreeMap<String, Owner>,
     pub containers: BTreeMap<String, ContainerState>,
+}
+
+/// Whose a resource is: the stack named by its label, and the stack file that created it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub stack: Option<String>,
+    pub file: Option<String>,
+}
+
+impl Owner {
+    fn of(labels: Option<&HashMap<String, String>>) -> Owner {
+        Owner {
+            stack: labels.and_then(|l| l.get(STACK_LABEL).cloned()),
+            file: labels.and_then(|l| l.get(FILE_LABEL).cloned()),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct NetworkState {
-    pub stack: Option<String>,
+    pub owner: Owner,
     pub driver: String,
     pub subnet: Option<String>,
     pub ip_range: Option<String>,
@@ -41,10 +57,19 @@ pub struct NetworkState {
 
 #[derive(Debug, Default, Clone)]
 pub struct ContainerState {
-    pub stack: Option<String>,
+    pub owner: Owner,
     pub spec: Option<String>,
     pub running: bool,
     pub networks: Vec<String>,
+    /// Volumes mounted in it (named, or anonymous ones the image's `VOLUME` made).
+    pub volumes: Vec<VolumeMount>,
+}
+
+/// A volume mounted in a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub name: String,
+    pub destination: String,
 }
 
 pub async fn read_engine(docker: &Docker) -> Result<EngineState, ProvisionError> {
@@ -63,7 +88,7 @@ pub async fn read_engine(docker: &Docker) -> Result<EngineState, ProvisionError>
         state.networks.insert(
             name,
             NetworkState {
-                stack: n.labels.as_ref().and_then(|l| l.get(STACK_LABEL).cloned()),
+                owner: Owner::of(n.labels.as_ref()),
                 driver: n.driver.unwrap_or_default(),
                 subnet: config.subnet,
                 ip_range: config.ip_range,
@@ -77,8 +102,7 @@ pub async fn read_engine(docker: &Docker) -> Result<EngineState, ProvisionError>
         .await
         .map_err(engine("list volumes"))?;
     for v in volumes.volumes.unwrap_or_default() {
-        let stack = v.labels.get(STACK_LABEL).cloned();
-        state.volumes.insert(v.name, stack);
+        state.volumes.insert(v.name, Owner::of(Some(&v.labels)));
     }
     let all = ListContainersOptions {
         all: true,
@@ -98,13 +122,26 @@ pub async fn read_engine(docker: &Docker) -> Result<EngineState, ProvisionError>
             .and_then(|n| n.networks)
             .map(|n| n.into_keys().collect())
             .unwrap_or_default();
+        let volumes = c
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.typ.as_deref() == Some("volume"))
+            .filter_map(|m| {
+                Some(VolumeMount {
+                    name: m.name?,
+                    destination: m.destination?,
+                })
+            })
+            .collect();
         state.containers.insert(
             name.trim_start_matches('/').to_string(),
             ContainerState {
-                stack: labels.get(STACK_LABEL).cloned(),
+                owner: Owner::of(Some(&labels)),
                 spec: labels.get(SPEC_LABEL).cloned(),
                 running: c.state.map(|s| s.to_string()) == Some("running".into()),
                 networks,
+                volumes,
             },
         );
     }
@@ -176,6 +213,15 @@ pub enum Action {
     RecreateContainer {
         name: String,
         reason: String,
+        /// Volumes of the old container that the spec does not name (an image's `VOLUME`),
+        /// mounted at the same paths in the new one so that no data is lost.
+        carried: Vec<VolumeMount>,
+    },
+    /// Its spec is unchanged but it is not on all its networks (an apply stopped between
+    /// create and connect): connect the missing ones, then start it.
+    CompleteContainer {
+        name: String,
+        missing: Vec<String>,
     },
     RemoveContainer(String),
 }
@@ -210,9 +256,27 @@ impl fmt::Display for Action {
             Action::CreateContainer(n) => write!(f, "+ container {n}"),
             Action::KeepContainer(n) => write!(f, "  container {n} (unchanged, running)"),
             Action::StartContainer(n) => write!(f, "> container {n} (unchanged, will be started)"),
-            Action::RecreateContainer { name, reason } => {
-                write!(f, "~ container {name}: {reason} (recreate)")
+            Action::RecreateContainer {
+                name,
+                reason,
+                carried,
+            } => {
+                write!(f, "~ container {name}: {reason} (recreate")?;
+                for v in carried {
+                    write!(
+                        f,
+                        "; carries anonymous volume {} at {}",
+                        short_volume(&v.name),
+                        v.destination
+                    )?;
+                }
+                write!(f, ")")
             }
+            Action::CompleteContainer { name, missing } => write!(
+                f,
+                "> container {name} (unchanged; connect to {} and start)",
+                missing.join(", ")
+            ),
             Action::RemoveContainer(n) => write!(f, "- container {n} (no longer declared)"),
         }
     }
@@ -247,10 +311,17 @@ fn subnet_of(state: &NetworkState) -> Option<Ipv4Net> {
     state.subnet.as_deref().and_then(|s| s.parse().ok())
 }
 
-/// Compares the spec with the engine. Fails on anything it must never touch.
-pub fn plan(stack: &Stack, engine: &EngineState) -> Result<Plan, ProvisionError> {
+/// The first 12 characters of a volume name (anonymous ones are 64 hex digits).
+fn short_volume(name: &str) -> &str {
+    name.get(..12).unwrap_or(name)
+}
+
+/// Compares the spec with the engine. Fails on anything it must never touch: a resource of
+/// another stack, or of this stack but created from another file (unless `adopt`).
+pub fn plan(stack: &Stack, engine: &EngineState, adopt: bool) -> Result<Plan, ProvisionError> {
     let name = stack.name().to_string();
-    let ours = |owner: &Option<String>| owner.as_deref() == Some(name.as_str());
+    check_file(stack, engine, adopt)?;
+    let ours = |owner: &Owner| owner.stack.as_deref() == Some(name.as_str());
     let mut actions = Vec::new();
 
     for (net_name, spec) in &stack.networks {
@@ -278,7 +349,7 @@ pub fn plan(stack: &Stack, engine: &EngineState) -> Result<Plan, ProvisionError>
                 }
                 actions.push(Action::CreateNetwork(net_name.clone()));
             }
-            Some(state) if !ours(&state.stack) => {
+            Some(state) if !ours(&state.owner) => {
                 return Err(ProvisionError::NotOwned {
                     kind: "network",
                     name: net_name.clone(),
@@ -358,7 +429,7 @@ pub fn plan(stack: &Stack, engine: &EngineState) -> Result<Plan, ProvisionError>
         let spec = &stack.containers[&container];
         match engine.containers.get(&container) {
             None => actions.push(Action::CreateContainer(container.clone())),
-            Some(state) if !ours(&state.stack) => {
+            Some(state) if !ours(&state.owner) => {
                 return Err(ProvisionError::NotOwned {
                     kind: "container",
                     name: container.clone(),
@@ -375,10 +446,24 @@ pub fn plan(stack: &Stack, engine: &EngineState) -> Result<Plan, ProvisionError>
                         .find(|n| recreated_networks.contains(n))
                         .map(|n| format!("its network {n} is recreated"))
                 };
+                let missing: Vec<String> = match spec.network_mode() {
+                    NetworkMode::Networks => spec
+                        .networks
+                        .keys()
+                        .filter(|n| !state.networks.contains(n))
+                        .cloned()
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 match reason {
                     Some(reason) => actions.push(Action::RecreateContainer {
                         name: container.clone(),
                         reason,
+                        carried: carried_volumes(engine, spec, state),
+                    }),
+                    None if !missing.is_empty() => actions.push(Action::CompleteContainer {
+                        name: container.clone(),
+                        missing,
                     }),
                     None if state.running => actions.push(Action::KeepContainer(container.clone())),
                     None => actions.push(Action::StartContainer(container.clone())),
@@ -389,12 +474,12 @@ pub fn plan(stack: &Stack, engine: &EngineState) -> Result<Plan, ProvisionError>
 
     // Owned but no longer declared. Containers first: networks cannot go while in use.
     for (c, state) in &engine.containers {
-        if ours(&state.stack) && !stack.containers.contains_key(c) {
+        if ours(&state.owner) && !stack.containers.contains_key(c) {
             actions.push(Action::RemoveContainer(c.clone()));
         }
     }
     for (n, state) in &engine.networks {
-        if ours(&state.stack) && !stack.networks.contains_key(n) {
+        if ours(&state.owner) && !stack.networks.contains_key(n) {
             actions.push(Action::RemoveNetwork(n.clone()));
         }
     }
@@ -409,10 +494,80 @@ pub fn plan(stack: &Stack, engine: &EngineState) -> Result<Plan, ProvisionError>
     })
 }
 
-/// Labels every resource of `stack` carries.
+/// The volumes a recreate must carry over: those mounted in the old container that neither
+/// the spec's own mounts nor its `volumes_from` provide, as Compose does. Those are the
+/// anonymous volumes an image's `VOLUME` made (mysql's /var/lib/mysql): removing them, or
+/// letting the new container make fresh ones, would lose the data.
+pub fn carried_volumes(
+    engine: &EngineState,
+    spec: &ContainerSpec,
+    old: &ContainerState,
+) -> Vec<VolumeMount> {
+    let own: Vec<Mount> = spec.parsed_mounts();
+    let from_others: Vec<&str> = spec
+        .volumes_from
+        .iter()
+        .filter_map(|v| v.get_ref().split(':').next())
+        .filter_map(|source| engine.containers.get(source))
+        .flat_map(|c| c.volumes.iter().map(|v| v.destination.as_str()))
+        .collect();
+    old.volumes
+        .iter()
+        .filter(|v| {
+            !own.iter().any(|m| match m {
+                Mount::Bind { target, .. } => *target == v.destination,
+                Mount::Volume { name, target, .. } => *target == v.destination || *name == v.name,
+            })
+        })
+        .filter(|v| !from_others.contains(&v.destination.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Refuses resources of this stack that another stack file created, naming both files,
+/// unless `adopt`: two files with one `[stack] name` would otherwise remove each other's.
+pub fn check_file(stack: &Stack, engine: &EngineState, adopt: bool) -> Result<(), ProvisionError> {
+    if adopt {
+        return Ok(());
+    }
+    let Some(ours) = stack.file() else {
+        return Ok(());
+    };
+    let owners = engine
+        .networks
+        .iter()
+        .map(|(n, s)| ("network", n, &s.owner))
+        .chain(engine.volumes.iter().map(|(n, o)| ("volume", n, o)))
+        .chain(
+            engine
+                .containers
+                .iter()
+                .map(|(n, s)| ("container", n, &s.owner)),
+        );
+    for (kind, name, owner) in owners {
+        if owner.stack.as_deref() == Some(stack.name())
+            && let Some(theirs) = &owner.file
+            && theirs != ours
+        {
+            return Err(ProvisionError::OtherFile {
+                stack: stack.name().to_string(),
+                kind,
+                name: name.clone(),
+                theirs: theirs.clone(),
+                ours: ours.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Labels every resource of `stack` carries: its stack, and the file that declared it.
 pub fn owner_labels(stack: &Stack, extra: &BTreeMap<String, String>) -> HashMap<String, String> {
     let mut labels: HashMap<String, String> =
         extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     labels.insert(STACK_LABEL.to_string(), stack.name().to_string());
+    if let Some(file) = stack.file() {
+        labels.insert(FILE_LABEL.to_string(), file.to_string());
+    }
     labels
 }

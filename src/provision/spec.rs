@@ -23,6 +23,9 @@ pub struct Stack {
     pub volumes: BTreeMap<String, VolumeSpec>,
     #[serde(default)]
     pub containers: BTreeMap<String, ContainerSpec>,
+    /// The file's canonical path, when it was read from one (labels say which file owns what).
+    #[serde(skip)]
+    file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -311,7 +314,15 @@ impl ContainerSpec {
 impl Stack {
     /// Reads, parses and validates a stack file (no engine calls).
     pub fn load(path: &Path) -> Result<Stack, LoadError> {
-        load_file(path, Stack::parse)
+        let mut stack = load_file(path, Stack::parse)?;
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        stack.file = Some(canonical.display().to_string());
+        Ok(stack)
+    }
+
+    /// The canonical path of the file this stack was read from.
+    pub fn file(&self) -> Option<&str> {
+        self.file.as_deref()
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Stack, ConfigError> {

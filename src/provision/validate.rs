@@ -51,6 +51,20 @@ pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
     a.contains(b) || b.contains(a)
 }
 
+/// The first component of `path` that is a symbolic link, if any.
+fn first_symlink(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    let mut at = std::path::PathBuf::new();
+    for part in path.components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => return Some(at),
+            Ok(_) => {}
+            Err(_) => return None, // missing from here on: nothing to follow
+        }
+    }
+    None
+}
+
 pub fn validate(stack: &Stack) -> Result<(), Violation> {
     let stack_span = stack.stack.name.span();
     let name_error = |kind: &str, name: &str| {
@@ -195,6 +209,19 @@ fn validate_container(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<()
                         format!(
                             "bind source `{}` is relative; write an absolute host path",
                             source.display()
+                        ),
+                    ));
+                }
+                if c.create_host_dirs
+                    && !source.is_dir()
+                    && let Some(link) = first_symlink(&source)
+                {
+                    return Err(at(
+                        mount,
+                        field("mounts"),
+                        format!(
+                            "`{}` is a symbolic link; create_host_dirs never follows one (it could lead out of the declared path): replace it with a directory, or mount its target",
+                            link.display()
                         ),
                     ));
                 }
