@@ -820,3 +820,113 @@ fn create_host_dirs_never_follows_a_symlink() {
     );
     assert!(!exists("container", &format!("{p}-c")));
 }
+
+/// `[stack] resolver`: in a provisioned stack, a client's plain `nslookup app` (no server
+/// given) reaches the stack's netalias and gets the three replicas in exact rotation; a name
+/// outside the stack is forwarded to an upstream (dnsmasq on the stack network's gateway).
+#[test]
+fn the_stacks_netalias_answers_first_for_what_the_stack_creates() {
+    if !available() || !netalias_image_present() || !common::dnsmasq::Dnsmasq::installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let p = "natest-res";
+    let gid = docker_socket_gid();
+    let mut text = format!(
+        r#"[stack]
+name = "{p}"
+resolver = "{p}-dns"
+resolver_dir = "{dir}"
+
+[networks.{p}-net]
+subnet = "10.229.0.0/24"
+gateway = "10.229.0.1"
+labels = {TEST_LABELS}
+
+[containers.{p}-dns]
+image = "{NETALIAS_IMAGE}"
+mounts = ["/var/run/docker.sock:/var/run/docker.sock:ro"]
+group_add = ["{gid}"]
+cap_drop = ["ALL"]
+cap_add = ["NET_BIND_SERVICE"]
+environment = {{ NETALIAS_UPSTREAM = "10.229.0.1:5399" }}
+labels = {TEST_LABELS}
+
+[containers.{p}-client]
+image = "{IMAGE}"
+command = {IDLE_CMD}
+labels = {TEST_LABELS}
+networks.{p}-net = {{}}
+"#,
+        dir = dir.path().display()
+    );
+    for i in 1..=3 {
+        text.push_str(&format!(
+            "\n[containers.{p}-web{i}]\nimage = \"{IMAGE}\"\ncommand = {IDLE_CMD}\nlabels = {TEST_LABELS}\nnetworks.{p}-net = {{ aliases = [\"app\"] }}\n"
+        ));
+    }
+    let file = StackFile::new(&text);
+    let _teardown = Teardown(&file);
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        plan.contains(&format!("resolver: {p}-dns answers first")) && plan.contains("10.229.0.254"),
+        "{plan}"
+    );
+    ok(file.run(&["apply"]));
+    let net = format!("{p}-net");
+    let dns = format!("{p}-dns");
+    assert_eq!(ip_on(&dns, &net), std::net::Ipv4Addr::new(10, 229, 0, 254));
+    let client = format!("{p}-client");
+    let resolv = docker(&["exec", &client, "cat", "/etc/resolv.conf"]);
+    assert!(
+        resolv.contains("nameserver 10.229.0.254") && resolv.contains("search docker"),
+        "{resolv}"
+    );
+    assert!(
+        !resolv.contains("127.0.0.11"),
+        "Docker's resolver is not asked: {resolv}"
+    );
+    let _upstream =
+        common::dnsmasq::Dnsmasq::start("10.229.0.1", 5399, "203.0.113.77 outside.test\n");
+
+    let lookup = |name: &str| -> Vec<std::net::Ipv4Addr> {
+        let out = Command::new("docker")
+            .args(["exec", &client, "/bin/busybox", "nslookup", "-type=a", name])
+            .output()
+            .expect("docker exec");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.contains("#53") && !l.contains(":53"))
+            .filter_map(|l| l.strip_prefix("Address:"))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect()
+    };
+    let mut replicas: Vec<std::net::Ipv4Addr> = (1..=3)
+        .map(|i| ip_on(&format!("{p}-web{i}"), &net))
+        .collect();
+    replicas.sort();
+    assert!(
+        eventually(Duration::from_secs(30), || lookup("app").len() == 3),
+        "plain `nslookup app` answers through the stack's netalias: {:?}",
+        lookup("app")
+    );
+    let mut firsts = std::collections::HashMap::new();
+    for _ in 0..9 {
+        let answer = lookup("app");
+        let mut sorted = answer.clone();
+        sorted.sort();
+        assert_eq!(sorted, replicas);
+        *firsts.entry(answer[0]).or_insert(0) += 1;
+    }
+    assert_eq!(firsts.len(), 3, "{firsts:?}");
+    assert!(
+        firsts.values().all(|&n| n == 3),
+        "exact rotation: {firsts:?}"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || lookup("outside.test")
+            == vec![std::net::Ipv4Addr::new(203, 0, 113, 77)]),
+        "a name outside the stack is forwarded: {:?}",
+        lookup("outside.test")
+    );
+}

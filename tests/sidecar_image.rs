@@ -9,23 +9,7 @@ use std::{collections::BTreeMap, process::Command, time::Duration};
 
 use common::{dnsmasq, docker::*, http_get};
 
-const SIDECAR_IMAGE: &str = "netalias:test";
 const SETTLE: Duration = Duration::from_secs(30);
-
-fn image_present() -> bool {
-    let present = Command::new("docker")
-        .args(["image", "inspect", SIDECAR_IMAGE])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !present {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must build {SIDECAR_IMAGE} first (tests/build-image.sh)"
-        );
-        eprintln!("{SIDECAR_IMAGE} not built; skipped (run tests/build-image.sh)");
-    }
-    present
-}
 
 /// kdig from inside `container`'s network namespace, one answer per line.
 fn kdig_lines(container: &str, server: &str, name: &str) -> Vec<String> {
@@ -37,7 +21,7 @@ fn kdig_lines(container: &str, server: &str, name: &str) -> Vec<String> {
 
 #[test]
 fn sidecar_serves_its_networks_forwards_the_rest_and_reports() {
-    if !available() || !image_present() {
+    if !available() || !netalias_image_present() {
         return;
     }
     let mut stack = Stack::default();
@@ -55,10 +39,7 @@ fn sidecar_serves_its_networks_forwards_the_rest_and_reports() {
     let _dnsmasq =
         dnsmasq::Dnsmasq::start("10.213.61.1", upstream_port, "203.0.113.9 outside.test\n");
 
-    let socket_gid = std::os::unix::fs::MetadataExt::gid(
-        &std::fs::metadata("/var/run/docker.sock").expect("socket"),
-    )
-    .to_string();
+    let socket_gid = docker_socket_gid();
     let upstream = format!("NETALIAS_UPSTREAM=10.213.61.1:{upstream_port}");
     let mut sidecar_args = vec![
         "--network",
@@ -82,7 +63,7 @@ fn sidecar_serves_its_networks_forwards_the_rest_and_reports() {
     ];
     let mut args = vec!["run", "-d"];
     args.append(&mut sidecar_args);
-    args.push(SIDECAR_IMAGE);
+    args.push(NETALIAS_IMAGE);
     docker(&args);
     let _sidecar = Sidecar;
     docker(&["network", "connect", &net_b, "natest-sidecar"]);

@@ -30,6 +30,7 @@ use super::{
     SPEC_LABEL,
     error::{ProvisionError, engine, is_not_found},
     plan::{Action, Plan, VolumeMount, check_file, fingerprint, owner_labels, read_engine},
+    resolver::{self, Resolver},
     spec::{ContainerSpec, Mount, NetworkMode, Stack},
     validate::creation_order,
 };
@@ -124,6 +125,9 @@ pub async fn apply(
         if let Action::CreateContainer(name) | Action::RecreateContainer { name, .. } = action {
             ensure_image(docker, stack.containers[name].image.get_ref(), name).await?;
         }
+    }
+    if let Some(resolver) = stack.resolver() {
+        write_resolver_files(stack, resolver)?;
     }
     let mut summary = Summary::default();
     let total = plan.actions.len();
@@ -553,6 +557,23 @@ async fn remove_container(
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(engine(format!("remove container {name}"))(e)),
     }
+}
+
+/// Writes the resolv.conf of each container that resolves through the stack's netalias
+/// (before any container that mounts one is created); unchanged files are left alone.
+fn write_resolver_files(stack: &Stack, resolver: &Resolver) -> Result<(), ProvisionError> {
+    let io = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| ProvisionError::ResolverFile { path, source }
+    };
+    std::fs::create_dir_all(&resolver.dir).map_err(io(&resolver.dir))?;
+    for (_, path, text) in resolver::files(stack, resolver) {
+        if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+            continue;
+        }
+        std::fs::write(&path, text).map_err(io(&path))?;
+    }
+    Ok(())
 }
 
 /// Whether a volume name is one the engine made up: 64 hex digits, for an image's `VOLUME`.

@@ -65,6 +65,14 @@ pub enum ProvisionError {
         #[source]
         source: Box<ProvisionError>,
     },
+    #[error(
+        "cannot write the resolver's file {path}: {source} (set [stack] resolver_dir to a directory you may write)"
+    )]
+    ResolverFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot create bind source {path} for container `{container}`: {source}")]
     HostDir {
         path: String,

@@ -1,7 +1,8 @@
 //! Provisioning: make the engine match a declared stack (networks, volumes, containers).
 //!
-//! `spec` parses the file, `validate` checks it without touching the engine, `plan` diffs it
-//! against the engine, `apply` carries a plan out (and `destroy` undoes a stack). It shares only
+//! `spec` parses the file, `validate` checks it without touching the engine, `resolver` makes
+//! the stack's netalias its containers' first resolver, `plan` diffs it against the engine,
+//! `apply` carries a plan out (and `destroy` undoes a stack). It shares only
 //! the Docker client and the config error type with the DNS server, and runs without it.
 //! It never changes or removes anything that does not carry its stack's label, and never
 //! removes a volume or a host directory unless told to.
@@ -9,6 +10,7 @@
 pub mod apply;
 pub mod error;
 pub mod plan;
+pub mod resolver;
 pub mod spec;
 pub mod validate;
 

@@ -286,6 +286,8 @@ impl fmt::Display for Action {
 pub struct Plan {
     pub stack: String,
     pub actions: Vec<Action>,
+    /// What the resolver setting does, for people (see `provision::resolver`).
+    pub resolver: Option<String>,
 }
 
 impl Plan {
@@ -297,6 +299,9 @@ impl Plan {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "stack {}:", self.stack)?;
+        if let Some(resolver) = &self.resolver {
+            writeln!(f, "  {resolver}")?;
+        }
         for action in &self.actions {
             writeln!(f, "  {action}")?;
         }
@@ -488,9 +493,23 @@ pub fn plan(stack: &Stack, engine: &EngineState, adopt: bool) -> Result<Plan, Pr
             actions.push(Action::OrphanVolume(v.clone()));
         }
     }
+    let resolver = stack.resolver().map(|r| {
+        let at: Vec<String> = r
+            .addresses
+            .iter()
+            .map(|(net, ip)| format!("{ip} on {net}"))
+            .collect();
+        format!(
+            "resolver: {} answers first for the stack's containers ({}); their resolv.conf files are in {}",
+            r.container,
+            at.join(", "),
+            r.dir.display()
+        )
+    });
     Ok(Plan {
         stack: name,
         actions,
+        resolver,
     })
 }
 

@@ -26,6 +26,8 @@ pub struct Stack {
     /// The file's canonical path, when it was read from one (labels say which file owns what).
     #[serde(skip)]
     file: Option<String>,
+    #[serde(skip)]
+    resolver: Option<super::resolver::Resolver>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +35,12 @@ pub struct Stack {
 pub struct StackMeta {
     /// Everything created carries the label `netalias.stack=<name>`.
     pub name: Spanned<String>,
+    /// The stack's netalias container: every other container on a user-defined network
+    /// resolves through it first (see `provision::resolver`).
+    pub resolver: Option<Spanned<String>>,
+    /// Where the resolv.conf files for `resolver` are written (absolute; default
+    /// /var/lib/netalias/stacks/NAME).
+    pub resolver_dir: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -325,10 +333,22 @@ impl Stack {
         self.file.as_deref()
     }
 
+    /// Parses and validates; with `[stack] resolver`, the spec comes back expanded (the
+    /// resolver on every network, resolv.conf mounts on the others).
     pub fn parse(text: &str, file: &str) -> Result<Stack, ConfigError> {
-        let stack: Stack = parse_located(text, file)?;
+        let mut stack: Stack = parse_located(text, file)?;
         super::validate::validate(&stack).map_err(|v| v.locate(text, file))?;
+        let resolver = super::resolver::plan(&stack).map_err(|v| v.locate(text, file))?;
+        if let Some(resolver) = &resolver {
+            super::resolver::expand(&mut stack, resolver);
+        }
+        stack.resolver = resolver;
         Ok(stack)
+    }
+
+    /// The resolver setting, checked (see `provision::resolver`).
+    pub fn resolver(&self) -> Option<&super::resolver::Resolver> {
+        self.resolver.as_ref()
     }
 
     pub fn name(&self) -> &str {

@@ -10,6 +10,8 @@ use std::{
 /// Every resource a test creates carries this label, so a crashed run can be swept.
 pub const LABEL: &str = "netalias.test=1";
 pub const IMAGE: &str = "netalias-test/busybox:1";
+/// netalias's own image, built by tests/build-image.sh (tests/run.sh does it first).
+pub const NETALIAS_IMAGE: &str = "netalias:test";
 /// A PID 1 that stops promptly on SIGTERM.
 pub const IDLE: [&str; 3] = [
     "sh",
@@ -193,4 +195,28 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     check()
+}
+
+/// Whether netalias's own image is built; in CI its absence is a failure, not a skip.
+pub fn netalias_image_present() -> bool {
+    let present = Command::new("docker")
+        .args(["image", "inspect", NETALIAS_IMAGE])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must build {NETALIAS_IMAGE} first (tests/build-image.sh)"
+        );
+        eprintln!("{NETALIAS_IMAGE} not built; skipped (run tests/build-image.sh)");
+    }
+    present
+}
+
+/// The group of the engine's socket, for a non-root netalias container's `group_add`.
+pub fn docker_socket_gid() -> String {
+    std::os::unix::fs::MetadataExt::gid(
+        &std::fs::metadata("/var/run/docker.sock").expect("the engine's socket"),
+    )
+    .to_string()
 }
