@@ -114,8 +114,8 @@ pub struct ServeArgs {
     #[arg(long, env = "NETALIAS_LISTEN", value_delimiter = ',')]
     pub listen: Vec<SocketAddr>,
 
-    /// TTL of local answers in seconds. Replaces the config's `ttl`.
-    #[arg(long, env = "NETALIAS_TTL")]
+    /// TTL of local answers in seconds (at most 2147483647). Replaces the config's `ttl`.
+    #[arg(long, env = "NETALIAS_TTL", value_parser = clap::value_parser!(u32).range(0..=2_147_483_647))]
     pub ttl: Option<u32>,
 
     /// Follow the Docker engine and serve its user-defined networks (config: docker.enabled).
@@ -152,7 +152,7 @@ pub struct ServeArgs {
     pub swarm_host: Option<String>,
 
     /// How often Swarm tasks are read when no event says so, in ms (default 1000).
-    #[arg(long, env = "NETALIAS_SWARM_POLL_MS")]
+    #[arg(long, env = "NETALIAS_SWARM_POLL_MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub swarm_poll_ms: Option<u64>,
 
     /// Forward names netalias does not own (config: forward.enabled).

@@ -64,7 +64,10 @@ pub struct DockerConfig {
     #[serde(default = "default_bridge_port")]
     pub bridge_port: u16,
     /// Engine events read but not yet applied, at most; past it a snapshot resyncs instead.
-    #[serde(default = "default_max_pending_events")]
+    #[serde(
+        default = "default_max_pending_events",
+        deserialize_with = "bounded::<_, _, 1, 10_000_000>"
+    )]
     pub max_pending_events: usize,
 }
 
@@ -94,7 +97,10 @@ pub struct SwarmConfig {
     #[serde(default)]
     pub host: Option<String>,
     /// How often tasks are read when no event says so, in milliseconds.
-    #[serde(default = "default_swarm_poll_ms")]
+    #[serde(
+        default = "default_swarm_poll_ms",
+        deserialize_with = "bounded::<_, _, 1, 3_600_000>"
+    )]
     pub poll_interval_ms: u64,
 }
 
@@ -132,13 +138,22 @@ pub struct ForwardConfig {
     #[serde(default = "default_resolv_conf")]
     pub resolv_conf: PathBuf,
     /// Per upstream attempt.
-    #[serde(default = "default_forward_timeout_ms")]
+    #[serde(
+        default = "default_forward_timeout_ms",
+        deserialize_with = "bounded::<_, _, 1, 60_000>"
+    )]
     pub timeout_ms: u64,
     /// Forwarded queries in flight at once; past it, REFUSED.
-    #[serde(default = "default_max_in_flight")]
+    #[serde(
+        default = "default_max_in_flight",
+        deserialize_with = "bounded::<_, _, 1, 1_000_000>"
+    )]
     pub max_in_flight: usize,
     /// Answers cached (upstream TTLs honoured); 0 disables the cache.
-    #[serde(default = "default_cache_entries")]
+    #[serde(
+        default = "default_cache_entries",
+        deserialize_with = "bounded::<_, _, 0, 100_000_000>"
+    )]
     pub cache_entries: usize,
     /// Forward for any asker, not only loopback and known containers. Makes an open resolver.
     #[serde(default)]
@@ -199,7 +214,7 @@ pub struct ServerConfig {
     #[serde(default = "default_listen")]
     pub listen: Vec<SocketAddr>,
     /// TTL of answers for local names, in seconds. 0 makes clients ask again, so rotation reaches them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded::<_, _, 0, MAX_TTL>")]
     pub ttl: u32,
     /// Optional search domain: `app.docker` answers like `app` when this is `docker`.
     #[serde(default)]
@@ -208,21 +223,36 @@ pub struct ServerConfig {
     #[serde(default)]
     pub default_view: Option<Vec<String>>,
     /// Largest UDP answer we send, whatever the client advertises (EDNS0). 1232 avoids IP fragmentation.
-    #[serde(default = "default_max_udp_payload")]
+    #[serde(
+        default = "default_max_udp_payload",
+        deserialize_with = "bounded::<_, _, 512, 65535>"
+    )]
     pub max_udp_payload: u16,
     /// A TCP connection that sends nothing for this long is closed.
-    #[serde(default = "default_tcp_idle_timeout_secs")]
+    #[serde(
+        default = "default_tcp_idle_timeout_secs",
+        deserialize_with = "bounded::<_, _, 1, 3600>"
+    )]
     pub tcp_idle_timeout_secs: u64,
     /// TCP connections held at once, all clients together. At the cap, connections idle for
     /// half a second are shed to let a new client in.
-    #[serde(default = "default_tcp_max_connections")]
+    #[serde(
+        default = "default_tcp_max_connections",
+        deserialize_with = "bounded::<_, _, 1, 1_000_000>"
+    )]
     pub tcp_max_connections: usize,
     /// TCP connections one client address may hold; more are refused at once.
-    #[serde(default = "default_tcp_max_connections_per_client")]
+    #[serde(
+        default = "default_tcp_max_connections_per_client",
+        deserialize_with = "bounded::<_, _, 1, 1_000_000>"
+    )]
     pub tcp_max_connections_per_client: usize,
     /// The most endpoints served at once, a bound on memory (about 1.6 KB each); past it, new
     /// endpoints are refused, logged and counted.
-    #[serde(default = "default_max_endpoints")]
+    #[serde(
+        default = "default_max_endpoints",
+        deserialize_with = "bounded::<_, _, 1, 1_000_000_000>"
+    )]
     pub max_endpoints: usize,
     /// UDP answers per second per client subnet (/24, /56); over it, queries are dropped.
     /// 0: off. TCP is never limited.
@@ -231,8 +261,12 @@ pub struct ServerConfig {
     /// HTTP for /metrics, /healthz, /readyz and /records. Absent: off.
     #[serde(default)]
     pub http_listen: Option<SocketAddr>,
-    /// UDP receive loops (SO_REUSEPORT sockets) per address; absent: one per two cores.
+    /// Networks (CIDRs) that may read every record over HTTP, besides loopback. Known
+    /// containers see their own networks; anyone else gets 403.
     #[serde(default)]
+    pub http_allow: Vec<ipnet::IpNet>,
+    /// UDP receive loops (SO_REUSEPORT sockets) per address; absent: one per two cores.
+    #[serde(default, deserialize_with = "bounded_opt::<_, _, 1, 1024>")]
     pub udp_workers: Option<usize>,
     /// Answer plain A/AAAA questions on a fast path (same bytes as the full handler).
     #[serde(default = "default_true")]
@@ -257,6 +291,7 @@ impl Default for ServerConfig {
             max_endpoints: default_max_endpoints(),
             tcp_max_connections_per_client: default_tcp_max_connections_per_client(),
             http_listen: None,
+            http_allow: Vec::new(),
             udp_workers: None,
             udp_fast_path: true,
         }
@@ -301,6 +336,7 @@ pub struct StaticEndpoint {
     pub ipv4: Option<Spanned<Ipv4Addr>>,
     pub ipv6: Option<Spanned<Ipv6Addr>>,
     /// Overrides the server TTL for this endpoint's records.
+    #[serde(default, deserialize_with = "bounded_opt::<_, _, 0, MAX_TTL>")]
     pub ttl: Option<u32>,
     /// Endpoints that share a `container` value are one asker: each sees all their networks.
     pub container: Option<String>,
@@ -366,11 +402,12 @@ impl Config {
     /// Parses and validates `text`; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let config: Config = parse_located(text, file)?;
-        config.validate().map_err(|v| v.locate(text, file))?;
+        config.validate(text).map_err(|v| v.locate(text, file))?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), Violation> {
+    /// `text` is the file itself, so that an error can name the line of an earlier entry too.
+    fn validate(&self, text: &str) -> Result<(), Violation> {
         if let Some(domain) = &self.server.domain {
             check_dns_name(domain, "server.domain")?;
         }
@@ -381,9 +418,26 @@ impl Config {
         }
         for (net_name, net) in &self.networks {
             let mut seen: HashSet<String> = HashSet::new();
+            // An endpoint is keyed by its asker (`container`, default its name) on a network: a
+            // second one with the same key would silently replace the first.
+            let mut askers: std::collections::HashMap<String, usize> = Default::default();
             for (i, ep) in net.endpoints.iter().enumerate() {
                 let at = |key: &str| format!("networks.{net_name}.endpoints[{i}].{key}");
                 check_dns_name(&ep.name, &at("name"))?;
+                let asker = ep
+                    .container
+                    .clone()
+                    .unwrap_or_else(|| ep.name.get_ref().clone());
+                if let Some(first) = askers.insert(asker.clone(), ep.name.span().start) {
+                    let (line, _) = line_column(text, first);
+                    return Err(Violation::new(
+                        &ep.name,
+                        at("container"),
+                        format!(
+                            "`{asker}` is already the container of the endpoint on line {line} in network `{net_name}`; one container has one endpoint per network (give each its own `container`, or merge them)"
+                        ),
+                    ));
+                }
                 if !seen.insert(ep.name.get_ref().to_ascii_lowercase()) {
                     return Err(Violation::new(
                         &ep.name,
@@ -503,6 +557,39 @@ pub fn parse_located<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Deserializes an integer that must lie in `MIN..=MAX`, so that no number in a file can
+/// overflow a duration or a buffer later; the error names the range and is located like any
+/// other (file, line, field).
+pub fn bounded<'de, D, T, const MIN: u64, const MAX: u64>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let value = i128::deserialize(deserializer)?;
+    if value < i128::from(MIN) || value > i128::from(MAX) {
+        return Err(serde::de::Error::custom(format!(
+            "{value} is out of range: give a whole number from {MIN} to {MAX}"
+        )));
+    }
+    // In range, so it fits u64; and MAX was chosen to fit T.
+    T::try_from(value as u64)
+        .map_err(|_| serde::de::Error::custom(format!("{value} does not fit this field")))
+}
+
+/// [`bounded`] for an optional number.
+pub fn bounded_opt<'de, D, T, const MIN: u64, const MAX: u64>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    bounded::<D, T, MIN, MAX>(deserializer).map(Some)
+}
+
+/// The largest TTL DNS allows (RFC 2181 8): 2^31 - 1 seconds.
+pub const MAX_TTL: u64 = 2_147_483_647;
+
 /// A name must be a valid DNS name: labels of letters, digits, `-` and `_`, at most 63 bytes each.
 fn check_dns_name(name: &Spanned<String>, field: &str) -> Result<(), Violation> {
     let text = name.get_ref();
@@ -557,7 +644,9 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 fn hint_for(field: &str, message: &str) -> Option<String> {
     let last = field.rsplit('.').next().unwrap_or(field);
-    let hint = if message.contains("unknown field") {
+    let hint = if message.contains("out of range") {
+        "numbers are bounded so that none can overflow a timer or a buffer; the default is in the commented config/netalias.toml"
+    } else if message.contains("unknown field") {
         "check the spelling; `netalias check-config` lists the accepted keys in the message above"
     } else if last.starts_with("subnet6") {
         "write an IPv6 network in CIDR form, e.g. \"fd00:72::/64\""
@@ -585,6 +674,52 @@ fn hint_for(field: &str, message: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_with_two_endpoints_on_one_network_names_both_lines() {
+        let text = "[networks.n]\n[[networks.n.endpoints]]\nname = \"a\"\nipv4 = \"10.0.0.1\"\ncontainer = \"c\"\n[[networks.n.endpoints]]\nname = \"b\"\nipv4 = \"10.0.0.2\"\ncontainer = \"c\"\n";
+        let error = Config::parse(text, "d.toml")
+            .expect_err("duplicate")
+            .to_string();
+        assert!(
+            error.starts_with("d.toml:7:") && error.contains("line 3") && error.contains("`c`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_errors_naming_file_line_and_field() {
+        for (key, value, field) in [
+            (
+                "tcp_idle_timeout_secs",
+                "18446744073709551615",
+                "server.tcp_idle_timeout_secs",
+            ),
+            ("tcp_idle_timeout_secs", "0", "server.tcp_idle_timeout_secs"),
+            ("ttl", "4294967295", "server.ttl"),
+            ("max_udp_payload", "100", "server.max_udp_payload"),
+            ("udp_workers", "-1", "server.udp_workers"),
+        ] {
+            let text = format!("[server]\nlisten = [\"127.0.0.1:0\"]\n{key} = {value}\n");
+            let error = Config::parse(&text, "n.toml").expect_err(key).to_string();
+            assert!(
+                error.starts_with("n.toml:3:")
+                    && error.contains(field)
+                    && error.contains("out of range"),
+                "{key} = {value}: {error}"
+            );
+        }
+        let text = "[forward]\ntimeout_ms = 99999999999\n";
+        let error = Config::parse(text, "n.toml")
+            .expect_err("timeout")
+            .to_string();
+        assert!(
+            error.contains("forward.timeout_ms") && error.contains("1 to 60000"),
+            "{error}"
+        );
+        let fine = "[server]\ntcp_idle_timeout_secs = 3600\nttl = 2147483647\n";
+        assert!(Config::parse(fine, "n.toml").is_ok());
+    }
 
     #[test]
     fn embedded_default_is_valid_and_holds_the_seed_network() {

@@ -194,6 +194,7 @@ async fn run(
             Arc::clone(&registry),
             prometheus,
             Arc::clone(&readiness),
+            config.server.http_allow.clone(),
         )
         .await
         .with_context(|| format!("cannot listen for HTTP on {addr}"))?;

@@ -281,3 +281,58 @@ fn rate_limiting_caps_one_subnet_and_spares_the_others() {
         "{page}"
     );
 }
+
+/// The HTTP side has limits too: a half-sent request is closed at the header timeout (5 s),
+/// an oversized header is refused, and past 64 connections a new one is closed at once;
+/// health checks work again as soon as the hogs are gone.
+#[test]
+fn http_has_a_header_timeout_a_size_limit_and_a_connection_cap() {
+    let (server, http) = start("");
+    assert_eq!(http_get(http, "/healthz").trim(), "ok");
+
+    let mut slow = TcpStream::connect(http).expect("connect");
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .expect("half a request");
+    let started = Instant::now();
+    assert!(
+        closed_by_server(&mut slow, Duration::from_secs(15)),
+        "a half-sent request is closed"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    let mut big = TcpStream::connect(http).expect("connect");
+    let header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let _ = big.write_all(header.as_bytes());
+    big.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut reply = String::new();
+    let _ = big.read_to_string(&mut reply);
+    assert!(
+        !reply.contains("200 OK"),
+        "an oversized header is not served: {reply}"
+    );
+
+    let hogs: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(http).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut over = TcpStream::connect(http).expect("the kernel still accepts");
+    assert!(
+        closed_by_server(&mut over, TIMEOUT),
+        "the 65th connection is closed at once"
+    );
+    drop(hogs);
+    assert!(
+        common::docker::eventually(TIMEOUT, || ureq::get(format!("http://{http}/healthz"))
+            .call()
+            .is_ok()),
+        "health checks work again"
+    );
+    assert!(
+        metric(&metrics_page(http), "netalias_http_refused_total") >= 1.0,
+        "counted"
+    );
+    assert_eq!(app_over_udp(&server), 3, "DNS untouched");
+}

@@ -11,7 +11,7 @@ use std::{
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, LoadError, load_file, parse_located};
+use crate::config::{ConfigError, LoadError, bounded, load_file, parse_located};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,11 +159,20 @@ pub struct Attachment {
 pub struct HealthSpec {
     /// As in Docker: `["CMD", "arg", ...]` or `["CMD-SHELL", "command"]`.
     pub test: Vec<String>,
-    #[serde(default = "default_interval")]
+    #[serde(
+        default = "default_interval",
+        deserialize_with = "bounded::<_, _, 1, 86_400>"
+    )]
     pub interval_secs: u64,
-    #[serde(default = "default_timeout")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "bounded::<_, _, 1, 86_400>"
+    )]
     pub timeout_secs: u64,
-    #[serde(default = "default_retries")]
+    #[serde(
+        default = "default_retries",
+        deserialize_with = "bounded::<_, _, 0, 1000>"
+    )]
     pub retries: u32,
 }
 

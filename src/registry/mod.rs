@@ -286,7 +286,23 @@ impl Registry {
         &self,
     ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>> {
         let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        model.records()
+        model.records(|_| true)
+    }
+
+    /// [`Registry::records`] as a known container sees them: its own networks only, as in
+    /// DNS. `None` when `asker` is not a known endpoint (the caller decides what it may see).
+    pub fn records_seen_by(
+        &self,
+        asker: IpAddr,
+    ) -> Option<std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>>
+    {
+        let view = self
+            .index
+            .clients
+            .get(&asker)
+            .map(|v| Arc::clone(v.value()))?;
+        let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        Some(model.records(|id| view.contains(id)))
     }
 
     pub fn sizes(&self) -> Sizes {

@@ -160,9 +160,14 @@ impl Model {
         }
     }
 
-    pub(super) fn records(&self) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    /// The networks `visible` lets through → names → members in the next answer's order.
+    pub(super) fn records(
+        &self,
+        visible: impl Fn(NetId) -> bool,
+    ) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
         self.networks
             .iter()
+            .filter(|(_, state)| visible(state.id))
             .map(|(network, state)| {
                 let names = state
                     .names

@@ -1,21 +1,36 @@
 //! HTTP beside the DNS: `/metrics` (Prometheus), `/healthz`, `/readyz` and `/records`.
 //!
 //! Read-only: it renders what the registry and the recorder hold and never changes them.
+//! Locked down like the DNS side: a connection cap (a permit released on drop), a header
+//! timeout and a request timeout (hyper's and tower-http's own), a bounded header buffer and
+//! body, one request per connection, and `/records` only for loopback, `server.http_allow`,
+//! and known containers (which see only their own networks, as in DNS). The first three
+//! paths stay open for Prometheus and health checks.
 
 use std::{
-    collections::BTreeMap,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    time::Duration,
 };
 
-use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use metrics::gauge;
+use axum::{
+    Router,
+    extract::{ConnectInfo, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ipnet::IpNet;
+use metrics::{counter, gauge};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::net::TcpListener;
-use tracing::info;
+use tokio::{net::TcpListener, sync::Semaphore};
+use tower::ServiceExt;
+use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
+use tracing::{debug, info};
 
 use crate::registry::Registry;
 
@@ -44,18 +59,39 @@ impl Readiness {
     }
 }
 
+/// The HTTP side's limits. A scrape or a health check is one small GET answered in
+/// milliseconds: these leave room for that many times over and nothing for a slow client.
+pub mod limits {
+    use std::time::Duration;
+    /// Connections at once; past it a new one is closed at accept.
+    pub const MAX_CONNECTIONS: usize = 64;
+    /// A request's headers must arrive within this.
+    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+    /// A request must be answered within this.
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+    /// A connection lives at most this long, whatever it does.
+    pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+    /// Header buffer (hyper's smallest allowed) and body bytes accepted.
+    pub const MAX_HEADER_BYTES: usize = 8192;
+    pub const MAX_BODY_BYTES: usize = 1024;
+}
+
 struct HttpState {
     registry: Arc<Registry>,
     prometheus: PrometheusHandle,
     readiness: Arc<Readiness>,
+    /// Who besides loopback may read `/records` in full.
+    allow: Vec<IpNet>,
 }
 
-/// Binds `addr` (so an error is reported before serving starts) and serves until the process ends.
+/// Binds `addr` (so an error is reported before serving starts) and serves until the process
+/// ends. `allow` lists the networks (besides loopback) that may read every record.
 pub async fn serve(
     addr: SocketAddr,
     registry: Arc<Registry>,
     prometheus: PrometheusHandle,
     readiness: Arc<Readiness>,
+    allow: Vec<IpNet>,
 ) -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>>> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -63,15 +99,65 @@ pub async fn serve(
         registry,
         prometheus,
         readiness,
+        allow,
     });
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/records", get(records))
-        .with_state(state);
-    info!(addr = %local, "http listening: /metrics /healthz /readyz /records");
-    Ok(async move { axum::serve(listener, app).await })
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(limits::MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits::REQUEST_TIMEOUT,
+        ));
+    info!(
+        addr = %local,
+        max_connections = limits::MAX_CONNECTIONS,
+        "http listening: /metrics /healthz /readyz /records"
+    );
+    Ok(accept_loop(listener, app))
+}
+
+/// Accepts connections within the cap; each serves one request with hyper's header timeout.
+async fn accept_loop(listener: TcpListener, app: Router) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits::MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                debug!(%error, "http accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        // The permit is the connection's place; it goes back when the task ends.
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            counter!("netalias_http_refused_total").increment(1);
+            continue; // dropping the stream closes it
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+            let service = hyper::service::service_fn(move |mut request| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                app.clone().oneshot(request)
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits::HEADER_TIMEOUT)
+                .max_buf_size(limits::MAX_HEADER_BYTES)
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(limits::CONNECTION_LIFETIME, connection).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => debug!(%peer, %error, "http connection ended"),
+                Err(_) => debug!(%peer, "http connection outlived its limit; closed"),
+            }
+            drop(permit);
+        });
+    }
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
@@ -96,11 +182,31 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     }
 }
 
-/// networks → names → members, in the order the next answer will give them.
+/// networks → names → members, in the order the next answer will give them: a known
+/// container's own networks (as DNS scopes its answers), everything for loopback and
+/// `server.http_allow`, and nothing (403) for anyone else.
 async fn records(
     State(state): State<Arc<HttpState>>,
-) -> Json<BTreeMap<String, BTreeMap<String, Vec<String>>>> {
-    Json(state.registry.records())
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    match records_for(&state.registry, &state.allow, peer.ip()) {
+        Some(records) => axum::Json(records).into_response(),
+        None => (
+            StatusCode::FORBIDDEN,
+            "/records is for loopback, server.http_allow and known containers\n",
+        )
+            .into_response(),
+    }
+}
+
+type Records = std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>;
+
+/// What `/records` shows `ip`, or `None` for 403.
+fn records_for(registry: &Registry, allow: &[IpNet], ip: IpAddr) -> Option<Records> {
+    if let Some(own) = registry.records_seen_by(ip) {
+        return Some(own);
+    }
+    (ip.is_loopback() || allow.iter().any(|net| net.contains(&ip))).then(|| registry.records())
 }
 
 /// This process's resident memory, from /proc (Linux); `None` elsewhere.
@@ -110,4 +216,46 @@ fn resident_memory_bytes() -> Option<u64> {
     // SAFETY: sysconf has no preconditions; it only reads a system constant.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Some(pages * u64::try_from(page).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{Change, Endpoint};
+
+    fn endpoint(network: &str, name: &str, ip: [u8; 4]) -> Change {
+        Change::EndpointUp(Endpoint {
+            network: network.into(),
+            container: name.into(),
+            name: name.into(),
+            aliases: vec![],
+            ipv4: Some(ip.into()),
+            ipv6: None,
+            ttl: None,
+            in_rotation: true,
+        })
+    }
+
+    #[test]
+    fn records_are_scoped_like_dns_and_closed_to_strangers() {
+        let registry = Registry::new(Some("docker")).expect("registry");
+        registry.apply_all([
+            endpoint("a", "in-a", [10, 1, 0, 2]),
+            endpoint("b", "in-b", [10, 2, 0, 2]),
+        ]);
+        let allow: Vec<IpNet> = vec!["192.168.7.0/24".parse().unwrap()];
+        let all = records_for(&registry, &allow, [127, 0, 0, 1].into()).expect("loopback");
+        assert_eq!(all.keys().collect::<Vec<_>>(), ["a", "b"]);
+        let own = records_for(&registry, &allow, [10, 1, 0, 2].into()).expect("a container");
+        assert_eq!(
+            own.keys().collect::<Vec<_>>(),
+            ["a"],
+            "its own network only"
+        );
+        assert!(records_for(&registry, &allow, [192, 168, 7, 9].into()).is_some());
+        assert!(
+            records_for(&registry, &allow, [10, 9, 9, 9].into()).is_none(),
+            "a stranger"
+        );
+    }
 }

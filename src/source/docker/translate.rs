@@ -33,7 +33,12 @@ pub fn excluded_by_label(labels: &HashMap<String, String>) -> bool {
 pub fn ttl_from_labels(labels: &HashMap<String, String>) -> Result<Option<u32>, &str> {
     match labels.get(LABEL_TTL) {
         None => Ok(None),
-        Some(v) => v.parse().map(Some).map_err(|_| v.as_str()),
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|ttl| u64::from(*ttl) <= crate::config::MAX_TTL)
+            .map(Some)
+            .ok_or(v.as_str()),
     }
 }
 

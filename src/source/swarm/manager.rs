@@ -26,6 +26,12 @@ use super::translate::{ServiceView, SwarmState, Task, address_of};
 /// `{"desired-state":["running"]}`: tasks on their way out are not fetched at all.
 const RUNNING_TASKS: &str = "/tasks?filters=%7B%22desired-state%22%3A%5B%22running%22%5D%7D";
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+/// The longest one read of the cluster may take. A manager that stalls (or a proxy that holds
+/// the connection) must not freeze the source: the read fails, the source reconnects.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// The largest `GET /tasks` body read. A task's JSON is a few KB; 64 MiB holds over ten
+/// thousand running tasks, and bounds what a hostile or broken endpoint can make us hold.
+const MAX_TASKS_BODY: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
@@ -45,6 +51,12 @@ pub enum ManagerError {
     Tasks { host: String, message: String },
     #[error("unsupported engine address {0:?}: use unix:///path or tcp://host:port")]
     Address(String),
+    #[error("the Swarm manager at {host} did not answer {what} within {secs} s")]
+    Timeout {
+        host: String,
+        what: &'static str,
+        secs: u64,
+    },
 }
 
 /// Where this node stands in a swarm.
@@ -125,9 +137,8 @@ impl Manager {
 
     pub async fn role(&self) -> Result<Role, ManagerError> {
         let info = self
-            .docker
-            .info()
-            .await
+            .within("info", self.docker.info())
+            .await?
             .map_err(|source| ManagerError::Request {
                 what: "info",
                 source,
@@ -140,9 +151,30 @@ impl Manager {
         })
     }
 
-    /// One consistent-enough read: networks, then services, then tasks. A task that appears
-    /// between the reads belongs to a service already listed or is picked up next time.
+    /// `request`, or [`ManagerError::Timeout`] past [`READ_TIMEOUT`].
+    async fn within<T>(
+        &self,
+        what: &'static str,
+        request: impl std::future::Future<Output = T>,
+    ) -> Result<T, ManagerError> {
+        tokio::time::timeout(READ_TIMEOUT, request)
+            .await
+            .map_err(|_| ManagerError::Timeout {
+                host: self.host.clone(),
+                what,
+                secs: READ_TIMEOUT.as_secs(),
+            })
+    }
+
+    /// One consistent-enough read: networks, then services, then tasks, within
+    /// [`READ_TIMEOUT`] in all. A task that appears between the reads belongs to a service
+    /// already listed or is picked up next time.
     pub async fn read(&self) -> Result<SwarmState, ManagerError> {
+        self.within("a read of networks, services and tasks", self.read_all())
+            .await?
+    }
+
+    async fn read_all(&self) -> Result<SwarmState, ManagerError> {
         let filters = HashMap::from([("driver", vec!["overlay"])]);
         let networks = self
             .docker
@@ -198,11 +230,10 @@ impl Manager {
         }
         .map_err(|e| fail(e.to_string()))?;
         let status = response.status();
-        let body = response
-            .into_body()
+        let body = http_body_util::Limited::new(response.into_body(), MAX_TASKS_BODY)
             .collect()
             .await
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(format!("{e} (at most {MAX_TASKS_BODY} bytes are read)")))?
             .to_bytes();
         if !status.is_success() {
             return Err(fail(format!(
