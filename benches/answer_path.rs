@@ -65,6 +65,25 @@ fn answer_path(c: &mut Criterion) {
             })
         });
     }
+    // The worst a client can send, against a plain query (issue: at most 10x its cost).
+    // A 64 KB TCP message of answer records is refused on its header; the worst a query may
+    // be is 4 KB: one question and an OPT packed with the smallest EDNS options.
+    for (label, bytes) in [
+        ("tcp_plain_query", query_bytes("app.", RecordType::A)),
+        ("worst_tcp_64k_of_records", records_message(65_000)),
+        ("worst_tcp_4k_opt_of_tiny_options", tiny_options_query(4096)),
+    ] {
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                runtime.block_on(dns::exchange::answer_bytes(
+                    &responder,
+                    &bytes,
+                    src,
+                    Protocol::Tcp,
+                ))
+            })
+        });
+    }
     let alias = query_bytes("app.", RecordType::A);
     let mut out = Vec::with_capacity(512);
     group.bench_function("fast_path_alias_a", |b| {
@@ -79,6 +98,32 @@ fn answer_path(c: &mut Criterion) {
         b.iter(|| dns::answer(&registry, &query, asker, 0))
     });
     group.finish();
+}
+
+/// A query followed by as many A records (owner a pointer to the question) as fit `len`.
+fn records_message(len: usize) -> Vec<u8> {
+    let mut bytes = query_bytes("app.", RecordType::A);
+    let record = [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 10, 0, 0, 1];
+    let count = (len - bytes.len()) / record.len();
+    bytes[6..8].copy_from_slice(&(count as u16).to_be_bytes());
+    for _ in 0..count {
+        bytes.extend_from_slice(&record);
+    }
+    bytes
+}
+
+/// A query with an OPT whose options are as many empty ones as fit `len` bytes.
+fn tiny_options_query(len: usize) -> Vec<u8> {
+    let mut bytes = query_bytes("app.", RecordType::A);
+    bytes[10..12].copy_from_slice(&1u16.to_be_bytes());
+    let options = (len - bytes.len() - 11) / 4;
+    bytes.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&((options * 4) as u16).to_be_bytes());
+    for i in 0..options {
+        bytes.extend_from_slice(&(65001 + (i % 500) as u16).to_be_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+    }
+    bytes
 }
 
 fn registry_updates(c: &mut Criterion) {

@@ -256,15 +256,29 @@ fn rate_limiting_caps_one_subnet_and_spares_the_others() {
     for _ in 0..200 {
         flooder.send_to(&packet, server.addr).expect("send");
     }
-    let mut answered = 0;
+    let (mut answered, mut slipped) = (0, 0);
     let mut buf = [0u8; 1500];
-    while flooder.recv_from(&mut buf).is_ok() {
-        answered += 1;
+    while let Ok((n, _)) = flooder.recv_from(&mut buf) {
+        let reply = Message::from_vec(&buf[..n]).expect("decodes");
+        if reply.metadata.truncation {
+            assert!(reply.answers.is_empty(), "a slip carries no answers");
+            assert_eq!(reply.queries.len(), 1, "a slip echoes the question");
+            slipped += 1;
+        } else {
+            assert_eq!(a_records(&reply).len(), 3);
+            answered += 1;
+        }
     }
     // One second's worth, plus what refills while the burst is sent.
     assert!(
         (20..=40).contains(&answered),
         "{answered} of 200 answered at 20/s"
+    );
+    // Every second refusal slips (TC set): a real client behind the subnet retries over TCP.
+    assert!(
+        (70..=95).contains(&slipped),
+        "{slipped} truncated answers for {} refusals",
+        200 - answered
     );
     // Another /24 has its own budget; TCP is never limited.
     let other = UdpSocket::bind("127.0.1.1:0").expect("bind another subnet");
@@ -276,10 +290,9 @@ fn rate_limiting_caps_one_subnet_and_spares_the_others() {
     );
     assert_eq!(app_over_tcp_from(&server, [127, 0, 0, 1]), 3);
     let page = metrics_page(http);
-    assert!(
-        metric(&page, "netalias_dns_rate_limited_total") >= 160.0,
-        "{page}"
-    );
+    let limited = metric(&page, "netalias_dns_rate_limited_total{action=\"drop\"}")
+        + metric(&page, "netalias_dns_rate_limited_total{action=\"slip\"}");
+    assert!(limited >= 160.0, "{page}");
 }
 
 /// The HTTP side has limits too: a half-sent request is closed at the header timeout (5 s),

@@ -33,6 +33,13 @@ pub async fn answer_bytes(
     if bytes.len() < HEADER || bytes[2] & 0x80 != 0 {
         return None;
     }
+    // What a query may hold is checked on the header before anything is decoded, so that no
+    // message costs more than a few plain ones: a 64 KB TCP message of records took 75 ms to
+    // decode whole (see benches/answer_path.rs, `worst_*`).
+    if let Some(rcode) = refused_before_decoding(bytes) {
+        debug!(%src, rcode, "query refused on its header");
+        return Some(header_only(bytes, rcode).to_vec());
+    }
     if !questions_are_echo_safe(bytes) {
         debug!(%src, "question name pointing into the header, or an extended label: FORMERR");
         return Some(formerr(bytes).to_vec());
@@ -96,13 +103,44 @@ fn questions_are_echo_safe(bytes: &[u8]) -> bool {
     true
 }
 
-/// A header-only FORMERR echoing the query's ID, opcode and RD. `bytes` has at least a header.
-fn formerr(bytes: &[u8]) -> [u8; HEADER] {
+/// The most a query can need: a header, one question (at most 259 octets), an OPT with its
+/// options and a TSIG. Larger is never a query netalias answers.
+pub const MAX_QUERY_LEN: usize = 4096;
+/// Additional records a query may carry: an OPT and a TSIG (RFC 6891, RFC 8945).
+const MAX_ADDITIONAL: u16 = 2;
+const RCODE_FORMERR: u8 = 1;
+const RCODE_NOTIMP: u8 = 4;
+
+/// The code for a query its header alone rules out (RFC 1035 4.1.1, RFC 6891): not QUERY →
+/// NOTIMP; not one question, any answer or authority record, more than an OPT and a TSIG in
+/// additional, or longer than any query → FORMERR. `bytes` has at least a header.
+fn refused_before_decoding(bytes: &[u8]) -> Option<u8> {
+    let count = |at: usize| u16::from_be_bytes([bytes[at], bytes[at + 1]]);
+    let opcode = (bytes[2] >> 3) & 0x0f;
+    if opcode != 0 {
+        return Some(RCODE_NOTIMP);
+    }
+    let malformed = count(4) != 1
+        || count(6) != 0
+        || count(8) != 0
+        || count(10) > MAX_ADDITIONAL
+        || bytes.len() > MAX_QUERY_LEN;
+    malformed.then_some(RCODE_FORMERR)
+}
+
+/// A header-only reply with `rcode`, echoing the query's ID, opcode and RD. `bytes` has at
+/// least a header.
+fn header_only(bytes: &[u8], rcode: u8) -> [u8; HEADER] {
     let mut reply = [0u8; HEADER];
     reply[..2].copy_from_slice(&bytes[..2]);
     reply[2] = 0x80 | (bytes[2] & 0x79);
-    reply[3] = (bytes[3] & 0x10) | 0x01;
+    reply[3] = (bytes[3] & 0x10) | rcode;
     reply
+}
+
+/// A header-only FORMERR (see [`header_only`]).
+fn formerr(bytes: &[u8]) -> [u8; HEADER] {
+    header_only(bytes, RCODE_FORMERR)
 }
 
 /// Keeps the encoded response instead of sending it.
@@ -150,6 +188,34 @@ mod tests {
         let mut h = vec![0x12, 0x34, 0x01, 0x00, 0x00, 0x00, 0, 0, 0, 0, 0, 0];
         h[4..6].copy_from_slice(&questions.to_be_bytes());
         h
+    }
+
+    #[test]
+    fn counts_opcode_and_length_are_checked_before_decoding() {
+        let mut plain = header(1);
+        plain.extend_from_slice(&[1, b'a', 0, 0, 1, 0, 1]);
+        assert_eq!(refused_before_decoding(&plain), None);
+        let mut update = plain.clone();
+        update[2] = 5 << 3;
+        assert_eq!(refused_before_decoding(&update), Some(RCODE_NOTIMP));
+        for (at, value) in [(5, 2u8), (5, 0), (7, 1), (9, 1), (11, 3)] {
+            let mut bad = plain.clone();
+            bad[at] = value;
+            assert_eq!(
+                refused_before_decoding(&bad),
+                Some(RCODE_FORMERR),
+                "byte {at} = {value}"
+            );
+        }
+        let mut with_opt_and_tsig = plain.clone();
+        with_opt_and_tsig[11] = 2;
+        assert_eq!(refused_before_decoding(&with_opt_and_tsig), None);
+        let mut long = plain.clone();
+        long.resize(MAX_QUERY_LEN + 1, 0);
+        assert_eq!(refused_before_decoding(&long), Some(RCODE_FORMERR));
+        let reply = header_only(&update, RCODE_NOTIMP);
+        assert_eq!(reply[2] & 0x80, 0x80, "a response");
+        assert_eq!(reply[3] & 0x0f, RCODE_NOTIMP);
     }
 
     #[test]

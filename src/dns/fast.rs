@@ -27,6 +27,7 @@ struct Question {
     /// QNAME + QTYPE + QCLASS, as sent (echoed verbatim: 0x20 case survives).
     end: usize,
     qtype: u16,
+    qclass: u16,
     /// The client's EDNS payload size, when it sent an OPT (version 0).
     edns_payload: Option<u16>,
 }
@@ -77,9 +78,6 @@ fn parse(packet: &[u8]) -> Option<Question> {
     let qtype = u16_at(packet, at)?;
     let qclass = u16_at(packet, at + 2)?;
     let end = at + 4;
-    if qclass != CLASS_IN || !(qtype == TYPE_A || qtype == TYPE_AAAA) {
-        return None;
-    }
     let edns_payload = if ar == 1 {
         // Root name, type OPT, class = payload, TTL = ext-rcode|version|flags, rdlength, options.
         if *packet.get(end)? != 0 || u16_at(packet, end + 1)? != TYPE_OPT {
@@ -101,8 +99,26 @@ fn parse(packet: &[u8]) -> Option<Question> {
     Some(Question {
         end,
         qtype,
+        qclass,
         edns_payload,
     })
+}
+
+/// Writes an empty answer with TC set for `packet` into `out` (a rate-limited client's cue to
+/// retry over TCP, where no limit applies) and returns true; false for a packet that is not a
+/// plain query, which is then dropped.
+pub fn truncated(responder: &Responder, packet: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some(question) = parse(packet) else {
+        return false;
+    };
+    out.clear();
+    out.extend_from_slice(&packet[..2]);
+    // QR, opcode QUERY, TC, RD copied; RA when forwarding; CD copied; NOERROR.
+    out.push(0x80 | 0x02 | (packet[2] & 0x01));
+    out.push(if responder.forwards() { 0x80 } else { 0 } | (packet[3] & 0x10));
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&packet[HEADER_LEN..question.end]);
+    true
 }
 
 /// Writes the answer to `packet` into `out` and returns true, or returns false to decline.
@@ -110,6 +126,9 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
     let Some(question) = parse(packet) else {
         return false;
     };
+    if question.qclass != CLASS_IN || !(question.qtype == TYPE_A || question.qtype == TYPE_AAAA) {
+        return false;
+    }
     // `parse` checked these are plain labels; the name's root label is left out of the key.
     let key = NameKey::from_wire(&packet[HEADER_LEN..question.end - 5]);
     let registry = responder.registry();

@@ -26,7 +26,7 @@ use hickory_server::{
 use metrics::counter;
 use tracing::{debug, warn};
 
-use super::rate_limit::{RateLimit, RateLimiter};
+use super::rate_limit::{RateLimit, RateLimiter, Verdict};
 use super::{
     answer::{Answer, answer},
     forward::{ForwardError, Forwarder},
@@ -90,9 +90,11 @@ impl Responder {
         self
     }
 
-    /// Whether a UDP query from `ip` may be answered now.
-    pub fn udp_allowed(&self, ip: std::net::IpAddr) -> bool {
-        self.rate_limiter.as_ref().is_none_or(|l| l.allow(ip))
+    /// Whether a UDP query from `ip` is answered now, dropped, or slipped (TC set).
+    pub fn udp_verdict(&self, ip: std::net::IpAddr) -> Verdict {
+        self.rate_limiter
+            .as_ref()
+            .map_or(Verdict::Answer, |l| l.check(ip))
     }
 
     pub fn registry(&self) -> &Registry {

@@ -1,22 +1,33 @@
 //! Response-rate limiting for UDP, per client subnet (off by default).
 //!
 //! A token bucket per /24 (IPv4) or /56 (IPv6): each answer takes a token, tokens come back at
-//! the configured rate, a full bucket holds one second's worth. Over the limit the query is
-//! dropped and counted; TCP is never limited (its source cannot be spoofed). The table is
-//! bounded: past its size, buckets not touched for a second are forgotten. It decides only
-//! whether to answer, never what.
+//! the configured rate, a full bucket holds one second's worth. Over the limit a query is
+//! dropped and counted, except every [`SLIP`]th one, which gets an empty truncated answer
+//! (TC set) so that a real client behind a limited subnet retries over TCP and succeeds, as
+//! BIND's RRL "slip" does; TCP is never limited (its source cannot be spoofed).
+//!
+//! The buckets live in a fixed table of [`SLOTS`] slots, hashed by subnet with a per-process
+//! random seed: memory is fixed when the limiter starts and every packet costs one hash and
+//! one uncontended lock, however many subnets a spoofed flood uses. A subnet whose slot is
+//! held by another active subnet is not tracked (answered) until the slot goes idle: a flood
+//! can thus never reset the bucket of the subnet it is aimed at. It decides only whether to
+//! answer, never what.
 
 use std::{
+    hash::BuildHasher,
     net::IpAddr,
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
-use dashmap::DashMap;
 use metrics::counter;
 
-/// Subnets tracked at once before idle ones are forgotten.
-const MAX_SUBNETS: usize = 65_536;
+/// Slots in the bucket table: about 3 MB when the limiter is on, nothing when it is off.
+pub const SLOTS: usize = 1 << 16;
+/// A slot untouched this long is free for another subnet.
 const FORGET_AFTER: Duration = Duration::from_secs(1);
+/// One limited query in this many gets a truncated answer instead of nothing (BIND's default).
+pub const SLIP: u32 = 2;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimit {
@@ -36,14 +47,29 @@ impl Default for RateLimit {
     }
 }
 
-struct Bucket {
+/// What to do with one UDP query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Answer,
+    /// Over the limit: send nothing.
+    Drop,
+    /// Over the limit: send an empty answer with TC set, so a real client retries over TCP.
+    Slip,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// The subnet this slot tracks; `None` while empty.
+    subnet: Option<(IpAddr, u8)>,
     tokens: f64,
-    refilled: Instant,
+    refilled: Option<Instant>,
+    limited: u32,
 }
 
 pub struct RateLimiter {
     limit: RateLimit,
-    buckets: DashMap<(IpAddr, u8), Bucket>,
+    slots: Box<[Mutex<Slot>]>,
+    hasher: foldhash::quality::RandomState,
 }
 
 impl RateLimiter {
@@ -51,7 +77,8 @@ impl RateLimiter {
     pub fn new(limit: RateLimit) -> Option<RateLimiter> {
         (limit.per_second > 0).then(|| RateLimiter {
             limit,
-            buckets: DashMap::new(),
+            slots: (0..SLOTS).map(|_| Mutex::new(Slot::default())).collect(),
+            hasher: foldhash::quality::RandomState::default(),
         })
     }
 
@@ -64,30 +91,48 @@ impl RateLimiter {
         (network, prefix)
     }
 
-    /// Whether a query from `ip` may be answered now; a refusal is counted.
-    pub fn allow(&self, ip: IpAddr) -> bool {
-        self.allow_at(ip, Instant::now())
+    /// What to do with a query from `ip` now; a drop or a slip is counted.
+    pub fn check(&self, ip: IpAddr) -> Verdict {
+        self.check_at(ip, Instant::now())
     }
 
-    fn allow_at(&self, ip: IpAddr, now: Instant) -> bool {
+    fn check_at(&self, ip: IpAddr, now: Instant) -> Verdict {
         let rate = f64::from(self.limit.per_second);
-        if self.buckets.len() > MAX_SUBNETS {
-            self.buckets
-                .retain(|_, b| now.saturating_duration_since(b.refilled) < FORGET_AFTER);
+        let subnet = self.subnet(ip);
+        let index = (self.hasher.hash_one(subnet) as usize) & (SLOTS - 1);
+        let mut slot = self.slots[index]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.subnet != Some(subnet) {
+            let idle = slot
+                .refilled
+                .is_none_or(|t| now.saturating_duration_since(t) >= FORGET_AFTER);
+            if !idle {
+                return Verdict::Answer; // held by another active subnet: untracked for now
+            }
+            *slot = Slot {
+                subnet: Some(subnet),
+                tokens: rate,
+                refilled: Some(now),
+                limited: 0,
+            };
         }
-        let mut bucket = self.buckets.entry(self.subnet(ip)).or_insert(Bucket {
-            tokens: rate,
-            refilled: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
-        bucket.refilled = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
+        let elapsed = slot
+            .refilled
+            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        slot.tokens = (slot.tokens + elapsed * rate).min(rate);
+        slot.refilled = Some(now);
+        if slot.tokens >= 1.0 {
+            slot.tokens -= 1.0;
+            return Verdict::Answer;
+        }
+        slot.limited = slot.limited.wrapping_add(1);
+        if slot.limited.is_multiple_of(SLIP) {
+            counter!("netalias_dns_rate_limited_total", "action" => "slip").increment(1);
+            Verdict::Slip
         } else {
-            counter!("netalias_dns_rate_limited_total").increment(1);
-            false
+            counter!("netalias_dns_rate_limited_total", "action" => "drop").increment(1);
+            Verdict::Drop
         }
     }
 }
@@ -96,32 +141,71 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_subnet_gets_its_rate_and_others_are_untouched() {
-        let limiter = RateLimiter::new(RateLimit {
-            per_second: 10,
+    fn limiter(per_second: u32) -> RateLimiter {
+        RateLimiter::new(RateLimit {
+            per_second,
             ..RateLimit::default()
         })
-        .expect("on");
+        .expect("on")
+    }
+
+    #[test]
+    fn a_subnet_gets_its_rate_others_are_untouched_and_every_second_refusal_slips() {
+        let limiter = limiter(10);
         let start = Instant::now();
         let a: IpAddr = [10, 0, 0, 1].into();
         let same_subnet: IpAddr = [10, 0, 0, 200].into();
         let other: IpAddr = [10, 0, 1, 1].into();
-        let allowed = (0..50)
-            .filter(|i| limiter.allow_at(if i % 2 == 0 { a } else { same_subnet }, start))
-            .count();
-        assert_eq!(allowed, 10, "one second's worth, shared by the /24");
-        assert!(
-            limiter.allow_at(other, start),
-            "another /24 has its own bucket"
+        let verdicts: Vec<Verdict> = (0..50)
+            .map(|i| limiter.check_at(if i % 2 == 0 { a } else { same_subnet }, start))
+            .collect();
+        let count = |v: Verdict| verdicts.iter().filter(|x| **x == v).count();
+        assert_eq!(
+            count(Verdict::Answer),
+            10,
+            "one second's worth, shared by the /24"
         );
-        assert!(
-            limiter.allow_at(a, start + Duration::from_millis(100)),
+        assert_eq!(count(Verdict::Slip), 20, "every second refusal slips");
+        assert_eq!(count(Verdict::Drop), 20);
+        assert_eq!(
+            limiter.check_at(other, start),
+            Verdict::Answer,
+            "another /24"
+        );
+        assert_eq!(
+            limiter.check_at(a, start + Duration::from_millis(100)),
+            Verdict::Answer,
             "refills"
         );
         assert!(
             RateLimiter::new(RateLimit::default()).is_none(),
             "off by default"
         );
+    }
+
+    /// A spoofed flood over 200,000 subnets neither grows the table nor frees the subnet it is
+    /// aimed at from its limit.
+    #[test]
+    fn a_flood_across_200000_subnets_keeps_the_table_and_the_victim_limited() {
+        let limiter = limiter(5);
+        let start = Instant::now();
+        let victim: IpAddr = [192, 0, 2, 1].into();
+        for _ in 0..10 {
+            limiter.check_at(victim, start);
+        }
+        assert_ne!(limiter.check_at(victim, start), Verdict::Answer, "limited");
+        for i in 0..200_000u32 {
+            let [_, b, c, d] = (i + 1).to_be_bytes();
+            let spoofed = IpAddr::from([10, b, c, d]);
+            limiter.check_at(spoofed, start);
+            if i % 1000 == 0 {
+                assert_ne!(
+                    limiter.check_at(victim, start),
+                    Verdict::Answer,
+                    "still limited after {i} spoofed subnets"
+                );
+            }
+        }
+        assert_eq!(limiter.slots.len(), SLOTS, "the table never grows");
     }
 }

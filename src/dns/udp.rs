@@ -18,6 +18,7 @@ use super::{
     Responder,
     batch::{Inbox, Outbox},
     exchange, fast,
+    rate_limit::Verdict,
 };
 
 /// Largest datagram we read; anything longer is not a DNS query we answer.
@@ -130,8 +131,20 @@ fn receive_loop(
             // An IPv4 client of a `[::]` socket arrives as ::ffff:a.b.c.d: every rule below
             // (rate limit, scoping, forwarding) must see it as the IPv4 address it is.
             let asker = src.ip().to_canonical();
-            if !answerable_source(src) || !responder.udp_allowed(asker) {
+            if !answerable_source(src) {
                 continue;
+            }
+            match responder.udp_verdict(asker) {
+                Verdict::Answer => {}
+                Verdict::Drop => continue,
+                Verdict::Slip => {
+                    if let Some(reply) = outbox.next_buffer()
+                        && fast::truncated(&responder, bytes, reply)
+                    {
+                        outbox.commit(src);
+                    }
+                    continue;
+                }
             }
             if fast_path
                 && let Some(answer) = outbox.next_buffer()
