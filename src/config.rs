@@ -149,6 +149,10 @@ pub struct ForwardConfig {
         deserialize_with = "bounded::<_, _, 1, 1_000_000>"
     )]
     pub max_in_flight: usize,
+    /// Forwarded queries in flight for one client address; absent: a quarter of
+    /// `max_in_flight` (at least 1). Past it, REFUSED for that client only.
+    #[serde(default, deserialize_with = "bounded_opt::<_, _, 1, 1_000_000>")]
+    pub max_in_flight_per_client: Option<usize>,
     /// Answers cached (upstream TTLs honoured); 0 disables the cache.
     #[serde(
         default = "default_cache_entries",
@@ -168,6 +172,7 @@ impl Default for ForwardConfig {
             resolv_conf: default_resolv_conf(),
             timeout_ms: default_forward_timeout_ms(),
             max_in_flight: default_max_in_flight(),
+            max_in_flight_per_client: None,
             cache_entries: default_cache_entries(),
             allow_any_client: false,
         }

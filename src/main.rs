@@ -341,6 +341,10 @@ fn forward_policy(config: &Config) -> anyhow::Result<Option<ForwardPolicy>> {
         upstreams,
         timeout: Duration::from_millis(forward.timeout_ms),
         max_in_flight: forward.max_in_flight,
+        max_in_flight_per_client: forward
+            .max_in_flight_per_client
+            .unwrap_or(forward.max_in_flight / 4)
+            .max(1),
         cache_entries: forward.cache_entries,
     };
     Ok(Some(ForwardPolicy {

@@ -227,3 +227,73 @@ fn a_network_named_dev_does_not_hide_pkg_go_dev() {
     assert_eq!(rcode(&server, "nope.docker."), ResponseCode::NXDomain);
     assert_eq!(up.udp(), 3, "names under the search domain never leave");
 }
+
+/// One client cannot hold every forwarding slot: past its share (a quarter by default) it
+/// gets REFUSED while another client is still forwarded for.
+#[test]
+fn one_client_holds_at_most_its_share_of_the_forwarding_slots() {
+    let slow = FakeUpstream::start(Mode::Slow(Duration::from_millis(800)));
+    let server = Server::start(&forward_config(&[&slow], "max_in_flight = 8"));
+    let addr = server.addr;
+    // Two slots for 127.0.0.2: its first two distinct questions go upstream...
+    let greedy: Vec<_> = (0..2)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let sock = std::net::UdpSocket::bind("127.0.0.2:0").expect("bind");
+                sock.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+                let q = query(&format!("greedy{i}.example."), RecordType::A);
+                sock.send_to(&q.to_vec().expect("encode"), addr)
+                    .expect("send");
+                let mut buf = [0u8; 1500];
+                let (n, _) = sock.recv_from(&mut buf).expect("answer");
+                Message::from_vec(&buf[..n])
+                    .expect("decode")
+                    .metadata
+                    .response_code
+            })
+        })
+        .collect();
+    assert!(docker::eventually(Duration::from_secs(5), || slow.udp() == 2));
+    // ...its third is refused at once, without reaching the upstream...
+    let sock = std::net::UdpSocket::bind("127.0.0.2:0").expect("bind");
+    sock.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let q = query("greedy3.example.", RecordType::A);
+    sock.send_to(&q.to_vec().expect("encode"), addr)
+        .expect("send");
+    let mut buf = [0u8; 1500];
+    let (n, _) = sock.recv_from(&mut buf).expect("answer");
+    assert_eq!(
+        Message::from_vec(&buf[..n])
+            .expect("decode")
+            .metadata
+            .response_code,
+        ResponseCode::Refused
+    );
+    // ...while another client is forwarded for.
+    let other = udp(server.addr, &query("polite.example.", RecordType::A));
+    assert_eq!(other.metadata.response_code, ResponseCode::NoError);
+    for g in greedy {
+        assert_eq!(g.join().expect("greedy"), ResponseCode::NoError);
+    }
+    assert_eq!(slow.udp(), 3, "the refused question never went upstream");
+}
+
+/// Identical questions in flight go upstream once, and every asker gets the answer.
+#[test]
+fn identical_questions_in_flight_are_sent_upstream_once() {
+    let slow = FakeUpstream::start(Mode::Slow(Duration::from_millis(800)));
+    let server = Server::start(&forward_config(&[&slow], "cache_entries = 0"));
+    let addr = server.addr;
+    let askers: Vec<_> = (0..10)
+        .map(|_| std::thread::spawn(move || udp(addr, &query("same.example.", RecordType::A))))
+        .collect();
+    for asker in askers {
+        let answer = asker.join().expect("asker");
+        assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(a_records(&answer), vec![std::net::Ipv4Addr::new(192, 0, 2, 1)]);
+    }
+    assert_eq!(slow.udp(), 1, "one question upstream for ten askers");
+    // Once answered, the next ask goes upstream again (no cache here).
+    assert_eq!(rcode(&server, "same.example."), ResponseCode::NoError);
+    assert_eq!(slow.udp(), 2);
+}

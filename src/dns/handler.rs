@@ -133,11 +133,15 @@ impl Responder {
         let question = request.queries.queries().first()?.original();
         match policy
             .forwarder
-            .forward(question, request.protocol() == Protocol::Tcp)
+            .forward(
+                question,
+                request.protocol() == Protocol::Tcp,
+                request.src().ip(),
+            )
             .await
         {
             Ok(message) => Some(message),
-            Err(ForwardError::Busy(_)) => None,
+            Err(ForwardError::Busy(_) | ForwardError::ClientBusy(_)) => None,
             Err(error) => {
                 debug!(%error, name = %question.name(), "forwarding failed");
                 *answer = Answer::error(ResponseCode::ServFail);

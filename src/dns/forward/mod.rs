@@ -3,15 +3,18 @@
 //! Upstreams are tried healthy-first; a timeout, SERVFAIL, REFUSED or network error moves on
 //! to the next and penalises the one that failed. NXDOMAIN and NODATA pass through as they
 //! are. TCP clients are forwarded over TCP; a truncated UDP answer is retried over TCP. The
-//! number in flight is bounded. Who may be forwarded for is decided by the caller, not here.
+//! number in flight is bounded, in all and per client (one client cannot hold every slot),
+//! and identical questions in flight are sent upstream once and answered to every asker.
+//! Who may be forwarded for is decided by the caller, not here.
 
 mod cache;
 mod upstream;
 
 use std::{
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
     path::Path,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -20,7 +23,7 @@ use hickory_server::proto::{
     rr::LowerName,
 };
 use metrics::{counter, histogram};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use tracing::{debug, warn};
 
 pub use cache::Cache;
@@ -35,6 +38,8 @@ pub struct ForwardSettings {
     pub upstreams: Vec<SocketAddr>,
     pub timeout: Duration,
     pub max_in_flight: usize,
+    /// In flight for one client address at once (default: a quarter of `max_in_flight`).
+    pub max_in_flight_per_client: usize,
     pub cache_entries: usize,
 }
 
@@ -42,6 +47,8 @@ pub struct ForwardSettings {
 pub enum ForwardError {
     #[error("{0} forwarded queries already in flight")]
     Busy(usize),
+    #[error("this client already has {0} forwarded queries in flight")]
+    ClientBusy(usize),
     #[error("every upstream failed; last: {0}")]
     AllFailed(String),
     #[error("no upstream servers")]
@@ -107,12 +114,42 @@ pub fn without_loops(upstreams: Vec<SocketAddr>, own: &[SocketAddr]) -> Vec<Sock
         .collect()
 }
 
+/// A question as the cache and the in-flight table key it.
+type QuestionKey = (
+    LowerName,
+    hickory_server::proto::rr::RecordType,
+    hickory_server::proto::rr::DNSClass,
+);
+type Outcome = Result<Message, String>;
+
 pub struct Forwarder {
     upstreams: Vec<Upstream>,
     timeout: Duration,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
+    max_per_client: usize,
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Questions being asked upstream now, with the askers waiting for the same answer.
+    pending: Mutex<HashMap<QuestionKey, Vec<oneshot::Sender<Outcome>>>>,
     cache: Cache,
+}
+
+/// One client's place among the forwards in flight; given back on drop.
+struct ClientSlot {
+    table: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    client: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(held) = table.get_mut(&self.client) {
+            *held -= 1;
+            if *held == 0 {
+                table.remove(&self.client);
+            }
+        }
+    }
 }
 
 impl Forwarder {
@@ -127,6 +164,11 @@ impl Forwarder {
             timeout: settings.timeout,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             max_in_flight: settings.max_in_flight,
+            max_per_client: settings
+                .max_in_flight_per_client
+                .clamp(1, settings.max_in_flight.max(1)),
+            per_client: Arc::default(),
+            pending: Mutex::default(),
             cache: Cache::new(settings.cache_entries),
         }
     }
@@ -135,8 +177,27 @@ impl Forwarder {
         self.upstreams.iter()
     }
 
-    /// Asks the upstreams `question`; `tcp` when the client came over TCP.
-    pub async fn forward(&self, question: &Query, tcp: bool) -> Result<Message, ForwardError> {
+    /// Takes a place for `client`, unless it holds its share already.
+    fn client_slot(&self, client: IpAddr) -> Option<ClientSlot> {
+        let mut table = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        let held = table.entry(client).or_insert(0);
+        if *held >= self.max_per_client {
+            return None;
+        }
+        *held += 1;
+        Some(ClientSlot {
+            table: Arc::clone(&self.per_client),
+            client,
+        })
+    }
+
+    /// Asks the upstreams `question` for `client`; `tcp` when the client came over TCP.
+    pub async fn forward(
+        &self,
+        question: &Query,
+        tcp: bool,
+        client: IpAddr,
+    ) -> Result<Message, ForwardError> {
         let key = (
             LowerName::new(question.name()),
             question.query_type(),
@@ -150,11 +211,58 @@ impl Forwarder {
         if self.upstreams.is_empty() {
             return Err(ForwardError::NoUpstreams);
         }
+        // The same question already on its way upstream: wait for that answer.
+        let waiting = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            match pending.get_mut(&key) {
+                Some(waiters) => {
+                    let (tx, rx) = oneshot::channel();
+                    waiters.push(tx);
+                    Some(rx)
+                }
+                None => None,
+            }
+        };
+        if let Some(rx) = waiting {
+            counter!("netalias_forward_coalesced_total").increment(1);
+            return match rx.await {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(failure)) => Err(ForwardError::AllFailed(failure)),
+                Err(_) => Err(ForwardError::AllFailed("the first asker went away".into())),
+            };
+        }
+        let Some(_client_slot) = self.client_slot(client) else {
+            counter!("netalias_forward_rejected_total", "reason" => "client_limit").increment(1);
+            return Err(ForwardError::ClientBusy(self.max_per_client));
+        };
         let Ok(_permit) = self.in_flight.try_acquire() else {
             counter!("netalias_forward_rejected_total", "reason" => "in_flight_limit").increment(1);
             return Err(ForwardError::Busy(self.max_in_flight));
         };
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), Vec::new());
+        // Whatever happens below (an answer, a failure, this task dropped), the waiters hear
+        // of it and the entry goes.
+        let mut leader = Leader {
+            forwarder: self,
+            key: Some(key.clone()),
+        };
+        let outcome = self.ask_upstreams(question, tcp, key).await;
+        leader.finish(match &outcome {
+            Ok(answer) => Ok(answer.clone()),
+            Err(error) => Err(error.to_string()),
+        });
+        outcome
+    }
 
+    async fn ask_upstreams(
+        &self,
+        question: &Query,
+        tcp: bool,
+        key: QuestionKey,
+    ) -> Result<Message, ForwardError> {
         let mut query = Message::query();
         query.add_query(question.clone());
         query.metadata.recursion_desired = true;
@@ -207,6 +315,19 @@ impl Forwarder {
         Err(ForwardError::AllFailed(last_error))
     }
 
+    /// Sends `outcome` to everyone waiting for `key`, and forgets it.
+    fn settle(&self, key: &QuestionKey, outcome: Outcome) {
+        let waiters = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key)
+            .unwrap_or_default();
+        for waiter in waiters {
+            let _ = waiter.send(outcome.clone());
+        }
+    }
+
     async fn ask(
         &self,
         upstream: &Upstream,
@@ -224,6 +345,26 @@ impl Forwarder {
             return exchange_tcp(upstream.addr, query, wire, self.timeout).await;
         }
         Ok(answer)
+    }
+}
+
+/// The asker that sends a question upstream; its waiters always hear how it went.
+struct Leader<'a> {
+    forwarder: &'a Forwarder,
+    key: Option<QuestionKey>,
+}
+
+impl Leader<'_> {
+    fn finish(&mut self, outcome: Outcome) {
+        if let Some(key) = self.key.take() {
+            self.forwarder.settle(&key, outcome);
+        }
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        self.finish(Err("the first asker went away".into()));
     }
 }
 
