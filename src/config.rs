@@ -224,9 +224,14 @@ pub struct ServerConfig {
     /// Optional search domain: `app.docker` answers like `app` when this is `docker`.
     #[serde(default)]
     pub domain: Option<Spanned<String>>,
-    /// Networks seen by askers that are not containers (loopback, the host). Absent: all networks.
+    /// Networks seen by askers that are not containers. Absent: loopback and
+    /// `trusted_askers` see all networks, and any other asker sees none (scoping fails closed).
     #[serde(default)]
     pub default_view: Option<Vec<String>>,
+    /// Networks (CIDRs) whose askers are trusted like loopback: they see the default view and
+    /// may be forwarded for (a LAN routed to a bridge gateway, say).
+    #[serde(default)]
+    pub trusted_askers: Vec<ipnet::IpNet>,
     /// Largest UDP answer we send, whatever the client advertises (EDNS0). 1232 avoids IP fragmentation.
     #[serde(
         default = "default_max_udp_payload",
@@ -289,6 +294,7 @@ impl Default for ServerConfig {
             ttl: 0,
             domain: None,
             default_view: None,
+            trusted_askers: Vec::new(),
             max_udp_payload: default_max_udp_payload(),
             tcp_idle_timeout_secs: default_tcp_idle_timeout_secs(),
             tcp_max_connections: default_tcp_max_connections(),

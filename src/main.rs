@@ -235,6 +235,9 @@ async fn run(
             "UDP response-rate limiting per client subnet (/24, /56) is on"
         );
     }
+    // The host's own addresses count as the host asking (scoping fails closed for strangers).
+    responder.host_addresses().refresh();
+    tokio::spawn(dns::host::follow(Arc::clone(responder.host_addresses())));
     if let Some(policy) = forward_policy(&config)? {
         responder = responder.with_forwarding(policy);
     }

@@ -290,7 +290,10 @@ fn identical_questions_in_flight_are_sent_upstream_once() {
     for asker in askers {
         let answer = asker.join().expect("asker");
         assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
-        assert_eq!(a_records(&answer), vec![std::net::Ipv4Addr::new(192, 0, 2, 1)]);
+        assert_eq!(
+            a_records(&answer),
+            vec![std::net::Ipv4Addr::new(192, 0, 2, 1)]
+        );
     }
     assert_eq!(slow.udp(), 1, "one question upstream for ten askers");
     // Once answered, the next ask goes upstream again (no cache here).

@@ -44,9 +44,9 @@ pub async fn answer_bytes(
         debug!(%src, "question name pointing into the header, or an extended label: FORMERR");
         return Some(formerr(bytes).to_vec());
     }
-    // The request's source is the asker as the policies see it (IPv4-mapped made IPv4); the
+    // The request's source is the asker as the policies see it (see `Responder::asker`); the
     // caller still answers to the socket address it received from.
-    let asker = SocketAddr::new(src.ip().to_canonical(), src.port());
+    let asker = SocketAddr::new(responder.asker(src.ip()), src.port());
     let request = match Request::from_bytes(bytes.to_vec(), asker, protocol) {
         Ok(request) => request,
         Err(error) => {

@@ -26,6 +26,7 @@ use hickory_server::{
 use metrics::counter;
 use tracing::{debug, warn};
 
+use super::host::HostAddresses;
 use super::rate_limit::{RateLimit, RateLimiter, Verdict};
 use super::{
     answer::{Answer, answer},
@@ -65,6 +66,7 @@ pub struct Responder {
     settings: Arc<Settings>,
     forward: Option<Arc<ForwardPolicy>>,
     rate_limiter: Option<Arc<RateLimiter>>,
+    host: Arc<HostAddresses>,
 }
 
 /// Forwarding, and who may use it.
@@ -81,7 +83,27 @@ impl Responder {
             settings,
             forward: None,
             rate_limiter: None,
+            host: Arc::default(),
         }
+    }
+
+    /// This host's own addresses (kept current by `dns::host::follow`).
+    pub fn host_addresses(&self) -> &Arc<HostAddresses> {
+        &self.host
+    }
+
+    /// The asker a packet from `src` is, as every policy sees it: IPv4-mapped IPv6 made IPv4
+    /// (an IPv4 client of a `[::]` socket), and the host's own addresses made loopback (the
+    /// host asking a bridge gateway listener arrives from the gateway address).
+    pub fn asker(&self, src: IpAddr) -> IpAddr {
+        let ip = src.to_canonical();
+        if !ip.is_loopback() && self.host.contains(ip) {
+            return match ip {
+                IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            };
+        }
+        ip
     }
 
     /// Limits UDP answers per client subnet (nothing changes when `limit` is off).

@@ -14,6 +14,7 @@ mod fast;
 pub mod forward;
 mod gateways;
 mod handler;
+pub mod host;
 mod listener;
 mod rate_limit;
 mod tcp;

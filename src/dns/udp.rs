@@ -128,9 +128,9 @@ fn receive_loop(
             let Some((bytes, src)) = inbox.get(i) else {
                 continue;
             };
-            // An IPv4 client of a `[::]` socket arrives as ::ffff:a.b.c.d: every rule below
-            // (rate limit, scoping, forwarding) must see it as the IPv4 address it is.
-            let asker = src.ip().to_canonical();
+            // Every rule below (rate limit, scoping, forwarding) sees the asker as it is: an
+            // IPv4 client of a `[::]` socket as IPv4, the host's own address as the host.
+            let asker = responder.asker(src.ip());
             if !answerable_source(src) {
                 continue;
             }

@@ -63,6 +63,10 @@ pub enum Change {
     EndpointDown { network: String, container: String },
     /// Whether a network is internal (Docker `--internal`): its containers are never forwarded for.
     NetworkInternal { network: String, internal: bool },
-    /// Networks that askers which are not endpoints may see; `None` means all.
+    /// Networks that askers which are not endpoints may see; `None`: loopback and trusted
+    /// askers see all, any other asker nothing.
     DefaultView(Option<Vec<String>>),
+    /// Networks (CIDRs) whose askers are trusted like loopback: they see the default view and
+    /// may be forwarded for.
+    TrustedAskers(Vec<ipnet::IpNet>),
 }

@@ -65,6 +65,12 @@ struct Index {
     /// `SHORT` on that network.
     zones: ReadMap<NameKey, NetId>,
     default_view: ArcSwap<View>,
+    /// What an asker that is neither an endpoint, loopback nor trusted sees.
+    stranger_view: ArcSwap<View>,
+    /// Whether that is nothing at all (no `default_view` configured).
+    strangers_see_nothing: std::sync::atomic::AtomicBool,
+    /// Networks whose askers count as the host's own (`server.trusted_askers`).
+    trusted: ArcSwap<Box<[ipnet::IpNet]>>,
     /// Networks marked internal.
     internal: ReadMap<NetId, ()>,
 }
@@ -122,6 +128,10 @@ impl Registry {
             })?)),
         };
         let index = Index::default();
+        index.stranger_view.store(Arc::new(View::only(Vec::new())));
+        index
+            .strangers_see_nothing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(Registry {
             writer: Mutex::new(Model::new(domain.clone())),
             index,
@@ -230,6 +240,9 @@ impl Registry {
     /// (`pkg.go.dev.`), so there only the names netalias holds answer and the rest is not ours.
     /// The apex of a zone whose SOA netalias serves exists, without records.
     pub fn unheld(&self, name: &LowerName, asker: IpAddr) -> Unheld {
+        if self.is_stranger(asker) {
+            return Unheld::NotOurs; // sees nothing, so nothing is denied to it either
+        }
         let key = NameKey::new(name);
         if let Some(network) = self.index.zones.get(key.as_bytes()).map(|z| *z.value())
             && self.with_view(asker, |view| view.contains(network))
@@ -274,11 +287,25 @@ impl Registry {
                 _ => Asker::Container,
             };
         }
-        if asker.is_loopback() {
+        if self.is_trusted(asker) {
             Asker::Local
         } else {
             Asker::Outside
         }
+    }
+
+    /// Loopback, or inside `server.trusted_askers`: the host's own, as it were.
+    fn is_trusted(&self, asker: IpAddr) -> bool {
+        asker.is_loopback() || self.index.trusted.load().iter().any(|n| n.contains(&asker))
+    }
+
+    /// Neither an endpoint nor trusted, with no `default_view` configured: it sees nothing.
+    pub fn is_stranger(&self, asker: IpAddr) -> bool {
+        self.index
+            .strangers_see_nothing
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && !self.index.clients.contains_key(&asker)
+            && !self.is_trusted(asker)
     }
 
     /// networks → names → members in the order the next answer gives them (for `/records`).
@@ -312,10 +339,14 @@ impl Registry {
         sizes
     }
 
+    /// Scoping, failing closed: an endpoint sees its container's networks; loopback and
+    /// trusted askers the default view; anyone else the strangers' view (nothing, unless a
+    /// `default_view` is configured).
     fn with_view<T>(&self, asker: IpAddr, f: impl FnOnce(&View) -> T) -> T {
         match self.index.clients.get(&asker) {
             Some(view) => f(view.value()),
-            None => f(&self.index.default_view.load()),
+            None if self.is_trusted(asker) => f(&self.index.default_view.load()),
+            None => f(&self.index.stranger_view.load()),
         }
     }
 }

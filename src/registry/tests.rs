@@ -315,3 +315,26 @@ fn past_max_endpoints_new_ones_are_refused_and_room_comes_back() {
     });
     assert_eq!(reg.sizes().endpoints, 0);
 }
+
+#[test]
+fn strangers_see_nothing_unless_trusted_or_given_a_default_view() {
+    let reg = Registry::new(Some("docker")).expect("registry");
+    reg.apply(Change::EndpointUp(ep("a", "x", [10, 1, 0, 2], &[])));
+    let stranger = IpAddr::from([10, 9, 9, 9]);
+    assert!(members(&reg, "x.", stranger).is_none(), "fails closed");
+    assert!(reg.is_stranger(stranger));
+    assert_eq!(reg.asker(stranger), Asker::Outside);
+    assert!(members(&reg, "x.", HOST).is_some(), "loopback sees all");
+    reg.apply(Change::TrustedAskers(vec![
+        "10.9.0.0/16".parse().expect("net"),
+    ]));
+    assert!(members(&reg, "x.", stranger).is_some(), "trusted");
+    assert_eq!(reg.asker(stranger), Asker::Local);
+    reg.apply(Change::TrustedAskers(Vec::new()));
+    reg.apply(Change::DefaultView(Some(vec!["a".into()])));
+    assert!(
+        members(&reg, "x.", stranger).is_some(),
+        "a configured default view"
+    );
+    assert!(!reg.is_stranger(stranger));
+}

@@ -206,6 +206,7 @@ impl Model {
                 self.default_view = names;
                 self.publish_default_view(index);
             }
+            Change::TrustedAskers(nets) => index.trusted.store(Arc::new(nets.into())),
         }
     }
 
@@ -475,16 +476,26 @@ impl Model {
         }
     }
 
+    /// The default view (loopback, trusted askers) and the strangers' one: the default view
+    /// when it is configured, else nothing (scoping fails closed).
     fn publish_default_view(&self, index: &Index) {
-        let view = match &self.default_view {
-            None => View::All,
-            Some(names) => View::only(
-                names
-                    .iter()
-                    .filter_map(|n| self.networks.get(n).map(|s| s.id))
-                    .collect(),
-            ),
+        let (view, stranger) = match &self.default_view {
+            None => (View::All, View::only(Vec::new())),
+            Some(names) => {
+                let view = View::only(
+                    names
+                        .iter()
+                        .filter_map(|n| self.networks.get(n).map(|s| s.id))
+                        .collect(),
+                );
+                (view.clone(), view)
+            }
         };
         index.default_view.store(Arc::new(view));
+        index.stranger_view.store(Arc::new(stranger));
+        index.strangers_see_nothing.store(
+            self.default_view.is_none(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 }

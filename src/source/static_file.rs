@@ -59,6 +59,7 @@ impl StaticSource {
         let networks = config.networks.keys().cloned().collect();
         let mut changes = self.tracked.reconcile(networks, declared(config));
         changes.push(Change::DefaultView(config.server.default_view.clone()));
+        changes.push(Change::TrustedAskers(config.server.trusted_askers.clone()));
         let count = changes.len();
         registry.apply_all(changes);
         count
@@ -185,12 +186,16 @@ mod tests {
     }
 
     #[test]
-    fn second_sync_of_same_file_changes_nothing_but_the_view() {
+    fn second_sync_of_same_file_changes_nothing_but_the_scoping_settings() {
         let registry = Registry::new(None).expect("registry");
         let cfg = Config::embedded_default().expect("default");
         let mut source = StaticSource::default();
         assert!(source.sync(&cfg, &registry) > 1);
-        assert_eq!(source.sync(&cfg, &registry), 1, "only the view is re-sent");
+        assert_eq!(
+            source.sync(&cfg, &registry),
+            2,
+            "only the default view and the trusted askers are re-sent"
+        );
         assert_eq!(registry.sizes().endpoints, 3);
     }
 
