@@ -2,11 +2,13 @@
 //!
 //! Data flows one way: sources (`source::static_file`, `source::docker`, `source::swarm`)
 //! turn the world into [`registry::Change`]s; the [`registry`] holds the names; the [`dns`]
-//! front end answers from it. Configuration, provisioning and telemetry sit beside them.
+//! front end answers from it. Configuration, provisioning, telemetry and the file-descriptor
+//! budget sit beside them.
 
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod fd_budget;
 pub mod fuzz;
 pub mod provision;
 pub mod registry;

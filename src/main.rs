@@ -4,6 +4,7 @@ use std::{collections::BTreeMap, net::SocketAddr, process::ExitCode, sync::Arc, 
 
 use anyhow::Context;
 use clap::Parser;
+use netalias::fd_budget;
 use netalias::telemetry::{self, http::Readiness};
 use netalias::{
     cli::{Cli, Command, ProvisionCommand, ServeArgs},
@@ -168,6 +169,7 @@ async fn run(
     path: Option<std::path::PathBuf>,
     ttl_pinned: bool,
 ) -> anyhow::Result<()> {
+    let budget = plan_descriptors(&config);
     let registry =
         Arc::new(Registry::new(config.server.domain()).context("cannot build the registry")?);
     registry.set_max_endpoints(config.server.max_endpoints.max(1));
@@ -195,6 +197,7 @@ async fn run(
             prometheus,
             Arc::clone(&readiness),
             config.server.http_allow.clone(),
+            budget.http_connections,
         )
         .await
         .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
@@ -212,7 +215,7 @@ async fn run(
     let listen = config.server.listen.clone();
     let admission = dns::Admission::new(dns::TcpLimits {
         idle_timeout: Duration::from_secs(config.server.tcp_idle_timeout_secs),
-        max_connections: config.server.tcp_max_connections.max(1),
+        max_connections: budget.tcp_connections,
         max_per_client: config.server.tcp_max_connections_per_client.max(1),
     });
     let docker = config.docker.clone();
@@ -238,7 +241,7 @@ async fn run(
     // The host's own addresses count as the host asking (scoping fails closed for strangers).
     responder.host_addresses().refresh();
     tokio::spawn(dns::host::follow(Arc::clone(responder.host_addresses())));
-    if let Some(policy) = forward_policy(&config)? {
+    if let Some(policy) = forward_policy(&config, budget.forwards)? {
         responder = responder.with_forwarding(policy);
     }
     // Reloading starts before the listeners are announced, so no edit after that is missed.
@@ -307,8 +310,39 @@ async fn run(
     }
 }
 
+/// Raises the descriptor limit and sizes the TCP, HTTP and forwarding pools within it.
+fn plan_descriptors(config: &Config) -> fd_budget::Budget {
+    let limit = fd_budget::raise().unwrap_or_else(|error| {
+        warn!(%error, "cannot read or raise the open-file limit; assuming 1024");
+        1024
+    });
+    let budget = fd_budget::plan(
+        limit,
+        config.server.tcp_max_connections,
+        config.forward.max_in_flight,
+    );
+    info!(
+        open_files = limit,
+        tcp_connections = budget.tcp_connections,
+        http_connections = budget.http_connections,
+        forwards = budget.forwards,
+        reserved = fd_budget::RESERVED,
+        "file descriptors planned"
+    );
+    if budget.tcp_connections < config.server.tcp_max_connections
+        || budget.forwards < config.forward.max_in_flight
+    {
+        warn!(
+            open_files = limit,
+            "the open-file limit is lower than the configured TCP and forwarding caps; they were lowered to fit (raise `ulimit -n`, or LimitNOFILE=, to get them back)"
+        );
+    }
+    budget
+}
+
 /// The forwarder and its policy, or `None` when forwarding is off or has no usable upstream.
-fn forward_policy(config: &Config) -> anyhow::Result<Option<ForwardPolicy>> {
+/// At most `max_in_flight` forwards (sockets) at once: the config's, within the descriptor budget.
+fn forward_policy(config: &Config, max_in_flight: usize) -> anyhow::Result<Option<ForwardPolicy>> {
     let forward = &config.forward;
     if !forward.enabled {
         return Ok(None);
@@ -343,10 +377,10 @@ fn forward_policy(config: &Config) -> anyhow::Result<Option<ForwardPolicy>> {
     let settings = ForwardSettings {
         upstreams,
         timeout: Duration::from_millis(forward.timeout_ms),
-        max_in_flight: forward.max_in_flight,
+        max_in_flight,
         max_in_flight_per_client: forward
             .max_in_flight_per_client
-            .unwrap_or(forward.max_in_flight / 4)
+            .unwrap_or(max_in_flight / 4)
             .max(1),
         cache_entries: forward.cache_entries,
     };

@@ -180,7 +180,8 @@ fn broken_framing_is_closed_on_the_idle_timeout_and_hurts_no_one_else() {
     tcp_send(&mut empty_first, &query("app.", RecordType::A));
     assert_eq!(a_records(&tcp_read(&mut empty_first)).len(), 3);
 
-    // A full-size frame of junk gets FORMERR or nothing; the connection and server survive.
+    // A full-size frame of junk gets a header-only refusal (FORMERR or NOTIMP, from its
+    // header, before any decoding) or nothing; the connection and server survive.
     let mut junk = tcp_connect_from(local, server.addr).expect("connect");
     let mut frame = vec![0xff, 0xff];
     frame.extend(std::iter::repeat_n(0x5a, 65535));
@@ -189,7 +190,10 @@ fn broken_framing_is_closed_on_the_idle_timeout_and_hurts_no_one_else() {
     let mut answers = 0;
     for _ in 0..2 {
         let reply = tcp_read(&mut junk);
-        if reply.metadata.response_code == ResponseCode::FormErr {
+        if matches!(
+            reply.metadata.response_code,
+            ResponseCode::FormErr | ResponseCode::NotImp
+        ) {
             continue;
         }
         answers = a_records(&reply).len();
@@ -348,4 +352,51 @@ fn http_has_a_header_timeout_a_size_limit_and_a_connection_cap() {
         "counted"
     );
     assert_eq!(app_over_udp(&server), 3, "DNS untouched");
+}
+
+/// Under a low open-file limit (200, soft and hard) the pools are sized to fit, and holding
+/// every TCP place leaves forwarding (which needs sockets) and HTTP working.
+#[test]
+fn a_low_open_file_limit_is_shared_so_tcp_cannot_starve_forwarding() {
+    let up = common::upstream::FakeUpstream::start(common::upstream::Mode::Answer { ttl: 0 });
+    let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let config = seed_config(&format!(
+        "http_listen = \"{http}\"\ntcp_idle_timeout_secs = 60\ntcp_max_connections_per_client = 1000"
+    )) + &format!(
+        "\n[forward]\nenabled = true\nupstreams = [\"{}\"]\n",
+        up.addr
+    );
+    let server = Server::start_with_nofile(&config, 200);
+    let planned = server
+        .startup_log
+        .iter()
+        .find(|l| l.contains("file descriptors planned"))
+        .cloned()
+        .expect("the budget is logged at start");
+    assert!(planned.contains("open_files=200"), "{planned}");
+    let tcp_cap: usize = planned
+        .split("tcp_connections=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .expect("tcp cap in the log");
+    assert!(tcp_cap < 200 - 64, "TCP fits beside the reserve: {tcp_cap}");
+    // Hold every TCP place there is, and more.
+    let held: Vec<TcpStream> = (0..tcp_cap + 20)
+        .filter_map(|_| tcp_connect_from([127, 0, 0, 2].into(), server.addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let forwarded = udp(server.addr, &query("far.example.", RecordType::A));
+    assert_eq!(
+        forwarded.metadata.response_code,
+        ResponseCode::NoError,
+        "forwarding has its own share"
+    );
+    assert_eq!(a_records(&forwarded).len(), 2);
+    assert_eq!(
+        http_get(http, "/healthz").trim(),
+        "ok",
+        "HTTP has its own share"
+    );
+    assert_eq!(app_over_udp(&server), 3);
+    drop(held);
 }

@@ -63,8 +63,6 @@ impl Readiness {
 /// milliseconds: these leave room for that many times over and nothing for a slow client.
 pub mod limits {
     use std::time::Duration;
-    /// Connections at once; past it a new one is closed at accept.
-    pub const MAX_CONNECTIONS: usize = 64;
     /// A request's headers must arrive within this.
     pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
     /// A request must be answered within this.
@@ -92,6 +90,7 @@ pub async fn serve(
     prometheus: PrometheusHandle,
     readiness: Arc<Readiness>,
     allow: Vec<IpNet>,
+    max_connections: usize,
 ) -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>>> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -114,15 +113,20 @@ pub async fn serve(
         ));
     info!(
         addr = %local,
-        max_connections = limits::MAX_CONNECTIONS,
+        max_connections,
         "http listening: /metrics /healthz /readyz /records"
     );
-    Ok(accept_loop(listener, app))
+    Ok(accept_loop(listener, app, max_connections))
 }
 
-/// Accepts connections within the cap; each serves one request with hyper's header timeout.
-async fn accept_loop(listener: TcpListener, app: Router) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits::MAX_CONNECTIONS));
+/// Accepts up to `max_connections` at once (past it a new one is closed at accept); each
+/// serves one request with hyper's header timeout.
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    max_connections: usize,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,

@@ -27,6 +27,8 @@ pub struct Server {
     pub config: PathBuf,
     _dir: tempfile::TempDir,
     log: mpsc::Receiver<String>,
+    /// What the server logged up to its "listening" line.
+    pub startup_log: Vec<String>,
 }
 
 impl Drop for Server {
@@ -74,18 +76,32 @@ impl Server {
 
     /// Starts the binary with `config` and extra `serve` arguments.
     pub fn start_with(config: &str, args: &[&str]) -> Server {
-        Server::spawn(Some(config), args)
+        Server::spawn(Some(config), args, None)
     }
 
     /// Starts the binary with no `--config` (the embedded default's settings), and `args`.
     pub fn start_without_config(args: &[&str]) -> Server {
-        Server::spawn(None, args)
+        Server::spawn(None, args, None)
     }
 
-    fn spawn(config: Option<&str>, args: &[&str]) -> Server {
+    /// Starts the binary with `config` under an open-file limit of `nofile` (soft and hard,
+    /// so it cannot raise it), through util-linux's prlimit.
+    pub fn start_with_nofile(config: &str, nofile: u64) -> Server {
+        Server::spawn(Some(config), &[], Some(nofile))
+    }
+
+    fn spawn(config: Option<&str>, args: &[&str], nofile: Option<u64>) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("netalias.toml");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_netalias"));
+        let binary = env!("CARGO_BIN_EXE_netalias");
+        let mut command = match nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
         command.arg("serve");
         if let Some(config) = config {
             std::fs::write(&path, config).expect("write config");
@@ -134,6 +150,7 @@ impl Server {
             config: path,
             _dir: dir,
             log: rx,
+            startup_log: seen,
         }
     }
 

@@ -211,7 +211,8 @@ impl Forwarder {
         if self.upstreams.is_empty() {
             return Err(ForwardError::NoUpstreams);
         }
-        // The same question already on its way upstream: wait for that answer.
+        // The same question already on its way upstream: wait for that answer. Checked and
+        // claimed under one lock, so two askers never both send it.
         let waiting = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             match pending.get_mut(&key) {
@@ -220,7 +221,10 @@ impl Forwarder {
                     waiters.push(tx);
                     Some(rx)
                 }
-                None => None,
+                None => {
+                    pending.insert(key.clone(), Vec::new());
+                    None
+                }
             }
         };
         if let Some(rx) = waiting {
@@ -231,23 +235,21 @@ impl Forwarder {
                 Err(_) => Err(ForwardError::AllFailed("the first asker went away".into())),
             };
         }
+        // This asker sends it. Whatever happens below (an answer, a failure, a refusal, this
+        // task dropped), the waiters hear of it and the entry goes.
+        let mut leader = Leader {
+            forwarder: self,
+            key: Some(key.clone()),
+        };
         let Some(_client_slot) = self.client_slot(client) else {
             counter!("netalias_forward_rejected_total", "reason" => "client_limit").increment(1);
+            leader.finish(Err("the first asker was over its share".into()));
             return Err(ForwardError::ClientBusy(self.max_per_client));
         };
         let Ok(_permit) = self.in_flight.try_acquire() else {
             counter!("netalias_forward_rejected_total", "reason" => "in_flight_limit").increment(1);
+            leader.finish(Err("too many forwards in flight".into()));
             return Err(ForwardError::Busy(self.max_in_flight));
-        };
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone(), Vec::new());
-        // Whatever happens below (an answer, a failure, this task dropped), the waiters hear
-        // of it and the entry goes.
-        let mut leader = Leader {
-            forwarder: self,
-            key: Some(key.clone()),
         };
         let outcome = self.ask_upstreams(question, tcp, key).await;
         leader.finish(match &outcome {
