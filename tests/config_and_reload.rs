@@ -165,3 +165,64 @@ fn sighup_reloads() {
             .is_empty()
     );
 }
+
+/// A Kubernetes ConfigMap mount: the file is a symlink into `..data/`, and an update swaps the
+/// `..data` symlink; the file's own name never shows in an event. It is reloaded all the same.
+#[test]
+fn a_config_updated_by_a_symlink_swap_is_reloaded() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    let version = |name: &str, ip: &str| {
+        std::fs::create_dir(d.join(name)).expect("version dir");
+        let text = seed_config("").replace("172.72.0.2", ip);
+        std::fs::write(d.join(name).join("netalias.toml"), text).expect("write version");
+    };
+    version("..v1", "172.72.0.2");
+    std::os::unix::fs::symlink("..v1", d.join("..data")).expect("..data");
+    std::os::unix::fs::symlink("..data/netalias.toml", d.join("netalias.toml")).expect("link");
+    let server = Server::start_with_config_path(&d.join("netalias.toml"));
+    assert_eq!(
+        a_of(&server, "web1."),
+        vec![std::net::Ipv4Addr::new(172, 72, 0, 2)]
+    );
+
+    version("..v2", "172.72.0.99");
+    std::os::unix::fs::symlink("..v2", d.join("..data_tmp")).expect("..data_tmp");
+    std::fs::rename(d.join("..data_tmp"), d.join("..data")).expect("swap");
+    server.wait_log("config reloaded");
+    assert_eq!(
+        a_of(&server, "web1."),
+        vec![std::net::Ipv4Addr::new(172, 72, 0, 99)]
+    );
+}
+
+/// A file being written is not loaded until its writer closes it, even when the half already
+/// written parses (it would drop the records of the other half).
+#[test]
+fn a_half_written_config_is_not_loaded_until_the_writer_closes_it() {
+    use std::io::Write;
+    let server = Server::start(&seed_config(""));
+    let full = seed_config("").replace("172.72.0.4", "172.72.0.44");
+    // Everything up to web3: a valid file on its own, without web3.
+    let cut = full
+        .find("[[networks.my_custom_network.endpoints]]\nname = \"web3\"")
+        .expect("web3");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(server.config_path())
+        .expect("open for writing");
+    file.write_all(&full.as_bytes()[..cut]).expect("first half");
+    file.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        a_sorted(&server, "app.").len(),
+        3,
+        "the half-written file was not loaded"
+    );
+    file.write_all(&full.as_bytes()[cut..]).expect("the rest");
+    drop(file);
+    server.wait_log("config reloaded");
+    assert!(a_of(&server, "web3.").contains(&std::net::Ipv4Addr::new(172, 72, 0, 44)));
+    assert_eq!(a_sorted(&server, "app.").len(), 3);
+}

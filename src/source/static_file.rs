@@ -90,12 +90,18 @@ pub fn spawn_reloader(
     // Only the server settings are compared on reload; the records live in `source`, so the
     // parsed file is not kept (at 100,000 endpoints it is tens of MB).
     let mut current = current.server;
+    let mut loaded = std::fs::read(&path).ok();
     tokio::spawn(async move {
         let _watcher = watcher;
         while let Some(trigger) = rx.recv().await {
-            // Editors write in several steps; let them finish, then coalesce the burst.
+            // A rename burst (an editor, a symlink swap) comes as several events: coalesce.
             tokio::time::sleep(Duration::from_millis(100)).await;
             while rx.try_recv().is_ok() {}
+            let now = std::fs::read(&path).ok();
+            if trigger != "SIGHUP" && now.is_some() && now == loaded {
+                continue; // something else in the directory changed
+            }
+            loaded = now;
             match Config::load(&path) {
                 Ok(config) => {
                     warn_if_needs_restart(&current, &config.server);
@@ -143,19 +149,36 @@ fn file_watcher(
     let file_name = path.file_name().map(|n| n.to_os_string());
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
-        if event.kind.is_access() {
-            return;
+        if !marks_a_whole_file(&event.kind) {
+            return; // a write in progress: wait for the writer to close the file
         }
-        if event
-            .paths
-            .iter()
-            .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name)
-        {
+        // The file itself, or a `..name` entry: Kubernetes mounts a ConfigMap as a symlink
+        // into `..data/`, and updates it by swapping `..data` (the file's name never shows).
+        let ours = event.paths.iter().any(|p| {
+            let name = p.file_name().map(|n| n.to_os_string());
+            name == file_name || name.is_some_and(|n| n.to_string_lossy().starts_with(".."))
+        });
+        if ours {
             let _ = tx.try_send("file changed");
         }
     })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     Ok(watcher)
+}
+
+/// Whether an event leaves a whole file behind: a writer closing it, or a file created, moved
+/// into place or removed. Writes still in progress (`Modify(Data)`) are not: a half-written
+/// file can parse and would drop the records its missing half holds.
+fn marks_a_whole_file(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Create(_)
+            | EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Name(_))
+            | EventKind::Modify(ModifyKind::Any)
+    )
 }
 
 /// Registers the SIGHUP handler now, then forwards each signal as a reload trigger.

@@ -79,6 +79,13 @@ impl Server {
         Server::spawn(Some(config), args, None)
     }
 
+    /// Starts the binary with `--config PATH` as it is (a file the test laid out itself).
+    pub fn start_with_config_path(path: &Path) -> Server {
+        let mut server = Server::spawn(None, &["--config", &path.display().to_string()], None);
+        server.config = path.to_path_buf();
+        server
+    }
+
     /// Starts the binary with no `--config` (the embedded default's settings), and `args`.
     pub fn start_without_config(args: &[&str]) -> Server {
         Server::spawn(None, args, None)
