@@ -206,8 +206,10 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
     );
     let keeper_ip = ip_on("natest-sw-keeper", &bridge);
 
+    // Also on every address, for the tasks asking through docker_gwbridge below.
+    let gw_port = free_port();
     let server = Server::start_with(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = 0\n",
+        &format!("[server]\nlisten = [\"127.0.0.1:0\", \"0.0.0.0:{gw_port}\"]\nttl = 0\n"),
         &["--docker", "--swarm"],
     );
     // The two sources start together; either may log first.
@@ -281,6 +283,31 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
     for (task_name, ip) in task_ips("natest-rr") {
         assert_eq!(a_of(&server, &task_name), [ip], "a task's own name");
     }
+
+    // A task asking through docker_gwbridge (how the shipped Swarm stack's tasks reach
+    // netalias) is mapped to its own networks: it sees its service, not the bridge's names.
+    let gateway = docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+        "docker_gwbridge",
+    ]);
+    let (task, _) = task_ips("natest-rr").into_iter().next().expect("a task");
+    assert!(
+        eventually(SETTLE, || kdig_from(&task, &gateway, gw_port, "natest-rr")
+            .lines()
+            .filter_map(|l| l.parse::<Ipv4Addr>().ok())
+            .collect::<BTreeSet<_>>()
+            == rr),
+        "a task through docker_gwbridge sees its overlay's names: {:?} from {task} to {gateway}:{gw_port}",
+        kdig_from(&task, &gateway, gw_port, "natest-rr")
+    );
+    assert_eq!(
+        kdig_from(&task, &gateway, gw_port, "keep"),
+        "",
+        "and not a bridge network it is not on"
+    );
 
     // dnsrr rotation is exact: each task first once per cycle.
     let mut firsts: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();

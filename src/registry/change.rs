@@ -66,6 +66,13 @@ pub enum Change {
     /// Networks that askers which are not endpoints may see; `None`: loopback and trusted
     /// askers see all, any other asker nothing.
     DefaultView(Option<Vec<String>>),
+    /// Further addresses a container asks from, without names there (Docker's default bridge,
+    /// Swarm's `docker_gwbridge`): an asker there sees the container's own networks, and is a
+    /// known container (it may be forwarded for). Replaces the earlier set; empty removes it.
+    AskerAddresses {
+        container: String,
+        addresses: Vec<IpAddr>,
+    },
     /// Networks (CIDRs) whose askers are trusted like loopback: they see the default view and
     /// may be forwarded for.
     TrustedAskers(Vec<ipnet::IpNet>),

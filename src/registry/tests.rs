@@ -338,3 +338,32 @@ fn strangers_see_nothing_unless_trusted_or_given_a_default_view() {
     );
     assert!(!reg.is_stranger(stranger));
 }
+
+#[test]
+fn a_containers_nameless_addresses_see_its_networks() {
+    let reg = Registry::new(Some("docker")).expect("registry");
+    reg.apply(Change::EndpointUp(ep("a", "x", [10, 1, 0, 2], &[])));
+    reg.apply(Change::EndpointUp(ep("b", "y", [10, 2, 0, 2], &[])));
+    let gwbridge = IpAddr::from([172, 18, 0, 5]);
+    assert!(reg.is_stranger(gwbridge));
+    reg.apply(Change::AskerAddresses {
+        container: "x".into(),
+        addresses: vec![gwbridge],
+    });
+    assert!(members(&reg, "x.", gwbridge).is_some(), "its own network");
+    assert!(members(&reg, "y.", gwbridge).is_none(), "not another");
+    assert_eq!(reg.asker(gwbridge), Asker::Container);
+    // A container on the default bridge only: known (it may forward), sees no names.
+    let bridge_only = IpAddr::from([172, 17, 0, 9]);
+    reg.apply(Change::AskerAddresses {
+        container: "lonely".into(),
+        addresses: vec![bridge_only],
+    });
+    assert_eq!(reg.asker(bridge_only), Asker::Container);
+    assert!(members(&reg, "x.", bridge_only).is_none());
+    reg.apply(Change::AskerAddresses {
+        container: "x".into(),
+        addresses: Vec::new(),
+    });
+    assert!(reg.is_stranger(gwbridge), "removed");
+}

@@ -93,6 +93,8 @@ pub(super) struct Model {
     ptr_sources: HashMap<IpAddr, SmallSet<(NetId, String)>>,
     /// container → network → its addresses there
     containers: HashMap<String, SmallMap<NetId, Vec<IpAddr>>>,
+    /// container → the addresses it also asks from, on networks without names.
+    asker_addresses: HashMap<String, Vec<IpAddr>>,
     default_view: Option<Vec<String>>,
     /// Endpoints held, and the most the registry takes (a memory bound; about 1.6 KB each).
     endpoints: usize,
@@ -141,6 +143,7 @@ impl Model {
             next_id: 0,
             ptr_sources: HashMap::new(),
             containers: HashMap::new(),
+            asker_addresses: HashMap::new(),
             default_view: None,
             endpoints: 0,
             max_endpoints: usize::MAX,
@@ -207,6 +210,20 @@ impl Model {
                 self.publish_default_view(index);
             }
             Change::TrustedAskers(nets) => index.trusted.store(Arc::new(nets.into())),
+            Change::AskerAddresses {
+                container,
+                addresses,
+            } => {
+                let old = if addresses.is_empty() {
+                    self.asker_addresses.remove(&container)
+                } else {
+                    self.asker_addresses.insert(container.clone(), addresses)
+                };
+                for ip in old.unwrap_or_default() {
+                    index.clients.remove(&ip);
+                }
+                self.publish_container_view(&container, index);
+            }
         }
     }
 
@@ -465,13 +482,23 @@ impl Model {
         }
     }
 
+    /// Every address `container` asks from (its endpoints' and its nameless ones) sees all the
+    /// networks of its endpoints; a container with only nameless addresses sees none.
     fn publish_container_view(&self, container: &str, index: &Index) {
-        let Some(on_networks) = self.containers.get(container) else {
+        let on_networks = self.containers.get(container);
+        let extra = self.asker_addresses.get(container);
+        if on_networks.is_none() && extra.is_none() {
             return;
-        };
-        let ids: Vec<NetId> = on_networks.keys().copied().collect();
+        }
+        let ids: Vec<NetId> = on_networks
+            .map(|n| n.keys().copied().collect())
+            .unwrap_or_default();
         let view = Arc::new(View::only(ids));
-        for ip in on_networks.values().flatten() {
+        let addresses = on_networks
+            .into_iter()
+            .flat_map(|n| n.values().flatten())
+            .chain(extra.into_iter().flatten());
+        for ip in addresses {
             index.clients.insert(*ip, Arc::clone(&view));
         }
     }

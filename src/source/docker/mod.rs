@@ -31,7 +31,9 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
 pub use translate::Policy;
-use translate::{NetworkFacts, NoBridge, bridge_of, endpoints_of, is_user_defined};
+use translate::{
+    NetworkFacts, NoBridge, asker_addresses_of, bridge_of, endpoints_of, is_user_defined,
+};
 
 use super::{
     bridge::BridgeEvent,
@@ -122,6 +124,8 @@ pub struct DockerSource {
     tracked: Tracked,
     bridges: Option<Bridges>,
     ready: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Container ID → the asker key and nameless addresses published for it.
+    askers: HashMap<String, (String, Vec<std::net::IpAddr>)>,
 }
 
 impl DockerSource {
@@ -132,6 +136,7 @@ impl DockerSource {
             tracked: Tracked::default(),
             bridges: None,
             ready: None,
+            askers: HashMap::new(),
         }
     }
 
@@ -309,21 +314,28 @@ impl DockerSource {
             "Docker snapshot: inspecting running containers"
         );
         let policy = self.options.policy;
+        let gwbridge = &gwbridge_addresses(docker).await?;
         let mut inspected = stream::iter(ids)
             .map(|id| async move {
                 match docker
                     .inspect_container(&id, None::<InspectContainerOptions>)
                     .await
                 {
-                    Ok(c) => Ok(endpoints_of(&c, policy)),
-                    Err(e) if is_not_found(&e) => Ok(Vec::new()), // gone since the list
+                    Ok(c) => {
+                        let via_gwbridge = gwbridge.get(&id).copied();
+                        let asks_from = asker_addresses_of(&c, via_gwbridge);
+                        Ok((id, endpoints_of(&c, policy), asks_from))
+                    }
+                    // Gone since the list.
+                    Err(e) if is_not_found(&e) => Ok((id, Vec::new(), None)),
                     Err(e) => Err(request_error(format!("inspect container {id}"))(e)),
                 }
             })
             .buffer_unordered(SNAPSHOT_CONCURRENCY);
         let mut endpoints: BTreeMap<EndpointKey, Endpoint> = BTreeMap::new();
+        let mut askers: HashMap<String, Option<(String, Vec<std::net::IpAddr>)>> = HashMap::new();
         let mut done = 0usize;
-        while let Some(found) = inspected.try_next().await? {
+        while let Some((id, found, asks_from)) = inspected.try_next().await? {
             done += 1;
             if done.is_multiple_of(PROGRESS_EVERY) {
                 info!(done, total, "Docker snapshot progress");
@@ -331,12 +343,26 @@ impl DockerSource {
             for ep in found {
                 endpoints.insert((ep.network.clone(), ep.container.clone()), ep);
             }
+            askers.insert(id, asks_from);
+        }
+        // Containers gone since the last snapshot take their nameless addresses with them.
+        for gone in self
+            .askers
+            .keys()
+            .filter(|id| !askers.contains_key(*id))
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            askers.insert(gone, None);
         }
         // A container's networks can only be ones the engine listed, or ones created since.
         let mut networks_now = user_networks;
         networks_now.extend(endpoints.keys().map(|(n, _)| n.clone()));
         let mut changes = self.tracked.reconcile(networks_now, endpoints);
         changes.extend(internal);
+        for (id, asks_from) in askers {
+            changes.extend(self.asker_changes(&id, asks_from));
+        }
         let applied = changes.len();
         self.registry.apply_all(changes);
         // Fresh from this moment: the gauge turns with the records, not after the bookkeeping.
@@ -375,7 +401,7 @@ impl DockerSource {
             Some(EventMessageTypeEnum::CONTAINER) => {
                 let Some(id) = actor.id else { return Ok(()) };
                 if verb == "destroy" {
-                    self.apply_container(&id, Vec::new());
+                    self.apply_container(&id, Vec::new(), None);
                 } else {
                     self.refresh_container(docker, &id).await?;
                 }
@@ -441,7 +467,7 @@ impl DockerSource {
         docker: &Docker,
         id: &str,
     ) -> Result<(), DockerSourceError> {
-        let endpoints = match docker
+        let (endpoints, asks_from) = match docker
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
         {
@@ -451,17 +477,68 @@ impl DockerSource {
                     state = translate::describe(&c, self.options.policy),
                     "container inspected"
                 );
-                endpoints_of(&c, self.options.policy)
+                let is_task = c
+                    .config
+                    .as_ref()
+                    .and_then(|cfg| cfg.labels.as_ref())
+                    .is_some_and(|l| l.contains_key(translate::LABEL_SWARM_TASK));
+                let via_gwbridge = if is_task {
+                    gwbridge_addresses(docker).await?.get(id).copied()
+                } else {
+                    None
+                };
+                (
+                    endpoints_of(&c, self.options.policy),
+                    asker_addresses_of(&c, via_gwbridge),
+                )
             }
-            Err(e) if is_not_found(&e) => Vec::new(),
+            Err(e) if is_not_found(&e) => (Vec::new(), None),
             Err(e) => return Err(request_error(format!("inspect container {id}"))(e)),
         };
-        self.apply_container(id, endpoints);
+        self.apply_container(id, endpoints, asks_from);
         Ok(())
     }
 
-    fn apply_container(&mut self, id: &str, endpoints: Vec<Endpoint>) {
-        let changes: Vec<Change> = self.tracked.replace_container(id, endpoints);
+    /// The changes that make the nameless addresses published for container `id` equal
+    /// `now` (see [`asker_addresses_of`]); none when nothing changed.
+    fn asker_changes(
+        &mut self,
+        id: &str,
+        now: Option<(String, Vec<std::net::IpAddr>)>,
+    ) -> Vec<Change> {
+        let before = match &now {
+            Some(now) => self.askers.insert(id.to_string(), now.clone()),
+            None => self.askers.remove(id),
+        };
+        if before == now {
+            return Vec::new();
+        }
+        let mut changes = Vec::new();
+        if let Some((key, _)) = before
+            && now.as_ref().is_none_or(|(k, _)| *k != key)
+        {
+            changes.push(Change::AskerAddresses {
+                container: key,
+                addresses: Vec::new(),
+            });
+        }
+        if let Some((key, addresses)) = now {
+            changes.push(Change::AskerAddresses {
+                container: key,
+                addresses,
+            });
+        }
+        changes
+    }
+
+    fn apply_container(
+        &mut self,
+        id: &str,
+        endpoints: Vec<Endpoint>,
+        asks_from: Option<(String, Vec<std::net::IpAddr>)>,
+    ) {
+        let mut changes: Vec<Change> = self.tracked.replace_container(id, endpoints);
+        changes.extend(self.asker_changes(id, asks_from));
         if !changes.is_empty() {
             debug!(id, changes = changes.len(), "container changed");
             self.registry.apply_all(changes);
@@ -491,6 +568,30 @@ impl DockerSource {
         if let Some(bridges) = &self.bridges {
             let _ = bridges.tx.send(event).await;
         }
+    }
+}
+
+/// Container ID → its address on Swarm's `docker_gwbridge`, which only the network's inspect
+/// lists (a task's own inspect does not). Empty outside a swarm.
+async fn gwbridge_addresses(
+    docker: &Docker,
+) -> Result<HashMap<String, std::net::IpAddr>, DockerSourceError> {
+    match docker
+        .inspect_network("docker_gwbridge", None::<InspectNetworkOptions>)
+        .await
+    {
+        Ok(n) => Ok(n
+            .containers
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(id, c)| {
+                let cidr = c.ipv4_address?;
+                let ip = cidr.split('/').next()?.parse().ok()?;
+                Some((id, ip))
+            })
+            .collect()),
+        Err(e) if is_not_found(&e) => Ok(HashMap::new()),
+        Err(e) => Err(request_error("inspect network docker_gwbridge")(e)),
     }
 }
 

@@ -273,6 +273,56 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
     endpoints
 }
 
+/// The addresses a running container also asks from on networks where it has no names (the
+/// default bridge; Swarm's `docker_gwbridge`, which a task's inspect does not list, so the
+/// caller passes it from the network's own inspect), keyed as its endpoints are (a Swarm
+/// task's as the Swarm source keys it). `None` when it is not running or has none.
+pub fn asker_addresses_of(
+    c: &ContainerInspectResponse,
+    gwbridge: Option<IpAddr>,
+) -> Option<(String, Vec<IpAddr>)> {
+    let id = c.id.as_deref()?;
+    let state = c.state.as_ref()?;
+    if state.running != Some(true) || state.restarting == Some(true) {
+        return None;
+    }
+    let addresses: Vec<IpAddr> = c
+        .network_settings
+        .as_ref()?
+        .networks
+        .as_ref()?
+        .iter()
+        .filter(|(network, _)| {
+            !is_user_defined(network) && !matches!(network.as_str(), "host" | "none")
+        })
+        .flat_map(|(_, ep)| {
+            let v4 = ep
+                .ip_address
+                .as_deref()
+                .and_then(|s| s.parse::<IpAddr>().ok());
+            let v6 = ep
+                .global_ipv6_address
+                .as_deref()
+                .and_then(|s| s.parse::<IpAddr>().ok());
+            v4.into_iter().chain(v6)
+        })
+        .chain(gwbridge)
+        .collect();
+    if addresses.is_empty() {
+        return None;
+    }
+    let task = c
+        .config
+        .as_ref()
+        .and_then(|cfg| cfg.labels.as_ref())
+        .and_then(|l| l.get(LABEL_SWARM_TASK));
+    let key = match task {
+        Some(task) => format!("{}{task}", crate::source::SWARM_TASK_KEY),
+        None => id.to_string(),
+    };
+    Some((key, addresses))
+}
+
 /// A one-line description of why a container is (not) served, for logs.
 pub fn describe(c: &ContainerInspectResponse, policy: Policy) -> &'static str {
     out_of_rotation(c, policy).unwrap_or("in rotation")

@@ -24,7 +24,7 @@ use crate::{
 /// The asker key of a service's virtual IP: never a client, but one key per service.
 const SERVICE_KEY: &str = "swarm-service:";
 /// The asker key of a task, the same on every network it is attached to.
-const TASK_KEY: &str = "swarm-task:";
+use crate::source::SWARM_TASK_KEY as TASK_KEY;
 
 /// A service as the translation needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
