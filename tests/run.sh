@@ -9,6 +9,8 @@ command -v kdig >/dev/null 2>&1 || missing+=(knot-dnsutils)
 # The Docker tests build their image from a static busybox; nsenter comes with util-linux.
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v dnsmasq >/dev/null 2>&1 || missing+=(dnsmasq-base)
+# A GET-only proxy in front of the engine (tests/engine_proxy.rs).
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -1,0 +1,138 @@
+//! Read-only engine access: netalias serves through a proxy in front of the engine that
+//! passes GET (and HEAD) and refuses every other method, as the shipped deployments' socket
+//! proxy does. The proxy is nginx from Debian's package (tests/run.sh installs it), on
+//! loopback, in front of /var/run/docker.sock. Resources are labelled and removed at the end.
+
+mod common;
+
+use std::{
+    process::{Child, Command},
+    time::Duration,
+};
+
+use common::{docker::*, *};
+
+/// nginx passing only GET to the engine's socket, on 127.0.0.1:`port`; stopped on drop.
+struct GetOnlyProxy {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl GetOnlyProxy {
+    fn start(port: u16) -> Option<GetOnlyProxy> {
+        if Command::new("nginx").arg("-v").output().is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI installs nginx-light (tests/run.sh)"
+            );
+            eprintln!("nginx not installed: skipped");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let d = dir.path().display();
+        let conf = format!(
+            r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            limit_except GET {{ deny all; }}
+            proxy_pass http://unix:/var/run/docker.sock;
+            proxy_http_version 1.1;
+            proxy_buffering off;
+            proxy_read_timeout 3600s;
+        }}
+    }}
+}}
+"#
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).expect("write nginx.conf");
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&path)
+            .arg("-p")
+            .arg(dir.path())
+            .spawn()
+            .expect("start nginx");
+        let up = eventually(Duration::from_secs(5), || {
+            ureq::get(format!("http://127.0.0.1:{port}/_ping"))
+                .call()
+                .is_ok()
+        });
+        assert!(up, "the proxy answers /_ping");
+        Some(GetOnlyProxy { child, _dir: dir })
+    }
+}
+
+impl Drop for GetOnlyProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn netalias_serves_through_an_engine_proxy_that_refuses_all_but_get() {
+    if !available() {
+        return;
+    }
+    let port = free_port();
+    let Some(_proxy) = GetOnlyProxy::start(port) else {
+        return;
+    };
+    let mut stack = Stack::default();
+    let net = stack.network("natest-ro", &["--subnet=10.213.95.0/24"]);
+    stack.run(
+        "natest-ro-web",
+        &["--network", &net, "--network-alias", "ro-app"],
+    );
+    let ip = ip_on("natest-ro-web", &net);
+    let host = format!("tcp://127.0.0.1:{port}");
+    let server = Server::start_with(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = 0\ndomain = \"docker\"\n",
+        &["--docker", "--docker-host", &host],
+    );
+    server.wait_log("Docker snapshot applied");
+    assert!(
+        eventually(Duration::from_secs(20), || a_of(&server, "ro-app.")
+            == vec![ip]),
+        "served through the read-only proxy"
+    );
+    // Events come through it too: a container started now is served.
+    stack.run(
+        "natest-ro-late",
+        &["--network", &net, "--network-alias", "ro-app"],
+    );
+    let late = ip_on("natest-ro-late", &net);
+    assert!(
+        eventually(Duration::from_secs(20), || a_sorted(&server, "ro-app.")
+            .len()
+            == 2),
+        "{late} joins through the event stream"
+    );
+    // A write through the same proxy is refused, and changes nothing.
+    let post = ureq::post(format!(
+        "http://127.0.0.1:{port}/containers/natest-ro-web/stop"
+    ))
+    .send_empty();
+    match post {
+        Err(ureq::Error::StatusCode(code)) => assert_eq!(code, 403, "POST refused"),
+        other => panic!("a POST went through the proxy: {other:?}"),
+    }
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", "natest-ro-web"]),
+        "true"
+    );
+}
