@@ -65,13 +65,14 @@ fn answer_path(c: &mut Criterion) {
             })
         });
     }
-    // The worst a client can send, against a plain query (issue: at most 10x its cost).
-    // A 64 KB TCP message of answer records is refused on its header; the worst a query may
-    // be is 4 KB: one question and an OPT packed with the smallest EDNS options.
+    // The worst a client can send, against a plain query (at most 10x its cost). A 64 KB TCP
+    // message of answer records and a 4 KB OPT of a thousand empty options are refused on
+    // their headers; the worst a query may be is 1 KB with 16 options, one of them padding.
     for (label, bytes) in [
         ("tcp_plain_query", query_bytes("app.", RecordType::A)),
         ("worst_tcp_64k_of_records", records_message(65_000)),
         ("worst_tcp_4k_opt_of_tiny_options", tiny_options_query(4096)),
+        ("worst_allowed_1k_opt_16_options", sixteen_options_query(1024)),
     ] {
         group.bench_function(label, |b| {
             b.iter(|| {
@@ -123,6 +124,25 @@ fn tiny_options_query(len: usize) -> Vec<u8> {
         bytes.extend_from_slice(&(65001 + (i % 500) as u16).to_be_bytes());
         bytes.extend_from_slice(&[0, 0]);
     }
+    bytes
+}
+
+/// The worst query the header checks let through: an OPT with the most options allowed
+/// (16), the last one padding (RFC 7830) up to `len` bytes.
+fn sixteen_options_query(len: usize) -> Vec<u8> {
+    let mut bytes = query_bytes("app.", RecordType::A);
+    bytes[10..12].copy_from_slice(&1u16.to_be_bytes());
+    let rdlen = len - bytes.len() - 11;
+    bytes.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&(rdlen as u16).to_be_bytes());
+    for i in 0..15u16 {
+        bytes.extend_from_slice(&(65001 + i).to_be_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+    }
+    let padding = rdlen - 15 * 4 - 4;
+    bytes.extend_from_slice(&12u16.to_be_bytes());
+    bytes.extend_from_slice(&(padding as u16).to_be_bytes());
+    bytes.resize(bytes.len() + padding, 0);
     bytes
 }
 
