@@ -43,44 +43,56 @@ fn answer_path(c: &mut Criterion) {
         .expect("runtime");
     let src = SocketAddr::from(([127, 0, 0, 1], 40000));
     let mut group = c.benchmark_group("answer_path");
-    for (label, name, qtype) in [
-        ("udp_alias_a", "app.", RecordType::A),
-        ("udp_alias_aaaa_nodata", "app.", RecordType::AAAA),
-        (
-            "udp_name_network_domain",
-            "web1.my_custom_network.docker.",
-            RecordType::A,
-        ),
-        ("udp_nxdomain", "nope.docker.", RecordType::A),
-    ] {
-        let bytes = query_bytes(name, qtype);
-        group.bench_function(label, |b| {
-            b.iter(|| {
-                runtime.block_on(dns::exchange::answer_bytes(
-                    &responder,
-                    &bytes,
-                    src,
-                    Protocol::Udp,
-                ))
-            })
-        });
-    }
     // The worst a client can send, against a plain query (at most 10x its cost). A 64 KB TCP
     // message of answer records and a 4 KB OPT of a thousand empty options are refused on
     // their headers; the worst a query may be is 1 KB with 16 options, one of them padding.
-    for (label, bytes) in [
-        ("tcp_plain_query", query_bytes("app.", RecordType::A)),
-        ("worst_tcp_64k_of_records", records_message(65_000)),
-        ("worst_tcp_4k_opt_of_tiny_options", tiny_options_query(4096)),
-        ("worst_allowed_1k_opt_16_options", sixteen_options_query(1024)),
-    ] {
+    let cases = [
+        (
+            "udp_alias_a",
+            query_bytes("app.", RecordType::A),
+            Protocol::Udp,
+        ),
+        (
+            "udp_alias_aaaa_nodata",
+            query_bytes("app.", RecordType::AAAA),
+            Protocol::Udp,
+        ),
+        (
+            "udp_name_network_domain",
+            query_bytes("web1.my_custom_network.docker.", RecordType::A),
+            Protocol::Udp,
+        ),
+        (
+            "udp_nxdomain",
+            query_bytes("nope.docker.", RecordType::A),
+            Protocol::Udp,
+        ),
+        (
+            "tcp_plain_query",
+            query_bytes("app.", RecordType::A),
+            Protocol::Tcp,
+        ),
+        (
+            "worst_tcp_64k_of_records",
+            records_message(65_000),
+            Protocol::Tcp,
+        ),
+        (
+            "worst_tcp_4k_opt_of_tiny_options",
+            tiny_options_query(4096),
+            Protocol::Tcp,
+        ),
+        (
+            "worst_allowed_1k_opt_16_options",
+            sixteen_options_query(1024),
+            Protocol::Tcp,
+        ),
+    ];
+    for (label, bytes, protocol) in cases {
         group.bench_function(label, |b| {
             b.iter(|| {
                 runtime.block_on(dns::exchange::answer_bytes(
-                    &responder,
-                    &bytes,
-                    src,
-                    Protocol::Tcp,
+                    &responder, &bytes, src, protocol,
                 ))
             })
         });

@@ -10,7 +10,9 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use bollard::models::{ContainerInspectResponse, HealthStatusEnum, Ipam, Network, NetworkInspect};
+use bollard::models::{
+    ContainerInspectResponse, EndpointSettings, HealthStatusEnum, Ipam, Network, NetworkInspect,
+};
 use ipnet::IpNet;
 use tracing::warn;
 
@@ -242,14 +244,7 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
         .flatten()
         .filter(|(network, _)| is_user_defined(network))
         .filter_map(|(network, ep)| {
-            let ipv4 = ep
-                .ip_address
-                .as_deref()
-                .and_then(|s| s.parse::<Ipv4Addr>().ok());
-            let ipv6 = ep
-                .global_ipv6_address
-                .as_deref()
-                .and_then(|s| s.parse::<Ipv6Addr>().ok());
+            let (ipv4, ipv6) = addresses_on(ep);
             if ipv4.is_none() && ipv6.is_none() {
                 return None;
             }
@@ -271,6 +266,16 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
         .collect();
     endpoints.sort_by(|a, b| a.network.cmp(&b.network));
     endpoints
+}
+
+/// A container's IPv4 and IPv6 address on one network, as the engine reports them.
+fn addresses_on(ep: &EndpointSettings) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+    let ipv4 = ep.ip_address.as_deref().and_then(|s| s.parse().ok());
+    let ipv6 = ep
+        .global_ipv6_address
+        .as_deref()
+        .and_then(|s| s.parse().ok());
+    (ipv4, ipv6)
 }
 
 /// The addresses a running container also asks from on networks where it has no names (the
@@ -296,15 +301,8 @@ pub fn asker_addresses_of(
             !is_user_defined(network) && !matches!(network.as_str(), "host" | "none")
         })
         .flat_map(|(_, ep)| {
-            let v4 = ep
-                .ip_address
-                .as_deref()
-                .and_then(|s| s.parse::<IpAddr>().ok());
-            let v6 = ep
-                .global_ipv6_address
-                .as_deref()
-                .and_then(|s| s.parse::<IpAddr>().ok());
-            v4.into_iter().chain(v6)
+            let (v4, v6) = addresses_on(ep);
+            v4.map(IpAddr::V4).into_iter().chain(v6.map(IpAddr::V6))
         })
         .chain(gwbridge)
         .collect();
