@@ -5,83 +5,9 @@
 
 mod common;
 
-use std::{
-    process::{Child, Command},
-    time::Duration,
-};
+use std::time::Duration;
 
-use common::{docker::*, *};
-
-/// nginx passing only GET to the engine's socket, on 127.0.0.1:`port`; stopped on drop.
-struct GetOnlyProxy {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl GetOnlyProxy {
-    fn start(port: u16) -> Option<GetOnlyProxy> {
-        if Command::new("nginx").arg("-v").output().is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI installs nginx-light (tests/run.sh)"
-            );
-            eprintln!("nginx not installed: skipped");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("dir");
-        let d = dir.path().display();
-        let conf = format!(
-            r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{}}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            limit_except GET {{ deny all; }}
-            proxy_pass http://unix:/var/run/docker.sock;
-            proxy_http_version 1.1;
-            proxy_buffering off;
-            proxy_read_timeout 3600s;
-        }}
-    }}
-}}
-"#
-        );
-        let path = dir.path().join("nginx.conf");
-        std::fs::write(&path, conf).expect("write nginx.conf");
-        let child = Command::new("nginx")
-            .arg("-c")
-            .arg(&path)
-            .arg("-p")
-            .arg(dir.path())
-            .spawn()
-            .expect("start nginx");
-        let up = eventually(Duration::from_secs(5), || {
-            ureq::get(format!("http://127.0.0.1:{port}/_ping"))
-                .call()
-                .is_ok()
-        });
-        assert!(up, "the proxy answers /_ping");
-        Some(GetOnlyProxy { child, _dir: dir })
-    }
-}
-
-impl Drop for GetOnlyProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{docker::*, engine_proxy::EngineProxy, *};
 
 #[test]
 fn netalias_serves_through_an_engine_proxy_that_refuses_all_but_get() {
@@ -89,7 +15,7 @@ fn netalias_serves_through_an_engine_proxy_that_refuses_all_but_get() {
         return;
     }
     let port = free_port();
-    let Some(_proxy) = GetOnlyProxy::start(port) else {
+    let Some(_proxy) = EngineProxy::start(port, "limit_except GET { deny all; }") else {
         return;
     };
     let mut stack = Stack::default();

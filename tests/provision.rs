@@ -687,6 +687,56 @@ fn a_failed_pull_or_start_leaves_the_old_container_running() {
     );
 }
 
+/// A network connect that fails (injected by a proxy in front of the engine) leaves the
+/// container created on its first network only; it is not started so, and the next apply
+/// connects it and starts it.
+#[test]
+fn a_failed_network_connect_is_completed_by_the_next_apply() {
+    if !available() {
+        return;
+    }
+    let port = free_port();
+    let Some(proxy) = common::engine_proxy::EngineProxy::start(
+        port,
+        r#"location ~ /networks/[^/]+/connect$ { return 500 "injected failure"; }"#,
+    ) else {
+        return;
+    };
+    let p = "natest-conn";
+    let stack = format!(
+        "[stack]\nname = \"{p}\"\n[networks.{p}-a]\nsubnet = \"10.230.1.0/24\"\nlabels = {TEST_LABELS}\n[networks.{p}-b]\nsubnet = \"10.230.2.0/24\"\nlabels = {TEST_LABELS}\n[containers.{p}-c]\nimage = \"{IMAGE}\"\ncommand = {IDLE_CMD}\nlabels = {TEST_LABELS}\nnetworks.{p}-a = {{}}\nnetworks.{p}-b = {{ aliases = [\"bee\"] }}\n"
+    );
+    let file = StackFile::new(&stack);
+    let _teardown = Teardown(&file);
+    let c = format!("{p}-c");
+    let host = format!("tcp://127.0.0.1:{port}");
+    let out = file.run(&["apply", "--docker-host", &host]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("connect {c} to {p}-b")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        inspect("{{.State.Running}}", &c),
+        "false",
+        "not started half-connected"
+    );
+    drop(proxy);
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        plan.contains(&format!("connect to {p}-b and start")),
+        "{plan}"
+    );
+    ok(file.run(&["apply"]));
+    assert_eq!(inspect("{{.State.Running}}", &c), "true");
+    let networks = inspect(
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        &c,
+    );
+    assert!(networks.contains(&format!("{p}-b")), "{networks}");
+}
+
 #[test]
 fn a_container_left_half_connected_is_completed_not_started_as_is() {
     if !available() {

@@ -327,6 +327,7 @@ pub fn a_records(msg: &Message) -> Vec<std::net::Ipv4Addr> {
 }
 pub mod dnsmasq;
 pub mod docker;
+pub mod engine_proxy;
 pub mod upstream;
 
 /// The body of `GET http://ADDR/PATH`; panics unless it succeeds.
