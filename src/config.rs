@@ -18,6 +18,8 @@ use toml::Spanned;
 
 /// The file the binary falls back to when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config/netalias.toml");
+/// Engine events read but not yet applied, at most, by default (`docker.max_pending_events`).
+pub const DEFAULT_MAX_PENDING_EVENTS: usize = 4096;
 /// How the embedded default is named in messages.
 pub const EMBEDDED_DEFAULT_NAME: &str = "<embedded config/netalias.toml>";
 
@@ -119,7 +121,7 @@ fn default_swarm_poll_ms() -> u64 {
 }
 
 fn default_max_pending_events() -> usize {
-    crate::source::docker::DEFAULT_MAX_PENDING_EVENTS
+    DEFAULT_MAX_PENDING_EVENTS
 }
 
 fn default_bridge_port() -> u16 {

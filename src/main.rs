@@ -247,14 +247,14 @@ async fn run(
     // Reloading starts before the listeners are announced, so no edit after that is missed.
     match path {
         Some(path) => {
+            // A --ttl on the command line outranks the file, across reloads too.
             let ttl_override = ttl_pinned.then(|| settings.ttl());
             static_file::spawn_reloader(
                 path,
                 source,
                 config,
                 Arc::clone(&registry),
-                settings,
-                ttl_override,
+                move |server| settings.set_ttl(ttl_override.unwrap_or(server.ttl)),
             );
         }
         None => info!("serving the embedded default; give --config FILE to reload on change"),

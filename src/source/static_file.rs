@@ -18,7 +18,6 @@ use tracing::{error, info, warn};
 use super::tracked::Tracked;
 use crate::{
     config::{Config, ServerConfig},
-    dns::Settings,
     registry::{Change, Endpoint, Registry},
     telemetry,
 };
@@ -69,14 +68,15 @@ impl StaticSource {
 /// Starts reloading `path` into the registry whenever the file changes or SIGHUP arrives.
 ///
 /// The file watch and the SIGHUP handler are in place when this returns, so a change made
-/// after it is never missed. Must be called inside the runtime.
+/// after it is never missed. `on_server` hears the server settings of every file loaded (the
+/// caller applies what can change at run time, the TTL); this module knows nothing of the
+/// DNS front end. Must be called inside the runtime.
 pub fn spawn_reloader(
     path: PathBuf,
     mut source: StaticSource,
     current: Config,
     registry: Arc<Registry>,
-    settings: Arc<Settings>,
-    ttl_override: Option<u32>,
+    on_server: impl Fn(&ServerConfig) + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     let (tx, mut rx) = mpsc::channel::<&'static str>(8);
     let watcher = match file_watcher(&path, tx.clone()) {
@@ -105,8 +105,7 @@ pub fn spawn_reloader(
             match Config::load(&path) {
                 Ok(config) => {
                     warn_if_needs_restart(&current, &config.server);
-                    // A --ttl on the command line outranks the file.
-                    settings.set_ttl(ttl_override.unwrap_or(config.server.ttl));
+                    on_server(&config.server);
                     let changes = source.sync(&config, &registry);
                     telemetry::count_reload(true);
                     info!(file = %path.display(), trigger, changes, "config reloaded");

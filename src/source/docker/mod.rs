@@ -77,12 +77,10 @@ impl Default for DockerOptions {
         DockerOptions {
             host: None,
             policy: Policy::default(),
-            max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
+            max_pending_events: crate::config::DEFAULT_MAX_PENDING_EVENTS,
         }
     }
 }
-
-pub const DEFAULT_MAX_PENDING_EVENTS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerSourceError {
