@@ -187,7 +187,14 @@ async fn run(
         "static records loaded"
     );
 
-    let readiness = Readiness::new(config.docker.enabled);
+    let live: Vec<&'static str> = [
+        (config.docker.enabled, "docker"),
+        (config.swarm.enabled, "swarm"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    let readiness = Readiness::new(&live);
     if let Some(addr) = config.server.http_listen {
         let prometheus =
             telemetry::install_recorder().context("cannot install the metrics recorder")?;
@@ -269,14 +276,8 @@ async fn run(
             },
             max_pending_events: docker.max_pending_events,
         };
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let mut source = DockerSource::new(options, Arc::clone(&registry)).with_ready(ready_tx);
-        let synced = Arc::clone(&readiness);
-        tokio::spawn(async move {
-            if ready_rx.await.is_ok() {
-                synced.first_sync_done();
-            }
-        });
+        let mut source = DockerSource::new(options, Arc::clone(&registry))
+            .with_ready(ready_signal(&readiness, "docker"));
         if docker.attach_bridges || docker.attach_default_bridge {
             let (tx, rx) = tokio::sync::mpsc::channel(64);
             source = source.with_bridges(tx, docker.attach_bridges, docker.attach_default_bridge);
@@ -294,7 +295,9 @@ async fn run(
             host: swarm.host.clone().or_else(|| docker.host.clone()),
             poll: Duration::from_millis(swarm.poll_interval_ms),
         };
-        tokio::spawn(SwarmSource::new(options, Arc::clone(&registry)).run());
+        let source = SwarmSource::new(options, Arc::clone(&registry))
+            .with_ready(ready_signal(&readiness, "swarm"));
+        tokio::spawn(source.run());
     }
     let listeners = dns::bind(&listen, responder, admission, udp_options)
         .await
@@ -308,6 +311,22 @@ async fn run(
             Ok(())
         }
     }
+}
+
+/// A sender that marks `source` as synced in `readiness` when it fires.
+fn ready_signal(
+    readiness: &Arc<Readiness>,
+    source: &'static str,
+) -> tokio::sync::oneshot::Sender<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let readiness = Arc::clone(readiness);
+    tokio::spawn(async move {
+        if rx.await.is_ok() {
+            readiness.synced(source);
+            info!(source, "first sync done");
+        }
+    });
+    tx
 }
 
 /// Raises the descriptor limit and sizes the TCP, HTTP and forwarding pools within it.
@@ -492,11 +511,22 @@ fn print_records(http: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `netalias health`: 0 when /healthz (or /readyz) says so.
+/// `netalias health`: 0 when /healthz (or /readyz) says so; otherwise 1, saying why (for
+/// /readyz, which source has not synced yet).
 fn health(http: SocketAddr, ready: bool) -> ExitCode {
     let url = format!("http://{http}/{}", if ready { "readyz" } else { "healthz" });
-    match ureq::get(&url).call() {
-        Ok(_) => ExitCode::SUCCESS,
+    let answer = ureq::get(&url)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call();
+    match answer {
+        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
+        Ok(mut response) => {
+            let body = response.body_mut().read_to_string().unwrap_or_default();
+            eprintln!("netalias: {url}: {} {}", response.status(), body.trim());
+            ExitCode::FAILURE
+        }
         Err(error) => {
             eprintln!("netalias: {url}: {error}");
             ExitCode::FAILURE

@@ -226,3 +226,46 @@ fn a_half_written_config_is_not_loaded_until_the_writer_closes_it() {
     assert!(a_of(&server, "web3.").contains(&std::net::Ipv4Addr::new(172, 72, 0, 44)));
     assert_eq!(a_sorted(&server, "app.").len(), 3);
 }
+
+/// Ready means every enabled live source has synced once: with a Swarm source whose manager
+/// cannot be reached, /readyz and `netalias health --ready` say so, naming it.
+#[test]
+fn readiness_names_the_source_that_has_not_synced() {
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let dead = format!("tcp://127.0.0.1:{}", free_port());
+    let server = Server::start_with(
+        &seed_config(&format!("http_listen = \"{http}\"")),
+        &["--swarm", "--swarm-host", &dead],
+    );
+    let status = ureq::get(format!("http://{http}/readyz"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .expect("readyz answers");
+    assert_eq!(status.status().as_u16(), 503);
+    let out = Command::new(env!("CARGO_BIN_EXE_netalias"))
+        .args(["health", "--ready", "--http", &http.to_string()])
+        .output()
+        .expect("health");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("waiting for the first sync of: swarm"),
+        "{said}"
+    );
+    assert_eq!(a_sorted(&server, "app.").len(), 3, "serving meanwhile");
+
+    // Without live sources, ready as soon as it listens.
+    let plain_http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let _plain = Server::start(&seed_config(&format!("http_listen = \"{plain_http}\"")));
+    let ok = Command::new(env!("CARGO_BIN_EXE_netalias"))
+        .args(["health", "--ready", "--http", &plain_http.to_string()])
+        .output()
+        .expect("health");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}

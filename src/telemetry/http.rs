@@ -34,28 +34,41 @@ use tracing::{debug, info};
 
 use crate::registry::Registry;
 
-/// What `/readyz` waits for.
+/// What `/readyz` waits for: the listeners, and the first sync of every enabled live source.
 #[derive(Debug, Default)]
 pub struct Readiness {
     listeners_up: AtomicBool,
-    first_sync_done: AtomicBool,
+    /// The enabled sources that have not synced once yet.
+    waiting: std::sync::Mutex<Vec<&'static str>>,
 }
 
 impl Readiness {
-    /// `needs_sync`: a source (Docker) must finish its first snapshot before we are ready.
-    pub fn new(needs_sync: bool) -> Arc<Readiness> {
-        let r = Readiness::default();
-        r.first_sync_done.store(!needs_sync, Ordering::Relaxed);
-        Arc::new(r)
+    /// `sources`: the live sources (`docker`, `swarm`) that must sync once before we are ready.
+    pub fn new(sources: &[&'static str]) -> Arc<Readiness> {
+        Arc::new(Readiness {
+            listeners_up: AtomicBool::new(false),
+            waiting: std::sync::Mutex::new(sources.to_vec()),
+        })
     }
     pub fn listeners_up(&self) {
         self.listeners_up.store(true, Ordering::Relaxed);
     }
-    pub fn first_sync_done(&self) {
-        self.first_sync_done.store(true, Ordering::Relaxed);
+    /// `source` has applied its first complete view of the world.
+    pub fn synced(&self, source: &str) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.retain(|s| *s != source);
+    }
+    /// `None` when ready, else what is missing, for people.
+    pub fn not_ready(&self) -> Option<String> {
+        if !self.listeners_up.load(Ordering::Relaxed) {
+            return Some("the DNS listeners are not up yet".into());
+        }
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        (!waiting.is_empty())
+            .then(|| format!("waiting for the first sync of: {}", waiting.join(", ")))
     }
     pub fn is_ready(&self) -> bool {
-        self.listeners_up.load(Ordering::Relaxed) && self.first_sync_done.load(Ordering::Relaxed)
+        self.not_ready().is_none()
     }
 }
 
@@ -179,10 +192,12 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
-    if state.readiness.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    match state.readiness.not_ready() {
+        None => (StatusCode::OK, "ready\n".to_string()),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 

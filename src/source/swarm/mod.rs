@@ -50,6 +50,7 @@ pub struct SwarmSource {
     role: Option<Role>,
     /// When `role` was last asked of the engine.
     role_checked: Option<Instant>,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl SwarmSource {
@@ -60,7 +61,14 @@ impl SwarmSource {
             tracked: Tracked::default(),
             role: None,
             role_checked: None,
+            ready: None,
         }
+    }
+
+    /// Signalled once, when the first read of the cluster (or of not being in one) is applied.
+    pub fn with_ready(mut self, ready: tokio::sync::oneshot::Sender<()>) -> SwarmSource {
+        self.ready = Some(ready);
+        self
     }
 
     /// Follows the manager forever, reconnecting with capped backoff.
@@ -121,6 +129,9 @@ impl SwarmSource {
                 return e;
             }
             gauge!("netalias_swarm_stale").set(0.0);
+            if let Some(ready) = self.ready.take() {
+                let _ = ready.send(());
+            }
             let wait = if Instant::now() < quick_until {
                 QUICK_REREAD.min(self.options.poll)
             } else {
