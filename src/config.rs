@@ -71,6 +71,17 @@ pub struct DockerConfig {
         deserialize_with = "bounded::<_, _, 1, 10_000_000>"
     )]
     pub max_pending_events: usize,
+    /// Every this many seconds the engine's running containers are compared with what the
+    /// source holds, catching what the event stream missed; 0: off.
+    #[serde(
+        default = "default_reconcile_secs",
+        deserialize_with = "bounded::<_, _, 0, 86_400>"
+    )]
+    pub reconcile_secs: u64,
+}
+
+fn default_reconcile_secs() -> u64 {
+    60
 }
 
 impl Default for DockerConfig {
@@ -83,6 +94,7 @@ impl Default for DockerConfig {
             attach_default_bridge: false,
             bridge_port: default_bridge_port(),
             max_pending_events: default_max_pending_events(),
+            reconcile_secs: default_reconcile_secs(),
         }
     }
 }

@@ -275,6 +275,7 @@ async fn run(
                 skip_swarm_tasks: swarm.enabled,
             },
             max_pending_events: docker.max_pending_events,
+            reconcile: Duration::from_secs(docker.reconcile_secs),
         };
         let mut source = DockerSource::new(options, Arc::clone(&registry))
             .with_ready(ready_signal(&readiness, "docker"));

@@ -62,3 +62,62 @@ fn netalias_serves_through_an_engine_proxy_that_refuses_all_but_get() {
         "true"
     );
 }
+
+/// No event is lost for good: with the event stream held back (the proxy sends `/events` to a
+/// listener that never answers), a stopped container still leaves the answers and a started
+/// one joins them, within a reconcile period, and the correction is counted.
+#[test]
+fn a_periodic_reconcile_corrects_what_a_held_back_event_stream_missed() {
+    if !available() {
+        return;
+    }
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream); // accepted, never answered
+        }
+    });
+    let port = free_port();
+    let rules = format!(
+        "location ~ /events {{ proxy_pass http://127.0.0.1:{silent_port}; proxy_read_timeout 3600s; }}"
+    );
+    let Some(_proxy) = EngineProxy::start(port, &rules) else {
+        return;
+    };
+    let mut stack = Stack::default();
+    let net = stack.network("natest-rec", &["--subnet=10.213.96.0/24"]);
+    stack.run(
+        "natest-rec-a",
+        &["--network", &net, "--network-alias", "rec"],
+    );
+    let a = ip_on("natest-rec-a", &net);
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let host = format!("tcp://127.0.0.1:{port}");
+    let server = Server::start_with(
+        &format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = 0\nhttp_listen = \"{http}\"\n[docker]\nreconcile_secs = 2\n"
+        ),
+        &["--docker", "--docker-host", &host],
+    );
+    server.wait_log("Docker snapshot applied");
+    assert_eq!(a_of(&server, "rec."), vec![a], "from the snapshot");
+
+    docker(&["stop", "-t", "1", "natest-rec-a"]);
+    stack.run(
+        "natest-rec-b",
+        &["--network", &net, "--network-alias", "rec"],
+    );
+    let b = ip_on("natest-rec-b", &net);
+    assert!(
+        eventually(Duration::from_secs(15), || a_of(&server, "rec.") == vec![b]),
+        "the reconcile removed the stopped one and added the new one: {:?}",
+        a_of(&server, "rec.")
+    );
+    let corrections = metric(
+        &metrics_page(http),
+        "netalias_source_reconcile_corrections_total{source=\"docker\"}",
+    );
+    assert!(corrections >= 2.0, "counted: {corrections}");
+}

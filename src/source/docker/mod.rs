@@ -70,6 +70,9 @@ pub struct DockerOptions {
     /// Engine events read but not yet applied, at most. Past it the queue is dropped and a
     /// fresh snapshot reconciles instead, so a storm costs one resync, not unbounded memory.
     pub max_pending_events: usize,
+    /// How often the engine's list of containers is compared with what the source holds, to
+    /// catch what the event stream missed; zero turns it off.
+    pub reconcile: Duration,
 }
 
 impl Default for DockerOptions {
@@ -78,6 +81,7 @@ impl Default for DockerOptions {
             host: None,
             policy: Policy::default(),
             max_pending_events: crate::config::DEFAULT_MAX_PENDING_EVENTS,
+            reconcile: Duration::from_secs(60),
         }
     }
 }
@@ -124,6 +128,9 @@ pub struct DockerSource {
     ready: Option<tokio::sync::oneshot::Sender<()>>,
     /// Container ID → the asker key and nameless addresses published for it.
     askers: HashMap<String, (String, Vec<std::net::IpAddr>)>,
+    /// The running containers as last listed (ID → what the list says of them), for the
+    /// periodic reconcile.
+    listed: HashMap<String, String>,
 }
 
 impl DockerSource {
@@ -135,6 +142,7 @@ impl DockerSource {
             bridges: None,
             ready: None,
             askers: HashMap::new(),
+            listed: HashMap::new(),
         }
     }
 
@@ -203,11 +211,9 @@ impl DockerSource {
             .negotiate_version()
             .await
             .map_err(request_error("version"))?;
-        // Taken before the snapshot and handed to the event stream: no gap between the two.
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            .to_string();
+        // Taken from the engine's clock before the snapshot and handed to the event stream: no
+        // gap between the two, however far our clock is from the engine's.
+        let since = engine_now(&docker).await?;
         self.snapshot(&docker).await?;
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(());
@@ -256,7 +262,18 @@ impl DockerSource {
             }
         });
         let _stop_reader = AbortOnDropHandle::new(reader);
-        while let Some(event) = rx.recv().await {
+        let period = self.options.reconcile;
+        let mut reconcile = (!period.is_zero())
+            .then(|| tokio::time::interval_at(tokio::time::Instant::now() + period, period));
+        loop {
+            let event = tokio::select! {
+                event = rx.recv() => event,
+                _ = tick(&mut reconcile) => {
+                    self.reconcile(&docker).await?;
+                    continue;
+                }
+            };
+            let Some(event) = event else { break };
             if overflowed.swap(false, std::sync::atomic::Ordering::Relaxed) {
                 while rx.try_recv().is_ok() {}
                 warn!(
@@ -304,6 +321,7 @@ impl DockerSource {
             .list_containers(None::<ListContainersOptions>)
             .await
             .map_err(request_error("list containers"))?;
+        self.listed = listed(&containers);
         let ids: Vec<String> = containers.into_iter().filter_map(|c| c.id).collect();
         let total = ids.len();
         info!(
@@ -399,9 +417,9 @@ impl DockerSource {
             Some(EventMessageTypeEnum::CONTAINER) => {
                 let Some(id) = actor.id else { return Ok(()) };
                 if verb == "destroy" {
-                    self.apply_container(&id, Vec::new(), None);
+                    let _ = self.apply_container(&id, Vec::new(), None);
                 } else {
-                    self.refresh_container(docker, &id).await?;
+                    let _ = self.refresh_container(docker, &id).await?;
                 }
             }
             Some(EventMessageTypeEnum::NETWORK) => {
@@ -442,7 +460,7 @@ impl DockerSource {
                     }
                     "connect" | "disconnect" => {
                         if let Some(container) = attributes.get("container") {
-                            self.refresh_container(docker, container).await?;
+                            let _ = self.refresh_container(docker, container).await?;
                         }
                     }
                     _ => {}
@@ -460,11 +478,12 @@ impl DockerSource {
         Ok(())
     }
 
+    /// Re-reads container `id` and applies it; returns whether that changed anything.
     async fn refresh_container(
         &mut self,
         docker: &Docker,
         id: &str,
-    ) -> Result<(), DockerSourceError> {
+    ) -> Result<bool, DockerSourceError> {
         let (endpoints, asks_from) = match docker
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
@@ -493,7 +512,45 @@ impl DockerSource {
             Err(e) if is_not_found(&e) => (Vec::new(), None),
             Err(e) => return Err(request_error(format!("inspect container {id}"))(e)),
         };
-        self.apply_container(id, endpoints, asks_from);
+        Ok(self.apply_container(id, endpoints, asks_from))
+    }
+
+    /// Compares the engine's running containers with the last list and re-reads those that
+    /// changed, appeared or went; what that corrects, the event stream had missed (counted:
+    /// in a healthy run the counter stays at 0).
+    async fn reconcile(&mut self, docker: &Docker) -> Result<(), DockerSourceError> {
+        let containers = docker
+            .list_containers(None::<ListContainersOptions>)
+            .await
+            .map_err(request_error("list containers"))?;
+        let now = listed(&containers);
+        let mut corrections = 0u64;
+        let changed: Vec<String> = now
+            .iter()
+            .filter(|(id, seen)| self.listed.get(*id) != Some(*seen))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in changed {
+            corrections += u64::from(self.refresh_container(docker, &id).await?);
+        }
+        let gone: Vec<String> = self
+            .listed
+            .keys()
+            .filter(|id| !now.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            corrections += u64::from(self.apply_container(&id, Vec::new(), None));
+        }
+        self.listed = now;
+        if corrections > 0 {
+            counter!("netalias_source_reconcile_corrections_total", "source" => "docker")
+                .increment(corrections);
+            warn!(
+                corrections,
+                "reconcile found containers whose records the event stream had not brought; corrected"
+            );
+        }
         Ok(())
     }
 
@@ -529,18 +586,21 @@ impl DockerSource {
         changes
     }
 
+    /// Applies what container `id` is now; returns whether that changed anything.
     fn apply_container(
         &mut self,
         id: &str,
         endpoints: Vec<Endpoint>,
         asks_from: Option<(String, Vec<std::net::IpAddr>)>,
-    ) {
+    ) -> bool {
         let mut changes: Vec<Change> = self.tracked.replace_container(id, endpoints);
         changes.extend(self.asker_changes(id, asks_from));
-        if !changes.is_empty() {
+        let changed = !changes.is_empty();
+        if changed {
             debug!(id, changes = changes.len(), "container changed");
             self.registry.apply_all(changes);
         }
+        changed
     }
 
     /// The bridge to report for `network`, when bridges are followed; a skipped one is
@@ -567,6 +627,65 @@ impl DockerSource {
             let _ = bridges.tx.send(event).await;
         }
     }
+}
+
+/// Waits for the next reconcile tick, or forever when reconciling is off.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The engine's clock now, less a second, as `since` for its event stream (a replayed event
+/// is harmless, a missed one is not). netalias's own clock may differ from the engine's.
+async fn engine_now(docker: &Docker) -> Result<String, DockerSourceError> {
+    let info = docker.info().await.map_err(request_error("info"))?;
+    let engine = info.system_time.as_deref().and_then(|t| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+    });
+    let seconds = match engine {
+        Some(t) => t.unix_timestamp(),
+        None => {
+            warn!("the engine did not say its time; the event stream starts from ours");
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        }
+    };
+    Ok((seconds - 1).max(0).to_string())
+}
+
+/// What the list of running containers says of each, as far as its records go: state, health
+/// (the status's parenthesised part, without the uptime), names, and addresses per network.
+/// A container whose entry changes between two lists is re-read.
+fn listed(containers: &[bollard::models::ContainerSummary]) -> HashMap<String, String> {
+    containers
+        .iter()
+        .filter_map(|c| {
+            let id = c.id.clone()?;
+            let health = c
+                .status
+                .as_deref()
+                .and_then(|s| s.split_once('('))
+                .map(|(_, rest)| rest);
+            let mut networks: Vec<(String, String)> = c
+                .network_settings
+                .as_ref()
+                .and_then(|n| n.networks.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|(name, ep)| (name.clone(), ep.ip_address.clone().unwrap_or_default()))
+                .collect();
+            networks.sort();
+            Some((
+                id,
+                format!("{:?}|{health:?}|{:?}|{networks:?}", c.state, c.names),
+            ))
+        })
+        .collect()
 }
 
 /// Container ID → its address on Swarm's `docker_gwbridge`, which only the network's inspect
