@@ -59,8 +59,6 @@ const NETWORK_ACTIONS: [&str; 4] = ["create", "destroy", "connect", "disconnect"
 const SNAPSHOT_CONCURRENCY: usize = 8;
 /// A snapshot logs progress every this many containers.
 const PROGRESS_EVERY: usize = 50;
-const BACKOFF_FIRST: Duration = Duration::from_millis(250);
-const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct DockerOptions {
@@ -168,29 +166,9 @@ impl DockerSource {
         self
     }
 
-    /// Follows the engine forever, reconnecting with capped backoff.
-    pub async fn run(mut self) {
-        let mut backoff = BACKOFF_FIRST;
-        loop {
-            let started = Instant::now();
-            let error = match self.session().await {
-                Ok(()) => DockerSourceError::StreamEnded,
-                Err(e) => e,
-            };
-            gauge!("netalias_docker_stale").set(1.0);
-            warn!(
-                error = %error,
-                retry_in_ms = backoff.as_millis() as u64,
-                networks = self.tracked.networks().len(),
-                endpoints = self.tracked.endpoint_count(),
-                "lost the Docker engine; serving the last known records (stale) until it is back"
-            );
-            if started.elapsed() > BACKOFF_CAP * 2 {
-                backoff = BACKOFF_FIRST; // the session had been healthy for a while
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_CAP);
-        }
+    /// Follows the engine forever, reconnecting with capped backoff (`source::live`).
+    pub async fn run(self) {
+        crate::source::live::run(self).await;
     }
 
     fn connect(&self) -> Result<Docker, DockerSourceError> {
@@ -382,7 +360,7 @@ impl DockerSource {
         let applied = changes.len();
         self.registry.apply_all(changes);
         // Fresh from this moment: the gauge turns with the records, not after the bookkeeping.
-        gauge!("netalias_docker_stale").set(0.0);
+        crate::source::live::LiveSource::set_stale(self, false);
         self.report_bridges(BridgeEvent::Sync(bridges)).await;
         counter!("netalias_docker_resyncs_total").increment(1);
         info!(
@@ -626,6 +604,26 @@ impl DockerSource {
         if let Some(bridges) = &self.bridges {
             let _ = bridges.tx.send(event).await;
         }
+    }
+}
+
+impl crate::source::live::LiveSource for DockerSource {
+    const WHAT: &'static str = "the Docker engine";
+    type Error = DockerSourceError;
+
+    async fn session(&mut self) -> DockerSourceError {
+        match DockerSource::session(self).await {
+            Ok(()) => DockerSourceError::StreamEnded,
+            Err(e) => e,
+        }
+    }
+
+    fn set_stale(&self, stale: bool) {
+        gauge!("netalias_docker_stale").set(if stale { 1.0 } else { 0.0 });
+    }
+
+    fn endpoints_held(&self) -> usize {
+        self.tracked.endpoint_count()
     }
 }
 

@@ -27,8 +27,6 @@ use manager::{Manager, ManagerError, Role};
 use super::tracked::Tracked;
 use crate::registry::Registry;
 
-const BACKOFF_FIRST: Duration = Duration::from_millis(250);
-const BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// Re-read pace, and for how long, after an event.
 const QUICK_REREAD: Duration = Duration::from_millis(100);
 const QUICK_WINDOW: Duration = Duration::from_secs(3);
@@ -71,29 +69,13 @@ impl SwarmSource {
         self
     }
 
-    /// Follows the manager forever, reconnecting with capped backoff.
-    pub async fn run(mut self) {
-        let mut backoff = BACKOFF_FIRST;
-        loop {
-            let started = Instant::now();
-            let error = self.session().await;
-            gauge!("netalias_swarm_stale").set(1.0);
-            warn!(
-                error = %error,
-                retry_in_ms = backoff.as_millis() as u64,
-                endpoints = self.tracked.endpoint_count(),
-                "lost the Swarm manager; serving the last known services (stale) until it is back"
-            );
-            if started.elapsed() > BACKOFF_CAP * 2 {
-                backoff = BACKOFF_FIRST;
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_CAP);
-        }
+    /// Follows the manager forever, reconnecting with capped backoff (`source::live`).
+    pub async fn run(self) {
+        crate::source::live::run(self).await;
     }
 
     /// Returns only with the error that ended it.
-    async fn session(&mut self) -> ManagerError {
+    async fn follow(&mut self) -> ManagerError {
         let manager = match Manager::connect(self.options.host.as_deref()).await {
             Ok(m) => m,
             Err(e) => return e,
@@ -128,7 +110,7 @@ impl SwarmSource {
             if let Err(e) = self.refresh(&manager).await {
                 return e;
             }
-            gauge!("netalias_swarm_stale").set(0.0);
+            crate::source::live::LiveSource::set_stale(self, false);
             if let Some(ready) = self.ready.take() {
                 let _ = ready.send(());
             }
@@ -242,5 +224,22 @@ impl SwarmSource {
             self.role = Some(role);
         }
         Ok(role)
+    }
+}
+
+impl crate::source::live::LiveSource for SwarmSource {
+    const WHAT: &'static str = "the Swarm manager";
+    type Error = ManagerError;
+
+    async fn session(&mut self) -> ManagerError {
+        self.follow().await
+    }
+
+    fn set_stale(&self, stale: bool) {
+        gauge!("netalias_swarm_stale").set(if stale { 1.0 } else { 0.0 });
+    }
+
+    fn endpoints_held(&self) -> usize {
+        self.tracked.endpoint_count()
     }
 }
