@@ -167,6 +167,11 @@ pub struct ServeArgs {
     #[arg(long, env = "NETALIAS_ALLOW_ANY_CLIENT")]
     pub allow_any_client: bool,
 
+    /// Networks (CIDRs) besides loopback that may read every record at /records; repeat for
+    /// more (config: server.http_allow). Known containers see their own networks; others 403.
+    #[arg(long, env = "NETALIAS_HTTP_ALLOW", value_delimiter = ',')]
+    pub http_allow: Vec<ipnet::IpNet>,
+
     /// Serve Prometheus metrics and /healthz, /readyz, /records on this address (config: server.http_listen).
     #[arg(long, env = "NETALIAS_HTTP_LISTEN", visible_alias = "metrics-listen")]
     pub http_listen: Option<std::net::SocketAddr>,

@@ -140,6 +140,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.http_listen.is_some() {
         config.server.http_listen = args.http_listen;
     }
+    if !args.http_allow.is_empty() {
+        config.server.http_allow = args.http_allow.clone();
+    }
     // The embedded demo records are for trying netalias out: with a live source on and no
     // file given, serve exactly what the engine holds (a demo `web1` would shadow a real one).
     if path.is_none() && (config.docker.enabled || config.swarm.enabled) {

@@ -54,6 +54,9 @@ fn sidecar_serves_its_networks_forwards_the_rest_and_reports() {
         "/var/run/docker.sock:/var/run/docker.sock:ro",
         "-e",
         upstream.as_str(),
+        // The host asks from network A's gateway: let it read every record.
+        "-e",
+        "NETALIAS_HTTP_ALLOW=10.213.61.1/32",
         "--health-interval",
         "1s",
         "--label",
@@ -146,6 +149,27 @@ fn sidecar_serves_its_networks_forwards_the_rest_and_reports() {
     let mut members = parsed["natest-sca"]["app"].clone();
     members.sort();
     assert_eq!(members, a_ips);
+    assert!(
+        parsed.contains_key("natest-scb"),
+        "the allowed host sees every network"
+    );
+    // A container sees only its own network's records, as in DNS.
+    let dns_b_http = format!("http://{dns_b}:9153/records");
+    let seen_by_b = docker(&[
+        "exec",
+        "natest-sc-b1",
+        "/bin/busybox",
+        "wget",
+        "-qO-",
+        &dns_b_http,
+    ]);
+    let seen_by_b: BTreeMap<String, BTreeMap<String, Vec<String>>> =
+        serde_json::from_str(&seen_by_b).expect("records JSON");
+    assert_eq!(
+        seen_by_b.keys().collect::<Vec<_>>(),
+        ["natest-scb"],
+        "a container on B sees B only"
+    );
 
     // The image: non-root, and healthy by its own HEALTHCHECK.
     let uid_line = std::fs::read_to_string(format!("/proc/{}/status", pid_of("natest-sidecar")))
