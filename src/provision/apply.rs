@@ -18,9 +18,9 @@ use bollard::{
         RestartPolicyNameEnum, VolumeCreateRequest,
     },
     query_parameters::{
-        CreateContainerOptionsBuilder, CreateImageOptions, InspectNetworkOptions,
-        ListContainersOptions, RemoveContainerOptions, RemoveVolumeOptions,
-        RenameContainerOptionsBuilder, StartContainerOptions, StopContainerOptions,
+        CreateContainerOptionsBuilder, CreateImageOptions, ListContainersOptions,
+        RemoveContainerOptions, RemoveVolumeOptions, RenameContainerOptionsBuilder,
+        StartContainerOptions, StopContainerOptions,
     },
 };
 use futures_util::StreamExt;
@@ -29,7 +29,10 @@ use tracing::warn;
 use super::{
     SPEC_LABEL,
     error::{ProvisionError, engine, is_not_found},
-    plan::{Action, Plan, VolumeMount, check_file, fingerprint, owner_labels, read_engine},
+    plan::{
+        Action, EngineState, Plan, VolumeMount, attached, check_file, fingerprint, owner_labels,
+        read_engine,
+    },
     resolver::{self, Resolver},
     spec::{ContainerSpec, Mount, NetworkMode, Stack},
     validate::creation_order,
@@ -95,29 +98,40 @@ pub async fn apply(
 ) -> Result<Summary, ProvisionError> {
     // Refuse before doing anything: a drifted network in use needs --recreate, and one that
     // holds a container of someone else's cannot be recreated at all.
-    for action in &plan.actions {
-        if let Action::RecreateNetwork { name, diff } = action {
-            let on_it = attached_names(docker, name).await?;
-            if !on_it.is_empty() && !options.recreate {
-                return Err(ProvisionError::NetworkInUse {
-                    network: name.clone(),
-                    diff: diff.clone(),
-                    attached: on_it.len(),
-                });
-            }
-            let engine_state = read_engine(docker).await?;
-            if let Some(foreign) = on_it.iter().find(|c| {
-                engine_state
-                    .containers
-                    .get(*c)
-                    .is_none_or(|s| s.owner.stack.as_deref() != Some(stack.name()))
-            }) {
-                return Err(ProvisionError::NotOwned {
-                    kind: "container (attached to a network being recreated)",
-                    name: foreign.clone(),
-                    stack: stack.name().to_string(),
-                });
-            }
+    let recreated: Vec<(&String, &String)> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RecreateNetwork { name, diff } => Some((name, diff)),
+            _ => None,
+        })
+        .collect();
+    // One read of the engine for all of them: who owns what is attached.
+    let engine_state = if recreated.is_empty() {
+        EngineState::default()
+    } else {
+        read_engine(docker).await?
+    };
+    for (name, diff) in recreated {
+        let on_it = attached(docker, name).await?;
+        if !on_it.is_empty() && !options.recreate {
+            return Err(ProvisionError::NetworkInUse {
+                network: name.clone(),
+                diff: diff.clone(),
+                attached: on_it.len(),
+            });
+        }
+        if let Some(foreign) = on_it.iter().find(|c| {
+            engine_state
+                .containers
+                .get(*c)
+                .is_none_or(|s| s.owner.stack.as_deref() != Some(stack.name()))
+        }) {
+            return Err(ProvisionError::NotOwned {
+                kind: "container (attached to a network being recreated)",
+                name: foreign.clone(),
+                stack: stack.name().to_string(),
+            });
         }
     }
     // Every image before anything is stopped: a failed pull must leave the old service running.
@@ -581,23 +595,10 @@ fn is_anonymous(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The names of the containers attached to `network`.
-async fn attached_names(docker: &Docker, network: &str) -> Result<Vec<String>, ProvisionError> {
-    let n = docker
-        .inspect_network(network, None::<InspectNetworkOptions>)
-        .await
-        .map_err(engine(format!("inspect network {network}")))?;
-    Ok(n.containers
-        .unwrap_or_default()
-        .into_values()
-        .filter_map(|c| c.name)
-        .collect())
-}
-
 /// Removes the containers on `network` (checked to be the stack's before anything started),
 /// keeping their volumes for the recreate that follows.
 async fn remove_containers_on(docker: &Docker, network: &str) -> Result<(), ProvisionError> {
-    for name in attached_names(docker, network).await? {
+    for name in attached(docker, network).await? {
         println!("      removing {name} from {network} (it is recreated after, with its volumes)");
         remove_container(docker, &name, false).await?;
     }

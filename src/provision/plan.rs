@@ -148,13 +148,17 @@ pub async fn read_engine(docker: &Docker) -> Result<EngineState, ProvisionError>
     Ok(state)
 }
 
-/// How many containers are attached to `network`.
-pub async fn attached(docker: &Docker, network: &str) -> Result<usize, ProvisionError> {
+/// The names of the containers attached to `network`.
+pub async fn attached(docker: &Docker, network: &str) -> Result<Vec<String>, ProvisionError> {
     let n = docker
         .inspect_network(network, None::<InspectNetworkOptions>)
         .await
         .map_err(engine(format!("inspect network {network}")))?;
-    Ok(n.containers.map_or(0, |c| c.len()))
+    Ok(n.containers
+        .unwrap_or_default()
+        .into_values()
+        .filter_map(|c| c.name)
+        .collect())
 }
 
 /// A stable fingerprint of a container's spec: a change means the container is recreated.
