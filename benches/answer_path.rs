@@ -18,9 +18,11 @@ use hickory_server::{
 use netalias::{
     config::Config,
     dns::{self, Responder, Settings},
-    registry::{Change, Endpoint, Registry},
+    registry::{Change, Endpoint, Owner, Registry},
     source::static_file::StaticSource,
 };
+
+const OWNER: Owner = Owner("bench");
 
 fn seed_registry() -> Arc<Registry> {
     let config = Config::embedded_default().expect("embedded default");
@@ -161,23 +163,26 @@ fn sixteen_options_query(len: usize) -> Vec<u8> {
 fn registry_updates(c: &mut Criterion) {
     let registry = Registry::new(Some("docker")).expect("registry");
     for i in 0..1000u32 {
-        registry.apply(Change::EndpointUp(endpoint(i, "svc")));
+        registry.apply(OWNER, Change::EndpointUp(endpoint(i, "svc")));
     }
     let mut group = c.benchmark_group("registry");
     let mut i = 0u32;
     group.bench_function("endpoint_up_into_1000", |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
-            registry.apply(Change::EndpointUp(endpoint(1000 + i % 1000, "svc")));
+            registry.apply(OWNER, Change::EndpointUp(endpoint(1000 + i % 1000, "svc")));
         })
     });
     group.bench_function("endpoint_down_up_in_500_member_alias", |b| {
         b.iter(|| {
-            registry.apply(Change::EndpointDown {
-                network: "bench".into(),
-                container: "c7".into(),
-            });
-            registry.apply(Change::EndpointUp(endpoint(7, "svc")));
+            registry.apply(
+                OWNER,
+                Change::EndpointDown {
+                    network: "bench".into(),
+                    container: "c7".into(),
+                },
+            );
+            registry.apply(OWNER, Change::EndpointUp(endpoint(7, "svc")));
         })
     });
     group.finish();

@@ -1,9 +1,23 @@
 //! The vocabulary sources speak to the registry: small `Change` values.
 //!
-//! A source (static file, Docker) turns what it sees into these and hands them to
-//! [`super::Registry::apply`]. Nothing here reads or writes the registry's maps.
+//! A source (static file, Docker, Swarm) turns what it sees into these and hands them to
+//! [`super::Registry::apply`] under its [`Owner`]. Nothing here reads or writes the registry's
+//! maps.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The source a change comes from. Every endpoint, network claim, internal mark and nameless
+/// asker address in the registry belongs to exactly one owner, and only that owner's changes
+/// can replace or remove it: a static network dropped on reload takes the file's endpoints
+/// with it and leaves a same-named Docker network's alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Owner(pub &'static str);
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
 
 /// One container's presence on one network, with every name it answers to there.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,30 +64,36 @@ impl Endpoint {
     }
 }
 
-/// What happened in the outside world, in the registry's terms.
+/// What happened in the outside world, in the registry's terms. Each is applied for one
+/// [`Owner`], and touches only what that owner published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// A network exists (idempotent).
+    /// The owner holds this network (idempotent). A network exists while any owner holds it.
     NetworkUp { network: String },
-    /// A network and every endpoint on it are gone.
+    /// The owner no longer holds the network: its endpoints there are gone, other owners'
+    /// stay, and the network goes only when no owner holds it.
     NetworkDown { network: String },
-    /// An endpoint appeared or changed; replaces any earlier one of the same container on that network.
+    /// An endpoint appeared or changed; replaces any earlier one the owner published for the
+    /// same container on that network. Holds the network for the owner.
     EndpointUp(Endpoint),
     /// A container left a network.
     EndpointDown { network: String, container: String },
-    /// Whether a network is internal (Docker `--internal`): its containers are never forwarded for.
+    /// Whether the owner marks a network internal (Docker `--internal`): its containers are
+    /// never forwarded for. It is internal while any owner marks it so.
     NetworkInternal { network: String, internal: bool },
     /// Networks that askers which are not endpoints may see; `None`: loopback and trusted
-    /// askers see all, any other asker nothing.
+    /// askers see all, any other asker nothing. A server setting: the last one sent applies,
+    /// whoever sends it.
     DefaultView(Option<Vec<String>>),
     /// Further addresses a container asks from, without names there (Docker's default bridge,
-    /// Swarm's `docker_gwbridge`): an asker there sees the container's own networks, and is a
-    /// known container (it may be forwarded for). Replaces the earlier set; empty removes it.
+    /// Swarm's `docker_gwbridge`): an asker there sees the container's own networks (whichever
+    /// owner published them), and is a known container (it may be forwarded for). Replaces the
+    /// owner's earlier set for the container; empty removes it.
     AskerAddresses {
         container: String,
         addresses: Vec<IpAddr>,
     },
     /// Networks (CIDRs) whose askers are trusted like loopback: they see the default view and
-    /// may be forwarded for.
+    /// may be forwarded for. A server setting, like `DefaultView`.
     TrustedAskers(Vec<ipnet::IpNet>),
 }

@@ -20,7 +20,7 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use hickory_server::proto::rr::{LowerName, Name};
 
-pub use change::{Change, Endpoint};
+pub use change::{Change, Endpoint, Owner};
 pub use name_key::NameKey;
 use name_key::parent_offsets;
 pub use record_set::{Cursors, RecordSet, Rotated};
@@ -146,19 +146,20 @@ impl Registry {
         model.set_max_endpoints(max);
     }
 
-    /// Applies one change. Changes are applied one at a time, in the order of the calls.
-    pub fn apply(&self, change: Change) {
+    /// Applies one change for `owner`. Changes are applied one at a time, in the order of the
+    /// calls; a change touches only what `owner` published.
+    pub fn apply(&self, owner: Owner, change: Change) {
         // A poisoned lock means an earlier apply panicked half-way; the model is still the
         // best state we have, so keep serving it rather than take the server down.
         let mut model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        model.apply(change, &self.index);
+        model.apply(owner, change, &self.index);
     }
 
-    /// Applies a batch under one lock, so readers see a whole reload sooner.
-    pub fn apply_all(&self, changes: impl IntoIterator<Item = Change>) {
+    /// Applies a batch for `owner` under one lock, so readers see a whole reload sooner.
+    pub fn apply_all(&self, owner: Owner, changes: impl IntoIterator<Item = Change>) {
         let mut model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         for change in changes {
-            model.apply(change, &self.index);
+            model.apply(owner, change, &self.index);
         }
     }
 

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use super::*;
 
 const HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const T: Owner = Owner("test");
 
 fn ep(network: &str, container: &str, ip: [u8; 4], aliases: &[&str]) -> Endpoint {
     Endpoint {
@@ -31,12 +32,10 @@ fn members(reg: &Registry, q: &str, asker: IpAddr) -> Option<Vec<Ipv4Addr>> {
 #[test]
 fn every_name_form_resolves_case_insensitively() {
     let reg = Registry::new(Some("docker")).expect("registry");
-    reg.apply(Change::EndpointUp(ep(
-        "net1",
-        "web1",
-        [10, 0, 0, 2],
-        &["app"],
-    )));
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("net1", "web1", [10, 0, 0, 2], &["app"])),
+    );
     for q in [
         "web1.",
         "WEB1.",
@@ -67,9 +66,12 @@ fn every_name_form_resolves_case_insensitively() {
 #[test]
 fn a_qualified_name_answers_only_on_its_network_and_only_to_those_who_see_it() {
     let reg = Registry::new(None).expect("registry");
-    reg.apply(Change::EndpointUp(ep("front", "web", [10, 0, 1, 2], &[])));
-    reg.apply(Change::EndpointUp(ep("back", "web", [10, 0, 2, 2], &[])));
-    reg.apply(Change::EndpointUp(ep("back", "db", [10, 0, 2, 3], &[])));
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("front", "web", [10, 0, 1, 2], &[])),
+    );
+    reg.apply(T, Change::EndpointUp(ep("back", "web", [10, 0, 2, 2], &[])));
+    reg.apply(T, Change::EndpointUp(ep("back", "db", [10, 0, 2, 3], &[])));
     assert_eq!(
         members(&reg, "web.front.", HOST),
         Some(vec![Ipv4Addr::new(10, 0, 1, 2)])
@@ -92,26 +94,30 @@ fn a_qualified_name_answers_only_on_its_network_and_only_to_those_who_see_it() {
 fn alias_collects_members_and_removal_shrinks_it() {
     let reg = Registry::new(None).expect("registry");
     for (i, c) in ["a", "b", "c"].iter().enumerate() {
-        reg.apply(Change::EndpointUp(ep(
-            "n",
-            c,
-            [10, 0, 0, i as u8 + 1],
-            &["app"],
-        )));
+        reg.apply(
+            T,
+            Change::EndpointUp(ep("n", c, [10, 0, 0, i as u8 + 1], &["app"])),
+        );
     }
     assert_eq!(members(&reg, "app.", HOST).map(|m| m.len()), Some(3));
-    reg.apply(Change::EndpointDown {
-        network: "n".into(),
-        container: "b".into(),
-    });
+    reg.apply(
+        T,
+        Change::EndpointDown {
+            network: "n".into(),
+            container: "b".into(),
+        },
+    );
     assert_eq!(
         members(&reg, "app.", HOST),
         Some(vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 3)])
     );
     assert_eq!(members(&reg, "b.", HOST), None);
-    reg.apply(Change::NetworkDown {
-        network: "n".into(),
-    });
+    reg.apply(
+        T,
+        Change::NetworkDown {
+            network: "n".into(),
+        },
+    );
     assert_eq!(members(&reg, "app.", HOST), None);
     assert_eq!(reg.sizes(), Sizes::default());
 }
@@ -119,11 +125,11 @@ fn alias_collects_members_and_removal_shrinks_it() {
 #[test]
 fn rotation_survives_membership_change() {
     let reg = Registry::new(None).expect("registry");
-    reg.apply(Change::EndpointUp(ep("n", "a", [10, 0, 0, 1], &["app"])));
-    reg.apply(Change::EndpointUp(ep("n", "b", [10, 0, 0, 2], &["app"])));
+    reg.apply(T, Change::EndpointUp(ep("n", "a", [10, 0, 0, 1], &["app"])));
+    reg.apply(T, Change::EndpointUp(ep("n", "b", [10, 0, 0, 2], &["app"])));
     let set = reg.lookup(&name("app."), HOST).expect("app");
     set.next_v4();
-    reg.apply(Change::EndpointUp(ep("n", "c", [10, 0, 0, 3], &["app"])));
+    reg.apply(T, Change::EndpointUp(ep("n", "c", [10, 0, 0, 3], &["app"])));
     let set = reg.lookup(&name("app."), HOST).expect("app");
     // k = 1 continues on the new three-member set.
     assert_eq!(
@@ -135,12 +141,15 @@ fn rotation_survives_membership_change() {
 #[test]
 fn containers_see_only_their_networks() {
     let reg = Registry::new(None).expect("registry");
-    reg.apply(Change::EndpointUp(ep("front", "web", [10, 1, 0, 2], &[])));
-    reg.apply(Change::EndpointUp(ep("back", "db", [10, 2, 0, 2], &[])));
-    reg.apply(Change::EndpointUp(ep("back", "web", [10, 2, 0, 3], &[])));
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("front", "web", [10, 1, 0, 2], &[])),
+    );
+    reg.apply(T, Change::EndpointUp(ep("back", "db", [10, 2, 0, 2], &[])));
+    reg.apply(T, Change::EndpointUp(ep("back", "web", [10, 2, 0, 3], &[])));
     let db = IpAddr::V4(Ipv4Addr::new(10, 2, 0, 2));
     let web = IpAddr::V4(Ipv4Addr::new(10, 1, 0, 2));
-    reg.apply(Change::EndpointUp(ep("front", "lb", [10, 1, 0, 9], &[])));
+    reg.apply(T, Change::EndpointUp(ep("front", "lb", [10, 1, 0, 9], &[])));
     // db is only on back: it sees web's back address, and not lb at all.
     assert_eq!(
         members(&reg, "web.", db),
@@ -156,43 +165,47 @@ fn containers_see_only_their_networks() {
         Some(vec![Ipv4Addr::new(10, 1, 0, 2)])
     );
     // web leaves back: db no longer sees it.
-    reg.apply(Change::EndpointDown {
-        network: "back".into(),
-        container: "web".into(),
-    });
+    reg.apply(
+        T,
+        Change::EndpointDown {
+            network: "back".into(),
+            container: "web".into(),
+        },
+    );
     assert_eq!(members(&reg, "web.", db), None);
 }
 
 #[test]
 fn default_view_limits_non_containers() {
     let reg = Registry::new(None).expect("registry");
-    reg.apply(Change::EndpointUp(ep("a", "x", [10, 1, 0, 2], &[])));
-    reg.apply(Change::EndpointUp(ep("b", "y", [10, 2, 0, 2], &[])));
-    reg.apply(Change::DefaultView(Some(vec!["a".into()])));
+    reg.apply(T, Change::EndpointUp(ep("a", "x", [10, 1, 0, 2], &[])));
+    reg.apply(T, Change::EndpointUp(ep("b", "y", [10, 2, 0, 2], &[])));
+    reg.apply(T, Change::DefaultView(Some(vec!["a".into()])));
     assert!(members(&reg, "x.", HOST).is_some());
     assert!(members(&reg, "y.", HOST).is_none());
-    reg.apply(Change::DefaultView(None));
+    reg.apply(T, Change::DefaultView(None));
     assert!(members(&reg, "y.", HOST).is_some());
 }
 
 #[test]
 fn ptr_points_at_name_dot_network() {
     let reg = Registry::new(None).expect("registry");
-    reg.apply(Change::EndpointUp(ep(
-        "net1",
-        "web1",
-        [10, 0, 0, 2],
-        &["app"],
-    )));
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("net1", "web1", [10, 0, 0, 2], &["app"])),
+    );
     let target = reg.lookup_ptr(&name("2.0.0.10.in-addr.arpa."), HOST);
     assert_eq!(
         target.map(|t| t.to_string()),
         Some("web1.net1.".to_string())
     );
-    reg.apply(Change::EndpointDown {
-        network: "net1".into(),
-        container: "web1".into(),
-    });
+    reg.apply(
+        T,
+        Change::EndpointDown {
+            network: "net1".into(),
+            container: "web1".into(),
+        },
+    );
     assert!(
         reg.lookup_ptr(&name("2.0.0.10.in-addr.arpa."), HOST)
             .is_none()
@@ -202,13 +215,16 @@ fn ptr_points_at_name_dot_network() {
 #[test]
 fn askers_are_classified_for_forwarding() {
     let reg = Registry::new(None).expect("registry");
-    reg.apply(Change::EndpointUp(ep("int", "db", [10, 5, 0, 2], &[])));
-    reg.apply(Change::NetworkInternal {
-        network: "int".into(),
-        internal: true,
-    });
-    reg.apply(Change::EndpointUp(ep("pub", "web", [10, 6, 0, 2], &[])));
-    reg.apply(Change::EndpointUp(ep("int", "web", [10, 5, 0, 3], &[])));
+    reg.apply(T, Change::EndpointUp(ep("int", "db", [10, 5, 0, 2], &[])));
+    reg.apply(
+        T,
+        Change::NetworkInternal {
+            network: "int".into(),
+            internal: true,
+        },
+    );
+    reg.apply(T, Change::EndpointUp(ep("pub", "web", [10, 6, 0, 2], &[])));
+    reg.apply(T, Change::EndpointUp(ep("int", "web", [10, 5, 0, 3], &[])));
     assert_eq!(
         reg.asker(IpAddr::V4(Ipv4Addr::new(10, 5, 0, 2))),
         Asker::InternalOnly
@@ -223,10 +239,13 @@ fn askers_are_classified_for_forwarding() {
         reg.asker(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         Asker::Outside
     );
-    reg.apply(Change::NetworkInternal {
-        network: "int".into(),
-        internal: false,
-    });
+    reg.apply(
+        T,
+        Change::NetworkInternal {
+            network: "int".into(),
+            internal: false,
+        },
+    );
     assert_eq!(
         reg.asker(IpAddr::V4(Ipv4Addr::new(10, 5, 0, 2))),
         Asker::Container
@@ -236,9 +255,12 @@ fn askers_are_classified_for_forwarding() {
 #[test]
 fn zones_cover_domain_and_networks() {
     let reg = Registry::new(Some("docker")).expect("registry");
-    reg.apply(Change::NetworkUp {
-        network: "net1".into(),
-    });
+    reg.apply(
+        T,
+        Change::NetworkUp {
+            network: "net1".into(),
+        },
+    );
     assert_eq!(reg.zone_of(&name("x.docker.")), Some(name("docker.")));
     assert_eq!(reg.zone_of(&name("x.net1.")), Some(name("net1.")));
     assert_eq!(reg.zone_of(&name("example.com.")), None);
@@ -247,15 +269,13 @@ fn zones_cover_domain_and_networks() {
 #[test]
 fn a_name_on_several_networks_and_a_qualified_form_spelled_as_an_alias() {
     let reg = Registry::new(None).expect("registry");
-    reg.apply(Change::EndpointUp(ep("b", "web", [10, 0, 2, 1], &[])));
-    reg.apply(Change::EndpointUp(ep("a", "web", [10, 0, 1, 1], &[])));
+    reg.apply(T, Change::EndpointUp(ep("b", "web", [10, 0, 2, 1], &[])));
+    reg.apply(T, Change::EndpointUp(ep("a", "web", [10, 0, 1, 1], &[])));
     // On network `z`, an alias that spells `web.a.`, the qualified form of `web` on `a`.
-    reg.apply(Change::EndpointUp(ep(
-        "z",
-        "odd",
-        [10, 0, 9, 1],
-        &["web.a"],
-    )));
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("z", "odd", [10, 0, 9, 1], &["web.a"])),
+    );
     assert_eq!(
         members(&reg, "web.", HOST),
         Some(vec![Ipv4Addr::new(10, 0, 1, 1)]),
@@ -267,10 +287,13 @@ fn a_name_on_several_networks_and_a_qualified_form_spelled_as_an_alias() {
         [Ipv4Addr::new(10, 0, 1, 1)],
         "the qualified form of `web` on `a` answers before an alias that spells it"
     );
-    reg.apply(Change::EndpointDown {
-        network: "a".into(),
-        container: "web".into(),
-    });
+    reg.apply(
+        T,
+        Change::EndpointDown {
+            network: "a".into(),
+            container: "web".into(),
+        },
+    );
     assert_eq!(
         members(&reg, "web.a.", HOST),
         Some(vec![Ipv4Addr::new(10, 0, 9, 1)]),
@@ -280,9 +303,12 @@ fn a_name_on_several_networks_and_a_qualified_form_spelled_as_an_alias() {
         members(&reg, "web.", HOST),
         Some(vec![Ipv4Addr::new(10, 0, 2, 1)])
     );
-    reg.apply(Change::NetworkDown {
-        network: "z".into(),
-    });
+    reg.apply(
+        T,
+        Change::NetworkDown {
+            network: "z".into(),
+        },
+    );
     assert_eq!(members(&reg, "web.a.", HOST), None);
 }
 
@@ -290,48 +316,55 @@ fn a_name_on_several_networks_and_a_qualified_form_spelled_as_an_alias() {
 fn past_max_endpoints_new_ones_are_refused_and_room_comes_back() {
     let reg = Registry::new(None).expect("registry");
     reg.set_max_endpoints(2);
-    reg.apply(Change::EndpointUp(ep("n", "a", [10, 0, 0, 1], &["app"])));
-    reg.apply(Change::EndpointUp(ep("n", "b", [10, 0, 0, 2], &["app"])));
-    reg.apply(Change::EndpointUp(ep("n", "c", [10, 0, 0, 3], &["app"])));
+    reg.apply(T, Change::EndpointUp(ep("n", "a", [10, 0, 0, 1], &["app"])));
+    reg.apply(T, Change::EndpointUp(ep("n", "b", [10, 0, 0, 2], &["app"])));
+    reg.apply(T, Change::EndpointUp(ep("n", "c", [10, 0, 0, 3], &["app"])));
     assert_eq!(reg.sizes().endpoints, 2);
     assert_eq!(members(&reg, "c.", HOST), None, "refused");
     // Changing one already held is not a new endpoint.
-    reg.apply(Change::EndpointUp(ep("n", "b", [10, 0, 0, 9], &["app"])));
+    reg.apply(T, Change::EndpointUp(ep("n", "b", [10, 0, 0, 9], &["app"])));
     assert_eq!(
         members(&reg, "b.", HOST),
         Some(vec![Ipv4Addr::new(10, 0, 0, 9)])
     );
-    reg.apply(Change::EndpointDown {
-        network: "n".into(),
-        container: "a".into(),
-    });
-    reg.apply(Change::EndpointUp(ep("n", "c", [10, 0, 0, 3], &["app"])));
+    reg.apply(
+        T,
+        Change::EndpointDown {
+            network: "n".into(),
+            container: "a".into(),
+        },
+    );
+    reg.apply(T, Change::EndpointUp(ep("n", "c", [10, 0, 0, 3], &["app"])));
     assert_eq!(
         members(&reg, "c.", HOST),
         Some(vec![Ipv4Addr::new(10, 0, 0, 3)])
     );
-    reg.apply(Change::NetworkDown {
-        network: "n".into(),
-    });
+    reg.apply(
+        T,
+        Change::NetworkDown {
+            network: "n".into(),
+        },
+    );
     assert_eq!(reg.sizes().endpoints, 0);
 }
 
 #[test]
 fn strangers_see_nothing_unless_trusted_or_given_a_default_view() {
     let reg = Registry::new(Some("docker")).expect("registry");
-    reg.apply(Change::EndpointUp(ep("a", "x", [10, 1, 0, 2], &[])));
+    reg.apply(T, Change::EndpointUp(ep("a", "x", [10, 1, 0, 2], &[])));
     let stranger = IpAddr::from([10, 9, 9, 9]);
     assert!(members(&reg, "x.", stranger).is_none(), "fails closed");
     assert!(reg.is_stranger(stranger));
     assert_eq!(reg.asker(stranger), Asker::Outside);
     assert!(members(&reg, "x.", HOST).is_some(), "loopback sees all");
-    reg.apply(Change::TrustedAskers(vec![
-        "10.9.0.0/16".parse().expect("net"),
-    ]));
+    reg.apply(
+        T,
+        Change::TrustedAskers(vec!["10.9.0.0/16".parse().expect("net")]),
+    );
     assert!(members(&reg, "x.", stranger).is_some(), "trusted");
     assert_eq!(reg.asker(stranger), Asker::Local);
-    reg.apply(Change::TrustedAskers(Vec::new()));
-    reg.apply(Change::DefaultView(Some(vec!["a".into()])));
+    reg.apply(T, Change::TrustedAskers(Vec::new()));
+    reg.apply(T, Change::DefaultView(Some(vec!["a".into()])));
     assert!(
         members(&reg, "x.", stranger).is_some(),
         "a configured default view"
@@ -342,28 +375,201 @@ fn strangers_see_nothing_unless_trusted_or_given_a_default_view() {
 #[test]
 fn a_containers_nameless_addresses_see_its_networks() {
     let reg = Registry::new(Some("docker")).expect("registry");
-    reg.apply(Change::EndpointUp(ep("a", "x", [10, 1, 0, 2], &[])));
-    reg.apply(Change::EndpointUp(ep("b", "y", [10, 2, 0, 2], &[])));
+    reg.apply(T, Change::EndpointUp(ep("a", "x", [10, 1, 0, 2], &[])));
+    reg.apply(T, Change::EndpointUp(ep("b", "y", [10, 2, 0, 2], &[])));
     let gwbridge = IpAddr::from([172, 18, 0, 5]);
     assert!(reg.is_stranger(gwbridge));
-    reg.apply(Change::AskerAddresses {
-        container: "x".into(),
-        addresses: vec![gwbridge],
-    });
+    reg.apply(
+        T,
+        Change::AskerAddresses {
+            container: "x".into(),
+            addresses: vec![gwbridge],
+        },
+    );
     assert!(members(&reg, "x.", gwbridge).is_some(), "its own network");
     assert!(members(&reg, "y.", gwbridge).is_none(), "not another");
     assert_eq!(reg.asker(gwbridge), Asker::Container);
     // A container on the default bridge only: known (it may forward), sees no names.
     let bridge_only = IpAddr::from([172, 17, 0, 9]);
-    reg.apply(Change::AskerAddresses {
-        container: "lonely".into(),
-        addresses: vec![bridge_only],
-    });
+    reg.apply(
+        T,
+        Change::AskerAddresses {
+            container: "lonely".into(),
+            addresses: vec![bridge_only],
+        },
+    );
     assert_eq!(reg.asker(bridge_only), Asker::Container);
     assert!(members(&reg, "x.", bridge_only).is_none());
-    reg.apply(Change::AskerAddresses {
-        container: "x".into(),
-        addresses: Vec::new(),
-    });
+    reg.apply(
+        T,
+        Change::AskerAddresses {
+            container: "x".into(),
+            addresses: Vec::new(),
+        },
+    );
     assert!(reg.is_stranger(gwbridge), "removed");
+}
+
+const FILE: Owner = Owner("file");
+const ENGINE: Owner = Owner("engine");
+
+#[test]
+fn two_owners_on_one_network_answer_together_and_remove_only_their_own() {
+    let reg = Registry::new(Some("docker")).expect("registry");
+    reg.apply_all(
+        FILE,
+        [
+            Change::NetworkUp {
+                network: "shared".into(),
+            },
+            Change::EndpointUp(ep("shared", "s1", [10, 9, 0, 1], &["app"])),
+        ],
+    );
+    reg.apply_all(
+        ENGINE,
+        [
+            Change::NetworkUp {
+                network: "shared".into(),
+            },
+            Change::EndpointUp(ep("shared", "d1", [10, 9, 0, 2], &["app"])),
+        ],
+    );
+    let mut both = members(&reg, "app.shared.", HOST).expect("app");
+    both.sort();
+    assert_eq!(
+        both,
+        vec![Ipv4Addr::new(10, 9, 0, 1), Ipv4Addr::new(10, 9, 0, 2)],
+        "a name held by two owners answers all their members"
+    );
+
+    // The file drops the network: only its own endpoint goes; the network stays for the engine.
+    reg.apply(
+        FILE,
+        Change::NetworkDown {
+            network: "shared".into(),
+        },
+    );
+    assert_eq!(
+        members(&reg, "app.shared.", HOST),
+        Some(vec![Ipv4Addr::new(10, 9, 0, 2)])
+    );
+    assert_eq!(reg.sizes().networks, 1);
+    assert_eq!(reg.sizes().endpoints, 1);
+    assert_eq!(
+        reg.unheld(&name("shared.docker."), HOST),
+        Unheld::Apex(name("shared.docker.")),
+        "the network's zone stays while the engine holds it"
+    );
+    assert!(
+        reg.lookup_ptr(&name("2.0.9.10.in-addr.arpa."), HOST)
+            .is_some()
+    );
+
+    // Back again, then the engine's member leaves: the file's still answers.
+    reg.apply(
+        FILE,
+        Change::EndpointUp(ep("shared", "s1", [10, 9, 0, 1], &["app"])),
+    );
+    reg.apply(
+        ENGINE,
+        Change::EndpointDown {
+            network: "shared".into(),
+            container: "d1".into(),
+        },
+    );
+    assert_eq!(
+        members(&reg, "app.shared.", HOST),
+        Some(vec![Ipv4Addr::new(10, 9, 0, 1)])
+    );
+
+    // Only when every owner lets go is the network gone.
+    reg.apply(
+        ENGINE,
+        Change::NetworkDown {
+            network: "shared".into(),
+        },
+    );
+    assert_eq!(reg.sizes().networks, 1, "the file still holds it");
+    reg.apply(
+        FILE,
+        Change::NetworkDown {
+            network: "shared".into(),
+        },
+    );
+    assert_eq!(reg.sizes().networks, 0);
+    assert_eq!(reg.unheld(&name("shared."), HOST), Unheld::NotOurs);
+}
+
+#[test]
+fn one_container_key_from_two_owners_is_two_endpoints() {
+    let reg = Registry::new(None).expect("registry");
+    reg.apply(FILE, Change::EndpointUp(ep("n", "web", [10, 8, 0, 1], &[])));
+    reg.apply(
+        ENGINE,
+        Change::EndpointUp(ep("n", "web", [10, 8, 0, 2], &[])),
+    );
+    assert_eq!(reg.sizes().endpoints, 2);
+    let mut both = members(&reg, "web.", HOST).expect("web");
+    both.sort();
+    assert_eq!(both.len(), 2, "neither replaced the other: {both:?}");
+
+    reg.apply(
+        ENGINE,
+        Change::EndpointDown {
+            network: "n".into(),
+            container: "web".into(),
+        },
+    );
+    assert_eq!(
+        members(&reg, "web.", HOST),
+        Some(vec![Ipv4Addr::new(10, 8, 0, 1)])
+    );
+    assert!(
+        reg.lookup_ptr(&name("1.0.8.10.in-addr.arpa."), HOST)
+            .is_some(),
+        "the file's PTR stays"
+    );
+    assert!(
+        reg.lookup_ptr(&name("2.0.8.10.in-addr.arpa."), HOST)
+            .is_none()
+    );
+    // The file's endpoint still sees its network as an asker.
+    assert_eq!(
+        members(&reg, "web.n.", IpAddr::V4(Ipv4Addr::new(10, 8, 0, 1))),
+        Some(vec![Ipv4Addr::new(10, 8, 0, 1)])
+    );
+}
+
+#[test]
+fn a_network_is_internal_while_any_owner_marks_it() {
+    let reg = Registry::new(None).expect("registry");
+    let asker = IpAddr::V4(Ipv4Addr::new(10, 7, 0, 2));
+    reg.apply(FILE, Change::EndpointUp(ep("n", "a", [10, 7, 0, 2], &[])));
+    reg.apply(
+        ENGINE,
+        Change::NetworkInternal {
+            network: "n".into(),
+            internal: true,
+        },
+    );
+    assert_eq!(reg.asker(asker), Asker::InternalOnly);
+    reg.apply(
+        FILE,
+        Change::NetworkInternal {
+            network: "n".into(),
+            internal: false,
+        },
+    );
+    assert_eq!(
+        reg.asker(asker),
+        Asker::InternalOnly,
+        "another owner cannot clear the engine's mark"
+    );
+    reg.apply(
+        ENGINE,
+        Change::NetworkDown {
+            network: "n".into(),
+        },
+    );
+    assert_eq!(reg.asker(asker), Asker::Container);
 }

@@ -3,6 +3,10 @@
 //! Only [`super::Registry::apply`] reaches this, under the writer lock. Each change touches
 //! only the names, PTRs and views it affects, rebuilds them as new immutable values and
 //! publishes them into the index. Nothing here is read by the DNS hot path directly.
+//!
+//! Ownership: an endpoint is keyed by (owner, container), and a network lives while any owner
+//! holds it, so one source's changes never remove what another published. Answers do not care
+//! who published: a name on a network answers with every owner's members.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -15,7 +19,7 @@ use metrics::counter;
 use tracing::{debug, warn};
 
 use super::{
-    Change, Endpoint, Index, NameEntry, NameKey, NetId, PtrTarget, RecordSet, Sizes, View,
+    Change, Endpoint, Index, NameEntry, NameKey, NetId, Owner, PtrTarget, RecordSet, Sizes, View,
     record_set::Cursors,
 };
 
@@ -70,17 +74,25 @@ const SMALL: usize = 4;
 /// A small sorted set on a `Vec` (see [`SmallMap`]).
 type SmallSet<K> = SmallMap<K, ()>;
 
+/// An endpoint's key on its network: who published it, and for which container.
+type Held = (Owner, String);
+
 struct NetworkState {
     id: NetId,
-    endpoints: BTreeMap<String, Endpoint>,
+    /// The owners that hold the network (`NetworkUp`, or an endpoint on it). It lives while
+    /// any does; every endpoint's owner is among them.
+    holders: SmallSet<Owner>,
+    /// The owners that mark it internal; it is internal while any does.
+    internal_by: SmallSet<Owner>,
+    endpoints: BTreeMap<Held, Endpoint>,
     names: HashMap<NameKey, ShortName>,
 }
 
-/// One short name on one network: the containers that answer to it and the set published
+/// One short name on one network: the endpoints that answer to it and the set published
 /// for those of them in rotation (`None` when none is).
 #[derive(Default)]
 struct ShortName {
-    members: SmallSet<String>,
+    members: SmallSet<Held>,
     set: Option<Arc<RecordSet>>,
 }
 
@@ -88,13 +100,14 @@ pub(super) struct Model {
     domain: Option<LowerName>,
     networks: BTreeMap<String, NetworkState>,
     next_id: u32,
-    /// IP → the (network, container) endpoints that hold it; their PTR targets are derived
-    /// from `networks` when published, not stored twice.
-    ptr_sources: HashMap<IpAddr, SmallSet<(NetId, String)>>,
-    /// container → network → its addresses there
-    containers: HashMap<String, SmallMap<NetId, Vec<IpAddr>>>,
-    /// container → the addresses it also asks from, on networks without names.
-    asker_addresses: HashMap<String, Vec<IpAddr>>,
+    /// IP → the (network, owner, container) endpoints that hold it; their PTR targets are
+    /// derived from `networks` when published, not stored twice.
+    ptr_sources: HashMap<IpAddr, SmallSet<(NetId, Held)>>,
+    /// container → (network, owner) → its addresses there. Keyed by the container alone: it
+    /// is the asker, and sees its networks whichever source published them.
+    containers: HashMap<String, SmallMap<(NetId, Owner), Vec<IpAddr>>>,
+    /// container → owner → the addresses it also asks from, on networks without names.
+    asker_addresses: HashMap<String, SmallMap<Owner, Vec<IpAddr>>>,
     default_view: Option<Vec<String>>,
     /// Endpoints held, and the most the registry takes (a memory bound; about 1.6 KB each).
     endpoints: usize,
@@ -186,23 +199,26 @@ impl Model {
             .collect()
     }
 
-    pub(super) fn apply(&mut self, change: Change, index: &Index) {
-        debug!(?change, "applying change");
+    pub(super) fn apply(&mut self, owner: Owner, change: Change, index: &Index) {
+        debug!(%owner, ?change, "applying change");
         match change {
             Change::NetworkUp { network } => {
-                self.ensure_network(&network, index);
+                self.hold_network(&network, owner, index);
             }
-            Change::NetworkDown { network } => self.remove_network(&network, index),
-            Change::EndpointUp(endpoint) => self.upsert_endpoint(endpoint, index),
+            Change::NetworkDown { network } => self.release_network(&network, owner, index),
+            Change::EndpointUp(endpoint) => self.upsert_endpoint(owner, endpoint, index),
             Change::EndpointDown { network, container } => {
-                self.remove_endpoint(&network, &container, index)
+                self.remove_endpoint(&network, &(owner, container), index)
             }
             Change::NetworkInternal { network, internal } => {
-                let id = self.ensure_network(&network, index);
-                if internal {
-                    index.internal.insert(id, ());
-                } else {
-                    index.internal.remove(&id);
+                self.hold_network(&network, owner, index);
+                if let Some(state) = self.networks.get_mut(&network) {
+                    if internal {
+                        state.internal_by.insert(owner, ());
+                    } else {
+                        state.internal_by.remove(&owner);
+                    }
+                    publish_internal(state, index);
                 }
             }
             Change::DefaultView(names) => {
@@ -214,11 +230,15 @@ impl Model {
                 container,
                 addresses,
             } => {
+                let by_owner = self.asker_addresses.entry(container.clone()).or_default();
                 let old = if addresses.is_empty() {
-                    self.asker_addresses.remove(&container)
+                    by_owner.remove(&owner)
                 } else {
-                    self.asker_addresses.insert(container.clone(), addresses)
+                    by_owner.insert(owner, addresses)
                 };
+                if by_owner.is_empty() {
+                    self.asker_addresses.remove(&container);
+                }
                 for ip in old.unwrap_or_default() {
                     index.clients.remove(&ip);
                 }
@@ -227,16 +247,22 @@ impl Model {
         }
     }
 
-    fn ensure_network(&mut self, network: &str, index: &Index) -> NetId {
-        if let Some(state) = self.networks.get(network) {
+    /// Records that `owner` holds `network`, creating the network if no owner did.
+    fn hold_network(&mut self, network: &str, owner: Owner, index: &Index) -> NetId {
+        if let Some(state) = self.networks.get_mut(network) {
+            state.holders.insert(owner, ());
             return state.id;
         }
         let id = NetId(self.next_id);
         self.next_id += 1;
+        let mut holders = SmallSet::default();
+        holders.insert(owner, ());
         self.networks.insert(
             network.to_string(),
             NetworkState {
                 id,
+                holders,
+                internal_by: SmallSet::default(),
                 endpoints: BTreeMap::new(),
                 names: HashMap::new(),
             },
@@ -248,13 +274,29 @@ impl Model {
         id
     }
 
-    fn remove_network(&mut self, network: &str, index: &Index) {
+    /// `owner` lets go of `network`: its endpoints and its internal mark there go; the
+    /// network itself goes when no owner holds it any more.
+    fn release_network(&mut self, network: &str, owner: Owner, index: &Index) {
         let Some(state) = self.networks.get(network) else {
             return;
         };
-        let containers: Vec<String> = state.endpoints.keys().cloned().collect();
-        for container in containers {
-            self.remove_endpoint(network, &container, index);
+        let own: Vec<Held> = state
+            .endpoints
+            .keys()
+            .filter(|(o, _)| *o == owner)
+            .cloned()
+            .collect();
+        for held in own {
+            self.remove_endpoint(network, &held, index);
+        }
+        let Some(state) = self.networks.get_mut(network) else {
+            return;
+        };
+        state.holders.remove(&owner);
+        state.internal_by.remove(&owner);
+        publish_internal(state, index);
+        if !state.holders.is_empty() {
+            return;
         }
         if let Some(state) = self.networks.remove(network) {
             index.internal.remove(&state.id);
@@ -265,13 +307,13 @@ impl Model {
         self.publish_default_view(index);
     }
 
-    fn upsert_endpoint(&mut self, endpoint: Endpoint, index: &Index) {
+    fn upsert_endpoint(&mut self, owner: Owner, endpoint: Endpoint, index: &Index) {
         let network = endpoint.network.clone();
-        let container = endpoint.container.clone();
+        let held: Held = (owner, endpoint.container.clone());
         let is_new = !self
             .networks
             .get(&network)
-            .is_some_and(|s| s.endpoints.contains_key(&container));
+            .is_some_and(|s| s.endpoints.contains_key(&held));
         if is_new && self.endpoints >= self.max_endpoints {
             counter!("netalias_registry_refused_endpoints_total").increment(1);
             let now = std::time::Instant::now();
@@ -283,7 +325,7 @@ impl Model {
                 warn!(
                     max_endpoints = self.max_endpoints,
                     %network,
-                    %container,
+                    container = %held.1,
                     "registry full: endpoint not served (raise server.max_endpoints)"
                 );
             }
@@ -292,15 +334,15 @@ impl Model {
         if is_new {
             self.endpoints += 1;
         }
-        let net_id = self.ensure_network(&network, index);
+        let net_id = self.hold_network(&network, owner, index);
         let Some(state) = self.networks.get_mut(&network) else {
             return;
         };
         let mut touched: BTreeSet<NameKey> = BTreeSet::new();
-        if let Some(old) = state.endpoints.remove(&container) {
+        if let Some(old) = state.endpoints.remove(&held) {
             for name in old.names().filter_map(key) {
                 if let Some(entry) = state.names.get_mut(&name) {
-                    entry.members.remove(&container);
+                    entry.members.remove(&held);
                 }
                 touched.insert(name);
             }
@@ -311,23 +353,23 @@ impl Model {
                 .entry(name.clone())
                 .or_default()
                 .members
-                .insert(container.clone(), ());
+                .insert(held.clone(), ());
             touched.insert(name);
         }
         let addresses: Vec<IpAddr> = endpoint.addresses().collect();
-        state.endpoints.insert(container.clone(), endpoint);
+        state.endpoints.insert(held.clone(), endpoint);
 
         for short in &touched {
             self.rebuild_set(&network, short, index);
         }
-        self.set_container_addresses(&container, net_id, addresses, index);
+        self.set_container_addresses(&held, net_id, addresses, index);
     }
 
-    fn remove_endpoint(&mut self, network: &str, container: &str, index: &Index) {
+    fn remove_endpoint(&mut self, network: &str, held: &Held, index: &Index) {
         let Some(state) = self.networks.get_mut(network) else {
             return;
         };
-        let Some(old) = state.endpoints.remove(container) else {
+        let Some(old) = state.endpoints.remove(held) else {
             return;
         };
         let net_id = state.id;
@@ -335,14 +377,14 @@ impl Model {
         let mut touched = Vec::new();
         for name in old.names().filter_map(key) {
             if let Some(entry) = state.names.get_mut(&name) {
-                entry.members.remove(container);
+                entry.members.remove(held);
             }
             touched.push(name);
         }
         for short in &touched {
             self.rebuild_set(network, short, index);
         }
-        self.set_container_addresses(container, net_id, Vec::new(), index);
+        self.set_container_addresses(held, net_id, Vec::new(), index);
     }
 
     /// Recomputes one (network, short name) record set and republishes the name.
@@ -413,26 +455,28 @@ impl Model {
         zones
     }
 
-    /// Records where a container is on one network, then republishes its PTRs and its view.
+    /// Records where an endpoint is on one network, then republishes its PTRs and its
+    /// container's view.
     fn set_container_addresses(
         &mut self,
-        container: &str,
+        held: &Held,
         network: NetId,
         addresses: Vec<IpAddr>,
         index: &Index,
     ) {
-        let on_networks = self.containers.entry(container.to_string()).or_default();
+        let (owner, container) = held;
+        let on_networks = self.containers.entry(container.clone()).or_default();
         let old = if addresses.is_empty() {
-            on_networks.remove(&network).unwrap_or_default()
+            on_networks.remove(&(network, *owner)).unwrap_or_default()
         } else {
             on_networks
-                .insert(network, addresses.clone())
+                .insert((network, *owner), addresses.clone())
                 .unwrap_or_default()
         };
         if on_networks.is_empty() {
             self.containers.remove(container);
         }
-        let source = (network, container.to_string());
+        let source = (network, held.clone());
         let mut touched_ips: BTreeSet<IpAddr> = old.iter().copied().collect();
         for ip in &old {
             if let Some(sources) = self.ptr_sources.get_mut(ip) {
@@ -456,10 +500,10 @@ impl Model {
         self.publish_container_view(container, index);
     }
 
-    /// `NAME.NETWORK.` for the endpoint of `container` on `network`, if both are DNS names.
-    fn ptr_target(&self, network: NetId, container: &str) -> Option<PtrTarget> {
+    /// `NAME.NETWORK.` for the endpoint `held` on `network`, if both are DNS names.
+    fn ptr_target(&self, network: NetId, held: &Held) -> Option<PtrTarget> {
         let (network_name, state) = self.networks.iter().find(|(_, s)| s.id == network)?;
-        let endpoint = state.endpoints.get(container)?;
+        let endpoint = state.endpoints.get(held)?;
         let target = fqdn(&format!("{}.{}", endpoint.name, network_name)).ok()?;
         Some(PtrTarget { network, target })
     }
@@ -470,7 +514,7 @@ impl Model {
             .get(&ip)
             .into_iter()
             .flat_map(SmallMap::keys)
-            .filter_map(|(network, container)| self.ptr_target(*network, container))
+            .filter_map(|(network, held)| self.ptr_target(*network, held))
             .collect();
         if self.ptr_sources.get(&ip).is_some_and(SmallMap::is_empty) {
             self.ptr_sources.remove(&ip);
@@ -491,13 +535,13 @@ impl Model {
             return;
         }
         let ids: Vec<NetId> = on_networks
-            .map(|n| n.keys().copied().collect())
+            .map(|n| n.keys().map(|(id, _)| *id).collect())
             .unwrap_or_default();
         let view = Arc::new(View::only(ids));
         let addresses = on_networks
             .into_iter()
             .flat_map(|n| n.values().flatten())
-            .chain(extra.into_iter().flatten());
+            .chain(extra.into_iter().flat_map(|e| e.values().flatten()));
         for ip in addresses {
             index.clients.insert(*ip, Arc::clone(&view));
         }
@@ -524,5 +568,14 @@ impl Model {
             self.default_view.is_none(),
             std::sync::atomic::Ordering::Relaxed,
         );
+    }
+}
+
+/// Publishes whether a network is internal: while any owner marks it so.
+fn publish_internal(state: &NetworkState, index: &Index) {
+    if state.internal_by.is_empty() {
+        index.internal.remove(&state.id);
+    } else {
+        index.internal.insert(state.id, ());
     }
 }

@@ -18,9 +18,12 @@ use tracing::{error, info, warn};
 use super::tracked::Tracked;
 use crate::{
     config::{Config, ServerConfig},
-    registry::{Change, Endpoint, Registry},
+    registry::{Change, Endpoint, Owner, Registry},
     telemetry,
 };
+
+/// What the config file publishes is its own (see [`crate::registry::Owner`]).
+pub const OWNER: Owner = Owner("static");
 
 /// What the static source has put into the registry.
 #[derive(Debug, Default)]
@@ -60,7 +63,7 @@ impl StaticSource {
         changes.push(Change::DefaultView(config.server.default_view.clone()));
         changes.push(Change::TrustedAskers(config.server.trusted_askers.clone()));
         let count = changes.len();
-        registry.apply_all(changes);
+        registry.apply_all(OWNER, changes);
         count
     }
 }

@@ -258,10 +258,13 @@ mod tests {
     #[test]
     fn records_are_scoped_like_dns_and_closed_to_strangers() {
         let registry = Registry::new(Some("docker")).expect("registry");
-        registry.apply_all([
-            endpoint("a", "in-a", [10, 1, 0, 2]),
-            endpoint("b", "in-b", [10, 2, 0, 2]),
-        ]);
+        registry.apply_all(
+            crate::registry::Owner("test"),
+            [
+                endpoint("a", "in-a", [10, 1, 0, 2]),
+                endpoint("b", "in-b", [10, 2, 0, 2]),
+            ],
+        );
         let allow: Vec<IpNet> = vec!["192.168.7.0/24".parse().unwrap()];
         let all = records_for(&registry, &allow, [127, 0, 0, 1].into()).expect("loopback");
         assert_eq!(all.keys().collect::<Vec<_>>(), ["a", "b"]);

@@ -39,9 +39,13 @@ use super::{
     bridge::BridgeEvent,
     tracked::{EndpointKey, Tracked},
 };
-use crate::registry::{Change, Endpoint, Registry};
+use crate::registry::{Change, Endpoint, Owner, Registry};
 
 /// Container actions that can change what a container answers to.
+/// What the Docker source publishes is its own: the static file and Swarm may publish on the
+/// same network names without taking or losing each other's endpoints.
+pub const OWNER: Owner = Owner("docker");
+
 const CONTAINER_ACTIONS: [&str; 10] = [
     "start",
     "unpause",
@@ -358,7 +362,7 @@ impl DockerSource {
             changes.extend(self.asker_changes(&id, asks_from));
         }
         let applied = changes.len();
-        self.registry.apply_all(changes);
+        self.registry.apply_all(OWNER, changes);
         // Fresh from this moment: the gauge turns with the records, not after the bookkeeping.
         crate::source::live::LiveSource::set_stale(self, false);
         self.report_bridges(BridgeEvent::Sync(bridges)).await;
@@ -405,17 +409,20 @@ impl DockerSource {
                 match verb.as_str() {
                     "create" if is_user_defined(&network) => {
                         let changes = self.tracked.add_network(&network);
-                        self.registry.apply_all(changes);
+                        self.registry.apply_all(OWNER, changes);
                         if let Some(id) = actor.id.as_deref() {
                             match docker
                                 .inspect_network(id, None::<InspectNetworkOptions>)
                                 .await
                             {
                                 Ok(n) => {
-                                    self.registry.apply(Change::NetworkInternal {
-                                        network: network.clone(),
-                                        internal: n.internal == Some(true),
-                                    });
+                                    self.registry.apply(
+                                        OWNER,
+                                        Change::NetworkInternal {
+                                            network: network.clone(),
+                                            internal: n.internal == Some(true),
+                                        },
+                                    );
                                     if let Some(bridge) =
                                         NetworkFacts::of_inspected(&n).and_then(|n| self.bridge(n))
                                     {
@@ -433,7 +440,7 @@ impl DockerSource {
                     }
                     "destroy" => {
                         let changes = self.tracked.remove_network(&network);
-                        self.registry.apply_all(changes);
+                        self.registry.apply_all(OWNER, changes);
                         self.report_bridges(BridgeEvent::Down(network)).await;
                     }
                     "connect" | "disconnect" => {
@@ -576,7 +583,7 @@ impl DockerSource {
         let changed = !changes.is_empty();
         if changed {
             debug!(id, changes = changes.len(), "container changed");
-            self.registry.apply_all(changes);
+            self.registry.apply_all(OWNER, changes);
         }
         changed
     }

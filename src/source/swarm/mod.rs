@@ -25,9 +25,12 @@ use tracing::{debug, info, warn};
 use manager::{Manager, ManagerError, Role};
 
 use super::tracked::Tracked;
-use crate::registry::Registry;
+use crate::registry::{Owner, Registry};
 
 /// Re-read pace, and for how long, after an event.
+/// What the Swarm source publishes is its own (see [`crate::registry::Owner`]).
+pub const OWNER: Owner = Owner("swarm");
+
 const QUICK_REREAD: Duration = Duration::from_millis(100);
 const QUICK_WINDOW: Duration = Duration::from_secs(3);
 /// Container actions on this node that move a task (the manager's view follows them).
@@ -194,7 +197,7 @@ impl SwarmSource {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "Swarm state applied"
             );
-            self.registry.apply_all(changes);
+            self.registry.apply_all(OWNER, changes);
         }
         histogram!("netalias_swarm_refresh_seconds").record(started.elapsed().as_secs_f64());
         Ok(())
