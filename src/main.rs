@@ -276,6 +276,8 @@ async fn run(
             policy: Policy {
                 include_unhealthy: docker.include_unhealthy,
                 skip_swarm_tasks: swarm.enabled,
+                // Told by the engine itself when the source connects.
+                ..Policy::default()
             },
             max_pending_events: docker.max_pending_events,
             reconcile: Duration::from_secs(docker.reconcile_secs),

@@ -11,6 +11,8 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v dnsmasq >/dev/null 2>&1 || missing+=(dnsmasq-base)
 # A GET-only proxy in front of the engine (tests/engine_proxy.rs).
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+# A second engine speaking the Docker API (tests/podman.rs).
+command -v podman >/dev/null 2>&1 || missing+=(podman)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

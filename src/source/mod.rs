@@ -8,6 +8,7 @@ pub const SWARM_TASK_KEY: &str = "swarm-task:";
 
 pub mod bridge;
 pub mod docker;
+pub mod engine;
 pub mod live;
 pub mod static_file;
 pub mod swarm;

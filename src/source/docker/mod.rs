@@ -31,12 +31,11 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
 pub use translate::Policy;
-use translate::{
-    NetworkFacts, NoBridge, asker_addresses_of, bridge_of, endpoints_of, is_user_defined,
-};
+use translate::{NetworkFacts, NoBridge, asker_addresses_of, bridge_of, endpoints_of};
 
 use super::{
     bridge::BridgeEvent,
+    engine::{Engine, LABEL_SWARM_TASK},
     tracked::{EndpointKey, Tracked},
 };
 use crate::registry::{Change, Endpoint, Owner, Registry};
@@ -193,6 +192,11 @@ impl DockerSource {
             .negotiate_version()
             .await
             .map_err(request_error("version"))?;
+        let engine = engine_of(&docker).await?;
+        if engine != self.options.policy.engine {
+            info!(engine = engine.name(), "the engine's naming rules apply");
+        }
+        self.options.policy.engine = engine;
         // Taken from the engine's clock before the snapshot and handed to the event stream: no
         // gap between the two, however far our clock is from the engine's.
         let since = engine_now(&docker).await?;
@@ -281,7 +285,7 @@ impl DockerSource {
         let user_networks: BTreeSet<String> = networks
             .iter()
             .filter_map(|n| n.name.clone())
-            .filter(|n| is_user_defined(n))
+            .filter(|n| self.engine().is_user_defined(n))
             .collect();
         let bridges: Vec<_> = networks
             .iter()
@@ -291,7 +295,10 @@ impl DockerSource {
         let internal: Vec<Change> = networks
             .iter()
             .filter_map(|n| {
-                let name = n.name.clone().filter(|name| is_user_defined(name))?;
+                let name = n
+                    .name
+                    .clone()
+                    .filter(|name| self.engine().is_user_defined(name))?;
                 Some(Change::NetworkInternal {
                     network: name,
                     internal: n.internal == Some(true),
@@ -321,7 +328,7 @@ impl DockerSource {
                 {
                     Ok(c) => {
                         let via_gwbridge = gwbridge.get(&id).copied();
-                        let asks_from = asker_addresses_of(&c, via_gwbridge);
+                        let asks_from = asker_addresses_of(&c, via_gwbridge, policy.engine);
                         Ok((id, endpoints_of(&c, policy), asks_from))
                     }
                     // Gone since the list.
@@ -407,7 +414,7 @@ impl DockerSource {
             Some(EventMessageTypeEnum::NETWORK) => {
                 let network = attributes.get("name").cloned().unwrap_or_default();
                 match verb.as_str() {
-                    "create" if is_user_defined(&network) => {
+                    "create" if self.engine().is_user_defined(&network) => {
                         let changes = self.tracked.add_network(&network);
                         self.registry.apply_all(OWNER, changes);
                         if let Some(id) = actor.id.as_deref() {
@@ -483,7 +490,7 @@ impl DockerSource {
                     .config
                     .as_ref()
                     .and_then(|cfg| cfg.labels.as_ref())
-                    .is_some_and(|l| l.contains_key(translate::LABEL_SWARM_TASK));
+                    .is_some_and(|l| l.contains_key(LABEL_SWARM_TASK));
                 let via_gwbridge = if is_task {
                     gwbridge_addresses(docker).await?.get(id).copied()
                 } else {
@@ -491,7 +498,7 @@ impl DockerSource {
                 };
                 (
                     endpoints_of(&c, self.options.policy),
-                    asker_addresses_of(&c, via_gwbridge),
+                    asker_addresses_of(&c, via_gwbridge, self.engine()),
                 )
             }
             Err(e) if is_not_found(&e) => (Vec::new(), None),
@@ -588,11 +595,16 @@ impl DockerSource {
         changed
     }
 
+    /// Whose naming rules apply (set from the engine at the start of each session).
+    fn engine(&self) -> Engine {
+        self.options.policy.engine
+    }
+
     /// The bridge to report for `network`, when bridges are followed; a skipped one is
     /// logged with its reason.
     fn bridge(&self, network: NetworkFacts<'_>) -> Option<crate::source::bridge::Bridge> {
         let bridges = self.bridges.as_ref()?;
-        match bridge_of(network, bridges.attach_default) {
+        match bridge_of(network, bridges.attach_default, self.engine()) {
             Ok(bridge) if bridge.default || bridges.user_defined => Some(bridge),
             Ok(_) => None, // only the default bridge was asked for
             Err(NoBridge::NotABridge) => None,
@@ -642,6 +654,14 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
         }
         None => std::future::pending().await,
     }
+}
+
+/// Which engine this is, by its `GET /version`: its naming rules differ (`source::engine`).
+async fn engine_of(docker: &Docker) -> Result<Engine, DockerSourceError> {
+    let version = docker.version().await.map_err(request_error("version"))?;
+    let platform = version.platform.as_ref().map(|p| p.name.as_str());
+    let components = version.components.iter().flatten().map(|c| c.name.as_str());
+    Ok(Engine::from_version(platform, components))
 }
 
 /// The engine's clock now, less a second, as `since` for its event stream (a replayed event

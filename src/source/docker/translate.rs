@@ -1,9 +1,10 @@
 //! From what the engine says about a container to the endpoints it has, as Docker names them,
 //! and about a network to the bridge whose gateway netalias can listen on.
 //!
-//! Pure: takes an inspect response, returns `Endpoint`s (or a `Bridge`). It decides which networks count
-//! (user-defined only), which names an endpoint answers to, and whether it is in rotation
-//! (running, not paused, healthy, not excluded). It never calls the engine.
+//! Pure: takes an inspect response, returns `Endpoint`s (or a `Bridge`). It decides which names
+//! an endpoint answers to and whether it is in rotation (running, not paused, healthy, not
+//! excluded); which networks count is the engine's rule (`source::engine`). It never calls
+//! the engine.
 
 use std::{
     collections::HashMap,
@@ -16,41 +17,15 @@ use bollard::models::{
 use ipnet::IpNet;
 use tracing::warn;
 
-use crate::{registry::Endpoint, source::bridge::Bridge};
-
-/// Label that keeps a container out of rotation.
-pub const LABEL_EXCLUDE: &str = "netalias.exclude";
-/// Label that sets the TTL of a container's records.
-pub const LABEL_TTL: &str = "netalias.ttl";
-
-/// Whether labels keep their owner (a container, a Swarm service) out of rotation.
-pub fn excluded_by_label(labels: &HashMap<String, String>) -> bool {
-    labels
-        .get(LABEL_EXCLUDE)
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-}
-
-/// The TTL that labels set: `Ok(None)` without the label, `Err(value)` when it is not a number
-/// of seconds (the caller decides whether that is worth a warning).
-pub fn ttl_from_labels(labels: &HashMap<String, String>) -> Result<Option<u32>, &str> {
-    match labels.get(LABEL_TTL) {
-        None => Ok(None),
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|ttl| u64::from(*ttl) <= crate::config::MAX_TTL)
-            .map(Some)
-            .ok_or(v.as_str()),
-    }
-}
-
-/// Networks with no embedded DNS in Docker: the default bridge, host, none, and Swarm's plumbing.
-const SYSTEM_NETWORKS: [&str; 5] = ["bridge", "host", "none", "docker_gwbridge", "ingress"];
-
-/// Whether Docker would serve names on this network.
-pub fn is_user_defined(network: &str) -> bool {
-    !SYSTEM_NETWORKS.contains(&network)
-}
+use crate::{
+    registry::Endpoint,
+    source::{
+        bridge::Bridge,
+        engine::{
+            Engine, LABEL_SWARM_TASK, LABEL_TTL, excluded_by_label, short_id, ttl_from_labels,
+        },
+    },
+};
 
 /// The network option naming a bridge's host interface; without it Docker names the
 /// interface `br-` and the first 12 characters of the network ID.
@@ -119,7 +94,11 @@ impl NoBridge {
 
 /// A bridge network as a [`Bridge`] to listen on, or why not. The default bridge counts only
 /// with `attach_default`.
-pub fn bridge_of(network: NetworkFacts<'_>, attach_default: bool) -> Result<Bridge, NoBridge> {
+pub fn bridge_of(
+    network: NetworkFacts<'_>,
+    attach_default: bool,
+    engine: Engine,
+) -> Result<Bridge, NoBridge> {
     if network.driver != Some("bridge") {
         return Err(NoBridge::NotABridge);
     }
@@ -132,7 +111,7 @@ pub fn bridge_of(network: NetworkFacts<'_>, attach_default: bool) -> Result<Brid
         if !attach_default {
             return Err(NoBridge::DefaultBridge);
         }
-    } else if !is_user_defined(network.name) {
+    } else if !engine.is_user_defined(network.name) {
         return Err(NoBridge::SystemBridge);
     }
     let interface = network
@@ -173,14 +152,8 @@ pub struct Policy {
     pub include_unhealthy: bool,
     /// Leave Swarm task containers to the Swarm source, which names them as Swarm does.
     pub skip_swarm_tasks: bool,
-}
-
-/// Label Swarm puts on every task container.
-pub const LABEL_SWARM_TASK: &str = "com.docker.swarm.task.id";
-
-/// The 12-character short ID Docker registers as a name.
-pub fn short_id(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
+    /// Whose naming rules apply; the source sets it from the engine's `GET /version`.
+    pub engine: Engine,
 }
 
 /// Why a container is out of rotation, if it is.
@@ -242,7 +215,7 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
     let mut endpoints: Vec<Endpoint> = networks
         .into_iter()
         .flatten()
-        .filter(|(network, _)| is_user_defined(network))
+        .filter(|(network, _)| policy.engine.is_user_defined(network))
         .filter_map(|(network, ep)| {
             let (ipv4, ipv6) = addresses_on(ep);
             if ipv4.is_none() && ipv6.is_none() {
@@ -285,6 +258,7 @@ fn addresses_on(ep: &EndpointSettings) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
 pub fn asker_addresses_of(
     c: &ContainerInspectResponse,
     gwbridge: Option<IpAddr>,
+    engine: Engine,
 ) -> Option<(String, Vec<IpAddr>)> {
     let id = c.id.as_deref()?;
     let state = c.state.as_ref()?;
@@ -297,9 +271,7 @@ pub fn asker_addresses_of(
         .networks
         .as_ref()?
         .iter()
-        .filter(|(network, _)| {
-            !is_user_defined(network) && !matches!(network.as_str(), "host" | "none")
-        })
+        .filter(|(network, _)| engine.asks_without_names(network))
         .flat_map(|(_, ep)| {
             let (v4, v6) = addresses_on(ep);
             v4.map(IpAddr::V4).into_iter().chain(v6.map(IpAddr::V6))
@@ -367,7 +339,8 @@ mod tests {
         fn a_subnet_only_network_is_a_bridge_without_an_ipam_gateway() {
             let none = HashMap::new();
             let i = ipam(&[("10.231.0.0/24", None), ("fd00:231::/64", None)]);
-            let b = bridge_of(facts("mynet", "bridge", &i, &none), false).expect("a bridge");
+            let b = bridge_of(facts("mynet", "bridge", &i, &none), false, Engine::Docker)
+                .expect("a bridge");
             assert_eq!(b.interface, "br-b8c2dab17884");
             assert_eq!(b.subnets.len(), 2);
             assert!(b.subnets.iter().all(|(_, g)| g.is_none()));
@@ -378,22 +351,27 @@ mod tests {
             let named = HashMap::from([(BRIDGE_NAME_OPTION.to_string(), "docker0".to_string())]);
             let i = ipam(&[("172.17.0.0/16", None)]);
             assert_eq!(
-                bridge_of(facts("bridge", "bridge", &i, &named), false),
+                bridge_of(facts("bridge", "bridge", &i, &named), false, Engine::Docker),
                 Err(NoBridge::DefaultBridge)
             );
-            let b = bridge_of(facts("bridge", "bridge", &i, &named), true).expect("attached");
+            let b = bridge_of(facts("bridge", "bridge", &i, &named), true, Engine::Docker)
+                .expect("attached");
             assert_eq!(b.interface, "docker0");
             assert_eq!(
-                bridge_of(facts("docker_gwbridge", "bridge", &i, &named), true),
+                bridge_of(
+                    facts("docker_gwbridge", "bridge", &i, &named),
+                    true,
+                    Engine::Docker
+                ),
                 Err(NoBridge::SystemBridge)
             );
             assert_eq!(
-                bridge_of(facts("ov", "overlay", &i, &named), true),
+                bridge_of(facts("ov", "overlay", &i, &named), true, Engine::Docker),
                 Err(NoBridge::NotABridge)
             );
             let empty = ipam(&[]);
             assert_eq!(
-                bridge_of(facts("x", "bridge", &empty, &named), true),
+                bridge_of(facts("x", "bridge", &empty, &named), true, Engine::Docker),
                 Err(NoBridge::NoSubnet)
             );
         }
@@ -405,6 +383,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::source::engine::LABEL_EXCLUDE;
 
     fn container(networks: &[(&str, &str)]) -> ContainerInspectResponse {
         ContainerInspectResponse {

@@ -16,10 +16,13 @@ use serde::Deserialize;
 use crate::{
     registry::Endpoint,
     source::{
-        docker::translate::{excluded_by_label, is_user_defined, short_id, ttl_from_labels},
+        engine::{Engine, excluded_by_label, short_id, ttl_from_labels},
         tracked::EndpointKey,
     },
 };
+
+/// Swarm mode is Docker's alone, so Docker's naming rules apply (`ingress`, `docker_gwbridge`).
+const RULES: Engine = Engine::Docker;
 
 /// The asker key of a service's virtual IP: never a client, but one key per service.
 const SERVICE_KEY: &str = "swarm-service:";
@@ -158,7 +161,7 @@ impl SwarmState {
         self.networks
             .values()
             .map(String::as_str)
-            .filter(|n| is_user_defined(n))
+            .filter(|n| RULES.is_user_defined(n))
     }
 
     /// Every endpoint, keyed as the tracked state keys them.
@@ -188,7 +191,7 @@ impl SwarmState {
                 } else {
                     attachment.network.spec.name.as_str()
                 };
-                if !is_user_defined(network) {
+                if !RULES.is_user_defined(network) {
                     continue;
                 }
                 let (ipv4, ipv6) =
@@ -242,7 +245,7 @@ impl SwarmState {
             }
             for (network_id, vips) in by_network {
                 let network = self.network_name(network_id);
-                if !is_user_defined(network) || !self.networks.contains_key(network_id) {
+                if !RULES.is_user_defined(network) || !self.networks.contains_key(network_id) {
                     continue;
                 }
                 let (ipv4, ipv6) = first_of_each_family(vips.into_iter());
@@ -299,7 +302,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::source::docker::translate::{LABEL_EXCLUDE, LABEL_TTL};
+    use crate::source::engine::{LABEL_EXCLUDE, LABEL_TTL};
 
     fn task(id: &str, service: &str, slot: u64, state: &str, desired: &str, ip: &str) -> Task {
         Task {
