@@ -149,17 +149,21 @@ fn podman_containers_with_network_aliases_are_followed() {
         .status()
         .is_ok_and(|s| s.success());
     if !exists {
-        let save = Command::new("docker")
+        let mut save = Command::new("docker")
             .args(["save", IMAGE])
             .stdout(Stdio::piped())
             .spawn()
             .expect("docker save");
         let status = Command::new("podman")
             .args(["load", "-q"])
-            .stdin(save.stdout.expect("docker save's output"))
+            .stdin(save.stdout.take().expect("docker save's output"))
             .stdout(Stdio::null())
             .status()
             .expect("podman load");
+        assert!(
+            save.wait().is_ok_and(|s| s.success()),
+            "docker save {IMAGE}"
+        );
         assert!(status.success(), "podman load of {IMAGE}");
     }
     let service = PodmanService::start();
