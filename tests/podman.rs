@@ -209,8 +209,9 @@ fn podman_containers_with_network_aliases_are_followed() {
     assert!(
         eventually(Duration::from_secs(20), || a_of(&server, "app.")
             == vec![web2]),
-        "a stopped Podman container leaves the rotation: {:?}",
-        a_of(&server, "app.")
+        "a stopped Podman container leaves the rotation: {:?}\n{}",
+        a_of(&server, "app."),
+        server.log_so_far()
     );
     podman_run(
         "natest-pod-web3",

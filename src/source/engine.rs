@@ -65,6 +65,15 @@ impl Engine {
         !self.system_networks().contains(&network)
     }
 
+    /// Whether the engine's event stream can be filtered by action (`filters={"event":[…]}`).
+    /// Podman 4.3's cannot: it matches the filter against its own names ("died" for Docker's
+    /// "die", so a stop never arrives), and with `since` its stream stopped after replaying
+    /// the past events (both seen with Debian's 4.3.1). Its events are then filtered by type
+    /// only, and by action in netalias.
+    pub fn filters_events_by_action(self) -> bool {
+        self == Engine::Docker
+    }
+
     /// Whether a container on this network asks from there without names: one of the
     /// engine's own networks that has addresses (not `host`, not `none`).
     pub fn asks_without_names(self, network: &str) -> bool {

@@ -190,6 +190,11 @@ impl Server {
         }
     }
 
+    /// Every line logged since the last wait, for a failure message.
+    pub fn log_so_far(&self) -> String {
+        self.log.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -205,17 +205,11 @@ impl DockerSource {
             let _ = ready.send(());
         }
 
-        let filters = HashMap::from([
-            ("type", vec!["container", "network"]),
-            (
-                "event",
-                CONTAINER_ACTIONS
-                    .iter()
-                    .chain(NETWORK_ACTIONS.iter())
-                    .copied()
-                    .collect(),
-            ),
-        ]);
+        let mut filters = HashMap::from([("type", vec!["container", "network"])]);
+        if engine.filters_events_by_action() {
+            let actions = CONTAINER_ACTIONS.iter().chain(NETWORK_ACTIONS.iter());
+            filters.insert("event", actions.copied().collect());
+        }
         let options = EventsOptionsBuilder::new()
             .since(&since)
             .filters(&filters)
@@ -400,6 +394,14 @@ impl DockerSource {
         let event_time = event.time_nano;
         let actor = event.actor.unwrap_or_default();
         let attributes = actor.attributes.unwrap_or_default();
+        let wanted = match event.typ {
+            Some(EventMessageTypeEnum::CONTAINER) => CONTAINER_ACTIONS.contains(&verb.as_str()),
+            Some(EventMessageTypeEnum::NETWORK) => NETWORK_ACTIONS.contains(&verb.as_str()),
+            _ => false,
+        };
+        if !wanted {
+            return Ok(()); // an engine that cannot filter by action sends every one (Podman)
+        }
         counter!("netalias_docker_events_total", "action" => verb.clone()).increment(1);
         debug!(?event.typ, %action, id = ?actor.id, "Docker event");
         match event.typ {
