@@ -5,7 +5,11 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{
+    io::{Read, Write},
+    os::unix::net::UnixStream,
+    time::Duration,
+};
 
 use common::{docker::*, engine_proxy::EngineProxy, *};
 
@@ -15,7 +19,7 @@ fn netalias_serves_through_an_engine_proxy_that_refuses_all_but_get() {
         return;
     }
     let port = free_port();
-    let Some(_proxy) = EngineProxy::start(port, "limit_except GET { deny all; }") else {
+    let Some(proxy) = EngineProxy::start(port, "limit_except GET { deny all; }") else {
         return;
     };
     let mut stack = Stack::default();
@@ -47,6 +51,28 @@ fn netalias_serves_through_an_engine_proxy_that_refuses_all_but_get() {
             .len()
             == 2),
         "{late} joins through the event stream"
+    );
+    // The Swarm stack's form: each node's netalias reads a proxied unix socket that the
+    // node's proxy keeps in a node-local volume.
+    let via_socket = Server::start_with(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = 0\ndomain = \"docker\"\n",
+        &["--docker", "--docker-host", &proxy.unix_host()],
+    );
+    via_socket.wait_log("Docker snapshot applied");
+    assert_eq!(
+        a_sorted(&via_socket, "ro-app."),
+        a_sorted(&server, "ro-app."),
+        "served through the proxy's unix socket"
+    );
+    let mut unix = UnixStream::connect(proxy.unix_host().trim_start_matches("unix://"))
+        .expect("connect to the proxy's socket");
+    unix.write_all(b"POST /containers/natest-ro-web/stop HTTP/1.0\r\nHost: engine\r\n\r\n")
+        .expect("send");
+    let mut reply = String::new();
+    let _ = unix.read_to_string(&mut reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 403"),
+        "POST refused on the socket: {reply}"
     );
     // A write through the same proxy is refused, and changes nothing.
     let post = ureq::post(format!(

@@ -441,4 +441,21 @@ fn the_swarm_stack_file_is_one_docker_accepts() {
         config.contains("POST: \"0\""),
         "the manager API proxy is read-only"
     );
+    // netalias holds no raw engine socket: its node is read through node-api's socket.
+    let netalias_service = netalias.split("\n  node-api:").next().unwrap_or(netalias);
+    let netalias_service = netalias_service
+        .split("\n  web:")
+        .next()
+        .unwrap_or(netalias_service);
+    assert!(
+        !netalias_service.contains("docker.sock:/var/run/docker.sock"),
+        "{netalias_service}"
+    );
+    assert!(netalias_service.contains("--docker-host=unix:///run/node-engine/docker.sock"));
+    let node_api = config
+        .split("\n  node-api:")
+        .nth(1)
+        .expect("a node-api service");
+    assert!(node_api.contains("mode: global"), "{node_api}");
+    assert!(!node_api.contains("allowPOST"), "{node_api}");
 }

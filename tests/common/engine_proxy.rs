@@ -1,5 +1,6 @@
 //! nginx (Debian's nginx-light, which tests/run.sh installs) as a proxy in front of the
-//! engine's socket on 127.0.0.1:PORT, with location rules the test chooses: refuse every
+//! engine's socket on 127.0.0.1:PORT and on a unix socket of its own (the form the Swarm
+//! stack's per-node proxy takes), with location rules the test chooses: refuse every
 //! method but GET (read-only access), or fail one endpoint (an injected engine failure).
 //! Stopped when dropped.
 
@@ -12,7 +13,7 @@ use super::docker::eventually;
 
 pub struct EngineProxy {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl EngineProxy {
@@ -50,6 +51,7 @@ http {{
     scgi_temp_path {d}/scgi;
     server {{
         listen 127.0.0.1:{port};
+        listen unix:{d}/engine.sock;
         {own_locations}
         location / {{
             {inside}
@@ -78,7 +80,12 @@ http {{
                 .is_ok()
         });
         assert!(up, "the proxy answers /_ping");
-        Some(EngineProxy { child, _dir: dir })
+        Some(EngineProxy { child, dir })
+    }
+
+    /// The proxy's unix socket, as a `--docker-host` URL.
+    pub fn unix_host(&self) -> String {
+        format!("unix://{}/engine.sock", self.dir.path().display())
     }
 }
 
