@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{docker::*, *};
+use common::{docker::*, engine_proxy::EngineProxy, *};
 
 const SETTLE: Duration = Duration::from_secs(30);
 const OVERLAY: &str = "natest-ov";
@@ -402,6 +402,8 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
         "an unhealthy task left rotation"
     );
 
+    swarm_reads_are_bounded();
+
     // Records through netalias and, for the record, through Docker's embedded DNS.
     let docker_before = kdig_from("natest-sw-keeper", "127.0.0.11", 53, "natest-sw-keeper");
     swarm.leave();
@@ -422,6 +424,55 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
         "Docker's embedded DNS for the bridge container: in the swarm {docker_before:?}, after leaving it {docker_after:?}"
     );
     drop(swarm);
+}
+
+/// A manager that stalls, or sends a task list past the limit, fails the read (logged, and
+/// retried) instead of freezing the source or filling memory. The manager is the real engine
+/// behind nginx, with `GET /tasks` sent to a listener that never answers, or served from a
+/// file of 65 MiB (the limit is 64 MiB).
+fn swarm_reads_are_bounded() {
+    let dir = tempfile::tempdir().expect("dir");
+    let big = dir.path().join("tasks.json");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(65 << 20))
+        .expect("a 65 MiB task list");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream); // accepted, never answered
+        }
+    });
+    let (stall_port, big_port) = (free_port(), free_port());
+    let stall = format!(
+        "location = /tasks {{ proxy_pass http://127.0.0.1:{silent_port}; proxy_read_timeout 3600s; }}"
+    );
+    let oversized = format!(
+        "location = /tasks {{ default_type application/json; alias {}; }}",
+        big.display()
+    );
+    let (Some(_stall), Some(_big)) = (
+        EngineProxy::start(stall_port, &stall),
+        EngineProxy::start(big_port, &oversized),
+    ) else {
+        return;
+    };
+    let config = "[server]\nlisten = [\"127.0.0.1:0\"]\ndomain = \"docker\"\n";
+    let start = |port: u16| {
+        let host = format!("tcp://127.0.0.1:{port}");
+        Server::start_with(config, &["--swarm", "--swarm-host", &host])
+    };
+    let (stalled, flooded) = (start(stall_port), start(big_port));
+    let line = flooded.wait_log_within("at most 67108864 bytes", Duration::from_secs(20));
+    assert!(line.contains("WARN"), "{line}");
+    let line = stalled.wait_log_within("did not answer", Duration::from_secs(40));
+    assert!(line.contains("within 15 s"), "{line}");
+    // Both go on (retrying) and answer what they hold (a name under their own zone).
+    for server in [&stalled, &flooded] {
+        let reply = udp(server.addr, &query("nothing.docker.", RecordType::A));
+        assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+    }
 }
 
 #[test]

@@ -163,7 +163,12 @@ impl Server {
 
     /// Waits for a log line containing `needle`.
     pub fn wait_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + TIMEOUT;
+        self.wait_log_within(needle, TIMEOUT)
+    }
+
+    /// Waits up to `timeout` for a log line containing `needle`.
+    pub fn wait_log_within(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = self
