@@ -426,10 +426,10 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
     drop(swarm);
 }
 
-/// A manager that stalls, or sends a task list past the limit, fails the read (logged, and
-/// retried) instead of freezing the source or filling memory. The manager is the real engine
-/// behind nginx, with `GET /tasks` sent to a listener that never answers, or served from a
-/// file of 65 MiB (the limit is 64 MiB).
+/// A manager that stalls, or sends a task or service list past the limit, fails the read
+/// (logged, and retried) instead of freezing the source or filling memory. The manager is the
+/// real engine behind nginx, with `GET /tasks` sent to a listener that never answers, or
+/// `GET /tasks` or `GET /services` served from a file of 65 MiB (the limit is 64 MiB).
 fn swarm_reads_are_bounded() {
     let dir = tempfile::tempdir().expect("dir");
     let big = dir.path().join("tasks.json");
@@ -444,17 +444,20 @@ fn swarm_reads_are_bounded() {
             held.push(stream); // accepted, never answered
         }
     });
-    let (stall_port, big_port) = (free_port(), free_port());
+    let (stall_port, big_port, big_services_port) = (free_port(), free_port(), free_port());
     let stall = format!(
         "location = /tasks {{ proxy_pass http://127.0.0.1:{silent_port}; proxy_read_timeout 3600s; }}"
     );
-    let oversized = format!(
-        "location = /tasks {{ default_type application/json; alias {}; }}",
-        big.display()
-    );
-    let (Some(_stall), Some(_big)) = (
+    let oversized = |list: &str| {
+        format!(
+            "location = /{list} {{ default_type application/json; alias {}; }}",
+            big.display()
+        )
+    };
+    let (Some(_stall), Some(_big), Some(_big_services)) = (
         EngineProxy::start(stall_port, &stall),
-        EngineProxy::start(big_port, &oversized),
+        EngineProxy::start(big_port, &oversized("tasks")),
+        EngineProxy::start(big_services_port, &oversized("services")),
     ) else {
         return;
     };
@@ -463,13 +466,19 @@ fn swarm_reads_are_bounded() {
         let host = format!("tcp://127.0.0.1:{port}");
         Server::start_with(config, &["--swarm", "--swarm-host", &host])
     };
-    let (stalled, flooded) = (start(stall_port), start(big_port));
-    let line = flooded.wait_log_within("at most 67108864 bytes", Duration::from_secs(20));
-    assert!(line.contains("WARN"), "{line}");
+    let (stalled, flooded, flooded_services) =
+        (start(stall_port), start(big_port), start(big_services_port));
+    for (server, list) in [
+        (&flooded, "GET /tasks"),
+        (&flooded_services, "GET /services"),
+    ] {
+        let line = server.wait_log_within("at most 67108864 bytes", Duration::from_secs(20));
+        assert!(line.contains("WARN") && line.contains(list), "{line}");
+    }
     let line = stalled.wait_log_within("did not answer", Duration::from_secs(40));
     assert!(line.contains("within 15 s"), "{line}");
     // Both go on (retrying) and answer what they hold (a name under their own zone).
-    for server in [&stalled, &flooded] {
+    for server in [&stalled, &flooded, &flooded_services] {
         let reply = udp(server.addr, &query("nothing.docker.", RecordType::A));
         assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
     }

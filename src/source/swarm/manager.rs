@@ -11,7 +11,7 @@ use std::{collections::BTreeMap, collections::HashMap, path::PathBuf};
 use bollard::{
     Docker,
     models::{EndpointSpecModeEnum, LocalNodeState, Service},
-    query_parameters::{ListNetworksOptionsBuilder, ListServicesOptions},
+    query_parameters::ListNetworksOptionsBuilder,
 };
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
@@ -29,9 +29,10 @@ const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 /// The longest one read of the cluster may take. A manager that stalls (or a proxy that holds
 /// the connection) must not freeze the source: the read fails, the source reconnects.
 const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
-/// The largest `GET /tasks` body read. A task's JSON is a few KB; 64 MiB holds over ten
-/// thousand running tasks, and bounds what a hostile or broken endpoint can make us hold.
-const MAX_TASKS_BODY: usize = 64 << 20;
+/// The largest `GET /services` or `GET /tasks` body read (the lists that grow with the
+/// cluster). A task's or service's JSON is a few KB; 64 MiB holds over ten thousand, and
+/// bounds what a hostile or broken endpoint can make us hold.
+const MAX_LIST_BODY: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
@@ -47,8 +48,14 @@ pub enum ManagerError {
         #[source]
         source: bollard::errors::Error,
     },
-    #[error("GET /tasks from {host} failed: {message}")]
-    Tasks { host: String, message: String },
+    #[error("GET /{what} from {host} failed: {message}")]
+    List {
+        what: &'static str,
+        host: String,
+        message: String,
+    },
+    #[error("the event stream from the Swarm manager at {host} ended")]
+    EventsEnded { host: String },
     #[error("unsupported engine address {0:?}: use unix:///path or tcp://host:port")]
     Address(String),
     #[error("the Swarm manager at {host} did not answer {what} within {secs} s")]
@@ -69,7 +76,9 @@ pub enum Role {
     Manager,
 }
 
-enum TaskClient {
+/// A plain HTTP client for the cluster's lists, so that their bodies are read under a limit
+/// (bollard reads a body whole, however large).
+enum ListClient {
     Unix {
         client: Client<UnixConnector, Empty<Bytes>>,
         socket: PathBuf,
@@ -82,7 +91,7 @@ enum TaskClient {
 
 pub struct Manager {
     docker: Docker,
-    tasks: TaskClient,
+    lists: ListClient,
     host: String,
 }
 
@@ -93,8 +102,8 @@ impl Manager {
             .map(str::to_string)
             .or_else(|| std::env::var("DOCKER_HOST").ok())
             .unwrap_or_else(|| format!("unix://{DEFAULT_SOCKET}"));
-        let tasks = if let Some(path) = host.strip_prefix("unix://") {
-            TaskClient::Unix {
+        let lists = if let Some(path) = host.strip_prefix("unix://") {
+            ListClient::Unix {
                 client: Client::builder(TokioExecutor::new()).build(UnixConnector),
                 socket: PathBuf::from(path),
             }
@@ -102,7 +111,7 @@ impl Manager {
             .strip_prefix("tcp://")
             .or_else(|| host.strip_prefix("http://"))
         {
-            TaskClient::Tcp {
+            ListClient::Tcp {
                 client: Client::builder(TokioExecutor::new()).build_http(),
                 base: format!("http://{}", authority.trim_end_matches('/')),
             }
@@ -122,7 +131,7 @@ impl Manager {
             })?;
         Ok(Manager {
             docker,
-            tasks,
+            lists,
             host,
         })
     }
@@ -191,18 +200,9 @@ impl Manager {
             .filter(|n| n.scope.as_deref() == Some("swarm"))
             .filter_map(|n| Some((n.id?, n.name?)))
             .collect();
-        let services = self
-            .docker
-            .list_services(None::<ListServicesOptions>)
-            .await
-            .map_err(|source| ManagerError::Request {
-                what: "list services",
-                source,
-            })?
-            .into_iter()
-            .filter_map(service_view)
-            .collect();
-        let tasks = self.running_tasks().await?;
+        let services: Vec<Service> = self.list("services", "/services").await?;
+        let services = services.into_iter().filter_map(service_view).collect();
+        let tasks: Vec<Task> = self.list("tasks", RUNNING_TASKS).await?;
         Ok(SwarmState {
             networks,
             services,
@@ -210,19 +210,23 @@ impl Manager {
         })
     }
 
-    async fn running_tasks(&self) -> Result<Vec<Task>, ManagerError> {
-        let fail = |message: String| ManagerError::Tasks {
+    /// `GET path` (a path and query), its body read up to [`MAX_LIST_BODY`] and parsed.
+    async fn list<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        path: &str,
+    ) -> Result<T, ManagerError> {
+        let fail = |message: String| ManagerError::List {
+            what,
             host: self.host.clone(),
             message,
         };
-        let response = match &self.tasks {
-            TaskClient::Unix { client, socket } => {
-                client
-                    .get(hyperlocal::Uri::new(socket, RUNNING_TASKS).into())
-                    .await
+        let response = match &self.lists {
+            ListClient::Unix { client, socket } => {
+                client.get(hyperlocal::Uri::new(socket, path).into()).await
             }
-            TaskClient::Tcp { client, base } => {
-                let uri = format!("{base}{RUNNING_TASKS}")
+            ListClient::Tcp { client, base } => {
+                let uri = format!("{base}{path}")
                     .parse()
                     .map_err(|e| fail(format!("bad address: {e}")))?;
                 client.get(uri).await
@@ -230,10 +234,10 @@ impl Manager {
         }
         .map_err(|e| fail(e.to_string()))?;
         let status = response.status();
-        let body = http_body_util::Limited::new(response.into_body(), MAX_TASKS_BODY)
+        let body = http_body_util::Limited::new(response.into_body(), MAX_LIST_BODY)
             .collect()
             .await
-            .map_err(|e| fail(format!("{e} (at most {MAX_TASKS_BODY} bytes are read)")))?
+            .map_err(|e| fail(format!("{e} (at most {MAX_LIST_BODY} bytes are read)")))?
             .to_bytes();
         if !status.is_success() {
             return Err(fail(format!(

@@ -136,9 +136,8 @@ impl SwarmSource {
                             return ManagerError::Request { what: "events", source };
                         }
                         None => {
-                            return ManagerError::Tasks {
+                            return ManagerError::EventsEnded {
                                 host: manager.host().to_string(),
-                                message: "the event stream ended".into(),
                             };
                         }
                     }
