@@ -13,7 +13,7 @@ use hickory_server::proto::{
     },
 };
 
-use crate::registry::{Registry, Unheld};
+use crate::registry::{RecordSet, Registry, Resolution, Unheld};
 
 /// The records and code for one question.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,8 +84,19 @@ fn answer_name(
     asker: IpAddr,
     default_ttl: u32,
 ) -> Answer {
-    let Some(set) = registry.lookup(name, asker) else {
-        return unknown_name(registry, name, qtype, asker, default_ttl);
+    let has = |set: &RecordSet| match qtype {
+        RecordType::A => !set.v4_members().is_empty(),
+        RecordType::AAAA => !set.v6_members().is_empty(),
+        RecordType::ANY => true,
+        _ => false,
+    };
+    let set = match registry.resolve(name, asker, has) {
+        Resolution::Found(set) => set,
+        Resolution::NoData { zone, ttl } => {
+            let ttl = ttl.unwrap_or(default_ttl);
+            return Answer::ours(ResponseCode::NoError, Vec::new(), Some(soa(&zone, ttl)));
+        }
+        Resolution::Unheld(unheld) => return unknown_name(unheld, qtype, default_ttl),
     };
     let ttl = set.ttl().unwrap_or(default_ttl);
     let answers: Vec<Record> = match qtype {
@@ -99,12 +110,8 @@ fn answer_name(
             .iter()
             .map(|ip| Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(*ip))))
             .collect(),
-        RecordType::ANY => vec![rfc8482_hinfo(owner, ttl)],
-        _ => Vec::new(),
+        _ => vec![rfc8482_hinfo(owner, ttl)],
     };
-    if answers.is_empty() {
-        return no_data(registry, name, ttl);
-    }
     Answer::ours(ResponseCode::NoError, answers, None)
 }
 
@@ -136,22 +143,10 @@ fn rfc8482_hinfo(owner: &Name, ttl: u32) -> Record {
     Record::from_rdata(owner.clone(), ttl, RData::HINFO(hinfo))
 }
 
-/// A name we hold, without records of the asked type: NOERROR, no answers, SOA (RFC 2308).
-fn no_data(registry: &Registry, name: &LowerName, ttl: u32) -> Answer {
-    let zone = registry.zone_of(name).unwrap_or_else(|| name.clone());
-    Answer::ours(ResponseCode::NoError, Vec::new(), Some(soa(&zone, ttl)))
-}
-
 /// A zone apex: NODATA with its SOA. Unknown under the search domain: NXDOMAIN with SOA.
 /// Anything else, a network's bare name included: not ours (forwarded, or REFUSED).
-fn unknown_name(
-    registry: &Registry,
-    name: &LowerName,
-    qtype: RecordType,
-    asker: IpAddr,
-    ttl: u32,
-) -> Answer {
-    match registry.unheld(name, asker) {
+fn unknown_name(unheld: Unheld, qtype: RecordType, ttl: u32) -> Answer {
+    match unheld {
         Unheld::Apex(zone) if qtype == RecordType::SOA => {
             Answer::ours(ResponseCode::NoError, vec![soa(&zone, ttl)], None)
         }

@@ -1,10 +1,10 @@
-//! The protocol rules around an answer, as a hickory-server `RequestHandler`.
+//! The protocol rules around an answer, and who may be answered or forwarded for.
 //!
-//! Checks the request (opcode, question count, EDNS version), asks `answer` for the records
-//! and shapes the response: AA, EDNS0 echo, and truncation to the UDP size the client can take.
-//! Names that are not ours go to the forwarder when policy allows the asker.
-//! Responses (QR=1) and undecodable messages never reach it: `exchange` drops the first and
-//! answers the second with FORMERR.
+//! [`Responder::respond`] is the full path's answer from local data, a plain function: it
+//! checks the request (EDNS version), asks `answer` for the records and shapes the response
+//! (AA, RA, the EDNS0 reply). A name that is not ours comes back as forwardable, and
+//! [`Responder::forward`], the only async step, asks the upstreams when policy allows the
+//! asker. Bytes are not its business: `exchange` decodes, encodes and truncates.
 
 use std::{
     net::IpAddr,
@@ -14,17 +14,9 @@ use std::{
     },
 };
 
-use hickory_server::{
-    net::{runtime::Time, xfer::Protocol},
-    proto::{
-        op::{Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode},
-        rr::{Record, RecordType},
-    },
-    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
-    zone_handler::MessageResponseBuilder,
-};
+use hickory_server::proto::op::{Edns, LowerQuery, Message, MessageType, Metadata, ResponseCode};
 use metrics::counter;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::host::HostAddresses;
 use super::rate_limit::{RateLimit, RateLimiter, Verdict};
@@ -32,10 +24,7 @@ use super::{
     answer::{Answer, answer},
     forward::{ForwardError, Forwarder},
 };
-use crate::{
-    registry::{Asker, Registry},
-    telemetry,
-};
+use crate::registry::{Asker, Registry};
 
 /// Settings the handler reads on every request; the TTL can change on reload.
 #[derive(Debug)]
@@ -67,6 +56,17 @@ pub struct Responder {
     forward: Option<Arc<ForwardPolicy>>,
     rate_limiter: Option<Arc<RateLimiter>>,
     host: Arc<HostAddresses>,
+}
+
+/// What forwarding a question came to.
+#[derive(Debug)]
+pub enum Forwarded {
+    /// The upstream's answer.
+    Answer(Message),
+    /// Not forwarded: the asker may not be, or the slots are full (REFUSED stands).
+    Refused,
+    /// Every upstream failed (SERVFAIL).
+    Failed,
 }
 
 /// Forwarding, and who may use it.
@@ -145,31 +145,82 @@ impl Responder {
         }
     }
 
-    /// Forwards one question; `None` when policy or failure says REFUSED/SERVFAIL instead.
-    async fn forward(&self, request: &Request, answer: &mut Answer) -> Option<Message> {
-        let policy = self.forward.as_ref()?;
-        if let Some(reason) = self.forward_denied(policy, request.src().ip()) {
+    /// Forwards the request's question for `asker` (TCP upstream when `tcp`).
+    pub async fn forward(&self, request: &Message, asker: IpAddr, tcp: bool) -> Forwarded {
+        let Some(policy) = self.forward.as_ref() else {
+            return Forwarded::Refused;
+        };
+        if let Some(reason) = self.forward_denied(policy, asker) {
             counter!("netalias_forward_rejected_total", "reason" => reason).increment(1);
-            return None;
+            return Forwarded::Refused;
         }
-        let question = request.queries.queries().first()?.original();
-        match policy
-            .forwarder
-            .forward(
-                question,
-                request.protocol() == Protocol::Tcp,
-                request.src().ip(),
-            )
-            .await
-        {
-            Ok(message) => Some(message),
-            Err(ForwardError::Busy(_) | ForwardError::ClientBusy(_)) => None,
+        let Some(question) = request.queries.first() else {
+            return Forwarded::Refused;
+        };
+        match policy.forwarder.forward(question, tcp, asker).await {
+            Ok(message) => Forwarded::Answer(message),
+            Err(ForwardError::Busy(_) | ForwardError::ClientBusy(_)) => Forwarded::Refused,
             Err(error) => {
                 debug!(%error, name = %question.name(), "forwarding failed");
-                *answer = Answer::error(ResponseCode::ServFail);
-                None
+                Forwarded::Failed
             }
         }
+    }
+
+    /// The full path's answer to `request` from local data: the response, and whether its
+    /// name is not ours (then [`Responder::forward`] may answer it instead).
+    pub fn respond(&self, request: &Message, asker: IpAddr) -> (Message, bool) {
+        let mut response = self.reply_to(request);
+        let result = if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            // RFC 6891 6.1.3: we speak version 0 only.
+            Answer::error(ResponseCode::BADVERS)
+        } else if let [query] = request.queries.as_slice() {
+            answer(
+                &self.registry,
+                &LowerQuery::query(query.clone()),
+                asker,
+                self.settings.ttl(),
+            )
+        } else {
+            // `exchange` refuses other counts before decoding; a caller that did not gets this.
+            Answer::error(ResponseCode::FormErr)
+        };
+        response.metadata.response_code = result.rcode;
+        response.metadata.authoritative = result.authoritative;
+        response.answers = result.answers;
+        response.authorities.extend(result.soa);
+        (response, result.forwardable)
+    }
+
+    /// The response carrying an upstream's answer to `request`.
+    pub fn relay(&self, request: &Message, upstream: Message) -> Message {
+        let mut response = self.reply_to(request);
+        response.metadata.response_code = upstream.metadata.response_code;
+        response.answers = upstream.answers;
+        response.authorities = upstream.authorities;
+        response.additionals = upstream.additionals;
+        response
+    }
+
+    /// An empty response to `request`: its ID, opcode, RD and CD, its question, RA when we
+    /// forward, and the EDNS reply when it sent EDNS.
+    fn reply_to(&self, request: &Message) -> Message {
+        let mut response = Message::response(request.metadata.id, request.metadata.op_code);
+        response.metadata = Metadata::response_from_request(&request.metadata);
+        response.metadata.message_type = MessageType::Response;
+        response.metadata.recursion_available = self.forward.is_some();
+        response.queries = request.queries.clone();
+        response.edns = request.edns.as_ref().map(|e| self.reply_edns(e));
+        response
+    }
+
+    /// The most a UDP answer to `request` may take: the size its EDNS allows, within our cap;
+    /// 512 without EDNS.
+    pub fn udp_limit(&self, request: &Message) -> usize {
+        request
+            .edns
+            .as_ref()
+            .map_or(512, |e| usize::from(self.udp_payload(e.max_payload())))
     }
 
     /// The UDP size we really use for a client that advertised `payload` (EDNS0), within our cap.
@@ -183,145 +234,5 @@ impl Responder {
         edns.set_version(0);
         edns.set_max_payload(self.udp_payload(request.max_payload()));
         edns
-    }
-}
-
-// Fixed wire sizes, used to decide truncation before encoding.
-const HEADER_LEN: usize = 12;
-const OPT_LEN: usize = 11;
-/// Type, class, TTL and rdlength of a record.
-const RR_FIXED_LEN: usize = 10;
-/// An owner name written as a compression pointer.
-const POINTER_LEN: usize = 2;
-
-/// The encoded size of an answer, laid out as hickory encodes it: the question copied as sent,
-/// the first owner name in full (the copied question is not indexed for compression), every
-/// later owner a pointer to the first, then the OPT when there is one.
-pub(super) fn answer_len(
-    question_len: usize,
-    rdata_lens: impl IntoIterator<Item = usize>,
-    with_opt: bool,
-) -> usize {
-    let qname_len = question_len.saturating_sub(4);
-    let records: usize = rdata_lens
-        .into_iter()
-        .enumerate()
-        .map(|(i, rdata)| if i == 0 { qname_len } else { POINTER_LEN } + RR_FIXED_LEN + rdata)
-        .sum();
-    HEADER_LEN + question_len + records + if with_opt { OPT_LEN } else { 0 }
-}
-
-/// Whether the answer records fit `limit` bytes alongside the header, question and OPT.
-fn fits(question_len: usize, answers: &[Record], with_opt: bool, limit: usize) -> bool {
-    let rdata = answers.iter().map(|r| match r.record_type() {
-        RecordType::A => 4,
-        RecordType::AAAA => 16,
-        // Anything else is small and single; a generous bound is enough.
-        _ => 64,
-    });
-    answer_len(question_len, rdata, with_opt) <= limit
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for Responder {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        let started = std::time::Instant::now();
-        let reply_edns = request.edns.as_ref().map(|e| self.reply_edns(e));
-        let mut metadata = Metadata::response_from_request(&request.metadata);
-        let queries = request.queries.queries();
-        let qtype: &'static str = queries.first().map_or("none", |q| q.query_type().into());
-
-        let early_rcode = if request.metadata.op_code != OpCode::Query {
-            Some(ResponseCode::NotImp)
-        } else if queries.len() != 1 {
-            Some(ResponseCode::FormErr)
-        } else if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
-            // RFC 6891 6.1.3: we speak version 0 only.
-            Some(ResponseCode::BADVERS)
-        } else {
-            None
-        };
-
-        let mut result = match early_rcode {
-            Some(rcode) => Answer::error(rcode),
-            None => answer(
-                &self.registry,
-                &queries[0],
-                request.src().ip(),
-                self.settings.ttl(),
-            ),
-        };
-
-        let forwarded = if result.forwardable {
-            self.forward(request, &mut result).await
-        } else {
-            None
-        };
-
-        if request.protocol() == Protocol::Udp && forwarded.is_none() {
-            let limit = reply_edns
-                .as_ref()
-                .map_or(512, |e| usize::from(e.max_payload()));
-            let question_len = request.queries.as_bytes().len();
-            if !fits(question_len, &result.answers, reply_edns.is_some(), limit) {
-                // RFC 2181 9: a partial RRset misleads; send none, set TC, the client retries over TCP.
-                result.answers.clear();
-                metadata.truncation = true;
-            }
-        }
-
-        let mut builder = MessageResponseBuilder::new(&request.queries, None);
-        if let Some(edns) = &reply_edns {
-            builder.edns(edns);
-        }
-        let sent = match &forwarded {
-            Some(upstream) => {
-                metadata.response_code = upstream.metadata.response_code;
-                metadata.recursion_available = true;
-                telemetry::count_request(qtype, metadata.response_code, request.protocol());
-                let response = builder.build(
-                    metadata,
-                    upstream.answers.iter(),
-                    upstream.authorities.iter(),
-                    std::iter::empty(),
-                    upstream.additionals.iter(),
-                );
-                response_handle.send_response(response).await
-            }
-            None => {
-                metadata.response_code = result.rcode;
-                metadata.authoritative = result.authoritative;
-                metadata.recursion_available = self.forward.is_some();
-                telemetry::count_request(qtype, result.rcode, request.protocol());
-                let response = builder.build(
-                    metadata,
-                    result.answers.iter(),
-                    std::iter::empty(),
-                    result.soa.iter(),
-                    std::iter::empty(),
-                );
-                response_handle.send_response(response).await
-            }
-        };
-        metrics::histogram!(telemetry::DNS_REQUEST_DURATION)
-            .record(started.elapsed().as_secs_f64());
-        match sent {
-            Ok(info) => info,
-            Err(error) => {
-                warn!(%error, src = %request.src(), "failed to send a response");
-                let mut failed = Metadata::response_from_request(&request.metadata);
-                failed.message_type = MessageType::Response;
-                failed.response_code = ResponseCode::ServFail;
-                Header {
-                    metadata: failed,
-                    counts: HeaderCounts::default(),
-                }
-                .into()
-            }
-        }
     }
 }

@@ -1,8 +1,8 @@
 //! The DNS front end: packets in, answers out, read-only over the registry.
 //!
 //! `answer` decides what a question gets (pure, no I/O); `handler` applies the protocol
-//! rules (opcode, EDNS, truncation) around it as a hickory-server `RequestHandler`;
-//! `exchange` runs that handler from bytes to bytes; `udp` (with `batch` and the `fast` path)
+//! rules around it (EDNS, AA, RA) and the forwarding policy; `exchange` runs the full path
+//! from bytes to bytes; `wire` owns the wire layout; `udp` (with `batch` and the `fast` path)
 //! and `tcp` carry packets to it; `listener` binds the sockets; `gateways` follows Docker
 //! bridges with listeners; `rate_limit` is the optional UDP RRL. Nothing here writes to the
 //! registry.
@@ -19,6 +19,7 @@ mod listener;
 mod rate_limit;
 mod tcp;
 mod udp;
+mod wire;
 
 pub use answer::{Answer, answer};
 pub use fast::try_answer as fast_answer;

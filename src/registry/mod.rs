@@ -99,6 +99,18 @@ pub enum Unheld {
     NotOurs,
 }
 
+/// What one name is for one asker, from one call ([`Registry::resolve`]).
+#[derive(Debug, Clone)]
+pub enum Resolution {
+    /// Held, with what the caller asked for.
+    Found(Arc<RecordSet>),
+    /// Held, without what the caller asked for: no data, with the zone for the SOA and the
+    /// held set's own TTL, if it has one.
+    NoData { zone: LowerName, ttl: Option<u32> },
+    /// Not held (see [`Unheld`]).
+    Unheld(Unheld),
+}
+
 /// Counts of what the registry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Sizes {
@@ -165,6 +177,25 @@ impl Registry {
 
     pub fn domain(&self) -> Option<&LowerName> {
         self.domain.as_ref()
+    }
+
+    /// What `name` is for `asker`: its record set when `has` says the set holds what the
+    /// question wants (the answer rules decide; the registry knows no record types), no data
+    /// with the zone for the SOA when it does not, or what kind of unheld name it is.
+    pub fn resolve(
+        &self,
+        name: &LowerName,
+        asker: IpAddr,
+        has: impl FnOnce(&RecordSet) -> bool,
+    ) -> Resolution {
+        match self.lookup(name, asker) {
+            Some(set) if has(&set) => Resolution::Found(set),
+            Some(set) => Resolution::NoData {
+                zone: self.zone_of(name).unwrap_or_else(|| name.clone()),
+                ttl: set.ttl(),
+            },
+            None => Resolution::Unheld(self.unheld(name, asker)),
+        }
     }
 
     /// The record set `name` resolves to for `asker` (see [`Registry::lookup_key`]).
