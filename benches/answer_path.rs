@@ -199,6 +199,7 @@ fn endpoint(i: u32, alias: &str) -> Endpoint {
         ipv6: None,
         ttl: None,
         in_rotation: true,
+        srv: Vec::new(),
     }
 }
 

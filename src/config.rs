@@ -365,6 +365,29 @@ pub struct StaticEndpoint {
     pub ttl: Option<u32>,
     /// Endpoints that share a `container` value are one asker: each sees all their networks.
     pub container: Option<String>,
+    /// Service ports, served as SRV `_SERVICE._PROTO.NAME` for each of the endpoint's names.
+    #[serde(default)]
+    pub srv: Vec<Spanned<StaticSrv>>,
+}
+
+/// `{ service = "http", proto = "tcp", port = 80, weight = 1 }` on a static endpoint.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StaticSrv {
+    /// The service name without its underscore (RFC 6335: 1 to 15 letters, digits, hyphens).
+    pub service: String,
+    /// `tcp` (the default) or `udp`.
+    #[serde(default = "default_srv_proto")]
+    pub proto: String,
+    #[serde(deserialize_with = "bounded::<_, _, 1, 65535>")]
+    pub port: u16,
+    /// RFC 2782 weight among the members offering the service; equal when unsaid.
+    #[serde(default, deserialize_with = "bounded_opt::<_, _, 0, 65535>")]
+    pub weight: Option<u16>,
+}
+
+fn default_srv_proto() -> String {
+    "tcp".into()
 }
 
 impl ServerConfig {
@@ -475,6 +498,26 @@ impl Config {
                 }
                 for alias in &ep.aliases {
                     check_dns_name(alias, &at("aliases"))?;
+                }
+                for srv in &ep.srv {
+                    let value = srv.get_ref();
+                    if crate::registry::SrvPort::service_name(&value.service).is_none() {
+                        return Err(Violation::new(
+                            srv,
+                            at("srv.service"),
+                            format!(
+                                "`{}` is not a service name: 1 to 15 letters, digits and hyphens, with a letter, no hyphen at either end (RFC 6335), and no leading underscore",
+                                value.service
+                            ),
+                        ));
+                    }
+                    if crate::registry::SrvProto::from_label(&value.proto).is_none() {
+                        return Err(Violation::new(
+                            srv,
+                            at("srv.proto"),
+                            format!("`{}` is not `tcp` or `udp`", value.proto),
+                        ));
+                    }
                 }
                 if ep.ipv4.is_none() && ep.ipv6.is_none() {
                     return Err(Violation::new(

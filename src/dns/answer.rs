@@ -9,11 +9,11 @@ use hickory_server::proto::{
     op::{LowerQuery, ResponseCode},
     rr::{
         DNSClass, LowerName, Name, RData, Record, RecordType,
-        rdata::{A, AAAA, HINFO, PTR, SOA},
+        rdata::{A, AAAA, HINFO, PTR, SOA, SRV},
     },
 };
 
-use crate::registry::{RecordSet, Registry, Resolution, Unheld};
+use crate::registry::{RecordSet, Registry, Resolution, SrvPort, SrvProto, Unheld};
 
 /// The records and code for one question.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +22,8 @@ pub struct Answer {
     /// AA: set for names that are ours.
     pub authoritative: bool,
     pub answers: Vec<Record>,
+    /// The SRV targets' addresses (glue), dropped first when the answer does not fit.
+    pub additionals: Vec<Record>,
     /// RFC 2308: NXDOMAIN and NODATA carry the zone's SOA.
     pub soa: Option<Record>,
     /// Not ours: a forwarder may answer it instead of this REFUSED.
@@ -34,6 +36,7 @@ impl Answer {
             rcode,
             authoritative: false,
             answers: Vec::new(),
+            additionals: Vec::new(),
             soa: None,
             forwardable: false,
         }
@@ -56,6 +59,7 @@ impl Answer {
             rcode,
             authoritative: true,
             answers,
+            additionals: Vec::new(),
             soa,
             forwardable: false,
         }
@@ -84,6 +88,17 @@ fn answer_name(
     asker: IpAddr,
     default_ttl: u32,
 ) -> Answer {
+    if let Some((service, proto, host)) = service_name(name) {
+        return answer_service(
+            registry,
+            (&service, proto),
+            &host,
+            owner,
+            qtype,
+            asker,
+            default_ttl,
+        );
+    }
     let has = |set: &RecordSet| match qtype {
         RecordType::A => !set.v4_members().is_empty(),
         RecordType::AAAA => !set.v6_members().is_empty(),
@@ -113,6 +128,86 @@ fn answer_name(
         _ => vec![rfc8482_hinfo(owner, ttl)],
     };
     Answer::ours(ResponseCode::NoError, answers, None)
+}
+
+/// `_SERVICE._PROTO.HOST.` as (service, protocol, host), when the first two labels say so.
+fn service_name(name: &LowerName) -> Option<(String, SrvProto, LowerName)> {
+    let full = Name::from(name);
+    let mut labels = full.iter();
+    let service = std::str::from_utf8(labels.next()?.strip_prefix(b"_")?).ok()?;
+    let proto = std::str::from_utf8(labels.next()?.strip_prefix(b"_")?).ok()?;
+    let (service, proto) = (
+        SrvPort::service_name(service)?,
+        SrvProto::from_label(proto)?,
+    );
+    let host = name.base_name().base_name();
+    (!host.is_root()).then_some((service, proto, host))
+}
+
+/// A service name: SRV records from the members of HOST that offer the service, in rotation,
+/// with their addresses as glue. HOST without that service, or another type asked: no data.
+fn answer_service(
+    registry: &Registry,
+    (service, proto): (&str, SrvProto),
+    host: &LowerName,
+    owner: &Name,
+    qtype: RecordType,
+    asker: IpAddr,
+    default_ttl: u32,
+) -> Answer {
+    let set = match registry.resolve(host, asker, |set| set.offers(service, proto)) {
+        Resolution::Found(set) => set,
+        Resolution::NoData { zone, ttl } => {
+            let ttl = ttl.unwrap_or(default_ttl);
+            return Answer::ours(ResponseCode::NoError, Vec::new(), Some(soa(&zone, ttl)));
+        }
+        // Nothing exists under an apex that holds no such host.
+        Resolution::Unheld(Unheld::Apex(zone)) => {
+            return Answer::ours(
+                ResponseCode::NXDomain,
+                Vec::new(),
+                Some(soa(&zone, default_ttl)),
+            );
+        }
+        Resolution::Unheld(unheld) => return unknown_name(unheld, qtype, default_ttl),
+    };
+    let ttl = set.ttl().unwrap_or(default_ttl);
+    match qtype {
+        RecordType::SRV => {}
+        RecordType::ANY => {
+            return Answer::ours(ResponseCode::NoError, vec![rfc8482_hinfo(owner, ttl)], None);
+        }
+        _ => {
+            let zone = registry.zone_of(host).unwrap_or_else(|| host.clone());
+            return Answer::ours(ResponseCode::NoError, Vec::new(), Some(soa(&zone, ttl)));
+        }
+    }
+    let turn = set.next_srv(service, proto);
+    let answers = turn
+        .iter()
+        .map(|t| {
+            let srv = SRV::new(0, t.weight, t.port, t.target.clone());
+            Record::from_rdata(owner.clone(), ttl, RData::SRV(srv))
+        })
+        .collect();
+    let mut additionals: Vec<Record> = Vec::with_capacity(turn.len());
+    for t in turn.iter() {
+        if additionals.iter().any(|r| r.name == t.target) {
+            continue; // one target, several ports
+        }
+        additionals.extend(
+            t.ipv4
+                .map(|ip| Record::from_rdata(t.target.clone(), ttl, RData::A(A(ip)))),
+        );
+        additionals.extend(
+            t.ipv6
+                .map(|ip| Record::from_rdata(t.target.clone(), ttl, RData::AAAA(AAAA(ip)))),
+        );
+    }
+    Answer {
+        additionals,
+        ..Answer::ours(ResponseCode::NoError, answers, None)
+    }
 }
 
 fn answer_ptr(

@@ -81,9 +81,10 @@ pub async fn answer_bytes(
     Some(encoded)
 }
 
-/// `response` encoded within `limit` octets. Past it, by its real encoded size, it goes with
-/// no records but the OPT and TC set: RFC 2181 9, a partial RRset misleads, and the client
-/// retries over TCP.
+/// `response` encoded within `limit` octets, by its real encoded size. Past it, the additional
+/// section (SRV glue, which a client can ask for) goes first; if it still does not fit, it
+/// goes with no records but the OPT and TC set: RFC 2181 9, a partial RRset misleads, and the
+/// client retries over TCP.
 fn encode(
     mut response: Message,
     limit: usize,
@@ -91,6 +92,13 @@ fn encode(
     let bytes = response.to_vec()?;
     if bytes.len() <= limit {
         return Ok(bytes);
+    }
+    if !response.additionals.is_empty() {
+        response.additionals.clear();
+        let bytes = response.to_vec()?;
+        if bytes.len() <= limit {
+            return Ok(bytes);
+        }
     }
     response.answers.clear();
     response.authorities.clear();

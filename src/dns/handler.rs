@@ -189,6 +189,7 @@ impl Responder {
         response.metadata.authoritative = result.authoritative;
         response.answers = result.answers;
         response.authorities.extend(result.soa);
+        response.additionals = result.additionals;
         (response, result.forwardable)
     }
 

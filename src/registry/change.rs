@@ -37,6 +37,78 @@ pub struct Endpoint {
     /// Whether its addresses are handed out. An endpoint out of rotation (unhealthy, paused)
     /// still has its PTR and its view as an asker; it is just not an answer.
     pub in_rotation: bool,
+    /// The service ports it offers, served as SRV `_SERVICE._PROTO.NAME` for each of its names.
+    pub srv: Vec<SrvPort>,
+}
+
+/// A transport an SRV record names (RFC 2782 `_PROTO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SrvProto {
+    Tcp,
+    Udp,
+}
+
+impl SrvProto {
+    /// The label as it appears in a name, without its underscore.
+    pub fn label(self) -> &'static str {
+        match self {
+            SrvProto::Tcp => "tcp",
+            SrvProto::Udp => "udp",
+        }
+    }
+
+    /// `tcp` / `udp`, any case.
+    pub fn from_label(label: &str) -> Option<SrvProto> {
+        if label.eq_ignore_ascii_case("tcp") {
+            Some(SrvProto::Tcp)
+        } else if label.eq_ignore_ascii_case("udp") {
+            Some(SrvProto::Udp)
+        } else {
+            None
+        }
+    }
+}
+
+/// One port an endpoint offers as a named service: `_SERVICE._PROTO.NAME` SRV (RFC 2782; named
+/// as the Kubernetes DNS specification names them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SrvPort {
+    /// The service name without its underscore (`http`), lower case.
+    pub service: String,
+    pub proto: SrvProto,
+    pub port: u16,
+    /// RFC 2782 weight among the members that offer the service.
+    pub weight: u16,
+}
+
+/// The weight of a member whose source sets none: all members equal.
+pub const DEFAULT_SRV_WEIGHT: u16 = 1;
+
+impl SrvPort {
+    /// A service name as RFC 6335 5.1 allows it (1 to 15 letters, digits and hyphens, a letter
+    /// among them, no hyphen at either end or twice in a row), lower-cased; `None` otherwise.
+    pub fn service_name(text: &str) -> Option<String> {
+        let bytes = text.as_bytes();
+        let ok = (1..=15).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+            && bytes.iter().any(u8::is_ascii_alphabetic)
+            && !text.starts_with('-')
+            && !text.ends_with('-')
+            && !text.contains("--");
+        ok.then(|| text.to_ascii_lowercase())
+    }
+
+    /// `PORT`, `PORT/tcp` or `PORT/udp` (TCP when unsaid), as labels and config spell a port.
+    pub fn parse_port(text: &str) -> Option<(u16, SrvProto)> {
+        let (port, proto) = match text.trim().split_once('/') {
+            Some((port, proto)) => (port, SrvProto::from_label(proto)?),
+            None => (text.trim(), SrvProto::Tcp),
+        };
+        let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+        Some((port, proto))
+    }
 }
 
 impl Endpoint {

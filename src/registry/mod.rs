@@ -20,10 +20,10 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use hickory_server::proto::rr::{LowerName, Name};
 
-pub use change::{Change, Endpoint, Owner};
+pub use change::{Change, DEFAULT_SRV_WEIGHT, Endpoint, Owner, SrvPort, SrvProto};
 pub use name_key::NameKey;
 use name_key::parent_offsets;
-pub use record_set::{Cursors, RecordSet, Rotated};
+pub use record_set::{Cursors, RecordSet, Rotated, SrvTarget};
 pub use view::View;
 use writer::Model;
 

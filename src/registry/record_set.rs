@@ -12,7 +12,9 @@ use std::{
     },
 };
 
-use super::NetId;
+use hickory_server::proto::rr::Name;
+
+use super::{NetId, SrvProto};
 
 /// Rotation counters, shared between successive versions of a record set so that adding or
 /// removing a member neither restarts nor skews the rotation.
@@ -20,6 +22,23 @@ use super::NetId;
 pub struct Cursors {
     v4: AtomicUsize,
     v6: AtomicUsize,
+    /// One for every service the set offers: with one service per name (the usual case) its
+    /// SRV answers rotate exactly; with several, they share the turns.
+    srv: AtomicUsize,
+}
+
+/// One SRV answer a member gives: its port for one service, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SrvTarget {
+    pub service: Box<str>,
+    pub proto: SrvProto,
+    /// `NAME.NETWORK.` of the member.
+    pub target: Name,
+    pub port: u16,
+    pub weight: u16,
+    /// The target's addresses, for the additional section.
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<std::net::Ipv6Addr>,
 }
 
 #[derive(Debug)]
@@ -29,6 +48,9 @@ pub struct RecordSet {
     v6: Box<[Ipv6Addr]>,
     ttl: Option<u32>,
     cursors: Arc<Cursors>,
+    /// SRV targets sorted by service and protocol (so one service's are a contiguous run);
+    /// `None` for the many sets with none, which then cost one pointer.
+    srv: Option<Box<[SrvTarget]>>,
 }
 
 /// Members in answer order for one query: `members[start..]` then `members[..start]`.
@@ -103,7 +125,45 @@ impl RecordSet {
             v6: v6.into(),
             ttl,
             cursors,
+            srv: None,
         }
+    }
+
+    /// The set with these SRV targets (sorted, duplicates dropped).
+    pub fn with_srv(mut self, mut targets: Vec<SrvTarget>) -> Self {
+        targets.sort_unstable();
+        targets.dedup();
+        self.srv = (!targets.is_empty()).then(|| targets.into());
+        self
+    }
+
+    /// The targets offering `service` over `proto` (`service` lower case).
+    fn srv_run(&self, service: &str, proto: SrvProto) -> &[SrvTarget] {
+        fn key(t: &SrvTarget) -> (&str, SrvProto) {
+            (&t.service, t.proto)
+        }
+        let all = self.srv.as_deref().unwrap_or_default();
+        let start = all.partition_point(|t| key(t) < (service, proto));
+        let len = all[start..]
+            .iter()
+            .take_while(|t| key(t) == (service, proto))
+            .count();
+        &all[start..start + len]
+    }
+
+    /// Whether any member offers `service` over `proto`.
+    pub fn offers(&self, service: &str, proto: SrvProto) -> bool {
+        !self.srv_run(service, proto).is_empty()
+    }
+
+    /// Every SRV target, sorted by service, protocol and target (for listings).
+    pub fn srv_targets(&self) -> &[SrvTarget] {
+        self.srv.as_deref().unwrap_or_default()
+    }
+
+    /// The next SRV answer for `service` over `proto`: takes a turn.
+    pub fn next_srv(&self, service: &str, proto: SrvProto) -> Rotated<'_, SrvTarget> {
+        rotate(self.srv_run(service, proto), &self.cursors.srv)
     }
 
     pub fn network(&self) -> NetId {
@@ -122,7 +182,7 @@ impl RecordSet {
         &self.v6
     }
     pub fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.is_empty()
+        self.v4.is_empty() && self.v6.is_empty() && self.srv.is_none()
     }
 
     /// Every member, v4 then v6, in the order the next answers would list them, without taking a turn.

@@ -18,6 +18,7 @@ fn ep(network: &str, container: &str, ip: [u8; 4], aliases: &[&str]) -> Endpoint
         ipv6: None,
         ttl: None,
         in_rotation: true,
+        srv: Vec::new(),
     }
 }
 

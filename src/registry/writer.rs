@@ -19,8 +19,8 @@ use metrics::counter;
 use tracing::{debug, warn};
 
 use super::{
-    Change, Endpoint, Index, NameEntry, NameKey, NetId, Owner, PtrTarget, RecordSet, Sizes, View,
-    record_set::Cursors,
+    Change, Endpoint, Index, NameEntry, NameKey, NetId, Owner, PtrTarget, RecordSet, Sizes,
+    SrvTarget, View, record_set::Cursors,
 };
 
 /// A small sorted map on a `Vec`. Most keys here have one or two entries; a `BTreeMap` would
@@ -413,7 +413,10 @@ impl Model {
                 .as_ref()
                 .map(|s| Arc::clone(s.cursors()))
                 .unwrap_or_else(|| Arc::new(Cursors::default()));
-            Some(Arc::new(RecordSet::new(state.id, v4, v6, ttl, cursors)))
+            let srv = srv_targets(network, &members);
+            Some(Arc::new(
+                RecordSet::new(state.id, v4, v6, ttl, cursors).with_srv(srv),
+            ))
         };
         if entry.members.is_empty() {
             state.names.remove(short);
@@ -569,6 +572,27 @@ impl Model {
             std::sync::atomic::Ordering::Relaxed,
         );
     }
+}
+
+/// The SRV targets `members` offer on `network`: each port of each member, pointing at
+/// `NAME.NETWORK.` (a member whose name is not a DNS name offers none).
+fn srv_targets(network: &str, members: &[&Endpoint]) -> Vec<SrvTarget> {
+    members
+        .iter()
+        .filter(|e| !e.srv.is_empty())
+        .filter_map(|e| Some((e, fqdn(&format!("{}.{network}", e.name)).ok()?)))
+        .flat_map(|(e, target)| {
+            e.srv.iter().map(move |port| SrvTarget {
+                service: port.service.as_str().into(),
+                proto: port.proto,
+                target: target.clone(),
+                port: port.port,
+                weight: port.weight,
+                ipv4: e.ipv4,
+                ipv6: e.ipv6,
+            })
+        })
+        .collect()
 }
 
 /// Publishes whether a network is internal: while any owner marks it so.

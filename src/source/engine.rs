@@ -8,10 +8,17 @@
 
 use std::collections::HashMap;
 
+use crate::registry::{DEFAULT_SRV_WEIGHT, SrvPort};
+
 /// Label that keeps a container (or a Swarm service) out of rotation.
 pub const LABEL_EXCLUDE: &str = "netalias.exclude";
 /// Label that sets the TTL of a container's (or a service's) records.
 pub const LABEL_TTL: &str = "netalias.ttl";
+/// Labels `netalias.srv.SERVICE=PORT[/tcp|/udp]` name a port as a service, served as SRV
+/// `_SERVICE._PROTO.NAME`; several may be given.
+pub const LABEL_SRV_PREFIX: &str = "netalias.srv.";
+/// Label that sets the SRV weight of every port its owner offers (so `weight` is no service).
+pub const LABEL_SRV_WEIGHT: &str = "netalias.srv.weight";
 /// Label Swarm puts on every task container.
 pub const LABEL_SWARM_TASK: &str = "com.docker.swarm.task.id";
 
@@ -107,9 +114,120 @@ pub fn ttl_from_labels(labels: &HashMap<String, String>) -> Result<Option<u32>, 
     }
 }
 
+/// Well-known ports and their IANA service names (the Service Name and Transport Protocol
+/// Port Number Registry): a container that exposes one of these offers it as that service
+/// without a label. The README lists them.
+pub const WELL_KNOWN_PORTS: [(u16, &str); 19] = [
+    (22, "ssh"),
+    (25, "smtp"),
+    (53, "domain"),
+    (80, "http"),
+    (110, "pop3"),
+    (143, "imap"),
+    (389, "ldap"),
+    (443, "https"),
+    (587, "submission"),
+    (2379, "etcd-client"),
+    (2380, "etcd-server"),
+    (3306, "mysql"),
+    (5432, "postgresql"),
+    (5671, "amqps"),
+    (5672, "amqp"),
+    (6379, "redis"),
+    (8080, "http-alt"),
+    (11211, "memcache"),
+    (27017, "mongodb"),
+];
+
+/// The IANA service name of a well-known port, if it is in [`WELL_KNOWN_PORTS`].
+pub fn well_known_service(port: u16) -> Option<&'static str> {
+    WELL_KNOWN_PORTS
+        .binary_search_by_key(&port, |(p, _)| *p)
+        .ok()
+        .map(|i| WELL_KNOWN_PORTS[i].1)
+}
+
+/// The SRV weight labels set, or the default; `Err(value)` when the label is not a number.
+fn srv_weight(labels: &HashMap<String, String>) -> Result<u16, &str> {
+    match labels.get(LABEL_SRV_WEIGHT) {
+        None => Ok(DEFAULT_SRV_WEIGHT),
+        Some(v) => v.trim().parse().map_err(|_| v.as_str()),
+    }
+}
+
+/// The service ports labels name (`netalias.srv.SERVICE=PORT[/tcp|/udp]`), and the labels that
+/// could not be read (label, value), for the caller to warn about or not.
+pub fn srv_from_labels(labels: &HashMap<String, String>) -> (Vec<SrvPort>, Vec<(String, String)>) {
+    let mut bad = Vec::new();
+    let weight = srv_weight(labels).unwrap_or_else(|value| {
+        bad.push((LABEL_SRV_WEIGHT.to_string(), value.to_string()));
+        DEFAULT_SRV_WEIGHT
+    });
+    let mut ports: Vec<SrvPort> = labels
+        .iter()
+        .filter(|(label, _)| label.as_str() != LABEL_SRV_WEIGHT)
+        .filter_map(|(label, value)| {
+            let service = label.strip_prefix(LABEL_SRV_PREFIX)?;
+            let parsed = SrvPort::service_name(service)
+                .zip(SrvPort::parse_port(value))
+                .map(|(service, (port, proto))| SrvPort {
+                    service,
+                    proto,
+                    port,
+                    weight,
+                });
+            if parsed.is_none() {
+                bad.push((label.clone(), value.clone()));
+            }
+            parsed
+        })
+        .collect();
+    ports.sort();
+    (ports, bad)
+}
+
+/// Exposed ports (`80/tcp`) with a well-known service name, as service ports.
+pub fn srv_from_exposed<'a>(
+    exposed: impl IntoIterator<Item = &'a str>,
+    weight: u16,
+) -> Vec<SrvPort> {
+    exposed
+        .into_iter()
+        .filter_map(|spec| {
+            let (port, proto) = SrvPort::parse_port(spec)?;
+            Some(SrvPort {
+                service: well_known_service(port)?.to_string(),
+                proto,
+                port,
+                weight,
+            })
+        })
+        .collect()
+}
+
+/// Labels first, then exposed well-known ports for services the labels do not name.
+pub fn merge_srv(mut labelled: Vec<SrvPort>, exposed: Vec<SrvPort>) -> Vec<SrvPort> {
+    for port in exposed {
+        if !labelled
+            .iter()
+            .any(|p| p.service == port.service && p.proto == port.proto)
+        {
+            labelled.push(port);
+        }
+    }
+    labelled.sort();
+    labelled
+}
+
+/// The weight labels set (for ports that come from elsewhere than the labels).
+pub fn weight_from_labels(labels: &HashMap<String, String>) -> u16 {
+    srv_weight(labels).unwrap_or(DEFAULT_SRV_WEIGHT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::SrvProto;
 
     #[test]
     fn each_engine_has_its_own_system_networks() {
@@ -141,6 +259,65 @@ mod tests {
             Engine::Docker
         );
         assert_eq!(Engine::from_version(None, []), Engine::Docker);
+    }
+
+    #[test]
+    fn srv_labels_name_ports_and_bad_ones_are_reported() {
+        let labels: HashMap<String, String> = [
+            ("netalias.srv.http", "8080"),
+            ("netalias.srv.dns", "53/udp"),
+            ("netalias.srv.weight", "5"),
+            ("netalias.srv.bad_name", "80"),
+            ("netalias.srv.grpc", "70000"),
+            ("other", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let (ports, bad) = srv_from_labels(&labels);
+        assert_eq!(
+            ports,
+            vec![
+                SrvPort {
+                    service: "dns".into(),
+                    proto: SrvProto::Udp,
+                    port: 53,
+                    weight: 5
+                },
+                SrvPort {
+                    service: "http".into(),
+                    proto: SrvProto::Tcp,
+                    port: 8080,
+                    weight: 5
+                },
+            ]
+        );
+        assert_eq!(bad.len(), 2, "{bad:?}");
+    }
+
+    #[test]
+    fn exposed_well_known_ports_are_services_unless_a_label_names_them() {
+        assert!(
+            WELL_KNOWN_PORTS.windows(2).all(|w| w[0].0 < w[1].0),
+            "sorted"
+        );
+        let exposed = srv_from_exposed(["80/tcp", "5432/tcp", "9999/tcp", "53/udp"], 1);
+        let names: Vec<&str> = exposed.iter().map(|p| p.service.as_str()).collect();
+        assert_eq!(names, ["http", "postgresql", "domain"]);
+        let labelled = vec![SrvPort {
+            service: "http".into(),
+            proto: SrvProto::Tcp,
+            port: 8080,
+            weight: 1,
+        }];
+        let merged = merge_srv(labelled, exposed);
+        let http: Vec<u16> = merged
+            .iter()
+            .filter(|p| p.service == "http")
+            .map(|p| p.port)
+            .collect();
+        assert_eq!(http, [8080], "the label wins over the exposed port");
+        assert_eq!(merged.len(), 3);
     }
 
     #[test]

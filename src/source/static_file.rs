@@ -17,8 +17,8 @@ use tracing::{error, info, warn};
 
 use super::tracked::Tracked;
 use crate::{
-    config::{Config, ServerConfig},
-    registry::{Change, Endpoint, Owner, Registry},
+    config::{Config, ServerConfig, StaticSrv},
+    registry::{Change, DEFAULT_SRV_WEIGHT, Endpoint, Owner, Registry, SrvPort, SrvProto},
     telemetry,
 };
 
@@ -47,11 +47,26 @@ fn declared(config: &Config) -> BTreeMap<(String, String), Endpoint> {
                 ipv6: ep.ipv6.as_ref().map(|ip| *ip.get_ref()),
                 ttl: ep.ttl,
                 in_rotation: true,
+                srv: ep
+                    .srv
+                    .iter()
+                    .filter_map(|s| srv_port(s.get_ref()))
+                    .collect(),
             };
             out.insert((network.clone(), container), endpoint);
         }
     }
     out
+}
+
+/// A config `srv` entry as a service port (`Config::parse` has checked its names).
+fn srv_port(srv: &StaticSrv) -> Option<SrvPort> {
+    Some(SrvPort {
+        service: SrvPort::service_name(&srv.service)?,
+        proto: SrvProto::from_label(&srv.proto)?,
+        port: srv.port,
+        weight: srv.weight.unwrap_or(DEFAULT_SRV_WEIGHT),
+    })
 }
 
 impl StaticSource {

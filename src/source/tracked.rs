@@ -163,6 +163,7 @@ mod tests {
             ipv6: None,
             ttl: None,
             in_rotation: true,
+            srv: Vec::new(),
         }
     }
 

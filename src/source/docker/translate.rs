@@ -18,11 +18,12 @@ use ipnet::IpNet;
 use tracing::warn;
 
 use crate::{
-    registry::Endpoint,
+    registry::{Endpoint, SrvPort},
     source::{
         bridge::Bridge,
         engine::{
-            Engine, LABEL_SWARM_TASK, LABEL_TTL, excluded_by_label, short_id, ttl_from_labels,
+            Engine, LABEL_SWARM_TASK, LABEL_TTL, excluded_by_label, merge_srv, short_id,
+            srv_from_exposed, srv_from_labels, ttl_from_labels, weight_from_labels,
         },
     },
 };
@@ -207,6 +208,7 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
         .as_ref()
         .and_then(|cfg| cfg.hostname.clone())
         .filter(|h| !h.is_empty());
+    let srv = srv_of(c, &name);
 
     let networks = c
         .network_settings
@@ -234,11 +236,35 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
                 ipv6,
                 ttl,
                 in_rotation,
+                srv: srv.clone(),
             })
         })
         .collect();
     endpoints.sort_by(|a, b| a.network.cmp(&b.network));
     endpoints
+}
+
+/// The service ports a container offers: its `netalias.srv.*` labels, then its exposed ports
+/// that have a well-known service name (`EXPOSE 80` → `http`) and that no label names.
+fn srv_of(c: &ContainerInspectResponse, name: &str) -> Vec<SrvPort> {
+    let config = c.config.as_ref();
+    let no_labels = HashMap::new();
+    let labels = config
+        .and_then(|cfg| cfg.labels.as_ref())
+        .unwrap_or(&no_labels);
+    let (labelled, bad) = srv_from_labels(labels);
+    for (label, value) in bad {
+        warn!(container = %name, %label, %value, "SRV label ignored: want netalias.srv.SERVICE=PORT[/tcp|/udp] (a service name of 1 to 15 letters, digits and hyphens) or netalias.srv.weight=N");
+    }
+    let exposed = config
+        .and_then(|cfg| cfg.exposed_ports.as_ref())
+        .into_iter()
+        .flatten()
+        .map(String::as_str);
+    merge_srv(
+        labelled,
+        srv_from_exposed(exposed, weight_from_labels(labels)),
+    )
 }
 
 /// A container's IPv4 and IPv6 address on one network, as the engine reports them.

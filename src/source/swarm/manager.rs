@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, collections::HashMap, path::PathBuf};
 
 use bollard::{
     Docker,
-    models::{EndpointSpecModeEnum, LocalNodeState, Service},
+    models::{EndpointPortConfigProtocolEnum, EndpointSpecModeEnum, LocalNodeState, Service},
     query_parameters::ListNetworksOptionsBuilder,
 };
 use http_body_util::{BodyExt, Empty};
@@ -21,7 +21,8 @@ use hyper_util::{
 };
 use hyperlocal::UnixConnector;
 
-use super::translate::{ServiceView, SwarmState, Task, address_of};
+use super::translate::{ServiceView, SwarmState, Task, address_of, service_srv};
+use crate::registry::SrvProto;
 
 /// `{"desired-state":["running"]}`: tasks on their way out are not fetched at all.
 const RUNNING_TASKS: &str = "/tasks?filters=%7B%22desired-state%22%3A%5B%22running%22%5D%7D";
@@ -281,12 +282,29 @@ fn service_view(service: Service) -> Option<ServiceView> {
         .flatten()
         .filter_map(|v| Some((v.network_id?, address_of(v.addr.as_deref()?)?)))
         .collect();
+    let labels = spec.labels.unwrap_or_default();
+    // Named ports of the spec (the port tasks listen on, reached at the VIP too).
+    let named_ports: Vec<(String, SrvProto, u16)> = spec
+        .endpoint_spec
+        .and_then(|e| e.ports)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let proto = match p.protocol {
+                Some(EndpointPortConfigProtocolEnum::UDP) => SrvProto::Udp,
+                Some(EndpointPortConfigProtocolEnum::SCTP) => return None,
+                _ => SrvProto::Tcp,
+            };
+            Some((p.name?, proto, u16::try_from(p.target_port?).ok()?))
+        })
+        .collect();
     Some(ServiceView {
         id: service.id?,
+        srv: service_srv(&labels, named_ports),
         name: spec.name?,
         dnsrr,
         aliases,
         virtual_ips,
-        labels: spec.labels.unwrap_or_default(),
+        labels,
     })
 }

@@ -14,9 +14,12 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::{
-    registry::Endpoint,
+    registry::{Endpoint, SrvPort, SrvProto},
     source::{
-        engine::{Engine, excluded_by_label, short_id, ttl_from_labels},
+        engine::{
+            Engine, excluded_by_label, merge_srv, short_id, srv_from_labels, ttl_from_labels,
+            weight_from_labels,
+        },
         tracked::EndpointKey,
     },
 };
@@ -41,6 +44,31 @@ pub struct ServiceView {
     /// (network ID, virtual IP) in `vip` mode.
     pub virtual_ips: Vec<(String, IpAddr)>,
     pub labels: HashMap<String, String>,
+    /// The service ports its tasks (and its VIP) offer, served as SRV.
+    pub srv: Vec<SrvPort>,
+}
+
+/// A service's service ports: its `netalias.srv.*` labels, then its named ports (a port
+/// named `web` is `_web._PROTO`) that no label names. Unreadable labels and port names that
+/// are not service names are left out quietly: this runs on every refresh.
+pub fn service_srv(
+    labels: &HashMap<String, String>,
+    named_ports: Vec<(String, SrvProto, u16)>,
+) -> Vec<SrvPort> {
+    let (labelled, _) = srv_from_labels(labels);
+    let weight = weight_from_labels(labels);
+    let named = named_ports
+        .into_iter()
+        .filter_map(|(name, proto, port)| {
+            Some(SrvPort {
+                service: SrvPort::service_name(&name)?,
+                proto,
+                port,
+                weight,
+            })
+        })
+        .collect();
+    merge_srv(labelled, named)
 }
 
 /// `GET /tasks` as the manager sends it. bollard's `Task` model has no `NetworksAttachments`,
@@ -232,6 +260,7 @@ impl SwarmState {
                         ipv6,
                         ttl,
                         in_rotation,
+                        srv: service.srv.clone(),
                     },
                 );
             }
@@ -261,6 +290,7 @@ impl SwarmState {
                         ipv6,
                         ttl,
                         in_rotation: serving.contains_key(&(service.id.as_str(), network_id)),
+                        srv: service.srv.clone(),
                     },
                 );
             }
@@ -327,6 +357,23 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_services_named_ports_and_srv_labels_go_with_its_vip_and_its_tasks() {
+        let endpoints = state(false).endpoints();
+        let offered: Vec<Vec<(String, u16)>> = endpoints
+            .values()
+            .map(|e| e.srv.iter().map(|p| (p.service.clone(), p.port)).collect())
+            .collect();
+        assert!(!offered.is_empty());
+        for ports in offered {
+            assert_eq!(
+                ports,
+                [("metrics".to_string(), 9100), ("web".to_string(), 80)],
+                "a port name that is not a service name is left out"
+            );
+        }
+    }
+
     fn state(dnsrr: bool) -> SwarmState {
         SwarmState {
             networks: BTreeMap::from([
@@ -343,6 +390,13 @@ mod tests {
                     ("ingid".into(), "10.255.0.5".parse().expect("ip")),
                 ],
                 labels: HashMap::new(),
+                srv: service_srv(
+                    &HashMap::from([("netalias.srv.metrics".to_string(), "9100".to_string())]),
+                    vec![
+                        ("web".into(), SrvProto::Tcp, 80),
+                        ("Bad_Name".into(), SrvProto::Tcp, 81),
+                    ],
+                ),
             }],
             tasks: vec![
                 task("t1", "svc", 1, "running", "running", "10.0.9.3"),
