@@ -191,3 +191,107 @@ fn kdig_reads_the_srv_set() {
         "{out}"
     );
 }
+
+/// Against the real engine: three replicas behind one alias with `netalias.srv.http=8080`, and
+/// a container of an image that declares `EXPOSE 80` (as nginx's does), followed as they stop.
+#[test]
+fn docker_containers_offer_labelled_and_exposed_ports_as_srv() {
+    use common::docker::*;
+    use std::time::Duration;
+    if !available() {
+        return;
+    }
+    // An image declaring EXPOSE 80, built from the local test image (nothing is pulled).
+    let exposes = "netalias-test/exposes80:1";
+    let present = Command::new("docker")
+        .args(["image", "inspect", exposes])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        let mut build = Command::new("docker")
+            .args(["build", "-q", "-t", exposes, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("docker build");
+        use std::io::Write;
+        build
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("FROM {IMAGE}\nEXPOSE 80\n").as_bytes())
+            .expect("Dockerfile");
+        assert!(build.wait().is_ok_and(|s| s.success()), "docker build");
+    }
+    let mut stack = Stack::default();
+    let net = stack.network("natest-srv", &["--subnet=10.218.0.0/24"]);
+    let server = Server::start_with(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = 0\ndomain = \"docker\"\n",
+        &["--docker"],
+    );
+    server.wait_log("Docker snapshot applied");
+    let mut ips = HashMap::new();
+    for i in 1..=3 {
+        let name = format!("natest-srv-r{i}");
+        stack.run(
+            &name,
+            &[
+                "--network",
+                &net,
+                "--network-alias",
+                "srvapp",
+                "--label",
+                "netalias.srv.http=8080",
+            ],
+        );
+        ips.insert(format!("{name}.natest-srv."), ip_on(&name, &net));
+    }
+    let mut args = vec!["run", "-d", "--label", LABEL, "--name", "natest-srv-web"];
+    args.extend(["--network", &net, exposes]);
+    args.extend(IDLE);
+    docker(&args);
+    stack.adopt("natest-srv-web");
+    let web_ip = ip_on("natest-srv-web", &net);
+
+    let ask = |name: &str| udp(server.addr, &query(name, RecordType::SRV));
+    assert!(
+        eventually(Duration::from_secs(20), || srvs(&ask("_http._tcp.srvapp."))
+            .len()
+            == 3),
+        "three members offer http"
+    );
+    let mut firsts = Vec::new();
+    for _ in 0..3 {
+        let reply = ask("_http._tcp.srvapp.docker.");
+        let records = srvs(&reply);
+        assert!(records.iter().all(|s| s.port == 8080 && s.priority == 0));
+        firsts.push(records[0].target.to_ascii());
+        // The glue is what `docker inspect` says.
+        assert_eq!(glue(&reply), ips, "glue matches docker inspect");
+    }
+    firsts.sort();
+    firsts.dedup();
+    assert_eq!(firsts.len(), 3, "each answer starts one member later");
+
+    let exposed = srvs(&ask("_http._tcp.natest-srv-web."));
+    assert_eq!(exposed.len(), 1, "EXPOSE 80 is http");
+    assert_eq!(exposed[0].port, 80);
+    assert_eq!(exposed[0].target.to_ascii(), "natest-srv-web.natest-srv.");
+    assert_eq!(
+        glue(&ask("_http._tcp.natest-srv-web.natest-srv.")).get("natest-srv-web.natest-srv."),
+        Some(&web_ip)
+    );
+
+    docker(&["stop", "-t", "0", "natest-srv-r2"]);
+    assert!(
+        eventually(Duration::from_secs(20), || srvs(&ask("_http._tcp.srvapp."))
+            .len()
+            == 2),
+        "a stopped member leaves the SRV set"
+    );
+    assert!(
+        srvs(&ask("_http._tcp.srvapp."))
+            .iter()
+            .all(|s| s.target.to_ascii() != "natest-srv-r2.natest-srv.")
+    );
+}

@@ -402,6 +402,7 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
         "an unhealthy task left rotation"
     );
 
+    swarm_srv_from_named_ports(&server);
     swarm_reads_are_bounded();
 
     // Records through netalias and, for the record, through Docker's embedded DNS.
@@ -424,6 +425,82 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
         "Docker's embedded DNS for the bridge container: in the swarm {docker_before:?}, after leaving it {docker_after:?}"
     );
     drop(swarm);
+}
+
+/// `docker service create` has no flag for a port's name, so this service is created through
+/// the engine's API (`POST /services/create` on its socket): a port named `web` (target 80)
+/// and a label `netalias.srv.metrics=9100`.
+fn create_service_with_named_port(name: &str) {
+    use std::io::{Read, Write};
+    let idle: Vec<String> = IDLE.iter().map(|s| format!("{s:?}")).collect();
+    let body = format!(
+        r#"{{"Name":"{name}","Labels":{{"netalias.srv.metrics":"9100"}},"TaskTemplate":{{"ContainerSpec":{{"Image":"{IMAGE}","Command":[{}],"Labels":{{"netalias.test":"1"}},"StopGracePeriod":2000000000}},"Networks":[{{"Target":"{OVERLAY}"}}]}},"Mode":{{"Replicated":{{"Replicas":2}}}},"EndpointSpec":{{"Mode":"vip","Ports":[{{"Name":"web","Protocol":"tcp","TargetPort":80}}]}}}}"#,
+        idle.join(",")
+    );
+    let mut socket =
+        std::os::unix::net::UnixStream::connect("/var/run/docker.sock").expect("engine socket");
+    write!(
+        socket,
+        "POST /services/create HTTP/1.0\r\nHost: engine\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut reply = String::new();
+    let _ = socket.read_to_string(&mut reply);
+    assert!(
+        reply.starts_with("HTTP/1.0 201") || reply.starts_with("HTTP/1.1 201"),
+        "{reply}"
+    );
+}
+
+/// SRV from a Swarm service: its named port and its label, on the service's name (the VIP)
+/// and on `tasks.SERVICE` (each task), with the addresses as glue.
+fn swarm_srv_from_named_ports(server: &Server) {
+    use hickory_server::proto::rr::RData;
+    let srv = |name: &str| {
+        let reply = udp(server.addr, &query(name, RecordType::SRV));
+        let records: Vec<(u16, String)> = reply
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::SRV(s) => Some((s.port, s.target.to_ascii())),
+                _ => None,
+            })
+            .collect();
+        let glue: BTreeSet<Ipv4Addr> = reply
+            .additionals
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect();
+        (records, glue)
+    };
+    create_service_with_named_port("natest-named");
+    assert!(eventually(SETTLE, || task_ips("natest-named").len() == 2));
+    let tasks: BTreeSet<Ipv4Addr> = task_ips("natest-named").into_values().collect();
+    assert!(
+        eventually(SETTLE, || srv("_web._tcp.tasks.natest-named.").0.len() == 2),
+        "two tasks offer web: {:?}",
+        srv("_web._tcp.tasks.natest-named.")
+    );
+    let (records, glue) = srv("_web._tcp.tasks.natest-named.");
+    assert!(records.iter().all(|(port, target)| *port == 80
+        && target.starts_with("natest-named.")
+        && target.ends_with(&format!(".{OVERLAY}."))));
+    assert_eq!(glue, tasks, "the tasks' addresses as glue");
+    let (records, glue) = srv("_web._tcp.natest-named.");
+    assert_eq!(
+        records,
+        [(80, format!("natest-named.{OVERLAY}."))],
+        "the service's name offers it at its VIP"
+    );
+    assert_eq!(glue, BTreeSet::from([vip_of("natest-named")]));
+    let (metrics, _) = srv("_metrics._tcp.tasks.natest-named.");
+    assert_eq!(metrics.len(), 2, "from the label");
+    assert!(metrics.iter().all(|(port, _)| *port == 9100));
+    docker(&["service", "rm", "natest-named"]);
 }
 
 /// A manager that stalls, or sends a task or service list past the limit, fails the read
