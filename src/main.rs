@@ -511,7 +511,13 @@ fn print_records(http: SocketAddr) -> anyhow::Result<()> {
     );
     for (network, names) in records {
         for (name, members) in names {
-            println!("{network:<24} {name:<32} {}", members.join(" "));
+            // SRV data has spaces of its own ("0 1 8080 web1.net."): a comma between those.
+            let separator = if members.iter().any(|m| m.contains(' ')) {
+                ", "
+            } else {
+                " "
+            };
+            println!("{network:<24} {name:<32} {}", members.join(separator));
         }
     }
     Ok(())

@@ -295,3 +295,34 @@ fn docker_containers_offer_labelled_and_exposed_ports_as_srv() {
             .all(|s| s.target.to_ascii() != "natest-srv-r2.natest-srv.")
     );
 }
+
+/// `/records` and `netalias records` list the SRV records beside the addresses.
+#[test]
+fn records_list_the_srv_records() {
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let config = srv_config().replacen(
+        "[server]\n",
+        &format!("[server]\nhttp_listen = \"{http}\"\n"),
+        1,
+    );
+    let server = Server::start(&config);
+    let records = http_get(http, "/records");
+    assert!(
+        records.contains("\"_http._tcp.app\"")
+            && records.contains("0 5 8080 web1.my_custom_network."),
+        "{records}"
+    );
+    assert!(records.contains("\"_dns._udp.web3\""), "{records}");
+    let out = Command::new(env!("CARGO_BIN_EXE_netalias"))
+        .args(["records", "--http", &http.to_string()])
+        .output()
+        .expect("netalias records");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line = table
+        .lines()
+        .find(|l| l.contains("_http._tcp.app "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(line.starts_with("my_custom_network"), "{line}");
+    assert_eq!(line.matches("8080").count(), 3, "{line}");
+    drop(server);
+}

@@ -161,6 +161,25 @@ impl RecordSet {
         self.srv.as_deref().unwrap_or_default()
     }
 
+    /// Every service offered, with its targets in the order the next SRV answer would list
+    /// them, without taking a turn.
+    pub fn peek_srv(&self) -> Vec<((&str, SrvProto), Vec<&SrvTarget>)> {
+        let mut out: Vec<((&str, SrvProto), Vec<&SrvTarget>)> = Vec::new();
+        for t in self.srv_targets() {
+            let key = (t.service.as_ref(), t.proto);
+            if out.last().is_none_or(|(k, _)| *k != key) {
+                let run = self.srv_run(key.0, key.1);
+                let start = self.cursors.srv.load(Ordering::Relaxed) % run.len().max(1);
+                let rotated = Rotated {
+                    members: run,
+                    start,
+                };
+                out.push((key, rotated.iter().collect()));
+            }
+        }
+        out
+    }
+
     /// The next SRV answer for `service` over `proto`: takes a turn.
     pub fn next_srv(&self, service: &str, proto: SrvProto) -> Rotated<'_, SrvTarget> {
         rotate(self.srv_run(service, proto), &self.cursors.srv)

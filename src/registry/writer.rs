@@ -188,10 +188,24 @@ impl Model {
                 let names = state
                     .names
                     .iter()
-                    .filter_map(|(short, entry)| {
-                        let set = entry.set.as_ref()?;
+                    .filter_map(|(short, entry)| Some((short, entry.set.as_ref()?)))
+                    .flat_map(|(short, set)| {
                         let name = short.to_string().trim_end_matches('.').to_string();
-                        Some((name, set.peek().iter().map(IpAddr::to_string).collect()))
+                        let addresses = set.peek().iter().map(IpAddr::to_string).collect();
+                        // `_SERVICE._PROTO.NAME` → "PRIORITY WEIGHT PORT TARGET", as zone files
+                        // write SRV data.
+                        let services = set.peek_srv().into_iter().map(move |(svc, targets)| {
+                            let rdata = targets
+                                .iter()
+                                .map(|t| format!("0 {} {} {}", t.weight, t.port, t.target))
+                                .collect();
+                            (format!("_{}._{}.{name}", svc.0, svc.1.label()), rdata)
+                        });
+                        std::iter::once((
+                            short.to_string().trim_end_matches('.').to_string(),
+                            addresses,
+                        ))
+                        .chain(services)
                     })
                     .collect();
                 (network.clone(), names)
