@@ -756,6 +756,43 @@ mod tests {
     }
 
     #[test]
+    fn srv_entries_are_checked_with_file_line_and_field() {
+        let with = |srv: &str| {
+            format!(
+                "[networks.n]\n[[networks.n.endpoints]]\nname = \"a\"\nipv4 = \"10.0.0.1\"\nsrv = [{srv}]\n"
+            )
+        };
+        let ok = Config::parse(
+            &with("{ service = \"http\", port = 80 }, { service = \"dns\", proto = \"udp\", port = 53, weight = 3 }"),
+            "s.toml",
+        )
+        .expect("valid");
+        assert_eq!(ok.networks["n"].endpoints[0].srv.len(), 2);
+        for (srv, field) in [
+            ("{ service = \"_http\", port = 80 }", "srv.service"),
+            (
+                "{ service = \"way-too-long-service\", port = 80 }",
+                "srv.service",
+            ),
+            (
+                "{ service = \"http\", proto = \"sctp\", port = 80 }",
+                "srv.proto",
+            ),
+            ("{ service = \"http\", port = 0 }", "port"),
+            ("{ service = \"http\", port = 70000 }", "port"),
+            ("{ service = \"http\", port = 80, colour = 1 }", "colour"),
+        ] {
+            let error = Config::parse(&with(srv), "s.toml")
+                .expect_err(srv)
+                .to_string();
+            assert!(
+                error.starts_with("s.toml:5:") && error.contains(field),
+                "{srv}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn numbers_out_of_range_are_errors_naming_file_line_and_field() {
         for (key, value, field) in [
             (

@@ -574,3 +574,54 @@ fn a_network_is_internal_while_any_owner_marks_it() {
     );
     assert_eq!(reg.asker(asker), Asker::Container);
 }
+
+fn offering(mut e: Endpoint, service: &str, port: u16) -> Endpoint {
+    e.srv.push(SrvPort {
+        service: service.into(),
+        proto: SrvProto::Tcp,
+        port,
+        weight: DEFAULT_SRV_WEIGHT,
+    });
+    e
+}
+
+#[test]
+fn srv_targets_follow_members_in_rotation_and_rotate() {
+    let reg = Registry::new(None).expect("registry");
+    for (i, c) in ["a", "b", "c"].iter().enumerate() {
+        let e = ep("n", c, [10, 3, 0, i as u8 + 1], &["app"]);
+        reg.apply(T, Change::EndpointUp(offering(e, "http", 8080)));
+    }
+    // A member without the service is a member of `app` all the same.
+    reg.apply(T, Change::EndpointUp(ep("n", "d", [10, 3, 0, 4], &["app"])));
+    let set = reg.lookup(&name("app."), HOST).expect("app");
+    assert!(set.offers("http", SrvProto::Tcp));
+    assert!(!set.offers("http", SrvProto::Udp));
+    let firsts: Vec<String> = (0..3)
+        .map(|_| {
+            set.next_srv("http", SrvProto::Tcp)
+                .iter()
+                .next()
+                .expect("one")
+                .target
+                .to_ascii()
+        })
+        .collect();
+    assert_eq!(firsts, ["a.n.", "b.n.", "c.n."]);
+    assert_eq!(set.next_srv("http", SrvProto::Tcp).len(), 3);
+
+    // Out of rotation: not a target.
+    let mut paused = offering(ep("n", "b", [10, 3, 0, 2], &["app"]), "http", 8080);
+    paused.in_rotation = false;
+    reg.apply(T, Change::EndpointUp(paused));
+    let set = reg.lookup(&name("app."), HOST).expect("app");
+    let targets: Vec<String> = set
+        .next_srv("http", SrvProto::Tcp)
+        .iter()
+        .map(|t| t.target.to_ascii())
+        .collect();
+    assert_eq!(targets.len(), 2);
+    assert!(!targets.contains(&"b.n.".to_string()));
+    let glue: Vec<_> = set.srv_targets().iter().map(|t| t.ipv4).collect();
+    assert!(glue.iter().all(Option::is_some));
+}
