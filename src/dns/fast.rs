@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use super::{
     Responder,
     wire::{
-        self, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_LEN,
-        POINTER_TO_QNAME, TYPE_A, TYPE_AAAA, TYPE_OPT, plain_query,
+        self, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_LEN, OPT_LEN,
+        POINTER_TO_QNAME, PlainQuery, TYPE_A, TYPE_AAAA, TYPE_OPT, TYPE_PTR, plain_query,
     },
 };
 use crate::{registry::NameKey, telemetry};
@@ -39,14 +39,17 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
     let Some(question) = plain_query(packet) else {
         return false;
     };
-    if question.qclass != CLASS_IN || !(question.qtype == TYPE_A || question.qtype == TYPE_AAAA) {
+    if question.qclass != CLASS_IN {
         return false;
     }
     // `plain_query` checked these are plain labels; the root label is left out of the key.
     let key = NameKey::from_wire(question.name_labels(packet));
     let registry = responder.registry();
+    if !(question.qtype == TYPE_A || question.qtype == TYPE_AAAA) {
+        return from_cache(responder, packet, &question, &key, asker, out);
+    }
     let Some(set) = registry.lookup_key(key.as_bytes(), asker) else {
-        return false;
+        return from_cache(responder, packet, &question, &key, asker, out);
     };
     let (members, rdlen) = match question.qtype {
         TYPE_A => (set.v4_members().len(), 4),
@@ -99,14 +102,96 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
         }
     }
     if let Some(payload) = question.edns_payload {
-        let ours = responder.udp_payload(payload);
-        out.push(0);
-        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-        out.extend_from_slice(&ours.to_be_bytes());
-        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        write_opt(out, responder.udp_payload(payload));
     }
     telemetry::count_fast_answer(question.qtype == TYPE_A);
     true
+}
+
+/// A question the full path would forward, answered from the forwarding cache's encoded
+/// entry: byte for byte what the full path relays (the ID and RD/CD copied in, TTLs aged by
+/// whole seconds as the cache ages them, the OPT as for local answers). Declines whatever the
+/// full path treats otherwise: PTR (the reverse names netalias holds), service names (their
+/// host may be ours), names netalias holds or may deny, askers it does not forward for, a
+/// question cached in another case (the encoded answer echoes the first asker's), an expired
+/// entry, an answer that does not fit.
+fn from_cache(
+    responder: &Responder,
+    packet: &[u8],
+    question: &PlainQuery,
+    key: &NameKey,
+    asker: IpAddr,
+    out: &mut Vec<u8>,
+) -> bool {
+    if question.qtype == TYPE_PTR || is_service_name(question.name_labels(packet)) {
+        return false;
+    }
+    if !responder.registry().is_not_ours_key(key.as_bytes(), asker) {
+        return false;
+    }
+    let asked = question.question(packet);
+    // The lowercase question on the stack: QNAME (at most 255) + QTYPE + QCLASS.
+    let mut lower = [0u8; 259];
+    let Some(lower) = lower.get_mut(..asked.len()) else {
+        return false;
+    };
+    lower.copy_from_slice(asked);
+    let name_end = asked.len() - 4;
+    lower[..name_end].make_ascii_lowercase();
+    let Some(entry) = responder.cached_answer(asker, lower) else {
+        return false;
+    };
+    if entry.question() != asked {
+        return false;
+    }
+    let Some(age) = entry.age() else {
+        return false; // expired: the full path drops it and asks again
+    };
+    let limit = question
+        .edns_payload
+        .map_or(512, |payload| usize::from(responder.udp_payload(payload)));
+    let with_opt = question.edns_payload.is_some();
+    if HEADER_LEN + entry.body.len() + if with_opt { OPT_LEN } else { 0 } > limit {
+        return false; // the full path drops the additional section or sets TC
+    }
+    let [answers, authorities, additionals] = entry.counts;
+    out.clear();
+    out.extend_from_slice(&packet[..2]); // ID
+    // QR, opcode QUERY, RD copied; RA (we forward); CD copied; the upstream's rcode.
+    out.push(FLAG_QR | (packet[2] & FLAG_RD));
+    out.push(FLAG_RA | (packet[3] & FLAG_CD) | entry.rcode);
+    out.extend_from_slice(&[0, 1]);
+    out.extend_from_slice(&answers.to_be_bytes());
+    out.extend_from_slice(&authorities.to_be_bytes());
+    out.extend_from_slice(&(additionals + u16::from(with_opt)).to_be_bytes());
+    out.extend_from_slice(&entry.body);
+    for &(at, ttl) in entry.ttls.iter() {
+        let at = HEADER_LEN + at;
+        out[at..at + 4].copy_from_slice(&ttl.saturating_sub(age).to_be_bytes());
+    }
+    if let Some(payload) = question.edns_payload {
+        write_opt(out, responder.udp_payload(payload));
+    }
+    telemetry::count_fast_forward(
+        question.qtype.into(),
+        hickory_server::proto::op::ResponseCode::from(0, entry.rcode),
+    );
+    true
+}
+
+/// Whether a name's first two labels start with `_` (`_http._tcp.app`): a service name,
+/// which the full path answers from its host's records.
+fn is_service_name(labels: &[u8]) -> bool {
+    let second = usize::from(labels.first().copied().unwrap_or(0)) + 1;
+    labels.get(1) == Some(&b'_') && labels.get(second + 1) == Some(&b'_')
+}
+
+/// An OPT record with no options, for a client we answer with `payload` octets.
+fn write_opt(out: &mut Vec<u8>, payload: u16) {
+    out.push(0);
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&payload.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
 }
 
 /// RA when netalias forwards.

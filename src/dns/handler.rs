@@ -224,6 +224,21 @@ impl Responder {
             .map_or(512, |e| usize::from(self.udp_payload(e.max_payload())))
     }
 
+    /// The cached upstream answer the full path would relay to `asker` for this question (its
+    /// lowercase wire form), when forwarding is on and `asker` may be forwarded for: the fast
+    /// path's, which answers from its encoded bytes.
+    pub(super) fn cached_answer(
+        &self,
+        asker: IpAddr,
+        question: &[u8],
+    ) -> Option<Arc<super::forward::Encoded>> {
+        let policy = self.forward.as_ref()?;
+        if self.forward_denied(policy, asker).is_some() {
+            return None; // the full path refuses it, and counts why
+        }
+        policy.forwarder.cache().encoded(question)
+    }
+
     /// The UDP size we really use for a client that advertised `payload` (EDNS0), within our cap.
     pub fn udp_payload(&self, payload: u16) -> u16 {
         payload.clamp(512, self.settings.max_udp_payload)

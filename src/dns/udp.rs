@@ -170,7 +170,7 @@ fn receive_loop(
     }
 }
 
-/// The full handler for one datagram, with hickory-server's rules: QR=1 is ignored, a header
+/// The full path for one datagram (`exchange`): QR=1 is ignored, a header
 /// without a decodable body gets FORMERR, fewer than 12 bytes get nothing.
 async fn full_path(
     socket: Arc<std::net::UdpSocket>,

@@ -18,6 +18,7 @@ pub const FLAG_CD: u8 = 0x10;
 pub const TYPE_A: u16 = 1;
 pub const TYPE_AAAA: u16 = 28;
 pub const TYPE_OPT: u16 = 41;
+pub const TYPE_PTR: u16 = 12;
 pub const CLASS_IN: u16 = 1;
 
 pub const RCODE_FORMERR: u8 = 1;
@@ -112,7 +113,7 @@ pub fn question_pointers_valid(bytes: &[u8]) -> bool {
 }
 
 /// The offset just past the name at `at`, walking labels without following pointers.
-fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
+pub fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
     loop {
         let len = *bytes.get(at)?;
         match len {

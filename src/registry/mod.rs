@@ -111,6 +111,14 @@ pub enum Resolution {
     Unheld(Unheld),
 }
 
+/// [`Unheld`] without the names, for the classifier both forms share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnheldKind {
+    Apex,
+    UnderDomain,
+    NotOurs,
+}
+
 /// Counts of what the registry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Sizes {
@@ -272,19 +280,47 @@ impl Registry {
     /// (`pkg.go.dev.`), so there only the names netalias holds answer and the rest is not ours.
     /// The apex of a zone whose SOA netalias serves exists, without records.
     pub fn unheld(&self, name: &LowerName, asker: IpAddr) -> Unheld {
-        if self.is_stranger(asker) {
-            return Unheld::NotOurs; // sees nothing, so nothing is denied to it either
+        match self.unheld_kind(NameKey::new(name).as_bytes(), asker) {
+            UnheldKind::Apex => Unheld::Apex(name.clone()),
+            UnheldKind::UnderDomain => match &self.domain {
+                Some(domain) => Unheld::NoSuchName(domain.clone()),
+                None => Unheld::NotOurs,
+            },
+            UnheldKind::NotOurs => Unheld::NotOurs,
         }
-        let key = NameKey::new(name);
-        if let Some(network) = self.index.zones.get(key.as_bytes()).map(|z| *z.value())
+    }
+
+    /// Whether a name, as [`NameKey`] bytes, is neither held nor ours to deny for `asker`:
+    /// what the full path forwards. The fast path's check, without touching the heap; the
+    /// same rule as [`Registry::unheld`] (both come from one classifier).
+    pub fn is_not_ours_key(&self, key: &[u8], asker: IpAddr) -> bool {
+        self.lookup_key(key, asker).is_none() && self.unheld_kind(key, asker) == UnheldKind::NotOurs
+    }
+
+    /// The one classifier behind [`Registry::unheld`] and [`Registry::is_not_ours_key`].
+    fn unheld_kind(&self, key: &[u8], asker: IpAddr) -> UnheldKind {
+        if self.is_stranger(asker) {
+            return UnheldKind::NotOurs; // sees nothing, so nothing is denied to it either
+        }
+        if let Some(network) = self.index.zones.get(key).map(|z| *z.value())
             && self.with_view(asker, |view| view.contains(network))
         {
-            return Unheld::Apex(name.clone());
+            return UnheldKind::Apex;
         }
-        match &self.domain {
-            Some(domain) if domain == name => Unheld::Apex(domain.clone()),
-            Some(domain) if domain.zone_of(name) => Unheld::NoSuchName(domain.clone()),
-            _ => Unheld::NotOurs,
+        let Some(domain) = self.domain_key.as_ref().map(NameKey::as_bytes) else {
+            return UnheldKind::NotOurs;
+        };
+        if key == domain {
+            return UnheldKind::Apex;
+        }
+        // Under the domain: it ends with the domain's labels, at a label boundary.
+        let under = key
+            .strip_suffix(domain)
+            .is_some_and(|short| parent_offsets(key).any(|at| at == short.len()));
+        if under {
+            UnheldKind::UnderDomain
+        } else {
+            UnheldKind::NotOurs
         }
     }
 

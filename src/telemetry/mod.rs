@@ -7,7 +7,10 @@ pub mod http;
 
 use std::{sync::OnceLock, time::Duration};
 
-use hickory_server::{net::xfer::Protocol, proto::op::ResponseCode};
+use hickory_server::{
+    net::xfer::Protocol,
+    proto::{op::ResponseCode, rr::RecordType},
+};
 use metrics::{Counter, counter, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 
@@ -91,9 +94,10 @@ fn describe() {
         "Queries not forwarded, by reason"
     );
     describe_counter!(
-        "netalias_forward_cache_total",
-        "Forward cache lookups, by result"
+        FAST_PATH_TOTAL,
+        "Answers the UDP fast path gave, by source (local names, the forwarding cache)"
     );
+    describe_counter!(FORWARD_CACHE_TOTAL, "Forward cache lookups, by result");
 }
 
 /// DNS requests answered, by query type, rcode and protocol.
@@ -118,14 +122,54 @@ pub fn count_request(qtype: &'static str, rcode: ResponseCode, protocol: Protoco
 /// the recorder for it on every call, about 150 instructions of the fast path's 2,200. `serve`
 /// installs the recorder before any listener starts, so the kept handles are the recorder's.
 pub fn count_fast_answer(qtype_is_a: bool) {
-    static COUNTERS: OnceLock<[Counter; 2]> = OnceLock::new();
-    let [a, aaaa] = COUNTERS.get_or_init(|| {
+    static COUNTERS: OnceLock<[Counter; 3]> = OnceLock::new();
+    let [a, aaaa, fast] = COUNTERS.get_or_init(|| {
         [
             counter!(DNS_REQUESTS_TOTAL, "type" => "A", "rcode" => "NOERROR", "protocol" => "udp"),
             counter!(DNS_REQUESTS_TOTAL, "type" => "AAAA", "rcode" => "NOERROR", "protocol" => "udp"),
+            counter!(FAST_PATH_TOTAL, "source" => "local"),
         ]
     });
     if qtype_is_a { a } else { aaaa }.increment(1);
+    fast.increment(1);
+}
+
+/// Answers the UDP fast path gave, by where they came from (`local` names, the forwarding
+/// `cache`); the rest took the full path.
+pub const FAST_PATH_TOTAL: &str = "netalias_dns_fast_path_total";
+
+/// Forwarded answers from the cache.
+pub const FORWARD_CACHE_TOTAL: &str = "netalias_forward_cache_total";
+
+/// `count_request` and a cache hit for the fast path's answer from the forwarding cache, with
+/// kept handles as [`count_fast_answer`] keeps them (A and AAAA; other types by name).
+pub fn count_fast_forward(qtype: RecordType, rcode: ResponseCode) {
+    static HITS: OnceLock<[Counter; 2]> = OnceLock::new();
+    static COMMON: OnceLock<[Counter; 4]> = OnceLock::new();
+    let [hit, fast] = HITS.get_or_init(|| {
+        [
+            counter!(FORWARD_CACHE_TOTAL, "result" => "hit"),
+            counter!(FAST_PATH_TOTAL, "source" => "cache"),
+        ]
+    });
+    hit.increment(1);
+    fast.increment(1);
+    let common = COMMON.get_or_init(|| {
+        [
+            counter!(DNS_REQUESTS_TOTAL, "type" => "A", "rcode" => "NOERROR", "protocol" => "udp"),
+            counter!(DNS_REQUESTS_TOTAL, "type" => "AAAA", "rcode" => "NOERROR", "protocol" => "udp"),
+            counter!(DNS_REQUESTS_TOTAL, "type" => "A", "rcode" => "NXDOMAIN", "protocol" => "udp"),
+            counter!(DNS_REQUESTS_TOTAL, "type" => "AAAA", "rcode" => "NXDOMAIN", "protocol" => "udp"),
+        ]
+    });
+    let at = match (qtype, rcode) {
+        (RecordType::A, ResponseCode::NoError) => 0,
+        (RecordType::AAAA, ResponseCode::NoError) => 1,
+        (RecordType::A, ResponseCode::NXDomain) => 2,
+        (RecordType::AAAA, ResponseCode::NXDomain) => 3,
+        _ => return count_request(qtype.into(), rcode, Protocol::Udp),
+    };
+    common[at].increment(1);
 }
 
 /// The mnemonic of an rcode, as DNS tools print it (NOERROR, NXDOMAIN, ...).

@@ -33,6 +33,10 @@ pub enum Mode {
     TruncateUdp,
     /// Answers after this long.
     Slow(Duration),
+    /// A small zone with TTL 300: `cname.test.` is a CNAME to `target.test.` (192.0.2.7),
+    /// `many.test.` has 40 A records, `gone.test.` is NXDOMAIN with an SOA, AAAA of anything
+    /// else is NODATA with an SOA, and A of anything else is 192.0.2.1 and 192.0.2.2.
+    Zone,
 }
 
 pub struct FakeUpstream {
@@ -88,6 +92,7 @@ fn respond(query: &[u8], mode: Mode, over_tcp: bool) -> Option<Vec<u8>> {
                 ));
             }
         }
+        Mode::Zone => zone_answer(&mut reply, &name, request.queries.first()?.query_type())?,
         Mode::TruncateUdp => {
             for last in 1..=40 {
                 reply.answers.push(Record::from_rdata(
@@ -99,6 +104,47 @@ fn respond(query: &[u8], mode: Mode, over_tcp: bool) -> Option<Vec<u8>> {
         }
     }
     reply.to_vec().ok()
+}
+
+fn zone_answer(
+    reply: &mut Message,
+    name: &Name,
+    qtype: hickory_server::proto::rr::RecordType,
+) -> Option<()> {
+    use hickory_server::proto::rr::{RecordType, rdata::CNAME};
+    let zone = Name::from_ascii("test.").ok()?;
+    let soa = Record::from_rdata(
+        zone.clone(),
+        300,
+        RData::SOA(SOA::new(zone.clone(), zone, 1, 60, 60, 60, 120)),
+    );
+    let a = |owner: &Name, last: u8| {
+        Record::from_rdata(
+            owner.clone(),
+            300,
+            RData::A(A(Ipv4Addr::new(192, 0, 2, last))),
+        )
+    };
+    let lower = name.to_lowercase().to_ascii();
+    match (lower.as_str(), qtype) {
+        ("gone.test.", _) => {
+            reply.metadata.response_code = ResponseCode::NXDomain;
+            reply.authorities.push(soa);
+        }
+        ("cname.test.", RecordType::A) => {
+            let target = Name::from_ascii("target.test.").ok()?;
+            reply.answers.push(Record::from_rdata(
+                name.clone(),
+                300,
+                RData::CNAME(CNAME(target.clone())),
+            ));
+            reply.answers.push(a(&target, 7));
+        }
+        ("many.test.", RecordType::A) => reply.answers.extend((1..=40).map(|i| a(name, i))),
+        (_, RecordType::A) => reply.answers.extend([a(name, 1), a(name, 2)]),
+        _ => reply.authorities.push(soa),
+    }
+    Some(())
 }
 
 impl FakeUpstream {

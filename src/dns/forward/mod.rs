@@ -26,7 +26,7 @@ use metrics::{counter, histogram};
 use tokio::sync::{Semaphore, oneshot};
 use tracing::{debug, warn};
 
-pub use cache::Cache;
+pub use cache::{Cache, Encoded};
 pub use upstream::{ExchangeError, Upstream};
 use upstream::{UPSTREAM_UDP_PAYLOAD, exchange_tcp, exchange_udp};
 
@@ -191,6 +191,11 @@ impl Forwarder {
         })
     }
 
+    /// The answer cache (the fast path reads its encoded entries).
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
     /// Asks the upstreams `question` for `client`; `tcp` when the client came over TCP.
     pub async fn forward(
         &self,
@@ -204,10 +209,10 @@ impl Forwarder {
             question.query_class(),
         );
         if let Some(hit) = self.cache.get(&key) {
-            counter!("netalias_forward_cache_total", "result" => "hit").increment(1);
+            counter!(crate::telemetry::FORWARD_CACHE_TOTAL, "result" => "hit").increment(1);
             return Ok(hit);
         }
-        counter!("netalias_forward_cache_total", "result" => "miss").increment(1);
+        counter!(crate::telemetry::FORWARD_CACHE_TOTAL, "result" => "miss").increment(1);
         if self.upstreams.is_empty() {
             return Err(ForwardError::NoUpstreams);
         }
@@ -303,7 +308,7 @@ impl Forwarder {
                 }
                 Ok(answer) => {
                     upstream.mark_ok();
-                    self.cache.put(key, &answer);
+                    self.cache.put(key, question, &answer);
                     return Ok(answer);
                 }
                 Err(e) => format!("{}: {e}", upstream.addr),
