@@ -123,7 +123,7 @@ fn encode(question: &Query, answer: &Message, ttl: u32) -> Option<Encoded> {
     (at == bytes.len()).then(|| Encoded {
         body: bytes[HEADER_LEN..].into(),
         counts,
-        rcode: u8::from(answer.metadata.response_code.low()),
+        rcode: answer.metadata.response_code.low(),
         ttls: ttls.into(),
         stored: Instant::now(),
         ttl,
@@ -242,6 +242,10 @@ mod tests {
         m
     }
 
+    fn question() -> Query {
+        Query::query(Name::from_ascii("X.example.").expect("name"), RecordType::A)
+    }
+
     fn key() -> Key {
         (
             LowerName::from_str("x.example.").expect("name"),
@@ -253,21 +257,49 @@ mod tests {
     #[test]
     fn keeps_positive_ttl_answers_and_skips_zero_ttl_and_servfail() {
         let cache = Cache::new(8);
-        cache.put(key(), &answer(0));
+        cache.put(key(), &question(), &answer(0));
         assert!(cache.get(&key()).is_none());
         let mut failed = answer(60);
         failed.metadata.response_code = ResponseCode::ServFail;
-        cache.put(key(), &failed);
+        cache.put(key(), &question(), &failed);
         assert!(cache.get(&key()).is_none());
-        cache.put(key(), &answer(60));
+        cache.put(key(), &question(), &answer(60));
         let hit = cache.get(&key()).expect("cached");
         assert!(hit.answers[0].ttl <= 60 && hit.answers[0].ttl >= 59);
     }
 
     #[test]
+    fn an_entry_is_kept_encoded_with_its_ttls_and_goes_with_it() {
+        let cache = Cache::new(1);
+        cache.put(key(), &question(), &answer(60));
+        let lower = lowercase_question(&[
+            1, b'X', 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0, 0, 1, 0, 1,
+        ])
+        .expect("question");
+        let encoded = cache.encoded(&lower).expect("encoded");
+        assert_eq!(encoded.question()[1], b'X', "the question as asked");
+        assert_eq!(encoded.counts, [1, 0, 0]);
+        assert_eq!(encoded.ttls.len(), 1);
+        let (at, ttl) = encoded.ttls[0];
+        assert_eq!(ttl, 60);
+        assert_eq!(&encoded.body[at..at + 4], &60u32.to_be_bytes());
+        assert!(encoded.age().is_some());
+        // Another question evicts it (capacity 1): the encoded form goes with the entry.
+        let other = (
+            LowerName::from_str("y.example.").expect("name"),
+            RecordType::A,
+            DNSClass::IN,
+        );
+        let other_question =
+            Query::query(Name::from_str("y.example.").expect("name"), RecordType::A);
+        cache.put(other, &other_question, &answer(60));
+        assert!(cache.encoded(&lower).is_none());
+    }
+
+    #[test]
     fn capacity_zero_disables() {
         let cache = Cache::new(0);
-        cache.put(key(), &answer(60));
+        cache.put(key(), &question(), &answer(60));
         assert!(cache.get(&key()).is_none());
     }
 }
