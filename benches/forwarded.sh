@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Forwarded names, side by side with dnsmasq (issue: speed for the names containers ask most).
+#
+# An upstream dnsmasq on loopback answers every name under `test.` (TTL 300). In front of it:
+# netalias (`--upstream`, its cache and fast path) and a forwarding, caching dnsmasq. Then:
+#  1. cache hits: the same three forwarded names asked of both, after a warm-up, so every
+#     answer is from the cache; netalias's own names (`app`, `web1`, `web2`) beside them as its
+#     ceiling. dnsperf -c CLIENTS -q OUTSTANDING, DURATION s, ROUNDS interleaved rounds;
+#     queries/s, server CPU µs per query, the ratios;
+#  2. cold path: COLD distinct names (all misses), each asked once, at -q 100: queries/s, lost
+#     and p99 latency (from dnsperf -v) for both.
+# Usage: bash benches/forwarded.sh [SECONDS_PER_RUN] [ROUNDS]   (COLD=20000)
+# Needs: dnsperf, dnsmasq (installed here if missing, as root). Traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-5}"
+ROUNDS="${2:-2}"
+COLD="${COLD:-20000}"
+CLIENTS="${CLIENTS:-4}"
+OUTSTANDING="${OUTSTANDING:-500}"
+UP_PORT=15381 NA_PORT=15382 DM_PORT=15383
+
+need=()
+command -v dnsperf >/dev/null || need+=(dnsperf)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo build --release --quiet
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+trap "exit 130" INT TERM
+
+dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces \
+  --listen-address=127.0.0.1 --port="$UP_PORT" --address=/test/192.0.2.9 --local-ttl=300 \
+  --cache-size=0 --user=root --pid-file="$work/up.pid" 2>"$work/up.log" &
+pids+=($!)
+NETALIAS_LOG=warn ./target/release/netalias serve --config config/netalias.toml \
+  --listen "127.0.0.1:$NA_PORT" --upstream "127.0.0.1:$UP_PORT" &
+pids+=($!); na_pid=$!
+dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces \
+  --listen-address=127.0.0.1 --port="$DM_PORT" --server="127.0.0.1#$UP_PORT" \
+  --cache-size=10000 --user=root --pid-file="$work/dm.pid" 2>"$work/dm.log" &
+pids+=($!); dm_pid=$!
+sleep 1
+for p in "$na_pid" "$dm_pid"; do kill -0 "$p" || { echo "a server failed to start"; exit 1; }; done
+
+printf 'www.example.test A\napi.example.test A\ndb.example.test A\n' >"$work/forwarded"
+printf 'app A\nweb1 A\nweb2 A\n' >"$work/local"
+for port in "$NA_PORT" "$DM_PORT"; do # warm the caches
+  dnsperf -s 127.0.0.1 -p "$port" -d "$work/forwarded" -n 2 >/dev/null 2>&1
+done
+
+ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# run LABEL PID PORT FILE -> appends "label qps cpu_us_per_query"
+run() {
+  local label=$1 pid=$2 port=$3 file=$4 before after out completed qps
+  before=$(cpu_ticks "$pid")
+  out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$file" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" 2>&1)
+  after=$(cpu_ticks "$pid")
+  completed=$(awk '/Queries completed:/ {print $3}' <<<"$out")
+  qps=$(awk '/Queries per second:/ {printf "%.0f", $4}' <<<"$out")
+  awk -v l="$label" -v q="$qps" -v d=$((after - before)) -v t="$ticks" -v c="$completed" \
+    'BEGIN { printf "%s %s %.2f\n", l, q, (c > 0 ? d / t * 1e6 / c : 0) }' >>"$work/hits"
+}
+for _ in $(seq 1 "$ROUNDS"); do
+  run dnsmasq-cache-hits "$dm_pid" "$DM_PORT" "$work/forwarded"
+  run netalias-cache-hits "$na_pid" "$NA_PORT" "$work/forwarded"
+  run netalias-own-names "$na_pid" "$NA_PORT" "$work/local"
+done
+echo "cache hits (dnsperf -c $CLIENTS -q $OUTSTANDING, ${DURATION}s, $ROUNDS rounds; mean of rounds):"
+printf '  %-22s %10s %14s\n' server queries/s "CPU us/query"
+awk '{ q[$1] += $2; c[$1] += $3; n[$1]++ } END {
+  for (s in q) printf "  %-22s %10.0f %14.2f\n", s, q[s] / n[s], c[s] / n[s]
+  dq = q["dnsmasq-cache-hits"] / n["dnsmasq-cache-hits"]; dc = c["dnsmasq-cache-hits"] / n["dnsmasq-cache-hits"]
+  hq = q["netalias-cache-hits"] / n["netalias-cache-hits"]; hc = c["netalias-cache-hits"] / n["netalias-cache-hits"]
+  oq = q["netalias-own-names"] / n["netalias-own-names"]
+  printf "  netalias/dnsmasq: %.2fx queries/s, %.2fx CPU per query; cache hits / own names: %.2fx\n", hq / dq, hc / dc, hq / oq
+}' "$work/hits" | sort
+
+# Cold: every name once, all misses (distinct per server, so neither sees the other's).
+cold() {
+  local label=$1 port=$2 file="$work/cold-$1" out
+  awk -v n="$COLD" -v l="$label" 'BEGIN { for (i = 0; i < n; i++) printf "n%d.%s.cold.test A\n", i, l }' >"$file"
+  out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$file" -n 1 -c "$CLIENTS" -q 100 -t 2 -v 2>&1)
+  local p99
+  p99=$(awk '/^> / {print $NF}' <<<"$out" | sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.3f", v[int(NR * 0.99)] * 1000; else print "nan" }')
+  awk -v l="$label" -v p="$p99" '
+    /Queries completed:/ { c = $3 } /Queries lost:/ { lost = $3 } /Queries per second:/ { q = $4 }
+    END { printf "  %-10s %10.0f q/s  completed %s  lost %s  p99 %s ms\n", l, q, c, lost, p }' <<<"$out"
+}
+echo "cold path ($COLD distinct names, each once, -q 100):"
+cold dnsmasq "$DM_PORT"
+cold netalias "$NA_PORT"
