@@ -9,12 +9,13 @@
 # file with one query in flight, so every receive takes one packet; divided by every query
 # answered, the readiness probes' included. (callgrind_control --zero would drop the probes,
 # but through vgdb it stalls the blocked receive loop for seconds.) Twice: fast path on, and
-# off (every packet through hickory). The kernel's share, most of the CPU per query, is not
-# counted: load.sh measures it.
+# off (every packet through the full path); and a third time for three forwarded names served
+# from the forwarding cache (an upstream dnsmasq on loopback; the cache warmed by the probes).
+# The kernel's share, most of the CPU per query, is not counted: load.sh measures it.
 #
 # Usage: bash benches/instructions.sh [ROUNDS]   (default 1000 rounds of 3 names = 3000 queries;
 # the full path is slow under valgrind: its task wake-ups take milliseconds there)
-# Needs: valgrind, dnsperf. Traffic stays on 127.0.0.1.
+# Needs: valgrind, dnsperf, dnsmasq. Traffic stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-1000}"
@@ -22,6 +23,7 @@ PORT="${PORT:-15358}"
 need=()
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v dnsperf >/dev/null || need+=(dnsperf)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
@@ -32,26 +34,27 @@ cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 printf 'app A\nweb1 A\nweb2 A\n' >"$work/queries"
 
-# count LABEL FAST_PATH -> prints "LABEL: N instructions per query (Q queries)"
+# count LABEL FAST_PATH [QUERIES] [SERVE ARGS...] -> prints "LABEL: N instructions per query (Q queries)"
 count() {
-  local label=$1 fast=$2
+  local label=$1 fast=$2 queries=${3:-$work/queries}
+  shift 2; [ $# -gt 0 ] && shift
   sed -e "s/127.0.0.1:1053/127.0.0.1:$PORT/" -e "s/^udp_fast_path = .*/udp_fast_path = $fast/" \
     config/netalias.toml >"$work/$label.toml"
   NETALIAS_LOG=warn valgrind --tool=callgrind --fair-sched=yes --collect-atstart=no \
     --toggle-collect='*udp::receive_loop*' --toggle-collect='*udp::full_path*' \
     --callgrind-out-file="$work/$label.out" \
-    ./target/release/netalias serve --config "$work/$label.toml" 2>"$work/$label.log" &
+    ./target/release/netalias serve --config "$work/$label.toml" "$@" 2>"$work/$label.log" &
   server=$!
   local probed=0 answered
   for _ in $(seq 1 300); do
-    answered=$(dnsperf -s 127.0.0.1 -p "$PORT" -d "$work/queries" -n 1 -t 1 2>/dev/null \
+    answered=$(dnsperf -s 127.0.0.1 -p "$PORT" -d "$queries" -n 1 -t 1 2>/dev/null \
       | awk '/Queries completed:/ {print $3}')
     probed=$((probed + ${answered:-0}))
     [ "${answered:-0}" = 3 ] && break
     sleep 0.2
   done
   local out completed
-  out=$(dnsperf -s 127.0.0.1 -p "$PORT" -d "$work/queries" -n "$ROUNDS" -q 1 -t 5 2>&1)
+  out=$(dnsperf -s 127.0.0.1 -p "$PORT" -d "$queries" -n "$ROUNDS" -q 1 -t 5 2>&1)
   completed=$(awk '/Queries completed:/ {print $3}' <<<"$out")
   # SIGTERM: netalias shuts down cleanly and callgrind writes its counts as it exits.
   kill "$server"; wait "$server" 2>/dev/null || true; server=""
@@ -66,3 +69,12 @@ count() {
 }
 count fast true
 count full false
+# Forwarded names from the cache: an upstream dnsmasq answers everything under `test.`.
+UP_PORT=$((PORT + 1))
+dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.1 \
+  --port="$UP_PORT" --address=/test/192.0.2.9 --local-ttl=300 --user=root \
+  --pid-file="$work/up.pid" 2>/dev/null &
+upstream=$!
+printf 'www.example.test A\napi.example.test A\ndb.example.test A\n' >"$work/forwarded"
+count cached true "$work/forwarded" --upstream "127.0.0.1:$UP_PORT"
+kill "$upstream" 2>/dev/null || true
