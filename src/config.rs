@@ -173,6 +173,22 @@ pub struct ForwardConfig {
         deserialize_with = "bounded::<_, _, 0, 100_000_000>"
     )]
     pub cache_entries: usize,
+    /// Bytes the cache may hold (an estimate per answer); the least recently used go first.
+    #[serde(
+        default = "default_cache_max_bytes",
+        deserialize_with = "bounded::<_, _, 65_536, 4_294_967_296>"
+    )]
+    pub cache_max_bytes: usize,
+    /// The longest an answer is cached, whatever its TTL says (seconds).
+    #[serde(
+        default = "default_cache_max_ttl_secs",
+        deserialize_with = "bounded::<_, _, 1, 604_800>"
+    )]
+    pub cache_max_ttl_secs: u32,
+    /// How long past its TTL a cached answer may still be served when every upstream fails
+    /// (RFC 8767, with TTL 30); 0, the default, never.
+    #[serde(default, deserialize_with = "bounded::<_, _, 0, 259_200>")]
+    pub serve_stale_secs: u32,
     /// Forward for any asker, not only loopback and known containers. Makes an open resolver.
     #[serde(default)]
     pub allow_any_client: bool,
@@ -188,6 +204,9 @@ impl Default for ForwardConfig {
             max_in_flight: default_max_in_flight(),
             max_in_flight_per_client: None,
             cache_entries: default_cache_entries(),
+            cache_max_bytes: default_cache_max_bytes(),
+            cache_max_ttl_secs: default_cache_max_ttl_secs(),
+            serve_stale_secs: 0,
             allow_any_client: false,
         }
     }
@@ -224,6 +243,12 @@ fn default_max_in_flight() -> usize {
 }
 fn default_cache_entries() -> usize {
     4096
+}
+fn default_cache_max_bytes() -> usize {
+    16 << 20
+}
+fn default_cache_max_ttl_secs() -> u32 {
+    3600
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,7 +11,9 @@ use netalias::{
     config::{Config, LoadError},
     dns::{
         self, ForwardPolicy, Responder, Settings, UdpOptions,
-        forward::{ForwardSettings, Forwarder, upstreams_from_resolv_conf, without_loops},
+        forward::{
+            CacheLimits, ForwardSettings, Forwarder, upstreams_from_resolv_conf, without_loops,
+        },
     },
     provision::{
         apply::{ApplyOptions, apply, destroy, selinux_warnings},
@@ -407,7 +409,12 @@ fn forward_policy(config: &Config, max_in_flight: usize) -> anyhow::Result<Optio
             .max_in_flight_per_client
             .unwrap_or(max_in_flight / 4)
             .max(1),
-        cache_entries: forward.cache_entries,
+        cache: CacheLimits {
+            entries: forward.cache_entries,
+            max_bytes: forward.cache_max_bytes,
+            max_ttl: forward.cache_max_ttl_secs,
+            serve_stale: forward.serve_stale_secs,
+        },
     };
     Ok(Some(ForwardPolicy {
         forwarder: Forwarder::new(&settings),

@@ -300,3 +300,45 @@ fn identical_questions_in_flight_are_sent_upstream_once() {
     assert_eq!(rcode(&server, "same.example."), ResponseCode::NoError);
     assert_eq!(slow.udp(), 2);
 }
+
+/// RFC 8767, when configured: an answer that expired while every upstream is down is served
+/// with TTL 30 for `serve_stale_secs`, counted; without it, SERVFAIL. TTLs are capped.
+#[test]
+fn stale_answers_only_when_configured_and_ttls_capped() {
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let up = FakeUpstream::start(Mode::Answer { ttl: 1 });
+    let stale_ok = Server::start(&forward_config(&[&up], "serve_stale_secs = 60").replacen(
+        "[server]\n",
+        &format!("[server]\nhttp_listen = \"{http}\"\n"),
+        1,
+    ));
+    let strict = Server::start(&forward_config(&[&up], ""));
+    for server in [&stale_ok, &strict] {
+        assert_eq!(rcode(server, "blip.example."), ResponseCode::NoError);
+    }
+    drop(up); // the only upstream goes silent
+    std::thread::sleep(Duration::from_millis(1200)); // the TTL of 1 s has run out
+    let stale = udp(stale_ok.addr, &query("blip.example.", RecordType::A));
+    assert_eq!(stale.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(a_records(&stale).len(), 2);
+    assert!(stale.answers.iter().all(|r| r.ttl == 30), "{stale:?}");
+    assert_eq!(
+        metric(
+            &metrics_page(http),
+            "netalias_forward_cache_total{result=\"stale\"}"
+        ),
+        1.0
+    );
+    assert_eq!(rcode(&strict, "blip.example."), ResponseCode::ServFail);
+
+    let long = FakeUpstream::start(Mode::Answer { ttl: 86_400 });
+    let capped = Server::start(&forward_config(&[&long], "cache_max_ttl_secs = 2"));
+    let first = udp(capped.addr, &query("long.example.", RecordType::A));
+    assert!(
+        first.answers.iter().all(|r| r.ttl <= 2),
+        "no client keeps it longer than the cache: {first:?}"
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(rcode(&capped, "long.example."), ResponseCode::NoError);
+    assert_eq!(long.udp(), 2, "asked again once the cap ran out");
+}

@@ -46,6 +46,9 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
     let key = NameKey::from_wire(question.name_labels(packet));
     let registry = responder.registry();
     if !(question.qtype == TYPE_A || question.qtype == TYPE_AAAA) {
+        if registry.lookup_key(key.as_bytes(), asker).is_some() {
+            return false; // held, another type: the full path's NODATA
+        }
         return from_cache(responder, packet, &question, &key, asker, out);
     }
     let Some(set) = registry.lookup_key(key.as_bytes(), asker) else {
@@ -108,7 +111,8 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
     true
 }
 
-/// A question the full path would forward, answered from the forwarding cache's encoded
+/// A question the full path would forward (the caller found it held by no network the asker
+/// sees), answered from the forwarding cache's encoded
 /// entry: byte for byte what the full path relays (the ID and RD/CD copied in, TTLs aged by
 /// whole seconds as the cache ages them, the OPT as for local answers). Declines whatever the
 /// full path treats otherwise: PTR (the reverse names netalias holds), service names (their
@@ -126,7 +130,10 @@ fn from_cache(
     if question.qtype == TYPE_PTR || is_service_name(question.name_labels(packet)) {
         return false;
     }
-    if !responder.registry().is_not_ours_key(key.as_bytes(), asker) {
+    if !responder
+        .registry()
+        .is_unheld_not_ours(key.as_bytes(), asker)
+    {
         return false;
     }
     let asked = question.question(packet);

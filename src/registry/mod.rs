@@ -290,14 +290,15 @@ impl Registry {
         }
     }
 
-    /// Whether a name, as [`NameKey`] bytes, is neither held nor ours to deny for `asker`:
-    /// what the full path forwards. The fast path's check, without touching the heap; the
-    /// same rule as [`Registry::unheld`] (both come from one classifier).
-    pub fn is_not_ours_key(&self, key: &[u8], asker: IpAddr) -> bool {
-        self.lookup_key(key, asker).is_none() && self.unheld_kind(key, asker) == UnheldKind::NotOurs
+    /// Whether a name, as [`NameKey`] bytes, that the caller has just looked up
+    /// ([`Registry::lookup_key`]) and not found is not ours to deny for `asker` either: what
+    /// the full path forwards. The fast path's check, without touching the heap; the same rule
+    /// as [`Registry::unheld`] (both come from one classifier).
+    pub fn is_unheld_not_ours(&self, key: &[u8], asker: IpAddr) -> bool {
+        self.unheld_kind(key, asker) == UnheldKind::NotOurs
     }
 
-    /// The one classifier behind [`Registry::unheld`] and [`Registry::is_not_ours_key`].
+    /// The one classifier behind [`Registry::unheld`] and [`Registry::is_unheld_not_ours`].
     fn unheld_kind(&self, key: &[u8], asker: IpAddr) -> UnheldKind {
         if self.is_stranger(asker) {
             return UnheldKind::NotOurs; // sees nothing, so nothing is denied to it either

@@ -94,6 +94,10 @@ fn describe() {
         "Queries not forwarded, by reason"
     );
     describe_counter!(
+        FORWARD_CACHE_EVICTIONS_TOTAL,
+        "Answers the forward cache let go before their TTL, by reason (entries, bytes)"
+    );
+    describe_counter!(
         FAST_PATH_TOTAL,
         "Answers the UDP fast path gave, by source (local names, the forwarding cache)"
     );
@@ -138,8 +142,10 @@ pub fn count_fast_answer(qtype_is_a: bool) {
 /// `cache`); the rest took the full path.
 pub const FAST_PATH_TOTAL: &str = "netalias_dns_fast_path_total";
 
-/// Forwarded answers from the cache.
+/// Forward cache lookups, by result (hit, miss, stale).
 pub const FORWARD_CACHE_TOTAL: &str = "netalias_forward_cache_total";
+/// Answers the forward cache let go before their TTL, by reason (entries, bytes).
+pub const FORWARD_CACHE_EVICTIONS_TOTAL: &str = "netalias_forward_cache_evictions_total";
 
 /// `count_request` and a cache hit for the fast path's answer from the forwarding cache, with
 /// kept handles as [`count_fast_answer`] keeps them (A and AAAA; other types by name).

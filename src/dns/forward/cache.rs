@@ -1,8 +1,11 @@
 //! A small answer cache for forwarded queries that honours upstream TTLs.
 //!
-//! Keyed by (name, type, class); bounded (least recently used goes first). The lock is a plain
-//! mutex held only to get or put an `Arc`, never across `.await`. Only NOERROR and NXDOMAIN
-//! answers with a positive TTL are kept.
+//! Keyed by (name, type, class); bounded in entries and in bytes (least recently used goes
+//! first, counted). The lock is a plain mutex held only to get or put an `Arc`, never across
+//! `.await`. Only NOERROR and NXDOMAIN answers with a positive TTL are kept (RFC 2308: a
+//! negative answer for its SOA's TTL and MINIMUM), for at most `max_ttl`. Nothing is served
+//! past its TTL, except, when `serve_stale` is set, an answer that expired less than that long
+//! ago while every upstream fails (RFC 8767; TTL 30, counted).
 //!
 //! Each entry is also kept encoded, as the full path encodes it after the header, in a
 //! lock-free map keyed by the lowercase question: the UDP fast path answers a hit from those
@@ -21,11 +24,44 @@ use hickory_server::proto::{
     rr::{DNSClass, LowerName, RData, RecordType},
 };
 use lru::LruCache;
+use metrics::counter;
 
-use crate::dns::wire::{self, HEADER_LEN};
+use crate::{
+    dns::wire::{self, HEADER_LEN},
+    telemetry::{FORWARD_CACHE_EVICTIONS_TOTAL, FORWARD_CACHE_TOTAL},
+};
 
-/// Longest we keep anything, whatever the upstream says.
-const MAX_TTL: u32 = 3600;
+/// RFC 8767 4: the TTL of an answer served stale.
+pub const STALE_TTL: u32 = 30;
+
+/// How much the cache may hold, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Answers kept at once; 0 turns the cache off.
+    pub entries: usize,
+    /// Bytes kept at once (an estimate per answer: its wire size, three times over for its
+    /// decoded and encoded copies, plus the entry's fixed cost).
+    pub max_bytes: usize,
+    /// The longest an answer is kept, whatever its TTL says.
+    pub max_ttl: u32,
+    /// How long past its TTL an answer may still be served when every upstream fails (RFC
+    /// 8767); 0 never.
+    pub serve_stale: u32,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        CacheLimits {
+            entries: 10_000,
+            max_bytes: 16 << 20,
+            max_ttl: 3600,
+            serve_stale: 0,
+        }
+    }
+}
+
+/// The fixed cost of an entry beyond its bytes: keys, `Arc`s, the LRU's node, the index's slot.
+const ENTRY_OVERHEAD: usize = 400;
 
 type Key = (LowerName, RecordType, DNSClass);
 
@@ -35,6 +71,14 @@ struct Entry {
     ttl: u32,
     /// Its key in `encoded`.
     question: Box<[u8]>,
+    /// What it counts against `max_bytes`.
+    cost: usize,
+}
+
+/// The LRU and the bytes it holds, under one lock.
+struct Entries {
+    lru: LruCache<Key, Entry>,
+    bytes: usize,
 }
 
 /// A cached answer encoded as the full path encodes it after the header.
@@ -53,13 +97,13 @@ pub struct Encoded {
     pub stored: Instant,
     /// The entry's life: the smallest TTL (see `cacheable_ttl`).
     pub ttl: u32,
+    question_len: usize,
 }
 
 impl Encoded {
     /// The question section as first asked.
     pub fn question(&self) -> &[u8] {
-        let end = question_len(&self.body).unwrap_or(0);
-        &self.body[..end]
+        &self.body[..self.question_len]
     }
 
     /// Seconds since stored, as the full path ages TTLs; `None` once it has expired.
@@ -70,7 +114,8 @@ impl Encoded {
 }
 
 pub struct Cache {
-    entries: Option<Mutex<LruCache<Key, Entry>>>,
+    entries: Option<Mutex<Entries>>,
+    limits: CacheLimits,
     /// Lowercase question (QNAME, QTYPE, QCLASS on the wire) → the entry encoded.
     encoded: DashMap<Box<[u8]>, Arc<Encoded>, foldhash::quality::RandomState>,
 }
@@ -111,7 +156,8 @@ fn encode(question: &Query, answer: &Message, ttl: u32) -> Option<Encoded> {
     let count = |at: usize| wire::u16_at(&bytes, at);
     let counts = [count(6)?, count(8)?, count(10)?];
     let records = counts.iter().map(|c| usize::from(*c)).sum::<usize>();
-    let mut at = HEADER_LEN + question_len(&bytes[HEADER_LEN..])?;
+    let question_len = question_len(&bytes[HEADER_LEN..])?;
+    let mut at = HEADER_LEN + question_len;
     let mut ttls = Vec::with_capacity(records);
     for _ in 0..records {
         at = wire::skip_name(&bytes, at)?;
@@ -127,12 +173,13 @@ fn encode(question: &Query, answer: &Message, ttl: u32) -> Option<Encoded> {
         ttls: ttls.into(),
         stored: Instant::now(),
         ttl,
+        question_len,
     })
 }
 
 /// The TTL a whole answer may be cached for: the smallest record TTL, and for a negative answer
 /// the SOA's (RFC 2308: min of its TTL and MINIMUM).
-fn cacheable_ttl(answer: &Message) -> Option<u32> {
+fn cacheable_ttl(answer: &Message, max_ttl: u32) -> Option<u32> {
     if !matches!(
         answer.metadata.response_code,
         ResponseCode::NoError | ResponseCode::NXDomain
@@ -147,16 +194,28 @@ fn cacheable_ttl(answer: &Message) -> Option<u32> {
             _ => r.ttl,
         })
         .min()?;
-    (ttl > 0).then_some(ttl.min(MAX_TTL))
+    (ttl > 0).then_some(ttl.min(max_ttl))
 }
 
 impl Cache {
-    /// `capacity` 0 disables caching.
-    pub fn new(capacity: usize) -> Cache {
+    pub fn new(limits: CacheLimits) -> Cache {
+        let entries = NonZeroUsize::new(limits.entries).map(|c| {
+            Mutex::new(Entries {
+                lru: LruCache::new(c),
+                bytes: 0,
+            })
+        });
         Cache {
-            entries: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))),
+            entries,
+            limits,
             encoded: DashMap::default(),
         }
+    }
+
+    /// Drops `entry`'s encoded form and its bytes (it has left the LRU).
+    fn forget(&self, entries: &mut Entries, entry: &Entry) {
+        entries.bytes = entries.bytes.saturating_sub(entry.cost);
+        self.encoded.remove(&entry.question);
     }
 
     /// The encoded entry for a lowercase question (see [`lowercase_question`]), if cached.
@@ -164,53 +223,91 @@ impl Cache {
         self.encoded.get(question).map(|e| Arc::clone(e.value()))
     }
 
-    /// A cached answer with its TTLs lowered by the time it has spent here.
+    /// A cached answer with its TTLs lowered by the time it has spent here; `None` once it
+    /// has expired (it is kept for `serve_stale` more, then dropped).
     pub fn get(&self, key: &Key) -> Option<Message> {
-        let entries = self.entries.as_ref()?;
-        let (answer, age) = {
-            let mut map = entries.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = map.get(key)?;
-            let age = entry.stored.elapsed();
-            if age >= Duration::from_secs(u64::from(entry.ttl)) {
-                if let Some(gone) = map.pop(key) {
-                    self.encoded.remove(&gone.question);
-                }
-                return None;
+        let (answer, age) = self.lookup(key, false)?;
+        Some(aged(&answer, |ttl| ttl.saturating_sub(age)))
+    }
+
+    /// `answer` with no TTL above `max_ttl`: what the cache keeps and what a miss relays, so
+    /// that no client keeps an answer longer than the cache would.
+    pub fn capped(&self, answer: &Message) -> Message {
+        aged(answer, |ttl| ttl.min(self.limits.max_ttl))
+    }
+
+    /// An answer that expired less than `serve_stale` ago, with TTL [`STALE_TTL`]: for when
+    /// every upstream has failed (RFC 8767). Counted.
+    pub fn stale(&self, key: &Key) -> Option<Message> {
+        let (answer, _) = self.lookup(key, true)?;
+        counter!(FORWARD_CACHE_TOTAL, "result" => "stale").increment(1);
+        Some(aged(&answer, |_| STALE_TTL))
+    }
+
+    /// The entry for `key` and its age in seconds: fresh only, or (`stale`) expired within
+    /// the serve-stale window only. An entry past both is dropped.
+    fn lookup(&self, key: &Key, stale: bool) -> Option<(Arc<Message>, u32)> {
+        let mut entries = self
+            .entries
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let entry = entries.lru.get(key)?;
+        let age = entry.stored.elapsed();
+        let fresh = age < Duration::from_secs(u64::from(entry.ttl));
+        let keep = Duration::from_secs(u64::from(entry.ttl) + u64::from(self.limits.serve_stale));
+        let found = (Arc::clone(&entry.answer), age.as_secs() as u32);
+        if age >= keep {
+            if let Some(gone) = entries.lru.pop(key) {
+                self.forget(&mut entries, &gone);
             }
-            (Arc::clone(&entry.answer), age.as_secs() as u32)
-        };
-        let mut message = (*answer).clone();
-        for record in message
-            .answers
-            .iter_mut()
-            .chain(message.authorities.iter_mut())
-            .chain(message.additionals.iter_mut())
-        {
-            record.ttl = record.ttl.saturating_sub(age);
+            return None;
         }
-        Some(message)
+        (fresh != stale).then_some(found)
     }
 
     /// Keeps `answer` to `question` (keyed by `key`, the question lowercased).
     pub fn put(&self, key: Key, question: &Query, answer: &Message) {
-        let (Some(entries), Some(ttl)) = (self.entries.as_ref(), cacheable_ttl(answer)) else {
+        let (Some(entries), Some(ttl)) = (
+            self.entries.as_ref(),
+            cacheable_ttl(answer, self.limits.max_ttl),
+        ) else {
             return;
         };
+        let answer = &self.capped(answer);
         let encoded = encode(question, answer, ttl);
         let question_key = encoded
             .as_ref()
             .and_then(|e| lowercase_question(e.question()))
             .unwrap_or_default();
+        let wire_len = encoded.as_ref().map_or(512, |e| HEADER_LEN + e.body.len());
+        let cost = 3 * wire_len + ENTRY_OVERHEAD;
+        if cost > self.limits.max_bytes {
+            return;
+        }
         let entry = Entry {
             answer: Arc::new(answer.clone()),
             stored: encoded.as_ref().map_or_else(Instant::now, |e| e.stored),
             ttl,
             question: question_key.clone(),
+            cost,
         };
-        let mut map = entries.lock().unwrap_or_else(|p| p.into_inner());
-        // Under the lock, so that the map and the encoded forms change together.
-        if let Some((_, evicted)) = map.push(key, entry) {
-            self.encoded.remove(&evicted.question);
+        let mut entries = entries.lock().unwrap_or_else(|p| p.into_inner());
+        // Under the lock, so that the map, its bytes and the encoded forms change together.
+        if let Some(old) = entries.lru.pop(&key) {
+            self.forget(&mut entries, &old);
+        }
+        while entries.bytes + cost > self.limits.max_bytes {
+            let Some((_, evicted)) = entries.lru.pop_lru() else {
+                break;
+            };
+            self.forget(&mut entries, &evicted);
+            counter!(FORWARD_CACHE_EVICTIONS_TOTAL, "reason" => "bytes").increment(1);
+        }
+        entries.bytes += cost;
+        if let Some((_, evicted)) = entries.lru.push(key, entry) {
+            self.forget(&mut entries, &evicted);
+            counter!(FORWARD_CACHE_EVICTIONS_TOTAL, "reason" => "entries").increment(1);
         }
         match encoded {
             Some(encoded) if !question_key.is_empty() => {
@@ -221,6 +318,34 @@ impl Cache {
             }
         }
     }
+}
+
+#[cfg(test)]
+impl Cache {
+    fn lru_ttl(&self, key: &Key) -> Option<u32> {
+        let mut entries = self.entries.as_ref()?.lock().ok()?;
+        entries.lru.get(key).map(|e| e.ttl)
+    }
+    fn bytes(&self) -> usize {
+        self.entries
+            .as_ref()
+            .and_then(|e| e.lock().ok().map(|e| e.bytes))
+            .unwrap_or(0)
+    }
+}
+
+/// `answer` with every record's TTL mapped by `ttl`.
+fn aged(answer: &Message, ttl: impl Fn(u32) -> u32) -> Message {
+    let mut message = answer.clone();
+    for record in message
+        .answers
+        .iter_mut()
+        .chain(message.authorities.iter_mut())
+        .chain(message.additionals.iter_mut())
+    {
+        record.ttl = ttl(record.ttl);
+    }
+    message
 }
 
 #[cfg(test)]
@@ -242,6 +367,13 @@ mod tests {
         m
     }
 
+    fn limits(entries: usize) -> CacheLimits {
+        CacheLimits {
+            entries,
+            ..CacheLimits::default()
+        }
+    }
+
     fn question() -> Query {
         Query::query(Name::from_ascii("X.example.").expect("name"), RecordType::A)
     }
@@ -256,7 +388,7 @@ mod tests {
 
     #[test]
     fn keeps_positive_ttl_answers_and_skips_zero_ttl_and_servfail() {
-        let cache = Cache::new(8);
+        let cache = Cache::new(limits(8));
         cache.put(key(), &question(), &answer(0));
         assert!(cache.get(&key()).is_none());
         let mut failed = answer(60);
@@ -270,7 +402,7 @@ mod tests {
 
     #[test]
     fn an_entry_is_kept_encoded_with_its_ttls_and_goes_with_it() {
-        let cache = Cache::new(1);
+        let cache = Cache::new(limits(1));
         cache.put(key(), &question(), &answer(60));
         let lower = lowercase_question(&[
             1, b'X', 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0, 0, 1, 0, 1,
@@ -297,8 +429,60 @@ mod tests {
     }
 
     #[test]
+    fn ttls_are_capped_bytes_bounded_and_stale_answers_served_only_in_their_window() {
+        // The cap: an answer of TTL 86400 is kept for max_ttl.
+        let capped = Cache::new(CacheLimits {
+            max_ttl: 120,
+            ..limits(8)
+        });
+        capped.put(key(), &question(), &answer(86400));
+        assert!(capped.lookup(&key(), false).is_some());
+        assert_eq!(capped.lru_ttl(&key()), Some(120));
+
+        // The byte bound: room for two answers of this size, so a third evicts the oldest.
+        let one = 3 * (HEADER_LEN + 16 + 16) + ENTRY_OVERHEAD; // question + one A record
+        let small = Cache::new(CacheLimits {
+            max_bytes: 2 * one + 10,
+            ..limits(100)
+        });
+        let named = |n: &str| {
+            (
+                (
+                    LowerName::from_str(n).expect("name"),
+                    RecordType::A,
+                    DNSClass::IN,
+                ),
+                Query::query(Name::from_ascii(n).expect("name"), RecordType::A),
+            )
+        };
+        for n in ["a.example.", "b.example.", "c.example."] {
+            let (k, q) = named(n);
+            small.put(k, &q, &answer(60));
+        }
+        assert!(small.get(&named("a.example.").0).is_none(), "evicted");
+        assert!(small.get(&named("c.example.").0).is_some());
+        assert!(small.bytes() <= 2 * one + 10, "{}", small.bytes());
+
+        // Stale: only when asked for it, and only within the window.
+        let stale = Cache::new(CacheLimits {
+            serve_stale: 60,
+            ..limits(8)
+        });
+        stale.put(key(), &question(), &answer(1));
+        assert!(stale.stale(&key()).is_none(), "still fresh");
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(stale.get(&key()).is_none(), "expired: not served fresh");
+        let served = stale.stale(&key()).expect("served stale");
+        assert_eq!(served.answers[0].ttl, STALE_TTL);
+        let off = Cache::new(limits(8));
+        off.put(key(), &question(), &answer(1));
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(off.stale(&key()).is_none(), "off by default");
+    }
+
+    #[test]
     fn capacity_zero_disables() {
-        let cache = Cache::new(0);
+        let cache = Cache::new(limits(0));
         cache.put(key(), &question(), &answer(60));
         assert!(cache.get(&key()).is_none());
     }

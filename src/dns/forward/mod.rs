@@ -26,7 +26,7 @@ use metrics::{counter, histogram};
 use tokio::sync::{Semaphore, oneshot};
 use tracing::{debug, warn};
 
-pub use cache::{Cache, Encoded};
+pub use cache::{Cache, CacheLimits, Encoded};
 pub use upstream::{ExchangeError, Upstream};
 use upstream::{UPSTREAM_UDP_PAYLOAD, exchange_tcp, exchange_udp};
 
@@ -40,7 +40,7 @@ pub struct ForwardSettings {
     pub max_in_flight: usize,
     /// In flight for one client address at once (default: a quarter of `max_in_flight`).
     pub max_in_flight_per_client: usize,
-    pub cache_entries: usize,
+    pub cache: CacheLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +169,7 @@ impl Forwarder {
                 .clamp(1, settings.max_in_flight.max(1)),
             per_client: Arc::default(),
             pending: Mutex::default(),
-            cache: Cache::new(settings.cache_entries),
+            cache: Cache::new(settings.cache),
         }
     }
 
@@ -256,7 +256,12 @@ impl Forwarder {
             leader.finish(Err("too many forwards in flight".into()));
             return Err(ForwardError::Busy(self.max_in_flight));
         };
-        let outcome = self.ask_upstreams(question, tcp, key).await;
+        let outcome = match self.ask_upstreams(question, tcp, key.clone()).await {
+            // Every upstream failed: an answer that expired a little while ago, when allowed
+            // (RFC 8767), beats SERVFAIL.
+            Err(error) => self.cache.stale(&key).ok_or(error),
+            Ok(fresh) => Ok(self.cache.capped(&fresh)),
+        };
         leader.finish(match &outcome {
             Ok(answer) => Ok(answer.clone()),
             Err(error) => Err(error.to_string()),
