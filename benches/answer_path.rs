@@ -198,7 +198,7 @@ fn endpoint(i: u32, alias: &str) -> Endpoint {
         ipv4: Some(Ipv4Addr::new(10, 60, hi, lo)),
         ipv6: None,
         ttl: None,
-        in_rotation: true,
+        out_of_rotation: None,
         srv: Vec::new(),
     }
 }

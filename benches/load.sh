@@ -11,7 +11,7 @@
 # the throughput ratios are capacity per core. That needs the cgroup v1 cpu controller at
 # /sys/fs/cgroup/cpu and root; dockerd is moved into the cap for its runs and back after.
 #
-# Usage: bash benches/load.sh [SECONDS_PER_RUN] [ROUNDS]
+# Usage: bash benches/load.sh [SECONDS_PER_RUN] [ROUNDS]   (LOG_QUERIES=1: both log every query to a file)
 # Needs: dnsperf, dnsmasq, aardvark-dns, gcc (installed here if missing, as root).
 # Traffic goes only to loopback and to the containers this script creates.
 set -euo pipefail
@@ -72,12 +72,18 @@ cat >"$work/hosts" <<'HOSTS'
 HOSTS
 printf 'app A\nweb1 A\nweb2 A\n' >"$work/queries"
 
-NETALIAS_LOG=warn ./target/release/netalias serve --config config/netalias.toml \
-  --listen "127.0.0.1:$NA_PORT" &
+# LOG_QUERIES=1: netalias and dnsmasq each log every query to a file (the query log's cost).
+na_log=(); dm_log=(); na_filter=warn
+if [ "${LOG_QUERIES:-0}" = 1 ]; then
+  na_log=(--log-queries); na_filter=warn,netalias::query=info
+  dm_log=(--log-queries "--log-facility=$work/dnsmasq-queries.log")
+fi
+NETALIAS_LOG=$na_filter ./target/release/netalias serve --config config/netalias.toml \
+  --listen "127.0.0.1:$NA_PORT" "${na_log[@]}" 2>"$work/netalias-queries.log" &
 pids+=($!); na_pid=$!
 dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces \
   --listen-address=127.0.0.1 --port="$DM_PORT" --addn-hosts="$work/hosts" --user=root \
-  --pid-file="$work/dnsmasq.pid" 2>"$work/dnsmasq.log" &
+  --pid-file="$work/dnsmasq.pid" "${dm_log[@]}" 2>"$work/dnsmasq.log" &
 pids+=($!); dm_pid=$!
 # aardvark-dns 1.4: one file per network, first line the address it listens on.
 mkdir -p "$work/aardvark"

@@ -27,8 +27,18 @@ pub struct Cli {
     #[arg(long, global = true, env = "NETALIAS_LOG", default_value = "info")]
     pub log_level: String,
 
+    /// Log lines as `text` or as `json` (one object a line, for Loki or Elasticsearch).
+    #[arg(long, global = true, env = "NETALIAS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +127,11 @@ pub struct ServeArgs {
     /// TTL of local answers in seconds (at most 2147483647). Replaces the config's `ttl`.
     #[arg(long, env = "NETALIAS_TTL", value_parser = clap::value_parser!(u32).range(0..=2_147_483_647))]
     pub ttl: Option<u32>,
+
+    /// Log one line per question: asker (container and network when known), question, rcode,
+    /// answers, path, time (config: server.log_queries, which a reload can turn on or off).
+    #[arg(long, env = "NETALIAS_LOG_QUERIES")]
+    pub log_queries: bool,
 
     /// Follow the Docker engine and serve its user-defined networks (config: docker.enabled).
     #[arg(long, env = "NETALIAS_DOCKER")]

@@ -320,6 +320,10 @@ pub struct ServerConfig {
     /// Answer plain A/AAAA questions on a fast path (same bytes as the full handler).
     #[serde(default = "default_true")]
     pub udp_fast_path: bool,
+    /// Log one line per question (asker, question, rcode, answers, path, time); switchable on
+    /// reload.
+    #[serde(default)]
+    pub log_queries: bool,
 }
 
 fn default_true() -> bool {
@@ -344,6 +348,7 @@ impl Default for ServerConfig {
             http_allow: Vec::new(),
             udp_workers: None,
             udp_fast_path: true,
+            log_queries: false,
         }
     }
 }

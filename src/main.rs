@@ -7,7 +7,7 @@ use clap::Parser;
 use netalias::fd_budget;
 use netalias::telemetry::{self, http::Readiness};
 use netalias::{
-    cli::{Cli, Command, ProvisionCommand, ServeArgs},
+    cli::{Cli, Command, LogFormat, ProvisionCommand, ServeArgs},
     config::{Config, LoadError},
     dns::{
         self, ForwardPolicy, Responder, Settings, UdpOptions,
@@ -33,7 +33,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log_level);
+    init_tracing(&cli.log_level, cli.log_format);
     let result = match cli.command {
         Command::CheckConfig { file } => return check_config(&file),
         Command::Serve(args) => serve(args),
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(directive: &str) {
+fn init_tracing(directive: &str, format: LogFormat) {
     // hickory-server logs two INFO lines per query; keep them out unless asked for by name.
     let directive = if directive.contains("hickory") {
         directive.to_string()
@@ -61,11 +61,15 @@ fn init_tracing(directive: &str) {
         eprintln!("netalias: bad log filter {directive:?} ({error}); using info");
         EnvFilter::new("info,hickory_server=warn")
     });
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 fn check_config(file: &std::path::Path) -> ExitCode {
@@ -107,6 +111,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(ttl) = args.ttl {
         config.server.ttl = ttl;
     }
+    config.server.log_queries |= args.log_queries;
     let docker = &mut config.docker;
     docker.enabled |= args.docker;
     docker.include_unhealthy |= args.include_unhealthy;
@@ -166,13 +171,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(config, path, args.ttl.is_some()))
+    runtime.block_on(run(config, path, args.ttl.is_some(), args.log_queries))
 }
 
 async fn run(
     config: Config,
     path: Option<std::path::PathBuf>,
     ttl_pinned: bool,
+    log_queries_pinned: bool,
 ) -> anyhow::Result<()> {
     let budget = plan_descriptors(&config);
     let registry =
@@ -224,6 +230,7 @@ async fn run(
         config.server.ttl,
         config.server.max_udp_payload,
     ));
+    settings.set_log_queries(config.server.log_queries);
     let listen = config.server.listen.clone();
     let admission = dns::Admission::new(dns::TcpLimits {
         idle_timeout: Duration::from_secs(config.server.tcp_idle_timeout_secs),
@@ -266,7 +273,11 @@ async fn run(
                 source,
                 config,
                 Arc::clone(&registry),
-                move |server| settings.set_ttl(ttl_override.unwrap_or(server.ttl)),
+                move |server| {
+                    settings.set_ttl(ttl_override.unwrap_or(server.ttl));
+                    // --log-queries on the command line keeps the log on across reloads.
+                    settings.set_log_queries(log_queries_pinned || server.log_queries);
+                },
             );
         }
         None => info!("serving the embedded default; give --config FILE to reload on change"),

@@ -179,7 +179,8 @@ fn health_pause_and_labels_decide_rotation() {
     }
     let mut stack = Stack::default();
     let net = stack.network("natest-health", &["--subnet=10.213.21.0/24"]);
-    let server = start_docker_server(&[]);
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let server = start_docker_server(&["--http-listen", &http.to_string()]);
     let health = [
         "--health-cmd",
         "test -f /tmp/ok",
@@ -249,6 +250,18 @@ fn health_pause_and_labels_decide_rotation() {
         "netalias.exclude keeps it out"
     );
     assert!(a_of(&server, "natest-health-hidden.").is_empty());
+
+    // /records lists who is out and why, beside who is in.
+    let records = http_get(http, "/records");
+    assert!(
+        records.contains(&format!("{ip_a} (out of rotation: unhealthy)")),
+        "{records}"
+    );
+    let hidden = ip_on("natest-health-hidden", &net);
+    assert!(
+        records.contains(&format!("{hidden} (out of rotation: excluded by label)")),
+        "{records}"
+    );
 }
 
 #[test]

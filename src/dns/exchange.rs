@@ -54,9 +54,13 @@ pub async fn answer_bytes(
     let asker = responder.asker(src.ip());
     let tcp = protocol == Protocol::Tcp;
     let (mut response, forwardable) = responder.respond(&request, asker);
+    let mut forwarded = false;
     if forwardable {
         match responder.forward(&request, asker, tcp).await {
-            Forwarded::Answer(upstream) => response = responder.relay(&request, upstream),
+            Forwarded::Answer(upstream) => {
+                response = responder.relay(&request, upstream);
+                forwarded = true;
+            }
             Forwarded::Refused => {}
             Forwarded::Failed => {
                 response.metadata.response_code = hickory_server::proto::op::ResponseCode::ServFail
@@ -77,6 +81,10 @@ pub async fn answer_bytes(
         debug!(%error, %src, "response not encodable: SERVFAIL");
         wire::header_only(bytes, RCODE_SERVFAIL).to_vec()
     });
+    if responder.logs_queries() {
+        let path = if forwarded { "forwarded" } else { "full" };
+        super::query_log::record(responder.registry(), asker, &encoded, path, started);
+    }
     metrics::histogram!(telemetry::DNS_REQUEST_DURATION).record(started.elapsed().as_secs_f64());
     Some(encoded)
 }

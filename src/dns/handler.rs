@@ -31,6 +31,7 @@ use crate::registry::{Asker, Registry};
 pub struct Settings {
     ttl: AtomicU32,
     max_udp_payload: u16,
+    log_queries: std::sync::atomic::AtomicBool,
 }
 
 impl Settings {
@@ -38,7 +39,15 @@ impl Settings {
         Settings {
             ttl: AtomicU32::new(ttl),
             max_udp_payload: max_udp_payload.max(512),
+            log_queries: Default::default(),
         }
+    }
+    pub fn set_log_queries(&self, on: bool) {
+        self.log_queries.store(on, Ordering::Relaxed);
+    }
+    /// Whether each question is logged (`dns::query_log`).
+    pub fn log_queries(&self) -> bool {
+        self.log_queries.load(Ordering::Relaxed)
     }
     pub fn set_ttl(&self, ttl: u32) {
         self.ttl.store(ttl, Ordering::Relaxed);
@@ -124,6 +133,10 @@ impl Responder {
     }
     pub fn ttl(&self) -> u32 {
         self.settings.ttl()
+    }
+    /// Whether each question is logged (one relaxed load: nothing else when off).
+    pub fn logs_queries(&self) -> bool {
+        self.settings.log_queries()
     }
     /// Whether names we do not own are forwarded (answers then carry RA).
     pub fn forwards(&self) -> bool {

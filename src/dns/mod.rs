@@ -16,6 +16,7 @@ mod gateways;
 mod handler;
 pub mod host;
 mod listener;
+pub mod query_log;
 mod rate_limit;
 mod tcp;
 mod udp;

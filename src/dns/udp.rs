@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 use super::{
     Responder,
     batch::{Inbox, Outbox},
-    exchange, fast,
+    exchange, fast, query_log,
     rate_limit::Verdict,
 };
 
@@ -146,10 +146,16 @@ fn receive_loop(
                     continue;
                 }
             }
+            // Timed only when the query log is on.
+            let logged = responder.logs_queries().then(std::time::Instant::now);
             if fast_path
                 && let Some(answer) = outbox.next_buffer()
                 && fast::try_answer(&responder, bytes, asker, answer)
             {
+                if let Some(started) = logged {
+                    let path = query_log::fast_path_label(answer);
+                    query_log::record(responder.registry(), asker, answer, path, started);
+                }
                 outbox.commit(src);
                 continue;
             }

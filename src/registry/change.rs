@@ -34,9 +34,10 @@ pub struct Endpoint {
     pub ipv6: Option<Ipv6Addr>,
     /// TTL for this endpoint's records; `None` uses the server's.
     pub ttl: Option<u32>,
-    /// Whether its addresses are handed out. An endpoint out of rotation (unhealthy, paused)
-    /// still has its PTR and its view as an asker; it is just not an answer.
-    pub in_rotation: bool,
+    /// Why its addresses are not handed out (unhealthy, paused, …); `None` when they are. An
+    /// endpoint out of rotation still has its PTR and its view as an asker, and `/records`
+    /// lists it with the reason; it is just not an answer.
+    pub out_of_rotation: Option<&'static str>,
     /// The service ports it offers, served as SRV `_SERVICE._PROTO.NAME` for each of its names.
     pub srv: Vec<SrvPort>,
 }
@@ -126,6 +127,11 @@ impl Endpoint {
                     true
                 }
             })
+    }
+
+    /// Whether its addresses are handed out.
+    pub fn in_rotation(&self) -> bool {
+        self.out_of_rotation.is_none()
     }
 
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> {

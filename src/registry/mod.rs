@@ -274,6 +274,13 @@ impl Registry {
         })
     }
 
+    /// `NAME.NETWORK.` of the endpoint an asker's address belongs to (the first, when it has
+    /// several), for logs; whoever looks.
+    pub fn endpoint_name(&self, ip: IpAddr) -> Option<Name> {
+        let targets = self.index.ptrs.get(&ip)?;
+        targets.first().map(|t| t.target.clone())
+    }
+
     /// What a name that [`Registry::lookup`] did not find is, for `asker`. Only the search
     /// domain is ours to deny: below it an unheld name does not exist. A network's bare name
     /// (`dev.`) is not: a network named like a real domain must never hide the names below it

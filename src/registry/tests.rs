@@ -17,7 +17,7 @@ fn ep(network: &str, container: &str, ip: [u8; 4], aliases: &[&str]) -> Endpoint
         ipv4: Some(Ipv4Addr::from(ip)),
         ipv6: None,
         ttl: None,
-        in_rotation: true,
+        out_of_rotation: None,
         srv: Vec::new(),
     }
 }
@@ -612,7 +612,7 @@ fn srv_targets_follow_members_in_rotation_and_rotate() {
 
     // Out of rotation: not a target.
     let mut paused = offering(ep("n", "b", [10, 3, 0, 2], &["app"]), "http", 8080);
-    paused.in_rotation = false;
+    paused.out_of_rotation = Some("paused");
     reg.apply(T, Change::EndpointUp(paused));
     let set = reg.lookup(&name("app."), HOST).expect("app");
     let targets: Vec<String> = set
@@ -624,4 +624,19 @@ fn srv_targets_follow_members_in_rotation_and_rotate() {
     assert!(!targets.contains(&"b.n.".to_string()));
     let glue: Vec<_> = set.srv_targets().iter().map(|t| t.ipv4).collect();
     assert!(glue.iter().all(Option::is_some));
+}
+
+#[test]
+fn records_list_members_out_of_rotation_with_their_reason() {
+    let reg = Registry::new(None).expect("registry");
+    reg.apply(T, Change::EndpointUp(ep("n", "a", [10, 4, 0, 1], &["app"])));
+    let mut sick = ep("n", "b", [10, 4, 0, 2], &["app"]);
+    sick.out_of_rotation = Some("unhealthy");
+    reg.apply(T, Change::EndpointUp(sick));
+    let records = reg.records();
+    assert_eq!(
+        records["n"]["app"],
+        ["10.4.0.1", "10.4.0.2 (out of rotation: unhealthy)"]
+    );
+    assert_eq!(records["n"]["b"], ["10.4.0.2 (out of rotation: unhealthy)"]);
 }

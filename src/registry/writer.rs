@@ -205,6 +205,10 @@ impl Model {
     }
 
     /// The networks `visible` lets through → names → members in the next answer's order.
+    /// The networks `visible` lets through → names → members: those in rotation in the next
+    /// answer's order, then those out of rotation, marked with the reason (as
+    /// `ADDRESS (out of rotation: REASON)`), then each service's SRV data as
+    /// `_SERVICE._PROTO.NAME` → `PRIORITY WEIGHT PORT TARGET`, as zone files write it.
     pub(super) fn records(
         &self,
         visible: impl Fn(NetId) -> bool,
@@ -213,29 +217,32 @@ impl Model {
             .iter()
             .filter(|(_, state)| visible(state.id))
             .map(|(network, state)| {
-                let names = state
-                    .names
-                    .iter()
-                    .filter_map(|(short, entry)| Some((short, entry.set.as_ref()?)))
-                    .flat_map(|(short, set)| {
-                        let name = short.to_string().trim_end_matches('.').to_string();
-                        let addresses = set.peek().iter().map(IpAddr::to_string).collect();
-                        // `_SERVICE._PROTO.NAME` → "PRIORITY WEIGHT PORT TARGET", as zone files
-                        // write SRV data.
-                        let services = set.peek_srv().into_iter().map(move |(svc, targets)| {
-                            let rdata = targets
-                                .iter()
-                                .map(|t| format!("0 {} {} {}", t.weight, t.port, t.target))
-                                .collect();
-                            (format!("_{}._{}.{name}", svc.0, svc.1.label()), rdata)
-                        });
-                        std::iter::once((
-                            short.to_string().trim_end_matches('.').to_string(),
-                            addresses,
-                        ))
-                        .chain(services)
-                    })
-                    .collect();
+                let mut names = BTreeMap::new();
+                for (short, entry) in &state.names {
+                    let name = short.to_string().trim_end_matches('.').to_string();
+                    let mut members: Vec<String> = entry
+                        .set
+                        .as_ref()
+                        .map(|set| set.peek().iter().map(IpAddr::to_string).collect())
+                        .unwrap_or_default();
+                    for endpoint in entry.members.keys().filter_map(|h| state.endpoints.get(h)) {
+                        if let Some(reason) = endpoint.out_of_rotation {
+                            members.extend(
+                                endpoint
+                                    .addresses()
+                                    .map(|ip| format!("{ip} (out of rotation: {reason})")),
+                            );
+                        }
+                    }
+                    for (svc, targets) in entry.set.iter().flat_map(|set| set.peek_srv()) {
+                        let rdata = targets
+                            .iter()
+                            .map(|t| format!("0 {} {} {}", t.weight, t.port, t.target))
+                            .collect();
+                        names.insert(format!("_{}._{}.{name}", svc.0, svc.1.label()), rdata);
+                    }
+                    names.insert(name, members);
+                }
                 (network.clone(), names)
             })
             .collect()
@@ -455,7 +462,7 @@ impl Model {
             .members
             .keys()
             .filter_map(|c| state.endpoints.get(c))
-            .filter(|e| e.in_rotation)
+            .filter(|e| e.in_rotation())
             .collect();
         let set = if members.is_empty() {
             None

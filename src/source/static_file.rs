@@ -46,7 +46,7 @@ fn declared(config: &Config) -> BTreeMap<(String, String), Endpoint> {
                 ipv4: ep.ipv4.as_ref().map(|ip| *ip.get_ref()),
                 ipv6: ep.ipv6.as_ref().map(|ip| *ip.get_ref()),
                 ttl: ep.ttl,
-                in_rotation: true,
+                out_of_rotation: None,
                 srv: ep
                     .srv
                     .iter()

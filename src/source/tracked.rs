@@ -162,7 +162,7 @@ mod tests {
             ipv4: Some([10, 0, 0, last].into()),
             ipv6: None,
             ttl: None,
-            in_rotation: true,
+            out_of_rotation: None,
             srv: Vec::new(),
         }
     }

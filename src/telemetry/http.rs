@@ -251,7 +251,7 @@ mod tests {
             ipv4: Some(ip.into()),
             ipv6: None,
             ttl: None,
-            in_rotation: true,
+            out_of_rotation: None,
             srv: Vec::new(),
         })
     }

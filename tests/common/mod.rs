@@ -150,6 +150,13 @@ impl Server {
                 let text = rest.split_whitespace().next().unwrap_or_default();
                 break SocketAddr::from_str(text).expect("address in log");
             }
+            // --log-format json
+            if line.contains("listening on udp and tcp")
+                && let Some(rest) = line.split("\"addr\":\"").nth(1)
+            {
+                let text = rest.split('"').next().unwrap_or_default();
+                break SocketAddr::from_str(text).expect("address in log");
+            }
         };
         Server {
             child,

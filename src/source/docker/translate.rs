@@ -192,7 +192,7 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
     if policy.skip_swarm_tasks && labels.is_some_and(|l| l.contains_key(LABEL_SWARM_TASK)) {
         return Vec::new();
     }
-    let in_rotation = out_of_rotation(c, policy).is_none();
+    let out = out_of_rotation(c, policy);
     let name = c
         .name
         .as_deref()
@@ -235,7 +235,7 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
                 ipv4,
                 ipv6,
                 ttl,
-                in_rotation,
+                out_of_rotation: out,
                 srv: srv.clone(),
             })
         })
@@ -461,7 +461,7 @@ mod tests {
         assert_eq!(names, ["web1", "app", "0123456789ab", "webhost"]);
         assert_eq!(ep.ipv4, Some(Ipv4Addr::new(10, 1, 0, 2)));
         assert_eq!(ep.ipv6, None, "empty string means no address");
-        assert!(ep.in_rotation);
+        assert!(ep.in_rotation());
     }
 
     #[test]
@@ -470,7 +470,7 @@ mod tests {
         if let Some(s) = c.state.as_mut() {
             s.paused = Some(true);
         }
-        assert!(!endpoints_of(&c, Policy::default())[0].in_rotation);
+        assert!(!endpoints_of(&c, Policy::default())[0].in_rotation());
         if let Some(s) = c.state.as_mut() {
             s.running = Some(false);
         }
@@ -492,7 +492,7 @@ mod tests {
                 });
             }
             assert_eq!(
-                endpoints_of(&c, Policy::default())[0].in_rotation,
+                endpoints_of(&c, Policy::default())[0].in_rotation(),
                 expected,
                 "{status:?}"
             );
@@ -504,7 +504,7 @@ mod tests {
                         ..Policy::default()
                     }
                 )[0]
-                .in_rotation
+                .in_rotation()
             );
         }
         let labels = c
@@ -520,6 +520,6 @@ mod tests {
             .and_then(|cfg| cfg.labels.as_mut())
             .expect("labels");
         labels.insert(LABEL_EXCLUDE.into(), "true".into());
-        assert!(!endpoints_of(&c, Policy::default())[0].in_rotation);
+        assert!(!endpoints_of(&c, Policy::default())[0].in_rotation());
     }
 }

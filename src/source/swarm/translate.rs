@@ -137,8 +137,15 @@ pub struct AttachedNetworkSpec {
 impl Task {
     /// Serving: the manager wants it running and it is. A task being shut down has its
     /// desired state changed first, so it leaves rotation before its container stops.
-    pub fn in_rotation(&self) -> bool {
-        self.desired_state == "running" && self.status.state == "running"
+    /// Why it is not handed out, if it is not: it is not running (yet, or any more).
+    pub fn out_of_rotation(&self) -> Option<&'static str> {
+        if self.desired_state != "running" {
+            Some("task shutting down")
+        } else if self.status.state != "running" {
+            Some("task not running yet")
+        } else {
+            None
+        }
     }
 
     /// Whether it is worth keeping as an endpoint (an asker and a PTR) at all.
@@ -242,8 +249,8 @@ impl SwarmState {
                 {
                     aliases.push(short_id(container).to_string());
                 }
-                let in_rotation = task.in_rotation();
-                if in_rotation {
+                let out_of_rotation = task.out_of_rotation();
+                if out_of_rotation.is_none() {
                     *serving
                         .entry((service.id.as_str(), attachment.network.id.as_str()))
                         .or_default() += 1;
@@ -259,7 +266,7 @@ impl SwarmState {
                         ipv4,
                         ipv6,
                         ttl,
-                        in_rotation,
+                        out_of_rotation,
                         srv: service.srv.clone(),
                     },
                 );
@@ -289,7 +296,9 @@ impl SwarmState {
                         ipv4,
                         ipv6,
                         ttl,
-                        in_rotation: serving.contains_key(&(service.id.as_str(), network_id)),
+                        out_of_rotation: (!serving
+                            .contains_key(&(service.id.as_str(), network_id)))
+                        .then_some("no task of the service is running there"),
                         srv: service.srv.clone(),
                     },
                 );
@@ -410,7 +419,7 @@ mod tests {
 
     fn members<'a>(eps: &'a BTreeMap<EndpointKey, Endpoint>, name: &str) -> Vec<&'a Endpoint> {
         eps.values()
-            .filter(|e| e.in_rotation && e.names().any(|n| n == name))
+            .filter(|e| e.in_rotation() && e.names().any(|n| n == name))
             .collect()
     }
 
@@ -438,7 +447,8 @@ mod tests {
             "ingress is not served: {eps:?}"
         );
         assert!(
-            eps.values().any(|e| e.name == "web.3.t3" && !e.in_rotation),
+            eps.values()
+                .any(|e| e.name == "web.3.t3" && !e.in_rotation()),
             "a starting task stays as an asker, out of rotation"
         );
         assert!(
