@@ -322,6 +322,8 @@ async fn run(
         .await
         .context("cannot open the DNS listeners")?;
     readiness.listeners_up();
+    // Under systemd (Type=notify): READY=1 when /readyz would say so, then the watchdog.
+    telemetry::systemd::spawn(Arc::clone(&readiness));
 
     tokio::select! {
         result = listeners.run() => result,

@@ -13,6 +13,8 @@ command -v dnsmasq >/dev/null 2>&1 || missing+=(dnsmasq-base)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 # A second engine speaking the Docker API (tests/podman.rs).
 command -v podman >/dev/null 2>&1 || missing+=(podman)
+# The host-service unit is checked with systemd-analyze verify (tests/systemd.rs).
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -4,6 +4,7 @@
 //! This module must not decide answers or change registry state; it only reads it.
 
 pub mod http;
+pub mod systemd;
 
 use std::{sync::OnceLock, time::Duration};
 
