@@ -60,6 +60,28 @@ pub enum Command {
         #[arg(long, env = "NETALIAS_HTTP", default_value = DEFAULT_HTTP)]
         http: SocketAddr,
     },
+    /// Print (or --write) what makes the host's resolver send `*.DOMAIN` to netalias, and
+    /// only that: a systemd-resolved drop-in, or a dnsmasq / NetworkManager `server=` line.
+    HostDns {
+        /// The resolver to configure; default: the one the host uses.
+        #[arg(long, value_enum)]
+        resolver: Option<crate::host_dns::HostResolver>,
+        /// Where netalias answers (default: the config's first listen address).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// The domain to send (default: the config's server.domain).
+        #[arg(long)]
+        domain: Option<String>,
+        /// The config to read the defaults from (default: the embedded one).
+        #[arg(long, short, env = "NETALIAS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Write the file where the resolver reads it (and say how to undo it).
+        #[arg(long)]
+        write: bool,
+        /// The file system root to look at and write under (an image, a test).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
     /// Exit 0 if a running server is healthy, 1 if not: for a container HEALTHCHECK.
     Health {
         /// The server's HTTP address (server.http_listen).

@@ -40,6 +40,14 @@ fn main() -> ExitCode {
         Command::Records { http } => print_records(http),
         Command::Provision(command) => return provision(command),
         Command::Health { http, ready } => return health(http, ready),
+        Command::HostDns {
+            resolver,
+            listen,
+            domain,
+            config,
+            write,
+            root,
+        } => host_dns(resolver, listen, domain, config, write, &root),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -512,6 +520,52 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `netalias host-dns`: the snippet for the host's resolver, printed or written.
+fn host_dns(
+    resolver: Option<netalias::host_dns::HostResolver>,
+    listen: Option<SocketAddr>,
+    domain: Option<String>,
+    config: Option<std::path::PathBuf>,
+    write: bool,
+    root: &std::path::Path,
+) -> anyhow::Result<()> {
+    use netalias::host_dns;
+    let config = match &config {
+        Some(path) => Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => Config::embedded_default().context("the embedded default config is invalid")?,
+    };
+    let at = listen
+        .or_else(|| config.server.listen.first().copied())
+        .context("no listen address: give --listen")?;
+    let domain = domain
+        .or_else(|| config.server.domain().map(str::to_string))
+        .unwrap_or_default();
+    let resolver = resolver
+        .or_else(|| host_dns::detect(root))
+        .ok_or(host_dns::HostDnsError::NoneFound)?;
+    let snippet = host_dns::snippet(resolver, &domain, at)?;
+    let path = root.join(&snippet.path);
+    if write {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(&path, &snippet.text)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}; now run: {}", path.display(), snippet.apply);
+        println!("to undo: {}", snippet.undo(root));
+    } else {
+        println!(
+            "# {} ({:?}); then: {}",
+            path.display(),
+            resolver,
+            snippet.apply
+        );
+        print!("{}", snippet.text);
+    }
+    Ok(())
 }
 
 /// `netalias records`: the running server's table.

@@ -1,0 +1,120 @@
+//! `netalias host-dns` against a real dnsmasq playing the host's resolver: the line it writes
+//! sends `*.docker` to netalias (static names and a Docker container's), and nothing else.
+
+mod common;
+
+use std::{
+    net::Ipv4Addr,
+    process::{Child, Command},
+    time::Duration,
+};
+
+use common::{docker::*, *};
+
+struct Resolver(Child);
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn a_via(port: u16, name: &str) -> (ResponseCode, Vec<Ipv4Addr>) {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let reply = udp(addr, &query(name, RecordType::A));
+    (reply.metadata.response_code, a_records(&reply))
+}
+
+#[test]
+fn the_host_resolver_sends_only_the_domain_to_netalias() {
+    if !dnsmasq_installed() {
+        return;
+    }
+    let with_docker = available();
+    let mut stack = Stack::default();
+    let container_ip = with_docker.then(|| {
+        let net = stack.network("natest-hostdns", &["--subnet=10.219.0.0/24"]);
+        stack.run("natest-hostdns-web", &["--network", &net]);
+        ip_on("natest-hostdns-web", &net)
+    });
+    let args: &[&str] = if with_docker { &["--docker"] } else { &[] };
+    let server = Server::start_with(&seed_config("log_queries = true"), args);
+    if with_docker {
+        server.wait_log("Docker snapshot applied");
+    }
+
+    let root = tempfile::tempdir().expect("root");
+    let out = Command::new(env!("CARGO_BIN_EXE_netalias"))
+        .args([
+            "host-dns",
+            "--resolver",
+            "dnsmasq",
+            "--domain",
+            "docker",
+            "--write",
+        ])
+        .args(["--listen", &server.addr.to_string()])
+        .arg("--root")
+        .arg(root.path())
+        .output()
+        .expect("netalias host-dns");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("to undo: rm "), "{said}");
+    let line_file = root.path().join("etc/dnsmasq.d/netalias.conf");
+    let written = std::fs::read_to_string(&line_file).expect("written");
+    assert!(
+        written.contains(&format!("server=/docker/127.0.0.1#{}", server.addr.port())),
+        "{written}"
+    );
+
+    // dnsmasq as the host's resolver, fed that file and nothing else.
+    let port = free_port();
+    let resolver = Resolver(
+        Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+            ])
+            .args([
+                "--listen-address=127.0.0.1",
+                "--user=root",
+                "--cache-size=0",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--conf-file={}", line_file.display()))
+            .arg(format!("--pid-file={}", root.path().join("pid").display()))
+            .spawn()
+            .expect("dnsmasq"),
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || a_via(port, "web1.docker.").1
+            == [Ipv4Addr::new(172, 72, 0, 2)]),
+        "web1.docker through the host's resolver: {:?}",
+        a_via(port, "web1.docker.")
+    );
+    if let Some(ip) = container_ip {
+        assert_eq!(a_via(port, "natest-hostdns-web.docker.").1, [ip]);
+    }
+    let (rcode, _) = a_via(port, "elsewhere.example.");
+    assert_ne!(rcode, ResponseCode::NoError, "no upstream for other names");
+    std::thread::sleep(Duration::from_millis(200));
+    let logged = server.log_so_far();
+    assert!(
+        logged.contains("web1.docker.") && !logged.contains("elsewhere.example"),
+        "only the domain reached netalias:\n{logged}"
+    );
+    drop(resolver);
+}
+
+fn dnsmasq_installed() -> bool {
+    let ok = common::dnsmasq::Dnsmasq::installed();
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "CI installs dnsmasq");
+        eprintln!("dnsmasq not installed: skipped");
+    }
+    ok
+}
