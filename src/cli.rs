@@ -60,6 +60,22 @@ pub enum Command {
         #[arg(long, env = "NETALIAS_HTTP", default_value = DEFAULT_HTTP)]
         http: SocketAddr,
     },
+    /// Why NAME answers as it does, from a running server: who asks and what it sees, each
+    /// network's members in or out of rotation and why, the next answer's order; for an
+    /// unknown name, whether it is forwarded or refused and why.
+    Explain {
+        /// The name asked.
+        name: String,
+        /// Ask as this container (its name) or address; default: the host.
+        #[arg(long)]
+        from: Option<String>,
+        /// The question's type.
+        #[arg(long = "type", default_value = "A", value_parser = ["A", "AAAA", "SRV", "PTR", "a", "aaaa", "srv", "ptr"])]
+        qtype: String,
+        /// The server's HTTP address (server.http_listen).
+        #[arg(long, env = "NETALIAS_HTTP", default_value = DEFAULT_HTTP)]
+        http: SocketAddr,
+    },
     /// Print (or --write) what makes the host's resolver send `*.DOMAIN` to netalias, and
     /// only that: a systemd-resolved drop-in, or a dnsmasq / NetworkManager `server=` line.
     HostDns {

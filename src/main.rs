@@ -38,6 +38,12 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => return check_config(&file),
         Command::Serve(args) => serve(args),
         Command::Records { http } => print_records(http),
+        Command::Explain {
+            name,
+            from,
+            qtype,
+            http,
+        } => return explain(&name, from.as_deref(), &qtype, http),
         Command::Provision(command) => return provision(command),
         Command::Health { http, ready } => return health(http, ready),
         Command::HostDns {
@@ -214,6 +220,20 @@ async fn run(
     .filter_map(|(on, name)| on.then_some(name))
     .collect();
     let readiness = Readiness::new(&live);
+    let forward = forward_policy(&config, budget.forwards)?;
+    // What `/explain` says of a name that is not ours.
+    let forwarding = match &forward {
+        Some(policy) => format!(
+            "forwarding is on: to {}{}",
+            policy.forwarder.upstream_labels().join(", "),
+            if policy.allow_any_client {
+                ", for any asker"
+            } else {
+                ""
+            }
+        ),
+        None => "forwarding is off: names not ours get REFUSED".to_string(),
+    };
     if let Some(addr) = config.server.http_listen {
         let prometheus =
             telemetry::install_recorder().context("cannot install the metrics recorder")?;
@@ -223,6 +243,7 @@ async fn run(
             prometheus,
             Arc::clone(&readiness),
             config.server.http_allow.clone(),
+            forwarding,
             budget.http_connections,
         )
         .await
@@ -268,7 +289,7 @@ async fn run(
     // The host's own addresses count as the host asking (scoping fails closed for strangers).
     responder.host_addresses().refresh();
     tokio::spawn(dns::host::follow(Arc::clone(responder.host_addresses())));
-    if let Some(policy) = forward_policy(&config, budget.forwards)? {
+    if let Some(policy) = forward {
         responder = responder.with_forwarding(policy);
     }
     // Reloading starts before the listeners are announced, so no edit after that is missed.
@@ -566,6 +587,38 @@ fn host_dns(
         print!("{}", snippet.text);
     }
     Ok(())
+}
+
+/// `netalias explain`: the running server's account of one name; 1 when it cannot give one.
+fn explain(name: &str, from: Option<&str>, qtype: &str, http: SocketAddr) -> ExitCode {
+    let url = format!("http://{http}/explain");
+    let mut request = ureq::get(&url)
+        .query("name", name)
+        .query("type", qtype)
+        .config()
+        .http_status_as_error(false)
+        .build();
+    if let Some(from) = from {
+        request = request.query("from", from);
+    }
+    match request.call() {
+        Ok(mut response) => {
+            let ok = response.status().is_success();
+            print!(
+                "{}",
+                response.body_mut().read_to_string().unwrap_or_default()
+            );
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("netalias: cannot reach {url} ({error}); is `server.http_listen` set?");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `netalias records`: the running server's table.

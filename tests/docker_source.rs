@@ -262,6 +262,19 @@ fn health_pause_and_labels_decide_rotation() {
         records.contains(&format!("{hidden} (out of rotation: excluded by label)")),
         "{records}"
     );
+    // And `netalias explain` says the same, with the next answer.
+    let explained = std::process::Command::new(env!("CARGO_BIN_EXE_netalias"))
+        .args(["explain", "svc", "--http", &http.to_string()])
+        .output()
+        .expect("netalias explain");
+    let text = String::from_utf8_lossy(&explained.stdout);
+    assert!(
+        text.contains(&format!(
+            "{ip_a} natest-health-a (OUT of rotation: unhealthy"
+        )) && text.contains("OUT of rotation: excluded by label")
+            && text.contains(&format!("next answer: {ip_b}")),
+        "{text}"
+    );
 }
 
 #[test]

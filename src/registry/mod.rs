@@ -408,6 +408,92 @@ impl Registry {
         Some(model.records(|id| view.contains(id)))
     }
 
+    /// The first address of an endpoint named `name`, to explain as that container.
+    pub fn address_of(&self, name: &str) -> Option<IpAddr> {
+        let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        model.address_of(name)
+    }
+
+    /// For people (`netalias explain`): who `asker` is and what it sees, every network that
+    /// holds `name` with its members in or out of rotation and why, the next answer's order
+    /// (taking no turn), or what an unheld name is. Reads only.
+    pub fn explain(&self, name: &LowerName, asker: IpAddr) -> Vec<String> {
+        let mut out = Vec::new();
+        let who = match (self.endpoint_name(asker), self.asker(asker)) {
+            (Some(endpoint), _) => format!("a container ({endpoint})"),
+            (None, Asker::Local) => "the host, or a trusted asker".to_string(),
+            (None, Asker::Container | Asker::InternalOnly) => {
+                "a container (by a nameless address)".to_string()
+            }
+            (None, Asker::Outside) => "a stranger".to_string(),
+        };
+        out.push(format!("asker {asker}: {who}"));
+        let view = self.with_view(asker, |v| v.clone());
+        let sees = {
+            let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            model.network_names(|id| view.contains(id))
+        };
+        out.push(if sees.is_empty() {
+            "sees no network".to_string()
+        } else {
+            format!("sees: {}", sees.join(", "))
+        });
+        if let Some(target) = self.lookup_ptr(name, asker) {
+            out.push(format!("{name} PTR {target}"));
+            return out;
+        }
+        // The short name the question is about, and the network it names, if it names one.
+        let key = NameKey::new(name);
+        let key = key.as_bytes();
+        let qualified = parent_offsets(key)
+            .find_map(|at| Some((at, *self.index.zones.get(&key[at..])?.value())));
+        let under_domain = self.domain_key.as_ref().and_then(|d| {
+            let short = key.strip_suffix(d.as_bytes())?;
+            parent_offsets(key)
+                .any(|at| at == short.len())
+                .then_some(short)
+        });
+        let found = {
+            let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let visible = |id| view.contains(id);
+            let named = qualified.is_some_and(|(at, network)| {
+                model.explain_members(&key[..at], Some(network), visible, &mut out)
+            });
+            named
+                || model.explain_members(key, None, visible, &mut out)
+                || under_domain
+                    .is_some_and(|short| model.explain_members(short, None, visible, &mut out))
+        };
+        match self.lookup(name, asker) {
+            Some(set) => {
+                let order: Vec<String> = set.peek().iter().map(|ip| ip.to_string()).collect();
+                out.push(format!("next answer: {}", order.join(" ")));
+                if let Some(ttl) = set.ttl() {
+                    out.push(format!("TTL {ttl}"));
+                }
+            }
+            None if found => {
+                out.push("no answer: no member is in rotation on a network the asker sees".into())
+            }
+            None => out.push(match self.unheld(name, asker) {
+                Unheld::Apex(zone) => format!("{zone} is a zone apex: NODATA with its SOA"),
+                Unheld::NoSuchName(zone) => format!("no such name under {zone}: NXDOMAIN"),
+                Unheld::NotOurs => match self.asker(asker) {
+                    Asker::InternalOnly => {
+                        "not ours: REFUSED, never forwarded (the asker's networks are all internal)"
+                            .into()
+                    }
+                    Asker::Outside => {
+                        "not ours: forwarded only with --allow-any-client (a stranger), else REFUSED"
+                            .into()
+                    }
+                    _ => "not ours: forwarded when forwarding is on, else REFUSED".into(),
+                },
+            }),
+        }
+        out
+    }
+
     pub fn sizes(&self) -> Sizes {
         let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut sizes = model.sizes();

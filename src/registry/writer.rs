@@ -248,6 +248,86 @@ impl Model {
             .collect()
     }
 
+    /// For `netalias explain`: each network holding the short name `short` (only network
+    /// `only`, when the question named one), whether `visible` lets the asker see it, and its
+    /// members: address, name, in rotation or out and why, TTL.
+    pub(super) fn explain_members(
+        &self,
+        short: &[u8],
+        only: Option<NetId>,
+        visible: impl Fn(NetId) -> bool,
+        out: &mut Vec<String>,
+    ) -> bool {
+        let mut any = false;
+        for (network, state) in &self.networks {
+            if only.is_some_and(|id| id != state.id) {
+                continue;
+            }
+            let Some(entry) = state.names.get(short) else {
+                continue;
+            };
+            any = true;
+            let seen = if visible(state.id) {
+                "seen by the asker"
+            } else {
+                "NOT seen by the asker"
+            };
+            out.push(format!("network {network} ({seen}):"));
+            for (held, endpoint) in entry
+                .members
+                .keys()
+                .filter_map(|h| Some((h, state.endpoints.get(h)?)))
+            {
+                let addresses: Vec<String> =
+                    endpoint.addresses().map(|ip| ip.to_string()).collect();
+                let status = match endpoint.out_of_rotation {
+                    None => "in rotation".to_string(),
+                    Some(reason) => format!("OUT of rotation: {reason}"),
+                };
+                let ttl = endpoint
+                    .ttl
+                    .map_or_else(|| "server TTL".to_string(), |t| format!("TTL {t}"));
+                let owner = self
+                    .owners
+                    .get(usize::from(held.tag()))
+                    .map_or("?", |o| o.0);
+                out.push(format!(
+                    "  {} {} ({status}; {ttl}; from {owner})",
+                    addresses.join(" "),
+                    endpoint.name,
+                ));
+                for port in &endpoint.srv {
+                    out.push(format!(
+                        "    offers _{}._{} port {} weight {}",
+                        port.service,
+                        port.proto.label(),
+                        port.port,
+                        port.weight
+                    ));
+                }
+            }
+        }
+        any
+    }
+
+    /// The names of the networks `visible` lets through.
+    pub(super) fn network_names(&self, visible: impl Fn(NetId) -> bool) -> Vec<String> {
+        self.networks
+            .iter()
+            .filter(|(_, s)| visible(s.id))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// The first address of an endpoint whose name is `name` (for `explain --from NAME`).
+    pub(super) fn address_of(&self, name: &str) -> Option<IpAddr> {
+        self.networks
+            .values()
+            .flat_map(|s| s.endpoints.values())
+            .find(|e| e.name.eq_ignore_ascii_case(name))
+            .and_then(|e| e.addresses().next())
+    }
+
     /// The tag of `owner`, given on first sight.
     fn tag(&mut self, owner: Owner) -> Tag {
         if let Some(at) = self.owners.iter().position(|o| *o == owner) {

@@ -93,6 +93,8 @@ struct HttpState {
     readiness: Arc<Readiness>,
     /// Who besides loopback may read `/records` in full.
     allow: Vec<IpNet>,
+    /// Whether and where names that are not ours go (for `/explain`).
+    forwarding: String,
 }
 
 /// Binds `addr` (so an error is reported before serving starts) and serves until the process
@@ -103,6 +105,7 @@ pub async fn serve(
     prometheus: PrometheusHandle,
     readiness: Arc<Readiness>,
     allow: Vec<IpNet>,
+    forwarding: String,
     max_connections: usize,
 ) -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>>> {
     let listener = TcpListener::bind(addr).await?;
@@ -112,12 +115,14 @@ pub async fn serve(
         prometheus,
         readiness,
         allow,
+        forwarding,
     });
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/records", get(records))
+        .route("/explain", get(explain))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(limits::MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -127,7 +132,7 @@ pub async fn serve(
     info!(
         addr = %local,
         max_connections,
-        "http listening: /metrics /healthz /readyz /records"
+        "http listening: /metrics /healthz /readyz /records /explain"
     );
     Ok(accept_loop(listener, app, max_connections))
 }
@@ -216,6 +221,85 @@ async fn records(
         )
             .into_response(),
     }
+}
+
+/// `/explain?name=NAME[&from=CONTAINER|IP][&type=A|AAAA|SRV|PTR]`, for people: why NAME
+/// answers as it does (see [`Registry::explain`]). The access rule of `/records`: loopback and
+/// `server.http_allow` may explain for any asker; a known container only for itself.
+async fn explain(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let (status, text) = explain_for(&state, peer.ip(), &params);
+    (status, text).into_response()
+}
+
+fn explain_for(
+    state: &HttpState,
+    peer: IpAddr,
+    params: &std::collections::HashMap<String, String>,
+) -> (StatusCode, String) {
+    let registry = &state.registry;
+    let trusted = peer.is_loopback() || state.allow.iter().any(|net| net.contains(&peer));
+    let asker = match params.get("from") {
+        None => peer,
+        Some(from) if trusted => match from.parse::<IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => match registry.address_of(from) {
+                Some(ip) => ip,
+                None => {
+                    return (
+                        StatusCode::NOT_FOUND,
+                        format!("no container named {from}\n"),
+                    );
+                }
+            },
+        },
+        Some(_) => {
+            return (
+                StatusCode::FORBIDDEN,
+                "a container may explain only for itself (no from=)\n".into(),
+            );
+        }
+    };
+    if !trusted && registry.records_seen_by(peer).is_none() {
+        return (
+            StatusCode::FORBIDDEN,
+            "/explain is for loopback, server.http_allow and known containers\n".into(),
+        );
+    }
+    let Some(name) = params.get("name") else {
+        return (StatusCode::BAD_REQUEST, "give name=NAME\n".into());
+    };
+    let qtype = params
+        .get("type")
+        .map_or("A", String::as_str)
+        .to_ascii_uppercase();
+    let mut lines = vec![format!("question: {name} {qtype}")];
+    // A service name explains its host; its members' `offers` lines say who offers what.
+    let mut asked = name.trim_end_matches('.').to_string();
+    if qtype == "SRV" {
+        let labels: Vec<&str> = asked.splitn(3, '.').collect();
+        if let [service, proto, host] = labels.as_slice()
+            && service.starts_with('_')
+            && proto.starts_with('_')
+        {
+            lines.push(format!("{service}.{proto} is offered by the members of {host} marked `offers {service}.{proto}`"));
+            asked = host.to_string();
+        }
+    }
+    let Ok(parsed) = hickory_server::proto::rr::Name::from_ascii(format!("{asked}.")) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("{name} is not a DNS name\n"),
+        );
+    };
+    lines.extend(registry.explain(&parsed.into(), asker));
+    if lines.last().is_some_and(|l| l.starts_with("not ours")) {
+        lines.push(state.forwarding.clone());
+    }
+    (StatusCode::OK, lines.join("\n") + "\n")
 }
 
 type Records = std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>;

@@ -191,6 +191,11 @@ impl Forwarder {
         })
     }
 
+    /// The upstreams, in the configured order, as logs name them.
+    pub fn upstream_labels(&self) -> Vec<String> {
+        self.upstreams.iter().map(|u| u.label.clone()).collect()
+    }
+
     /// The answer cache (the fast path reads its encoded entries).
     pub fn cache(&self) -> &Cache {
         &self.cache
