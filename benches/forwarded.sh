@@ -8,7 +8,9 @@
 #     ceiling. dnsperf -c CLIENTS -q OUTSTANDING, DURATION s, ROUNDS interleaved rounds;
 #     queries/s, server CPU µs per query, the ratios;
 #  2. cold path: COLD distinct names (all misses), each asked once, at -q 100: queries/s, lost
-#     and p99 latency (from dnsperf -v) for both.
+#     and p99 latency (from dnsperf -v) for both, and for Docker's embedded DNS (it has no
+#     cache) when an engine is here (NO_DOCKER=1 skips it): a test network whose gateway runs
+#     the same upstream on port 53, a container with `--dns` at it, dnsperf in its namespace.
 # Usage: bash benches/forwarded.sh [SECONDS_PER_RUN] [ROUNDS]   (COLD=20000)
 # Needs: dnsperf, dnsmasq (installed here if missing, as root). Traffic stays on 127.0.0.1.
 set -euo pipefail
@@ -30,7 +32,15 @@ cargo build --release --quiet
 
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+use_docker=""
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -n "$use_docker" ]; then
+    docker rm -f natest-fwd-client >/dev/null 2>&1 || true
+    docker network rm natest-fwd >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 trap "exit 130" INT TERM
 
@@ -97,3 +107,26 @@ cold() {
 echo "cold path ($COLD distinct names, each once, -q 100):"
 cold dnsmasq "$DM_PORT"
 cold netalias "$NA_PORT"
+
+# Docker's embedded DNS forwards from the container's namespace to its `--dns` servers, on
+# port 53: the upstream is started again on the test network's gateway.
+if [ -z "${NO_DOCKER:-}" ] && docker info >/dev/null 2>&1; then
+  use_docker=1
+  bash tests/build-test-image.sh
+  docker network create --label netalias.test=1 --subnet 10.242.0.0/24 --gateway 10.242.0.1 natest-fwd >/dev/null
+  dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces \
+    --listen-address=10.242.0.1 --port=53 --address=/test/192.0.2.9 --local-ttl=300 \
+    --cache-size=0 --user=root --pid-file="$work/up53.pid" 2>"$work/up53.log" &
+  pids+=($!)
+  docker run -d --label netalias.test=1 --name natest-fwd-client --network natest-fwd \
+    --dns 10.242.0.1 netalias-test/busybox:1 sleep 3600 >/dev/null
+  client_pid=$(docker inspect -f '{{.State.Pid}}' natest-fwd-client)
+  sleep 1
+  file="$work/cold-docker"
+  awk -v n="$COLD" 'BEGIN { for (i = 0; i < n; i++) printf "n%d.docker.cold.test A\n", i }' >"$file"
+  out=$(nsenter -t "$client_pid" -n dnsperf -s 127.0.0.11 -p 53 -d "$file" -n 1 -c "$CLIENTS" -q 100 -t 2 -v 2>&1)
+  p99=$(awk '/^> / {print $NF}' <<<"$out" | sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.3f", v[int(NR * 0.99)] * 1000; else print "nan" }')
+  awk -v p="$p99" '
+    /Queries completed:/ { c = $3 } /Queries lost:/ { lost = $3 } /Queries per second:/ { q = $4 }
+    END { printf "  %-10s %10.0f q/s  completed %s  lost %s  p99 %s ms\n", "docker", q, c, lost, p }' <<<"$out"
+fi

@@ -11,7 +11,11 @@ use std::{
     time::Duration,
 };
 
-use common::{docker::*, engine_proxy::EngineProxy, *};
+use common::{
+    docker::*,
+    engine_proxy::{EngineProxy, silent_listener},
+    *,
+};
 
 #[test]
 fn netalias_serves_through_an_engine_proxy_that_refuses_all_but_get() {
@@ -97,14 +101,7 @@ fn a_periodic_reconcile_corrects_what_a_held_back_event_stream_missed() {
     if !available() {
         return;
     }
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let silent_port = silent.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in silent.incoming().flatten() {
-            held.push(stream); // accepted, never answered
-        }
-    });
+    let silent_port = silent_listener();
     let port = free_port();
     let rules = format!(
         "location ~ /events {{ proxy_pass http://127.0.0.1:{silent_port}; proxy_read_timeout 3600s; }}"

@@ -14,7 +14,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{docker::*, engine_proxy::EngineProxy, *};
+use common::{
+    docker::*,
+    engine_proxy::{EngineProxy, silent_listener},
+    *,
+};
 
 const SETTLE: Duration = Duration::from_secs(30);
 const OVERLAY: &str = "natest-ov";
@@ -513,14 +517,7 @@ fn swarm_reads_are_bounded() {
     std::fs::File::create(&big)
         .and_then(|f| f.set_len(65 << 20))
         .expect("a 65 MiB task list");
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let silent_port = silent.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in silent.incoming().flatten() {
-            held.push(stream); // accepted, never answered
-        }
-    });
+    let silent_port = silent_listener();
     let (stall_port, big_port, big_services_port) = (free_port(), free_port(), free_port());
     let stall = format!(
         "location = /tasks {{ proxy_pass http://127.0.0.1:{silent_port}; proxy_read_timeout 3600s; }}"

@@ -89,6 +89,20 @@ http {{
     }
 }
 
+/// A TCP port on loopback that accepts connections and never answers (an engine endpoint the
+/// proxy sends somewhere that stalls); held for the life of the test process.
+pub fn silent_listener() -> u16 {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream); // accepted, never answered
+        }
+    });
+    port
+}
+
 impl Drop for EngineProxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
