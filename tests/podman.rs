@@ -19,17 +19,7 @@ const PODMAN_IMAGE: &str = "localhost/netalias-test/busybox:1";
 
 /// Runs `podman ARGS`, returning stdout; panics with stderr on failure.
 fn podman(args: &[&str]) -> String {
-    let out = Command::new("podman")
-        .args(args)
-        .output()
-        .expect("run podman");
-    assert!(
-        out.status.success(),
-        "podman {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    engine_cli("podman", args)
 }
 
 /// Whether podman is installed (tests/run.sh installs it; in CI its absence is a failure).
@@ -126,10 +116,7 @@ fn podman_run(name: &str, extra: &[&str]) {
 }
 
 fn podman_ip(container: &str, network: &str) -> Ipv4Addr {
-    let format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
-    podman(&["inspect", "-f", &format, container])
-        .parse()
-        .expect("container IP")
+    engine_ip_on("podman", container, network)
 }
 
 fn sorted(mut v: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {

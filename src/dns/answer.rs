@@ -107,10 +107,7 @@ fn answer_name(
     };
     let set = match registry.resolve(name, asker, has) {
         Resolution::Found(set) => set,
-        Resolution::NoData { zone, ttl } => {
-            let ttl = ttl.unwrap_or(default_ttl);
-            return Answer::ours(ResponseCode::NoError, Vec::new(), Some(soa(&zone, ttl)));
-        }
+        Resolution::NoData { zone, ttl } => return no_data(&zone, ttl.unwrap_or(default_ttl)),
         Resolution::Unheld(unheld) => return unknown_name(unheld, qtype, default_ttl),
     };
     let ttl = set.ttl().unwrap_or(default_ttl);
@@ -157,10 +154,7 @@ fn answer_service(
 ) -> Answer {
     let set = match registry.resolve(host, asker, |set| set.offers(service, proto)) {
         Resolution::Found(set) => set,
-        Resolution::NoData { zone, ttl } => {
-            let ttl = ttl.unwrap_or(default_ttl);
-            return Answer::ours(ResponseCode::NoError, Vec::new(), Some(soa(&zone, ttl)));
-        }
+        Resolution::NoData { zone, ttl } => return no_data(&zone, ttl.unwrap_or(default_ttl)),
         // Nothing exists under an apex that holds no such host.
         Resolution::Unheld(Unheld::Apex(zone)) => {
             return Answer::ours(
@@ -177,10 +171,7 @@ fn answer_service(
         RecordType::ANY => {
             return Answer::ours(ResponseCode::NoError, vec![rfc8482_hinfo(owner, ttl)], None);
         }
-        _ => {
-            let zone = registry.zone_of(host).unwrap_or_else(|| host.clone());
-            return Answer::ours(ResponseCode::NoError, Vec::new(), Some(soa(&zone, ttl)));
-        }
+        _ => return no_data(&registry.zone_of(host).unwrap_or_else(|| host.clone()), ttl),
     }
     let turn = set.next_srv(service, proto);
     let answers = turn
@@ -238,6 +229,12 @@ fn rfc8482_hinfo(owner: &Name, ttl: u32) -> Record {
     Record::from_rdata(owner.clone(), ttl, RData::HINFO(hinfo))
 }
 
+/// A name that exists without records of the asked type: NOERROR, no answers, the zone's SOA
+/// (RFC 2308).
+fn no_data(zone: &LowerName, ttl: u32) -> Answer {
+    Answer::ours(ResponseCode::NoError, Vec::new(), Some(soa(zone, ttl)))
+}
+
 /// A zone apex: NODATA with its SOA. Unknown under the search domain: NXDOMAIN with SOA.
 /// Anything else, a network's bare name included: not ours (forwarded, or REFUSED).
 fn unknown_name(unheld: Unheld, qtype: RecordType, ttl: u32) -> Answer {
@@ -245,9 +242,7 @@ fn unknown_name(unheld: Unheld, qtype: RecordType, ttl: u32) -> Answer {
         Unheld::Apex(zone) if qtype == RecordType::SOA => {
             Answer::ours(ResponseCode::NoError, vec![soa(&zone, ttl)], None)
         }
-        Unheld::Apex(zone) => {
-            Answer::ours(ResponseCode::NoError, Vec::new(), Some(soa(&zone, ttl)))
-        }
+        Unheld::Apex(zone) => no_data(&zone, ttl),
         Unheld::NoSuchName(zone) => {
             Answer::ours(ResponseCode::NXDomain, Vec::new(), Some(soa(&zone, ttl)))
         }

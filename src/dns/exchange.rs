@@ -75,7 +75,7 @@ pub async fn answer_bytes(
     let limit = if tcp {
         usize::from(u16::MAX)
     } else {
-        responder.udp_limit(&request)
+        responder.udp_limit(request.edns.as_ref().map(|e| e.max_payload()))
     };
     let encoded = encode(response, limit).unwrap_or_else(|error| {
         debug!(%error, %src, "response not encodable: SERVFAIL");

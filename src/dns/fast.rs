@@ -61,9 +61,7 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
     if members == 0 {
         return false; // NODATA: the full path adds the SOA
     }
-    let limit = question
-        .edns_payload
-        .map_or(512, |payload| usize::from(responder.udp_payload(payload)));
+    let limit = responder.udp_limit(question.edns_payload);
     // Laid out as the full path's encoder lays it out (see `wire::answer_len`): every owner a
     // pointer to the question's name.
     let size = wire::answer_len(
@@ -143,8 +141,7 @@ fn from_cache(
         return false;
     };
     lower.copy_from_slice(asked);
-    let name_end = asked.len() - 4;
-    lower[..name_end].make_ascii_lowercase();
+    wire::lowercase_question(lower);
     let Some(entry) = responder.cached_answer(asker, lower) else {
         return false;
     };
@@ -154,9 +151,7 @@ fn from_cache(
     let Some(age) = entry.age() else {
         return false; // expired: the full path drops it and asks again
     };
-    let limit = question
-        .edns_payload
-        .map_or(512, |payload| usize::from(responder.udp_payload(payload)));
+    let limit = responder.udp_limit(question.edns_payload);
     let with_opt = question.edns_payload.is_some();
     if HEADER_LEN + entry.body.len() + if with_opt { OPT_LEN } else { 0 } > limit {
         return false; // the full path drops the additional section or sets TC

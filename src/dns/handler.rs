@@ -209,10 +209,7 @@ impl Responder {
     /// The response carrying an upstream's answer to `request`.
     pub fn relay(&self, request: &Message, upstream: Message) -> Message {
         let mut response = self.reply_to(request);
-        response.metadata.response_code = upstream.metadata.response_code;
-        response.answers = upstream.answers;
-        response.authorities = upstream.authorities;
-        response.additionals = upstream.additionals;
+        super::forward::relay_into(&mut response, upstream);
         response
     }
 
@@ -228,13 +225,10 @@ impl Responder {
         response
     }
 
-    /// The most a UDP answer to `request` may take: the size its EDNS allows, within our cap;
-    /// 512 without EDNS.
-    pub fn udp_limit(&self, request: &Message) -> usize {
-        request
-            .edns
-            .as_ref()
-            .map_or(512, |e| usize::from(self.udp_payload(e.max_payload())))
+    /// The most a UDP answer may take for a client that advertised `edns_payload` (its EDNS0
+    /// size, if it sent an OPT): that size within our cap; 512 without EDNS.
+    pub fn udp_limit(&self, edns_payload: Option<u16>) -> usize {
+        edns_payload.map_or(512, |payload| usize::from(self.udp_payload(payload)))
     }
 
     /// The cached upstream answer the full path would relay to `asker` for this question (its

@@ -159,6 +159,17 @@ pub fn header_only(bytes: &[u8], rcode: u8) -> [u8; HEADER_LEN] {
     reply
 }
 
+/// Lowercases a question section's name in place (QNAME, QTYPE, QCLASS as on the wire):
+/// ASCII letters only; length bytes are at most 63, below `A`, and the type and class after
+/// the name are left as they are. `false` when it is too short to be a question.
+pub fn lowercase_question(question: &mut [u8]) -> bool {
+    let Some(name_end) = question.len().checked_sub(4) else {
+        return false;
+    };
+    question[..name_end].make_ascii_lowercase();
+    true
+}
+
 /// The parts of a plain query the fast path needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlainQuery {

@@ -222,12 +222,23 @@ impl Registry {
         if let Some(set) = self.lookup_short(key, asker) {
             return Some(set);
         }
-        let domain = self.domain_key.as_ref()?.as_bytes();
-        let short = key.strip_suffix(domain)?;
-        // The domain must start at a label boundary: `xdocker.` is not under `docker.`.
+        self.lookup_short(self.short_under_domain(key)?, asker)
+    }
+
+    /// `SHORT` of a key `SHORT.DOMAIN.` under the search domain; `None` for the domain itself
+    /// or anything else. The domain must start at a label boundary: `xdocker.` is not under
+    /// `docker.`.
+    fn short_under_domain<'k>(&self, key: &'k [u8]) -> Option<&'k [u8]> {
+        let short = key.strip_suffix(self.domain_key.as_ref()?.as_bytes())?;
         parent_offsets(key)
             .any(|at| at == short.len())
-            .then(|| self.lookup_short(short, asker))?
+            .then_some(short)
+    }
+
+    /// The longest network zone `key` is under, as (where its `SHORT` ends, the network):
+    /// `SHORT.NETWORK.` or `SHORT.NETWORK.DOMAIN.`.
+    fn network_zone(&self, key: &[u8]) -> Option<(usize, NetId)> {
+        parent_offsets(key).find_map(|at| Some((at, *self.index.zones.get(&key[at..])?.value())))
     }
 
     /// `key` as a published short name: the first network the asker sees that has it.
@@ -245,8 +256,7 @@ impl Registry {
     /// `SHORT.ZONE.` where ZONE is a network's zone: `SHORT` on that network, if the asker
     /// sees it. The longest matching zone wins (a network `b.c` before a network `c`).
     fn lookup_qualified(&self, key: &[u8], asker: IpAddr) -> Option<Arc<RecordSet>> {
-        let (at, network) = parent_offsets(key)
-            .find_map(|at| Some((at, *self.index.zones.get(&key[at..])?.value())))?;
+        let (at, network) = self.network_zone(key)?;
         if !self.with_view(asker, |view| view.contains(network)) {
             return None;
         }
@@ -315,17 +325,13 @@ impl Registry {
         {
             return UnheldKind::Apex;
         }
-        let Some(domain) = self.domain_key.as_ref().map(NameKey::as_bytes) else {
-            return UnheldKind::NotOurs;
-        };
-        if key == domain {
-            return UnheldKind::Apex;
-        }
-        // Under the domain: it ends with the domain's labels, at a label boundary.
-        let under = key
-            .strip_suffix(domain)
-            .is_some_and(|short| parent_offsets(key).any(|at| at == short.len()));
-        if under {
+        if self
+            .domain_key
+            .as_ref()
+            .is_some_and(|d| key == d.as_bytes())
+        {
+            UnheldKind::Apex
+        } else if self.short_under_domain(key).is_some() {
             UnheldKind::UnderDomain
         } else {
             UnheldKind::NotOurs
@@ -429,10 +435,9 @@ impl Registry {
         };
         out.push(format!("asker {asker}: {who}"));
         let view = self.with_view(asker, |v| v.clone());
-        let sees = {
-            let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            model.network_names(|id| view.contains(id))
-        };
+        let visible = |id| view.contains(id);
+        let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let sees = model.network_names(visible);
         out.push(if sees.is_empty() {
             "sees no network".to_string()
         } else {
@@ -442,28 +447,21 @@ impl Registry {
             out.push(format!("{name} PTR {target}"));
             return out;
         }
-        // The short name the question is about, and the network it names, if it names one.
+        // The short name the question is about, and the network it names, if it names one:
+        // the forms `lookup_key` tries, in its order.
         let key = NameKey::new(name);
         let key = key.as_bytes();
-        let qualified = parent_offsets(key)
-            .find_map(|at| Some((at, *self.index.zones.get(&key[at..])?.value())));
-        let under_domain = self.domain_key.as_ref().and_then(|d| {
-            let short = key.strip_suffix(d.as_bytes())?;
-            parent_offsets(key)
-                .any(|at| at == short.len())
-                .then_some(short)
-        });
         let found = {
-            let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let visible = |id| view.contains(id);
-            let named = qualified.is_some_and(|(at, network)| {
+            let named = self.network_zone(key).is_some_and(|(at, network)| {
                 model.explain_members(&key[..at], Some(network), visible, &mut out)
             });
             named
                 || model.explain_members(key, None, visible, &mut out)
-                || under_domain
+                || self
+                    .short_under_domain(key)
                     .is_some_and(|short| model.explain_members(short, None, visible, &mut out))
         };
+        drop(model);
         match self.lookup(name, asker) {
             Some(set) => {
                 let order: Vec<String> = set.peek().iter().map(|ip| ip.to_string()).collect();

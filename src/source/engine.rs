@@ -155,9 +155,20 @@ fn srv_weight(labels: &HashMap<String, String>) -> Result<u16, &str> {
     }
 }
 
-/// The service ports labels name (`netalias.srv.SERVICE=PORT[/tcp|/udp]`), and the labels that
-/// could not be read (label, value), for the caller to warn about or not.
-pub fn srv_from_labels(labels: &HashMap<String, String>) -> (Vec<SrvPort>, Vec<(String, String)>) {
+/// What the `netalias.srv.*` labels of a container or a service say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvLabels {
+    /// The ports they name (`netalias.srv.SERVICE=PORT[/tcp|/udp]`), sorted.
+    pub ports: Vec<SrvPort>,
+    /// The weight they set (`netalias.srv.weight`), or the default: for every port the owner
+    /// offers, from the labels or elsewhere (exposed ports, named ports).
+    pub weight: u16,
+    /// The labels that could not be read (label, value), for the caller to warn about or not.
+    pub bad: Vec<(String, String)>,
+}
+
+/// Reads the `netalias.srv.*` labels.
+pub fn srv_from_labels(labels: &HashMap<String, String>) -> SrvLabels {
     let mut bad = Vec::new();
     let weight = srv_weight(labels).unwrap_or_else(|value| {
         bad.push((LABEL_SRV_WEIGHT.to_string(), value.to_string()));
@@ -183,7 +194,7 @@ pub fn srv_from_labels(labels: &HashMap<String, String>) -> (Vec<SrvPort>, Vec<(
         })
         .collect();
     ports.sort();
-    (ports, bad)
+    SrvLabels { ports, weight, bad }
 }
 
 /// Exposed ports (`80/tcp`) with a well-known service name, as service ports.
@@ -217,11 +228,6 @@ pub fn merge_srv(mut labelled: Vec<SrvPort>, exposed: Vec<SrvPort>) -> Vec<SrvPo
     }
     labelled.sort();
     labelled
-}
-
-/// The weight labels set (for ports that come from elsewhere than the labels).
-pub fn weight_from_labels(labels: &HashMap<String, String>) -> u16 {
-    srv_weight(labels).unwrap_or(DEFAULT_SRV_WEIGHT)
 }
 
 #[cfg(test)]
@@ -274,7 +280,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let (ports, bad) = srv_from_labels(&labels);
+        let SrvLabels { ports, bad, .. } = srv_from_labels(&labels);
         assert_eq!(
             ports,
             vec![

@@ -21,13 +21,19 @@ pub const IDLE: [&str; 3] = [
 
 /// Runs `docker ARGS`, returning stdout; panics with stderr on failure.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
+    engine_cli("docker", args)
+}
+
+/// Runs an engine's CLI (`docker`, `podman`) with `args`, returning stdout; panics with
+/// stderr on failure.
+pub fn engine_cli(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
         .args(args)
         .output()
-        .expect("run docker");
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
     assert!(
         out.status.success(),
-        "docker {}: {}",
+        "{program} {}: {}",
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -152,8 +158,14 @@ impl Drop for Stack {
 
 /// The IPv4 address of `container` on `network`.
 pub fn ip_on(container: &str, network: &str) -> std::net::Ipv4Addr {
+    engine_ip_on("docker", container, network)
+}
+
+/// The IPv4 address of `container` on `network`, as an engine's CLI (`docker`, `podman`)
+/// inspects it.
+pub fn engine_ip_on(program: &str, container: &str, network: &str) -> std::net::Ipv4Addr {
     let format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
-    docker(&["inspect", "-f", &format, container])
+    engine_cli(program, &["inspect", "-f", &format, container])
         .parse()
         .expect("container IP")
 }

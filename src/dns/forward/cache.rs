@@ -120,28 +120,10 @@ pub struct Cache {
     encoded: DashMap<Box<[u8]>, Arc<Encoded>, foldhash::quality::RandomState>,
 }
 
-/// The length of the question at the start of `body` (an uncompressed name, type, class).
-fn question_len(body: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    loop {
-        let len = usize::from(*body.get(at)?);
-        if len == 0 {
-            return Some(at + 5);
-        }
-        if len > 63 {
-            return None;
-        }
-        at += 1 + len;
-    }
-}
-
-/// The question's bytes with its name lowercased (length bytes are below `A`; the type and
-/// class after the name are left as they are).
+/// The question's bytes with its name lowercased: the key of the encoded map.
 pub fn lowercase_question(question: &[u8]) -> Option<Box<[u8]>> {
-    let name_end = question.len().checked_sub(4)?;
     let mut key: Box<[u8]> = question.into();
-    key[..name_end].make_ascii_lowercase();
-    Some(key)
+    wire::lowercase_question(&mut key).then_some(key)
 }
 
 /// `answer` to `question` encoded after a header, with where its TTLs are.
@@ -149,15 +131,14 @@ fn encode(question: &Query, answer: &Message, ttl: u32) -> Option<Encoded> {
     let mut response = Message::response(0, OpCode::Query);
     response.metadata.message_type = MessageType::Response;
     response.queries = vec![question.clone()];
-    response.answers = answer.answers.clone();
-    response.authorities = answer.authorities.clone();
-    response.additionals = answer.additionals.clone();
+    super::relay_into(&mut response, answer.clone());
     let bytes = response.to_vec().ok()?;
     let count = |at: usize| wire::u16_at(&bytes, at);
     let counts = [count(6)?, count(8)?, count(10)?];
     let records = counts.iter().map(|c| usize::from(*c)).sum::<usize>();
-    let question_len = question_len(&bytes[HEADER_LEN..])?;
-    let mut at = HEADER_LEN + question_len;
+    // The question's name, then its type and class.
+    let mut at = wire::skip_name(&bytes, HEADER_LEN)? + 4;
+    let question_len = at - HEADER_LEN;
     let mut ttls = Vec::with_capacity(records);
     for _ in 0..records {
         at = wire::skip_name(&bytes, at)?;

@@ -27,6 +27,16 @@ use tokio::sync::{Semaphore, oneshot};
 use tracing::{debug, warn};
 
 pub use cache::{Cache, CacheLimits, Encoded};
+
+/// `response` carrying `upstream`'s answer: its rcode and its three sections as the upstream
+/// ordered them (its OPT and signature stay the upstream's). The full path relays with this,
+/// and the cache encodes what the fast path sends with it, so the two cannot drift apart.
+pub fn relay_into(response: &mut Message, upstream: Message) {
+    response.metadata.response_code = upstream.metadata.response_code;
+    response.answers = upstream.answers;
+    response.authorities = upstream.authorities;
+    response.additionals = upstream.additionals;
+}
 pub use upstream::{ExchangeError, Upstream};
 use upstream::{UPSTREAM_UDP_PAYLOAD, exchange_tcp, exchange_udp};
 

@@ -23,7 +23,7 @@ use crate::{
         bridge::Bridge,
         engine::{
             Engine, LABEL_SWARM_TASK, LABEL_TTL, excluded_by_label, merge_srv, short_id,
-            srv_from_exposed, srv_from_labels, ttl_from_labels, weight_from_labels,
+            srv_from_exposed, srv_from_labels, ttl_from_labels,
         },
     },
 };
@@ -252,8 +252,8 @@ fn srv_of(c: &ContainerInspectResponse, name: &str) -> Vec<SrvPort> {
     let labels = config
         .and_then(|cfg| cfg.labels.as_ref())
         .unwrap_or(&no_labels);
-    let (labelled, bad) = srv_from_labels(labels);
-    for (label, value) in bad {
+    let from_labels = srv_from_labels(labels);
+    for (label, value) in &from_labels.bad {
         warn!(container = %name, %label, %value, "SRV label ignored: want netalias.srv.SERVICE=PORT[/tcp|/udp] (a service name of 1 to 15 letters, digits and hyphens) or netalias.srv.weight=N");
     }
     let exposed = config
@@ -261,10 +261,8 @@ fn srv_of(c: &ContainerInspectResponse, name: &str) -> Vec<SrvPort> {
         .into_iter()
         .flatten()
         .map(String::as_str);
-    merge_srv(
-        labelled,
-        srv_from_exposed(exposed, weight_from_labels(labels)),
-    )
+    let exposed = srv_from_exposed(exposed, from_labels.weight);
+    merge_srv(from_labels.ports, exposed)
 }
 
 /// A container's IPv4 and IPv6 address on one network, as the engine reports them.

@@ -18,7 +18,6 @@ use crate::{
     source::{
         engine::{
             Engine, excluded_by_label, merge_srv, short_id, srv_from_labels, ttl_from_labels,
-            weight_from_labels,
         },
         tracked::EndpointKey,
     },
@@ -55,8 +54,8 @@ pub fn service_srv(
     labels: &HashMap<String, String>,
     named_ports: Vec<(String, SrvProto, u16)>,
 ) -> Vec<SrvPort> {
-    let (labelled, _) = srv_from_labels(labels);
-    let weight = weight_from_labels(labels);
+    let from_labels = srv_from_labels(labels);
+    let weight = from_labels.weight;
     let named = named_ports
         .into_iter()
         .filter_map(|(name, proto, port)| {
@@ -68,7 +67,7 @@ pub fn service_srv(
             })
         })
         .collect();
-    merge_srv(labelled, named)
+    merge_srv(from_labels.ports, named)
 }
 
 /// `GET /tasks` as the manager sends it. bollard's `Task` model has no `NetworksAttachments`,
