@@ -6,7 +6,7 @@
 #  1. cache hits: the same three forwarded names asked of both, after a warm-up, so every
 #     answer is from the cache; netalias's own names (`app`, `web1`, `web2`) beside them as its
 #     ceiling. dnsperf -c CLIENTS -q OUTSTANDING, DURATION s, ROUNDS interleaved rounds;
-#     queries/s, server CPU µs per query, the ratios;
+#     queries/s, server CPU µs per query, each round's ratios and the median round's;
 #  2. cold path: COLD distinct names (all misses), each asked once, at -q 100: queries/s, lost
 #     and p99 latency (from dnsperf -v) for both, and for Docker's embedded DNS (it has no
 #     cache) when an engine is here (NO_DOCKER=1 skips it): a test network whose gateway runs
@@ -67,31 +67,44 @@ done
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# run LABEL PID PORT FILE -> appends "label qps cpu_us_per_query"
+# run ROUND LABEL PID PORT FILE -> appends "round label qps cpu_us_per_query"
 run() {
-  local label=$1 pid=$2 port=$3 file=$4 before after out completed qps
+  local round=$1 label=$2 pid=$3 port=$4 file=$5 before after out completed qps
   before=$(cpu_ticks "$pid")
   out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$file" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" 2>&1)
   after=$(cpu_ticks "$pid")
   completed=$(awk '/Queries completed:/ {print $3}' <<<"$out")
   qps=$(awk '/Queries per second:/ {printf "%.0f", $4}' <<<"$out")
-  awk -v l="$label" -v q="$qps" -v d=$((after - before)) -v t="$ticks" -v c="$completed" \
-    'BEGIN { printf "%s %s %.2f\n", l, q, (c > 0 ? d / t * 1e6 / c : 0) }' >>"$work/hits"
+  awk -v r="$round" -v l="$label" -v q="$qps" -v d=$((after - before)) -v t="$ticks" -v c="$completed" \
+    'BEGIN { printf "%s %s %s %.2f\n", r, l, q, (c > 0 ? d / t * 1e6 / c : 0) }' >>"$work/hits"
 }
-for _ in $(seq 1 "$ROUNDS"); do
-  run dnsmasq-cache-hits "$dm_pid" "$DM_PORT" "$work/forwarded"
-  run netalias-cache-hits "$na_pid" "$NA_PORT" "$work/forwarded"
-  run netalias-own-names "$na_pid" "$NA_PORT" "$work/local"
+# The three runs of a round are next to each other in time, so a round's ratios are less
+# disturbed by the machine's other load than the means are; the median round is the figure.
+for round in $(seq 1 "$ROUNDS"); do
+  run "$round" dnsmasq-cache-hits "$dm_pid" "$DM_PORT" "$work/forwarded"
+  run "$round" netalias-cache-hits "$na_pid" "$NA_PORT" "$work/forwarded"
+  run "$round" netalias-own-names "$na_pid" "$NA_PORT" "$work/local"
 done
 echo "cache hits (dnsperf -c $CLIENTS -q $OUTSTANDING, ${DURATION}s, $ROUNDS rounds; mean of rounds):"
 printf '  %-22s %10s %14s\n' server queries/s "CPU us/query"
-awk '{ q[$1] += $2; c[$1] += $3; n[$1]++ } END {
+awk '{ q[$2] += $3; c[$2] += $4; n[$2]++ } END {
   for (s in q) printf "  %-22s %10.0f %14.2f\n", s, q[s] / n[s], c[s] / n[s]
-  dq = q["dnsmasq-cache-hits"] / n["dnsmasq-cache-hits"]; dc = c["dnsmasq-cache-hits"] / n["dnsmasq-cache-hits"]
-  hq = q["netalias-cache-hits"] / n["netalias-cache-hits"]; hc = c["netalias-cache-hits"] / n["netalias-cache-hits"]
-  oq = q["netalias-own-names"] / n["netalias-own-names"]
-  printf "  netalias/dnsmasq: %.2fx queries/s, %.2fx CPU per query; cache hits / own names: %.2fx\n", hq / dq, hc / dc, hq / oq
 }' "$work/hits" | sort
+echo "  per round: netalias/dnsmasq queries/s, CPU per query; cache hits / own names queries/s"
+awk '{ q[$1, $2] = $3; c[$1, $2] = $4; if ($1 > last) last = $1 } END {
+  for (r = 1; r <= last; r++) {
+    a[r] = q[r, "netalias-cache-hits"] / q[r, "dnsmasq-cache-hits"]
+    b[r] = c[r, "netalias-cache-hits"] / c[r, "dnsmasq-cache-hits"]
+    o[r] = q[r, "netalias-cache-hits"] / q[r, "netalias-own-names"]
+    printf "    round %d: %.2fx  %.2fx  %.2fx\n", r, a[r], b[r], o[r]
+  }
+  printf "  median round: %.2fx queries/s (target >= 1.10), %.2fx CPU per query (<= 0.80), %.2fx own names (>= 0.90)\n", median(a, last), median(b, last), median(o, last)
+}
+function median(v, n,   i, j, t, s) {
+  for (i = 1; i <= n; i++) s[i] = v[i]
+  for (i = 2; i <= n; i++) for (j = i; j > 1 && s[j - 1] > s[j]; j--) { t = s[j]; s[j] = s[j - 1]; s[j - 1] = t }
+  return n % 2 ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2
+}' "$work/hits"
 
 # Cold: every name once, all misses (distinct per server, so neither sees the other's).
 cold() {

@@ -13,7 +13,7 @@
 # from the forwarding cache (an upstream dnsmasq on loopback; the cache warmed by the probes).
 # The kernel's share, most of the CPU per query, is not counted: load.sh measures it.
 #
-# Usage: bash benches/instructions.sh [ROUNDS]   (default 1000 rounds of 3 names = 3000 queries;
+# Usage: [KEEP=DIR] bash benches/instructions.sh [ROUNDS]   (default 1000 rounds of 3 names = 3000 queries;
 # the full path is slow under valgrind: its task wake-ups take milliseconds there)
 # Needs: valgrind, dnsperf, dnsmasq. Traffic stays on 127.0.0.1.
 set -euo pipefail
@@ -30,7 +30,12 @@ fi
 cargo build --release --quiet
 work=$(mktemp -d)
 server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+# KEEP=DIR keeps callgrind's outputs there, for callgrind_annotate.
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$work"/*.out "$KEEP"/ 2>/dev/null; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 printf 'app A\nweb1 A\nweb2 A\n' >"$work/queries"
 

@@ -164,7 +164,7 @@ fn fast_and_full_paths_agree_on_the_name_length_limit() {
 /// Forwarded names answered from the cache: the fast path's bytes are the full path's, fresh
 /// (the miss that fills the cache), cached, aged a second, negative (NXDOMAIN and NODATA with
 /// an SOA), a CNAME chain, too large for 512 (the fast path declines; the full path sets TC),
-/// a question asked in another case than the cached one, with and without EDNS.
+/// a question asked in another case than the cached one, a long name, with and without EDNS.
 #[test]
 fn forwarded_answers_from_the_cache_are_the_full_paths_bytes() {
     let up = FakeUpstream::start(Mode::Zone);
@@ -184,6 +184,8 @@ fn forwarded_answers_from_the_cache_are_the_full_paths_bytes() {
         ("gone.test.", RecordType::A),
         ("mx.example.test.", RecordType::MX),
         ("WWW.Example.TEST.", RecordType::A),
+        // Past the 24 octets a registry key keeps inline.
+        ("s3.us-east-1.amazonaws.example.test.", RecordType::A),
     ] {
         let mut no_rd = query(name, qtype);
         no_rd.metadata.recursion_desired = false;

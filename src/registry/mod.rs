@@ -317,21 +317,24 @@ impl Registry {
 
     /// The one classifier behind [`Registry::unheld`] and [`Registry::is_unheld_not_ours`].
     fn unheld_kind(&self, key: &[u8], asker: IpAddr) -> UnheldKind {
+        let zone = self.index.zones.get(key).map(|z| *z.value());
+        let is_domain = self
+            .domain_key
+            .as_ref()
+            .is_some_and(|d| key == d.as_bytes());
+        let under_domain = !is_domain && self.short_under_domain(key).is_some();
+        // Neither a zone nor under the domain: not ours whoever asks. Decided before the
+        // asker is looked up, which is what most forwarded names cost (one map lookup less
+        // per cached answer on the fast path).
+        if zone.is_none() && !is_domain && !under_domain {
+            return UnheldKind::NotOurs;
+        }
         if self.is_stranger(asker) {
             return UnheldKind::NotOurs; // sees nothing, so nothing is denied to it either
         }
-        if let Some(network) = self.index.zones.get(key).map(|z| *z.value())
-            && self.with_view(asker, |view| view.contains(network))
-        {
-            return UnheldKind::Apex;
-        }
-        if self
-            .domain_key
-            .as_ref()
-            .is_some_and(|d| key == d.as_bytes())
-        {
+        if is_domain || zone.is_some_and(|network| self.with_view(asker, |v| v.contains(network))) {
             UnheldKind::Apex
-        } else if self.short_under_domain(key).is_some() {
+        } else if under_domain {
             UnheldKind::UnderDomain
         } else {
             UnheldKind::NotOurs
