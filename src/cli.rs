@@ -1,8 +1,12 @@
-//! Command-line interface (clap derive). Definitions only: `main.rs` acts on them.
+//! Command-line interface (clap derive): the definitions, and how `serve`'s flags outrank the
+//! config file ([`ServeArgs::apply_to`], the one place they are merged, at start and on every
+//! reload). `main.rs` acts on them.
 
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -230,6 +234,58 @@ pub struct ServeArgs {
     pub http_listen: Option<std::net::SocketAddr>,
 }
 
+impl ServeArgs {
+    /// Lays the flags over a loaded `config`: a value given replaces the file's, a switch
+    /// given turns it on. Called on the file at start and again on every reload, so a flag
+    /// outranks the file for as long as the server runs (a `--ttl 5` is not undone by an edit
+    /// that sets `ttl = 60`), and a reload compares like with like.
+    pub fn apply_to(&self, config: &mut Config) {
+        let server = &mut config.server;
+        if !self.listen.is_empty() {
+            server.listen = self.listen.clone();
+        }
+        if let Some(ttl) = self.ttl {
+            server.ttl = ttl;
+        }
+        server.log_queries |= self.log_queries;
+        if self.http_listen.is_some() {
+            server.http_listen = self.http_listen;
+        }
+        if !self.http_allow.is_empty() {
+            server.http_allow = self.http_allow.clone();
+        }
+        let docker = &mut config.docker;
+        docker.enabled |= self.docker;
+        docker.include_unhealthy |= self.include_unhealthy;
+        docker.attach_bridges |= self.attach_bridges;
+        docker.attach_default_bridge |= self.attach_default_bridge;
+        if self.docker_host.is_some() {
+            docker.host = self.docker_host.clone();
+        }
+        if let Some(port) = self.bridge_port {
+            docker.bridge_port = port;
+        }
+        let swarm = &mut config.swarm;
+        swarm.enabled |= self.swarm;
+        if self.swarm_host.is_some() {
+            swarm.host = self.swarm_host.clone();
+        }
+        if let Some(ms) = self.swarm_poll_ms {
+            swarm.poll_interval_ms = ms;
+        }
+        let forward = &mut config.forward;
+        forward.enabled |= self.forward || !self.upstream.is_empty();
+        forward.allow_any_client |= self.allow_any_client;
+        if !self.upstream.is_empty() {
+            forward.upstreams = self
+                .upstream
+                .iter()
+                .map(|u| toml::Spanned::new(0..0, u.to_string()))
+                .collect();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +310,43 @@ mod tests {
             panic!("serve expected")
         };
         assert_eq!(args.listen.len(), 2);
+    }
+
+    #[test]
+    fn flags_outrank_the_file_and_leave_the_rest_as_it_says() {
+        let cli = Cli::parse_from([
+            "netalias",
+            "serve",
+            "--ttl",
+            "7",
+            "--listen",
+            "127.0.0.1:5353",
+            "--log-queries",
+            "--upstream",
+            "127.0.0.1:5300",
+        ]);
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected")
+        };
+        let mut config = Config::embedded_default().expect("the embedded default loads");
+        config.server.ttl = 60;
+        config.server.rate_limit_per_second = 9;
+        args.apply_to(&mut config);
+        assert_eq!(config.server.ttl, 7);
+        assert_eq!(
+            config.server.listen,
+            vec!["127.0.0.1:5353".parse().expect("addr")]
+        );
+        assert!(config.server.log_queries);
+        assert!(config.forward.enabled, "--upstream turns forwarding on");
+        assert_eq!(config.forward.upstreams.len(), 1);
+        assert_eq!(
+            config.server.rate_limit_per_second, 9,
+            "not a flag: the file's"
+        );
+        assert!(
+            !config.docker.enabled,
+            "a switch not given leaves the file's"
+        );
     }
 }

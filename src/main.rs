@@ -119,50 +119,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None,
         ),
     };
-    if !args.listen.is_empty() {
-        config.server.listen = args.listen.clone();
-    }
-    if let Some(ttl) = args.ttl {
-        config.server.ttl = ttl;
-    }
-    config.server.log_queries |= args.log_queries;
-    let docker = &mut config.docker;
-    docker.enabled |= args.docker;
-    docker.include_unhealthy |= args.include_unhealthy;
-    docker.attach_bridges |= args.attach_bridges;
-    docker.attach_default_bridge |= args.attach_default_bridge;
-    if args.docker_host.is_some() {
-        docker.host = args.docker_host.clone();
-    }
-    if let Some(port) = args.bridge_port {
-        docker.bridge_port = port;
-    }
-    let swarm = &mut config.swarm;
-    swarm.enabled |= args.swarm;
-    if args.swarm_host.is_some() {
-        swarm.host = args.swarm_host.clone();
-    }
-    if let Some(ms) = args.swarm_poll_ms {
-        swarm.poll_interval_ms = ms;
-    }
-    if swarm.poll_interval_ms == 0 {
+    args.apply_to(&mut config);
+    if config.swarm.poll_interval_ms == 0 {
         anyhow::bail!("--swarm-poll-ms (swarm.poll_interval_ms) must be at least 1");
-    }
-    let forward = &mut config.forward;
-    forward.enabled |= args.forward || !args.upstream.is_empty();
-    forward.allow_any_client |= args.allow_any_client;
-    if !args.upstream.is_empty() {
-        forward.upstreams = args
-            .upstream
-            .iter()
-            .map(|u| toml::Spanned::new(0..0, u.to_string()))
-            .collect();
-    }
-    if args.http_listen.is_some() {
-        config.server.http_listen = args.http_listen;
-    }
-    if !args.http_allow.is_empty() {
-        config.server.http_allow = args.http_allow.clone();
     }
     // The embedded demo records are for trying netalias out: with a live source on and no
     // file given, serve exactly what the engine holds (a demo `web1` would shadow a real one).
@@ -185,14 +144,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(config, path, args.ttl.is_some(), args.log_queries))
+    runtime.block_on(run(config, path, args))
 }
 
 async fn run(
     config: Config,
     path: Option<std::path::PathBuf>,
-    ttl_pinned: bool,
-    log_queries_pinned: bool,
+    args: ServeArgs,
 ) -> anyhow::Result<()> {
     let budget = plan_descriptors(&config);
     let registry =
@@ -295,17 +253,16 @@ async fn run(
     // Reloading starts before the listeners are announced, so no edit after that is missed.
     match path {
         Some(path) => {
-            // A --ttl on the command line outranks the file, across reloads too.
-            let ttl_override = ttl_pinned.then(|| settings.ttl());
             static_file::spawn_reloader(
                 path,
                 source,
                 config,
                 Arc::clone(&registry),
+                // The flags outrank every file loaded, as they did the first.
+                move |config| args.apply_to(config),
                 move |server| {
-                    settings.set_ttl(ttl_override.unwrap_or(server.ttl));
-                    // --log-queries on the command line keeps the log on across reloads.
-                    settings.set_log_queries(log_queries_pinned || server.log_queries);
+                    settings.set_ttl(server.ttl);
+                    settings.set_log_queries(server.log_queries);
                 },
             );
         }

@@ -136,6 +136,47 @@ fn edited_file_is_reloaded_and_a_broken_one_keeps_the_old_records() {
     assert_eq!(a_of(&server, "app.").len(), 4, "old records kept");
 }
 
+/// Flags outrank the file on every reload as at start: `--ttl 7` stays 7 when an edit sets
+/// `ttl = 60`, and a `--listen` other than the file's is not taken for a change that needs a
+/// restart (it was: each reload warned of one), while one that does is named.
+#[test]
+fn flags_outrank_every_reloaded_file() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_with(&seed_config(""), &["--ttl", "7", "--listen", &listen]);
+    assert_eq!(server.addr.to_string(), listen);
+    let edited = seed_config("").replace("ttl = 0", "ttl = 60")
+        + "\n[[networks.my_custom_network.endpoints]]\nname = \"web4\"\nipv4 = \"172.72.0.5\"\naliases = [\"app\"]\n";
+    std::fs::write(server.config_path(), &edited).expect("rewrite");
+    // Every line up to the reload's own (the warning would come before it).
+    let mut logged = Vec::new();
+    while !logged
+        .last()
+        .is_some_and(|l: &String| l.contains("config reloaded"))
+    {
+        logged.push(server.wait_log(""));
+    }
+    assert!(
+        !logged.iter().any(|l| l.contains("after a restart")),
+        "{logged:#?}"
+    );
+    assert!(wait_for_answers(&server, "app.", 4), "the edit is loaded");
+    let answer = udp(server.addr, &query("web4.", RecordType::A));
+    assert!(!answer.answers.is_empty(), "{answer:?}");
+    assert!(answer.answers.iter().all(|r| r.ttl == 7), "{answer:?}");
+
+    // A setting only a restart applies is named, alone.
+    std::fs::write(
+        server.config_path(),
+        edited.replace("ttl = 60", "ttl = 60\nrate_limit_per_second = 500"),
+    )
+    .expect("rewrite");
+    let warning = server.wait_log("after a restart");
+    assert!(
+        warning.contains("settings=\"rate_limit_per_second\"") && !warning.contains("listen"),
+        "{warning}"
+    );
+}
+
 #[test]
 fn sighup_reloads() {
     let server = Server::start(&seed_config(""));

@@ -86,14 +86,16 @@ impl StaticSource {
 /// Starts reloading `path` into the registry whenever the file changes or SIGHUP arrives.
 ///
 /// The file watch and the SIGHUP handler are in place when this returns, so a change made
-/// after it is never missed. `on_server` hears the server settings of every file loaded (the
-/// caller applies what can change at run time, the TTL); this module knows nothing of the
-/// DNS front end. Must be called inside the runtime.
+/// after it is never missed. Each file loaded goes through `overrides` first (the caller's
+/// command-line flags, which `current` had too), then `on_server` hears its server settings
+/// (the caller applies what can change at run time, the TTL); this module knows nothing of
+/// the command line or the DNS front end. Must be called inside the runtime.
 pub fn spawn_reloader(
     path: PathBuf,
     mut source: StaticSource,
     current: Config,
     registry: Arc<Registry>,
+    overrides: impl Fn(&mut Config) + Send + 'static,
     on_server: impl Fn(&ServerConfig) + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     let (tx, mut rx) = mpsc::channel::<&'static str>(8);
@@ -121,7 +123,8 @@ pub fn spawn_reloader(
             }
             loaded = now;
             match Config::load(&path) {
-                Ok(config) => {
+                Ok(mut config) => {
+                    overrides(&mut config);
                     warn_if_needs_restart(&current, &config.server);
                     on_server(&config.server);
                     let changes = source.sync(&config, &registry);
@@ -138,17 +141,44 @@ pub fn spawn_reloader(
     })
 }
 
+/// Warns of the server settings an edit changed that only a restart applies, by name.
 fn warn_if_needs_restart(old: &ServerConfig, new: &ServerConfig) {
-    if old.listen != new.listen
-        || old.domain() != new.domain()
-        || old.max_udp_payload != new.max_udp_payload
-        || old.tcp_idle_timeout_secs != new.tcp_idle_timeout_secs
-        || old.tcp_max_connections != new.tcp_max_connections
-        || old.tcp_max_connections_per_client != new.tcp_max_connections_per_client
-        || old.rate_limit_per_second != new.rate_limit_per_second
-    {
+    let changed: Vec<&str> = [
+        ("listen", old.listen != new.listen),
+        ("domain", old.domain() != new.domain()),
+        (
+            "max_udp_payload",
+            old.max_udp_payload != new.max_udp_payload,
+        ),
+        (
+            "tcp_idle_timeout_secs",
+            old.tcp_idle_timeout_secs != new.tcp_idle_timeout_secs,
+        ),
+        (
+            "tcp_max_connections",
+            old.tcp_max_connections != new.tcp_max_connections,
+        ),
+        (
+            "tcp_max_connections_per_client",
+            old.tcp_max_connections_per_client != new.tcp_max_connections_per_client,
+        ),
+        ("max_endpoints", old.max_endpoints != new.max_endpoints),
+        (
+            "rate_limit_per_second",
+            old.rate_limit_per_second != new.rate_limit_per_second,
+        ),
+        ("http_listen", old.http_listen != new.http_listen),
+        ("http_allow", old.http_allow != new.http_allow),
+        ("udp_workers", old.udp_workers != new.udp_workers),
+        ("udp_fast_path", old.udp_fast_path != new.udp_fast_path),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect();
+    if !changed.is_empty() {
         warn!(
-            "listen, domain, max_udp_payload, the TCP limits and rate_limit_per_second take effect after a restart"
+            settings = changed.join(", "),
+            "these server settings changed and take effect after a restart; the records and the rest are reloaded"
         );
     }
 }
