@@ -42,7 +42,7 @@ fn podman_sweep() {
     let containers = podman(&["ps", "-aq", "--filter", &format!("label={LABEL}")]);
     for id in containers.split_whitespace() {
         let _ = Command::new("podman")
-            .args(["rm", "-f", "-t", "0", id])
+            .args(["rm", "-f", "-v", "-t", "0", id])
             .output();
     }
     let networks = podman(&["network", "ls", "-q", "--filter", &format!("label={LABEL}")]);

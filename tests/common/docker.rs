@@ -81,8 +81,9 @@ pub fn sweep() {
     let ids: Vec<&str> = containers.split_whitespace().collect();
     if !ids.is_empty() {
         // Some may be on their way out already (a swarm's tasks after a leave): that is fine.
+        // -v: with their anonymous volumes (an image's `VOLUME`); named volumes stay.
         let _ = Command::new("docker")
-            .args(["rm", "-f"])
+            .args(["rm", "-f", "-v"])
             .args(&ids)
             .output();
         eventually(Duration::from_secs(20), || leftovers().is_empty());
@@ -148,7 +149,8 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         for c in &self.containers {
-            let _ = Command::new("docker").args(["rm", "-f", c]).output();
+            // With its anonymous volumes (an image's `VOLUME`); named ones are the test's.
+            let _ = Command::new("docker").args(["rm", "-f", "-v", c]).output();
         }
         for n in &self.networks {
             let _ = Command::new("docker").args(["network", "rm", n]).output();
