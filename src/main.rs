@@ -546,33 +546,46 @@ fn host_dns(
     Ok(())
 }
 
+/// GET `path` with `query` from a running server's HTTP endpoint: its status and body,
+/// whatever the status; `Err` says why it could not be asked (the one place the subcommands
+/// that talk to a running server make a request).
+fn ask_server(
+    http: SocketAddr,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Result<(ureq::http::StatusCode, String), String> {
+    let url = format!("http://{http}{path}");
+    let mut request = ureq::get(&url).config().http_status_as_error(false).build();
+    for (key, value) in query {
+        request = request.query(key, value);
+    }
+    let mut response = request
+        .call()
+        .map_err(|error| format!("cannot reach {url} ({error}); is `server.http_listen` set?"))?;
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|error| format!("cannot read {url}'s answer ({error})"))?;
+    Ok((response.status(), body))
+}
+
 /// `netalias explain`: the running server's account of one name; 1 when it cannot give one.
 fn explain(name: &str, from: Option<&str>, qtype: &str, http: SocketAddr) -> ExitCode {
-    let url = format!("http://{http}/explain");
-    let mut request = ureq::get(&url)
-        .query("name", name)
-        .query("type", qtype)
-        .config()
-        .http_status_as_error(false)
-        .build();
+    let mut query = vec![("name", name), ("type", qtype)];
     if let Some(from) = from {
-        request = request.query("from", from);
+        query.push(("from", from));
     }
-    match request.call() {
-        Ok(mut response) => {
-            let ok = response.status().is_success();
-            print!(
-                "{}",
-                response.body_mut().read_to_string().unwrap_or_default()
-            );
-            if ok {
+    match ask_server(http, "/explain", &query) {
+        Ok((status, body)) => {
+            print!("{body}");
+            if status.is_success() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             }
         }
         Err(error) => {
-            eprintln!("netalias: cannot reach {url} ({error}); is `server.http_listen` set?");
+            eprintln!("netalias: {error}");
             ExitCode::FAILURE
         }
     }
@@ -580,13 +593,10 @@ fn explain(name: &str, from: Option<&str>, qtype: &str, http: SocketAddr) -> Exi
 
 /// `netalias records`: the running server's table.
 fn print_records(http: SocketAddr) -> anyhow::Result<()> {
-    let url = format!("http://{http}/records");
-    let body = ureq::get(&url)
-        .call()
-        .with_context(|| format!("cannot reach {url}; is `server.http_listen` set?"))?
-        .body_mut()
-        .read_to_string()
-        .context("cannot read the /records answer")?;
+    let (status, body) = ask_server(http, "/records", &[]).map_err(anyhow::Error::msg)?;
+    if !status.is_success() {
+        anyhow::bail!("/records answered {status}: {}", body.trim());
+    }
     let records: BTreeMap<String, BTreeMap<String, Vec<String>>> =
         serde_json::from_str(&body).context("/records did not return the expected JSON")?;
     println!(
@@ -610,21 +620,15 @@ fn print_records(http: SocketAddr) -> anyhow::Result<()> {
 /// `netalias health`: 0 when /healthz (or /readyz) says so; otherwise 1, saying why (for
 /// /readyz, which source has not synced yet).
 fn health(http: SocketAddr, ready: bool) -> ExitCode {
-    let url = format!("http://{http}/{}", if ready { "readyz" } else { "healthz" });
-    let answer = ureq::get(&url)
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .call();
-    match answer {
-        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
-        Ok(mut response) => {
-            let body = response.body_mut().read_to_string().unwrap_or_default();
-            eprintln!("netalias: {url}: {} {}", response.status(), body.trim());
+    let path = if ready { "/readyz" } else { "/healthz" };
+    match ask_server(http, path, &[]) {
+        Ok((status, _)) if status.is_success() => ExitCode::SUCCESS,
+        Ok((status, body)) => {
+            eprintln!("netalias: {path}: {status} {}", body.trim());
             ExitCode::FAILURE
         }
         Err(error) => {
-            eprintln!("netalias: {url}: {error}");
+            eprintln!("netalias: {error}");
             ExitCode::FAILURE
         }
     }

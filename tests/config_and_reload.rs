@@ -309,4 +309,21 @@ fn readiness_names_the_source_that_has_not_synced() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+
+    // Nothing listening: every subcommand that asks a running server says where it looked.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    for args in [vec!["health"], vec!["records"], vec!["explain", "app"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_netalias"))
+            .args(&args)
+            .args(["--http", &nowhere])
+            .output()
+            .expect("run");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            said.contains(&format!("cannot reach http://{nowhere}/"))
+                && said.contains("server.http_listen"),
+            "{args:?}: {said}"
+        );
+    }
 }
