@@ -152,6 +152,14 @@ async fn run(
     path: Option<std::path::PathBuf>,
     args: ServeArgs,
 ) -> anyhow::Result<()> {
+    // The recorder first: metric handles kept by what is built below (an upstream's series,
+    // the fast path's counters) are the recorder's only if it is installed before them.
+    let prometheus = match config.server.http_listen {
+        Some(_) => {
+            Some(telemetry::install_recorder().context("cannot install the metrics recorder")?)
+        }
+        None => None,
+    };
     let budget = plan_descriptors(&config);
     let registry =
         Arc::new(Registry::new(config.server.domain()).context("cannot build the registry")?);
@@ -192,9 +200,7 @@ async fn run(
         ),
         None => "forwarding is off: names not ours get REFUSED".to_string(),
     };
-    if let Some(addr) = config.server.http_listen {
-        let prometheus =
-            telemetry::install_recorder().context("cannot install the metrics recorder")?;
+    if let (Some(addr), Some(prometheus)) = (config.server.http_listen, prometheus) {
         let http = telemetry::http::serve(
             addr,
             Arc::clone(&registry),

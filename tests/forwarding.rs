@@ -122,7 +122,12 @@ fn the_in_flight_limit_answers_refused() {
 #[test]
 fn truncated_upstream_answers_are_retried_over_tcp_and_tcp_clients_use_tcp() {
     let up = FakeUpstream::start(Mode::TruncateUdp);
-    let server = Server::start(&forward_config(&[&up], "cache_entries = 0"));
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let server = Server::start(&forward_config(&[&up], "cache_entries = 0").replacen(
+        "[server]\n",
+        &format!("[server]\nhttp_listen = \"{http}\"\n"),
+        1,
+    ));
     let over_tcp = tcp(server.addr, &query("big.example.", RecordType::A));
     assert_eq!(a_records(&over_tcp).len(), 40);
     assert_eq!(
@@ -143,6 +148,16 @@ fn truncated_upstream_answers_are_retried_over_tcp_and_tcp_clients_use_tcp() {
         (up.udp(), up.tcp()),
         (1, 2),
         "TC from the upstream → retried over TCP"
+    );
+    // The upstream's own series, registered when it was configured, with their HELP lines.
+    let page = metrics_page(http);
+    let series = |name: &str| metric(&page, &format!("{name}{{upstream=\"{}\"}}", up.addr));
+    assert_eq!(series("netalias_upstream_requests_total"), 2.0, "{page}");
+    assert_eq!(series("netalias_upstream_tcp_retries_total"), 1.0, "{page}");
+    assert_eq!(series("netalias_upstream_failures_total"), 0.0, "{page}");
+    assert!(
+        page.contains("# HELP netalias_upstream_tcp_retries_total Truncated upstream answers"),
+        "{page}"
     );
 }
 

@@ -85,7 +85,8 @@ pub async fn answer_bytes(
         let path = if forwarded { "forwarded" } else { "full" };
         super::query_log::record(responder.registry(), asker, &encoded, path, started);
     }
-    metrics::histogram!(telemetry::DNS_REQUEST_DURATION).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(telemetry::names::DNS_REQUEST_DURATION)
+        .record(started.elapsed().as_secs_f64());
     Some(encoded)
 }
 

@@ -6,6 +6,7 @@
 //! [`Responder::forward`], the only async step, asks the upstreams when policy allows the
 //! asker. Bytes are not its business: `exchange` decodes, encodes and truncates.
 
+use crate::telemetry::names;
 use std::{
     net::IpAddr,
     sync::{
@@ -164,7 +165,7 @@ impl Responder {
             return Forwarded::Refused;
         };
         if let Some(reason) = self.forward_denied(policy, asker) {
-            counter!("netalias_forward_rejected_total", "reason" => reason).increment(1);
+            counter!(names::FORWARD_REJECTED_TOTAL, "reason" => reason).increment(1);
             return Forwarded::Refused;
         }
         let Some(question) = request.queries.first() else {

@@ -13,6 +13,7 @@
 //! can thus never reset the bucket of the subnet it is aimed at. It decides only whether to
 //! answer, never what.
 
+use crate::telemetry::names;
 use std::{
     hash::BuildHasher,
     net::IpAddr,
@@ -128,10 +129,10 @@ impl RateLimiter {
         }
         slot.limited = slot.limited.wrapping_add(1);
         if slot.limited.is_multiple_of(SLIP) {
-            counter!("netalias_dns_rate_limited_total", "action" => "slip").increment(1);
+            counter!(names::DNS_RATE_LIMITED_TOTAL, "action" => "slip").increment(1);
             Verdict::Slip
         } else {
-            counter!("netalias_dns_rate_limited_total", "action" => "drop").increment(1);
+            counter!(names::DNS_RATE_LIMITED_TOTAL, "action" => "drop").increment(1);
             Verdict::Drop
         }
     }

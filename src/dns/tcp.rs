@@ -9,6 +9,7 @@
 //! through [`exchange`](super::exchange), and closes when idle, when a message stays
 //! half-sent past the idle timeout, on a reset, or on shutdown. Nothing here decides answers.
 
+use crate::telemetry::names;
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
@@ -125,7 +126,7 @@ impl Admission {
         entry.held += 1;
         let client_pressure = Arc::clone(&entry.pressure);
         let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
-        gauge!("netalias_dns_tcp_connections").set(total as f64);
+        gauge!(names::DNS_TCP_CONNECTIONS).set(total as f64);
         Ok(Ticket {
             admission: Arc::clone(self),
             client,
@@ -173,7 +174,7 @@ impl Drop for Ticket {
             }
         }
         let total = self.admission.total.fetch_sub(1, Ordering::Relaxed) - 1;
-        gauge!("netalias_dns_tcp_connections").set(total as f64);
+        gauge!(names::DNS_TCP_CONNECTIONS).set(total as f64);
     }
 }
 
@@ -253,7 +254,7 @@ async fn make_room(
 }
 
 fn refuse(peer: SocketAddr, refusal: Refusal) {
-    counter!("netalias_dns_tcp_refused_total", "reason" => refusal.label()).increment(1);
+    counter!(names::DNS_TCP_REFUSED_TOTAL, "reason" => refusal.label()).increment(1);
     debug!(%peer, reason = refusal.label(), "tcp connection refused");
 }
 
@@ -310,7 +311,7 @@ async fn connection(
             Err(_) => break "write_timeout",
         }
     };
-    counter!("netalias_dns_tcp_closed_total", "reason" => reason).increment(1);
+    counter!(names::DNS_TCP_CLOSED_TOTAL, "reason" => reason).increment(1);
     drop(ticket);
 }
 

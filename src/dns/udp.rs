@@ -2,6 +2,7 @@
 //! spreads packets over the cores. A packet the fast path can answer is answered in the loop; any
 //! other goes to the full handler in a task of its own, exactly as hickory-server would send it.
 
+use crate::telemetry::names;
 use std::{
     io,
     net::{IpAddr, SocketAddr},
@@ -161,7 +162,7 @@ fn receive_loop(
             }
             // A flood of slow questions must not pile up tasks without end.
             let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
-                counter!("netalias_dns_dropped_total", "reason" => "overload").increment(1);
+                counter!(names::DNS_DROPPED_TOTAL, "reason" => "overload").increment(1);
                 continue;
             };
             let socket = Arc::clone(&socket);

@@ -11,6 +11,7 @@
 //! endpoints the `(Owner, String)` keys cost 7 MB more than plain container keys; these cost
 //! less than those did.
 
+use crate::telemetry::names;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -458,7 +459,7 @@ impl Model {
             .get(&network)
             .is_some_and(|s| s.endpoints.contains_key(&held));
         if is_new && self.endpoints >= self.max_endpoints {
-            counter!("netalias_registry_refused_endpoints_total").increment(1);
+            counter!(names::REGISTRY_REFUSED_ENDPOINTS_TOTAL).increment(1);
             let now = std::time::Instant::now();
             if self
                 .refused_warned

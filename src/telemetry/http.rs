@@ -7,6 +7,7 @@
 //! and known containers (which see only their own networks, as in DNS). The first three
 //! paths stay open for Prometheus and health checks.
 
+use crate::telemetry::names;
 use std::{
     net::{IpAddr, SocketAddr},
     sync::{
@@ -156,7 +157,7 @@ async fn accept_loop(
         };
         // The permit is the connection's place; it goes back when the task ends.
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            counter!("netalias_http_refused_total").increment(1);
+            counter!(names::HTTP_REFUSED_TOTAL).increment(1);
             continue; // dropping the stream closes it
         };
         let app = app.clone();
@@ -184,11 +185,11 @@ async fn accept_loop(
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     let sizes = state.registry.sizes();
-    gauge!("netalias_registry_networks").set(sizes.networks as f64);
-    gauge!("netalias_registry_endpoints").set(sizes.endpoints as f64);
-    gauge!("netalias_registry_names").set(sizes.names as f64);
+    gauge!(names::REGISTRY_NETWORKS).set(sizes.networks as f64);
+    gauge!(names::REGISTRY_ENDPOINTS).set(sizes.endpoints as f64);
+    gauge!(names::REGISTRY_NAMES).set(sizes.names as f64);
     if let Some(bytes) = resident_memory_bytes() {
-        gauge!("netalias_process_resident_memory_bytes").set(bytes as f64);
+        gauge!(names::PROCESS_RESIDENT_MEMORY).set(bytes as f64);
     }
     (
         [("content-type", "text/plain; version=0.0.4")],

@@ -1,9 +1,11 @@
-//! Telemetry: metric names, the Prometheus recorder, and the HTTP endpoints beside them.
+//! Telemetry: the metric catalogue (`names`), the Prometheus recorder, the counting helpers
+//! of the answer paths, and the HTTP endpoints beside them.
 //!
 //! Names follow Prometheus conventions. Recording is a no-op until `install_recorder` runs.
 //! This module must not decide answers or change registry state; it only reads it.
 
 pub mod http;
+pub mod names;
 pub mod systemd;
 
 use std::{sync::OnceLock, time::Duration};
@@ -14,6 +16,7 @@ use hickory_server::{
 };
 use metrics::{Counter, counter, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
+use names::{CONFIG_RELOADS_TOTAL, DNS_REQUESTS_TOTAL, FAST_PATH_TOTAL, FORWARD_CACHE_TOTAL};
 
 /// Installs the global Prometheus recorder and keeps it tidy; returns the handle that renders.
 pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
@@ -33,83 +36,16 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
     Ok(handle)
 }
 
+/// A HELP line for every metric in the catalogue.
 fn describe() {
-    describe_counter!(
-        DNS_REQUESTS_TOTAL,
-        "DNS requests answered, by query type, rcode and protocol"
-    );
-    describe_histogram!(
-        DNS_REQUEST_DURATION,
-        "Time from decoded request to response sent"
-    );
-    describe_counter!(CONFIG_RELOADS_TOTAL, "Config file reloads, by result");
-    describe_gauge!("netalias_registry_networks", "Networks in the registry");
-    describe_gauge!("netalias_registry_endpoints", "Endpoints in the registry");
-    describe_gauge!("netalias_registry_names", "Distinct names served");
-    describe_gauge!(
-        "netalias_process_resident_memory_bytes",
-        "Resident memory of the process"
-    );
-    describe_gauge!(
-        "netalias_docker_pending_events",
-        "Docker events read but not yet applied"
-    );
-    describe_counter!(
-        "netalias_docker_event_overflows_total",
-        "Times the pending-events queue overflowed and a snapshot resynced instead"
-    );
-    describe_counter!(
-        "netalias_registry_refused_endpoints_total",
-        "Endpoints not served because server.max_endpoints was reached"
-    );
-    describe_counter!(
-        "netalias_docker_events_total",
-        "Docker events received, by action"
-    );
-    describe_counter!(
-        "netalias_docker_resyncs_total",
-        "Full Docker snapshots applied"
-    );
-    describe_gauge!(
-        "netalias_docker_stale",
-        "1 while the engine is unreachable and records may be stale"
-    );
-    describe_histogram!(
-        "netalias_docker_event_to_apply_seconds",
-        "From the engine's event time to the registry change"
-    );
-    describe_counter!(
-        "netalias_upstream_requests_total",
-        "Queries sent upstream, by upstream"
-    );
-    describe_counter!(
-        "netalias_upstream_failures_total",
-        "Upstream timeouts, errors, SERVFAIL and REFUSED, by upstream"
-    );
-    describe_histogram!(
-        "netalias_upstream_request_duration_seconds",
-        "Upstream round trip, by upstream"
-    );
-    describe_counter!(
-        "netalias_forward_rejected_total",
-        "Queries not forwarded, by reason"
-    );
-    describe_counter!(
-        FORWARD_CACHE_EVICTIONS_TOTAL,
-        "Answers the forward cache let go before their TTL, by reason (entries, bytes)"
-    );
-    describe_counter!(
-        FAST_PATH_TOTAL,
-        "Answers the UDP fast path gave, by source (local names, the forwarding cache)"
-    );
-    describe_counter!(FORWARD_CACHE_TOTAL, "Forward cache lookups, by result");
+    for metric in names::CATALOGUE {
+        match metric.kind {
+            names::Kind::Counter => describe_counter!(metric.name, metric.help),
+            names::Kind::Gauge => describe_gauge!(metric.name, metric.help),
+            names::Kind::Histogram => describe_histogram!(metric.name, metric.help),
+        }
+    }
 }
-
-/// DNS requests answered, by query type, rcode and protocol.
-pub const DNS_REQUESTS_TOTAL: &str = "netalias_dns_requests_total";
-pub const DNS_REQUEST_DURATION: &str = "netalias_dns_request_duration_seconds";
-/// Static-file reloads, by result.
-pub const CONFIG_RELOADS_TOTAL: &str = "netalias_config_reloads_total";
 
 pub fn count_request(qtype: &'static str, rcode: ResponseCode, protocol: Protocol) {
     let protocol = match protocol {
@@ -138,15 +74,6 @@ pub fn count_fast_answer(qtype_is_a: bool) {
     if qtype_is_a { a } else { aaaa }.increment(1);
     fast.increment(1);
 }
-
-/// Answers the UDP fast path gave, by where they came from (`local` names, the forwarding
-/// `cache`); the rest took the full path.
-pub const FAST_PATH_TOTAL: &str = "netalias_dns_fast_path_total";
-
-/// Forward cache lookups, by result (hit, miss, stale).
-pub const FORWARD_CACHE_TOTAL: &str = "netalias_forward_cache_total";
-/// Answers the forward cache let go before their TTL, by reason (entries, bytes).
-pub const FORWARD_CACHE_EVICTIONS_TOTAL: &str = "netalias_forward_cache_evictions_total";
 
 /// `count_request` and a cache hit for the fast path's answer from the forwarding cache, with
 /// kept handles as [`count_fast_answer`] keeps them (A and AAAA; other types by name).

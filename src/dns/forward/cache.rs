@@ -28,7 +28,7 @@ use metrics::counter;
 
 use crate::{
     dns::wire::{self, HEADER_LEN},
-    telemetry::{FORWARD_CACHE_EVICTIONS_TOTAL, FORWARD_CACHE_TOTAL},
+    telemetry::names::{FORWARD_CACHE_EVICTIONS_TOTAL, FORWARD_CACHE_TOTAL},
 };
 
 /// RFC 8767 4: the TTL of an answer served stale.

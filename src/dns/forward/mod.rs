@@ -10,6 +10,7 @@
 mod cache;
 mod upstream;
 
+use crate::telemetry::names;
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
@@ -22,7 +23,7 @@ use hickory_server::proto::{
     op::{Edns, Message, Query, ResponseCode},
     rr::LowerName,
 };
-use metrics::{counter, histogram};
+use metrics::counter;
 use tokio::sync::{Semaphore, oneshot};
 use tracing::{debug, warn};
 
@@ -224,10 +225,10 @@ impl Forwarder {
             question.query_class(),
         );
         if let Some(hit) = self.cache.get(&key) {
-            counter!(crate::telemetry::FORWARD_CACHE_TOTAL, "result" => "hit").increment(1);
+            counter!(names::FORWARD_CACHE_TOTAL, "result" => "hit").increment(1);
             return Ok(hit);
         }
-        counter!(crate::telemetry::FORWARD_CACHE_TOTAL, "result" => "miss").increment(1);
+        counter!(names::FORWARD_CACHE_TOTAL, "result" => "miss").increment(1);
         if self.upstreams.is_empty() {
             return Err(ForwardError::NoUpstreams);
         }
@@ -248,7 +249,7 @@ impl Forwarder {
             }
         };
         if let Some(rx) = waiting {
-            counter!("netalias_forward_coalesced_total").increment(1);
+            counter!(names::FORWARD_COALESCED_TOTAL).increment(1);
             return match rx.await {
                 Ok(Ok(answer)) => Ok(answer),
                 Ok(Err(failure)) => Err(ForwardError::AllFailed(failure)),
@@ -262,12 +263,12 @@ impl Forwarder {
             key: Some(key.clone()),
         };
         let Some(_client_slot) = self.client_slot(client) else {
-            counter!("netalias_forward_rejected_total", "reason" => "client_limit").increment(1);
+            counter!(names::FORWARD_REJECTED_TOTAL, "reason" => "client_limit").increment(1);
             leader.finish(Err("the first asker was over its share".into()));
             return Err(ForwardError::ClientBusy(self.max_per_client));
         };
         let Ok(_permit) = self.in_flight.try_acquire() else {
-            counter!("netalias_forward_rejected_total", "reason" => "in_flight_limit").increment(1);
+            counter!(names::FORWARD_REJECTED_TOTAL, "reason" => "in_flight_limit").increment(1);
             leader.finish(Err("too many forwards in flight".into()));
             return Err(ForwardError::Busy(self.max_in_flight));
         };
@@ -310,10 +311,9 @@ impl Forwarder {
         for upstream in order {
             let started = Instant::now();
             let result = self.ask(upstream, &query, &wire, tcp).await;
-            histogram!("netalias_upstream_request_duration_seconds", "upstream" => upstream.label.clone())
-                .record(started.elapsed().as_secs_f64());
-            counter!("netalias_upstream_requests_total", "upstream" => upstream.label.clone())
-                .increment(1);
+            let metrics = &upstream.metrics;
+            metrics.duration.record(started.elapsed().as_secs_f64());
+            metrics.requests.increment(1);
             let failure = match result {
                 Ok(answer)
                     if matches!(
@@ -333,8 +333,7 @@ impl Forwarder {
                 }
                 Err(e) => format!("{}: {e}", upstream.addr),
             };
-            counter!("netalias_upstream_failures_total", "upstream" => upstream.label.clone())
-                .increment(1);
+            metrics.failures.increment(1);
             debug!(%failure, "upstream failed; trying the next");
             upstream.mark_failed();
             last_error = failure;
@@ -367,8 +366,7 @@ impl Forwarder {
         }
         let answer = exchange_udp(upstream.addr, query, wire, self.timeout).await?;
         if answer.metadata.truncation {
-            counter!("netalias_upstream_tcp_retries_total", "upstream" => upstream.label.clone())
-                .increment(1);
+            upstream.metrics.tcp_retries.increment(1);
             return exchange_tcp(upstream.addr, query, wire, self.timeout).await;
         }
         Ok(answer)

@@ -9,10 +9,13 @@ use std::{
 };
 
 use hickory_server::proto::{op::Message, rr::LowerName};
+use metrics::{Counter, Histogram, counter, histogram};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpStream, UdpSocket},
 };
+
+use crate::telemetry::names;
 
 /// How long a failed upstream goes to the back of the line.
 const PENALTY: Duration = Duration::from_secs(30);
@@ -34,16 +37,43 @@ pub struct Upstream {
     pub addr: SocketAddr,
     /// The label used in metrics and logs.
     pub label: String,
+    /// Its series, registered once (each `counter!` with a label built and hashed its key,
+    /// and cloned the label, on every forwarded question).
+    pub metrics: UpstreamMetrics,
     /// Milliseconds since `epoch` until which this upstream is penalised; 0 = healthy.
     penalised_until: AtomicU64,
     epoch: Instant,
 }
 
+/// One upstream's metric handles (`upstream` label = its address). Made after the recorder
+/// is installed, as `serve` does it, or they record nothing.
+#[derive(Debug)]
+pub struct UpstreamMetrics {
+    pub requests: Counter,
+    pub failures: Counter,
+    pub tcp_retries: Counter,
+    pub duration: Histogram,
+}
+
+impl UpstreamMetrics {
+    fn new(label: &str) -> UpstreamMetrics {
+        let label = || ("upstream", label.to_string());
+        UpstreamMetrics {
+            requests: counter!(names::UPSTREAM_REQUESTS_TOTAL, &[label()]),
+            failures: counter!(names::UPSTREAM_FAILURES_TOTAL, &[label()]),
+            tcp_retries: counter!(names::UPSTREAM_TCP_RETRIES_TOTAL, &[label()]),
+            duration: histogram!(names::UPSTREAM_REQUEST_DURATION, &[label()]),
+        }
+    }
+}
+
 impl Upstream {
     pub fn new(addr: SocketAddr) -> Upstream {
+        let label = addr.to_string();
         Upstream {
             addr,
-            label: addr.to_string(),
+            metrics: UpstreamMetrics::new(&label),
+            label,
             penalised_until: AtomicU64::new(0),
             epoch: Instant::now(),
         }

@@ -9,6 +9,7 @@
 
 pub mod translate;
 
+use crate::telemetry::names;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
@@ -229,12 +230,12 @@ impl DockerSource {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         if !reader_overflowed.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                            counter!("netalias_docker_event_overflows_total").increment(1);
+                            counter!(names::DOCKER_EVENT_OVERFLOWS_TOTAL).increment(1);
                         }
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => return,
                 }
-                gauge!("netalias_docker_pending_events")
+                gauge!(names::DOCKER_PENDING_EVENTS)
                     .set((tx.max_capacity() - tx.capacity()) as f64);
                 if failed {
                     return;
@@ -263,7 +264,7 @@ impl DockerSource {
                 self.snapshot(&docker).await?;
                 continue;
             }
-            gauge!("netalias_docker_pending_events").set(rx.len() as f64);
+            gauge!(names::DOCKER_PENDING_EVENTS).set(rx.len() as f64);
             let event = event.map_err(request_error("events"))?;
             self.handle_event(&docker, event).await?;
         }
@@ -367,7 +368,7 @@ impl DockerSource {
         // Fresh from this moment: the gauge turns with the records, not after the bookkeeping.
         crate::source::live::LiveSource::set_stale(self, false);
         self.report_bridges(BridgeEvent::Sync(bridges)).await;
-        counter!("netalias_docker_resyncs_total").increment(1);
+        counter!(names::DOCKER_RESYNCS_TOTAL).increment(1);
         info!(
             containers = total,
             endpoints = self.tracked.endpoint_count(),
@@ -402,7 +403,7 @@ impl DockerSource {
         if !wanted {
             return Ok(()); // an engine that cannot filter by action sends every one (Podman)
         }
-        counter!("netalias_docker_events_total", "action" => verb.clone()).increment(1);
+        counter!(names::DOCKER_EVENTS_TOTAL, "action" => verb.clone()).increment(1);
         debug!(?event.typ, %action, id = ?actor.id, "Docker event");
         match event.typ {
             Some(EventMessageTypeEnum::CONTAINER) => {
@@ -467,7 +468,7 @@ impl DockerSource {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as i64);
             let delay = (now - nanos).max(0) as f64 / 1e9;
-            histogram!("netalias_docker_event_to_apply_seconds").record(delay);
+            histogram!(names::DOCKER_EVENT_TO_APPLY).record(delay);
         }
         Ok(())
     }
@@ -538,7 +539,7 @@ impl DockerSource {
         }
         self.listed = now;
         if corrections > 0 {
-            counter!("netalias_source_reconcile_corrections_total", "source" => "docker")
+            counter!(names::SOURCE_RECONCILE_CORRECTIONS_TOTAL, "source" => "docker")
                 .increment(corrections);
             warn!(
                 corrections,
@@ -640,7 +641,7 @@ impl crate::source::live::LiveSource for DockerSource {
     }
 
     fn set_stale(&self, stale: bool) {
-        gauge!("netalias_docker_stale").set(if stale { 1.0 } else { 0.0 });
+        gauge!(names::DOCKER_STALE).set(if stale { 1.0 } else { 0.0 });
     }
 
     fn endpoints_held(&self) -> usize {

@@ -11,6 +11,7 @@
 pub mod manager;
 pub mod translate;
 
+use crate::telemetry::names;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
@@ -126,7 +127,7 @@ impl SwarmSource {
                 event = events.next() => {
                     match event {
                         Some(Ok(event)) => {
-                            counter!("netalias_swarm_triggers_total", "by" => "event").increment(1);
+                            counter!(names::SWARM_TRIGGERS_TOTAL, "by" => "event").increment(1);
                             debug!(typ = ?event.typ, action = ?event.action, "Swarm refresh on event");
                             // Events that arrived together cost one refresh.
                             while let Some(Some(Ok(_))) = events.next().now_or_never() {}
@@ -143,7 +144,7 @@ impl SwarmSource {
                     }
                 }
                 _ = tokio::time::sleep(wait) => {
-                    counter!("netalias_swarm_triggers_total", "by" => "poll").increment(1);
+                    counter!(names::SWARM_TRIGGERS_TOTAL, "by" => "poll").increment(1);
                 }
             }
         }
@@ -180,8 +181,8 @@ impl SwarmSource {
                 let networks: BTreeSet<String> =
                     state.network_names().map(str::to_string).collect();
                 let endpoints = state.endpoints();
-                gauge!("netalias_swarm_services").set(state.services.len() as f64);
-                gauge!("netalias_swarm_tasks").set(state.tasks.len() as f64);
+                gauge!(names::SWARM_SERVICES).set(state.services.len() as f64);
+                gauge!(names::SWARM_TASKS).set(state.tasks.len() as f64);
                 self.tracked.reconcile(networks, endpoints)
             }
             // After `docker swarm leave` the overlays are gone, and with them their names.
@@ -198,7 +199,7 @@ impl SwarmSource {
             );
             self.registry.apply_all(OWNER, changes);
         }
-        histogram!("netalias_swarm_refresh_seconds").record(started.elapsed().as_secs_f64());
+        histogram!(names::SWARM_REFRESH).record(started.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -222,7 +223,7 @@ impl SwarmSource {
                     "not in a swarm: no Swarm services to serve"
                 ),
             }
-            gauge!("netalias_swarm_manager").set(if role == Role::Manager { 1.0 } else { 0.0 });
+            gauge!(names::SWARM_MANAGER).set(if role == Role::Manager { 1.0 } else { 0.0 });
             self.role = Some(role);
         }
         Ok(role)
@@ -238,7 +239,7 @@ impl crate::source::live::LiveSource for SwarmSource {
     }
 
     fn set_stale(&self, stale: bool) {
-        gauge!("netalias_swarm_stale").set(if stale { 1.0 } else { 0.0 });
+        gauge!(names::SWARM_STALE).set(if stale { 1.0 } else { 0.0 });
     }
 
     fn endpoints_held(&self) -> usize {
