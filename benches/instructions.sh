@@ -69,6 +69,12 @@ count() {
   if [ -z "$total" ] || [ -z "$completed" ] || [ "$completed" -eq 0 ]; then
     echo "$label: no count (see valgrind's log below)"; cat "$work/$label.log"; exit 1
   fi
+  # A receive takes hundreds of instructions: far fewer means the toggled functions were not
+  # there to count (inlined away), not a fast path.
+  if [ "$total" -lt $((completed * 200)) ]; then
+    echo "$label: $total instructions for $completed queries: udp::receive_loop was not counted (inlined?)"
+    exit 1
+  fi
   awk -v l="$label" -v t="$total" -v c="$completed" \
     'BEGIN { printf "%-10s %8.0f instructions per query (%d queries, %d in all)\n", l, t / c, c, t }'
 }

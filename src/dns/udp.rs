@@ -96,6 +96,9 @@ fn answerable_source(src: SocketAddr) -> bool {
     src.port() != 0 && !src.ip().is_unspecified() && src.ip() != IpAddr::from([255, 255, 255, 255])
 }
 
+// Never inlined: `benches/instructions.sh` counts from this symbol (callgrind's --toggle-collect),
+// and once inlined into the thread's closure it counted nothing. Called once per thread.
+#[inline(never)]
 fn receive_loop(
     socket: Arc<std::net::UdpSocket>,
     responder: Responder,
