@@ -267,6 +267,50 @@ fn zones_cover_domain_and_networks() {
     assert_eq!(reg.zone_of(&name("example.com.")), None);
 }
 
+/// The zone filter never hides a zone: qualified names and apexes answer while their network
+/// is up, stop when it goes (the filter rebuilt from the others), and come back with it.
+#[test]
+fn qualified_names_and_apexes_follow_their_networks_through_the_zone_filter() {
+    let reg = Registry::new(Some("docker")).expect("registry");
+    reg.apply(T, Change::EndpointUp(ep("dev", "web", [10, 0, 0, 2], &[])));
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("frontend", "ui", [10, 0, 1, 2], &[])),
+    );
+    let web = Some(vec![Ipv4Addr::new(10, 0, 0, 2)]);
+    let ui = Some(vec![Ipv4Addr::new(10, 0, 1, 2)]);
+    let both_up = || {
+        assert_eq!(members(&reg, "web.dev.", HOST), web);
+        assert_eq!(members(&reg, "web.dev.docker.", HOST), web);
+        assert_eq!(members(&reg, "ui.frontend.", HOST), ui);
+        assert_eq!(reg.unheld(&name("dev."), HOST), Unheld::Apex(name("dev.")));
+    };
+    both_up();
+    // A real domain under a network's name is not ours, and names under real TLDs are not.
+    assert_eq!(reg.unheld(&name("pkg.go.dev."), HOST), Unheld::NotOurs);
+    assert_eq!(reg.unheld(&name("www.example.com."), HOST), Unheld::NotOurs);
+    reg.apply(
+        T,
+        Change::NetworkDown {
+            network: "dev".into(),
+        },
+    );
+    assert_eq!(members(&reg, "web.dev.", HOST), None);
+    assert_eq!(reg.unheld(&name("dev."), HOST), Unheld::NotOurs);
+    assert_eq!(
+        members(&reg, "ui.frontend.", HOST),
+        ui,
+        "kept by the rebuild"
+    );
+    assert_eq!(
+        members(&reg, "ui.frontend.docker.", HOST),
+        ui,
+        "kept by the rebuild"
+    );
+    reg.apply(T, Change::EndpointUp(ep("dev", "web", [10, 0, 0, 2], &[])));
+    both_up();
+}
+
 #[test]
 fn a_name_on_several_networks_and_a_qualified_form_spelled_as_an_alias() {
     let reg = Registry::new(None).expect("registry");

@@ -412,6 +412,7 @@ impl Model {
             },
         );
         for zone in self.network_zones(network) {
+            index.zone_tails.add(zone.as_bytes());
             index.zones.insert(zone, id);
         }
         self.publish_default_view(index);
@@ -448,6 +449,11 @@ impl Model {
         for zone in self.network_zones(network) {
             index.zones.remove(&zone);
         }
+        index.zone_tails.rebuild(
+            self.networks
+                .keys()
+                .flat_map(|network| self.network_zones(network)),
+        );
         self.publish_default_view(index);
     }
 
