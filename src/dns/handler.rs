@@ -6,7 +6,6 @@
 //! [`Responder::forward`], the only async step, asks the upstreams when policy allows the
 //! asker. Bytes are not its business: `exchange` decodes, encodes and truncates.
 
-use crate::telemetry::names;
 use std::{
     net::IpAddr,
     sync::{
@@ -26,6 +25,7 @@ use super::{
     forward::{ForwardError, Forwarder},
 };
 use crate::registry::{Asker, Registry};
+use crate::telemetry::names;
 
 /// Settings the handler reads on every request; the TTL can change on reload.
 #[derive(Debug)]

@@ -13,7 +13,6 @@
 //! can thus never reset the bucket of the subnet it is aimed at. It decides only whether to
 //! answer, never what.
 
-use crate::telemetry::names;
 use std::{
     hash::BuildHasher,
     net::IpAddr,
@@ -22,6 +21,8 @@ use std::{
 };
 
 use metrics::counter;
+
+use crate::telemetry::names;
 
 /// Slots in the bucket table: about 3 MB when the limiter is on, nothing when it is off.
 pub const SLOTS: usize = 1 << 16;

@@ -9,7 +9,6 @@
 //! through [`exchange`](super::exchange), and closes when idle, when a message stays
 //! half-sent past the idle timeout, on a reset, or on shutdown. Nothing here decides answers.
 
-use crate::telemetry::names;
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
@@ -36,6 +35,7 @@ use tokio_util::{
 use tracing::debug;
 
 use super::{Responder, exchange};
+use crate::telemetry::names;
 
 /// How long a client may take to read an answer before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);

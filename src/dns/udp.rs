@@ -2,7 +2,6 @@
 //! spreads packets over the cores. A packet the fast path can answer is answered in the loop; any
 //! other goes to the full handler in a task of its own, exactly as hickory-server would send it.
 
-use crate::telemetry::names;
 use std::{
     io,
     net::{IpAddr, SocketAddr},
@@ -21,6 +20,7 @@ use super::{
     exchange, fast, query_log,
     rate_limit::Verdict,
 };
+use crate::telemetry::names;
 
 /// Largest datagram we read; anything longer is not a DNS query we answer.
 const MAX_DATAGRAM: usize = 4096;

@@ -11,7 +11,6 @@
 //! endpoints the `(Owner, String)` keys cost 7 MB more than plain container keys; these cost
 //! less than those did.
 
-use crate::telemetry::names;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -26,6 +25,7 @@ use super::{
     Change, Endpoint, Index, NameEntry, NameKey, NetId, Owner, PtrTarget, RecordSet, Sizes,
     SrvTarget, View, record_set::Cursors,
 };
+use crate::telemetry::names;
 
 /// A small sorted map on a `Vec`. Most keys here have one or two entries; a `BTreeMap` would
 /// allocate a node of eleven slots for each (measured: about 10 KB per endpoint at 100,000).

@@ -7,7 +7,6 @@
 //! and known containers (which see only their own networks, as in DNS). The first three
 //! paths stay open for Prometheus and health checks.
 
-use crate::telemetry::names;
 use std::{
     net::{IpAddr, SocketAddr},
     sync::{
@@ -33,6 +32,7 @@ use tower::ServiceExt;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 use tracing::{debug, info};
 
+use super::names;
 use crate::registry::Registry;
 
 /// What `/readyz` waits for: the listeners, and the first sync of every enabled live source.

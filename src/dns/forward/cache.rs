@@ -211,12 +211,6 @@ impl Cache {
         Some(aged(&answer, |ttl| ttl.saturating_sub(age)))
     }
 
-    /// `answer` with no TTL above `max_ttl`: what the cache keeps and what a miss relays, so
-    /// that no client keeps an answer longer than the cache would.
-    pub fn capped(&self, answer: &Message) -> Message {
-        aged(answer, |ttl| ttl.min(self.limits.max_ttl))
-    }
-
     /// An answer that expired less than `serve_stale` ago, with TTL [`STALE_TTL`]: for when
     /// every upstream has failed (RFC 8767). Counted.
     pub fn stale(&self, key: &Key) -> Option<Message> {
@@ -247,15 +241,23 @@ impl Cache {
         (fresh != stale).then_some(found)
     }
 
-    /// Keeps `answer` to `question` (keyed by `key`, the question lowercased).
-    pub fn put(&self, key: Key, question: &Query, answer: &Message) {
+    /// Caps `answer`'s TTLs at `max_ttl`, keeps it for `question` (keyed by `key`, the
+    /// question lowercased) if it may be cached, and returns it capped: what a miss relays, so
+    /// that no client keeps an answer longer than the cache would.
+    pub fn put(&self, key: Key, question: &Query, mut answer: Message) -> Message {
+        set_ttls(&mut answer, |ttl| ttl.min(self.limits.max_ttl));
+        self.keep(key, question, &answer);
+        answer
+    }
+
+    /// [`Cache::put`]'s keeping, of an answer already capped.
+    fn keep(&self, key: Key, question: &Query, answer: &Message) {
         let (Some(entries), Some(ttl)) = (
             self.entries.as_ref(),
             cacheable_ttl(answer, self.limits.max_ttl),
         ) else {
             return;
         };
-        let answer = &self.capped(answer);
         let encoded = encode(question, answer, ttl);
         let question_key = encoded
             .as_ref()
@@ -315,9 +317,15 @@ impl Cache {
     }
 }
 
-/// `answer` with every record's TTL mapped by `ttl`.
+/// A copy of `answer` with every record's TTL mapped by `ttl`.
 fn aged(answer: &Message, ttl: impl Fn(u32) -> u32) -> Message {
     let mut message = answer.clone();
+    set_ttls(&mut message, ttl);
+    message
+}
+
+/// Maps every record's TTL in `message` by `ttl`.
+fn set_ttls(message: &mut Message, ttl: impl Fn(u32) -> u32) {
     for record in message
         .answers
         .iter_mut()
@@ -326,7 +334,6 @@ fn aged(answer: &Message, ttl: impl Fn(u32) -> u32) -> Message {
     {
         record.ttl = ttl(record.ttl);
     }
-    message
 }
 
 #[cfg(test)]
@@ -370,13 +377,13 @@ mod tests {
     #[test]
     fn keeps_positive_ttl_answers_and_skips_zero_ttl_and_servfail() {
         let cache = Cache::new(limits(8));
-        cache.put(key(), &question(), &answer(0));
+        cache.put(key(), &question(), answer(0));
         assert!(cache.get(&key()).is_none());
         let mut failed = answer(60);
         failed.metadata.response_code = ResponseCode::ServFail;
-        cache.put(key(), &question(), &failed);
+        cache.put(key(), &question(), failed);
         assert!(cache.get(&key()).is_none());
-        cache.put(key(), &question(), &answer(60));
+        cache.put(key(), &question(), answer(60));
         let hit = cache.get(&key()).expect("cached");
         assert!(hit.answers[0].ttl <= 60 && hit.answers[0].ttl >= 59);
     }
@@ -384,7 +391,7 @@ mod tests {
     #[test]
     fn an_entry_is_kept_encoded_with_its_ttls_and_goes_with_it() {
         let cache = Cache::new(limits(1));
-        cache.put(key(), &question(), &answer(60));
+        cache.put(key(), &question(), answer(60));
         let lower = lowercase_question(&[
             1, b'X', 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0, 0, 1, 0, 1,
         ])
@@ -405,7 +412,7 @@ mod tests {
         );
         let other_question =
             Query::query(Name::from_str("y.example.").expect("name"), RecordType::A);
-        cache.put(other, &other_question, &answer(60));
+        cache.put(other, &other_question, answer(60));
         assert!(cache.encoded(&lower).is_none());
     }
 
@@ -416,7 +423,8 @@ mod tests {
             max_ttl: 120,
             ..limits(8)
         });
-        capped.put(key(), &question(), &answer(86400));
+        let relayed = capped.put(key(), &question(), answer(86400));
+        assert_eq!(relayed.answers[0].ttl, 120, "relayed as kept");
         assert!(capped.lookup(&key(), false).is_some());
         assert_eq!(capped.lru_ttl(&key()), Some(120));
 
@@ -438,7 +446,7 @@ mod tests {
         };
         for n in ["a.example.", "b.example.", "c.example."] {
             let (k, q) = named(n);
-            small.put(k, &q, &answer(60));
+            small.put(k, &q, answer(60));
         }
         assert!(small.get(&named("a.example.").0).is_none(), "evicted");
         assert!(small.get(&named("c.example.").0).is_some());
@@ -449,14 +457,14 @@ mod tests {
             serve_stale: 60,
             ..limits(8)
         });
-        stale.put(key(), &question(), &answer(1));
+        stale.put(key(), &question(), answer(1));
         assert!(stale.stale(&key()).is_none(), "still fresh");
         std::thread::sleep(Duration::from_millis(1100));
         assert!(stale.get(&key()).is_none(), "expired: not served fresh");
         let served = stale.stale(&key()).expect("served stale");
         assert_eq!(served.answers[0].ttl, STALE_TTL);
         let off = Cache::new(limits(8));
-        off.put(key(), &question(), &answer(1));
+        off.put(key(), &question(), answer(1));
         std::thread::sleep(Duration::from_millis(1100));
         assert!(off.stale(&key()).is_none(), "off by default");
     }
@@ -464,7 +472,7 @@ mod tests {
     #[test]
     fn capacity_zero_disables() {
         let cache = Cache::new(limits(0));
-        cache.put(key(), &question(), &answer(60));
+        cache.put(key(), &question(), answer(60));
         assert!(cache.get(&key()).is_none());
     }
 }

@@ -10,7 +10,6 @@
 mod cache;
 mod upstream;
 
-use crate::telemetry::names;
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
@@ -28,6 +27,10 @@ use tokio::sync::{Semaphore, oneshot};
 use tracing::{debug, warn};
 
 pub use cache::{Cache, CacheLimits, Encoded};
+pub use upstream::{ExchangeError, Upstream};
+use upstream::{UPSTREAM_UDP_PAYLOAD, exchange_tcp, exchange_udp};
+
+use crate::telemetry::names;
 
 /// `response` carrying `upstream`'s answer: its rcode and its three sections as the upstream
 /// ordered them (its OPT and signature stay the upstream's). The full path relays with this,
@@ -38,8 +41,6 @@ pub fn relay_into(response: &mut Message, upstream: Message) {
     response.authorities = upstream.authorities;
     response.additionals = upstream.additionals;
 }
-pub use upstream::{ExchangeError, Upstream};
-use upstream::{UPSTREAM_UDP_PAYLOAD, exchange_tcp, exchange_udp};
 
 /// Docker's embedded resolver inside a container: forwarding there would loop through Docker.
 const DOCKER_EMBEDDED_DNS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 11));
@@ -272,12 +273,12 @@ impl Forwarder {
             leader.finish(Err("too many forwards in flight".into()));
             return Err(ForwardError::Busy(self.max_in_flight));
         };
-        let outcome = match self.ask_upstreams(question, tcp, key.clone()).await {
-            // Every upstream failed: an answer that expired a little while ago, when allowed
-            // (RFC 8767), beats SERVFAIL.
-            Err(error) => self.cache.stale(&key).ok_or(error),
-            Ok(fresh) => Ok(self.cache.capped(&fresh)),
-        };
+        // Every upstream failed: an answer that expired a little while ago, when allowed (RFC
+        // 8767), beats SERVFAIL.
+        let outcome = self
+            .ask_upstreams(question, tcp, key.clone())
+            .await
+            .or_else(|error| self.cache.stale(&key).ok_or(error));
         leader.finish(match &outcome {
             Ok(answer) => Ok(answer.clone()),
             Err(error) => Err(error.to_string()),
@@ -328,8 +329,8 @@ impl Forwarder {
                 }
                 Ok(answer) => {
                     upstream.mark_ok();
-                    self.cache.put(key, question, &answer);
-                    return Ok(answer);
+                    // Relayed as kept: TTLs capped.
+                    return Ok(self.cache.put(key, question, answer));
                 }
                 Err(e) => format!("{}: {e}", upstream.addr),
             };

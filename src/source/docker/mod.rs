@@ -9,7 +9,6 @@
 
 pub mod translate;
 
-use crate::telemetry::names;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
@@ -40,6 +39,7 @@ use super::{
     tracked::{EndpointKey, Tracked},
 };
 use crate::registry::{Change, Endpoint, Owner, Registry};
+use crate::telemetry::names;
 
 /// Container actions that can change what a container answers to.
 /// What the Docker source publishes is its own: the static file and Swarm may publish on the

@@ -11,7 +11,6 @@
 pub mod manager;
 pub mod translate;
 
-use crate::telemetry::names;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
@@ -27,6 +26,7 @@ use manager::{Manager, ManagerError, Role};
 
 use super::tracked::Tracked;
 use crate::registry::{Owner, Registry};
+use crate::telemetry::names;
 
 /// Re-read pace, and for how long, after an event.
 /// What the Swarm source publishes is its own (see [`crate::registry::Owner`]).
