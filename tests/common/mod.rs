@@ -342,6 +342,7 @@ pub fn a_records(msg: &Message) -> Vec<std::net::Ipv4Addr> {
         })
         .collect()
 }
+pub mod clients;
 pub mod dnsmasq;
 pub mod docker;
 pub mod engine_proxy;
