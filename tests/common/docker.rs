@@ -62,7 +62,11 @@ static PREPARE: Once = Once::new();
 /// Once per test process: sweep leftovers and build the test image from busybox-static.
 fn prepare() {
     PREPARE.call_once(|| {
-        sweep();
+        // NETALIAS_TEST_NO_SWEEP: several test runs share one engine (developers working side
+        // by side); each then leaves the others' resources alone and removes only its own.
+        if std::env::var_os("NETALIAS_TEST_NO_SWEEP").is_none() {
+            sweep();
+        }
         // One recipe for tests and benches: tests/build-test-image.sh (docker import of
         // busybox-static).
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/build-test-image.sh");
