@@ -20,6 +20,12 @@ use super::{
 };
 use crate::telemetry;
 
+/// How long a question from an unknown asker inside a followed subnet waits for it to be
+/// looked up in the engine. A network inspect takes 1–2 ms even while the engine starts the
+/// container (its container inspect blocks 100–480 ms then); a client retries after 1 s
+/// (glibc 5 s, musl 2.5 s), so waiting longer than this would gain nothing.
+pub const NEW_ASKER_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// The answer to `bytes` from `src` over `protocol`, or `None` when nothing is to be sent.
 pub async fn answer_bytes(
     responder: &Responder,
@@ -52,6 +58,19 @@ pub async fn answer_bytes(
     // The asker as the policies see it (see `Responder::asker`); the caller still answers to
     // the socket address it received from.
     let asker = responder.asker(src.ip());
+    // A container's first packet can come before any source has read it: an unknown asker
+    // from inside a followed subnet is looked up and waited for, never refused for being new.
+    if !responder.registry().knows_asker(asker) {
+        let known = responder
+            .registry()
+            .await_asker(asker, NEW_ASKER_WAIT)
+            .await;
+        if responder.registry().may_look_up(asker) {
+            let outcome = if known { "known" } else { "unknown" };
+            metrics::counter!(telemetry::names::DNS_NEW_ASKERS_TOTAL, "outcome" => outcome)
+                .increment(1);
+        }
+    }
     let tcp = protocol == Protocol::Tcp;
     let (mut response, forwardable) = responder.respond(&request, asker);
     let mut forwarded = false;

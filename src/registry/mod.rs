@@ -6,6 +6,7 @@
 //! the writer for long and never hold a guard across `.await`. Nothing here does I/O.
 
 mod change;
+mod early;
 mod name_key;
 mod record_set;
 mod view;
@@ -22,6 +23,7 @@ use dashmap::DashMap;
 use hickory_server::proto::rr::{LowerName, Name};
 
 pub use change::{Change, DEFAULT_SRV_WEIGHT, Endpoint, Owner, SrvPort, SrvProto};
+pub use early::{EARLY_TTL, MAX_PENDING_LOOKUPS};
 pub use name_key::NameKey;
 use name_key::parent_offsets;
 pub use record_set::{Cursors, RecordSet, Rotated, SrvTarget};
@@ -77,6 +79,8 @@ struct Index {
     trusted: ArcSwap<Box<[ipnet::IpNet]>>,
     /// Networks marked internal.
     internal: ReadMap<NetId, ()>,
+    /// Askers the engine has and no source has published yet (`early.rs`).
+    early: early::Early,
 }
 
 /// Who is asking, as far as forwarding is concerned.
@@ -397,6 +401,12 @@ impl Registry {
         }
         if self.is_trusted(asker) {
             Asker::Local
+        } else if let Some(early) = self.index.early.get(&asker) {
+            if early.internal_only {
+                Asker::InternalOnly
+            } else {
+                Asker::Container
+            }
         } else {
             Asker::Outside
         }
@@ -414,6 +424,107 @@ impl Registry {
             .load(std::sync::atomic::Ordering::Relaxed)
             && !self.index.clients.contains_key(&asker)
             && !self.is_trusted(asker)
+            && self.index.early.get(&asker).is_none()
+    }
+
+    /// Whether `asker` is known: an endpoint's (or nameless) address, loopback or trusted, or
+    /// an early one (`early.rs`).
+    pub fn knows_asker(&self, asker: IpAddr) -> bool {
+        self.index.clients.contains_key(&asker)
+            || self.is_trusted(asker)
+            || self.index.early.get(&asker).is_some()
+    }
+
+    /// Scopes `addresses` to `networks` (held ones; others are skipped) until a source
+    /// publishes them or [`EARLY_TTL`] passes: what a live source knows of a container before it
+    /// can read it whole (its `network connect`, or a lookup of an unknown asker). Addresses a
+    /// source has published already are left as they are. Wakes [`Registry::await_asker`].
+    pub fn learn_early(&self, addresses: &[IpAddr], networks: &[String]) {
+        let ids: Vec<NetId> = {
+            let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            networks
+                .iter()
+                .filter_map(|n| model.network_id(n))
+                .collect()
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let internal_only = ids.iter().all(|id| self.index.internal.contains_key(id));
+        let view = Arc::new(View::only(ids));
+        let until = std::time::Instant::now() + EARLY_TTL;
+        if self.index.early.entries.len() > MAX_PENDING_LOOKUPS {
+            self.index.early.sweep();
+        }
+        for ip in addresses {
+            if self.index.clients.contains_key(ip) {
+                continue;
+            }
+            self.index.early.entries.insert(
+                *ip,
+                early::EarlyEntry {
+                    view: Arc::clone(&view),
+                    until,
+                    internal_only,
+                },
+            );
+        }
+        self.index.early.learned.notify_waiters();
+    }
+
+    /// Drops the early scope of `addresses` (the container left those networks).
+    pub fn forget_early(&self, addresses: &[IpAddr]) {
+        for ip in addresses {
+            self.index.early.entries.remove(ip);
+        }
+    }
+
+    /// Where lookups of unknown askers go (`None`: nowhere, nobody is looked up), and the
+    /// subnets an asker must be inside to be looked up: the live source's networks'.
+    pub fn set_asker_lookups(
+        &self,
+        lookups: Option<tokio::sync::mpsc::Sender<IpAddr>>,
+        subnets: Vec<ipnet::IpNet>,
+    ) {
+        self.index.early.set_subnets(subnets);
+        self.index.early.set_lookups(lookups);
+    }
+
+    /// Whether an unknown `asker` would be looked up (it is inside a followed subnet).
+    pub fn may_look_up(&self, asker: IpAddr) -> bool {
+        self.index.early.may_look_up(asker)
+    }
+
+    /// Updates the subnets unknown askers are looked up in (networks come and go).
+    pub fn set_lookup_subnets(&self, subnets: Vec<ipnet::IpNet>) {
+        self.index.early.set_subnets(subnets);
+    }
+
+    /// Waits, at most `wait`, until `asker` is known: at once when it is; when it is unknown
+    /// but inside a followed network's subnet, it is sent for lookup and waited for (a
+    /// container's first packet can come before any source has read the container). Returns
+    /// whether it is known now; an asker outside every followed subnet is not waited for, and
+    /// stays a stranger (scoping still fails closed).
+    pub async fn await_asker(&self, asker: IpAddr, wait: std::time::Duration) -> bool {
+        if self.knows_asker(asker) {
+            return true;
+        }
+        if !self.index.early.may_look_up(asker) {
+            return false;
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.index.early.learned.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.knows_asker(asker) {
+                return true;
+            }
+            self.index.early.request(asker);
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.knows_asker(asker);
+            }
+        }
     }
 
     /// networks → names → members in the order the next answer gives them (for `/records`).
@@ -532,7 +643,10 @@ impl Registry {
         match self.index.clients.get(&asker) {
             Some(view) => f(view.value()),
             None if self.is_trusted(asker) => f(&self.index.default_view.load()),
-            None => f(&self.index.stranger_view.load()),
+            None => match self.index.early.get(&asker) {
+                Some(early) => f(&early.view),
+                None => f(&self.index.stranger_view.load()),
+            },
         }
     }
 }

@@ -684,3 +684,78 @@ fn records_list_members_out_of_rotation_with_their_reason() {
     );
     assert_eq!(records["n"]["b"], ["10.4.0.2 (out of rotation: unhealthy)"]);
 }
+
+#[tokio::test]
+async fn an_unknown_asker_inside_a_followed_subnet_is_looked_up_and_scoped_until_published() {
+    let reg = Arc::new(Registry::new(Some("docker")).expect("registry"));
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("net1", "web1", [10, 0, 0, 2], &["app"])),
+    );
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("net2", "db1", [10, 1, 0, 2], &["db"])),
+    );
+    let newcomer: IpAddr = "10.0.0.9".parse().unwrap();
+    let outsider: IpAddr = "192.0.2.9".parse().unwrap();
+    let wait = std::time::Duration::from_millis(300);
+    assert!(reg.is_stranger(newcomer));
+    // Nobody follows the engine: nobody is looked up or waited for.
+    assert!(!reg.await_asker(newcomer, wait).await);
+
+    let (tx, mut lookups) = tokio::sync::mpsc::channel(8);
+    reg.set_asker_lookups(Some(tx), vec!["10.0.0.0/24".parse().unwrap()]);
+    // Outside every followed subnet: not looked up, still a stranger (fails closed).
+    let started = std::time::Instant::now();
+    assert!(!reg.await_asker(outsider, wait).await);
+    assert!(started.elapsed() < wait, "not waited for");
+    assert!(lookups.try_recv().is_err(), "not sent for lookup");
+
+    // Inside: sent for lookup, and answered as soon as a source scopes it.
+    let looker = {
+        let reg = Arc::clone(&reg);
+        tokio::spawn(async move {
+            let ip = lookups.recv().await.expect("a lookup");
+            reg.learn_early(&[ip], &["net1".to_string(), "gone".to_string()]);
+            lookups
+        })
+    };
+    assert!(reg.await_asker(newcomer, wait).await);
+    let mut lookups = looker.await.expect("looker");
+    assert_eq!(reg.asker(newcomer), Asker::Container);
+    assert_eq!(
+        members(&reg, "app", newcomer),
+        Some(vec![Ipv4Addr::new(10, 0, 0, 2)])
+    );
+    assert_eq!(
+        members(&reg, "db", newcomer),
+        None,
+        "net2 is not its network"
+    );
+
+    // Asked again at once: not sent again (one lookup per address per second).
+    reg.forget_early(&[newcomer]);
+    let started = std::time::Instant::now();
+    assert!(
+        !reg.await_asker(newcomer, std::time::Duration::from_millis(50))
+            .await
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(50),
+        "bounded wait"
+    );
+    assert!(lookups.try_recv().is_err());
+
+    // A source's publication replaces the early scope.
+    reg.learn_early(&[newcomer], &["net1".to_string()]);
+    reg.apply(T, Change::EndpointUp(ep("net2", "new", [10, 0, 0, 9], &[])));
+    assert_eq!(
+        members(&reg, "app", newcomer),
+        None,
+        "now on net2 only, as published"
+    );
+    assert_eq!(
+        members(&reg, "db", newcomer),
+        Some(vec![Ipv4Addr::new(10, 1, 0, 2)])
+    );
+}

@@ -321,6 +321,11 @@ impl Model {
     }
 
     /// The first address of an endpoint whose name is `name` (for `explain --from NAME`).
+    /// The handle of the network named `name`, if it is held.
+    pub(super) fn network_id(&self, name: &str) -> Option<NetId> {
+        self.networks.get(name).map(|s| s.id)
+    }
+
     pub(super) fn address_of(&self, name: &str) -> Option<IpAddr> {
         self.networks
             .values()
@@ -697,7 +702,10 @@ impl Model {
             .chain(extra.into_iter().flat_map(|e| e.values().flatten()));
         for ip in addresses {
             index.clients.insert(*ip, Arc::clone(&view));
+            // Published: the source's word replaces the early scope (`early.rs`).
+            index.early.entries.remove(ip);
         }
+        index.early.learned.notify_waiters();
     }
 
     /// The default view (loopback, trusted askers) and the strangers' one: the default view

@@ -52,6 +52,8 @@ catalogue! {
         "DNS-over-TCP connections refused at accept, by reason";
     DNS_TCP_CLOSED_TOTAL = "netalias_dns_tcp_closed_total", Counter,
         "DNS-over-TCP connections closed by netalias, by reason";
+    DNS_NEW_ASKERS_TOTAL = "netalias_dns_new_askers_total", Counter,
+        "Questions from an unknown asker inside a followed subnet, held until it was looked up, by outcome (known, unknown)";
 
     // Forwarding and its cache.
     FORWARD_REJECTED_TOTAL = "netalias_forward_rejected_total", Counter,
@@ -94,6 +96,8 @@ catalogue! {
         "Docker events read but not yet applied";
     DOCKER_EVENT_OVERFLOWS_TOTAL = "netalias_docker_event_overflows_total", Counter,
         "Times the pending-events queue overflowed and a snapshot resynced instead";
+    DOCKER_EARLY_ASKERS_TOTAL = "netalias_docker_early_askers_total", Counter,
+        "Container addresses scoped before the container could be read whole, by how (connect, lookup, not_found)";
     DOCKER_EVENTS_TOTAL = "netalias_docker_events_total", Counter,
         "Docker events received, by action";
     DOCKER_RESYNCS_TOTAL = "netalias_docker_resyncs_total", Counter,

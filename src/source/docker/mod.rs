@@ -7,6 +7,7 @@
 //! stay as they were (stale, and logged as such) and the session starts again with capped
 //! backoff. This module reads the engine only; it never writes to it.
 
+mod early;
 pub mod translate;
 
 use std::{
@@ -201,6 +202,11 @@ impl DockerSource {
         // Taken from the engine's clock before the snapshot and handed to the event stream: no
         // gap between the two, however far our clock is from the engine's.
         let since = engine_now(&docker).await?;
+        // Early askers: containers scoped from their `network connect`, and unknown askers
+        // looked up, beside this loop (see `early.rs`); it ends with the session.
+        let (early_tx, early_rx) = mpsc::channel(early::EVENT_QUEUE);
+        let early = early::EarlyAskers::new(docker.clone(), Arc::clone(&self.registry), engine);
+        let _early = AbortOnDropHandle::new(tokio::spawn(early.run(early_rx)));
         self.snapshot(&docker).await?;
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(());
@@ -225,6 +231,12 @@ impl DockerSource {
         let reader_overflowed = Arc::clone(&overflowed);
         let reader = tokio::spawn(async move {
             while let Some(event) = events.next().await {
+                if let Ok(event) = &event
+                    && let Some(early) = early_event(event)
+                {
+                    // As it arrives, ahead of the queue: the head start is the point.
+                    let _ = early_tx.try_send(early);
+                }
                 let failed = event.is_err();
                 match tx.try_send(event) {
                     Ok(()) => {}
@@ -646,6 +658,35 @@ impl crate::source::live::LiveSource for DockerSource {
 
     fn endpoints_held(&self) -> usize {
         self.tracked.endpoint_count()
+    }
+}
+
+/// What the early-askers task wants of an engine event: network connects and disconnects, and
+/// networks coming and going.
+fn early_event(event: &EventMessage) -> Option<early::EarlyEvent> {
+    if event.typ != Some(EventMessageTypeEnum::NETWORK) {
+        return None;
+    }
+    let actor = event.actor.as_ref()?;
+    let network = actor.id.clone()?;
+    let container = || {
+        actor
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get("container"))
+            .cloned()
+    };
+    match event.action.as_deref()? {
+        "connect" => Some(early::EarlyEvent::Connect {
+            network,
+            container: container()?,
+        }),
+        "disconnect" => Some(early::EarlyEvent::Disconnect {
+            network,
+            container: container()?,
+        }),
+        "create" | "destroy" => Some(early::EarlyEvent::Networks),
+        _ => None,
     }
 }
 
