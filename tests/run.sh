@@ -15,6 +15,11 @@ command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v podman >/dev/null 2>&1 || missing+=(podman)
 # The host-service unit is checked with systemd-analyze verify (tests/systemd.rs).
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# Real resolver clients, linked statically in tests/build-client-image.sh: musl's getaddrinfo
+# and Go's pure resolver (glibc's comes with gcc); compose for tests/compose.rs.
+command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
