@@ -176,3 +176,81 @@ fn a_container_resolving_in_its_first_millisecond_is_answered_by_every_library()
         failures.join("\n")
     );
 }
+
+#[test]
+fn a_new_container_is_named_at_its_network_connect_under_the_same_rules() {
+    if !available() {
+        return;
+    }
+    let mut stack = Stack::default();
+    let net = stack.network("fpnet2", &["--subnet=10.235.1.0/24"]);
+    let http = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_without_config(&[
+        "--docker",
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        &http,
+    ]);
+    let http: std::net::SocketAddr = http.parse().expect("http address");
+    assert!(
+        eventually(Duration::from_secs(20), || is_ready(http)),
+        "netalias becomes ready"
+    );
+    stack.run("fp-new", &["--network", &net, "--network-alias", "fpnew"]);
+    let ip = ip_on("fp-new", &net);
+    assert!(
+        eventually(Duration::from_secs(10), || a_of(&server, "fpnew.")
+            == vec![ip]),
+        "the new container answers: {:?}",
+        a_of(&server, "fpnew.")
+    );
+    let published_early =
+        |page: &str| metric(page, "netalias_docker_early_askers_total{how=\"created\"}");
+    assert!(
+        published_early(&metrics_page(http)) >= 1.0,
+        "published at its network connect, from what was read at create:\n{}",
+        metrics_page(http)
+    );
+    // Early or not, a container with a health check answers only once healthy: this one
+    // never is.
+    stack.run(
+        "fp-checked",
+        &[
+            "--network",
+            &net,
+            "--network-alias",
+            "fpchecked",
+            "--health-cmd",
+            "false",
+            "--health-interval",
+            "1s",
+        ],
+    );
+    let before = published_early(&metrics_page(http));
+    assert!(before >= 2.0, "the checked one went the early way too");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        a_of(&server, "fpchecked.").is_empty(),
+        "never healthy, never answered"
+    );
+    assert_eq!(a_of(&server, "fpnew."), vec![ip]);
+}
+
+/// Whether `/readyz` answers 200 (the Docker source has synced once).
+fn is_ready(http: std::net::SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&http, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply.starts_with("HTTP/1.1 200")
+}

@@ -14,19 +14,28 @@
 //!   networks whose subnets hold the address, finds the container there, and scopes it the
 //!   same way; not found, nothing changes (the asker stays a stranger: scoping fails closed).
 //!
-//! It publishes no names and owns no records: the event loop still reads each container whole
-//! and its publication replaces the early scope. It never writes to the engine.
+//! - on `container create` reads the container (not yet started, so its inspect does not
+//!   wait on a start: 2–3 ms measured) and keeps it in [`Created`], from which the event loop
+//!   publishes the container's names at its `network connect`, as Docker registers them then.
+//!
+//! It publishes no names and owns no records itself: the event loop publishes (from
+//! [`Created`], then from the container's own inspect after `start`), and its publication
+//! replaces the early scope. It never writes to the engine.
 
 use std::{
     collections::{BTreeMap, HashMap},
     net::IpAddr,
-    sync::Arc,
-    time::Instant,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use bollard::{
     Docker,
-    query_parameters::{InspectNetworkOptions, ListContainersOptionsBuilder, ListNetworksOptions},
+    models::ContainerInspectResponse,
+    query_parameters::{
+        InspectContainerOptions, InspectNetworkOptions, ListContainersOptionsBuilder,
+        ListNetworksOptions,
+    },
 };
 use metrics::counter;
 use tokio::sync::mpsc;
@@ -43,6 +52,8 @@ pub enum EarlyEvent {
     Connect { network: String, container: String },
     /// A container left a network.
     Disconnect { network: String, container: String },
+    /// A container was created: read it before its start locks it.
+    Created { container: String },
     /// A network came or went: the subnets to look askers up in changed.
     Networks,
 }
@@ -50,6 +61,53 @@ pub enum EarlyEvent {
 /// Events queued for the task, at most; past it they are dropped (the event loop still
 /// reads every container; only the head start is lost).
 pub const EVENT_QUEUE: usize = 1024;
+
+/// Containers read at once after `create`, at most: each read is one engine request.
+const CREATED_READS: usize = 8;
+
+/// Containers as read right after `create`, by ID, for the event loop to publish at their
+/// `network connect` ([`crate::source::docker::translate::as_started`]). An entry goes when
+/// the event loop has read the container itself (any later container event), or after
+/// [`Created::TTL`]: `docker run` and compose start what they create within milliseconds, and
+/// a container created long before its start may have changed since.
+#[derive(Clone, Default)]
+pub struct Created(Arc<Mutex<HashMap<String, (Instant, ContainerInspectResponse)>>>);
+
+impl Created {
+    pub const TTL: Duration = Duration::from_secs(10);
+    /// Entries kept at most (a burst of creates without starts).
+    const MAX: usize = 1024;
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, ContainerInspectResponse)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `container` as read (or as it will be once started), for [`Created::TTL`].
+    pub fn keep(&self, id: &str, container: ContainerInspectResponse) {
+        let mut map = self.lock();
+        let now = Instant::now();
+        if map.len() >= Self::MAX {
+            map.retain(|_, (at, _)| now.duration_since(*at) < Self::TTL);
+            if map.len() >= Self::MAX {
+                return;
+            }
+        }
+        map.insert(id.to_string(), (now, container));
+    }
+
+    /// The container as kept, while it is fresh.
+    pub fn get(&self, id: &str) -> Option<ContainerInspectResponse> {
+        let map = self.lock();
+        let (at, container) = map.get(id)?;
+        (at.elapsed() < Self::TTL).then(|| container.clone())
+    }
+
+    pub fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
 
 /// A followed network: its name and subnets.
 #[derive(Debug, Clone)]
@@ -64,6 +122,8 @@ pub struct EarlyAskers {
     docker: Docker,
     registry: Arc<Registry>,
     engine: Engine,
+    created: Created,
+    reads: Arc<tokio::sync::Semaphore>,
     networks: Vec<Followed>,
     /// Container ID → its addresses per network name, as connects have shown them; kept for
     /// [`EARLY_TTL`] (the early scope lapses then anyway).
@@ -71,11 +131,18 @@ pub struct EarlyAskers {
 }
 
 impl EarlyAskers {
-    pub fn new(docker: Docker, registry: Arc<Registry>, engine: Engine) -> EarlyAskers {
+    pub fn new(
+        docker: Docker,
+        registry: Arc<Registry>,
+        engine: Engine,
+        created: Created,
+    ) -> EarlyAskers {
         EarlyAskers {
             docker,
             registry,
             engine,
+            created,
+            reads: Arc::new(tokio::sync::Semaphore::new(CREATED_READS)),
             networks: Vec::new(),
             containers: HashMap::new(),
         }
@@ -98,6 +165,7 @@ impl EarlyAskers {
                     Some(EarlyEvent::Disconnect { network, container }) => {
                         self.disconnected(&network, &container);
                     }
+                    Some(EarlyEvent::Created { container }) => self.read_created(container),
                     Some(EarlyEvent::Networks) => {
                         self.refresh_networks().await;
                         self.registry.set_lookup_subnets(self.subnets());
@@ -107,6 +175,33 @@ impl EarlyAskers {
                 Some(ip) = lookups.recv() => self.look_up(ip).await,
             }
         }
+    }
+
+    /// Reads a created container in a task of its own (a read that lands after the start
+    /// began waits for it, and must not hold up the rest), and keeps it in [`Created`].
+    fn read_created(&self, container: String) {
+        let Ok(permit) = Arc::clone(&self.reads).try_acquire_owned() else {
+            return; // a burst: these containers are read after their start, as before
+        };
+        let docker = self.docker.clone();
+        let created = self.created.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match docker
+                .inspect_container(&container, None::<InspectContainerOptions>)
+                .await
+            {
+                // Only a container not started yet: one that is already running is the event
+                // loop's to read.
+                Ok(c) if c.state.as_ref().and_then(|s| s.running) != Some(true) => {
+                    created.keep(&container, c);
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    debug!(%error, container, "early askers: cannot read a created container")
+                }
+            }
+        });
     }
 
     fn subnets(&self) -> Vec<ipnet::IpNet> {
@@ -282,7 +377,7 @@ impl Drop for StopLookups {
 }
 
 /// An endpoint's addresses, without their prefix lengths (`10.0.0.2/24`).
-fn endpoint_addresses(endpoint: &bollard::models::EndpointResource) -> Vec<IpAddr> {
+pub fn endpoint_addresses(endpoint: &bollard::models::EndpointResource) -> Vec<IpAddr> {
     [&endpoint.ipv4_address, &endpoint.ipv6_address]
         .into_iter()
         .filter_map(|a| a.as_deref())

@@ -244,6 +244,49 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
     endpoints
 }
 
+/// What a container read when it was created (not yet started) will be once the engine has
+/// connected it to `network` with `addresses`: running, its health check (if it has one)
+/// `starting`, and those addresses on that network. The engine connects a container to its
+/// networks before its process starts, and a container inspect then waits on the start; so
+/// the event path publishes from this (the same translation, [`endpoints_of`]) at `network
+/// connect`, and the container's own inspect after `start` corrects whatever differs.
+pub fn as_started(
+    created: &ContainerInspectResponse,
+    network: &str,
+    addresses: &[IpAddr],
+) -> ContainerInspectResponse {
+    let mut started = created.clone();
+    let has_healthcheck = started
+        .config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.test.as_ref())
+        .is_some_and(|test| !test.is_empty() && test[0] != "NONE");
+    let state = started.state.get_or_insert_with(Default::default);
+    state.running = Some(true);
+    state.restarting = Some(false);
+    state.paused = Some(false);
+    state.status = Some(bollard::models::ContainerStateStatusEnum::RUNNING);
+    state.health = has_healthcheck.then(|| bollard::models::Health {
+        status: Some(HealthStatusEnum::STARTING),
+        ..Default::default()
+    });
+    let endpoint = started
+        .network_settings
+        .get_or_insert_with(Default::default)
+        .networks
+        .get_or_insert_with(Default::default)
+        .entry(network.to_string())
+        .or_default();
+    for ip in addresses {
+        match ip {
+            IpAddr::V4(v4) => endpoint.ip_address = Some(v4.to_string()),
+            IpAddr::V6(v6) => endpoint.global_ipv6_address = Some(v6.to_string()),
+        }
+    }
+    started
+}
+
 /// The service ports a container offers: its `netalias.srv.*` labels, then its exposed ports
 /// that have a well-known service name (`EXPOSE 80` → `http`) and that no label names.
 fn srv_of(c: &ContainerInspectResponse, name: &str) -> Vec<SrvPort> {
@@ -460,6 +503,44 @@ mod tests {
         assert_eq!(ep.ipv4, Some(Ipv4Addr::new(10, 1, 0, 2)));
         assert_eq!(ep.ipv6, None, "empty string means no address");
         assert!(ep.in_rotation());
+    }
+
+    #[test]
+    fn a_created_container_connected_to_its_networks_answers_as_it_will_once_started() {
+        // As inspected right after `create`: not running, no addresses yet.
+        let mut created = container(&[("front", ""), ("back", "")]);
+        if let Some(s) = created.state.as_mut() {
+            s.running = Some(false);
+        }
+        assert!(endpoints_of(&created, Policy::default()).is_empty());
+        let front = as_started(&created, "front", &["10.1.0.2".parse().unwrap()]);
+        let eps = endpoints_of(&front, Policy::default());
+        assert_eq!(eps.len(), 1, "only the network connected so far");
+        assert_eq!(eps[0].ipv4, Some(Ipv4Addr::new(10, 1, 0, 2)));
+        let names: Vec<&str> = eps[0].names().collect();
+        assert_eq!(names, ["web1", "app", "0123456789ab", "webhost"]);
+        assert!(eps[0].in_rotation());
+        // Connects accumulate on the started copy.
+        let both = as_started(&front, "back", &["10.2.0.2".parse().unwrap()]);
+        assert_eq!(endpoints_of(&both, Policy::default()).len(), 2);
+
+        // A health check keeps it out of rotation until the engine says healthy; "NONE"
+        // (the image's check turned off) does not.
+        for (test, in_rotation) in [(vec!["CMD-SHELL", "true"], false), (vec!["NONE"], true)] {
+            let mut checked = created.clone();
+            if let Some(cfg) = checked.config.as_mut() {
+                cfg.healthcheck = Some(bollard::models::HealthConfig {
+                    test: Some(test.iter().map(|t| t.to_string()).collect()),
+                    ..Default::default()
+                });
+            }
+            let started = as_started(&checked, "front", &["10.1.0.2".parse().unwrap()]);
+            assert_eq!(
+                endpoints_of(&started, Policy::default())[0].in_rotation(),
+                in_rotation,
+                "{test:?}"
+            );
+        }
     }
 
     #[test]
