@@ -126,6 +126,20 @@ impl Tracked {
         changes
     }
 
+    /// Removes one container's endpoint on one network, if it had one there.
+    pub fn remove_endpoint(&mut self, container: &str, network: &str) -> Vec<Change> {
+        match self
+            .endpoints
+            .remove(&(container.to_string(), network.to_string()))
+        {
+            Some(_) => vec![Change::EndpointDown {
+                network: network.to_string(),
+                container: container.to_string(),
+            }],
+            None => Vec::new(),
+        }
+    }
+
     pub fn add_network(&mut self, network: &str) -> Vec<Change> {
         if self.networks.insert(network.to_string()) {
             vec![Change::NetworkUp {
@@ -165,6 +179,23 @@ mod tests {
             out_of_rotation: None,
             srv: Vec::new(),
         }
+    }
+
+    #[test]
+    fn one_network_of_a_container_can_be_dropped_alone() {
+        let mut t = Tracked::default();
+        t.replace_container("c1", vec![ep("a", "c1", 2), ep("b", "c1", 3)]);
+        assert_eq!(
+            t.remove_endpoint("c1", "a"),
+            vec![Change::EndpointDown {
+                network: "a".into(),
+                container: "c1".into()
+            }]
+        );
+        assert!(t.remove_endpoint("c1", "a").is_empty(), "once");
+        assert_eq!(t.endpoint_count(), 1);
+        // The read that follows finds it gone from `a` already: only `b` is left to compare.
+        assert!(t.replace_container("c1", vec![ep("b", "c1", 3)]).is_empty());
     }
 
     #[test]

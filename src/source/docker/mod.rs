@@ -435,7 +435,10 @@ impl DockerSource {
         match event.typ {
             Some(EventMessageTypeEnum::CONTAINER) => {
                 let Some(id) = actor.id else { return Ok(()) };
-                if verb == "destroy" {
+                if verb == "destroy" || verb == "die" {
+                    // Its process is gone: no read needed (one would wait on the engine's
+                    // lock while it cleans up, 100-150 ms), and Docker's own DNS has dropped
+                    // it already. A restart policy brings it back through `start`.
                     let _ = self.apply_container(&id, Vec::new(), None);
                 } else {
                     let _ = self.refresh_container(docker, &id).await?;
@@ -488,6 +491,12 @@ impl DockerSource {
                                 && self
                                     .connect_created(docker, actor.id.as_deref(), container)
                                     .await;
+                            if verb == "disconnect" {
+                                // Gone from that network now, as from Docker's DNS; the read
+                                // below (which may wait on the engine) settles the rest.
+                                let changes = self.tracked.remove_endpoint(container, &network);
+                                self.registry.apply_all(OWNER, changes);
+                            }
                             if !early {
                                 let _ = self.refresh_container(docker, container).await?;
                             }
