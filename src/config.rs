@@ -456,7 +456,7 @@ impl std::error::Error for ConfigError {}
 /// Why a file could not become a [`Config`] (or a stack spec).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {source}{}", read_hint(source))]
     Read {
         path: PathBuf,
         #[source]
@@ -464,6 +464,19 @@ pub enum LoadError {
     },
     #[error("{0}")]
     Invalid(Box<ConfigError>),
+}
+
+/// What to do about a file that cannot be read.
+fn read_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => {
+            " (a relative path is taken from the current directory; without --config the embedded default is served)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            " (the user netalias runs as must be able to read it)"
+        }
+        _ => "",
+    }
 }
 
 impl Config {

@@ -58,10 +58,24 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("netalias: {error:#}");
+            eprintln!("netalias: {}", report(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each said once: a message that already quotes its
+/// cause (`cannot read x: No such file or directory (os error 2)`) is not followed by it again.
+fn report(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn init_tracing(directive: &str, format: LogFormat) {
@@ -120,6 +134,24 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
     };
     args.apply_to(&mut config);
+    // A malformed engine address is a usage error now, not a reconnect loop forever.
+    let docker_host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
+    for (what, host) in [
+        (
+            "--docker-host (docker.host, NETALIAS_DOCKER_HOST)",
+            &config.docker.host,
+        ),
+        (
+            "--swarm-host (swarm.host, NETALIAS_SWARM_HOST)",
+            &config.swarm.host,
+        ),
+        ("DOCKER_HOST", &docker_host),
+    ] {
+        if let Some(host) = host {
+            netalias::source::reach::check_engine_url(host)
+                .map_err(|reason| anyhow::anyhow!("{what}: {reason}"))?;
+        }
+    }
     if config.swarm.poll_interval_ms == 0 {
         anyhow::bail!("--swarm-poll-ms (swarm.poll_interval_ms) must be at least 1");
     }
@@ -441,7 +473,7 @@ fn provision(command: ProvisionCommand) -> ExitCode {
     match runtime.block_on(run_provision(command)) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("netalias provision: {error:#}");
+            eprintln!("netalias provision: {}", report(&error));
             ExitCode::FAILURE
         }
     }

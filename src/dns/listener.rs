@@ -47,12 +47,31 @@ pub struct Listeners {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr} ({proto}): {source}")]
+#[error("cannot listen on {addr} ({proto}): {source}{}", bind_hint(*addr, source))]
 pub struct BindError {
     pub addr: SocketAddr,
     pub proto: &'static str,
     #[source]
     pub source: io::Error,
+}
+
+/// What to do about a failed bind, for the common causes.
+fn bind_hint(addr: SocketAddr, error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::PermissionDenied if addr.port() < 1024 => format!(
+            "; port {} is below 1024: run with the capability CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE; a container: --cap-add NET_BIND_SERVICE; a binary: setcap cap_net_bind_service=+ep), or listen on a port above 1023",
+            addr.port()
+        ),
+        io::ErrorKind::AddrInUse => format!(
+            "; another process holds it (see `ss -lunp 'sport = :{}'`): stop it or pick another --listen",
+            addr.port()
+        ),
+        io::ErrorKind::AddrNotAvailable => {
+            "; no interface here has that address (give one `ip -brief addr` lists, or 0.0.0.0)"
+                .into()
+        }
+        _ => String::new(),
+    }
 }
 
 /// How many times to look for a port free on both UDP and TCP when asked for port 0.

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// The first wait after a lost session; it doubles up to [`BACKOFF_CAP`].
 pub const BACKOFF_FIRST: Duration = Duration::from_millis(250);
@@ -28,22 +28,46 @@ pub trait LiveSource: Send {
     fn set_stale(&self, stale: bool);
     /// How many endpoints it holds, for the warning.
     fn endpoints_held(&self) -> usize;
+    /// How many syncs it has applied since the process started: none yet means it has never
+    /// been reached, which is said differently from losing it.
+    fn syncs(&self) -> u64;
 }
 
-/// Follows `source` forever, reconnecting with capped backoff.
+/// Follows `source` forever, reconnecting with capped backoff. Each failure is logged once:
+/// the same error again, while the source stays away, is logged at debug.
 pub async fn run<S: LiveSource>(mut source: S) {
     let mut backoff = BACKOFF_FIRST;
+    let mut said: Option<String> = None;
     loop {
         let started = Instant::now();
+        let syncs_before = source.syncs();
         let error = source.session().await;
         source.set_stale(true);
-        warn!(
-            error = %error,
-            retry_in_ms = backoff.as_millis() as u64,
-            endpoints = source.endpoints_held(),
-            "lost {}; serving the last known records (stale) until it is back",
-            S::WHAT
-        );
+        let text = error.to_string();
+        if source.syncs() > syncs_before {
+            said = None; // it was back: a new failure is news
+        }
+        let retry_in_ms = backoff.as_millis() as u64;
+        if said.as_deref() == Some(text.as_str()) {
+            debug!(error = %text, retry_in_ms, "{} still away", S::WHAT);
+        } else if source.syncs() == 0 {
+            warn!(
+                error = %text,
+                retry_in_ms,
+                "{} has not been reached yet; nothing of it is served until it is (retrying every {} s at most)",
+                S::WHAT,
+                BACKOFF_CAP.as_secs()
+            );
+        } else {
+            warn!(
+                error = %text,
+                retry_in_ms,
+                endpoints = source.endpoints_held(),
+                "lost {}; serving the last known records (stale) until it is back",
+                S::WHAT
+            );
+        }
+        said = Some(text);
         if started.elapsed() > BACKOFF_CAP * 2 {
             backoff = BACKOFF_FIRST; // the session had been healthy for a while
         }

@@ -94,12 +94,6 @@ impl Default for DockerOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerSourceError {
-    #[error("cannot connect to the Docker engine at {host}: {source}")]
-    Connect {
-        host: String,
-        #[source]
-        source: BollardError,
-    },
     #[error("Docker engine request failed ({what}): {source}")]
     Request {
         what: String,
@@ -108,6 +102,9 @@ pub enum DockerSourceError {
     },
     #[error("the Docker event stream ended")]
     StreamEnded,
+    /// The first request of a session failed: the engine is not there for us.
+    #[error("cannot reach the Docker engine at {address}: {reason}")]
+    Unreachable { address: String, reason: String },
 }
 
 fn request_error(what: impl Into<String>) -> impl FnOnce(BollardError) -> DockerSourceError {
@@ -139,6 +136,8 @@ pub struct DockerSource {
     listed: HashMap<String, String>,
     /// Containers as read at `create` (`early.rs`), published from at `network connect`.
     created: early::Created,
+    /// Snapshots applied since the process started.
+    syncs: u64,
 }
 
 impl DockerSource {
@@ -152,6 +151,7 @@ impl DockerSource {
             askers: HashMap::new(),
             listed: HashMap::new(),
             created: early::Created::default(),
+            syncs: 0,
         }
     }
 
@@ -188,18 +188,24 @@ impl DockerSource {
             Some(h) => Docker::connect_with_host(h),
             None => Docker::connect_with_defaults(),
         };
-        result.map_err(|source| DockerSourceError::Connect {
-            host: host.unwrap_or_else(|| "DOCKER_HOST or the local socket".into()),
-            source,
+        result.map_err(|error| {
+            let address = crate::source::reach::engine_address(host.as_deref());
+            let reason = match &error {
+                BollardError::SocketNotFoundError(path) => format!(
+                    "no socket at {path}; is the engine running here? Give its address with --docker-host"
+                ),
+                other => crate::source::reach::unreachable_reason(&address, other),
+            };
+            DockerSourceError::Unreachable { address, reason }
         })
     }
 
     async fn session(&mut self) -> Result<(), DockerSourceError> {
-        let docker = self
-            .connect()?
-            .negotiate_version()
-            .await
-            .map_err(request_error("version"))?;
+        let docker = self.connect()?.negotiate_version().await.map_err(|error| {
+            let address = crate::source::reach::engine_address(self.options.host.as_deref());
+            let reason = crate::source::reach::unreachable_reason(&address, &error);
+            DockerSourceError::Unreachable { address, reason }
+        })?;
         let engine = engine_of(&docker).await?;
         if engine != self.options.policy.engine {
             info!(engine = engine.name(), "the engine's naming rules apply");
@@ -394,6 +400,7 @@ impl DockerSource {
         self.registry.apply_all(OWNER, changes);
         // Fresh from this moment: the gauge turns with the records, not after the bookkeeping.
         crate::source::live::LiveSource::set_stale(self, false);
+        self.syncs += 1;
         self.report_bridges(BridgeEvent::Sync(bridges)).await;
         counter!(names::DOCKER_RESYNCS_TOTAL).increment(1);
         info!(
@@ -736,6 +743,10 @@ impl crate::source::live::LiveSource for DockerSource {
 
     fn endpoints_held(&self) -> usize {
         self.tracked.endpoint_count()
+    }
+
+    fn syncs(&self) -> u64 {
+        self.syncs
     }
 }
 

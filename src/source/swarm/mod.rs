@@ -53,6 +53,8 @@ pub struct SwarmSource {
     /// When `role` was last asked of the engine.
     role_checked: Option<Instant>,
     ready: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Syncs applied since the process started.
+    syncs: u64,
 }
 
 impl SwarmSource {
@@ -64,6 +66,7 @@ impl SwarmSource {
             role: None,
             role_checked: None,
             ready: None,
+            syncs: 0,
         }
     }
 
@@ -115,6 +118,7 @@ impl SwarmSource {
                 return e;
             }
             crate::source::live::LiveSource::set_stale(self, false);
+            self.syncs += 1;
             if let Some(ready) = self.ready.take() {
                 let _ = ready.send(());
             }
@@ -244,5 +248,9 @@ impl crate::source::live::LiveSource for SwarmSource {
 
     fn endpoints_held(&self) -> usize {
         self.tracked.endpoint_count()
+    }
+
+    fn syncs(&self) -> u64 {
+        self.syncs
     }
 }
