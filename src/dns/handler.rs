@@ -22,7 +22,7 @@ use super::host::HostAddresses;
 use super::rate_limit::{RateLimit, RateLimiter, Verdict};
 use super::{
     answer::{Answer, answer},
-    forward::{ForwardError, Forwarder},
+    forward::Forwarder,
 };
 use crate::registry::{Asker, Registry};
 use crate::telemetry::names;
@@ -69,13 +69,19 @@ pub struct Responder {
 }
 
 /// What forwarding a question came to.
+///
+/// REFUSED is for askers that may not use netalias for other names at all (strangers,
+/// containers on internal-only networks). An asker that may, but whose question cannot be
+/// forwarded now (forwarding off, no usable upstream, every slot busy, a loop, every
+/// upstream failed), gets SERVFAIL, as from Docker's own resolver: musl's resolver ignores a
+/// REFUSED and waits out its whole timeout for another answer.
 #[derive(Debug)]
 pub enum Forwarded {
     /// The upstream's answer.
     Answer(Message),
-    /// Not forwarded: the asker may not be, or the slots are full (REFUSED stands).
+    /// Not for this asker (REFUSED stands).
     Refused,
-    /// Every upstream failed (SERVFAIL).
+    /// Not answerable now (SERVFAIL).
     Failed,
 }
 
@@ -150,11 +156,11 @@ impl Responder {
         self
     }
 
-    /// Why `asker` may not be forwarded for, if it may not.
-    fn forward_denied(&self, policy: &ForwardPolicy, asker: IpAddr) -> Option<&'static str> {
+    /// Why `asker` may not be forwarded for, if it may not (`allow_any_client`: strangers may).
+    fn forward_denied(&self, allow_any_client: bool, asker: IpAddr) -> Option<&'static str> {
         match self.registry.asker(asker) {
             Asker::InternalOnly => Some("internal_network"),
-            Asker::Outside if !policy.allow_any_client => Some("outside_asker"),
+            Asker::Outside if !allow_any_client => Some("outside_asker"),
             _ => None,
         }
     }
@@ -162,18 +168,26 @@ impl Responder {
     /// Forwards the request's question for `asker` (TCP upstream when `tcp`).
     pub async fn forward(&self, request: &Message, asker: IpAddr, tcp: bool) -> Forwarded {
         let Some(policy) = self.forward.as_ref() else {
-            return Forwarded::Refused;
+            // Forwarding off: strangers are refused as ever; an asker that may use netalias
+            // hears "cannot answer this", as Docker's resolver says when it cannot forward.
+            return match self.forward_denied(false, asker) {
+                Some(_) => Forwarded::Refused,
+                None => Forwarded::Failed,
+            };
         };
-        if let Some(reason) = self.forward_denied(policy, asker) {
+        if let Some(reason) = self.forward_denied(policy.allow_any_client, asker) {
             counter!(names::FORWARD_REJECTED_TOTAL, "reason" => reason).increment(1);
             return Forwarded::Refused;
         }
         let Some(question) = request.queries.first() else {
             return Forwarded::Refused;
         };
-        match policy.forwarder.forward(question, tcp, asker).await {
+        match policy
+            .forwarder
+            .forward(question, request.metadata.id, tcp, asker)
+            .await
+        {
             Ok(message) => Forwarded::Answer(message),
-            Err(ForwardError::Busy(_) | ForwardError::ClientBusy(_)) => Forwarded::Refused,
             Err(error) => {
                 debug!(%error, name = %question.name(), "forwarding failed");
                 Forwarded::Failed
@@ -241,7 +255,10 @@ impl Responder {
         question: &[u8],
     ) -> Option<Arc<super::forward::Encoded>> {
         let policy = self.forward.as_ref()?;
-        if self.forward_denied(policy, asker).is_some() {
+        if self
+            .forward_denied(policy.allow_any_client, asker)
+            .is_some()
+        {
             return None; // the full path refuses it, and counts why
         }
         policy.forwarder.cache().encoded(question)
