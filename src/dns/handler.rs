@@ -277,3 +277,43 @@ impl Responder {
         edns
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use hickory_server::proto::{
+        op::Query,
+        rr::{Name, RecordType},
+    };
+
+    use super::*;
+
+    fn question() -> Message {
+        let mut request = Message::query();
+        request.add_query(Query::query(
+            Name::from_str("elsewhere.example.").expect("name"),
+            RecordType::A,
+        ));
+        request
+    }
+
+    /// Forwarding off: REFUSED only for an asker that may not use netalias (a stranger);
+    /// loopback, which may, hears SERVFAIL as from Docker's resolver that cannot forward.
+    #[tokio::test]
+    async fn without_forwarding_strangers_are_refused_and_others_fail() {
+        let registry = Arc::new(Registry::new(Some("docker")).expect("registry"));
+        let responder = Responder::new(registry, Arc::new(Settings::new(0, 1232)));
+        let request = question();
+        let stranger: IpAddr = "192.0.2.1".parse().expect("ip");
+        let local: IpAddr = "127.0.0.1".parse().expect("ip");
+        assert!(matches!(
+            responder.forward(&request, stranger, false).await,
+            Forwarded::Refused
+        ));
+        assert!(matches!(
+            responder.forward(&request, local, false).await,
+            Forwarded::Failed
+        ));
+    }
+}
