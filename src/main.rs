@@ -412,16 +412,16 @@ fn forward_policy(
         }
         Ok(chosen) => (chosen.upstreams, Some(chosen.from)),
     };
-    if upstreams.is_empty() {
-        // Said above already when resolv.conf could not be read.
-        if let Some(from) = &from {
-            warn!(
-                from = ?from,
-                "forwarding is on but no usable upstream is left; names netalias does not own get SERVFAIL (give --upstream)"
-            );
+    match &from {
+        // Said above already: resolv.conf could not be read.
+        None => {}
+        Some(from) if upstreams.is_empty() => warn!(
+            from = ?from,
+            "forwarding is on but no usable upstream is left; names netalias does not own get SERVFAIL (give --upstream)"
+        ),
+        Some(from) => {
+            info!(upstreams = ?upstreams, from = ?from, "forwarding names netalias does not own")
         }
-    } else {
-        info!(upstreams = ?upstreams, from = ?from, "forwarding names netalias does not own");
     }
     if forward.allow_any_client {
         warn!("forwarding for any client: this is an open resolver; keep it off public interfaces");

@@ -102,6 +102,14 @@ fn a_question_coming_back_under_our_id_fails_at_once_and_is_not_forwarded_again(
         );
     let server = Server::start(&config);
     relay.target.set(server.addr).expect("target set once");
+    // Another address of ours is not recognised at start (only our listen addresses are):
+    // kept, and the log says where it came from.
+    let said = format!("upstreams=[{}] from=\"forward.upstreams\"", relay.addr);
+    assert!(
+        server.startup_log.iter().any(|l| l.contains(&said)),
+        "{said} in {:?}",
+        server.startup_log
+    );
 
     assert_eq!(rcode(&server, "loop.example."), ResponseCode::ServFail);
     assert_eq!(relay.relayed(), 1, "the question came back once, no more");

@@ -214,7 +214,16 @@ fn a_sidecar_whose_dns_names_itself_answers_servfail_and_counts_the_loop() {
     let mount = format!("{}:/etc/resolv.conf:ro", resolv.display());
     for library in [Library::Glibc, Library::Musl] {
         let out = Command::new("docker")
-            .args(["run", "--rm", "--label", LABEL, "--network", net, "-v", &mount])
+            .args([
+                "run",
+                "--rm",
+                "--label",
+                LABEL,
+                "--network",
+                net,
+                "-v",
+                &mount,
+            ])
             .args([clients::image(), library.binary(), "loop.test"])
             .output()
             .expect("docker run client");
