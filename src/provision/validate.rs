@@ -186,6 +186,15 @@ fn validate_container(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<()
     if c.image.get_ref().trim().is_empty() {
         return Err(at(&c.image, field("image"), "image is empty".into()));
     }
+    for (i, server) in c.dns.iter().enumerate() {
+        if server.get_ref().parse::<std::net::IpAddr>().is_err() {
+            return Err(at(
+                server,
+                field(&format!("dns[{i}]")),
+                format!("`{}` is not an IP address", server.get_ref()),
+            ));
+        }
+    }
     if let Some(restart) = &c.restart
         && !["no", "always", "unless-stopped", "on-failure"].contains(&restart.get_ref().as_str())
     {
