@@ -98,8 +98,8 @@ fn all_upstreams_failing_gives_servfail() {
     assert_eq!(rcode(&server, "x.example."), ResponseCode::ServFail);
 }
 
-/// Past the in-flight limit: SERVFAIL ("cannot answer now"), not REFUSED, which musl ignores
-/// and waits out its timeout for.
+/// Past the in-flight limit: SERVFAIL ("cannot answer now", as Docker's resolver says), not
+/// REFUSED ("not for you").
 #[test]
 fn the_in_flight_limit_answers_servfail() {
     let slow = FakeUpstream::start(Mode::Slow(Duration::from_millis(800)));
@@ -188,7 +188,7 @@ fn forwarding_off_means_servfail() {
 }
 
 /// Forwarding on with no upstream given and no readable resolv.conf: the start log says so,
-/// and names not ours get SERVFAIL at once (was REFUSED, which musl waits out).
+/// and names not ours get SERVFAIL at once (was REFUSED).
 #[test]
 fn no_usable_upstream_means_servfail() {
     let dir = tempfile::tempdir().expect("dir");

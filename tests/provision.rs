@@ -1020,8 +1020,7 @@ networks.{p}-net = {{}}
 "#,
         dir = dir.path().display()
     );
-    let upstream =
-        common::dnsmasq::Dnsmasq::start("10.232.9.1", 53, "192.0.2.77 outside.test\n");
+    let upstream = common::dnsmasq::Dnsmasq::start("10.232.9.1", 53, "192.0.2.77 outside.test\n");
     let file = StackFile::new(&text);
     let _teardown = Teardown(&file);
     ok(file.run(&["apply"]));
@@ -1039,7 +1038,9 @@ networks.{p}-net = {{}}
     );
     let logs = docker_logs(&dns);
     assert!(
-        logs.contains("upstreams=[127.0.0.11:53] from=\"/etc/resolv.conf (Docker's embedded DNS)\""),
+        logs.contains(
+            "upstreams=[127.0.0.11:53] from=\"/etc/resolv.conf (Docker's embedded DNS)\""
+        ),
         "{logs}"
     );
     let client = format!("{p}-client");
@@ -1053,11 +1054,7 @@ networks.{p}-net = {{}}
             last = String::from_utf8_lossy(&out.stdout).to_string();
             last.starts_with("OK ") && last.trim_end().ends_with(" 192.0.2.77")
         });
-        assert!(
-            resolved,
-            "{binary}: {last}\ndnsmasq:\n{}",
-            upstream.log()
-        );
+        assert!(resolved, "{binary}: {last}\ndnsmasq:\n{}", upstream.log());
     }
 }
 

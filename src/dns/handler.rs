@@ -73,8 +73,8 @@ pub struct Responder {
 /// REFUSED is for askers that may not use netalias for other names at all (strangers,
 /// containers on internal-only networks). An asker that may, but whose question cannot be
 /// forwarded now (forwarding off, no usable upstream, every slot busy, a loop, every
-/// upstream failed), gets SERVFAIL, as from Docker's own resolver: musl's resolver ignores a
-/// REFUSED and waits out its whole timeout for another answer.
+/// upstream failed), gets SERVFAIL, as from Docker's own resolver: "cannot answer now", on
+/// which glibc and Go move on or fail at once (musl waits out its timeout on either).
 #[derive(Debug)]
 pub enum Forwarded {
     /// The upstream's answer.

@@ -512,7 +512,7 @@ impl Registry {
                             .into()
                     }
                     // As Docker's resolver: "cannot answer now", never REFUSED, for an asker
-                    // that may use netalias (musl waits out its timeout on REFUSED).
+                    // that may use netalias.
                     _ => "not ours: forwarded when forwarding is on; SERVFAIL when it cannot be (forwarding off, no usable upstream, every slot busy, a loop, every upstream failed)".into(),
                 },
             }),
