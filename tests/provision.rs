@@ -1020,10 +1020,11 @@ networks.{p}-net = {{}}
 "#,
         dir = dir.path().display()
     );
-    let upstream = common::dnsmasq::Dnsmasq::start("10.232.9.1", 53, "192.0.2.77 outside.test\n");
     let file = StackFile::new(&text);
     let _teardown = Teardown(&file);
     ok(file.run(&["apply"]));
+    // On the gateway, which exists once the stack's network does.
+    let upstream = common::dnsmasq::Dnsmasq::start("10.232.9.1", 53, "192.0.2.77 outside.test\n");
     let dns = format!("{p}-dns");
     assert_eq!(
         inspect("{{.HostConfig.Dns}}", &dns),
