@@ -11,7 +11,9 @@
 # Run it (port 53 needs only NET_BIND_SERVICE; the socket's group lets the non-root user read it):
 #   docker run -d --name netalias --network mynet --cap-drop ALL --cap-add NET_BIND_SERVICE \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
-#     -v /var/run/docker.sock:/var/run/docker.sock:ro -e NETALIAS_UPSTREAM=192.0.2.53 netalias
+#     -v /var/run/docker.sock:/var/run/docker.sock:ro netalias
+# With no upstream given, names it does not own go to Docker's 127.0.0.11 in its own
+# container, which forwards them as for any container (NETALIAS_UPSTREAM=IP overrides).
 #
 # The stages are in this order because the classic builder builds every stage up to the
 # target: `--target local` must never reach the Rust stage.

@@ -143,7 +143,7 @@ fn default_bridge_port() -> u16 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardConfig {
-    /// Forward names netalias does not own. Off: they get REFUSED.
+    /// Forward names netalias does not own. Off: they get SERVFAIL (REFUSED for strangers).
     #[serde(default)]
     pub enabled: bool,
     /// "IP" or "IP:PORT" (port 53 by default). Empty: the name servers of `resolv_conf`.
@@ -157,14 +157,14 @@ pub struct ForwardConfig {
         deserialize_with = "bounded::<_, _, 1, 60_000>"
     )]
     pub timeout_ms: u64,
-    /// Forwarded queries in flight at once; past it, REFUSED.
+    /// Forwarded queries in flight at once; past it, SERVFAIL.
     #[serde(
         default = "default_max_in_flight",
         deserialize_with = "bounded::<_, _, 1, 1_000_000>"
     )]
     pub max_in_flight: usize,
     /// Forwarded queries in flight for one client address; absent: a quarter of
-    /// `max_in_flight` (at least 1). Past it, REFUSED for that client only.
+    /// `max_in_flight` (at least 1). Past it, SERVFAIL for that client only.
     #[serde(default, deserialize_with = "bounded_opt::<_, _, 1, 1_000_000>")]
     pub max_in_flight_per_client: Option<usize>,
     /// Answers cached (upstream TTLs honoured); 0 disables the cache.

@@ -11,9 +11,7 @@ use netalias::{
     config::{Config, LoadError},
     dns::{
         self, ForwardPolicy, Responder, Settings, UdpOptions,
-        forward::{
-            CacheLimits, ForwardSettings, Forwarder, upstreams_from_resolv_conf, without_loops,
-        },
+        forward::{CacheLimits, ForwardSettings, Forwarder, choose_upstreams},
     },
     provision::{
         apply::{ApplyOptions, apply, destroy, selinux_warnings},
@@ -218,9 +216,14 @@ async fn run(
     .filter_map(|(on, name)| on.then_some(name))
     .collect();
     let readiness = Readiness::new(&live);
-    let forward = forward_policy(&config, budget.forwards)?;
+    // `--upstream` (or NETALIAS_UPSTREAM) replaced `forward.upstreams`: the log names which.
+    let upstream_flag = !args.upstream.is_empty();
+    let forward = forward_policy(&config, budget.forwards, upstream_flag)?;
     // What `/explain` says of a name that is not ours.
     let forwarding = match &forward {
+        Some(policy) if policy.forwarder.upstreams().next().is_none() => {
+            "forwarding is on but no upstream is usable: names not ours get SERVFAIL".to_string()
+        }
         Some(policy) => format!(
             "forwarding is on: to {}{}",
             policy.forwarder.upstream_labels().join(", "),
@@ -230,7 +233,9 @@ async fn run(
                 ""
             }
         ),
-        None => "forwarding is off: names not ours get REFUSED".to_string(),
+        None => {
+            "forwarding is off: names not ours get SERVFAIL (REFUSED for strangers)".to_string()
+        }
     };
     if let (Some(addr), Some(prometheus)) = (config.server.http_listen, prometheus) {
         let http = telemetry::http::serve(
@@ -404,40 +409,55 @@ fn plan_descriptors(config: &Config) -> fd_budget::Budget {
     budget
 }
 
-/// The forwarder and its policy, or `None` when forwarding is off or has no usable upstream.
-/// At most `max_in_flight` forwards (sockets) at once: the config's, within the descriptor budget.
-fn forward_policy(config: &Config, max_in_flight: usize) -> anyhow::Result<Option<ForwardPolicy>> {
+/// The forwarder and its policy, or `None` when forwarding is off. On with no usable upstream,
+/// the forwarder has none and every forward fails (SERVFAIL): the askers still hear "cannot
+/// answer now", not REFUSED. At most `max_in_flight` forwards (sockets) at once: the
+/// config's, within the descriptor budget. `upstream_flag`: the upstreams came from
+/// `--upstream` (or NETALIAS_UPSTREAM), not the file.
+fn forward_policy(
+    config: &Config,
+    max_in_flight: usize,
+    upstream_flag: bool,
+) -> anyhow::Result<Option<ForwardPolicy>> {
     let forward = &config.forward;
     if !forward.enabled {
         return Ok(None);
-    }
-    let mut upstreams = forward.upstream_addrs();
-    if upstreams.is_empty() {
-        upstreams = match upstreams_from_resolv_conf(&forward.resolv_conf) {
-            Ok(found) => found,
-            Err(error) => {
-                // Local names are still worth serving; say loudly why others are refused.
-                warn!(%error, "forwarding is on but no upstreams are given and resolv.conf is unusable; names netalias does not own get REFUSED (give --upstream)");
-                return Ok(None);
-            }
-        };
     }
     let mut own = config.server.listen.clone();
     if config.docker.attach_bridges || config.docker.attach_default_bridge {
         // Gateway listeners come and go; any local address on that port is us.
         own.push(SocketAddr::from(([0, 0, 0, 0], config.docker.bridge_port)));
     }
-    let upstreams = without_loops(upstreams, &own);
-    if upstreams.is_empty() {
-        warn!(
-            "forwarding is on but no usable upstream is left; names netalias does not own get REFUSED"
-        );
-        return Ok(None);
+    let given = (
+        forward.upstream_addrs(),
+        if upstream_flag {
+            "--upstream"
+        } else {
+            "forward.upstreams"
+        },
+    );
+    let (upstreams, from) = match choose_upstreams(Some(given), &forward.resolv_conf, &own) {
+        Err(error) => {
+            // Local names are still worth serving; say loudly why others fail.
+            warn!(%error, "forwarding is on but no upstreams are given and resolv.conf is unusable; names netalias does not own get SERVFAIL (give --upstream)");
+            (Vec::new(), None)
+        }
+        Ok(chosen) => (chosen.upstreams, Some(chosen.from)),
+    };
+    match &from {
+        // Said above already: resolv.conf could not be read.
+        None => {}
+        Some(from) if upstreams.is_empty() => warn!(
+            from = ?from,
+            "forwarding is on but no usable upstream is left; names netalias does not own get SERVFAIL (give --upstream)"
+        ),
+        Some(from) => {
+            info!(upstreams = ?upstreams, from = ?from, "forwarding names netalias does not own")
+        }
     }
     if forward.allow_any_client {
         warn!("forwarding for any client: this is an open resolver; keep it off public interfaces");
     }
-    info!(upstreams = ?upstreams, "forwarding names netalias does not own");
     let settings = ForwardSettings {
         upstreams,
         timeout: Duration::from_millis(forward.timeout_ms),

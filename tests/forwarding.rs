@@ -98,8 +98,10 @@ fn all_upstreams_failing_gives_servfail() {
     assert_eq!(rcode(&server, "x.example."), ResponseCode::ServFail);
 }
 
+/// Past the in-flight limit: SERVFAIL ("cannot answer now", as Docker's resolver says), not
+/// REFUSED ("not for you").
 #[test]
-fn the_in_flight_limit_answers_refused() {
+fn the_in_flight_limit_answers_servfail() {
     let slow = FakeUpstream::start(Mode::Slow(Duration::from_millis(800)));
     let server = Server::start(&forward_config(&[&slow], "max_in_flight = 1"));
     let addr = server.addr;
@@ -107,7 +109,7 @@ fn the_in_flight_limit_answers_refused() {
     // Wait until the upstream holds the first query, then ask a second name.
     assert!(docker::eventually(Duration::from_secs(5), || slow.udp() == 1));
     let second = udp(server.addr, &query("slow2.example.", RecordType::A));
-    assert_eq!(second.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(second.metadata.response_code, ResponseCode::ServFail);
     assert_eq!(
         first.join().expect("first").metadata.response_code,
         ResponseCode::NoError
@@ -115,7 +117,7 @@ fn the_in_flight_limit_answers_refused() {
     assert_eq!(
         slow.udp(),
         1,
-        "the refused query never reached the upstream"
+        "the query over the limit never reached the upstream"
     );
 }
 
@@ -177,10 +179,37 @@ fn answers_are_cached_for_their_ttl() {
     assert_eq!(zero.udp(), 3, "TTL 0 is not cached");
 }
 
+/// Forwarding off: an asker that may use netalias (here loopback) hears SERVFAIL, as Docker's
+/// resolver answers when it cannot forward; strangers still get REFUSED (handler's tests).
 #[test]
-fn forwarding_off_means_refused() {
+fn forwarding_off_means_servfail() {
     let server = Server::start(&seed_config(""));
-    assert_eq!(rcode(&server, "elsewhere.example."), ResponseCode::Refused);
+    assert_eq!(rcode(&server, "elsewhere.example."), ResponseCode::ServFail);
+}
+
+/// Forwarding on with no upstream given and no readable resolv.conf: the start log says so,
+/// and names not ours get SERVFAIL at once (was REFUSED).
+#[test]
+fn no_usable_upstream_means_servfail() {
+    let dir = tempfile::tempdir().expect("dir");
+    let missing = dir.path().join("no-resolv.conf");
+    let config = seed_config("")
+        + &format!(
+            "\n[forward]\nenabled = true\nresolv_conf = \"{}\"\n",
+            missing.display()
+        );
+    let server = Server::start(&config);
+    assert!(
+        server
+            .startup_log
+            .iter()
+            .any(|l| l.contains("resolv.conf is unusable") && l.contains("SERVFAIL")),
+        "{:?}",
+        server.startup_log
+    );
+    assert_eq!(rcode(&server, "elsewhere.example."), ResponseCode::ServFail);
+    // Its own names are still answered.
+    assert_eq!(rcode(&server, "web1."), ResponseCode::NoError);
 }
 
 #[test]
@@ -244,7 +273,7 @@ fn a_network_named_dev_does_not_hide_pkg_go_dev() {
 }
 
 /// One client cannot hold every forwarding slot: past its share (a quarter by default) it
-/// gets REFUSED while another client is still forwarded for.
+/// gets SERVFAIL at once while another client is still forwarded for.
 #[test]
 fn one_client_holds_at_most_its_share_of_the_forwarding_slots() {
     let slow = FakeUpstream::start(Mode::Slow(Duration::from_millis(800)));
@@ -269,7 +298,7 @@ fn one_client_holds_at_most_its_share_of_the_forwarding_slots() {
         })
         .collect();
     assert!(docker::eventually(Duration::from_secs(5), || slow.udp() == 2));
-    // ...its third is refused at once, without reaching the upstream...
+    // ...its third fails at once (SERVFAIL), without reaching the upstream...
     let sock = std::net::UdpSocket::bind("127.0.0.2:0").expect("bind");
     sock.set_read_timeout(Some(TIMEOUT)).expect("timeout");
     let q = query("greedy3.example.", RecordType::A);
@@ -282,7 +311,7 @@ fn one_client_holds_at_most_its_share_of_the_forwarding_slots() {
             .expect("decode")
             .metadata
             .response_code,
-        ResponseCode::Refused
+        ResponseCode::ServFail
     );
     // ...while another client is forwarded for.
     let other = udp(server.addr, &query("polite.example.", RecordType::A));
@@ -290,7 +319,11 @@ fn one_client_holds_at_most_its_share_of_the_forwarding_slots() {
     for g in greedy {
         assert_eq!(g.join().expect("greedy"), ResponseCode::NoError);
     }
-    assert_eq!(slow.udp(), 3, "the refused question never went upstream");
+    assert_eq!(
+        slow.udp(),
+        3,
+        "the question over the share never went upstream"
+    );
 }
 
 /// Identical questions in flight go upstream once, and every asker gets the answer.

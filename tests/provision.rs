@@ -977,3 +977,97 @@ networks.{p}-net = {{}}
         lookup("outside.test")
     );
 }
+
+/// `[stack] resolver` with no upstream given to the stack's netalias: names outside the stack
+/// go through Docker's 127.0.0.11 in netalias's own container, which forwards them to the
+/// `dns` the stack gives that container (a test dnsmasq on the network's gateway, port 53),
+/// as the shipped config/stack.toml now runs it. Real musl and glibc clients of the stack ask.
+#[test]
+fn the_stacks_netalias_forwards_through_docker_s_resolver_with_no_upstream_given() {
+    if !available() || !netalias_image_present() || !common::dnsmasq::Dnsmasq::installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let p = "i32-stk";
+    let gid = docker_socket_gid();
+    let image = netalias_image();
+    let clients = common::clients::image();
+    let text = format!(
+        r#"[stack]
+name = "{p}"
+resolver = "{p}-dns"
+resolver_dir = "{dir}"
+
+[networks.{p}-net]
+subnet = "10.232.9.0/24"
+gateway = "10.232.9.1"
+labels = {TEST_LABELS}
+
+[containers.{p}-dns]
+image = "{image}"
+mounts = ["/var/run/docker.sock:/var/run/docker.sock:ro"]
+group_add = ["{gid}"]
+cap_drop = ["ALL"]
+cap_add = ["NET_BIND_SERVICE"]
+dns = ["10.232.9.1"]
+labels = {TEST_LABELS}
+
+[containers.{p}-client]
+image = "{clients}"
+command = {IDLE_CMD}
+labels = {TEST_LABELS}
+networks.{p}-net = {{}}
+"#,
+        dir = dir.path().display()
+    );
+    let file = StackFile::new(&text);
+    let _teardown = Teardown(&file);
+    ok(file.run(&["apply"]));
+    // On the gateway, which exists once the stack's network does.
+    let upstream = common::dnsmasq::Dnsmasq::start("10.232.9.1", 53, "192.0.2.77 outside.test\n");
+    let dns = format!("{p}-dns");
+    assert_eq!(
+        inspect("{{.HostConfig.Dns}}", &dns),
+        "[10.232.9.1]",
+        "the stack's `dns` reached the container"
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || docker_logs(&dns)
+            .contains("listening on udp and tcp")),
+        "{}",
+        docker_logs(&dns)
+    );
+    let logs = docker_logs(&dns);
+    assert!(
+        logs.contains(
+            "upstreams=[127.0.0.11:53] from=\"/etc/resolv.conf (Docker's embedded DNS)\""
+        ),
+        "{logs}"
+    );
+    let client = format!("{p}-client");
+    for binary in ["/bin/resolve-musl", "/bin/resolve-glibc"] {
+        let mut last = String::new();
+        let resolved = eventually(Duration::from_secs(20), || {
+            let out = Command::new("docker")
+                .args(["exec", &client, binary, "outside.test"])
+                .output()
+                .expect("docker exec");
+            last = String::from_utf8_lossy(&out.stdout).to_string();
+            last.starts_with("OK ") && last.trim_end().ends_with(" 192.0.2.77")
+        });
+        assert!(resolved, "{binary}: {last}\ndnsmasq:\n{}", upstream.log());
+    }
+}
+
+/// What a container has logged (netalias logs to stderr).
+fn docker_logs(name: &str) -> String {
+    let out = Command::new("docker")
+        .args(["logs", name])
+        .output()
+        .expect("docker logs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -66,7 +66,8 @@ fn sidecar_serves_its_networks_forwards_the_rest_and_reports() {
     ];
     let mut args = vec!["run", "-d"];
     args.append(&mut sidecar_args);
-    args.push(NETALIAS_IMAGE);
+    let image = netalias_image();
+    args.push(&image);
     docker(&args);
     let _sidecar = Sidecar;
     docker(&["network", "connect", &net_b, "natest-sidecar"]);

@@ -22,7 +22,7 @@ use super::host::HostAddresses;
 use super::rate_limit::{RateLimit, RateLimiter, Verdict};
 use super::{
     answer::{Answer, answer},
-    forward::{ForwardError, Forwarder},
+    forward::Forwarder,
 };
 use crate::registry::{Asker, Registry};
 use crate::telemetry::names;
@@ -69,13 +69,19 @@ pub struct Responder {
 }
 
 /// What forwarding a question came to.
+///
+/// REFUSED is for askers that may not use netalias for other names at all (strangers,
+/// containers on internal-only networks). An asker that may, but whose question cannot be
+/// forwarded now (forwarding off, no usable upstream, every slot busy, a loop, every
+/// upstream failed), gets SERVFAIL, as from Docker's own resolver: "cannot answer now", on
+/// which glibc and Go move on or fail at once (musl waits out its timeout on either).
 #[derive(Debug)]
 pub enum Forwarded {
     /// The upstream's answer.
     Answer(Message),
-    /// Not forwarded: the asker may not be, or the slots are full (REFUSED stands).
+    /// Not for this asker (REFUSED stands).
     Refused,
-    /// Every upstream failed (SERVFAIL).
+    /// Not answerable now (SERVFAIL).
     Failed,
 }
 
@@ -150,11 +156,11 @@ impl Responder {
         self
     }
 
-    /// Why `asker` may not be forwarded for, if it may not.
-    fn forward_denied(&self, policy: &ForwardPolicy, asker: IpAddr) -> Option<&'static str> {
+    /// Why `asker` may not be forwarded for, if it may not (`allow_any_client`: strangers may).
+    fn forward_denied(&self, allow_any_client: bool, asker: IpAddr) -> Option<&'static str> {
         match self.registry.asker(asker) {
             Asker::InternalOnly => Some("internal_network"),
-            Asker::Outside if !policy.allow_any_client => Some("outside_asker"),
+            Asker::Outside if !allow_any_client => Some("outside_asker"),
             _ => None,
         }
     }
@@ -162,18 +168,26 @@ impl Responder {
     /// Forwards the request's question for `asker` (TCP upstream when `tcp`).
     pub async fn forward(&self, request: &Message, asker: IpAddr, tcp: bool) -> Forwarded {
         let Some(policy) = self.forward.as_ref() else {
-            return Forwarded::Refused;
+            // Forwarding off: strangers are refused as ever; an asker that may use netalias
+            // hears "cannot answer this", as Docker's resolver says when it cannot forward.
+            return match self.forward_denied(false, asker) {
+                Some(_) => Forwarded::Refused,
+                None => Forwarded::Failed,
+            };
         };
-        if let Some(reason) = self.forward_denied(policy, asker) {
+        if let Some(reason) = self.forward_denied(policy.allow_any_client, asker) {
             counter!(names::FORWARD_REJECTED_TOTAL, "reason" => reason).increment(1);
             return Forwarded::Refused;
         }
         let Some(question) = request.queries.first() else {
             return Forwarded::Refused;
         };
-        match policy.forwarder.forward(question, tcp, asker).await {
+        match policy
+            .forwarder
+            .forward(question, request.metadata.id, tcp, asker)
+            .await
+        {
             Ok(message) => Forwarded::Answer(message),
-            Err(ForwardError::Busy(_) | ForwardError::ClientBusy(_)) => Forwarded::Refused,
             Err(error) => {
                 debug!(%error, name = %question.name(), "forwarding failed");
                 Forwarded::Failed
@@ -241,7 +255,10 @@ impl Responder {
         question: &[u8],
     ) -> Option<Arc<super::forward::Encoded>> {
         let policy = self.forward.as_ref()?;
-        if self.forward_denied(policy, asker).is_some() {
+        if self
+            .forward_denied(policy.allow_any_client, asker)
+            .is_some()
+        {
             return None; // the full path refuses it, and counts why
         }
         policy.forwarder.cache().encoded(question)
@@ -258,5 +275,45 @@ impl Responder {
         edns.set_version(0);
         edns.set_max_payload(self.udp_payload(request.max_payload()));
         edns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use hickory_server::proto::{
+        op::Query,
+        rr::{Name, RecordType},
+    };
+
+    use super::*;
+
+    fn question() -> Message {
+        let mut request = Message::query();
+        request.add_query(Query::query(
+            Name::from_str("elsewhere.example.").expect("name"),
+            RecordType::A,
+        ));
+        request
+    }
+
+    /// Forwarding off: REFUSED only for an asker that may not use netalias (a stranger);
+    /// loopback, which may, hears SERVFAIL as from Docker's resolver that cannot forward.
+    #[tokio::test]
+    async fn without_forwarding_strangers_are_refused_and_others_fail() {
+        let registry = Arc::new(Registry::new(Some("docker")).expect("registry"));
+        let responder = Responder::new(registry, Arc::new(Settings::new(0, 1232)));
+        let request = question();
+        let stranger: IpAddr = "192.0.2.1".parse().expect("ip");
+        let local: IpAddr = "127.0.0.1".parse().expect("ip");
+        assert!(matches!(
+            responder.forward(&request, stranger, false).await,
+            Forwarded::Refused
+        ));
+        assert!(matches!(
+            responder.forward(&request, local, false).await,
+            Forwarded::Failed
+        ));
     }
 }

@@ -426,6 +426,8 @@ async fn create_container(
             group_add: (!spec.group_add.is_empty()).then(|| spec.group_add.clone()),
             cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
             cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
+            dns: (!spec.dns.is_empty())
+                .then(|| spec.dns.iter().map(|d| d.get_ref().clone()).collect()),
             restart_policy: spec.restart.as_ref().map(|r| RestartPolicy {
                 name: Some(restart_policy(r.get_ref())),
                 ..Default::default()

@@ -184,6 +184,12 @@ pub fn fingerprint(c: &ContainerSpec) -> String {
         "|{:?}|{:?}|{:?}|{:?}",
         c.user, c.group_add, c.cap_add, c.cap_drop
     ));
+    // Only when set: a stack without `dns` keeps the fingerprint it had before the key existed
+    // (no recreation on upgrade).
+    if !c.dns.is_empty() {
+        let dns: Vec<&String> = c.dns.iter().map(|d| d.get_ref()).collect();
+        canonical.push_str(&format!("|dns:{dns:?}"));
+    }
     for (net, a) in &c.networks {
         canonical.push_str(&format!(
             "|{net}:{:?}:{:?}",

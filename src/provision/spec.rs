@@ -144,6 +144,10 @@ pub struct ContainerSpec {
     pub cap_add: Vec<String>,
     #[serde(default)]
     pub cap_drop: Vec<String>,
+    /// `--dns`: the servers Docker's 127.0.0.11 in this container forwards outside names to
+    /// (the daemon's `dns`, else the host's, when absent). IP addresses.
+    #[serde(default)]
+    pub dns: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -186,6 +186,15 @@ fn validate_container(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<()
     if c.image.get_ref().trim().is_empty() {
         return Err(at(&c.image, field("image"), "image is empty".into()));
     }
+    for (i, server) in c.dns.iter().enumerate() {
+        if server.get_ref().parse::<std::net::IpAddr>().is_err() {
+            return Err(at(
+                server,
+                field(&format!("dns[{i}]")),
+                format!("`{}` is not an IP address", server.get_ref()),
+            ));
+        }
+    }
     if let Some(restart) = &c.restart
         && !["no", "always", "unless-stopped", "on-failure"].contains(&restart.get_ref().as_str())
     {
@@ -409,4 +418,29 @@ pub fn creation_order(stack: &Stack) -> Vec<String> {
         }
     }
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::provision::spec::Stack;
+
+    fn stack_with_dns(dns: &str) -> String {
+        format!(
+            "[stack]\nname = \"t\"\n[containers.c]\nimage = \"busybox\"\nnetwork_mode = \"none\"\ndns = [{dns}]\n"
+        )
+    }
+
+    #[test]
+    fn a_container_s_dns_must_be_ip_addresses() {
+        let ok = Stack::parse(&stack_with_dns("\"10.0.0.2\", \"fd00::53\""), "t.toml")
+            .expect("IPs are fine");
+        assert_eq!(ok.containers["c"].dns.len(), 2);
+        let error = Stack::parse(&stack_with_dns("\"10.0.0.2\", \"resolver.lan\""), "t.toml")
+            .expect_err("a name is not an IP")
+            .to_string();
+        assert!(
+            error.contains("containers.c.dns[1]") && error.contains("resolver.lan"),
+            "{error}"
+        );
+    }
 }

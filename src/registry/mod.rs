@@ -622,7 +622,9 @@ impl Registry {
                         "not ours: forwarded only with --allow-any-client (a stranger), else REFUSED"
                             .into()
                     }
-                    _ => "not ours: forwarded when forwarding is on, else REFUSED".into(),
+                    // As Docker's resolver: "cannot answer now", never REFUSED, for an asker
+                    // that may use netalias.
+                    _ => "not ours: forwarded when forwarding is on; SERVFAIL when it cannot be (forwarding off, no usable upstream, every slot busy, a loop, every upstream failed)".into(),
                 },
             }),
         }

@@ -60,6 +60,8 @@ catalogue! {
         "Queries not forwarded, by reason";
     FORWARD_COALESCED_TOTAL = "netalias_forward_coalesced_total", Counter,
         "Questions that joined one already on its way upstream instead of asking again";
+    FORWARD_LOOPS_TOTAL = "netalias_forward_loops_total", Counter,
+        "Questions that came back to netalias from its own forwarding (a loop), answered SERVFAIL";
     FORWARD_CACHE_TOTAL = "netalias_forward_cache_total", Counter,
         "Forward cache lookups, by result (hit, miss, stale)";
     FORWARD_CACHE_EVICTIONS_TOTAL = "netalias_forward_cache_evictions_total", Counter,

@@ -12,6 +12,13 @@ pub const LABEL: &str = "netalias.test=1";
 pub const IMAGE: &str = "netalias-test/busybox:1";
 /// netalias's own image, built by tests/build-image.sh (tests/run.sh does it first).
 pub const NETALIAS_IMAGE: &str = "netalias:test";
+
+/// The netalias image the tests run: `NETALIAS_TEST_IMAGE` when set (a developer's own
+/// build, e.g. `bash tests/build-image.sh netalias:mine`, where several share one engine and
+/// would overwrite each other's `netalias:test`), else [`NETALIAS_IMAGE`].
+pub fn netalias_image() -> String {
+    std::env::var("NETALIAS_TEST_IMAGE").unwrap_or_else(|_| NETALIAS_IMAGE.to_string())
+}
 /// A PID 1 that stops promptly on SIGTERM.
 pub const IDLE: [&str; 3] = [
     "sh",
@@ -217,16 +224,17 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
 
 /// Whether netalias's own image is built; in CI its absence is a failure, not a skip.
 pub fn netalias_image_present() -> bool {
+    let image = netalias_image();
     let present = Command::new("docker")
-        .args(["image", "inspect", NETALIAS_IMAGE])
+        .args(["image", "inspect", &image])
         .output()
         .is_ok_and(|o| o.status.success());
     if !present {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI must build {NETALIAS_IMAGE} first (tests/build-image.sh)"
+            "CI must build {image} first (tests/build-image.sh)"
         );
-        eprintln!("{NETALIAS_IMAGE} not built; skipped (run tests/build-image.sh)");
+        eprintln!("{image} not built; skipped (run tests/build-image.sh)");
     }
     present
 }

@@ -5,7 +5,9 @@
 //! are. TCP clients are forwarded over TCP; a truncated UDP answer is retried over TCP. The
 //! number in flight is bounded, in all and per client (one client cannot hold every slot),
 //! and identical questions in flight are sent upstream once and answered to every asker.
-//! Who may be forwarded for is decided by the caller, not here.
+//! A question that comes back to us from our own forwarding (the same question with the ID
+//! we sent it under) is a loop: it fails at once and is never sent again. Who may be
+//! forwarded for is decided by the caller, not here; so is the rcode a failure becomes.
 
 mod cache;
 mod upstream;
@@ -14,7 +16,10 @@ use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
     path::Path,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -42,8 +47,11 @@ pub fn relay_into(response: &mut Message, upstream: Message) {
     response.additionals = upstream.additionals;
 }
 
-/// Docker's embedded resolver inside a container: forwarding there would loop through Docker.
-const DOCKER_EMBEDDED_DNS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 11));
+/// Docker's embedded resolver inside a container on a user-defined network. Docker redirects
+/// 127.0.0.11:53 to its resolver before any socket of ours sees it, so a wildcard listener of
+/// ours on port 53 does not make it "us"; when our own resolv.conf names it, it forwards the
+/// way the daemon is configured (a loop through it is caught on arrival, see `forward`).
+pub const DOCKER_EMBEDDED_DNS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 11));
 
 #[derive(Debug, Clone)]
 pub struct ForwardSettings {
@@ -65,6 +73,8 @@ pub enum ForwardError {
     AllFailed(String),
     #[error("no upstream servers")]
     NoUpstreams,
+    #[error("the question came back from our own forwarding (a loop)")]
+    Loop,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,23 +117,60 @@ fn is_own_address(ip: IpAddr) -> bool {
     std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
-/// Drops upstreams that would send queries back to us or through Docker's embedded DNS.
-/// `own` are our listen addresses; an unspecified one (0.0.0.0) covers every local address.
+/// Drops upstreams that are netalias itself: one of `own` (our listen addresses), or, for an
+/// unspecified one (0.0.0.0), any local address on its port. Docker's 127.0.0.11 is kept:
+/// Docker redirects it to its own resolver, and a loop through that is caught on arrival.
 pub fn without_loops(upstreams: Vec<SocketAddr>, own: &[SocketAddr]) -> Vec<SocketAddr> {
     upstreams
         .into_iter()
         .filter(|u| {
             let to_self = own.iter().any(|o| {
                 o.port() == u.port()
-                    && (o.ip() == u.ip() || (o.ip().is_unspecified() && is_own_address(u.ip())))
+                    && (o.ip() == u.ip()
+                        || (o.ip().is_unspecified()
+                            && u.ip() != DOCKER_EMBEDDED_DNS
+                            && is_own_address(u.ip())))
             });
-            let to_docker = u.ip() == DOCKER_EMBEDDED_DNS;
-            if to_self || to_docker {
-                warn!(upstream = %u, "upstream dropped: it would forward back to netalias or to Docker's 127.0.0.11");
+            if to_self {
+                warn!(upstream = %u, "upstream dropped: it is one of netalias's own listen addresses");
             }
-            !to_self && !to_docker
+            !to_self
         })
         .collect()
+}
+
+/// The upstreams in use and where they came from, as the start log says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChosenUpstreams {
+    pub upstreams: Vec<SocketAddr>,
+    pub from: String,
+}
+
+/// The upstreams to use: `explicit` (with the name of where they were given) when there are
+/// any, else the name servers of the resolv.conf at `resolv_conf`: inside a container on a
+/// user-defined network that is Docker's 127.0.0.11, which forwards the way the daemon is
+/// configured; on a host, the host's servers. Either way our own listen addresses (`own`)
+/// are left out.
+pub fn choose_upstreams(
+    explicit: Option<(Vec<SocketAddr>, &str)>,
+    resolv_conf: &Path,
+    own: &[SocketAddr],
+) -> Result<ChosenUpstreams, UpstreamConfigError> {
+    let (found, from) = match explicit {
+        Some((given, from)) if !given.is_empty() => (given, from.to_string()),
+        _ => {
+            let found = upstreams_from_resolv_conf(resolv_conf)?;
+            let mut from = resolv_conf.display().to_string();
+            if found.iter().any(|u| u.ip() == DOCKER_EMBEDDED_DNS) {
+                from.push_str(" (Docker's embedded DNS)");
+            }
+            (found, from)
+        }
+    };
+    Ok(ChosenUpstreams {
+        upstreams: without_loops(found, own),
+        from,
+    })
 }
 
 /// A question as the cache and the in-flight table key it.
@@ -134,6 +181,12 @@ type QuestionKey = (
 );
 type Outcome = Result<Message, String>;
 
+/// A question on its way upstream: the ID it was sent under, and the askers waiting for it.
+struct InFlight {
+    id: u16,
+    waiters: Vec<oneshot::Sender<Outcome>>,
+}
+
 pub struct Forwarder {
     upstreams: Vec<Upstream>,
     timeout: Duration,
@@ -142,8 +195,10 @@ pub struct Forwarder {
     max_per_client: usize,
     per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
     /// Questions being asked upstream now, with the askers waiting for the same answer.
-    pending: Mutex<HashMap<QuestionKey, Vec<oneshot::Sender<Outcome>>>>,
+    pending: Mutex<HashMap<QuestionKey, InFlight>>,
     cache: Cache,
+    /// Whether a loop has been logged at warn yet: once, not once per packet.
+    loop_logged: AtomicBool,
 }
 
 /// One client's place among the forwards in flight; given back on drop.
@@ -182,6 +237,7 @@ impl Forwarder {
             per_client: Arc::default(),
             pending: Mutex::default(),
             cache: Cache::new(settings.cache),
+            loop_logged: AtomicBool::new(false),
         }
     }
 
@@ -213,10 +269,12 @@ impl Forwarder {
         &self.cache
     }
 
-    /// Asks the upstreams `question` for `client`; `tcp` when the client came over TCP.
+    /// Asks the upstreams `question` for `client`, which asked it under DNS ID `id`; `tcp`
+    /// when the client came over TCP.
     pub async fn forward(
         &self,
         question: &Query,
+        id: u16,
         tcp: bool,
         client: IpAddr,
     ) -> Result<Message, ForwardError> {
@@ -234,20 +292,35 @@ impl Forwarder {
             return Err(ForwardError::NoUpstreams);
         }
         // The same question already on its way upstream: wait for that answer. Checked and
-        // claimed under one lock, so two askers never both send it.
+        // claimed under one lock, so two askers never both send it. Under the very ID we sent
+        // it with, it is our own query come back (a resolver that forwards to us keeps the
+        // ID: Docker's 127.0.0.11, a resolv.conf or upstream naming us): waiting would only
+        // hold both until the timeout, and sending it again would feed the loop.
+        let sent_id = rand::random::<u16>();
         let waiting = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             match pending.get_mut(&key) {
-                Some(waiters) => {
+                Some(in_flight) if in_flight.id == id => None,
+                Some(in_flight) => {
                     let (tx, rx) = oneshot::channel();
-                    waiters.push(tx);
-                    Some(rx)
+                    in_flight.waiters.push(tx);
+                    Some(Some(rx))
                 }
                 None => {
-                    pending.insert(key.clone(), Vec::new());
-                    None
+                    pending.insert(
+                        key.clone(),
+                        InFlight {
+                            id: sent_id,
+                            waiters: Vec::new(),
+                        },
+                    );
+                    Some(None)
                 }
             }
+        };
+        let Some(waiting) = waiting else {
+            self.count_loop(question, client);
+            return Err(ForwardError::Loop);
         };
         if let Some(rx) = waiting {
             counter!(names::FORWARD_COALESCED_TOTAL).increment(1);
@@ -276,7 +349,7 @@ impl Forwarder {
         // Every upstream failed: an answer that expired a little while ago, when allowed (RFC
         // 8767), beats SERVFAIL.
         let outcome = self
-            .ask_upstreams(question, tcp, key.clone())
+            .ask_upstreams(question, sent_id, tcp, key.clone())
             .await
             .or_else(|error| self.cache.stale(&key).ok_or(error));
         leader.finish(match &outcome {
@@ -286,13 +359,32 @@ impl Forwarder {
         outcome
     }
 
+    /// Counts a loop, and says so at warn the first time only: a loop repeats for as long as
+    /// the configuration stands, and one line per packet would drown the log.
+    fn count_loop(&self, question: &Query, client: IpAddr) {
+        counter!(names::FORWARD_LOOPS_TOTAL).increment(1);
+        if !self.loop_logged.swap(true, Ordering::Relaxed) {
+            warn!(
+                name = %question.name(),
+                %client,
+                upstreams = ?self.upstream_labels(),
+                "a forwarded question came back to netalias (a forwarding loop: an upstream, or the resolver behind it, sends to netalias); answered SERVFAIL and not forwarded again; further loops are only counted (netalias_forward_loops_total)"
+            );
+        } else {
+            debug!(name = %question.name(), %client, "forwarding loop: SERVFAIL");
+        }
+    }
+
     async fn ask_upstreams(
         &self,
         question: &Query,
+        id: u16,
         tcp: bool,
         key: QuestionKey,
     ) -> Result<Message, ForwardError> {
         let mut query = Message::query();
+        // The ID the in-flight table holds for this question: how a loop is recognised.
+        query.metadata.id = id;
         query.add_query(question.clone());
         query.metadata.recursion_desired = true;
         let mut edns = Edns::new();
@@ -302,12 +394,15 @@ impl Forwarder {
             .to_vec()
             .map_err(|e| ForwardError::AllFailed(format!("cannot encode the query: {e}")))?;
 
-        // Healthy upstreams first, each group in configured order.
-        let order = self
+        // Healthy upstreams first, each group in configured order. Fixed before the first is
+        // asked: a lazy chain would see an upstream that just failed as unhealthy and ask it a
+        // second time in the unhealthy group.
+        let order: Vec<&Upstream> = self
             .upstreams
             .iter()
             .filter(|u| u.is_healthy())
-            .chain(self.upstreams.iter().filter(|u| !u.is_healthy()));
+            .chain(self.upstreams.iter().filter(|u| !u.is_healthy()))
+            .collect();
         let mut last_error = String::new();
         for upstream in order {
             let started = Instant::now();
@@ -349,6 +444,7 @@ impl Forwarder {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key)
+            .map(|in_flight| in_flight.waiters)
             .unwrap_or_default();
         for waiter in waiters {
             let _ = waiter.send(outcome.clone());
@@ -418,19 +514,173 @@ mod tests {
     }
 
     #[test]
-    fn loops_are_dropped() {
+    fn our_own_addresses_are_dropped_docker_s_resolver_is_not() {
         let own: Vec<SocketAddr> = vec!["0.0.0.0:53".parse().expect("addr")];
         let ups = vec![
             "127.0.0.1:53".parse().expect("addr"),
             "127.0.0.11:53".parse().expect("addr"),
             "127.0.0.1:5300".parse().expect("addr"),
         ];
+        // 127.0.0.11 is bindable here as all of 127/8 is, but Docker redirects it before a
+        // wildcard listener of ours sees it: it is Docker's resolver, not us.
         assert_eq!(
             without_loops(ups, &own),
-            vec!["127.0.0.1:5300".parse::<SocketAddr>().expect("addr")]
+            vec![
+                "127.0.0.11:53".parse::<SocketAddr>().expect("addr"),
+                "127.0.0.1:5300".parse::<SocketAddr>().expect("addr")
+            ]
         );
         // A documentation address is not ours, whatever we listen on.
         let remote: SocketAddr = "192.0.2.1:53".parse().expect("addr");
         assert_eq!(without_loops(vec![remote], &own), vec![remote]);
+        // Listening on 127.0.0.11:53 ourselves does make it us.
+        let docker: SocketAddr = "127.0.0.11:53".parse().expect("addr");
+        assert!(without_loops(vec![docker], &[docker]).is_empty());
+    }
+
+    fn resolv_conf(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    #[test]
+    fn docker_s_embedded_dns_is_the_default_upstream_in_a_container() {
+        let dir = tempfile::tempdir().expect("dir");
+        // What Docker writes into a container on a user-defined network.
+        let path = resolv_conf(
+            &dir,
+            "container",
+            "# Generated by Docker Engine.\nnameserver 127.0.0.11\nsearch corp.test\noptions ndots:0\n",
+        );
+        let own: Vec<SocketAddr> = vec!["0.0.0.0:53".parse().expect("addr")];
+        let chosen = choose_upstreams(None, &path, &own).expect("chosen");
+        assert_eq!(
+            chosen.upstreams,
+            vec!["127.0.0.11:53".parse::<SocketAddr>().expect("addr")]
+        );
+        assert_eq!(
+            chosen.from,
+            format!("{} (Docker's embedded DNS)", path.display())
+        );
+    }
+
+    #[test]
+    fn a_resolv_conf_naming_us_is_skipped_and_the_rest_kept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = resolv_conf(
+            &dir,
+            "host",
+            "nameserver 127.0.0.1\nnameserver 192.0.2.53\n",
+        );
+        let own: Vec<SocketAddr> = vec!["127.0.0.1:53".parse().expect("addr")];
+        let chosen = choose_upstreams(None, &path, &own).expect("chosen");
+        assert_eq!(
+            chosen.upstreams,
+            vec!["192.0.2.53:53".parse::<SocketAddr>().expect("addr")]
+        );
+        assert_eq!(chosen.from, path.display().to_string(), "no Docker note");
+        // Naming only us: nothing is left, and the caller says so.
+        let only_us = resolv_conf(&dir, "only-us", "nameserver 127.0.0.1\n");
+        assert!(
+            choose_upstreams(None, &only_us, &own)
+                .expect("chosen")
+                .upstreams
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn explicit_upstreams_win_over_resolv_conf() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = resolv_conf(&dir, "container", "nameserver 127.0.0.11\n");
+        let given: SocketAddr = "192.0.2.7:5353".parse().expect("addr");
+        let chosen =
+            choose_upstreams(Some((vec![given], "--upstream")), &path, &[]).expect("chosen");
+        assert_eq!(chosen.upstreams, vec![given]);
+        assert_eq!(chosen.from, "--upstream");
+        // Given as an empty list: the default applies.
+        let chosen =
+            choose_upstreams(Some((Vec::new(), "forward.upstreams")), &path, &[]).expect("chosen");
+        assert!(
+            chosen.from.contains("Docker's embedded DNS"),
+            "{}",
+            chosen.from
+        );
+        // A missing resolv.conf is an error only when it is needed.
+        let missing = dir.path().join("missing");
+        assert!(choose_upstreams(None, &missing, &[]).is_err());
+        assert!(choose_upstreams(Some((vec![given], "--upstream")), &missing, &[]).is_ok());
+    }
+
+    fn settings(upstream: SocketAddr) -> ForwardSettings {
+        ForwardSettings {
+            upstreams: vec![upstream],
+            timeout: Duration::from_secs(5),
+            max_in_flight: 8,
+            max_in_flight_per_client: 8,
+            cache: CacheLimits {
+                entries: 16,
+                max_bytes: 1 << 20,
+                max_ttl: 60,
+                serve_stale: 0,
+            },
+        }
+    }
+
+    /// A real upstream socket that hands what it receives back to the forwarder as a new
+    /// question, as a resolver naming netalias does: the question under the ID we sent is
+    /// a loop, failed at once; under any other ID it joins the one in flight.
+    #[tokio::test]
+    async fn a_question_coming_back_under_our_id_is_a_loop() {
+        use hickory_server::proto::rr::{Name, RecordType};
+        use std::str::FromStr;
+
+        let upstream = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let forwarder = Arc::new(Forwarder::new(&settings(
+            upstream.local_addr().expect("addr"),
+        )));
+        let question = Query::query(Name::from_str("loop.test.").expect("name"), RecordType::A);
+        let client: IpAddr = "127.0.0.1".parse().expect("ip");
+        let asking = {
+            let forwarder = Arc::clone(&forwarder);
+            let question = question.clone();
+            tokio::spawn(async move { forwarder.forward(&question, 1, false, client).await })
+        };
+        let mut buf = vec![0u8; 4096];
+        let (len, from) =
+            tokio::time::timeout(Duration::from_secs(5), upstream.recv_from(&mut buf))
+                .await
+                .expect("the question reaches the upstream")
+                .expect("recv");
+        let sent = Message::from_vec(&buf[..len]).expect("decode");
+        let came_back = forwarder
+            .forward(&question, sent.metadata.id, false, client)
+            .await;
+        assert!(
+            matches!(came_back, Err(ForwardError::Loop)),
+            "{came_back:?}"
+        );
+        // The upstream, told SERVFAIL by the resolver that looped, fails the first asker.
+        let mut servfail = Message::response(sent.metadata.id, sent.metadata.op_code);
+        servfail.queries = sent.queries.clone();
+        servfail.metadata.response_code = ResponseCode::ServFail;
+        upstream
+            .send_to(&servfail.to_vec().expect("encode"), from)
+            .await
+            .expect("send");
+        let first = asking.await.expect("task");
+        assert!(
+            matches!(first, Err(ForwardError::AllFailed(_))),
+            "{first:?}"
+        );
+        // Nothing is left in flight, and nothing else was sent upstream (not even the failed
+        // upstream asked again as an unhealthy one).
+        assert!(forwarder.pending.lock().expect("lock").is_empty());
+        let more =
+            tokio::time::timeout(Duration::from_millis(200), upstream.recv_from(&mut buf)).await;
+        assert!(more.is_err(), "a loop is never forwarded again: {more:?}");
     }
 }
