@@ -52,6 +52,8 @@ catalogue! {
         "DNS-over-TCP connections refused at accept, by reason";
     DNS_TCP_CLOSED_TOTAL = "netalias_dns_tcp_closed_total", Counter,
         "DNS-over-TCP connections closed by netalias, by reason";
+    DNS_TCP_ADMISSION_WAIT = "netalias_dns_tcp_admission_wait_seconds", Histogram,
+        "Time a new DNS-over-TCP connection at a cap waited for room, by outcome (admitted, refused)";
 
     // Forwarding and its cache.
     FORWARD_REJECTED_TOTAL = "netalias_forward_rejected_total", Counter,
