@@ -15,6 +15,10 @@ fn config(fast: bool, upstream: &FakeUpstream) -> String {
     for i in 0..40 {
         c.push_str(&format!("[[networks.v6net.endpoints]]\nname = \"m{i}\"\nipv4 = \"10.7.0.{}\"\naliases = [\"big\"]\n", i + 1));
     }
+    // 32 members: musl's getaddrinfo asks without EDNS and never retries over TCP (issue 25).
+    for i in 0..32 {
+        c.push_str(&format!("[[networks.v6net.endpoints]]\nname = \"t{i}\"\nipv4 = \"10.9.0.{}\"\naliases = [\"big32\"]\n", i + 1));
+    }
     // Aliases of 248 and 249 wire octets: under `.docker.` (7 more) they make names of exactly
     // 255 octets (the most RFC 1035 allows) and 256 (one too many).
     for k in [54, 55] {
@@ -76,6 +80,7 @@ fn fast_and_full_paths_give_identical_bytes() {
         "dual.",
         "six.v6net.docker.",
         "big.",
+        "big32.",
         "m3.",
     ] {
         for qtype in [
@@ -128,6 +133,88 @@ fn fast_and_full_paths_give_identical_bytes() {
         sorted.len(),
         3,
         "three consecutive answers start at three members: {firsts:?}"
+    );
+}
+
+/// An alias too large for the client's UDP size (32 and 40 members, no EDNS or a small one)
+/// keeps the records that fit, in rotation order, with TC set, on both paths alike: the same
+/// bytes, the same single turn of the rotation (the first member advances by one per answer),
+/// and the fast path gives it rather than declining. Over TCP every member comes.
+#[test]
+fn big_aliases_keep_the_records_that_fit_with_tc_on_both_paths() {
+    let up = FakeUpstream::start(Mode::Answer { ttl: 0 });
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let fast = Server::start(&config(true, &up).replacen(
+        "[server]\n",
+        &format!("[server]\nhttp_listen = \"{http}\"\n"),
+        1,
+    ));
+    let full = Server::start(&config(false, &up));
+    let mut cut = 0;
+    for (name, members, base) in [("big.", 40u8, [10, 7, 0]), ("big32.", 32, [10, 9, 0])] {
+        // The members in configured order; answer k starts at member k mod n.
+        let member = |i: usize| {
+            std::net::Ipv4Addr::new(
+                base[0],
+                base[1],
+                base[2],
+                (i % usize::from(members)) as u8 + 1,
+            )
+        };
+        let mut turn = None;
+        // 12 header octets, the question (the name, type, class), the OPT when asked with
+        // EDNS (11), and 16 octets per A record whose owner points at the question.
+        let question = name.len() + 1 + 4;
+        for payload in [None, Some(512), Some(100), Some(600)] {
+            let limit = usize::from(payload.unwrap_or(512).max(512));
+            let fit = (limit - 12 - question - if payload.is_some() { 11 } else { 0 }) / 16;
+            for _ in 0..3 {
+                let q = match payload {
+                    None => query(name, RecordType::A),
+                    Some(p) => with_edns(query(name, RecordType::A), p, 0),
+                };
+                let bytes = q.to_vec().expect("encode");
+                let a = raw(&fast, &bytes).expect("fast server answers");
+                let b = raw(&full, &bytes).expect("full server answers");
+                assert_eq!(a, b, "{name} EDNS {payload:?}");
+                assert!(a.len() <= limit);
+                let answer = Message::from_vec(&a).expect("decodes");
+                let got = a_records(&answer);
+                let expected = fit.min(usize::from(members));
+                assert_eq!(got.len(), expected, "{name} EDNS {payload:?}");
+                assert_eq!(
+                    answer.metadata.truncation,
+                    expected < usize::from(members),
+                    "TC exactly when records were left out: {name} EDNS {payload:?}"
+                );
+                // Consecutive members from where the rotation stands, one turn per answer.
+                let start = usize::from(got[0].octets()[3]) - 1;
+                let listed: Vec<_> = (start..start + expected).map(member).collect();
+                assert_eq!(got, listed, "in rotation order");
+                if let Some(previous) = turn {
+                    assert_eq!(start, (previous + 1) % usize::from(members), "{name}");
+                }
+                turn = Some(start);
+                cut += usize::from(answer.metadata.truncation);
+            }
+        }
+        let whole = tcp(fast.addr, &query(name, RecordType::A));
+        assert!(!whole.metadata.truncation);
+        assert_eq!(
+            a_records(&whole).len(),
+            usize::from(members),
+            "TCP: every member"
+        );
+    }
+    assert_eq!(
+        cut,
+        2 * 9 + 3,
+        "40 members are cut at 600 octets too, 32 are not"
+    );
+    let page = metrics_page(http);
+    assert!(
+        metric(&page, "netalias_dns_fast_path_total{source=\"local\"}") >= 24.0,
+        "the cut answers stayed on the fast path: {page}"
     );
 }
 

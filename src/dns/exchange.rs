@@ -3,7 +3,7 @@
 //! Checks the header (`wire`), decodes with hickory-proto, answers from local data
 //! ([`Responder::respond`], a plain function), forwards when the name is not ours (the only
 //! async step), and encodes the way the transport needs: UDP within the client's EDNS size,
-//! truncated by the real encoded size (no answers, TC set) when it does not fit; TCP whole.
+//! cut by the real encoded size (the answers that fit, TC set) when it does not fit; TCP whole.
 //! An undecodable query gets a bare FORMERR; a packet that is itself a response, or too short
 //! to carry a header, gets nothing. It never touches a socket: the UDP loops, the TCP
 //! connections and the fuzz targets call it alike.
@@ -110,9 +110,13 @@ pub async fn answer_bytes(
 }
 
 /// `response` encoded within `limit` octets, by its real encoded size. Past it, the additional
-/// section (SRV glue, which a client can ask for) goes first; if it still does not fit, it
-/// goes with no records but the OPT and TC set: RFC 2181 9, a partial RRset misleads, and the
-/// client retries over TCP.
+/// section (SRV glue, which a client can ask for) goes first, without TC (RFC 2181 9: TC is
+/// not set for extra information). Still too large, the authority section goes and TC is set,
+/// then the answer section is cut to its longest prefix that fits: the records that fit, in
+/// rotation order, as Docker's 127.0.0.11 sends them. RFC 2181 9 lets a partial RRset stay in
+/// a TC answer; a client that retries over TCP gets every record, and one that never does
+/// (musl before 1.2.4) still gets addresses instead of "Name does not resolve". Forwarded
+/// answers are cut the same way (Docker cuts its relayed answers too).
 fn encode(
     mut response: Message,
     limit: usize,
@@ -128,9 +132,31 @@ fn encode(
             return Ok(bytes);
         }
     }
-    response.answers.clear();
     response.authorities.clear();
-    response.additionals.clear();
     response.metadata.truncation = true;
-    response.to_vec()
+    // The longest prefix that fits, by bisection over real encodings (a prefix never encodes
+    // longer than a longer one): 6 encodings for 40 records, 12 for the 4,000 of a 64 KB
+    // upstream answer. `fits` holds a prefix length known to fit (none is assumed to: a
+    // header, a question and an OPT are under 512), `over` one known not to.
+    let answers = std::mem::take(&mut response.answers);
+    let (mut fits, mut over) = (0, answers.len() + 1);
+    let mut best = None;
+    while over - fits > 1 {
+        let mid = fits + (over - fits) / 2;
+        response.answers = answers[..mid].to_vec();
+        let bytes = response.to_vec()?;
+        if bytes.len() <= limit {
+            fits = mid;
+            best = Some(bytes);
+        } else {
+            over = mid;
+        }
+    }
+    match best {
+        Some(bytes) => Ok(bytes),
+        None => {
+            response.answers.clear();
+            response.to_vec()
+        }
+    }
 }

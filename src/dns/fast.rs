@@ -1,6 +1,7 @@
-//! The UDP fast path: the commonest question (A or AAAA of a name we hold, for an answer that
-//! fits) answered straight into a reused buffer, without decoding the message into hickory's
-//! types or allocating.
+//! The UDP fast path: the commonest question (A or AAAA of a name we hold; an answer too large
+//! for the client keeps the records that fit, TC set, as the full path cuts it) answered
+//! straight into a reused buffer, without decoding the message into hickory's types or
+//! allocating.
 //!
 //! It gives byte-for-byte the answer the full handler gives (a test holds it to that) and
 //! takes the same rotation turn from the same record set. Anything else, it declines and the
@@ -83,24 +84,33 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
     }
     let limit = responder.udp_limit(question.edns_payload);
     // Laid out as the full path's encoder lays it out (see `wire::answer_len`): every owner a
-    // pointer to the question's name.
+    // pointer to the question's name. Too large, it keeps the records that fit with TC set,
+    // as the full path's `exchange::encode` cuts it (a test holds the two to the same bytes).
     let size = wire::answer_len(
         question.end - HEADER_LEN,
         std::iter::repeat_n(rdlen, members),
         question.edns_payload.is_some(),
     );
-    if size > limit {
-        return false; // the full path sets TC
-    }
+    let (sent, tc) = if size <= limit {
+        (members, 0)
+    } else {
+        let fit = wire::records_that_fit(
+            limit,
+            question.end - HEADER_LEN,
+            rdlen,
+            question.edns_payload.is_some(),
+        );
+        (fit.min(members), FLAG_TC)
+    };
     let ttl = set.ttl().unwrap_or_else(|| responder.ttl()).to_be_bytes();
 
     out.clear();
     out.extend_from_slice(&packet[..2]); // ID
-    // QR, opcode QUERY, AA, RD copied; RA when forwarding; CD copied; rcode NOERROR.
-    out.push(FLAG_QR | FLAG_AA | (packet[2] & FLAG_RD));
+    // QR, opcode QUERY, AA, TC when cut, RD copied; RA when forwarding; CD copied; NOERROR.
+    out.push(FLAG_QR | FLAG_AA | tc | (packet[2] & FLAG_RD));
     out.push(ra(responder) | (packet[3] & FLAG_CD));
     out.extend_from_slice(&[0, 1]);
-    out.extend_from_slice(&(members as u16).to_be_bytes());
+    out.extend_from_slice(&(sent as u16).to_be_bytes());
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&[0, u8::from(question.edns_payload.is_some())]);
     out.extend_from_slice(question.question(packet));
@@ -112,13 +122,13 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
         out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         out.extend_from_slice(rdata);
     };
-    // The same turn the full path would take, from the same cursor.
+    // The same turn the full path would take, from the same cursor, cut or not.
     if question.qtype == TYPE_A {
-        for ip in set.next_v4().iter() {
+        for ip in set.next_v4().iter().take(sent) {
             record(&ip.octets());
         }
     } else {
-        for ip in set.next_v6().iter() {
+        for ip in set.next_v6().iter().take(sent) {
             record(&ip.octets());
         }
     }
@@ -136,7 +146,10 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
 /// full path treats otherwise: PTR (the reverse names netalias holds), service names (their
 /// host may be ours), names netalias holds or may deny, askers it does not forward for, a
 /// question cached in another case (the encoded answer echoes the first asker's), an expired
-/// entry, an answer that does not fit.
+/// entry, an answer that does not fit. That last stays the full path's: it cuts a relayed
+/// answer by re-encoding (records of any type, compressed against each other), which the
+/// cached bytes cannot be cut to without decoding them, and declining costs those answers
+/// only the full path's decode.
 fn from_cache(
     responder: &Responder,
     packet: &[u8],

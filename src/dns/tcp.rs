@@ -5,6 +5,13 @@
 //! connections idle for a while (the address's own at its cap, anyone's at the total) are
 //! asked to close, oldest waiter first (RFC 7766 lets a server shed idle ones under load), so
 //! that an active client is never locked out by idle ones; one mid-message is never shed.
+//! A new connection at a cap waits in line, bounded ([`ADMISSION_WAIT`]), until one may be
+//! shed: a burst of more than the cap from one address within [`SHED_IDLE_AFTER`] (a host
+//! resolver forwarding over TCP from 127.0.0.1 under load) is served, not reset. The line is
+//! bounded too, so that waiting sockets cannot hold descriptors without limit: an address
+//! waits with at most its cap, and the server with an eighth of its own; past either, the
+//! newest arrival takes the place of the oldest waiter (of the longest line), which is
+//! refused, so a flood holds no more than twice its cap and cannot lock out the next client.
 //! Each connection reads 2-byte-length frames (tokio-util's codec), answers them in order
 //! through [`exchange`](super::exchange), and closes when idle, when a message stays
 //! half-sent past the idle timeout, on a reset, or on shutdown. Nothing here decides answers.
@@ -21,7 +28,7 @@ use std::{
 
 use futures_util::StreamExt;
 use hickory_server::net::xfer::Protocol;
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 use tokio::{
     io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
@@ -41,9 +48,15 @@ use crate::telemetry::names;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Under pressure, connections idle at least this long are shed.
 const SHED_IDLE_AFTER: Duration = Duration::from_millis(500);
-/// How long a new connection waits for shed connections to make room.
-const SHED_WAIT: Duration = Duration::from_millis(200);
-const SHED_TRIES: u32 = 8;
+/// How long a new connection at a cap waits for room: three times [`SHED_IDLE_AFTER`], so that
+/// when every connection of its address is brand new (a burst: none may be shed yet) they
+/// become sheddable within the wait, with room for the line ahead of it to be served first
+/// (at most the cap, which one such turnover admits). Was 200 ms, less than the idle age, so
+/// a burst of 65 connections within 0.5 s had the 65th reset (issue 25). Under glibc's 5 s
+/// and Go's 5 s resolver timeouts.
+const ADMISSION_WAIT: Duration = Duration::from_millis(1500);
+/// How often a waiting connection asks again (and presses an idle one to close).
+const WAIT_TICK: Duration = Duration::from_millis(25);
 
 /// TCP limits, shared by every listener of the process.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +98,46 @@ pub struct Admission {
     per_client: Mutex<HashMap<IpAddr, Client>>,
     /// Wakes one waiting connection at a time; it closes if it has been idle long enough.
     pressure: Notify,
+    /// New connections waiting at a cap, per client address, oldest first.
+    line: Mutex<Line>,
+}
+
+/// The connections waiting for room, and how many in all.
+#[derive(Default)]
+struct Line {
+    waiting: HashMap<IpAddr, std::collections::VecDeque<Waiter>>,
+    total: usize,
+    next_id: u64,
+}
+
+/// One waiting connection: cancelled when a newer arrival takes its place in line.
+struct Waiter {
+    id: u64,
+    displaced: CancellationToken,
+}
+
+/// A place in line, given back on drop (admitted, refused or displaced alike).
+struct Place {
+    admission: Arc<Admission>,
+    client: IpAddr,
+    id: u64,
+    displaced: CancellationToken,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut guard = self.admission.line();
+        let line = &mut *guard;
+        if let Some(queue) = line.waiting.get_mut(&self.client) {
+            if let Some(at) = queue.iter().position(|w| w.id == self.id) {
+                queue.remove(at);
+                line.total -= 1;
+            }
+            if queue.is_empty() {
+                line.waiting.remove(&self.client);
+            }
+        }
+    }
 }
 
 /// One client address's connections, and the signal that asks one of them to make room.
@@ -100,6 +153,68 @@ impl Admission {
             total: AtomicUsize::new(0),
             per_client: Mutex::new(HashMap::new()),
             pressure: Notify::new(),
+            line: Mutex::default(),
+        })
+    }
+
+    fn line(&self) -> std::sync::MutexGuard<'_, Line> {
+        self.line
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The most connections waiting for room at once: an eighth of the total cap, at least
+    /// one address's cap.
+    fn max_waiting(&self) -> usize {
+        (self.limits.max_connections / 8).max(self.limits.max_per_client)
+    }
+
+    /// A place in line for a new connection from `client`. Its address's line full, its oldest
+    /// waiter is displaced; the whole line full, the oldest waiter of the longest line is, when
+    /// that line is longer than `client`'s would be (else `None`: refused at once).
+    fn wait_in_line(self: &Arc<Self>, client: IpAddr) -> Option<Place> {
+        let max_waiting = self.max_waiting();
+        let mut guard = self.line();
+        let line = &mut *guard;
+        let own = line.waiting.get(&client).map_or(0, |q| q.len());
+        let displace = if own >= self.limits.max_per_client {
+            Some(client)
+        } else if line.total >= max_waiting {
+            let (longest, len) = line
+                .waiting
+                .iter()
+                .map(|(ip, q)| (*ip, q.len()))
+                .max_by_key(|(_, len)| *len)?;
+            if len <= own + 1 {
+                return None;
+            }
+            Some(longest)
+        } else {
+            None
+        };
+        if let Some(ip) = displace
+            && let Some(queue) = line.waiting.get_mut(&ip)
+            && let Some(oldest) = queue.pop_front()
+        {
+            oldest.displaced.cancel();
+            if queue.is_empty() {
+                line.waiting.remove(&ip);
+            }
+            line.total -= 1;
+        }
+        let id = line.next_id;
+        line.next_id += 1;
+        let displaced = CancellationToken::new();
+        line.waiting.entry(client).or_default().push_back(Waiter {
+            id,
+            displaced: displaced.clone(),
+        });
+        line.total += 1;
+        Some(Place {
+            admission: Arc::clone(self),
+            client,
+            id,
+            displaced,
         })
     }
 
@@ -235,22 +350,41 @@ pub async fn serve(
     }
 }
 
-/// Asks idle connections, longest-waiting first, to close one at a time until `client` fits:
-/// its own connections when it is at its own cap, anyone's when the server is full.
+/// Waits in line, bounded by [`ADMISSION_WAIT`], for `client` to fit: every tick asks one
+/// idle connection to close (its own when it is at its own cap, anyone's when the server is
+/// full; the one waiting longest for a query goes first, and only once idle for
+/// [`SHED_IDLE_AFTER`]) and tries again. Gives up when displaced by a newer arrival.
 async fn make_room(
     admission: &Arc<Admission>,
     client: IpAddr,
     mut refusal: Refusal,
 ) -> Result<Ticket, Refusal> {
-    for _ in 0..SHED_TRIES {
-        admission.press(client, refusal);
-        tokio::time::sleep(SHED_WAIT / SHED_TRIES).await;
-        match admission.admit(client) {
-            Err(again) => refusal = again,
-            ok => return ok,
-        }
-    }
-    Err(refusal)
+    let started = Instant::now();
+    let outcome = match admission.wait_in_line(client) {
+        None => Err(refusal),
+        Some(place) => loop {
+            admission.press(client, refusal);
+            tokio::select! {
+                _ = place.displaced.cancelled() => break Err(refusal),
+                _ = tokio::time::sleep(WAIT_TICK) => {}
+            }
+            match admission.admit(client) {
+                Ok(ticket) => break Ok(ticket),
+                Err(again) => refusal = again,
+            }
+            if started.elapsed() >= ADMISSION_WAIT {
+                break Err(refusal);
+            }
+        },
+    };
+    let label = if outcome.is_ok() {
+        "admitted"
+    } else {
+        "refused"
+    };
+    histogram!(names::DNS_TCP_ADMISSION_WAIT, "outcome" => label)
+        .record(started.elapsed().as_secs_f64());
+    outcome
 }
 
 fn refuse(peer: SocketAddr, refusal: Refusal) {
@@ -335,5 +469,41 @@ mod tests {
         assert_eq!(admission.admit(b).err(), Some(Refusal::Full));
         drop(first);
         assert!(admission.admit(b).is_ok(), "room again after a close");
+    }
+
+    #[test]
+    fn the_line_is_bounded_per_address_and_in_total_and_the_newest_keeps_its_place() {
+        let admission = Admission::new(TcpLimits {
+            idle_timeout: Duration::from_secs(1),
+            max_connections: 16,
+            max_per_client: 2,
+        });
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        // 16 / 8 = 2 in line at most, one address's cap.
+        assert_eq!(admission.max_waiting(), 2);
+        let first = admission.wait_in_line(a).expect("a place");
+        let second = admission.wait_in_line(a).expect("a place");
+        let third = admission.wait_in_line(a).expect("the newest keeps a place");
+        assert!(first.displaced.is_cancelled(), "the oldest gave way");
+        assert!(!second.displaced.is_cancelled() && !third.displaced.is_cancelled());
+        assert_eq!(admission.line().total, 2);
+        drop(first);
+        assert_eq!(
+            admission.line().total,
+            2,
+            "a displaced place was given back already"
+        );
+        // Another address, the line full: it takes the place of the longest line's oldest.
+        let other = admission
+            .wait_in_line(b)
+            .expect("another address is not locked out");
+        assert!(second.displaced.is_cancelled());
+        // With one waiter each, a third address is refused rather than displace an equal.
+        let c: IpAddr = [127, 0, 0, 3].into();
+        assert!(admission.wait_in_line(c).is_none());
+        drop((second, third, other));
+        let line = admission.line();
+        assert_eq!((line.total, line.waiting.len()), (0, 0), "all given back");
     }
 }

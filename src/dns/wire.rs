@@ -282,6 +282,19 @@ pub fn answer_len(
     HEADER_LEN + question_len + records + if with_opt { OPT_LEN } else { 0 }
 }
 
+/// How many records of `rdata_len` octets each fit within `limit` in an answer laid out as
+/// [`answer_len`] lays it out: the fast path's cut of an answer too large, the count the full
+/// path's encoder reaches by encoding (0 when not even the header, question and OPT fit).
+pub fn records_that_fit(
+    limit: usize,
+    question_len: usize,
+    rdata_len: usize,
+    with_opt: bool,
+) -> usize {
+    let fixed = answer_len(question_len, [], with_opt);
+    limit.saturating_sub(fixed) / (POINTER_LEN + RR_FIXED_LEN + rdata_len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,5 +402,15 @@ mod tests {
         // Question `web.` A IN: 9 octets; two A records of 16 octets each; an OPT.
         assert_eq!(answer_len(9, [4, 4], true), 12 + 9 + 2 * 16 + 11);
         assert_eq!(answer_len(9, [], false), 21);
+    }
+
+    #[test]
+    fn records_that_fit_are_what_answer_len_allows() {
+        // `big.` A without EDNS: 21 fixed octets, 16 per record: 30 fit 512 (501), 31 do not.
+        assert_eq!(records_that_fit(512, 9, 4, false), 30);
+        assert!(answer_len(9, [4; 30], false) <= 512 && answer_len(9, [4; 31], false) > 512);
+        // AAAA with an OPT: 32 fixed, 28 per record.
+        assert_eq!(records_that_fit(512, 9, 16, true), 17);
+        assert_eq!(records_that_fit(20, 9, 4, false), 0);
     }
 }

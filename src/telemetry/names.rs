@@ -54,6 +54,8 @@ catalogue! {
         "DNS-over-TCP connections closed by netalias, by reason";
     DNS_NEW_ASKERS_TOTAL = "netalias_dns_new_askers_total", Counter,
         "Questions from an unknown asker inside a followed subnet, held until it was looked up, by outcome (known, unknown)";
+    DNS_TCP_ADMISSION_WAIT = "netalias_dns_tcp_admission_wait_seconds", Histogram,
+        "Time a new DNS-over-TCP connection at a cap waited for room, by outcome (admitted, refused)";
 
     // Forwarding and its cache.
     FORWARD_REJECTED_TOTAL = "netalias_forward_rejected_total", Counter,
