@@ -155,18 +155,19 @@ class Poller(threading.Thread):
             os.close(there)
         self.by_fd = {s.fileno(): srv for srv, s in self.socks.items()}
         self.lock = threading.Lock()
-        self.name = None
+        self.qname = None
         self.obs = {s: [] for s in SERVERS}  # (t_sent, rtt, rcode, ips)
         self.rtts = {s: [] for s in SERVERS}
         self.lost = {s: 0 for s in SERVERS}
         self.errors = {s: 0 for s in SERVERS}
+        self.kinds = {}  # (server, rcode, with an address) -> replies
         self.stop = False
 
     def watch(self, name):
         """Polls `name` from now on (None: nothing); returns what the last name got."""
         with self.lock:
             got, self.obs = self.obs, {s: [] for s in SERVERS}
-            self.name = name
+            self.qname = name
         return got
 
     def snapshot(self):
@@ -181,7 +182,7 @@ class Poller(threading.Thread):
             now = mono()
             if now >= next_send:
                 next_send = now + POLL_S
-                name = self.name
+                name = self.qname
                 if name is not None:
                     server = SERVERS[turn]
                     turn ^= 1
@@ -213,8 +214,10 @@ class Poller(threading.Thread):
                     continue
                 t_sent, name = sent
                 self.rtts[server].append(t_recv - t_sent)
+                key = (server, rcode, bool(ips))
+                self.kinds[key] = self.kinds.get(key, 0) + 1
                 with self.lock:
-                    if name == self.name:
+                    if name == self.qname:
                         self.obs[server].append((t_sent, t_recv - t_sent, rcode, ips))
 
 
@@ -417,6 +420,10 @@ def main():
             r = poller.rtts[s]
             print(f"{s}: {len(r)} replies, rtt median {pct(r, 50) * 1e3:.2f} ms, p99 {pct(r, 99) * 1e3:.2f} ms, "
                   f"lost {poller.lost[s]}, socket errors {poller.errors[s]}")
+            rcodes = {0: "NOERROR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}
+            print("  replies: " + ", ".join(
+                f"{rcodes.get(rc, rc)}{' with A' if a else ' empty'} {n}"
+                for (srv, rc, a), n in sorted(poller.kinds.items()) if srv == s))
         print("\n== START: first answer with the member's address ==")
         table("docker run -d", starts, "t0", "just before `docker run -d`")
         table("docker run -d", starts, "ret", "when `docker run -d` returned")
@@ -429,6 +436,8 @@ def main():
             print(f"\nnotes ({len(notes)}):")
             for n in notes:
                 print("  " + n)
+        else:
+            print("\nnotes: none (no timeouts; no answer went missing after a server first answered)")
     finally:
         na.send_signal(signal.SIGTERM)
         try:
