@@ -291,6 +291,72 @@ mod tests {
         assert_eq!(cursor.load(Ordering::Relaxed), 1);
     }
 
+    /// A server over the embedded default's records (`app`: three members).
+    fn responder() -> crate::dns::Responder {
+        let config = crate::config::Config::embedded_default().expect("embedded default");
+        let registry = Arc::new(Registry::new(config.server.domain()).expect("domain"));
+        crate::source::static_file::StaticSource::default().sync(&config, &registry);
+        crate::dns::Responder::new(registry, Arc::new(crate::dns::Settings::new(0, 1232)))
+    }
+
+    /// `app.` A with `id`, as a client sends it (RD).
+    fn app_query(id: u16) -> Vec<u8> {
+        let mut q = id.to_be_bytes().to_vec();
+        q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'a', b'p', b'p', 0, 0, 1, 0, 1]);
+        q
+    }
+
+    /// The first address of an answer to `app_query`.
+    fn first(answer: &[u8]) -> u8 {
+        // Header, question (`app` in 5 octets, type, class), then the first record: pointer,
+        // type, class, TTL and length (12), and the address's last octet.
+        answer[12 + 9 + 12 + 3]
+    }
+
+    /// A copy answered by either path gets the order the other path gave the first copy, and
+    /// takes no turn; another ID, another port or TCP takes a new turn.
+    #[test]
+    fn the_fast_and_full_paths_share_a_copys_turn() {
+        use hickory_server::net::xfer::Protocol;
+        let responder = responder();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let asker = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let over = |protocol, packet: &[u8], port| {
+            let src = std::net::SocketAddr::new(asker, port);
+            let answer = crate::dns::exchange::answer_bytes(&responder, packet, src, protocol);
+            runtime.block_on(answer).expect("an answer")
+        };
+        let full = |packet: &[u8], port| over(Protocol::Udp, packet, port);
+        let fast = |packet: &[u8], port| {
+            let mut out = Vec::new();
+            assert!(super::super::fast::try_answer(
+                &responder, packet, asker, port, &mut out
+            ));
+            out
+        };
+        // Fast first, then a copy on the full path; then the other way round.
+        let a = fast(&app_query(0x1234), 5300);
+        assert_eq!(full(&app_query(0x1234), 5300), a, "the same bytes");
+        let b = full(&app_query(0x1235), 5300);
+        assert_eq!(fast(&app_query(0x1235), 5300), b, "the same bytes");
+        // Three members: each new question takes the next; copies took none.
+        let c = fast(&app_query(0x1234), 5301); // another port: another question
+        let d = full(&app_query(0x1236), 5300);
+        let firsts = [first(&a), first(&b), first(&c), first(&d)];
+        assert_eq!(firsts[3], firsts[0], "four turns over three members: {firsts:?}");
+        let mut three = firsts[..3].to_vec();
+        three.sort_unstable();
+        three.dedup();
+        assert_eq!(three.len(), 3, "three turns, three first members: {firsts:?}");
+        // TCP takes a turn of its own, even for a copy of a UDP question.
+        let udp = fast(&app_query(0x2000), 5400);
+        let tcp = over(Protocol::Tcp, &app_query(0x2000), 5400);
+        assert_ne!(first(&udp), first(&tcp), "TCP took a turn of its own");
+    }
+
     /// Two copies released at the same instant on two threads, many times over: each pair
     /// takes exactly one turn and both copies get its offset.
     #[test]
