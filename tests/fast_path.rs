@@ -283,6 +283,13 @@ fn one_lookup_sent_to_two_addresses_takes_one_turn() {
             format!("127.0.0.1:{port}").parse().unwrap(),
             format!("127.0.0.2:{port}").parse().unwrap(),
         ];
+        // `start` returns at the first listener's line; the other may come just after.
+        for addr in addresses {
+            let addr = addr.to_string();
+            if !server.startup_log.iter().any(|l| l.contains(&addr)) {
+                server.wait_log(&addr);
+            }
+        }
         let sock = udp_socket();
         let mut firsts = Vec::new();
         for lookup in 0..6u16 {
