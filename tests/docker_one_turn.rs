@@ -73,7 +73,15 @@ fn firsts_seen_by_musl(
     let client = format!("i25t-{tag}-client");
     let mount = format!("{}:/etc/resolv.conf:ro", resolv.display());
     let mut create = vec![
-        "create", "--label", LABEL, "--name", &client, "--network", &nets[0], "-v", &mount,
+        "create",
+        "--label",
+        LABEL,
+        "--name",
+        &client,
+        "--network",
+        &nets[0],
+        "-v",
+        &mount,
         image,
     ];
     create.extend(IDLE);

@@ -316,7 +316,12 @@ fn one_lookup_sent_to_two_addresses_takes_one_turn() {
         }
         // Six lookups over three members: each first twice, in turn.
         for (i, pair) in firsts.windows(2).enumerate() {
-            assert_ne!(pair[0], pair[1], "fast path {fast}, lookups {i} and {}: {firsts:?}", i + 1);
+            assert_ne!(
+                pair[0],
+                pair[1],
+                "fast path {fast}, lookups {i} and {}: {firsts:?}",
+                i + 1
+            );
         }
         assert_eq!(firsts[..3], firsts[3..], "fast path {fast}: {firsts:?}");
         drop(server);

@@ -19,8 +19,8 @@ use metrics::counter;
 use tracing::debug;
 
 use super::host::HostAddresses;
-use super::turns::{Sender, Turn, Turns};
 use super::rate_limit::{RateLimit, RateLimiter, Verdict};
+use super::turns::{Sender, Turn, Turns};
 use super::{
     answer::{Answer, answer},
     forward::{ForwardError, Forwarder},
@@ -195,12 +195,7 @@ impl Responder {
     /// name is not ours (then [`Responder::forward`] may answer it instead). `port` is the
     /// UDP source port, for a copy of the question sent to several of our addresses to take
     /// one turn; `None` (TCP) takes a turn of its own.
-    pub fn respond(
-        &self,
-        request: &Message,
-        asker: IpAddr,
-        port: Option<u16>,
-    ) -> (Message, bool) {
+    pub fn respond(&self, request: &Message, asker: IpAddr, port: Option<u16>) -> (Message, bool) {
         let mut response = self.reply_to(request);
         let result = if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             // RFC 6891 6.1.3: we speak version 0 only.

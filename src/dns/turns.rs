@@ -151,19 +151,19 @@ impl<'a> Turn<'a> {
     ) -> usize {
         // One member (the commonest name) has one order: no turn to share, nothing to hash.
         // Past `PENDING` members an offset does not fit a slot (no UDP answer holds that many).
-        let Some(sender) = self.sender.filter(|_| members > 1 && members < usize::from(PENDING))
+        let Some(sender) = self
+            .sender
+            .filter(|_| members > 1 && members < usize::from(PENDING))
         else {
             return take();
         };
         // The cursors are shared by every version of the set, so a copy that finds the set
         // changed (a member added) still shares the turn.
         let set_id = std::sync::Arc::as_ptr(set.cursors()) as usize;
-        let key = self.turns.hasher.hash_one((
-            registry.asker_id(asker),
-            sender,
-            question,
-            set_id,
-        ));
+        let key = self
+            .turns
+            .hasher
+            .hash_one((registry.asker_id(asker), sender, question, set_id));
         self.turns.offset(key, take)
     }
 }
@@ -221,7 +221,8 @@ impl Turns {
                     // The callers pass fewer than `PENDING` members; the offset is below that.
                     let taken = pack(check, now, offset as u16);
                     // Unless another question has taken the slot meanwhile: then it is theirs.
-                    let _ = slot.compare_exchange(claim, taken, Ordering::AcqRel, Ordering::Relaxed);
+                    let _ =
+                        slot.compare_exchange(claim, taken, Ordering::AcqRel, Ordering::Relaxed);
                     return offset;
                 }
                 Err(now_seen) => seen = now_seen,
@@ -287,7 +288,10 @@ mod tests {
         // A claim left pending (its thread descheduled) makes a copy wait briefly, then take
         // its own turn.
         turns.slots[42].store(pack(1, 100, PENDING), Ordering::Relaxed);
-        assert_eq!(turns.offset_at(42 | (1 << 32), 100, || turn_of(&cursor, 3)), 0);
+        assert_eq!(
+            turns.offset_at(42 | (1 << 32), 100, || turn_of(&cursor, 3)),
+            0
+        );
         assert_eq!(cursor.load(Ordering::Relaxed), 1);
     }
 
@@ -302,7 +306,9 @@ mod tests {
     /// `app.` A with `id`, as a client sends it (RD).
     fn app_query(id: u16) -> Vec<u8> {
         let mut q = id.to_be_bytes().to_vec();
-        q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'a', b'p', b'p', 0, 0, 1, 0, 1]);
+        q.extend_from_slice(&[
+            1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'a', b'p', b'p', 0, 0, 1, 0, 1,
+        ]);
         q
     }
 
@@ -346,11 +352,18 @@ mod tests {
         let c = fast(&app_query(0x1234), 5301); // another port: another question
         let d = full(&app_query(0x1236), 5300);
         let firsts = [first(&a), first(&b), first(&c), first(&d)];
-        assert_eq!(firsts[3], firsts[0], "four turns over three members: {firsts:?}");
+        assert_eq!(
+            firsts[3], firsts[0],
+            "four turns over three members: {firsts:?}"
+        );
         let mut three = firsts[..3].to_vec();
         three.sort_unstable();
         three.dedup();
-        assert_eq!(three.len(), 3, "three turns, three first members: {firsts:?}");
+        assert_eq!(
+            three.len(),
+            3,
+            "three turns, three first members: {firsts:?}"
+        );
         // TCP takes a turn of its own, even for a copy of a UDP question.
         let udp = fast(&app_query(0x2000), 5400);
         let tcp = over(Protocol::Tcp, &app_query(0x2000), 5400);

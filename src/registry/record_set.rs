@@ -212,7 +212,12 @@ impl RecordSet {
         take_turn(self.srv_run(service, proto).len(), &self.cursors.srv)
     }
     /// The SRV answer for `service` over `proto` of the turn that took `offset`.
-    pub fn srv_from(&self, service: &str, proto: SrvProto, offset: usize) -> Rotated<'_, SrvTarget> {
+    pub fn srv_from(
+        &self,
+        service: &str,
+        proto: SrvProto,
+        offset: usize,
+    ) -> Rotated<'_, SrvTarget> {
         rotated_from(self.srv_run(service, proto), offset)
     }
     /// How many targets offer `service` over `proto`.
@@ -381,7 +386,13 @@ mod tests {
         assert_eq!(first(a.v4_from(offset)), 1);
         assert_eq!(first(a.next_v4()), 2, "the next turn, not the read-backs");
         // An offset past a smaller set's size still lists each member once.
-        let b = RecordSet::new(NetId(0), vec![Ipv4Addr::new(10, 0, 0, 9)], vec![], None, cursors);
+        let b = RecordSet::new(
+            NetId(0),
+            vec![Ipv4Addr::new(10, 0, 0, 9)],
+            vec![],
+            None,
+            cursors,
+        );
         assert_eq!(b.v4_from(5).iter().count(), 1);
         assert_eq!(b.v6_from(3).iter().count(), 0);
     }
