@@ -20,13 +20,13 @@
 //! matches by chance (1 in 2^32) repeats an order. TCP does not use it (see `exchange`).
 
 use std::{
-    hash::BuildHasher,
+    hash::{BuildHasher, Hasher},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     sync::atomic::{AtomicU64, Ordering},
     time::Instant,
 };
 
-use crate::registry::{RecordSet, Registry, Rotated, SrvProto, SrvTarget};
+use crate::registry::{AskerId, RecordSet, Registry, Rotated, SrvProto, SrvTarget};
 
 /// Slots in the table: 32 KB. A copy arrives within a millisecond of the first (the kernel
 /// delivers both from one `sendmmsg`/two `sendto`s); 4,096 slots are overwritten no sooner than
@@ -58,7 +58,8 @@ pub struct Sender {
 /// The memo of turns taken (one per responder, shared by every listener and path).
 pub struct Turns {
     slots: Box<[AtomicU64]>,
-    hasher: foldhash::quality::RandomState,
+    /// foldhash's fast variant: the key's 32-bit check and slot need no more mixing than that.
+    hasher: foldhash::fast::RandomState,
     born: Instant,
 }
 
@@ -160,11 +161,21 @@ impl<'a> Turn<'a> {
         // The cursors are shared by every version of the set, so a copy that finds the set
         // changed (a member added) still shares the turn.
         let set_id = std::sync::Arc::as_ptr(set.cursors()) as usize;
-        let key = self
-            .turns
-            .hasher
-            .hash_one((registry.asker_id(asker), sender, question, set_id));
-        self.turns.offset(key, take)
+        // Written field by field, the small ones packed in one word: hashing the tuple as it
+        // is wrote each field (and the enum's discriminant) separately.
+        let mut hasher = self.turns.hasher.build_hasher();
+        match registry.asker_id(asker) {
+            AskerId::Container(container) => hasher.write_u64(container),
+            AskerId::Address(IpAddr::V4(ip)) => hasher.write_u32(ip.to_bits()),
+            AskerId::Address(IpAddr::V6(ip)) => hasher.write_u128(ip.to_bits()),
+        }
+        let (name, qtype) = question;
+        hasher.write_u64(
+            u64::from(sender.port) << 32 | u64::from(sender.id) << 16 | u64::from(qtype),
+        );
+        hasher.write_usize(set_id);
+        hasher.write(name);
+        self.turns.offset(hasher.finish(), take)
     }
 }
 
