@@ -102,15 +102,16 @@ fn answer_path(c: &mut Criterion) {
     let alias = query_bytes("app.", RecordType::A);
     let mut out = Vec::with_capacity(512);
     group.bench_function("fast_path_alias_a", |b| {
-        b.iter(|| dns::fast_answer(&responder, &alias, src.ip(), &mut out))
+        b.iter(|| dns::fast_answer(&responder, &alias, src.ip(), src.port(), &mut out))
     });
     let query = LowerQuery::query(Query::query(
         Name::from_str("app.").expect("name"),
         RecordType::A,
     ));
     let asker = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let turns = dns::Turns::default();
     group.bench_function("answer_rules_only", |b| {
-        b.iter(|| dns::answer(&registry, &query, asker, 0))
+        b.iter(|| dns::answer(&registry, &query, asker, 0, dns::Turn::new(&turns, None)))
     });
     group.finish();
 }

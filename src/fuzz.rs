@@ -61,7 +61,7 @@ pub fn udp_answer(packet: &[u8]) {
     let fixture = fixture();
     let asker = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut out = Vec::with_capacity(512);
-    if dns::fast_answer(&fixture.responder, packet, asker, &mut out) {
+    if dns::fast_answer(&fixture.responder, packet, asker, 5300, &mut out) {
         check_answer(packet, &out, 1232);
         return;
     }

@@ -352,3 +352,65 @@ fn forwarded_answers_from_the_cache_are_the_full_paths_bytes() {
         "as the upstream ordered them"
     );
 }
+
+/// One lookup sent to two of netalias's addresses at once (as musl sends each question to every
+/// nameserver: one socket, so one port and one ID) takes one turn of the rotation, whichever
+/// path answers it: both copies get the same order, and the next lookup (a new ID) the next
+/// member. Taking a turn per copy, the two copies would start at two different members.
+#[test]
+fn one_lookup_sent_to_two_addresses_takes_one_turn() {
+    for fast in [true, false] {
+        let port = free_port();
+        let config = seed_config(&format!("udp_fast_path = {fast}\nudp_workers = 2")).replace(
+            "listen = [\"127.0.0.1:0\"]",
+            &format!("listen = [\"127.0.0.1:{port}\", \"127.0.0.2:{port}\"]"),
+        );
+        let server = Server::start(&config);
+        let addresses: [std::net::SocketAddr; 2] = [
+            format!("127.0.0.1:{port}").parse().unwrap(),
+            format!("127.0.0.2:{port}").parse().unwrap(),
+        ];
+        // `start` returns at the first listener's line; the other may come just after.
+        for addr in addresses {
+            let addr = addr.to_string();
+            if !server.startup_log.iter().any(|l| l.contains(&addr)) {
+                server.wait_log(&addr);
+            }
+        }
+        let sock = udp_socket();
+        let mut firsts = Vec::new();
+        for lookup in 0..6u16 {
+            let mut q = query("app.", RecordType::A);
+            q.metadata.id = 0x5000 + lookup;
+            let bytes = q.to_vec().expect("encode");
+            for to in addresses {
+                sock.send_to(&bytes, to).expect("send");
+            }
+            let mut answers = Vec::new();
+            for _ in addresses {
+                let mut buf = [0u8; 512];
+                let (n, _) = sock.recv_from(&mut buf).expect("both addresses answer");
+                answers.push(buf[..n].to_vec());
+            }
+            assert_eq!(
+                answers[0], answers[1],
+                "fast path {fast}, lookup {lookup}: both copies in one order"
+            );
+            let answer = Message::from_vec(&answers[0]).expect("decode");
+            assert_eq!(answer.metadata.id, q.metadata.id);
+            assert_eq!(a_records(&answer).len(), 3);
+            firsts.push(a_records(&answer)[0]);
+        }
+        // Six lookups over three members: each first twice, in turn.
+        for (i, pair) in firsts.windows(2).enumerate() {
+            assert_ne!(
+                pair[0],
+                pair[1],
+                "fast path {fast}, lookups {i} and {}: {firsts:?}",
+                i + 1
+            );
+        }
+        assert_eq!(firsts[..3], firsts[3..], "fast path {fast}: {firsts:?}");
+        drop(server);
+    }
+}

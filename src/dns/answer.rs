@@ -1,7 +1,8 @@
 //! What one question gets, as records: the answer rules, one small function each.
 //!
-//! Pure over the registry (it takes rotation turns, nothing else): no sockets, no encoding
-//! decisions beyond the records themselves, so that a later pre-encoded fast path can share it.
+//! Pure over the registry (it takes rotation turns, nothing else, through `turns`, so a copy
+//! of a question the fast path answered gets that answer's order): no sockets, no encoding
+//! decisions beyond the records themselves.
 
 use std::net::IpAddr;
 
@@ -13,7 +14,8 @@ use hickory_server::proto::{
     },
 };
 
-use crate::registry::{RecordSet, Registry, Resolution, SrvPort, SrvProto, Unheld};
+use super::turns::Turn;
+use crate::registry::{NameKey, RecordSet, Registry, Resolution, SrvPort, SrvProto, Unheld};
 
 /// The records and code for one question.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,8 +68,15 @@ impl Answer {
     }
 }
 
-/// Answers `query` from `registry` as seen by `asker`. `ttl` is the server's default TTL.
-pub fn answer(registry: &Registry, query: &LowerQuery, asker: IpAddr, ttl: u32) -> Answer {
+/// Answers `query` from `registry` as seen by `asker`, taking rotation turns as `turn` says.
+/// `ttl` is the server's default TTL.
+pub fn answer(
+    registry: &Registry,
+    query: &LowerQuery,
+    asker: IpAddr,
+    ttl: u32,
+    turn: Turn<'_>,
+) -> Answer {
     if !matches!(query.query_class(), DNSClass::IN | DNSClass::ANY) {
         return Answer::refused();
     }
@@ -76,7 +85,7 @@ pub fn answer(registry: &Registry, query: &LowerQuery, asker: IpAddr, ttl: u32) 
     let owner = query.original().name();
     match query.query_type() {
         RecordType::PTR => answer_ptr(registry, name, owner, asker, ttl),
-        qtype => answer_name(registry, name, owner, qtype, asker, ttl),
+        qtype => answer_name(registry, name, owner, qtype, asker, ttl, turn),
     }
 }
 
@@ -87,16 +96,18 @@ fn answer_name(
     qtype: RecordType,
     asker: IpAddr,
     default_ttl: u32,
+    turn: Turn<'_>,
 ) -> Answer {
     if let Some((service, proto, host)) = service_name(name) {
         return answer_service(
             registry,
             (&service, proto),
-            &host,
+            (name, &host),
             owner,
             qtype,
             asker,
             default_ttl,
+            turn,
         );
     }
     let has = |set: &RecordSet| match qtype {
@@ -111,14 +122,16 @@ fn answer_name(
         Resolution::Unheld(unheld) => return unknown_name(unheld, qtype, default_ttl),
     };
     let ttl = set.ttl().unwrap_or(default_ttl);
+    // The question's name as the fast path keys the same turn: its lowercase wire labels.
+    let key = || NameKey::new(name);
     let answers: Vec<Record> = match qtype {
-        RecordType::A => set
-            .next_v4()
+        RecordType::A => turn
+            .v4(registry, asker, key().as_bytes(), &set)
             .iter()
             .map(|ip| Record::from_rdata(owner.clone(), ttl, RData::A(A(*ip))))
             .collect(),
-        RecordType::AAAA => set
-            .next_v6()
+        RecordType::AAAA => turn
+            .v6(registry, asker, key().as_bytes(), &set)
             .iter()
             .map(|ip| Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(*ip))))
             .collect(),
@@ -143,14 +156,16 @@ fn service_name(name: &LowerName) -> Option<(String, SrvProto, LowerName)> {
 
 /// A service name: SRV records from the members of HOST that offer the service, in rotation,
 /// with their addresses as glue. HOST without that service, or another type asked: no data.
+#[allow(clippy::too_many_arguments)] // one question's parts, each used once
 fn answer_service(
     registry: &Registry,
     (service, proto): (&str, SrvProto),
-    host: &LowerName,
+    (name, host): (&LowerName, &LowerName),
     owner: &Name,
     qtype: RecordType,
     asker: IpAddr,
     default_ttl: u32,
+    turn: Turn<'_>,
 ) -> Answer {
     let set = match registry.resolve(host, asker, |set| set.offers(service, proto)) {
         Resolution::Found(set) => set,
@@ -173,7 +188,8 @@ fn answer_service(
         }
         _ => return no_data(&registry.zone_of(host).unwrap_or_else(|| host.clone()), ttl),
     }
-    let turn = set.next_srv(service, proto);
+    let name = NameKey::new(name);
+    let turn = turn.srv(registry, asker, name.as_bytes(), &set, (service, proto));
     let answers = turn
         .iter()
         .map(|t| {

@@ -72,7 +72,11 @@ pub async fn answer_bytes(
         }
     }
     let tcp = protocol == Protocol::Tcp;
-    let (mut response, forwardable) = responder.respond(&request, asker);
+    // A UDP question may be one copy of several sent to our addresses at once (musl sends
+    // each to every nameserver): they share one turn (`turns`). A TCP client asks one server
+    // at a time, a retry is a new question, and its port is a new connection's: nothing to share.
+    let port = (!tcp).then(|| src.port());
+    let (mut response, forwardable) = responder.respond(&request, asker, port);
     let mut forwarded = false;
     if forwardable {
         match responder.forward(&request, asker, tcp).await {

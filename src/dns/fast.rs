@@ -13,6 +13,7 @@ use smallvec::SmallVec;
 
 use super::{
     Responder,
+    turns::Sender,
     wire::{
         self, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_LEN, OPT_LEN,
         POINTER_TO_QNAME, PlainQuery, TYPE_A, TYPE_AAAA, TYPE_OPT, TYPE_PTR, plain_query,
@@ -41,7 +42,13 @@ pub fn truncated(responder: &Responder, packet: &[u8], out: &mut Vec<u8>) -> boo
 }
 
 /// Writes the answer to `packet` into `out` and returns true, or returns false to decline.
-pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut Vec<u8>) -> bool {
+pub fn try_answer(
+    responder: &Responder,
+    packet: &[u8],
+    asker: IpAddr,
+    port: u16,
+    out: &mut Vec<u8>,
+) -> bool {
     let Some(question) = plain_query(packet) else {
         return false;
     };
@@ -122,13 +129,16 @@ pub fn try_answer(responder: &Responder, packet: &[u8], asker: IpAddr, out: &mut
         out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         out.extend_from_slice(rdata);
     };
-    // The same turn the full path would take, from the same cursor, cut or not.
+    // The same turn the full path would take, from the same cursor, cut or not, and the turn
+    // a copy of this question sent to another of our addresses took, if one did (`turns`).
+    let id = u16::from_be_bytes([packet[0], packet[1]]);
+    let turn = responder.turn(Some(Sender { port, id }));
     if question.qtype == TYPE_A {
-        for ip in set.next_v4().iter().take(sent) {
+        for ip in turn.v4(registry, asker, key, &set).iter().take(sent) {
             record(&ip.octets());
         }
     } else {
-        for ip in set.next_v6().iter().take(sent) {
+        for ip in turn.v6(registry, asker, key, &set).iter().take(sent) {
             record(&ip.octets());
         }
     }

@@ -20,6 +20,7 @@ use tracing::debug;
 
 use super::host::HostAddresses;
 use super::rate_limit::{RateLimit, RateLimiter, Verdict};
+use super::turns::{Sender, Turn, Turns};
 use super::{
     answer::{Answer, answer},
     forward::Forwarder,
@@ -66,6 +67,9 @@ pub struct Responder {
     forward: Option<Arc<ForwardPolicy>>,
     rate_limiter: Option<Arc<RateLimiter>>,
     host: Arc<HostAddresses>,
+    /// The turns copies of one question share (`turns`): one memo for every listener and
+    /// both paths, so a copy gets the same order whichever path answers it.
+    turns: Arc<Turns>,
 }
 
 /// What forwarding a question came to.
@@ -100,7 +104,13 @@ impl Responder {
             forward: None,
             rate_limiter: None,
             host: Arc::default(),
+            turns: Arc::default(),
         }
+    }
+
+    /// How a question from `sender` (a UDP one; `None` for TCP) takes its rotation turns.
+    pub(super) fn turn(&self, sender: Option<Sender>) -> Turn<'_> {
+        Turn::new(&self.turns, sender)
     }
 
     /// This host's own addresses (kept current by `dns::host::follow`).
@@ -196,8 +206,10 @@ impl Responder {
     }
 
     /// The full path's answer to `request` from local data: the response, and whether its
-    /// name is not ours (then [`Responder::forward`] may answer it instead).
-    pub fn respond(&self, request: &Message, asker: IpAddr) -> (Message, bool) {
+    /// name is not ours (then [`Responder::forward`] may answer it instead). `port` is the
+    /// UDP source port, for a copy of the question sent to several of our addresses to take
+    /// one turn; `None` (TCP) takes a turn of its own.
+    pub fn respond(&self, request: &Message, asker: IpAddr, port: Option<u16>) -> (Message, bool) {
         let mut response = self.reply_to(request);
         let result = if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             // RFC 6891 6.1.3: we speak version 0 only.
@@ -208,6 +220,10 @@ impl Responder {
                 &LowerQuery::query(query.clone()),
                 asker,
                 self.settings.ttl(),
+                self.turn(port.map(|port| Sender {
+                    port,
+                    id: request.metadata.id,
+                })),
             )
         } else {
             // `exchange` refuses other counts before decoding; a caller that did not gets this.

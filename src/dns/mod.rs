@@ -4,7 +4,8 @@
 //! rules around it (EDNS, AA, RA) and the forwarding policy; `exchange` runs the full path
 //! from bytes to bytes; `wire` owns the wire layout; `udp` (with `batch` and the `fast` path)
 //! and `tcp` carry packets to it; `listener` binds the sockets; `gateways` follows Docker
-//! bridges with listeners; `rate_limit` is the optional UDP RRL. Nothing here writes to the
+//! bridges with listeners; `rate_limit` is the optional UDP RRL; `turns` lets one lookup sent to
+//! several of our addresses take one turn of the rotation. Nothing here writes to the
 //! registry.
 
 mod answer;
@@ -19,6 +20,7 @@ mod listener;
 pub mod query_log;
 mod rate_limit;
 mod tcp;
+mod turns;
 mod udp;
 mod wire;
 
@@ -29,3 +31,4 @@ pub use handler::{ForwardPolicy, Responder, Settings};
 pub use listener::{Listeners, UdpOptions, bind};
 pub use rate_limit::RateLimit;
 pub use tcp::{Admission, TcpLimits, frame_codec};
+pub use turns::{Sender, Turn, Turns};

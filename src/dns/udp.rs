@@ -154,7 +154,7 @@ fn receive_loop(
             let logged = responder.logs_queries().then(std::time::Instant::now);
             if fast_path
                 && let Some(answer) = outbox.next_buffer()
-                && fast::try_answer(&responder, bytes, asker, answer)
+                && fast::try_answer(&responder, bytes, asker, src.port(), answer)
             {
                 if let Some(started) = logged {
                     let path = query_log::fast_path_label(answer);

@@ -64,7 +64,8 @@ type ReadMap<K, V> = DashMap<K, V, foldhash::quality::RandomState>;
 struct Index {
     names: ReadMap<NameKey, Arc<NameEntry>>,
     ptrs: ReadMap<IpAddr, Arc<[PtrTarget]>>,
-    clients: ReadMap<IpAddr, Arc<View>>,
+    /// Every address a container asks from, to the one [`Client`] all of them share.
+    clients: ReadMap<IpAddr, Arc<Client>>,
     /// `NETWORK.` and `NETWORK.DOMAIN.`: names under them are ours, and `SHORT.ZONE.` is
     /// `SHORT` on that network.
     zones: ReadMap<NameKey, NetId>,
@@ -81,6 +82,24 @@ struct Index {
     internal: ReadMap<NetId, ()>,
     /// Askers the engine has and no source has published yet (`early.rs`).
     early: early::Early,
+}
+
+/// What the registry publishes for each address of a container: what it sees, and who it is.
+#[derive(Debug)]
+pub struct Client {
+    view: View,
+    /// The container, the same for all its addresses (a hash of its key; see [`AskerId`]).
+    container: u64,
+}
+
+/// Who asks, the same whichever of its addresses a container asks from: one lookup that a
+/// container on two networks sends to netalias's address on each arrives from two source
+/// addresses, and must still count as one asker's (`dns::turns`). An asker that is no known
+/// container is its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AskerId {
+    Container(u64),
+    Address(IpAddr),
 }
 
 /// Who is asking, as far as forwarding is concerned.
@@ -388,8 +407,8 @@ impl Registry {
 
     /// Classifies `asker` for the forwarding policy.
     pub fn asker(&self, asker: IpAddr) -> Asker {
-        if let Some(view) = self.index.clients.get(&asker) {
-            return match view.value().as_ref() {
+        if let Some(client) = self.index.clients.get(&asker) {
+            return match &client.value().view {
                 View::Only(ids)
                     if !ids.is_empty()
                         && ids.iter().all(|id| self.index.internal.contains_key(id)) =>
@@ -409,6 +428,14 @@ impl Registry {
             }
         } else {
             Asker::Outside
+        }
+    }
+
+    /// Who `asker` is, the same for every address of one container.
+    pub fn asker_id(&self, asker: IpAddr) -> AskerId {
+        match self.index.clients.get(&asker) {
+            Some(client) => AskerId::Container(client.value().container),
+            None => AskerId::Address(asker),
         }
     }
 
@@ -542,13 +569,13 @@ impl Registry {
         asker: IpAddr,
     ) -> Option<std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>>
     {
-        let view = self
+        let client = self
             .index
             .clients
             .get(&asker)
             .map(|v| Arc::clone(v.value()))?;
         let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        Some(model.records(|id| view.contains(id)))
+        Some(model.records(|id| client.view.contains(id)))
     }
 
     /// The first address of an endpoint named `name`, to explain as that container.
@@ -643,7 +670,7 @@ impl Registry {
     /// `default_view` is configured).
     fn with_view<T>(&self, asker: IpAddr, f: impl FnOnce(&View) -> T) -> T {
         match self.index.clients.get(&asker) {
-            Some(view) => f(view.value()),
+            Some(client) => f(&client.value().view),
             None if self.is_trusted(asker) => f(&self.index.default_view.load()),
             None => match self.index.early.get(&asker) {
                 Some(early) => f(&early.view),

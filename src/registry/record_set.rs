@@ -105,15 +105,21 @@ impl<'a, T> Iterator for RotatedIter<'a, T> {
 
 impl<T> ExactSizeIterator for RotatedIter<'_, T> {}
 
-fn rotate<'a, T>(members: &'a [T], cursor: &AtomicUsize) -> Rotated<'a, T> {
-    if members.is_empty() {
+/// Takes a turn of `cursor` over `members` members: the k-th turn's offset, k mod N.
+fn take_turn(members: usize, cursor: &AtomicUsize) -> usize {
+    if members == 0 {
         // No answer handed out, so the turn does not advance.
-        return Rotated { members, start: 0 };
+        return 0;
     }
-    let k = cursor.fetch_add(1, Ordering::Relaxed);
+    cursor.fetch_add(1, Ordering::Relaxed) % members
+}
+
+/// `members` in the order of the turn that took `offset` (taken modulo their number, so an
+/// offset taken before the set changed still lists every member once).
+fn rotated_from<T>(members: &[T], offset: usize) -> Rotated<'_, T> {
     Rotated {
         members,
-        start: k % members.len(),
+        start: offset.checked_rem(members.len()).unwrap_or(0),
     }
 }
 
@@ -199,7 +205,24 @@ impl RecordSet {
 
     /// The next SRV answer for `service` over `proto`: takes a turn.
     pub fn next_srv(&self, service: &str, proto: SrvProto) -> Rotated<'_, SrvTarget> {
-        rotate(self.srv_run(service, proto), &self.cursors.srv)
+        self.srv_from(service, proto, self.take_turn_srv(service, proto))
+    }
+    /// Takes an SRV turn for `service` over `proto` and returns its offset ([`Self::srv_from`]).
+    pub fn take_turn_srv(&self, service: &str, proto: SrvProto) -> usize {
+        take_turn(self.srv_run(service, proto).len(), &self.cursors.srv)
+    }
+    /// The SRV answer for `service` over `proto` of the turn that took `offset`.
+    pub fn srv_from(
+        &self,
+        service: &str,
+        proto: SrvProto,
+        offset: usize,
+    ) -> Rotated<'_, SrvTarget> {
+        rotated_from(self.srv_run(service, proto), offset)
+    }
+    /// How many targets offer `service` over `proto`.
+    pub fn srv_len(&self, service: &str, proto: SrvProto) -> usize {
+        self.srv_run(service, proto).len()
     }
 
     pub fn network(&self) -> NetId {
@@ -243,11 +266,28 @@ impl RecordSet {
 
     /// The next A answer: takes a turn.
     pub fn next_v4(&self) -> Rotated<'_, Ipv4Addr> {
-        rotate(&self.v4, &self.cursors.v4)
+        self.v4_from(self.take_turn_v4())
     }
     /// The next AAAA answer: takes a turn of its own, so A and AAAA lookups do not skew each other.
     pub fn next_v6(&self) -> Rotated<'_, Ipv6Addr> {
-        rotate(self.v6_members(), &self.cursors.v6)
+        self.v6_from(self.take_turn_v6())
+    }
+    /// Takes an A turn and returns its offset, for [`Self::v4_from`] now and for a copy of
+    /// the same question later (`dns::turns`).
+    pub fn take_turn_v4(&self) -> usize {
+        take_turn(self.v4.len(), &self.cursors.v4)
+    }
+    /// Takes an AAAA turn and returns its offset.
+    pub fn take_turn_v6(&self) -> usize {
+        take_turn(self.v6_members().len(), &self.cursors.v6)
+    }
+    /// The A answer of the turn that took `offset`.
+    pub fn v4_from(&self, offset: usize) -> Rotated<'_, Ipv4Addr> {
+        rotated_from(&self.v4, offset)
+    }
+    /// The AAAA answer of the turn that took `offset`.
+    pub fn v6_from(&self, offset: usize) -> Rotated<'_, Ipv6Addr> {
+        rotated_from(self.v6_members(), offset)
     }
 }
 
@@ -326,6 +366,35 @@ mod tests {
             .map(|_| b.next_v4().iter().next().map_or(0, |ip| ip.octets()[3]))
             .collect();
         assert_eq!(firsts, [1, 2, 3]);
+    }
+
+    #[test]
+    fn an_offset_gives_that_turns_order_again_and_survives_a_change() {
+        let cursors = Arc::new(Cursors::default());
+        let a = RecordSet::new(
+            NetId(0),
+            vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)],
+            vec![],
+            None,
+            cursors.clone(),
+        );
+        let first = |r: Rotated<'_, Ipv4Addr>| r.iter().next().map_or(0, |ip| ip.octets()[3]);
+        let offset = a.take_turn_v4();
+        assert_eq!(offset, 0);
+        // Read back as often as wanted: no turn taken.
+        assert_eq!(first(a.v4_from(offset)), 1);
+        assert_eq!(first(a.v4_from(offset)), 1);
+        assert_eq!(first(a.next_v4()), 2, "the next turn, not the read-backs");
+        // An offset past a smaller set's size still lists each member once.
+        let b = RecordSet::new(
+            NetId(0),
+            vec![Ipv4Addr::new(10, 0, 0, 9)],
+            vec![],
+            None,
+            cursors,
+        );
+        assert_eq!(b.v4_from(5).iter().count(), 1);
+        assert_eq!(b.v6_from(3).iter().count(), 0);
     }
 
     #[test]

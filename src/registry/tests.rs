@@ -455,6 +455,27 @@ fn a_containers_nameless_addresses_see_its_networks() {
     assert!(reg.is_stranger(gwbridge), "removed");
 }
 
+#[test]
+fn every_address_of_a_container_is_one_asker() {
+    let reg = Registry::new(Some("docker")).expect("registry");
+    reg.apply(T, Change::EndpointUp(ep("a", "x", [10, 1, 0, 2], &[])));
+    reg.apply(T, Change::EndpointUp(ep("b", "x", [10, 2, 0, 2], &[])));
+    reg.apply(T, Change::EndpointUp(ep("a", "y", [10, 1, 0, 3], &[])));
+    let (x_a, x_b, y) = (
+        IpAddr::from([10, 1, 0, 2]),
+        IpAddr::from([10, 2, 0, 2]),
+        IpAddr::from([10, 1, 0, 3]),
+    );
+    assert_eq!(reg.asker_id(x_a), reg.asker_id(x_b), "x's two addresses");
+    assert!(matches!(reg.asker_id(x_a), AskerId::Container(_)));
+    assert_ne!(reg.asker_id(x_a), reg.asker_id(y), "another container");
+    // Still one asker after its view changes (a third network), and an unknown asker is its
+    // address.
+    reg.apply(T, Change::EndpointUp(ep("c", "x", [10, 3, 0, 2], &[])));
+    assert_eq!(reg.asker_id(x_a), reg.asker_id(IpAddr::from([10, 3, 0, 2])));
+    assert_eq!(reg.asker_id(HOST), AskerId::Address(HOST));
+}
+
 const FILE: Owner = Owner("file");
 const ENGINE: Owner = Owner("engine");
 

@@ -22,7 +22,7 @@ use metrics::counter;
 use tracing::{debug, warn};
 
 use super::{
-    Change, Endpoint, Index, NameEntry, NameKey, NetId, Owner, PtrTarget, RecordSet, Sizes,
+    Change, Client, Endpoint, Index, NameEntry, NameKey, NetId, Owner, PtrTarget, RecordSet, Sizes,
     SrvTarget, View, record_set::Cursors,
 };
 use crate::telemetry::names;
@@ -695,7 +695,17 @@ impl Model {
         let ids: Vec<NetId> = on_networks
             .map(|n| n.keys().map(|(id, _)| *id).collect())
             .unwrap_or_default();
-        let view = Arc::new(View::only(ids));
+        // One value for all the container's addresses, with a number that says they are one
+        // asker's (any hash of the key does: it is compared, never looked up).
+        let view = Arc::new(Client {
+            view: View::only(ids),
+            container: {
+                use std::hash::{Hash, Hasher};
+                let mut hasher = std::hash::DefaultHasher::new();
+                container.hash(&mut hasher);
+                hasher.finish()
+            },
+        });
         let addresses = on_networks
             .into_iter()
             .flat_map(|n| n.values().flatten())
