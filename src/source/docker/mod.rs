@@ -442,10 +442,12 @@ impl DockerSource {
         match event.typ {
             Some(EventMessageTypeEnum::CONTAINER) => {
                 let Some(id) = actor.id else { return Ok(()) };
-                if verb == "destroy" || verb == "die" {
-                    // Its process is gone: no read needed (one would wait on the engine's
-                    // lock while it cleans up, 100-150 ms), and Docker's own DNS has dropped
-                    // it already. A restart policy brings it back through `start`.
+                if verb == "destroy" || verb == "die" || (verb == "kill" && is_sigkill(&attributes))
+                {
+                    // Its process is gone, or sent SIGKILL, which it cannot outlive (`stop`
+                    // past its grace, `kill`, `rm -f`): no read needed (one would wait on the
+                    // engine's lock while it cleans up, 100-150 ms), and Docker's own DNS drops
+                    // it at its cleanup. A restart policy brings it back through `start`.
                     let _ = self.apply_container(&id, Vec::new(), None);
                 } else {
                     let _ = self.refresh_container(docker, &id).await?;
@@ -748,6 +750,13 @@ impl crate::source::live::LiveSource for DockerSource {
     fn syncs(&self) -> u64 {
         self.syncs
     }
+}
+
+/// Whether a `kill` event sent SIGKILL (the engine names it by number).
+fn is_sigkill(attributes: &HashMap<String, String>) -> bool {
+    attributes
+        .get("signal")
+        .is_some_and(|s| matches!(s.as_str(), "9" | "KILL" | "SIGKILL"))
 }
 
 /// What the early-askers task wants of an engine event: containers created, network connects
