@@ -29,8 +29,10 @@ COPY config/netalias.toml /usr/share/netalias/netalias.example.toml
 USER 65532:65532
 EXPOSE 53/udp 53/tcp 9153/tcp
 ENV NETALIAS_CONFIG=/etc/netalias/netalias.toml
+# Ready, not merely up: a sidecar that has never reached its engine (a socket it may not
+# open, a proxy that is not there) serves none of its containers, so it is not healthy.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["/usr/local/bin/netalias", "health", "--http", "127.0.0.1:9153"]
+    CMD ["/usr/local/bin/netalias", "health", "--http", "127.0.0.1:9153", "--ready"]
 ENTRYPOINT ["/usr/local/bin/netalias"]
 CMD ["serve"]
 
