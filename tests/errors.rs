@@ -186,3 +186,70 @@ fn an_engine_never_reached_is_told_apart_from_one_lost_and_said_once() {
         assert!(log.contains("--group-add"), "{log}");
     }
 }
+
+#[test]
+fn the_image_is_not_healthy_while_it_has_never_reached_its_engine() {
+    if !common::docker::available() || !common::docker::netalias_image_present() {
+        return;
+    }
+    use common::docker::{LABEL, NETALIAS_IMAGE, Stack, docker};
+    let mut stack = Stack::default();
+    // No socket mounted: the Docker source (on in the image) can never sync.
+    docker(&[
+        "run",
+        "-d",
+        "--label",
+        LABEL,
+        "--name",
+        "na-errors-nosocket",
+        NETALIAS_IMAGE,
+    ]);
+    stack.adopt("na-errors-nosocket");
+    let health = |ready: bool| {
+        let mut args = vec![
+            "exec",
+            "na-errors-nosocket",
+            "/usr/local/bin/netalias",
+            "health",
+            "--http",
+            "127.0.0.1:9153",
+        ];
+        if ready {
+            args.push("--ready");
+        }
+        Command::new("docker")
+            .args(&args)
+            .output()
+            .expect("docker exec")
+            .status
+            .success()
+    };
+    assert!(
+        common::docker::eventually(Duration::from_secs(20), || health(false)),
+        "the server is up"
+    );
+    assert!(
+        !health(true),
+        "but not ready: it has never reached the engine"
+    );
+    let healthcheck = docker(&[
+        "inspect",
+        "-f",
+        "{{json .Config.Healthcheck.Test}}",
+        "na-errors-nosocket",
+    ]);
+    assert!(
+        healthcheck.contains("--ready"),
+        "the image's HEALTHCHECK asks for readiness: {healthcheck}"
+    );
+    let logs = Command::new("docker")
+        .args(["logs", "na-errors-nosocket"])
+        .output()
+        .expect("docker logs");
+    let logs =
+        String::from_utf8_lossy(&logs.stderr).to_string() + &String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        logs.contains("has not been reached yet") && logs.contains("no socket at"),
+        "{logs}"
+    );
+}
