@@ -12,9 +12,9 @@ use std::{
 
 const BINARY: &str = env!("CARGO_BIN_EXE_netalias");
 
-/// Runs `netalias ARGS` (as `uid` when given, with no groups), which must exit by itself
-/// within a few seconds; returns its stderr.
-fn exits_with(args: &[&str], uid: Option<u32>) -> String {
+/// `netalias ARGS`, as `uid` (with no groups) when given, without the environment that
+/// would choose a config, a listener or an engine for it.
+fn netalias(args: &[&str], uid: Option<u32>) -> Command {
     let mut command = match uid {
         Some(uid) => {
             let mut c = Command::new("setpriv");
@@ -28,37 +28,25 @@ fn exits_with(args: &[&str], uid: Option<u32>) -> String {
         }
         None => Command::new(BINARY),
     };
-    let out = command
+    command
         .args(args)
         .env_remove("NETALIAS_CONFIG")
         .env_remove("NETALIAS_LISTEN")
-        .env_remove("DOCKER_HOST")
-        .output()
-        .expect("run netalias");
+        .env_remove("DOCKER_HOST");
+    command
+}
+
+/// Runs `netalias ARGS` (as `uid` when given, with no groups), which must exit by itself
+/// within a few seconds; returns its stderr.
+fn exits_with(args: &[&str], uid: Option<u32>) -> String {
+    let out = netalias(args, uid).output().expect("run netalias");
     assert!(!out.status.success(), "{args:?} must fail");
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 /// Runs `netalias ARGS` for `for_how_long`, then stops it; returns what it logged.
 fn logs_for(args: &[&str], uid: Option<u32>, for_how_long: Duration) -> String {
-    let mut command = match uid {
-        Some(uid) => {
-            let mut c = Command::new("setpriv");
-            c.args([
-                &format!("--reuid={uid}"),
-                &format!("--regid={uid}"),
-                "--clear-groups",
-                BINARY,
-            ]);
-            c
-        }
-        None => Command::new(BINARY),
-    };
-    let mut child = command
-        .args(args)
-        .env_remove("NETALIAS_CONFIG")
-        .env_remove("NETALIAS_LISTEN")
-        .env_remove("DOCKER_HOST")
+    let mut child = netalias(args, uid)
         .env("NETALIAS_LOG", "info")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -82,7 +70,7 @@ fn logs_for(args: &[&str], uid: Option<u32>, for_how_long: Duration) -> String {
 }
 
 fn is_root() -> bool {
-    // SAFETY-free: the effective uid as the shell's `id -u` prints it.
+    // The effective uid as `id -u` prints it (no unsafe `geteuid` for a test).
     Command::new("id")
         .arg("-u")
         .output()
