@@ -163,7 +163,7 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 
     /// Address to listen on, UDP and TCP; repeat for more. Replaces the config's `listen`.
-    #[arg(long, env = "NETALIAS_LISTEN", value_delimiter = ',')]
+    #[arg(long, env = "NETALIAS_LISTEN", value_delimiter = ',', value_parser = trimmed::<SocketAddr>)]
     pub listen: Vec<SocketAddr>,
 
     /// TTL of local answers in seconds (at most 2147483647). Replaces the config's `ttl`.
@@ -172,11 +172,11 @@ pub struct ServeArgs {
 
     /// Log one line per question: asker (container and network when known), question, rcode,
     /// answers, path, time (config: server.log_queries, which a reload can turn on or off).
-    #[arg(long, env = "NETALIAS_LOG_QUERIES")]
+    #[arg(long, env = "NETALIAS_LOG_QUERIES", value_parser = Switch)]
     pub log_queries: bool,
 
     /// Follow the Docker engine and serve its user-defined networks (config: docker.enabled).
-    #[arg(long, env = "NETALIAS_DOCKER")]
+    #[arg(long, env = "NETALIAS_DOCKER", value_parser = Switch)]
     pub docker: bool,
 
     /// Docker engine address, e.g. unix:///var/run/docker.sock (default: DOCKER_HOST or the local socket).
@@ -184,16 +184,16 @@ pub struct ServeArgs {
     pub docker_host: Option<String>,
 
     /// Keep containers whose healthcheck fails in rotation.
-    #[arg(long, env = "NETALIAS_INCLUDE_UNHEALTHY")]
+    #[arg(long, env = "NETALIAS_INCLUDE_UNHEALTHY", value_parser = Switch)]
     pub include_unhealthy: bool,
 
     /// Also listen on the gateway IP of every user-defined bridge (needs --docker).
-    #[arg(long, env = "NETALIAS_ATTACH_BRIDGES")]
+    #[arg(long, env = "NETALIAS_ATTACH_BRIDGES", value_parser = Switch)]
     pub attach_bridges: bool,
 
     /// Also listen on the default bridge's gateway (usually 172.17.0.1), for a daemon-wide
     /// `"dns"` in daemon.json (needs --docker; config: docker.attach_default_bridge).
-    #[arg(long, env = "NETALIAS_ATTACH_DEFAULT_BRIDGE")]
+    #[arg(long, env = "NETALIAS_ATTACH_DEFAULT_BRIDGE", value_parser = Switch)]
     pub attach_default_bridge: bool,
 
     /// Port for the bridge gateway listeners (config: docker.bridge_port, default 53).
@@ -201,7 +201,7 @@ pub struct ServeArgs {
     pub bridge_port: Option<u16>,
 
     /// Follow a Swarm manager's services and tasks on overlay networks (config: swarm.enabled).
-    #[arg(long, env = "NETALIAS_SWARM")]
+    #[arg(long, env = "NETALIAS_SWARM", value_parser = Switch)]
     pub swarm: bool,
 
     /// The Swarm manager's engine address (default: the Docker address).
@@ -213,25 +213,30 @@ pub struct ServeArgs {
     pub swarm_poll_ms: Option<u64>,
 
     /// Forward names netalias does not own (config: forward.enabled).
-    #[arg(long, env = "NETALIAS_FORWARD")]
+    #[arg(long, env = "NETALIAS_FORWARD", value_parser = Switch)]
     pub forward: bool,
 
     /// Upstream server, IP or IP:PORT; repeat for more. Implies --forward; replaces forward.upstreams.
-    #[arg(long, env = "NETALIAS_UPSTREAM", value_delimiter = ',', value_parser = crate::config::parse_upstream)]
+    #[arg(long, env = "NETALIAS_UPSTREAM", value_delimiter = ',', value_parser = upstream_trimmed)]
     pub upstream: Vec<std::net::SocketAddr>,
 
     /// Forward for any asker, not only loopback and known containers (an open resolver).
-    #[arg(long, env = "NETALIAS_ALLOW_ANY_CLIENT")]
+    #[arg(long, env = "NETALIAS_ALLOW_ANY_CLIENT", value_parser = Switch)]
     pub allow_any_client: bool,
 
     /// Networks (CIDRs) besides loopback that may read every record at /records; repeat for
     /// more (config: server.http_allow). Known containers see their own networks; others 403.
-    #[arg(long, env = "NETALIAS_HTTP_ALLOW", value_delimiter = ',')]
+    #[arg(long, env = "NETALIAS_HTTP_ALLOW", value_delimiter = ',', value_parser = trimmed::<ipnet::IpNet>)]
     pub http_allow: Vec<ipnet::IpNet>,
 
     /// Serve Prometheus metrics and /healthz, /readyz, /records on this address (config: server.http_listen).
     #[arg(long, env = "NETALIAS_HTTP_LISTEN", visible_alias = "metrics-listen")]
     pub http_listen: Option<std::net::SocketAddr>,
+
+    /// Networks (CIDRs) whose askers are trusted like loopback: the default view, and
+    /// forwarding; repeat for more (config: server.trusted_askers, which this replaces).
+    #[arg(long = "trusted-asker", env = "NETALIAS_TRUSTED_ASKERS", value_delimiter = ',', value_parser = trimmed::<ipnet::IpNet>)]
+    pub trusted_askers: Vec<ipnet::IpNet>,
 }
 
 impl ServeArgs {
@@ -253,6 +258,9 @@ impl ServeArgs {
         }
         if !self.http_allow.is_empty() {
             server.http_allow = self.http_allow.clone();
+        }
+        if !self.trusted_askers.is_empty() {
+            server.trusted_askers = self.trusted_askers.clone();
         }
         let docker = &mut config.docker;
         docker.enabled |= self.docker;
@@ -348,5 +356,63 @@ mod tests {
             !config.docker.enabled,
             "a switch not given leaves the file's"
         );
+    }
+}
+
+/// One item of a comma-separated list, as people write them (`a, b`): without the spaces.
+fn trimmed<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.trim().parse().map_err(|e: T::Err| e.to_string())
+}
+
+/// An upstream (`IP` or `IP:PORT`) from a list item, without its spaces.
+fn upstream_trimmed(text: &str) -> Result<SocketAddr, String> {
+    crate::config::parse_upstream(text.trim())
+}
+
+/// A switch that may come from the environment, read as people write one there: `1`/`0`,
+/// `true`/`false`, `yes`/`no`, `on`/`off` (any case). A wrong value names both the flag and
+/// the variable, since either may have given it.
+#[derive(Clone, Copy, Debug)]
+struct Switch;
+
+impl clap::builder::TypedValueParser for Switch {
+    type Value = bool;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<bool, clap::Error> {
+        let text = value.to_string_lossy();
+        match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
+            "0" | "false" | "no" | "off" | "n" | "f" => Ok(false),
+            _ => {
+                let flag = arg
+                    .and_then(|a| a.get_long())
+                    .map_or_else(String::new, |l| format!("--{l}"));
+                let env = arg
+                    .and_then(|a| a.get_env())
+                    .map_or_else(String::new, |e| format!(" (or {})", e.to_string_lossy()));
+                Err(clap::Error::raw(
+                    clap::error::ErrorKind::InvalidValue,
+                    format!(
+                        "`{text}` is not a switch value for {flag}{env}: use 1 or 0, true or false, yes or no, on or off\n"
+                    ),
+                )
+                .with_cmd(cmd))
+            }
+        }
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        None
     }
 }

@@ -241,3 +241,44 @@ fn the_image_is_not_healthy_while_it_has_never_reached_its_engine() {
         "{logs}"
     );
 }
+
+#[test]
+fn environment_values_are_read_as_people_write_them() {
+    // A switch: 1/0, yes/no, on/off; a wrong one names the flag and the variable.
+    let bad = netalias(&["serve"], None)
+        .env("NETALIAS_DOCKER", "maybe")
+        .output()
+        .expect("run netalias");
+    let bad = String::from_utf8_lossy(&bad.stderr).to_string();
+    assert!(
+        bad.contains("--docker") && bad.contains("NETALIAS_DOCKER") && bad.contains("yes or no"),
+        "{bad}"
+    );
+
+    // Lists with spaces after the commas, and the trusted askers from the environment.
+    let http = format!("127.0.0.1:{}", common::free_port());
+    let mut child = netalias(&["serve"], None)
+        .env("NETALIAS_LOG_QUERIES", "yes")
+        .env("NETALIAS_LISTEN", "127.0.0.1:0, 127.0.0.2:0")
+        .env("NETALIAS_TRUSTED_ASKERS", "10.9.0.0/16, 10.10.0.0/16")
+        .env("NETALIAS_HTTP_LISTEN", &http)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn netalias");
+    let explained = common::docker::eventually(Duration::from_secs(10), || {
+        std::panic::catch_unwind(|| common::http_get(&http, "/explain?name=app&from=10.10.3.4"))
+            .is_ok_and(|text| text.contains("trusted"))
+    });
+    let _ = child.kill();
+    let log = {
+        let mut text = String::new();
+        let _ = child.wait();
+        if let Some(mut stderr) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        }
+        text
+    };
+    assert!(explained, "10.10.3.4 is a trusted asker: {log}");
+    assert_eq!(log.matches("listening on udp and tcp").count(), 2, "{log}");
+}
