@@ -512,6 +512,8 @@ impl Config {
             // An endpoint is keyed by its asker (`container`, default its name) on a network: a
             // second one with the same key would silently replace the first.
             let mut askers: std::collections::HashMap<String, usize> = Default::default();
+            let mut addresses: std::collections::HashMap<std::net::IpAddr, (usize, String)> =
+                Default::default();
             for (i, ep) in net.endpoints.iter().enumerate() {
                 let at = |key: &str| format!("networks.{net_name}.endpoints[{i}].{key}");
                 check_dns_name(&ep.name, &at("name"))?;
@@ -519,6 +521,19 @@ impl Config {
                     .container
                     .clone()
                     .unwrap_or_else(|| ep.name.get_ref().clone());
+                // Without `container`, the key is the name: say so in the user's own words.
+                if ep.container.is_none()
+                    && let Some(first) = askers.get(&asker)
+                {
+                    let (line, _) = line_column(text, *first);
+                    return Err(Violation::new(
+                        &ep.name,
+                        at("name"),
+                        format!(
+                            "endpoint name `{asker}` is used twice in network `{net_name}` (first on line {line})"
+                        ),
+                    ));
+                }
                 if let Some(first) = askers.insert(asker.clone(), ep.name.span().start) {
                     let (line, _) = line_column(text, first);
                     return Err(Violation::new(
@@ -595,6 +610,29 @@ impl Config {
                         ),
                     ));
                 }
+                // One address, two endpoints: a name would rotate over fewer addresses than
+                // members and the address's PTR would name only one of them.
+                let v4 = ep
+                    .ipv4
+                    .as_ref()
+                    .map(|ip| (std::net::IpAddr::V4(*ip.get_ref()), ip.span(), "ipv4"));
+                let v6 = ep
+                    .ipv6
+                    .as_ref()
+                    .map(|ip| (std::net::IpAddr::V6(*ip.get_ref()), ip.span(), "ipv6"));
+                for (ip, span, key) in v4.into_iter().chain(v6) {
+                    if let Some((first, owner)) = addresses.get(&ip) {
+                        let (line, _) = line_column(text, *first);
+                        return Err(Violation {
+                            span,
+                            field: at(key),
+                            message: format!(
+                                "{ip} is already the address of endpoint `{owner}` (line {line}) in network `{net_name}`; two endpoints cannot share one address (give one endpoint several `aliases` instead)"
+                            ),
+                        });
+                    }
+                    addresses.insert(ip, (span.start, ep.name.get_ref().clone()));
+                }
             }
         }
         Ok(())
@@ -631,6 +669,7 @@ fn locate(
     message: String,
 ) -> ConfigError {
     let (line, column) = span.map_or((1, 1), |s| line_column(text, s.start));
+    let message = plain_types(&message);
     let hint = hint_for(&field, &message);
     ConfigError {
         file: file.to_string(),
@@ -753,12 +792,39 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// serde's words for a Rust type (`expected i128`) in the words of the file (`expected a whole
+/// number`): the reader wrote TOML, not Rust.
+fn plain_types(message: &str) -> String {
+    let mut text = message.to_string();
+    for rust in [
+        "i128", "i64", "i32", "i16", "i8", "u128", "u64", "u32", "u16", "u8", "usize",
+    ] {
+        text = text.replace(
+            &format!("expected {rust}"),
+            "expected a whole number (no quotes)",
+        );
+    }
+    text.replace("expected a boolean", "expected true or false (no quotes)")
+}
+
 fn hint_for(field: &str, message: &str) -> Option<String> {
     let last = field.rsplit('.').next().unwrap_or(field);
     let hint = if message.contains("out of range") {
         "numbers are bounded so that none can overflow a timer or a buffer; the default is in the commented config/netalias.toml"
     } else if message.contains("unknown field") {
-        "check the spelling; `netalias check-config` lists the accepted keys in the message above"
+        "check the spelling against the accepted keys listed above"
+    } else if message.contains("expected a sequence") {
+        return Some(format!(
+            "`{last}` takes a list: put the value in brackets, e.g. {last} = [\"...\"]"
+        ));
+    } else if message.contains("is used twice") {
+        "give each endpoint its own name; more names for one endpoint go in its `aliases`"
+    } else if message.contains("is already the address of") {
+        "each endpoint on a network has its own address; check for a copied line"
+    } else if message.contains("outside the network's subnet") {
+        "give an address inside the subnet, or widen the subnet"
+    } else if message.contains("whole number") {
+        "write the number without quotes, e.g. ttl = 5"
     } else if last.starts_with("subnet6") {
         "write an IPv6 network in CIDR form, e.g. \"fd00:72::/64\""
     } else if last.starts_with("subnet") || last.starts_with("ip_range") {
@@ -796,6 +862,52 @@ mod tests {
             error.starts_with("d.toml:7:") && error.contains("line 3") && error.contains("`c`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn errors_that_used_to_miss_say_what_the_reader_wrote_and_what_to_do() {
+        let error = |text: &str| Config::parse(text, "m.toml").expect_err(text).to_string();
+        let ttl = error("[server]\nttl = \"five\"\n");
+        assert!(
+            ttl.contains("expected a whole number") && !ttl.contains("i128"),
+            "{ttl}"
+        );
+        let listen = error("[server]\nlisten = \"127.0.0.1:1053\"\n");
+        assert!(listen.contains("takes a list"), "{listen}");
+        let outside = error(
+            "[networks.n]\nsubnet = \"10.0.0.0/24\"\n[[networks.n.endpoints]]\nname = \"a\"\nipv4 = \"10.1.0.2\"\n",
+        );
+        assert!(outside.contains("inside the subnet"), "{outside}");
+        let typo = error("[server]\nlsten = []\n");
+        assert!(
+            !typo.contains("check-config"),
+            "no pointing at itself: {typo}"
+        );
+        // A duplicate name is said as one, on the field the reader wrote.
+        let twice = error(
+            "[networks.n]\n[[networks.n.endpoints]]\nname = \"a\"\nipv4 = \"10.0.0.2\"\n[[networks.n.endpoints]]\nname = \"a\"\nipv4 = \"10.0.0.3\"\n",
+        );
+        assert!(
+            twice.starts_with("m.toml:6:")
+                && twice.contains(".name`")
+                && twice.contains("used twice")
+                && twice.contains("line 3"),
+            "{twice}"
+        );
+        // One address on two endpoints is an error naming both lines.
+        let shared = error(
+            "[networks.n]\n[[networks.n.endpoints]]\nname = \"a\"\nipv4 = \"10.0.0.2\"\n[[networks.n.endpoints]]\nname = \"b\"\nipv4 = \"10.0.0.2\"\n",
+        );
+        assert!(
+            shared.starts_with("m.toml:7:") && shared.contains("`a` (line 4)"),
+            "{shared}"
+        );
+        // The same address on two networks is fine.
+        Config::parse(
+            "[networks.n]\n[[networks.n.endpoints]]\nname = \"a\"\nipv4 = \"10.0.0.2\"\n[networks.m]\n[[networks.m.endpoints]]\nname = \"b\"\nipv4 = \"10.0.0.2\"\n",
+            "m.toml",
+        )
+        .expect("one address per network");
     }
 
     #[test]
