@@ -102,3 +102,44 @@ fn under_systemd_it_says_ready_then_feeds_the_watchdog() {
         "fed at half of WatchdogSec: {said:?}"
     );
 }
+
+/// The host install fits together: the unit serves `config/host.toml` as installed (its
+/// `--config` and nothing that overrides the file), the file checks, and `host-dns` reading the
+/// same file points the host's resolver at the address the service listens on.
+#[test]
+fn the_unit_the_host_config_and_host_dns_agree() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let unit = std::fs::read_to_string(format!("{root}/config/netalias.service")).expect("unit");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    assert_eq!(
+        exec, "/usr/local/bin/netalias serve --config /etc/netalias/host.toml",
+        "the file decides, so host-dns --config reads what the service does"
+    );
+    assert!(
+        unit.contains("config/host.toml /etc/netalias/host.toml"),
+        "the install steps put config/host.toml where the unit reads it"
+    );
+    let binary = env!("CARGO_BIN_EXE_netalias");
+    let host = format!("{root}/config/host.toml");
+    let checked = Command::new(binary)
+        .args(["check-config", &host])
+        .output()
+        .expect("check-config");
+    let checked = String::from_utf8_lossy(&checked.stdout).to_string();
+    assert!(
+        checked.contains("ok (0 networks"),
+        "no demo records: {checked}"
+    );
+    let snippet = Command::new(binary)
+        .args(["host-dns", "--config", &host, "--resolver", "resolved"])
+        .output()
+        .expect("host-dns");
+    let snippet = String::from_utf8_lossy(&snippet.stdout).to_string();
+    assert!(
+        snippet.contains("DNS=127.0.0.1:53") && snippet.contains("Domains=~docker"),
+        "{snippet}"
+    );
+}
