@@ -586,8 +586,10 @@ impl Registry {
 
     /// For people (`netalias explain`): who `asker` is and what it sees, every network that
     /// holds `name` with its members in or out of rotation and why, the next answer's order
-    /// (taking no turn), or what an unheld name is. Reads only.
-    pub fn explain(&self, name: &LowerName, asker: IpAddr) -> Vec<String> {
+    /// (taking no turn), or what an unheld name is. With `only_seen` (a container explaining
+    /// for itself), networks the asker does not see are left out entirely, not even named: the
+    /// rule of `/records`. Reads only.
+    pub fn explain(&self, name: &LowerName, asker: IpAddr, only_seen: bool) -> Vec<String> {
         let mut out = Vec::new();
         let who = match (self.endpoint_name(asker), self.asker(asker)) {
             (Some(endpoint), _) => format!("a container ({endpoint})"),
@@ -600,6 +602,7 @@ impl Registry {
         out.push(format!("asker {asker}: {who}"));
         let view = self.with_view(asker, |v| v.clone());
         let visible = |id| view.contains(id);
+        let listed = |id| !only_seen || view.contains(id);
         let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let sees = model.network_names(visible);
         out.push(if sees.is_empty() {
@@ -617,13 +620,13 @@ impl Registry {
         let key = key.as_bytes();
         let found = {
             let named = self.network_zone(key).is_some_and(|(at, network)| {
-                model.explain_members(&key[..at], Some(network), visible, &mut out)
+                model.explain_members(&key[..at], Some(network), visible, listed, &mut out)
             });
             named
-                || model.explain_members(key, None, visible, &mut out)
-                || self
-                    .short_under_domain(key)
-                    .is_some_and(|short| model.explain_members(short, None, visible, &mut out))
+                || model.explain_members(key, None, visible, listed, &mut out)
+                || self.short_under_domain(key).is_some_and(|short| {
+                    model.explain_members(short, None, visible, listed, &mut out)
+                })
         };
         drop(model);
         match self.lookup(name, asker) {

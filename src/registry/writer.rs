@@ -257,11 +257,12 @@ impl Model {
         short: &[u8],
         only: Option<NetId>,
         visible: impl Fn(NetId) -> bool,
+        listed: impl Fn(NetId) -> bool,
         out: &mut Vec<String>,
     ) -> bool {
         let mut any = false;
         for (network, state) in &self.networks {
-            if only.is_some_and(|id| id != state.id) {
+            if only.is_some_and(|id| id != state.id) || !listed(state.id) {
                 continue;
             }
             let Some(entry) = state.names.get(short) else {

@@ -296,7 +296,9 @@ fn explain_for(
             format!("{name} is not a DNS name\n"),
         );
     };
-    lines.extend(registry.explain(&parsed.into(), asker));
+    // A container explaining for itself learns nothing of networks it is not on (`/records`'
+    // rule); loopback and `http_allow` see them, marked as not seen by the asker.
+    lines.extend(registry.explain(&parsed.into(), asker, !trusted));
     if lines.last().is_some_and(|l| l.starts_with("not ours")) {
         lines.push(state.forwarding.clone());
     }
@@ -339,6 +341,50 @@ mod tests {
             out_of_rotation: None,
             srv: Vec::new(),
         })
+    }
+
+    #[test]
+    fn explain_keeps_the_records_rule_for_a_container_asking_for_itself() {
+        let registry = Arc::new(Registry::new(Some("docker")).expect("registry"));
+        registry.apply_all(
+            crate::registry::Owner("test"),
+            [
+                endpoint("neta", "web", [10, 1, 0, 2]),
+                endpoint("netb", "secretdb", [10, 2, 0, 2]),
+            ],
+        );
+        let state = HttpState {
+            registry,
+            prometheus: metrics_exporter_prometheus::PrometheusBuilder::new()
+                .build_recorder()
+                .handle(),
+            readiness: Readiness::new(&[]),
+            allow: Vec::new(),
+            forwarding: String::new(),
+        };
+        let ask = |peer: [u8; 4], params: &[(&str, &str)]| {
+            let params = params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            explain_for(&state, peer.into(), &params)
+        };
+        // The container on neta, for itself: netb and its members are not even named.
+        let (status, text) = ask([10, 1, 0, 2], &[("name", "secretdb"), ("type", "SRV")]);
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert!(
+            !text.contains("netb") && !text.contains("10.2.0.2"),
+            "{text}"
+        );
+        // Loopback explaining for that container sees why: held on a network it does not see.
+        let (_, text) = ask(
+            [127, 0, 0, 1],
+            &[("name", "secretdb"), ("from", "10.1.0.2")],
+        );
+        assert!(
+            text.contains("network netb (NOT seen by the asker)"),
+            "{text}"
+        );
     }
 
     #[test]
