@@ -168,6 +168,16 @@ fn cacheable_ttl(answer: &Message, max_ttl: u32) -> Option<u32> {
     {
         return None;
     }
+    // RFC 2308 §5: a negative answer without an SOA SHOULD NOT be cached (it says nothing of
+    // how long the name stays absent; unbound re-asks after seconds, dnsmasq does not keep it).
+    if answer.answers.is_empty()
+        && !answer
+            .authorities
+            .iter()
+            .any(|r| matches!(r.data, RData::SOA(_)))
+    {
+        return None;
+    }
     let records = answer.answers.iter().chain(answer.authorities.iter());
     let ttl = records
         .map(|r| match &r.data {
@@ -245,7 +255,7 @@ impl Cache {
     /// question lowercased) if it may be cached, and returns it capped: what a miss relays, so
     /// that no client keeps an answer longer than the cache would.
     pub fn put(&self, key: Key, question: &Query, mut answer: Message) -> Message {
-        set_ttls(&mut answer, |ttl| ttl.min(self.limits.max_ttl));
+        set_ttls(&mut answer, |ttl| sane_ttl(ttl).min(self.limits.max_ttl));
         self.keep(key, question, &answer);
         answer
     }
@@ -317,6 +327,12 @@ impl Cache {
     }
 }
 
+/// RFC 2181 §8: a TTL with its top bit set (above 2^31 − 1) is taken as 0, relayed as 0 and
+/// never cached.
+fn sane_ttl(ttl: u32) -> u32 {
+    if ttl > i32::MAX as u32 { 0 } else { ttl }
+}
+
 /// A copy of `answer` with every record's TTL mapped by `ttl`.
 fn aged(answer: &Message, ttl: impl Fn(u32) -> u32) -> Message {
     let mut message = answer.clone();
@@ -386,6 +402,30 @@ mod tests {
         cache.put(key(), &question(), answer(60));
         let hit = cache.get(&key()).expect("cached");
         assert!(hit.answers[0].ttl <= 60 && hit.answers[0].ttl >= 59);
+    }
+
+    #[test]
+    fn negative_answers_without_an_soa_and_ttls_past_two_to_the_31_are_not_kept() {
+        let cache = Cache::new(limits(8));
+        // NXDOMAIN with an NS in authority and no SOA: RFC 2308 §5, not cached.
+        let mut nx = Message::query();
+        nx.metadata.message_type = hickory_server::proto::op::MessageType::Response;
+        nx.metadata.response_code = ResponseCode::NXDomain;
+        nx.authorities.push(Record::from_rdata(
+            Name::from_str("example.").expect("name"),
+            3600,
+            RData::NS(hickory_server::proto::rr::rdata::NS(
+                Name::from_str("ns.example.").expect("name"),
+            )),
+        ));
+        cache.put(key(), &question(), nx);
+        assert!(cache.get(&key()).is_none(), "no SOA, not kept");
+        // A TTL with its top bit set is 0: relayed as 0, not kept (RFC 2181 §8).
+        let relayed = cache.put(key(), &question(), answer(0x8000_0000));
+        assert_eq!(relayed.answers[0].ttl, 0);
+        assert!(cache.get(&key()).is_none());
+        let relayed = cache.put(key(), &question(), answer(i32::MAX as u32));
+        assert_eq!(relayed.answers[0].ttl, 3600, "2^31 - 1 is a TTL, capped");
     }
 
     #[test]
