@@ -438,3 +438,58 @@ fn a_low_open_file_limit_is_shared_so_tcp_cannot_starve_forwarding() {
     assert_eq!(app_over_udp(&server), 3);
     drop(held);
 }
+
+/// A non-loopback address of this host (a source that is not loopback, on this machine).
+fn own_non_loopback_v4() -> Option<std::net::Ipv4Addr> {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3)?.split('/').next()?.parse().ok())
+        .find(|ip: &std::net::Ipv4Addr| !ip.is_loopback())
+}
+
+#[test]
+fn idle_http_connections_from_one_address_never_starve_the_health_check() {
+    let Some(own) = own_non_loopback_v4() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI has a non-loopback address"
+        );
+        eprintln!("no non-loopback address: skipped");
+        return;
+    };
+    let port = free_port();
+    let server = Server::start(&seed_config(&format!("http_listen = \"0.0.0.0:{port}\"")));
+    let target = SocketAddr::from((own, port));
+    // 200 idle connections from one address that is not loopback (the host's own, as a
+    // container's would be), none sending a byte.
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        let Ok(stream) = tcp_connect_from(IpAddr::V4(own), target) else {
+            break;
+        };
+        idle.push(stream);
+    }
+    assert!(idle.len() >= 64, "the flood connected: {}", idle.len());
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netalias"))
+        .args(["health", "--http", &format!("127.0.0.1:{port}")])
+        .output()
+        .expect("netalias health");
+    assert!(
+        out.status.success(),
+        "healthy from loopback: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    drop(server);
+}

@@ -138,14 +138,84 @@ pub async fn serve(
     Ok(accept_loop(listener, app, max_connections))
 }
 
-/// Accepts up to `max_connections` at once (past it a new one is closed at accept); each
-/// serves one request with hyper's header timeout.
+/// Connections from loopback served past the cap, so that `/healthz` and `/readyz` (the
+/// HEALTHCHECK, an orchestrator's probe through `netalias health`) are never starved by others.
+const LOOPBACK_RESERVED: usize = 4;
+
+/// Who may hold an HTTP connection: at most `total` at once, at most a quarter of that from
+/// one address (70 idle connections from one container took every slot, and the health check
+/// with them), and loopback a few more past the cap. A [`Place`] gives its share back on drop.
+struct Slots {
+    total: Arc<Semaphore>,
+    loopback: Arc<Semaphore>,
+    per_address: usize,
+    held: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place in [`Slots`].
+struct Place {
+    slots: Arc<Slots>,
+    peer: IpAddr,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut held = self.slots.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.peer);
+            }
+        }
+    }
+}
+
+impl Slots {
+    fn new(total: usize) -> Arc<Slots> {
+        let total = total.max(1);
+        Arc::new(Slots {
+            total: Arc::new(Semaphore::new(total)),
+            loopback: Arc::new(Semaphore::new(LOOPBACK_RESERVED)),
+            per_address: (total / 4).max(1),
+            held: Default::default(),
+        })
+    }
+
+    /// A place for a connection from `peer`, or `None` (then it is closed at accept).
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Place> {
+        let loopback = peer.is_loopback();
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = held.get(&peer).copied().unwrap_or(0);
+        if !loopback && mine >= self.per_address {
+            return None;
+        }
+        let permit = Arc::clone(&self.total)
+            .try_acquire_owned()
+            .ok()
+            .or_else(|| {
+                loopback
+                    .then(|| Arc::clone(&self.loopback).try_acquire_owned().ok())
+                    .flatten()
+            })?;
+        held.insert(peer, mine + 1);
+        Some(Place {
+            slots: Arc::clone(self),
+            peer,
+            _permit: permit,
+        })
+    }
+}
+
+/// Accepts up to `max_connections` at once, a quarter of them from one address, and a few from
+/// loopback past that (see [`Slots`]); others are closed at accept. Each serves one request
+/// with hyper's header timeout.
 async fn accept_loop(
     listener: TcpListener,
     app: Router,
     max_connections: usize,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    let slots = Slots::new(max_connections);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -155,8 +225,8 @@ async fn accept_loop(
                 continue;
             }
         };
-        // The permit is the connection's place; it goes back when the task ends.
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+        // The place is the connection's; it goes back when the task ends.
+        let Some(permit) = slots.admit(peer.ip().to_canonical()) else {
             counter!(names::HTTP_REFUSED_TOTAL).increment(1);
             continue; // dropping the stream closes it
         };
@@ -341,6 +411,25 @@ mod tests {
             out_of_rotation: None,
             srv: Vec::new(),
         })
+    }
+
+    #[test]
+    fn one_address_cannot_take_every_http_slot_and_loopback_always_gets_one() {
+        let slots = Slots::new(8);
+        let flood: IpAddr = [10, 0, 0, 9].into();
+        let held: Vec<Place> = (0..8).filter_map(|_| slots.admit(flood)).collect();
+        assert_eq!(held.len(), 2, "a quarter of the cap from one address");
+        let others: Vec<Place> = (1..=6u8)
+            .filter_map(|i| slots.admit([10, 0, 1, i].into()))
+            .collect();
+        assert_eq!(others.len(), 6, "the rest of the cap for everyone else");
+        assert!(slots.admit([10, 0, 2, 1].into()).is_none(), "full");
+        let probes: Vec<Place> = (0..LOOPBACK_RESERVED)
+            .filter_map(|_| slots.admit([127, 0, 0, 1].into()))
+            .collect();
+        assert_eq!(probes.len(), LOOPBACK_RESERVED, "loopback past the cap");
+        drop(held);
+        assert!(slots.admit(flood).is_some(), "places come back on drop");
     }
 
     #[test]
