@@ -51,7 +51,7 @@ pub fn relay_into(response: &mut Message, upstream: Message) {
 /// 127.0.0.11:53 to its resolver before any socket of ours sees it, so a wildcard listener of
 /// ours on port 53 does not make it "us"; when our own resolv.conf names it, it forwards the
 /// way the daemon is configured (a loop through it is caught on arrival, see `forward`).
-pub const DOCKER_EMBEDDED_DNS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 11));
+const DOCKER_EMBEDDED_DNS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 11));
 
 #[derive(Debug, Clone)]
 pub struct ForwardSettings {

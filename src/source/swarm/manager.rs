@@ -26,7 +26,6 @@ use crate::registry::SrvProto;
 
 /// `{"desired-state":["running"]}`: tasks on their way out are not fetched at all.
 const RUNNING_TASKS: &str = "/tasks?filters=%7B%22desired-state%22%3A%5B%22running%22%5D%7D";
-const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 /// The longest one read of the cluster may take. A manager that stalls (or a proxy that holds
 /// the connection) must not freeze the source: the read fails, the source reconnects.
 const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -99,10 +98,7 @@ pub struct Manager {
 impl Manager {
     /// `host`: `unix:///path` or `tcp://host:port`; `None` uses `DOCKER_HOST` or the local socket.
     pub async fn connect(host: Option<&str>) -> Result<Manager, ManagerError> {
-        let host = host
-            .map(str::to_string)
-            .or_else(|| std::env::var("DOCKER_HOST").ok())
-            .unwrap_or_else(|| format!("unix://{DEFAULT_SOCKET}"));
+        let host = crate::source::reach::engine_address(host);
         let lists = if let Some(path) = host.strip_prefix("unix://") {
             ListClient::Unix {
                 client: Client::builder(TokioExecutor::new()).build(UnixConnector),
