@@ -243,23 +243,8 @@ impl EarlyAskers {
         }
     }
 
-    /// The addresses `container` has on `network` (an ID or a name), and the network's name,
-    /// from the network's inspect (which does not wait on the container's lock).
-    async fn addresses_on(&self, network: &str, container: &str) -> Option<(String, Vec<IpAddr>)> {
-        let inspected = self
-            .docker
-            .inspect_network(network, None::<InspectNetworkOptions>)
-            .await
-            .map_err(|error| debug!(%error, network, "early askers: cannot inspect network"))
-            .ok()?;
-        let name = inspected.name.clone()?;
-        let endpoints = inspected.containers.unwrap_or_default();
-        let endpoint = endpoints.get(container)?;
-        Some((name, endpoint_addresses(endpoint)))
-    }
-
     async fn connected(&mut self, network: &str, container: &str) {
-        let Some((name, addresses)) = self.addresses_on(network, container).await else {
+        let Some((name, addresses)) = addresses_on(&self.docker, network, container).await else {
             return;
         };
         if !self.engine.is_user_defined(&name) || addresses.is_empty() {
@@ -374,6 +359,25 @@ impl Drop for StopLookups {
     fn drop(&mut self) {
         self.0.set_asker_lookups(None, Vec::new());
     }
+}
+
+/// The addresses `container` has on `network` (an ID or a name), and the network's name, from
+/// the network's inspect, which does not wait on the container's lock (1–2 ms while the engine
+/// starts it). `None` when the network cannot be read or does not list the container.
+pub async fn addresses_on(
+    docker: &Docker,
+    network: &str,
+    container: &str,
+) -> Option<(String, Vec<IpAddr>)> {
+    let inspected = docker
+        .inspect_network(network, None::<InspectNetworkOptions>)
+        .await
+        .map_err(|error| debug!(%error, network, "cannot inspect network"))
+        .ok()?;
+    let name = inspected.name.clone()?;
+    let endpoints = inspected.containers.unwrap_or_default();
+    let endpoint = endpoints.get(container)?;
+    Some((name, endpoint_addresses(endpoint)))
 }
 
 /// An endpoint's addresses, without their prefix lengths (`10.0.0.2/24`).

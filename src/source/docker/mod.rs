@@ -577,24 +577,13 @@ impl DockerSource {
         let (Some(network), Some(created)) = (network, self.created.get(container)) else {
             return false;
         };
-        let Ok(inspected) = docker
-            .inspect_network(network, None::<InspectNetworkOptions>)
-            .await
-        else {
+        let Some((name, addresses)) = early::addresses_on(docker, network, container).await else {
             return false;
         };
-        let Some(name) = inspected.name.as_deref() else {
+        if addresses.is_empty() {
             return false;
-        };
-        let Some(addresses) = inspected
-            .containers
-            .as_ref()
-            .and_then(|c| c.get(container))
-            .map(early::endpoint_addresses)
-            .filter(|a| !a.is_empty())
-        else {
-            return false;
-        };
+        }
+        let name = name.as_str();
         let started = translate::as_started(&created, name, &addresses);
         let endpoints = endpoints_of(&started, self.options.policy);
         let asks_from = asker_addresses_of(&started, None, self.engine());
@@ -874,8 +863,9 @@ async fn gwbridge_addresses(
             .unwrap_or_default()
             .into_iter()
             .filter_map(|(id, c)| {
-                let cidr = c.ipv4_address?;
-                let ip = cidr.split('/').next()?.parse().ok()?;
+                let ip = early::endpoint_addresses(&c)
+                    .into_iter()
+                    .find(std::net::IpAddr::is_ipv4)?;
                 Some((id, ip))
             })
             .collect()),
