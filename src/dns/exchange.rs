@@ -18,6 +18,7 @@ use super::{
     handler::Forwarded,
     wire::{self, RCODE_FORMERR, RCODE_SERVFAIL},
 };
+use crate::registry::NewAsker;
 use crate::telemetry;
 
 /// How long a question from an unknown asker inside a followed subnet waits for it to be
@@ -60,16 +61,18 @@ pub async fn answer_bytes(
     let asker = responder.asker(src.ip());
     // A container's first packet can come before any source has read it: an unknown asker
     // from inside a followed subnet is looked up and waited for, never refused for being new.
-    if !responder.registry().knows_asker(asker) {
-        let known = responder
-            .registry()
-            .await_asker(asker, NEW_ASKER_WAIT)
-            .await;
-        if responder.registry().may_look_up(asker) {
-            let outcome = if known { "known" } else { "unknown" };
-            metrics::counter!(telemetry::names::DNS_NEW_ASKERS_TOTAL, "outcome" => outcome)
-                .increment(1);
-        }
+    let outcome = match responder
+        .registry()
+        .await_asker(asker, NEW_ASKER_WAIT)
+        .await
+    {
+        NewAsker::Learned => Some("known"),
+        NewAsker::NotFound => Some("unknown"),
+        NewAsker::Known | NewAsker::NotLookedUp => None,
+    };
+    if let Some(outcome) = outcome {
+        metrics::counter!(telemetry::names::DNS_NEW_ASKERS_TOTAL, "outcome" => outcome)
+            .increment(1);
     }
     let tcp = protocol == Protocol::Tcp;
     // A UDP question may be one copy of several sent to our addresses at once (musl sends

@@ -146,6 +146,19 @@ enum UnheldKind {
     NotOurs,
 }
 
+/// What [`Registry::await_asker`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewAsker {
+    /// Known already: nothing was waited for.
+    Known,
+    /// Unknown, inside a followed subnet, and learned while waiting.
+    Learned,
+    /// Unknown, inside a followed subnet, and still unknown when the wait ended.
+    NotFound,
+    /// Unknown and outside every followed subnet: not looked up (a stranger).
+    NotLookedUp,
+}
+
 /// Counts of what the registry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Sizes {
@@ -517,11 +530,6 @@ impl Registry {
         self.index.early.set_lookups(lookups);
     }
 
-    /// Whether an unknown `asker` would be looked up (it is inside a followed subnet).
-    pub fn may_look_up(&self, asker: IpAddr) -> bool {
-        self.index.early.may_look_up(asker)
-    }
-
     /// Updates the subnets unknown askers are looked up in (networks come and go).
     pub fn set_lookup_subnets(&self, subnets: Vec<ipnet::IpNet>) {
         self.index.early.set_subnets(subnets);
@@ -529,15 +537,15 @@ impl Registry {
 
     /// Waits, at most `wait`, until `asker` is known: at once when it is; when it is unknown
     /// but inside a followed network's subnet, it is sent for lookup and waited for (a
-    /// container's first packet can come before any source has read the container). Returns
-    /// whether it is known now; an asker outside every followed subnet is not waited for, and
-    /// stays a stranger (scoping still fails closed).
-    pub async fn await_asker(&self, asker: IpAddr, wait: std::time::Duration) -> bool {
+    /// container's first packet can come before any source has read the container). An asker
+    /// outside every followed subnet is not waited for, and stays a stranger (scoping still
+    /// fails closed).
+    pub async fn await_asker(&self, asker: IpAddr, wait: std::time::Duration) -> NewAsker {
         if self.knows_asker(asker) {
-            return true;
+            return NewAsker::Known;
         }
         if !self.index.early.may_look_up(asker) {
-            return false;
+            return NewAsker::NotLookedUp;
         }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -545,11 +553,15 @@ impl Registry {
             tokio::pin!(notified);
             notified.as_mut().enable();
             if self.knows_asker(asker) {
-                return true;
+                return NewAsker::Learned;
             }
             self.index.early.request(asker);
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.knows_asker(asker);
+                return if self.knows_asker(asker) {
+                    NewAsker::Learned
+                } else {
+                    NewAsker::NotFound
+                };
             }
         }
     }

@@ -722,13 +722,13 @@ async fn an_unknown_asker_inside_a_followed_subnet_is_looked_up_and_scoped_until
     let wait = std::time::Duration::from_millis(300);
     assert!(reg.is_stranger(newcomer));
     // Nobody follows the engine: nobody is looked up or waited for.
-    assert!(!reg.await_asker(newcomer, wait).await);
+    assert_eq!(reg.await_asker(newcomer, wait).await, NewAsker::NotLookedUp);
 
     let (tx, mut lookups) = tokio::sync::mpsc::channel(8);
     reg.set_asker_lookups(Some(tx), vec!["10.0.0.0/24".parse().unwrap()]);
     // Outside every followed subnet: not looked up, still a stranger (fails closed).
     let started = std::time::Instant::now();
-    assert!(!reg.await_asker(outsider, wait).await);
+    assert_eq!(reg.await_asker(outsider, wait).await, NewAsker::NotLookedUp);
     assert!(started.elapsed() < wait, "not waited for");
     assert!(lookups.try_recv().is_err(), "not sent for lookup");
 
@@ -741,7 +741,8 @@ async fn an_unknown_asker_inside_a_followed_subnet_is_looked_up_and_scoped_until
             lookups
         })
     };
-    assert!(reg.await_asker(newcomer, wait).await);
+    assert_eq!(reg.await_asker(newcomer, wait).await, NewAsker::Learned);
+    assert_eq!(reg.await_asker(newcomer, wait).await, NewAsker::Known);
     let mut lookups = looker.await.expect("looker");
     assert_eq!(reg.asker(newcomer), Asker::Container);
     assert_eq!(
@@ -757,9 +758,10 @@ async fn an_unknown_asker_inside_a_followed_subnet_is_looked_up_and_scoped_until
     // Asked again at once: not sent again (one lookup per address per second).
     reg.forget_early(&[newcomer]);
     let started = std::time::Instant::now();
-    assert!(
-        !reg.await_asker(newcomer, std::time::Duration::from_millis(50))
-            .await
+    assert_eq!(
+        reg.await_asker(newcomer, std::time::Duration::from_millis(50))
+            .await,
+        NewAsker::NotFound
     );
     assert!(
         started.elapsed() >= std::time::Duration::from_millis(50),
