@@ -230,12 +230,7 @@ fn the_image_is_not_healthy_while_it_has_never_reached_its_engine() {
         healthcheck.contains("--ready"),
         "the image's HEALTHCHECK asks for readiness: {healthcheck}"
     );
-    let logs = Command::new("docker")
-        .args(["logs", "na-errors-nosocket"])
-        .output()
-        .expect("docker logs");
-    let logs =
-        String::from_utf8_lossy(&logs.stderr).to_string() + &String::from_utf8_lossy(&logs.stdout);
+    let logs = common::docker::docker_logs("na-errors-nosocket");
     assert!(
         logs.contains("has not been reached yet") && logs.contains("no socket at"),
         "{logs}"

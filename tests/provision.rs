@@ -1058,16 +1058,3 @@ networks.{p}-net = {{}}
         assert!(resolved, "{binary}: {last}\ndnsmasq:\n{}", upstream.log());
     }
 }
-
-/// What a container has logged (netalias logs to stderr).
-fn docker_logs(name: &str) -> String {
-    let out = Command::new("docker")
-        .args(["logs", name])
-        .output()
-        .expect("docker logs");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}

@@ -257,16 +257,3 @@ fn a_sidecar_whose_dns_names_itself_answers_servfail_and_counts_the_loop() {
         "warned once:\n{logs}"
     );
 }
-
-/// What a container has logged (netalias logs to stderr).
-fn docker_logs(name: &str) -> String {
-    let out = Command::new("docker")
-        .args(["logs", name])
-        .output()
-        .expect("docker logs");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}

@@ -210,6 +210,19 @@ pub fn kdig_from(container: &str, server_ip: &str, port: u16, name: &str) -> Str
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// What a container has logged, stdout then stderr (netalias logs to stderr).
+pub fn docker_logs(name: &str) -> String {
+    let out = Command::new("docker")
+        .args(["logs", name])
+        .output()
+        .expect("docker logs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Polls `check` until it holds or `timeout` passes; returns whether it held.
 pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
