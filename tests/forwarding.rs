@@ -390,3 +390,150 @@ fn stale_answers_only_when_configured_and_ttls_capped() {
     assert_eq!(rcode(&capped, "long.example."), ResponseCode::NoError);
     assert_eq!(long.udp(), 2, "asked again once the cap ran out");
 }
+
+/// Asks `name` from `src` once and waits at most `wait`: the answer's rcode and how long it
+/// took, or `None` on a timeout (no retry, so a lost answer shows).
+fn ask_once_from(
+    src: std::net::IpAddr,
+    server: std::net::SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    wait: Duration,
+) -> Option<(ResponseCode, Duration)> {
+    let sock = std::net::UdpSocket::bind((src, 0)).expect("bind");
+    sock.set_read_timeout(Some(wait)).expect("timeout");
+    let started = std::time::Instant::now();
+    sock.send_to(&query(name, qtype).to_vec().expect("encode"), server)
+        .expect("send");
+    let mut buf = [0u8; 1500];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    let reply = Message::from_vec(&buf[..n]).expect("decode");
+    Some((reply.metadata.response_code, started.elapsed()))
+}
+
+/// Issue 26, item 1: from 127.0.0.2, about 5,000 questions a second for 48 names the
+/// upstream never answers, 100 in a row per name. Each waiting copy is charged to its
+/// client, so the flood holds its own share only: another address still gets every new
+/// forwarded name within a second, and its local SRV answers (off the fast path) at once.
+/// Before, it got 9 timeouts of 10 and 3 of 3.
+#[test]
+fn a_flood_of_unanswered_questions_from_one_address_starves_no_one_else() {
+    let up = FakeUpstream::start(Mode::SilentFor("black"));
+    let config = forward_config(&[&up], "").replacen(
+        "aliases = [\"app\"]\n",
+        "aliases = [\"app\"]\nsrv = [{ service = \"http\", port = 8080 }]\n",
+        1,
+    );
+    let server = Server::start(&config);
+    let addr = server.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flood = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let sock = std::net::UdpSocket::bind("127.0.0.2:0").expect("bind");
+            sock.set_nonblocking(true).expect("nonblocking");
+            let started = std::time::Instant::now();
+            let mut n = 0usize;
+            // Bounded: at most 30 s even if the test body hangs.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < Duration::from_secs(30)
+            {
+                let name = format!("black{}.example.", (n / 100) % 48);
+                let q = query(&name, RecordType::A).to_vec().expect("encode");
+                let _ = sock.send_to(&q, addr);
+                n += 1;
+                if n.is_multiple_of(50) {
+                    std::thread::sleep(Duration::from_millis(10));
+                    // Replies are not read; drain so the socket never backs up.
+                    let mut buf = [0u8; 1500];
+                    while sock.recv_from(&mut buf).is_ok() {}
+                }
+            }
+            sent.store(n, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    // Let the flood fill whatever it can.
+    std::thread::sleep(Duration::from_millis(1500));
+    let victim: std::net::IpAddr = [127, 0, 0, 3].into();
+    let forwarded: Vec<_> = (0..10)
+        .map(|i| {
+            ask_once_from(
+                victim,
+                addr,
+                &format!("fine{i}.example."),
+                RecordType::A,
+                Duration::from_secs(1),
+            )
+        })
+        .collect();
+    let mut srv_times: Vec<Duration> = (0..50)
+        .filter_map(|_| {
+            ask_once_from(
+                victim,
+                addr,
+                "_http._tcp.app.",
+                RecordType::SRV,
+                Duration::from_secs(1),
+            )
+            .map(|(rcode, took)| {
+                assert_eq!(rcode, ResponseCode::NoError);
+                took
+            })
+        })
+        .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().expect("flood");
+    let answered = forwarded
+        .iter()
+        .filter(|a| matches!(a, Some((ResponseCode::NoError, _))))
+        .count();
+    assert_eq!(
+        answered, 10,
+        "the other address's forwards, within 1 s each: {forwarded:?}"
+    );
+    assert_eq!(
+        srv_times.len(),
+        50,
+        "every local SRV question answered within 1 s"
+    );
+    srv_times.sort();
+    eprintln!(
+        "flood of {} questions; other address: forwarded {:?}, local SRV p50 {:?} p99 {:?}",
+        sent.load(std::sync::atomic::Ordering::Relaxed),
+        forwarded.iter().flatten().map(|(_, t)| *t).max(),
+        srv_times[25],
+        srv_times[49]
+    );
+}
+
+/// Issue 26, item 6: two silent upstreams before a live one. Each upstream is asked once;
+/// one that has not answered within 400 ms is kept listening to while the next is asked, so
+/// the answer comes well within the client's patience (it took two whole timeouts before).
+#[test]
+fn two_silent_upstreams_before_a_live_one_cost_less_than_one_timeout() {
+    let silent1 = FakeUpstream::start(Mode::Silent);
+    let silent2 = FakeUpstream::start(Mode::Silent);
+    let live = FakeUpstream::start(Mode::Answer { ttl: 0 });
+    // The default per-upstream timeout, 1.5 s.
+    let server = Server::start(
+        &forward_config(&[&silent1, &silent2, &live], "")
+            .replace("timeout_ms = 1000\n", "timeout_ms = 1500\n"),
+    );
+    let (rcode, took) = ask_once_from(
+        [127, 0, 0, 1].into(),
+        server.addr,
+        "far.example.",
+        RecordType::A,
+        Duration::from_secs(5),
+    )
+    .expect("answered within 5 s");
+    assert_eq!(rcode, ResponseCode::NoError);
+    assert!(took < Duration::from_secs(3), "total {took:?}");
+    eprintln!("two silent upstreams, then a live one: answered in {took:?}");
+    assert_eq!(
+        (silent1.udp(), silent2.udp(), live.udp()),
+        (1, 1, 1),
+        "each upstream asked once"
+    );
+}

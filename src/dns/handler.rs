@@ -160,6 +160,14 @@ impl Responder {
         self.forward.is_some()
     }
 
+    /// The most questions forwarding holds at once (0 when it is off): the full path keeps
+    /// room for that many beside its own, so that local answers never wait behind forwards.
+    pub fn forward_capacity(&self) -> usize {
+        self.forward
+            .as_ref()
+            .map_or(0, |policy| policy.forwarder.max_in_flight())
+    }
+
     /// Names we do not own go to `policy`'s upstreams instead of getting REFUSED.
     pub fn with_forwarding(mut self, policy: ForwardPolicy) -> Responder {
         self.forward = Some(Arc::new(policy));

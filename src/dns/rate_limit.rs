@@ -6,28 +6,27 @@
 //! (TC set) so that a real client behind a limited subnet retries over TCP and succeeds, as
 //! BIND's RRL "slip" does; TCP is never limited (its source cannot be spoofed).
 //!
-//! The buckets live in a fixed table of [`SLOTS`] slots, hashed by subnet with a per-process
-//! random seed: memory is fixed when the limiter starts and every packet costs one hash and
-//! one uncontended lock, however many subnets a spoofed flood uses. A subnet whose slot is
-//! held by another active subnet is not tracked (answered) until the slot goes idle: a flood
-//! can thus never reset the bucket of the subnet it is aimed at. It decides only whether to
-//! answer, never what.
+//! The buckets live in a fixed table of [`SLOTS`] buckets that belong to no one: a subnet is
+//! hashed (per-process random seeds) to two of them and is answered only while both have a
+//! token, taking one from each, as a count-min sketch counts. Memory is fixed when the limiter
+//! starts, and every packet costs two hashes and two uncontended locks, however many subnets a
+//! spoofed flood uses. A bucket is never handed over or reset, so a flood over many subnets
+//! cannot free the one it is aimed at: a subnet that shares a bucket with others is held to
+//! at most its rate plus one second's burst, and less when they use the bucket too. The
+//! table used to track one subnet per slot and answer, unlimited, a subnet whose slot another
+//! active subnet held: a spray over 65,280 /24s let 20–27 of 40 victim /24s through at up to
+//! 53 answers of 60 (issue 26). Two buckets rather than one keep a quiet subnet from being
+//! limited because it collides with one busy subnet. It decides only whether to answer,
+//! never what.
 
-use std::{
-    hash::BuildHasher,
-    net::IpAddr,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::{hash::BuildHasher, net::IpAddr, sync::Mutex, time::Instant};
 
 use metrics::counter;
 
 use crate::telemetry::names;
 
-/// Slots in the bucket table: about 3 MB when the limiter is on, nothing when it is off.
+/// Buckets in the table: about 3 MB when the limiter is on, nothing when it is off.
 pub const SLOTS: usize = 1 << 16;
-/// A slot untouched this long is free for another subnet.
-const FORGET_AFTER: Duration = Duration::from_secs(1);
 /// One limited query in this many gets a truncated answer instead of nothing (BIND's default).
 pub const SLIP: u32 = 2;
 
@@ -59,19 +58,34 @@ pub enum Verdict {
     Slip,
 }
 
+/// One token bucket, shared by every subnet hashed to it.
 #[derive(Default)]
 struct Slot {
-    /// The subnet this slot tracks; `None` while empty.
-    subnet: Option<(IpAddr, u8)>,
     tokens: f64,
+    /// When `tokens` was last brought up to date; `None`: never used (full).
     refilled: Option<Instant>,
+    /// Refusals so far, for the slip.
     limited: u32,
+}
+
+impl Slot {
+    /// The tokens now, at `rate` per second up to one second's worth.
+    fn refill(&mut self, rate: f64, now: Instant) {
+        self.tokens = match self.refilled {
+            None => rate,
+            Some(t) => {
+                (self.tokens + now.saturating_duration_since(t).as_secs_f64() * rate).min(rate)
+            }
+        };
+        self.refilled = Some(now);
+    }
 }
 
 pub struct RateLimiter {
     limit: RateLimit,
     slots: Box<[Mutex<Slot>]>,
-    hasher: foldhash::quality::RandomState,
+    /// Two independent hashes: a subnet's two buckets.
+    hashers: [foldhash::quality::RandomState; 2],
 }
 
 impl RateLimiter {
@@ -80,7 +94,7 @@ impl RateLimiter {
         (limit.per_second > 0).then(|| RateLimiter {
             limit,
             slots: (0..SLOTS).map(|_| Mutex::new(Slot::default())).collect(),
-            hasher: foldhash::quality::RandomState::default(),
+            hashers: Default::default(),
         })
     }
 
@@ -101,35 +115,34 @@ impl RateLimiter {
     fn check_at(&self, ip: IpAddr, now: Instant) -> Verdict {
         let rate = f64::from(self.limit.per_second);
         let subnet = self.subnet(ip);
-        let index = (self.hasher.hash_one(subnet) as usize) & (SLOTS - 1);
-        let mut slot = self.slots[index]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if slot.subnet != Some(subnet) {
-            let idle = slot
-                .refilled
-                .is_none_or(|t| now.saturating_duration_since(t) >= FORGET_AFTER);
-            if !idle {
-                return Verdict::Answer; // held by another active subnet: untracked for now
-            }
-            *slot = Slot {
-                subnet: Some(subnet),
-                tokens: rate,
-                refilled: Some(now),
-                limited: 0,
-            };
+        let [first, second] = self
+            .hashers
+            .each_ref()
+            .map(|h| (h.hash_one(subnet) as usize) & (SLOTS - 1));
+        let lock = |i: usize| {
+            self.slots[i]
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        // Locked in index order (the same bucket twice is locked once), so two packets can
+        // never wait on each other.
+        let (low, high) = (first.min(second), first.max(second));
+        let mut a = lock(low);
+        let mut b = (high != low).then(|| lock(high));
+        a.refill(rate, now);
+        if let Some(b) = b.as_mut() {
+            b.refill(rate, now);
         }
-        let elapsed = slot
-            .refilled
-            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
-        slot.tokens = (slot.tokens + elapsed * rate).min(rate);
-        slot.refilled = Some(now);
-        if slot.tokens >= 1.0 {
-            slot.tokens -= 1.0;
+        let has = |s: &Slot| s.tokens >= 1.0;
+        if has(&a) && b.as_deref().is_none_or(has) {
+            a.tokens -= 1.0;
+            if let Some(b) = b.as_mut() {
+                b.tokens -= 1.0;
+            }
             return Verdict::Answer;
         }
-        slot.limited = slot.limited.wrapping_add(1);
-        if slot.limited.is_multiple_of(SLIP) {
+        a.limited = a.limited.wrapping_add(1);
+        if a.limited.is_multiple_of(SLIP) {
             counter!(names::DNS_RATE_LIMITED_TOTAL, "action" => "slip").increment(1);
             Verdict::Slip
         } else {
@@ -142,6 +155,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn limiter(per_second: u32) -> RateLimiter {
         RateLimiter::new(RateLimit {
@@ -209,5 +223,43 @@ mod tests {
             }
         }
         assert_eq!(limiter.slots.len(), SLOTS, "the table never grows");
+    }
+
+    /// Issue 26's spray: every /24 of 127/8 but 127.0/16 (65,280 of them, as many as the
+    /// table has buckets) sends one query every 100 ms, while 40 victim /24s send 60 each
+    /// within a second. No victim gets more than its rate plus one second's burst.
+    #[test]
+    fn a_spray_that_fills_the_table_frees_no_victim_from_its_limit() {
+        let limiter = limiter(10);
+        let start = Instant::now();
+        let victims: Vec<IpAddr> = (0..40u8).map(|i| IpAddr::from([198, 51, i, 7])).collect();
+        let mut answered = vec![0u32; victims.len()];
+        for tick in 0..10u32 {
+            let now = start + Duration::from_millis(u64::from(tick) * 100);
+            for b in 1..=255u8 {
+                for c in 0..=255u8 {
+                    limiter.check_at(IpAddr::from([127, b, c, 1]), now);
+                }
+            }
+            // Six queries per victim per tick, spread over the 100 ms.
+            for step in 0..6u32 {
+                let at = now + Duration::from_millis(u64::from(step) * 16);
+                for (victim, count) in victims.iter().zip(answered.iter_mut()) {
+                    if limiter.check_at(*victim, at) == Verdict::Answer {
+                        *count += 1;
+                    }
+                }
+            }
+        }
+        // One second: a full bucket (10) and one second's refill (10).
+        let worst = answered.iter().max().copied().unwrap_or(0);
+        assert!(
+            worst <= 20,
+            "a victim got {worst} answers of 60: {answered:?}"
+        );
+        assert!(
+            answered.iter().all(|&n| n > 0),
+            "limited, not locked out: {answered:?}"
+        );
     }
 }

@@ -24,8 +24,10 @@ use crate::telemetry::names;
 
 /// Largest datagram we read; anything longer is not a DNS query we answer.
 const MAX_DATAGRAM: usize = 4096;
-/// Questions on the full path at once, per receive loop; more are dropped and counted. The
-/// full path answers in microseconds unless it forwards, and forwards are capped on their own.
+/// Questions on the full path at once, per receive loop, besides those forwarding; more are
+/// dropped and counted. The full path answers in microseconds unless it forwards, and
+/// forwards are capped on their own (every asker charged, `forward`): each loop has room for
+/// all of them on top of this, so that a flood of forwards never takes a local answer's slot.
 pub const FULL_PATH_IN_FLIGHT: usize = 2048;
 
 /// A socket for `addr` as every listener wants it: `[::]` takes IPv4 clients too (whatever
@@ -106,7 +108,9 @@ fn receive_loop(
     stop: CancellationToken,
     runtime: tokio::runtime::Handle,
 ) {
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(FULL_PATH_IN_FLIGHT));
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(
+        FULL_PATH_IN_FLIGHT + responder.forward_capacity(),
+    ));
     let mut inbox = Inbox::new(MAX_DATAGRAM);
     let mut outbox = Outbox::default();
     while !stop.is_cancelled() {

@@ -29,6 +29,8 @@ pub enum Mode {
     NxDomain,
     /// Never answers.
     Silent,
+    /// Never answers names that start with this; answers others as `Answer { ttl: 0 }`.
+    SilentFor(&'static str),
     /// UDP: TC set and no answers; TCP: the full answer.
     TruncateUdp,
     /// Answers after this long.
@@ -65,6 +67,16 @@ fn respond(query: &[u8], mode: Mode, over_tcp: bool) -> Option<Vec<u8>> {
     let name = request.queries.first()?.name().clone();
     match mode {
         Mode::Silent => return None,
+        Mode::SilentFor(prefix) if name.to_ascii().starts_with(prefix) => return None,
+        Mode::SilentFor(_) => {
+            for last in [1, 2] {
+                reply.answers.push(Record::from_rdata(
+                    name.clone(),
+                    0,
+                    RData::A(A(Ipv4Addr::new(192, 0, 2, last))),
+                ));
+            }
+        }
         Mode::ServFail => reply.metadata.response_code = ResponseCode::ServFail,
         Mode::NxDomain => {
             reply.metadata.response_code = ResponseCode::NXDomain;

@@ -20,9 +20,10 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
+use futures_util::{StreamExt, stream::FuturesUnordered};
 use hickory_server::proto::{
     op::{Edns, Message, Query, ResponseCode},
     rr::LowerName,
@@ -52,6 +53,12 @@ pub fn relay_into(response: &mut Message, upstream: Message) {
 /// ours on port 53 does not make it "us"; when our own resolv.conf names it, it forwards the
 /// way the daemon is configured (a loop through it is caught on arrival, see `forward`).
 const DOCKER_EMBEDDED_DNS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 11));
+
+/// How long an upstream has to answer before the next one is asked as well. Unbound gives a
+/// server it knows nothing of about 376 ms; a recursive answer not cached upstream can take
+/// longer, and then the first is still heard (whichever answers first wins). Capped at the
+/// per-upstream timeout.
+const NEXT_UPSTREAM_AFTER: Duration = Duration::from_millis(400);
 
 #[derive(Debug, Clone)]
 pub struct ForwardSettings {
@@ -241,6 +248,11 @@ impl Forwarder {
         }
     }
 
+    /// The most questions in forwarding at once (senders and waiters alike).
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
     pub fn upstreams(&self) -> impl Iterator<Item = &Upstream> {
         self.upstreams.iter()
     }
@@ -291,6 +303,19 @@ impl Forwarder {
         if self.upstreams.is_empty() {
             return Err(ForwardError::NoUpstreams);
         }
+        // Every asker is charged, the one that sends and those that wait on it alike: a
+        // client that asks one question over and over (the same 48 names, 100 times each)
+        // used to wait uncharged behind its own first copy, holding the receive loops' slots
+        // until every other client's forwards timed out (9 of 10, issue 26). Over its share or
+        // the total, it is answered now and holds nothing.
+        let Some(_client_slot) = self.client_slot(client) else {
+            counter!(names::FORWARD_REJECTED_TOTAL, "reason" => "client_limit").increment(1);
+            return Err(ForwardError::ClientBusy(self.max_per_client));
+        };
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            counter!(names::FORWARD_REJECTED_TOTAL, "reason" => "in_flight_limit").increment(1);
+            return Err(ForwardError::Busy(self.max_in_flight));
+        };
         // The same question already on its way upstream: wait for that answer. Checked and
         // claimed under one lock, so two askers never both send it. Under the very ID we sent
         // it with, it is our own query come back (a resolver that forwards to us keeps the
@@ -330,21 +355,11 @@ impl Forwarder {
                 Err(_) => Err(ForwardError::AllFailed("the first asker went away".into())),
             };
         }
-        // This asker sends it. Whatever happens below (an answer, a failure, a refusal, this
-        // task dropped), the waiters hear of it and the entry goes.
+        // This asker sends it. Whatever happens below (an answer, a failure, this task
+        // dropped), the waiters hear of it and the entry goes.
         let mut leader = Leader {
             forwarder: self,
             key: Some(key.clone()),
-        };
-        let Some(_client_slot) = self.client_slot(client) else {
-            counter!(names::FORWARD_REJECTED_TOTAL, "reason" => "client_limit").increment(1);
-            leader.finish(Err("the first asker was over its share".into()));
-            return Err(ForwardError::ClientBusy(self.max_per_client));
-        };
-        let Ok(_permit) = self.in_flight.try_acquire() else {
-            counter!(names::FORWARD_REJECTED_TOTAL, "reason" => "in_flight_limit").increment(1);
-            leader.finish(Err("too many forwards in flight".into()));
-            return Err(ForwardError::Busy(self.max_in_flight));
         };
         // Every upstream failed: an answer that expired a little while ago, when allowed (RFC
         // 8767), beats SERVFAIL.
@@ -375,8 +390,12 @@ impl Forwarder {
         }
     }
 
-    async fn ask_upstreams(
-        &self,
+    /// Asks the upstreams in turn, healthy ones first, each once. One that has not answered
+    /// within [`NEXT_UPSTREAM_AFTER`] is kept waiting for while the next is asked too, and the
+    /// first good answer wins: two silent upstreams before a live one cost 0.8 s, not two
+    /// whole timeouts (3.0 s at the default 1.5 s, past glibc's 5 s with a retry; issue 26).
+    async fn ask_upstreams<'a>(
+        &'a self,
         question: &Query,
         id: u16,
         tcp: bool,
@@ -396,44 +415,79 @@ impl Forwarder {
 
         // Healthy upstreams first, each group in configured order. Fixed before the first is
         // asked: a lazy chain would see an upstream that just failed as unhealthy and ask it a
-        // second time in the unhealthy group.
+        // second time in the unhealthy group. Each is asked once per question.
         let order: Vec<&Upstream> = self
             .upstreams
             .iter()
             .filter(|u| u.is_healthy())
             .chain(self.upstreams.iter().filter(|u| !u.is_healthy()))
             .collect();
+        let stagger = NEXT_UPSTREAM_AFTER.min(self.timeout);
+        let attempt = |upstream: &'a Upstream| {
+            let (query, wire) = (&query, &wire);
+            async move {
+                let started = tokio::time::Instant::now();
+                let result = self.ask(upstream, query, wire, tcp).await;
+                (upstream, started, result)
+            }
+        };
+        let mut untried = order.into_iter();
+        let mut asked: Vec<&Upstream> = Vec::with_capacity(self.upstreams.len());
+        let mut asking = FuturesUnordered::new();
+        // A socket each beyond the first (which the caller's permit pays for), so that the
+        // sockets in use never pass `max_in_flight`; given back when the question is done.
+        let mut extra_permits = Vec::new();
+        let mut next_at = tokio::time::Instant::now();
         let mut last_error = String::new();
-        for upstream in order {
-            let started = Instant::now();
-            let result = self.ask(upstream, &query, &wire, tcp).await;
-            let metrics = &upstream.metrics;
-            metrics.duration.record(started.elapsed().as_secs_f64());
-            metrics.requests.increment(1);
-            let failure = match result {
-                Ok(answer)
-                    if matches!(
-                        answer.metadata.response_code,
-                        ResponseCode::ServFail | ResponseCode::Refused
-                    ) =>
-                {
-                    format!(
-                        "{} answered {}",
-                        upstream.addr, answer.metadata.response_code
-                    )
+        loop {
+            if asking.is_empty() {
+                // Nothing pending: the next one now, or every one has failed.
+                let Some(upstream) = untried.next() else {
+                    break;
+                };
+                asked.push(upstream);
+                asking.push(attempt(upstream));
+                next_at = tokio::time::Instant::now() + stagger;
+            }
+            tokio::select! {
+                Some((upstream, started, result)) = asking.next() => {
+                    let metrics = &upstream.metrics;
+                    metrics.duration.record(started.elapsed().as_secs_f64());
+                    metrics.requests.increment(1);
+                    match judge(upstream, result) {
+                        Ok(answer) => {
+                            upstream.mark_ok();
+                            // Those asked before it and still silent go to the back of the
+                            // line, as a failed one does: else every question would wait
+                            // 400 ms on a dead first upstream before the live one is asked.
+                            for slower in asked.iter().filter(|u| !std::ptr::eq(**u, upstream)) {
+                                slower.mark_failed();
+                            }
+                            // Relayed as kept: TTLs capped.
+                            return Ok(self.cache.put(key, question, answer));
+                        }
+                        Err(failure) => {
+                            metrics.failures.increment(1);
+                            debug!(%failure, "upstream failed; trying the next");
+                            upstream.mark_failed();
+                            last_error = failure;
+                        }
+                    }
                 }
-                Ok(answer) => {
-                    upstream.mark_ok();
-                    // Relayed as kept: TTLs capped.
-                    return Ok(self.cache.put(key, question, answer));
+                _ = tokio::time::sleep_until(next_at), if untried.len() > 0 => {
+                    // Slow to answer: ask the next as well, still listening to this one.
+                    if let Ok(permit) = self.in_flight.try_acquire()
+                        && let Some(upstream) = untried.next()
+                    {
+                        extra_permits.push(permit);
+                        asked.push(upstream);
+                        asking.push(attempt(upstream));
+                    }
+                    next_at = tokio::time::Instant::now() + stagger;
                 }
-                Err(e) => format!("{}: {e}", upstream.addr),
-            };
-            metrics.failures.increment(1);
-            debug!(%failure, "upstream failed; trying the next");
-            upstream.mark_failed();
-            last_error = failure;
+            }
         }
+        drop(extra_permits);
         Err(ForwardError::AllFailed(last_error))
     }
 
@@ -467,6 +521,26 @@ impl Forwarder {
             return exchange_tcp(upstream.addr, query, wire, self.timeout).await;
         }
         Ok(answer)
+    }
+}
+
+/// An upstream's reply as forwarding takes it: an answer to relay (NXDOMAIN and NODATA
+/// included), or why to move on (SERVFAIL, REFUSED, a timeout, a network error).
+fn judge(upstream: &Upstream, result: Result<Message, ExchangeError>) -> Result<Message, String> {
+    match result {
+        Ok(answer)
+            if matches!(
+                answer.metadata.response_code,
+                ResponseCode::ServFail | ResponseCode::Refused
+            ) =>
+        {
+            Err(format!(
+                "{} answered {}",
+                upstream.addr, answer.metadata.response_code
+            ))
+        }
+        Ok(answer) => Ok(answer),
+        Err(e) => Err(format!("{}: {e}", upstream.addr)),
     }
 }
 
