@@ -314,6 +314,15 @@ pub struct ServerConfig {
     /// containers see their own networks; anyone else gets 403.
     #[serde(default)]
     pub http_allow: Vec<ipnet::IpNet>,
+    /// `/metrics` gives `netalias_rotation_first_total` (answers that named a member first)
+    /// for names with 2 up to this many members, so that a load test can watch the spread
+    /// without a series per member of every name. 0: off. `/records` and `explain` show the
+    /// counts for every name.
+    #[serde(
+        default = "default_spread_metric_max_members",
+        deserialize_with = "bounded::<_, _, 0, 1024>"
+    )]
+    pub spread_metric_max_members: usize,
     /// UDP receive loops (SO_REUSEPORT sockets) per address; absent: one per two cores.
     #[serde(default, deserialize_with = "bounded_opt::<_, _, 1, 1024>")]
     pub udp_workers: Option<usize>,
@@ -346,11 +355,16 @@ impl Default for ServerConfig {
             tcp_max_connections_per_client: default_tcp_max_connections_per_client(),
             http_listen: None,
             http_allow: Vec::new(),
+            spread_metric_max_members: default_spread_metric_max_members(),
             udp_workers: None,
             udp_fast_path: true,
             log_queries: false,
         }
     }
+}
+
+fn default_spread_metric_max_members() -> usize {
+    16
 }
 
 fn default_listen() -> Vec<SocketAddr> {

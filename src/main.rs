@@ -243,9 +243,12 @@ async fn run(
             Arc::clone(&registry),
             prometheus,
             Arc::clone(&readiness),
-            config.server.http_allow.clone(),
-            forwarding,
-            budget.http_connections,
+            telemetry::http::HttpOptions {
+                allow: config.server.http_allow.clone(),
+                forwarding,
+                max_connections: budget.http_connections,
+                spread_max_members: config.server.spread_metric_max_members,
+            },
         )
         .await
         .with_context(|| format!("cannot listen for HTTP on {addr}"))?;

@@ -574,6 +574,16 @@ impl Registry {
         model.records(|_| true)
     }
 
+    /// (network, name, member, answers naming it first) for names with 2 to `max_members`
+    /// members (`/metrics`); nothing when `max_members` is below 2.
+    pub fn spread(&self, max_members: usize) -> Vec<(String, String, IpAddr, u64)> {
+        if max_members < 2 {
+            return Vec::new();
+        }
+        let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        model.spread(max_members)
+    }
+
     /// [`Registry::records`] as a known container sees them: its own networks only, as in
     /// DNS. `None` when `asker` is not a known endpoint (the caller decides what it may see).
     pub fn records_seen_by(
@@ -645,6 +655,17 @@ impl Registry {
             Some(set) => {
                 let order: Vec<String> = set.peek().iter().map(|ip| ip.to_string()).collect();
                 out.push(format!("next answer: {}", order.join(" ")));
+                let spread: Vec<String> = set
+                    .peek_with_firsts()
+                    .into_iter()
+                    .filter_map(|(ip, n)| Some(format!("{ip} {}", n?)))
+                    .collect();
+                if !spread.is_empty() {
+                    out.push(format!(
+                        "answers naming each first since start: {}",
+                        spread.join(", ")
+                    ));
+                }
                 if let Some(ttl) = set.ttl() {
                     out.push(format!("TTL {ttl}"));
                 }

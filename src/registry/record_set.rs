@@ -62,6 +62,33 @@ struct Extra {
     v6: Box<[Ipv6Addr]>,
     /// SRV targets sorted by service and protocol (so one service's are a contiguous run).
     srv: Box<[SrvTarget]>,
+    /// Counts carried from earlier versions; `None`: none yet (a set built before its name
+    /// was ever asked, as every set at start is, costs nothing for them).
+    firsts: Option<Box<Firsts>>,
+}
+
+/// Each member's "named first" count when this version was built, and the cursors then.
+#[derive(Debug, Default)]
+struct Firsts {
+    v4_since: usize,
+    v6_since: usize,
+    /// Aligned with the members.
+    v4: Box<[u64]>,
+    v6: Box<[u64]>,
+}
+
+/// How many of the turns `since..now` named member `i` of `n` first (turn k names k mod n).
+fn turns_naming(i: usize, n: usize, since: usize, now: usize) -> u64 {
+    let upto = |x: usize| x / n + usize::from(i < x % n);
+    // A cursor past usize::MAX wraps; the count is then only modulo that, as the rotation is.
+    upto(now).wrapping_sub(upto(since)) as u64
+}
+
+/// Each of `n` members' count: `base` (if carried) plus the turns since.
+fn counts(base: Option<&[u64]>, n: usize, since: usize, now: usize) -> Vec<u64> {
+    (0..n)
+        .map(|i| base.and_then(|b| b.get(i)).copied().unwrap_or(0) + turns_naming(i, n, since, now))
+        .collect()
 }
 
 /// Members in answer order for one query: `members[start..]` then `members[..start]`.
@@ -142,7 +169,7 @@ impl RecordSet {
             extra: (!v6.is_empty()).then(|| {
                 Box::new(Extra {
                     v6: v6.into(),
-                    srv: Box::default(),
+                    ..Extra::default()
                 })
             }),
             ttl,
@@ -241,7 +268,83 @@ impl RecordSet {
         self.extra.as_ref().map_or(&[], |e| &e.v6)
     }
     pub fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.extra.is_none()
+        self.v4.is_empty()
+            && self
+                .extra
+                .as_ref()
+                .is_none_or(|e| e.v6.is_empty() && e.srv.is_empty())
+    }
+
+    /// How many answers named each member first since its name was last without members:
+    /// IPv4 members with their A counts, then IPv6 members with their AAAA counts, in member
+    /// (address) order. Takes no turn.
+    pub fn firsts(&self) -> Vec<(std::net::IpAddr, u64)> {
+        let carried = self.extra.as_ref().and_then(|e| e.firsts.as_deref());
+        let now4 = self.cursors.v4.load(Ordering::Relaxed);
+        let now6 = self.cursors.v6.load(Ordering::Relaxed);
+        let v4 = counts(
+            carried.map(|f| &*f.v4),
+            self.v4.len(),
+            carried.map_or(0, |f| f.v4_since),
+            now4,
+        );
+        let v6 = counts(
+            carried.map(|f| &*f.v6),
+            self.v6_members().len(),
+            carried.map_or(0, |f| f.v6_since),
+            now6,
+        );
+        let v4 = self.v4.iter().map(|ip| std::net::IpAddr::V4(*ip)).zip(v4);
+        let v6 = self
+            .v6_members()
+            .iter()
+            .map(|ip| std::net::IpAddr::V6(*ip))
+            .zip(v6);
+        v4.chain(v6).collect()
+    }
+
+    /// [`Self::peek`]'s order, each member with its "named first" count where its family
+    /// rotates (two members or more; a lone member is named first by every answer).
+    pub fn peek_with_firsts(&self) -> Vec<(std::net::IpAddr, Option<u64>)> {
+        let firsts: std::collections::HashMap<std::net::IpAddr, u64> =
+            self.firsts().into_iter().collect();
+        let (v4, v6) = (self.v4.len(), self.v6_members().len());
+        self.peek()
+            .into_iter()
+            .map(|ip| {
+                let rotates = if ip.is_ipv4() { v4 > 1 } else { v6 > 1 };
+                (ip, rotates.then(|| firsts.get(&ip).copied().unwrap_or(0)))
+            })
+            .collect()
+    }
+
+    /// This set carrying `previous`'s counts (same name, same network, same cursors) for the
+    /// members that stay; members that left take theirs with them. Nothing is kept while no
+    /// turn has been taken.
+    pub fn carrying_firsts(mut self, previous: Option<&RecordSet>) -> Self {
+        let Some(previous) = previous else {
+            return self;
+        };
+        let v4_since = self.cursors.v4.load(Ordering::Relaxed);
+        let v6_since = self.cursors.v6.load(Ordering::Relaxed);
+        if v4_since == 0 && v6_since == 0 {
+            return self;
+        }
+        let before: std::collections::HashMap<std::net::IpAddr, u64> =
+            previous.firsts().into_iter().collect();
+        let of = |ip: std::net::IpAddr| before.get(&ip).copied().unwrap_or(0);
+        let firsts = Firsts {
+            v4_since,
+            v6_since,
+            v4: self.v4.iter().map(|ip| of((*ip).into())).collect(),
+            v6: self
+                .v6_members()
+                .iter()
+                .map(|ip| of((*ip).into()))
+                .collect(),
+        };
+        self.extra.get_or_insert_default().firsts = Some(Box::new(firsts));
+        self
     }
 
     /// Every member, v4 then v6, in the order the next answers would list them, without taking a turn.
@@ -412,5 +515,52 @@ mod tests {
             s.next_v6();
         }
         assert_eq!(firsts, [1, 2, 1, 2]);
+    }
+
+    #[test]
+    fn firsts_follow_the_turns_and_survive_a_change_of_members() {
+        let cursors = Arc::new(Cursors::default());
+        let ip = |n: u8| Ipv4Addr::new(10, 0, 0, n);
+        let three = RecordSet::new(
+            NetId(0),
+            vec![ip(1), ip(2), ip(3)],
+            vec![],
+            None,
+            Arc::clone(&cursors),
+        )
+        .carrying_firsts(None);
+        for _ in 0..30 {
+            three.next_v4();
+        }
+        let counts = |set: &RecordSet| set.firsts().into_iter().map(|(_, n)| n).collect::<Vec<_>>();
+        assert_eq!(counts(&three), [10, 10, 10]);
+        // A fourth joins: the three keep their counts, and the next 8 turns give 2 each.
+        let four = RecordSet::new(
+            NetId(0),
+            vec![ip(1), ip(2), ip(3), ip(4)],
+            vec![],
+            None,
+            Arc::clone(&cursors),
+        )
+        .carrying_firsts(Some(&three));
+        for _ in 0..8 {
+            four.next_v4();
+        }
+        assert_eq!(counts(&four), [12, 12, 12, 2]);
+        // The second leaves with its count; the others keep theirs.
+        let without = RecordSet::new(
+            NetId(0),
+            vec![ip(1), ip(3), ip(4)],
+            vec![],
+            None,
+            Arc::clone(&cursors),
+        )
+        .carrying_firsts(Some(&four));
+        assert_eq!(counts(&without), [12, 12, 2]);
+        // Nothing asked yet: nothing carried, nothing allocated.
+        let fresh = RecordSet::new(NetId(1), vec![ip(9)], vec![], None, Arc::default())
+            .carrying_firsts(Some(&without));
+        assert!(fresh.extra.is_none());
+        assert_eq!(counts(&fresh), [0]);
     }
 }

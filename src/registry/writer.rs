@@ -221,10 +221,20 @@ impl Model {
                 let mut names = BTreeMap::new();
                 for (short, entry) in &state.names {
                     let name = short.to_string().trim_end_matches('.').to_string();
+                    // A rotating member says how many answers named it first: the spread
+                    // a load test checks ("172.72.0.2 (first 10)").
                     let mut members: Vec<String> = entry
                         .set
                         .as_ref()
-                        .map(|set| set.peek().iter().map(IpAddr::to_string).collect())
+                        .map(|set| {
+                            set.peek_with_firsts()
+                                .into_iter()
+                                .map(|(ip, firsts)| match firsts {
+                                    Some(n) => format!("{ip} (first {n})"),
+                                    None => ip.to_string(),
+                                })
+                                .collect()
+                        })
                         .unwrap_or_default();
                     for endpoint in entry.members.keys().filter_map(|h| state.endpoints.get(h)) {
                         if let Some(reason) = endpoint.out_of_rotation {
@@ -247,6 +257,30 @@ impl Model {
                 (network.clone(), names)
             })
             .collect()
+    }
+
+    /// Every (network, name, member, answers naming it first) of names whose rotating
+    /// family has 2 to `max_members` members (for `/metrics`).
+    pub(super) fn spread(&self, max_members: usize) -> Vec<(String, String, IpAddr, u64)> {
+        let mut out = Vec::new();
+        for (network, state) in &self.networks {
+            for (short, entry) in &state.names {
+                let Some(set) = entry.set.as_ref() else {
+                    continue;
+                };
+                let (v4, v6) = (set.v4_members().len(), set.v6_members().len());
+                if v4.max(v6) > max_members {
+                    continue;
+                }
+                let name = short.to_string().trim_end_matches('.').to_string();
+                for (ip, firsts) in set.peek_with_firsts() {
+                    if let Some(n) = firsts {
+                        out.push((network.clone(), name.clone(), ip, n));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// For `netalias explain`: each network holding the short name `short` (only network
@@ -571,7 +605,9 @@ impl Model {
                 .unwrap_or_else(|| Arc::new(Cursors::default()));
             let srv = srv_targets(network, &members);
             Some(Arc::new(
-                RecordSet::new(state.id, v4, v6, ttl, cursors).with_srv(srv),
+                RecordSet::new(state.id, v4, v6, ttl, cursors)
+                    .with_srv(srv)
+                    .carrying_firsts(entry.set.as_deref()),
             ))
         };
         if entry.members.is_empty() {

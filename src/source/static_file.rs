@@ -169,6 +169,10 @@ fn warn_if_needs_restart(old: &ServerConfig, new: &ServerConfig) {
         ),
         ("http_listen", old.http_listen != new.http_listen),
         ("http_allow", old.http_allow != new.http_allow),
+        (
+            "spread_metric_max_members",
+            old.spread_metric_max_members != new.spread_metric_max_members,
+        ),
         ("udp_workers", old.udp_workers != new.udp_workers),
         ("udp_fast_path", old.udp_fast_path != new.udp_fast_path),
     ]

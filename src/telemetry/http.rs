@@ -96,27 +96,41 @@ struct HttpState {
     allow: Vec<IpNet>,
     /// Whether and where names that are not ours go (for `/explain`).
     forwarding: String,
+    /// Names with at most this many members get `netalias_rotation_first_total` series.
+    spread_max_members: usize,
+}
+
+/// What the HTTP side shows and to whom, and how many connections it takes.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Networks (besides loopback) that may read every record.
+    pub allow: Vec<IpNet>,
+    /// Whether and where names that are not ours go, as `/explain` says it.
+    pub forwarding: String,
+    pub max_connections: usize,
+    /// Names with 2 to this many members get `netalias_rotation_first_total` series.
+    pub spread_max_members: usize,
 }
 
 /// Binds `addr` (so an error is reported before serving starts) and serves until the process
-/// ends. `allow` lists the networks (besides loopback) that may read every record.
+/// ends.
 pub async fn serve(
     addr: SocketAddr,
     registry: Arc<Registry>,
     prometheus: PrometheusHandle,
     readiness: Arc<Readiness>,
-    allow: Vec<IpNet>,
-    forwarding: String,
-    max_connections: usize,
+    options: HttpOptions,
 ) -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>>> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let max_connections = options.max_connections;
     let state = Arc::new(HttpState {
         registry,
         prometheus,
         readiness,
-        allow,
-        forwarding,
+        allow: options.allow,
+        forwarding: options.forwarding,
+        spread_max_members: options.spread_max_members,
     });
     let app = Router::new()
         .route("/metrics", get(metrics))
@@ -261,10 +275,39 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     if let Some(bytes) = resident_memory_bytes() {
         gauge!(names::PROCESS_RESIDENT_MEMORY).set(bytes as f64);
     }
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        state.prometheus.render(),
-    )
+    let mut page = state.prometheus.render();
+    render_spread(&mut page, &state.registry.spread(state.spread_max_members));
+    ([("content-type", "text/plain; version=0.0.4")], page)
+}
+
+/// `netalias_rotation_first_total`, written at scrape from the rotation cursors (nothing on
+/// the answer path counts them, see `registry::record_set`): a member that leaves has no
+/// series left behind, and only names with few members have any.
+fn render_spread(page: &mut String, spread: &[(String, String, IpAddr, u64)]) {
+    use std::fmt::Write;
+    if spread.is_empty() {
+        return;
+    }
+    let metric = names::ROTATION_FIRST_TOTAL;
+    let help = names::CATALOGUE
+        .iter()
+        .find(|m| m.name == metric)
+        .map_or("", |m| m.help);
+    // Label values escaped as the text format asks (backslash, quote, newline).
+    let escape = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let _ = writeln!(page, "# HELP {metric} {help}\n# TYPE {metric} counter");
+    for (network, name, member, count) in spread {
+        let _ = writeln!(
+            page,
+            "{metric}{{network=\"{}\",name=\"{}\",member=\"{member}\"}} {count}",
+            escape(network),
+            escape(name)
+        );
+    }
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
@@ -450,6 +493,7 @@ mod tests {
             readiness: Readiness::new(&[]),
             allow: Vec::new(),
             forwarding: String::new(),
+            spread_max_members: 0,
         };
         let ask = |peer: [u8; 4], params: &[(&str, &str)]| {
             let params = params

@@ -82,6 +82,8 @@ catalogue! {
         "Networks in the registry";
     REGISTRY_ENDPOINTS = "netalias_registry_endpoints", Gauge,
         "Endpoints in the registry";
+    ROTATION_FIRST_TOTAL = "netalias_rotation_first_total", Counter,
+        "Answers that named this member first, by network, name and member: for names with 2 to server.spread_metric_max_members members, rendered at scrape from the rotation cursors";
     REGISTRY_NAMES = "netalias_registry_names", Gauge,
         "Distinct names served";
     REGISTRY_REFUSED_ENDPOINTS_TOTAL = "netalias_registry_refused_endpoints_total", Counter,
