@@ -391,14 +391,18 @@ fn plan_descriptors(config: &Config) -> fd_budget::Budget {
     let budget = fd_budget::plan(
         limit,
         config.server.tcp_max_connections,
+        config.server.tcp_max_connections_per_client,
         config.forward.max_in_flight,
     );
     info!(
         open_files = limit,
         tcp_connections = budget.tcp_connections,
+        tcp_waiting = budget.tcp_waiting,
         http_connections = budget.http_connections,
+        http_loopback = budget.http_loopback,
         forwards = budget.forwards,
         reserved = fd_budget::RESERVED,
+        planned = budget.total(),
         "file descriptors planned"
     );
     if budget.tcp_connections < config.server.tcp_max_connections

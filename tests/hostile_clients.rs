@@ -500,3 +500,178 @@ fn idle_http_connections_from_one_address_never_starve_the_health_check() {
     drop(idle);
     drop(server);
 }
+
+/// Every descriptor is in the plan (issue 26): under a hard open-file limit of 1024, a TCP
+/// connect flood from four addresses (each opening connections as fast as it can and holding
+/// them) may fill TCP's places and its admission line, but never takes the sockets forwarding
+/// needs: 600 forwarded questions asked meanwhile are all answered. With the default cap per
+/// address (64) and with one past TCP's whole share (1000: an address may then wait with as
+/// many as the server holds). Before the line was in the plan and held its sockets itself,
+/// the second had 496 to 547 of 600 SERVFAIL ("Too many open files"), the server at 1024
+/// descriptors; the first passed, but peaked at 593 to 666 descriptors with 256 connections
+/// admitted and at most 82 waiting (the rest sockets accepted whose tasks had not yet run to
+/// queue or refuse them). Now they peak at 346 and 670.
+#[test]
+fn a_tcp_connect_flood_under_a_low_open_file_limit_never_costs_a_forward() {
+    for per_client in [64, 1000] {
+        let flood = flood_while_forwarding(per_client);
+        eprintln!("per client {per_client}: {flood:?}");
+        assert!(flood.held >= 400, "the flood connected: {flood:?}");
+        assert_eq!(
+            (flood.servfail, flood.other, flood.lost),
+            (0, 0, 0),
+            "every forwarded question answered under the flood: {flood:?}"
+        );
+        assert_eq!(flood.answered, 600);
+        assert!(
+            flood.peak <= flood.planned,
+            "the server held no more descriptors than planned: {flood:?}"
+        );
+    }
+}
+
+/// What [`flood_while_forwarding`] saw.
+#[derive(Debug)]
+struct Flood {
+    /// Connections the flooders opened and held.
+    held: usize,
+    answered: usize,
+    servfail: usize,
+    other: usize,
+    lost: usize,
+    /// The most descriptors the server held at once (sampled), and the most it planned for.
+    peak: usize,
+    planned: usize,
+}
+
+/// A server under `prlimit --nofile=1024:1024`, forwarding to a fake upstream, with `per_client`
+/// TCP connections per address: four loopback addresses open TCP connections as fast as they
+/// can (up to 2,000 each or 5 s) and hold them, while 600 questions for distinct names (none
+/// answered from the cache) are forwarded over UDP from 127.0.0.1.
+fn flood_while_forwarding(per_client: usize) -> Flood {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    };
+    const PER_ADDRESS: usize = 2000;
+    const FLOOD_FOR: Duration = Duration::from_secs(5);
+    const QUESTIONS: usize = 600;
+    let up = common::upstream::FakeUpstream::start(common::upstream::Mode::Answer { ttl: 0 });
+    let config = seed_config(&format!(
+        "tcp_idle_timeout_secs = 60\ntcp_max_connections_per_client = {per_client}"
+    )) + &format!(
+        "\n[forward]\nenabled = true\nupstreams = [\"{}\"]\n",
+        up.addr
+    );
+    let server = Server::start_with_nofile(&config, 1024);
+    let planned_line = server
+        .startup_log
+        .iter()
+        .find(|l| l.contains("file descriptors planned"))
+        .cloned()
+        .expect("the budget is logged at start");
+    eprintln!("{planned_line}");
+    let planned: usize = planned_line
+        .split(" planned=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .expect("the planned total in the log");
+    // The flood's sockets are this process's descriptors, beside those of the tests running
+    // alongside (a few thousand): the soft limit raised to the hard one, the flood fits in it.
+    let own_limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let per_address = usize::try_from(own_limit.saturating_sub(4096) / 4)
+        .unwrap_or(PER_ADDRESS)
+        .clamp(100, PER_ADDRESS);
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let target = server.addr;
+    let flooders: Vec<_> = (2..=5u8)
+        .map(|last| {
+            let (stop, opened) = (Arc::clone(&stop), Arc::clone(&opened));
+            std::thread::spawn(move || {
+                let src = SocketAddr::from(([127, 0, 0, last], 0));
+                let started = Instant::now();
+                let mut held = Vec::new();
+                while held.len() < per_address
+                    && started.elapsed() < FLOOD_FOR
+                    && !stop.load(Ordering::Relaxed)
+                {
+                    let Ok(socket) =
+                        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                    else {
+                        break; // the test's own descriptors ran out: flood enough
+                    };
+                    if socket.bind(&src.into()).is_err() {
+                        break;
+                    }
+                    // A short wait: a full accept backlog is the server's business, not ours.
+                    if socket
+                        .connect_timeout(&target.into(), Duration::from_millis(300))
+                        .is_ok()
+                    {
+                        held.push(socket);
+                        opened.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                held
+            })
+        })
+        .collect();
+    // The most descriptors the server held, sampled until the questions are all answered.
+    let peak = {
+        let (stop, pid) = (Arc::clone(&stop), server.pid());
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+                    peak = peak.max(fds.count());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        })
+    };
+    // The flood under way before the questions start.
+    let began = Instant::now();
+    while opened.load(Ordering::Relaxed) < 400 && began.elapsed() < TIMEOUT {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (mut answered, mut servfail, mut other, mut lost) = (0, 0, 0, 0);
+    for i in 0..QUESTIONS {
+        // Distinct names, so that the cache answers none of them.
+        let msg = query(&format!("q{i}.flood.example."), RecordType::A);
+        let Some(reply) = udp_raw(
+            server.addr,
+            &msg.to_vec().expect("encode"),
+            Duration::from_secs(3),
+        ) else {
+            lost += 1;
+            continue;
+        };
+        let reply = Message::from_vec(&reply).expect("decode");
+        match reply.metadata.response_code {
+            ResponseCode::NoError if a_records(&reply).len() == 2 => answered += 1,
+            ResponseCode::ServFail => servfail += 1,
+            _ => other += 1,
+        }
+        // Spread over the flood rather than done before it peaks.
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    eprintln!("{QUESTIONS} questions asked over {:?}", began.elapsed());
+    stop.store(true, Ordering::Relaxed);
+    let held = flooders
+        .into_iter()
+        .map(|f| f.join().expect("flooder").len())
+        .sum();
+    let peak = peak.join().expect("sampler");
+    assert_eq!(app_over_udp(&server), 3, "still up");
+    Flood {
+        held,
+        answered,
+        servfail,
+        other,
+        lost,
+        peak,
+        planned,
+    }
+}

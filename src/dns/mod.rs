@@ -30,5 +30,5 @@ pub use gateways::follow_gateways;
 pub use handler::{ForwardPolicy, Responder, Settings};
 pub use listener::{Listeners, UdpOptions, bind};
 pub use rate_limit::RateLimit;
-pub use tcp::{Admission, TcpLimits, frame_codec};
+pub use tcp::{Admission, TcpLimits, frame_codec, max_waiting as tcp_max_waiting};
 pub use turns::{Sender, Turn, Turns};

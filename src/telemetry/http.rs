@@ -154,7 +154,8 @@ pub async fn serve(
 
 /// Connections from loopback served past the cap, so that `/healthz` and `/readyz` (the
 /// HEALTHCHECK, an orchestrator's probe through `netalias health`) are never starved by others.
-const LOOPBACK_RESERVED: usize = 4;
+/// Each holds a descriptor: the plan (`fd_budget`) counts them beside the cap.
+pub const LOOPBACK_RESERVED: usize = 4;
 
 /// Who may hold an HTTP connection: at most `total` at once, at most a quarter of that from
 /// one address (70 idle connections from one container took every slot, and the health check
