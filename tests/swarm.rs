@@ -389,6 +389,11 @@ fn swarm_services_tasks_health_scaling_and_leaving() {
             "1s",
             "--health-retries",
             "1",
+            // Failures before the first success do not count: without it, a task whose first
+            // check (1 s after start) came before the test's `touch` went unhealthy and was
+            // replaced by one that never gets /tmp/ok (seen once under a loaded CI machine).
+            "--health-start-period",
+            "60s",
         ],
     );
     // The idle command does not create /tmp/ok; the test does, in each task.
