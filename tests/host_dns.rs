@@ -129,3 +129,124 @@ fn dnsmasq_installed() -> bool {
     }
     ok
 }
+
+/// Issue 30, item 2: the host install fits together. The shipped unit's own command line
+/// (`config/netalias.service`'s ExecStart and Environment, the binary and the config path put
+/// where this checkout has them) serves `config/host.toml` on 127.0.0.1:53; `host-dns`, read
+/// from that same file, writes the line a real dnsmasq (the host's resolver) needs, and a
+/// container's name resolves through it. No demo names are served.
+#[test]
+fn the_unit_s_command_line_and_host_dns_fit_together() {
+    if !dnsmasq_installed() || !available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI has Docker and dnsmasq"
+        );
+        return;
+    }
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let unit = std::fs::read_to_string(format!("{repo}/config/netalias.service")).expect("unit");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    let host_toml = format!("{repo}/config/host.toml");
+    let mut words = exec.split_whitespace().map(|w| match w {
+        "/etc/netalias/host.toml" => host_toml.clone(),
+        w => w.to_string(),
+    });
+    assert_eq!(
+        words.next().as_deref(),
+        Some("/usr/local/bin/netalias"),
+        "{exec}"
+    );
+    let args: Vec<String> = words.collect();
+    assert!(
+        args.contains(&host_toml),
+        "the unit reads /etc/netalias/host.toml: {exec}"
+    );
+
+    let mut stack = Stack::default();
+    let net = stack.network("natest-hostunit", &["--subnet=10.218.0.0/24"]);
+    stack.run("natest-hostunit-web", &["--network", &net]);
+    let ip = ip_on("natest-hostunit-web", &net);
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_netalias"));
+    command.args(&args).stdout(std::process::Stdio::null());
+    for (key, value) in unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter_map(|kv| kv.split_once('='))
+    {
+        command.env(key, value);
+    }
+    let log = tempfile::NamedTempFile::new().expect("log");
+    command.stderr(log.reopen().expect("log"));
+    let served = Resolver(command.spawn().expect("netalias as the unit runs it"));
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 53));
+    let direct = |name: &str| {
+        let bytes = query(name, RecordType::A).to_vec().ok()?;
+        Message::from_vec(&udp_raw(listen, &bytes, Duration::from_millis(500))?).ok()
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || direct(
+            "natest-hostunit-web.docker."
+        )
+        .is_some_and(|m| a_records(&m) == [ip])),
+        "the unit's netalias on 127.0.0.1:53 answers the container; log:\n{}",
+        std::fs::read_to_string(log.path()).unwrap_or_default()
+    );
+    let demo = direct("web1.docker.").expect("answered");
+    assert!(a_records(&demo).is_empty(), "no demo records: {demo:?}");
+
+    let root = tempfile::tempdir().expect("root");
+    let out = Command::new(env!("CARGO_BIN_EXE_netalias"))
+        .args(["host-dns", "--config", &host_toml, "--resolver", "dnsmasq"])
+        .arg("--write")
+        .arg("--root")
+        .arg(root.path())
+        .output()
+        .expect("netalias host-dns");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line_file = root.path().join("etc/dnsmasq.d/netalias.conf");
+    let written = std::fs::read_to_string(&line_file).expect("written");
+    assert!(
+        written.contains("server=/docker/127.0.0.1#53\n"),
+        "host-dns names the address the unit listens on: {written}"
+    );
+
+    let port = free_port();
+    let resolver = Resolver(
+        Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--user=root",
+                "--cache-size=0",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--conf-file={}", line_file.display()))
+            .arg(format!("--pid-file={}", root.path().join("pid").display()))
+            .spawn()
+            .expect("dnsmasq"),
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || a_via(
+            port,
+            "natest-hostunit-web.docker."
+        )
+        .is_some_and(|(_, ips)| ips == [ip])),
+        "the container through the host's resolver: {:?}",
+        a_via(port, "natest-hostunit-web.docker.")
+    );
+    drop(resolver);
+    drop(served);
+}

@@ -30,7 +30,7 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 # The image the sidecar test runs (static binary + Dockerfile `local` target).
-if docker info >/dev/null 2>&1; then bash tests/build-image.sh; fi
+if docker info >/dev/null 2>&1; then bash tests/build-image.sh netalias:test; fi
 # Each criterion bench once, as a smoke test; then the unit and integration tests.
 cargo test --benches --locked
 cargo test --lib --bins --tests --locked

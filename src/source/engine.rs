@@ -116,7 +116,7 @@ pub fn ttl_from_labels(labels: &HashMap<String, String>) -> Result<Option<u32>, 
 
 /// Well-known ports and their IANA service names (the Service Name and Transport Protocol
 /// Port Number Registry): a container that exposes one of these offers it as that service
-/// without a label. The README lists them.
+/// without a label. src/README.md lists them (SRV records).
 pub const WELL_KNOWN_PORTS: [(u16, &str); 19] = [
     (22, "ssh"),
     (25, "smtp"),

@@ -245,9 +245,9 @@ pub fn netalias_image_present() -> bool {
     if !present {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI must build {image} first (tests/build-image.sh)"
+            "CI must build {image} first (tests/build-image.sh {image})"
         );
-        eprintln!("{image} not built; skipped (run tests/build-image.sh)");
+        eprintln!("{image} not built; skipped (run tests/build-image.sh {image})");
     }
     present
 }
