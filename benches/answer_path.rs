@@ -4,7 +4,6 @@
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     str::FromStr,
-    sync::Arc,
 };
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -17,18 +16,16 @@ use hickory_server::{
 };
 use netalias::{
     config::Config,
-    dns::{self, Responder, Settings},
+    dns,
     registry::{Change, Endpoint, Owner, Registry},
-    source::static_file::StaticSource,
 };
 
 const OWNER: Owner = Owner("bench");
 
-fn seed_registry() -> Arc<Registry> {
+/// The registry and responder the server assembles for the embedded default.
+fn seed_core() -> netalias::server::Core {
     let config = Config::embedded_default().expect("embedded default");
-    let registry = Arc::new(Registry::new(config.server.domain()).expect("registry"));
-    StaticSource::default().sync(&config, &registry);
-    registry
+    netalias::server::core(&config, None).expect("the embedded default serves")
 }
 
 fn query_bytes(name: &str, qtype: RecordType) -> Vec<u8> {
@@ -38,8 +35,8 @@ fn query_bytes(name: &str, qtype: RecordType) -> Vec<u8> {
 }
 
 fn answer_path(c: &mut Criterion) {
-    let registry = seed_registry();
-    let responder = Responder::new(Arc::clone(&registry), Arc::new(Settings::new(0, 1232)));
+    let core = seed_core();
+    let (registry, responder) = (core.registry, core.responder);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");

@@ -440,6 +440,58 @@ impl ServerConfig {
     }
 }
 
+impl Config {
+    /// The rules that tie settings to each other when serving, checked once the command line
+    /// is applied (a flag can break them as a file can): engine addresses are well-formed (a
+    /// malformed one is a usage error now, not a reconnect loop forever), the Swarm poll is at
+    /// least 1 ms, and gateway listeners have the Docker source they follow. The error names
+    /// the flag, its config key and its variable.
+    pub fn check_serving(&self) -> Result<(), String> {
+        let docker_host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
+        for (what, host) in [
+            (
+                "--docker-host (docker.host, NETALIAS_DOCKER_HOST)",
+                &self.docker.host,
+            ),
+            (
+                "--swarm-host (swarm.host, NETALIAS_SWARM_HOST)",
+                &self.swarm.host,
+            ),
+            ("DOCKER_HOST", &docker_host),
+        ] {
+            if let Some(host) = host {
+                crate::source::reach::check_engine_url(host)
+                    .map_err(|reason| format!("{what}: {reason}"))?;
+            }
+        }
+        if self.swarm.poll_interval_ms == 0 {
+            return Err("--swarm-poll-ms (swarm.poll_interval_ms) must be at least 1".into());
+        }
+        let docker = &self.docker;
+        if docker.attach_default_bridge && !docker.enabled {
+            return Err("--attach-default-bridge needs the Docker source: add --docker (or docker.enabled = true)".into());
+        }
+        if docker.attach_bridges && !docker.enabled {
+            return Err(
+                "--attach-bridges needs the Docker source: add --docker (or docker.enabled = true)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The embedded demo records are for trying netalias out: with a live source on and no
+    /// file given, exactly what the engine holds is served (a demo `web1` would shadow a real
+    /// one). Whether the demo was dropped.
+    pub fn drop_demo_for_live_sources(&mut self) -> bool {
+        let live = self.docker.enabled || self.swarm.enabled;
+        if live {
+            self.networks.clear();
+        }
+        live
+    }
+}
+
 /// A config error located in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {

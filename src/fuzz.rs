@@ -8,7 +8,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::{Arc, OnceLock},
+    sync::OnceLock,
 };
 
 use bytes::BytesMut;
@@ -17,10 +17,8 @@ use tokio_util::codec::Decoder;
 
 use crate::{
     config::Config,
-    dns::{self, Responder, Settings},
+    dns::{self, Responder},
     provision::spec::Stack,
-    registry::Registry,
-    source::static_file::StaticSource,
 };
 
 const FILE: &str = "fuzz.toml";
@@ -34,11 +32,10 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let config = Config::embedded_default().expect("the embedded default parses");
-        let registry =
-            Arc::new(Registry::new(config.server.domain()).expect("the embedded domain is valid"));
-        StaticSource::default().sync(&config, &registry);
+        // The registry and responder the server itself assembles for this config.
+        let core = crate::server::core(&config, None).expect("the embedded default serves");
         Fixture {
-            responder: Responder::new(registry, Arc::new(Settings::new(0, 1232))),
+            responder: core.responder,
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -13,5 +13,6 @@ pub mod fuzz;
 pub mod host_dns;
 pub mod provision;
 pub mod registry;
+pub mod server;
 pub mod source;
 pub mod telemetry;

@@ -28,7 +28,7 @@ pub use answer::{Answer, answer};
 pub use fast::try_answer as fast_answer;
 pub use gateways::follow_gateways;
 pub use handler::{ForwardPolicy, Responder, Settings};
-pub use listener::{Listeners, UdpOptions, bind};
+pub use listener::{BindError, Listeners, UdpOptions, bind};
 pub use rate_limit::RateLimit;
 pub use tcp::{Admission, TcpLimits, frame_codec, max_waiting as tcp_max_waiting};
 pub use turns::{Sender, Turn, Turns};
