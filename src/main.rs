@@ -219,46 +219,6 @@ async fn run(
     // `--upstream` (or NETALIAS_UPSTREAM) replaced `forward.upstreams`: the log names which.
     let upstream_flag = !args.upstream.is_empty();
     let forward = forward_policy(&config, budget.forwards, upstream_flag)?;
-    // What `/explain` says of a name that is not ours.
-    let forwarding = match &forward {
-        Some(policy) if policy.forwarder.upstreams().next().is_none() => {
-            "forwarding is on but no upstream is usable: names not ours get SERVFAIL".to_string()
-        }
-        Some(policy) => format!(
-            "forwarding is on: to {}{}",
-            policy.forwarder.upstream_labels().join(", "),
-            if policy.allow_any_client {
-                ", for any asker"
-            } else {
-                ""
-            }
-        ),
-        None => {
-            "forwarding is off: names not ours get SERVFAIL (REFUSED for strangers)".to_string()
-        }
-    };
-    if let (Some(addr), Some(prometheus)) = (config.server.http_listen, prometheus) {
-        let http = telemetry::http::serve(
-            addr,
-            Arc::clone(&registry),
-            prometheus,
-            Arc::clone(&readiness),
-            telemetry::http::HttpOptions {
-                allow: config.server.http_allow.clone(),
-                forwarding,
-                max_connections: budget.http_connections,
-                spread_max_members: config.server.spread_metric_max_members,
-            },
-        )
-        .await
-        .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
-        tokio::spawn(async move {
-            if let Err(error) = http.await {
-                warn!(%error, "HTTP listener stopped");
-            }
-        });
-    }
-
     let settings = Arc::new(Settings::new(
         config.server.ttl,
         config.server.max_udp_payload,
@@ -295,6 +255,28 @@ async fn run(
     tokio::spawn(dns::host::follow(Arc::clone(responder.host_addresses())));
     if let Some(policy) = forward {
         responder = responder.with_forwarding(policy);
+    }
+    // HTTP once the responder is whole: `/explain` predicts with it (forwarding included).
+    if let (Some(addr), Some(prometheus)) = (config.server.http_listen, prometheus) {
+        let http = telemetry::http::serve(
+            addr,
+            Arc::clone(&registry),
+            prometheus,
+            Arc::clone(&readiness),
+            Arc::new(responder.clone()),
+            telemetry::http::HttpOptions {
+                allow: config.server.http_allow.clone(),
+                max_connections: budget.http_connections,
+                spread_max_members: config.server.spread_metric_max_members,
+            },
+        )
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
+        tokio::spawn(async move {
+            if let Err(error) = http.await {
+                warn!(%error, "HTTP listener stopped");
+            }
+        });
     }
     // Reloading starts before the listeners are announced, so no edit after that is missed.
     match path {
