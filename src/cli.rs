@@ -65,16 +65,18 @@ pub enum Command {
         http: SocketAddr,
     },
     /// Why NAME answers as it does, from a running server: who asks and what it sees, each
-    /// network's members in or out of rotation and why, the next answer's order; for an
-    /// unknown name, whether it is forwarded or refused and why.
+    /// network's members in or out of rotation and why; then the answer the server would send
+    /// now (rcode, records in order, by its own answer rules, taking no rotation turn), or,
+    /// for a name not ours, whether it is forwarded (and where), refused or failed.
     Explain {
         /// The name asked.
         name: String,
         /// Ask as this container (its name) or address; default: the host.
         #[arg(long)]
         from: Option<String>,
-        /// The question's type.
-        #[arg(long = "type", default_value = "A", value_parser = ["A", "AAAA", "SRV", "PTR", "a", "aaaa", "srv", "ptr"])]
+        /// The question's type (A, AAAA, SRV, PTR, TXT, ANY...). NAME given as an IP address
+        /// is asked as `kdig -x` asks it: its reverse name, type PTR.
+        #[arg(long = "type", default_value = "A")]
         qtype: String,
         /// The server's HTTP address (server.http_listen).
         #[arg(long, env = "NETALIAS_HTTP", default_value = DEFAULT_HTTP)]

@@ -134,8 +134,6 @@ pub async fn start(launch: Launch) -> Result<Running, StartError> {
     };
     let budget = plan_descriptors(&config);
     let forward = forward_policy(&config, budget.forwards, upstreams_from);
-    // What `/explain` says of a name that is not ours.
-    let forwarding = forwarding_summary(forward.as_ref());
     let Core {
         registry,
         settings,
@@ -168,28 +166,6 @@ pub async fn start(launch: Launch) -> Result<Running, StartError> {
     .filter_map(|(on, name)| on.then_some(name))
     .collect();
     let readiness = Readiness::new(&live);
-    if let (Some(addr), Some(prometheus)) = (config.server.http_listen, prometheus) {
-        let http = telemetry::http::serve(
-            addr,
-            Arc::clone(&registry),
-            prometheus,
-            Arc::clone(&readiness),
-            telemetry::http::HttpOptions {
-                allow: config.server.http_allow.clone(),
-                forwarding,
-                max_connections: budget.http_connections,
-                spread_max_members: config.server.spread_metric_max_members,
-            },
-        )
-        .await
-        .map_err(|source| StartError::Http { addr, source })?;
-        tokio::spawn(async move {
-            if let Err(error) = http.await {
-                warn!(%error, "HTTP listener stopped");
-            }
-        });
-    }
-
     let listen = config.server.listen.clone();
     let admission = dns::Admission::new(dns::TcpLimits {
         idle_timeout: Duration::from_secs(config.server.tcp_idle_timeout_secs),
@@ -208,6 +184,28 @@ pub async fn start(launch: Launch) -> Result<Running, StartError> {
     // The host's own addresses count as the host asking (scoping fails closed for strangers).
     responder.host_addresses().refresh();
     tokio::spawn(dns::host::follow(Arc::clone(responder.host_addresses())));
+    // HTTP once the responder is whole: `/explain` predicts with it (forwarding included).
+    if let (Some(addr), Some(prometheus)) = (config.server.http_listen, prometheus) {
+        let http = telemetry::http::serve(
+            addr,
+            Arc::clone(&registry),
+            prometheus,
+            Arc::clone(&readiness),
+            Arc::new(responder.clone()),
+            telemetry::http::HttpOptions {
+                allow: config.server.http_allow.clone(),
+                max_connections: budget.http_connections,
+                spread_max_members: config.server.spread_metric_max_members,
+            },
+        )
+        .await
+        .map_err(|source| StartError::Http { addr, source })?;
+        tokio::spawn(async move {
+            if let Err(error) = http.await {
+                warn!(%error, "HTTP listener stopped");
+            }
+        });
+    }
     // Reloading starts before the listeners are announced, so no edit after that is missed.
     match path {
         Some(path) => {
@@ -320,27 +318,6 @@ fn plan_descriptors(config: &Config) -> fd_budget::Budget {
         );
     }
     budget
-}
-
-/// What `/explain` says of a name that is not ours.
-fn forwarding_summary(forward: Option<&ForwardPolicy>) -> String {
-    match forward {
-        Some(policy) if policy.forwarder.upstreams().next().is_none() => {
-            "forwarding is on but no upstream is usable: names not ours get SERVFAIL".to_string()
-        }
-        Some(policy) => format!(
-            "forwarding is on: to {}{}",
-            policy.forwarder.upstream_labels().join(", "),
-            if policy.allow_any_client {
-                ", for any asker"
-            } else {
-                ""
-            }
-        ),
-        None => {
-            "forwarding is off: names not ours get SERVFAIL (REFUSED for strangers)".to_string()
-        }
-    }
 }
 
 /// The forwarder and its policy, or `None` when forwarding is off. On with no usable upstream,

@@ -89,6 +89,35 @@ pub enum Forwarded {
     Failed,
 }
 
+/// What becomes of a question that is not ours, for one asker (before any upstream is asked).
+pub(super) enum ForwardPlan<'a> {
+    /// Forwarded by this policy.
+    Forward(&'a ForwardPolicy),
+    /// REFUSED: the asker may not use netalias for other names.
+    Refuse(Denied),
+    /// SERVFAIL: forwarding is off, for an asker that may use netalias.
+    Off,
+}
+
+/// Why an asker is not forwarded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Denied {
+    /// Its networks are all internal.
+    InternalNetwork,
+    /// A stranger, and forwarding is not for any asker.
+    Outside,
+}
+
+impl Denied {
+    /// The `reason` label of `netalias_forward_rejected_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Denied::InternalNetwork => "internal_network",
+            Denied::Outside => "outside_asker",
+        }
+    }
+}
+
 /// Forwarding, and who may use it.
 pub struct ForwardPolicy {
     pub forwarder: Forwarder,
@@ -111,6 +140,11 @@ impl Responder {
     /// How a question from `sender` (a UDP one; `None` for TCP) takes its rotation turns.
     pub(super) fn turn(&self, sender: Option<Sender>) -> Turn<'_> {
         Turn::new(&self.turns, sender)
+    }
+
+    /// A turn that takes none: the order the next question will get (`predict`).
+    pub(super) fn peek_turn(&self) -> Turn<'_> {
+        Turn::peek(&self.turns)
     }
 
     /// This host's own addresses (kept current by `dns::host::follow`).
@@ -175,28 +209,44 @@ impl Responder {
     }
 
     /// Why `asker` may not be forwarded for, if it may not (`allow_any_client`: strangers may).
-    fn forward_denied(&self, allow_any_client: bool, asker: IpAddr) -> Option<&'static str> {
+    fn forward_denied(&self, allow_any_client: bool, asker: IpAddr) -> Option<Denied> {
         match self.registry.asker(asker) {
-            Asker::InternalOnly => Some("internal_network"),
-            Asker::Outside if !allow_any_client => Some("outside_asker"),
+            Asker::InternalOnly => Some(Denied::InternalNetwork),
+            Asker::Outside if !allow_any_client => Some(Denied::Outside),
             _ => None,
+        }
+    }
+
+    /// Where a question that is not ours goes for `asker`: the one decision that
+    /// [`Responder::forward`] acts on and `netalias explain` predicts from (`predict`).
+    pub(super) fn forward_plan(&self, asker: IpAddr) -> ForwardPlan<'_> {
+        let Some(policy) = self.forward.as_deref() else {
+            // Forwarding off: strangers are refused as ever; an asker that may use netalias
+            // hears "cannot answer this", as Docker's resolver says when it cannot forward.
+            return match self.forward_denied(false, asker) {
+                Some(reason) => ForwardPlan::Refuse(reason),
+                None => ForwardPlan::Off,
+            };
+        };
+        match self.forward_denied(policy.allow_any_client, asker) {
+            Some(reason) => ForwardPlan::Refuse(reason),
+            None => ForwardPlan::Forward(policy),
         }
     }
 
     /// Forwards the request's question for `asker` (TCP upstream when `tcp`).
     pub async fn forward(&self, request: &Message, asker: IpAddr, tcp: bool) -> Forwarded {
-        let Some(policy) = self.forward.as_ref() else {
-            // Forwarding off: strangers are refused as ever; an asker that may use netalias
-            // hears "cannot answer this", as Docker's resolver says when it cannot forward.
-            return match self.forward_denied(false, asker) {
-                Some(_) => Forwarded::Refused,
-                None => Forwarded::Failed,
-            };
+        let policy = match self.forward_plan(asker) {
+            ForwardPlan::Forward(policy) => policy,
+            ForwardPlan::Refuse(reason) => {
+                if self.forwards() {
+                    counter!(names::FORWARD_REJECTED_TOTAL, "reason" => reason.label())
+                        .increment(1);
+                }
+                return Forwarded::Refused;
+            }
+            ForwardPlan::Off => return Forwarded::Failed,
         };
-        if let Some(reason) = self.forward_denied(policy.allow_any_client, asker) {
-            counter!(names::FORWARD_REJECTED_TOTAL, "reason" => reason).increment(1);
-            return Forwarded::Refused;
-        }
         let Some(question) = request.queries.first() else {
             return Forwarded::Refused;
         };
@@ -218,6 +268,20 @@ impl Responder {
     /// UDP source port, for a copy of the question sent to several of our addresses to take
     /// one turn; `None` (TCP) takes a turn of its own.
     pub fn respond(&self, request: &Message, asker: IpAddr, port: Option<u16>) -> (Message, bool) {
+        let turn = self.turn(port.map(|port| Sender {
+            port,
+            id: request.metadata.id,
+        }));
+        self.respond_with(request, asker, turn)
+    }
+
+    /// [`Responder::respond`], taking rotation turns as `turn` says (a peek takes none).
+    pub(super) fn respond_with(
+        &self,
+        request: &Message,
+        asker: IpAddr,
+        turn: Turn<'_>,
+    ) -> (Message, bool) {
         let mut response = self.reply_to(request);
         let result = if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             // RFC 6891 6.1.3: we speak version 0 only.
@@ -228,10 +292,7 @@ impl Responder {
                 &LowerQuery::query(query.clone()),
                 asker,
                 self.settings.ttl(),
-                self.turn(port.map(|port| Sender {
-                    port,
-                    id: request.metadata.id,
-                })),
+                turn,
             )
         } else {
             // `exchange` refuses other counts before decoding; a caller that did not gets this.

@@ -5,8 +5,9 @@
 //! from bytes to bytes; `wire` owns the wire layout; `udp` (with `batch` and the `fast` path)
 //! and `tcp` carry packets to it; `listener` binds the sockets; `gateways` follows Docker
 //! bridges with listeners; `rate_limit` is the optional UDP RRL; `turns` lets one lookup sent to
-//! several of our addresses take one turn of the rotation. Nothing here writes to the
-//! registry.
+//! several of our addresses take one turn of the rotation; `predict` writes out, for
+//! `netalias explain`, the answer `handler` would give, taking no turn. Nothing here writes to
+//! the registry.
 
 mod answer;
 mod batch;
@@ -17,6 +18,7 @@ mod gateways;
 mod handler;
 pub mod host;
 mod listener;
+mod predict;
 pub mod query_log;
 mod rate_limit;
 mod tcp;

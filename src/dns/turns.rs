@@ -18,6 +18,10 @@
 //! size. What it can get wrong is bounded: a slot overwritten by another question before the
 //! copy arrives costs that copy a turn of its own (as before this memo), and a check that
 //! matches by chance (1 in 2^32) repeats an order. TCP does not use it (see `exchange`).
+//!
+//! A peek ([`Turn::peek`], for `netalias explain`) neither takes a turn nor touches the memo:
+//! it reads the offset the next fresh question will take, so a prediction made with the answer
+//! rules themselves is that question's answer.
 
 use std::{
     hash::{BuildHasher, Hasher},
@@ -80,16 +84,32 @@ impl std::fmt::Debug for Turns {
 }
 
 /// How one question takes its turns: as a copy `sender` may have sent to several of our
-/// addresses (UDP), or afresh (no sender: TCP, whose client picks one server at a time).
+/// addresses (UDP), or afresh (no sender: TCP, whose client picks one server at a time); or
+/// not at all (a peek: the order the next question would get, which `netalias explain`
+/// predicts with the answer rules themselves and must leave for that question to take).
 #[derive(Debug, Clone, Copy)]
 pub struct Turn<'a> {
     turns: &'a Turns,
     sender: Option<Sender>,
+    peek: bool,
 }
 
 impl<'a> Turn<'a> {
     pub fn new(turns: &'a Turns, sender: Option<Sender>) -> Turn<'a> {
-        Turn { turns, sender }
+        Turn {
+            turns,
+            sender,
+            peek: false,
+        }
+    }
+
+    /// The turn the next question would take, taking none and remembering none.
+    pub fn peek(turns: &'a Turns) -> Turn<'a> {
+        Turn {
+            turns,
+            sender: None,
+            peek: true,
+        }
     }
 
     /// The A answer of `set` for `name` (its [`crate::registry::NameKey`] bytes) asked by `asker`.
@@ -102,9 +122,14 @@ impl<'a> Turn<'a> {
         set: &'s RecordSet,
     ) -> Rotated<'s, Ipv4Addr> {
         let members = set.v4_members().len();
-        let offset = self.offset(registry, asker, (name, 1), set, members, || {
-            set.take_turn_v4()
-        });
+        let offset = self.offset(
+            registry,
+            asker,
+            (name, 1),
+            set,
+            members,
+            (|| set.take_turn_v4(), || set.peek_turn_v4()),
+        );
         set.v4_from(offset)
     }
 
@@ -118,9 +143,14 @@ impl<'a> Turn<'a> {
         set: &'s RecordSet,
     ) -> Rotated<'s, Ipv6Addr> {
         let members = set.v6_members().len();
-        let offset = self.offset(registry, asker, (name, 28), set, members, || {
-            set.take_turn_v6()
-        });
+        let offset = self.offset(
+            registry,
+            asker,
+            (name, 28),
+            set,
+            members,
+            (|| set.take_turn_v6(), || set.peek_turn_v6()),
+        );
         set.v6_from(offset)
     }
 
@@ -134,13 +164,19 @@ impl<'a> Turn<'a> {
         (service, proto): (&str, SrvProto),
     ) -> Rotated<'s, SrvTarget> {
         let members = set.srv_len(service, proto);
-        let offset = self.offset(registry, asker, (name, 33), set, members, || {
-            set.take_turn_srv(service, proto)
-        });
+        let offset = self.offset(
+            registry,
+            asker,
+            (name, 33),
+            set,
+            members,
+            (|| set.take_turn_srv(service, proto), || set.peek_turn_srv()),
+        );
         set.srv_from(service, proto, offset)
     }
 
-    /// The offset of this question's turn: the one a copy of it took, or `take`'s.
+    /// The offset of this question's turn: the one a copy of it took, or `take`'s; a peek's
+    /// is `peek`'s, the offset `take` would return next.
     fn offset(
         self,
         registry: &Registry,
@@ -148,8 +184,11 @@ impl<'a> Turn<'a> {
         question: (&[u8], u16),
         set: &RecordSet,
         members: usize,
-        take: impl FnOnce() -> usize,
+        (take, peek): (impl FnOnce() -> usize, impl FnOnce() -> usize),
     ) -> usize {
+        if self.peek {
+            return peek();
+        }
         // What the memo costs (benches/instructions.sh, 3 members behind `app`, one question
         // in three): the fast path's mean went from 1,542 to 1,717 instructions per query,
         // about 525 per answer it rotates: the asker's client lookup, the hash, the clock.

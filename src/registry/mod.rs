@@ -606,11 +606,12 @@ impl Registry {
         model.address_of(name)
     }
 
-    /// For people (`netalias explain`): who `asker` is and what it sees, every network that
-    /// holds `name` with its members in or out of rotation and why, the next answer's order
-    /// (taking no turn), or what an unheld name is. With `only_seen` (a container explaining
-    /// for itself), networks the asker does not see are left out entirely, not even named: the
-    /// rule of `/records`. Reads only.
+    /// For people (`netalias explain`): who `asker` is and what it sees, and every network that
+    /// holds `name` with its members in or out of rotation and why (or, for a reverse name,
+    /// whose address it is). It describes; what the answer is, the dns layer says with the
+    /// answer rules themselves (`dns::predict`), so no rule is restated here. With `only_seen`
+    /// (a container explaining for itself), networks the asker does not see are left out
+    /// entirely, not even named: the rule of `/records`. Reads only.
     pub fn explain(&self, name: &LowerName, asker: IpAddr, only_seen: bool) -> Vec<String> {
         let mut out = Vec::new();
         let who = match (self.endpoint_name(asker), self.asker(asker)) {
@@ -625,6 +626,13 @@ impl Registry {
         let view = self.with_view(asker, |v| v.clone());
         let visible = |id| view.contains(id);
         let listed = |id| !only_seen || view.contains(id);
+        let seen = |id| {
+            if visible(id) {
+                "seen by the asker"
+            } else {
+                "NOT seen by the asker"
+            }
+        };
         let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let sees = model.network_names(visible);
         out.push(if sees.is_empty() {
@@ -632,8 +640,21 @@ impl Registry {
         } else {
             format!("sees: {}", sees.join(", "))
         });
-        if let Some(target) = self.lookup_ptr(name, asker) {
-            out.push(format!("{name} PTR {target}"));
+        if let Some(ip) = arpa_address(name) {
+            let targets = self.index.ptrs.get(&ip).map(|e| Arc::clone(e.value()));
+            let held: Vec<String> = targets
+                .iter()
+                .flat_map(|t| t.iter())
+                .filter(|t| listed(t.network))
+                .map(|t| format!("{} ({})", t.target, seen(t.network)))
+                .collect();
+            out.push(match held.as_slice() {
+                [] if only_seen => {
+                    format!("{name} is the reverse name of {ip}, held on no network the asker sees")
+                }
+                [] => format!("{name} is the reverse name of {ip}, held by no endpoint"),
+                _ => format!("{name} is the reverse name of {ip}: {}", held.join(", ")),
+            });
             return out;
         }
         // The short name the question is about, and the network it names, if it names one:
@@ -653,8 +674,6 @@ impl Registry {
         drop(model);
         match self.lookup(name, asker) {
             Some(set) => {
-                let order: Vec<String> = set.peek().iter().map(|ip| ip.to_string()).collect();
-                out.push(format!("next answer: {}", order.join(" ")));
                 let spread: Vec<String> = set
                     .peek_with_firsts()
                     .into_iter()
@@ -670,26 +689,14 @@ impl Registry {
                     out.push(format!("TTL {ttl}"));
                 }
             }
-            None if found => {
-                out.push("no answer: no member is in rotation on a network the asker sees".into())
-            }
-            None => out.push(match self.unheld(name, asker) {
-                Unheld::Apex(zone) => format!("{zone} is a zone apex: NODATA with its SOA"),
-                Unheld::NoSuchName(zone) => format!("no such name under {zone}: NXDOMAIN"),
-                Unheld::NotOurs => match self.asker(asker) {
-                    Asker::InternalOnly => {
-                        "not ours: REFUSED, never forwarded (the asker's networks are all internal)"
-                            .into()
-                    }
-                    Asker::Outside => {
-                        "not ours: forwarded only with --allow-any-client (a stranger), else REFUSED"
-                            .into()
-                    }
-                    // As Docker's resolver: "cannot answer now", never REFUSED, for an asker
-                    // that may use netalias.
-                    _ => "not ours: forwarded when forwarding is on; SERVFAIL when it cannot be (forwarding off, no usable upstream, every slot busy, a loop, every upstream failed)".into(),
-                },
-            }),
+            None if found => out.push(
+                "not answered from these: no member is in rotation on a network the asker sees"
+                    .into(),
+            ),
+            // Not "held nowhere" to a container explaining for itself: others' networks are
+            // not its business.
+            None if only_seen => out.push(format!("{name} is held on no network the asker sees")),
+            None => out.push(format!("{name} is held on no network")),
         }
         out
     }

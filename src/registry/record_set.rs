@@ -238,6 +238,10 @@ impl RecordSet {
     pub fn take_turn_srv(&self, service: &str, proto: SrvProto) -> usize {
         take_turn(self.srv_run(service, proto).len(), &self.cursors.srv)
     }
+    /// The offset the next SRV turn takes, taking none.
+    pub fn peek_turn_srv(&self) -> usize {
+        self.cursors.srv.load(Ordering::Relaxed)
+    }
     /// The SRV answer for `service` over `proto` of the turn that took `offset`.
     pub fn srv_from(
         &self,
@@ -383,6 +387,15 @@ impl RecordSet {
     /// Takes an AAAA turn and returns its offset.
     pub fn take_turn_v6(&self) -> usize {
         take_turn(self.v6_members().len(), &self.cursors.v6)
+    }
+    /// The offset the next A turn takes, taking none (`netalias explain`'s prediction: the
+    /// next answer's order, left for that answer to take).
+    pub fn peek_turn_v4(&self) -> usize {
+        self.cursors.v4.load(Ordering::Relaxed)
+    }
+    /// The offset the next AAAA turn takes, taking none.
+    pub fn peek_turn_v6(&self) -> usize {
+        self.cursors.v6.load(Ordering::Relaxed)
     }
     /// The A answer of the turn that took `offset`.
     pub fn v4_from(&self, offset: usize) -> Rotated<'_, Ipv4Addr> {

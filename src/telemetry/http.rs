@@ -1,6 +1,9 @@
-//! HTTP beside the DNS: `/metrics` (Prometheus), `/healthz`, `/readyz` and `/records`.
+//! HTTP beside the DNS: `/metrics` (Prometheus), `/healthz`, `/readyz`, `/records` and
+//! `/explain`.
 //!
-//! Read-only: it renders what the registry and the recorder hold and never changes them.
+//! Read-only: it renders what the registry and the recorder hold and never changes them. It
+//! decides no answer: what `/explain` predicts comes from the DNS front end through
+//! [`Predict`], handed in by the assembly, so that this module need not know the dns layer.
 //! Locked down like the DNS side: a connection cap (a permit released on drop), a header
 //! timeout and a request timeout (hyper's and tower-http's own), a bounded header buffer and
 //! body, one request per connection, and `/records` only for loopback, `server.http_allow`,
@@ -34,6 +37,23 @@ use tracing::{debug, info};
 
 use super::names;
 use crate::registry::Registry;
+
+/// The DNS front end as `/explain` needs it, handed in by the assembly (`main.rs`; the dns
+/// layer implements it). The prediction must be the server's own answer, never a copy of the
+/// answer rules here: a copy drifts from the wire.
+pub trait Predict: Send + Sync {
+    /// The asker a packet from `ip` is, as the DNS policies see it (one of the host's own
+    /// addresses asks as the host).
+    fn asker(&self, ip: IpAddr) -> IpAddr;
+    /// What the server would answer `asker` for `name` `qtype` now, taking no rotation turn,
+    /// as lines for people.
+    fn predict(
+        &self,
+        name: &hickory_server::proto::rr::Name,
+        qtype: hickory_server::proto::rr::RecordType,
+        asker: IpAddr,
+    ) -> Vec<String>;
+}
 
 /// What `/readyz` waits for: the listeners, and the first sync of every enabled live source.
 #[derive(Debug, Default)]
@@ -94,8 +114,8 @@ struct HttpState {
     readiness: Arc<Readiness>,
     /// Who besides loopback may read `/records` in full.
     allow: Vec<IpNet>,
-    /// Whether and where names that are not ours go (for `/explain`).
-    forwarding: String,
+    /// What the DNS side would answer (for `/explain`).
+    predict: Arc<dyn Predict>,
     /// Names with at most this many members get `netalias_rotation_first_total` series.
     spread_max_members: usize,
 }
@@ -105,8 +125,6 @@ struct HttpState {
 pub struct HttpOptions {
     /// Networks (besides loopback) that may read every record.
     pub allow: Vec<IpNet>,
-    /// Whether and where names that are not ours go, as `/explain` says it.
-    pub forwarding: String,
     pub max_connections: usize,
     /// Names with 2 to this many members get `netalias_rotation_first_total` series.
     pub spread_max_members: usize,
@@ -119,6 +137,7 @@ pub async fn serve(
     registry: Arc<Registry>,
     prometheus: PrometheusHandle,
     readiness: Arc<Readiness>,
+    predict: Arc<dyn Predict>,
     options: HttpOptions,
 ) -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>>> {
     let listener = TcpListener::bind(addr).await?;
@@ -129,7 +148,7 @@ pub async fn serve(
         prometheus,
         readiness,
         allow: options.allow,
-        forwarding: options.forwarding,
+        predict,
         spread_max_members: options.spread_max_members,
     });
     let app = Router::new()
@@ -338,9 +357,10 @@ async fn records(
     }
 }
 
-/// `/explain?name=NAME[&from=CONTAINER|IP][&type=A|AAAA|SRV|PTR]`, for people: why NAME
-/// answers as it does (see [`Registry::explain`]). The access rule of `/records`: loopback and
-/// `server.http_allow` may explain for any asker; a known container only for itself.
+/// `/explain?name=NAME[&from=CONTAINER|IP][&type=TYPE]`, for people: why NAME answers as it
+/// does (see [`Registry::explain`]) and what the answer is ([`Predict`]). The access rule of
+/// `/records`: loopback and `server.http_allow` may explain for any asker; a known container
+/// only for itself.
 async fn explain(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -355,9 +375,10 @@ fn explain_for(
     peer: IpAddr,
     params: &std::collections::HashMap<String, String>,
 ) -> (StatusCode, String) {
+    use hickory_server::proto::rr::{Name, RecordType};
     let registry = &state.registry;
     let trusted = peer.is_loopback() || state.allow.iter().any(|net| net.contains(&peer));
-    let asker = match params.get("from") {
+    let given = match params.get("from") {
         None => peer,
         Some(from) if trusted => match from.parse::<IpAddr>() {
             Ok(ip) => ip,
@@ -387,35 +408,55 @@ fn explain_for(
     let Some(name) = params.get("name") else {
         return (StatusCode::BAD_REQUEST, "give name=NAME\n".into());
     };
-    let qtype = params
-        .get("type")
-        .map_or("A", String::as_str)
-        .to_ascii_uppercase();
-    let mut lines = vec![format!("question: {name} {qtype}")];
-    // A service name explains its host; its members' `offers` lines say who offers what.
-    let mut asked = name.trim_end_matches('.').to_string();
-    if qtype == "SRV" {
-        let labels: Vec<&str> = asked.splitn(3, '.').collect();
-        if let [service, proto, host] = labels.as_slice()
-            && service.starts_with('_')
-            && proto.starts_with('_')
-        {
-            lines.push(format!("{service}.{proto} is offered by the members of {host} marked `offers {service}.{proto}`"));
-            asked = host.to_string();
-        }
-    }
-    let Ok(parsed) = hickory_server::proto::rr::Name::from_ascii(format!("{asked}.")) else {
+    let type_given = params.get("type").map_or("A", String::as_str);
+    let Ok(qtype) = type_given.to_ascii_uppercase().parse::<RecordType>() else {
         return (
             StatusCode::BAD_REQUEST,
-            format!("{name} is not a DNS name\n"),
+            format!("{type_given} is not a DNS record type\n"),
         );
     };
-    // A container explaining for itself learns nothing of networks it is not on (`/records`'
-    // rule); loopback and `http_allow` see them, marked as not seen by the asker.
-    lines.extend(registry.explain(&parsed.into(), asker, !trusted));
-    if lines.last().is_some_and(|l| l.starts_with("not ours")) {
-        lines.push(state.forwarding.clone());
+    let trimmed = name.trim_end_matches('.');
+    // An address is asked as `kdig -x` asks it: its reverse name, type PTR.
+    let (asked, qtype) = match trimmed.parse::<IpAddr>() {
+        Ok(ip) => (Name::from(ip), RecordType::PTR),
+        Err(_) => match Name::from_ascii(format!("{trimmed}.")) {
+            Ok(asked) => (asked, qtype),
+            Err(_) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("{name} is not a DNS name\n"),
+                );
+            }
+        },
+    };
+    let mut lines = vec![format!("question: {asked} {qtype}")];
+    // The asker as the DNS side sees it: one of the host's own addresses asks as the host.
+    let asker = state.predict.asker(given);
+    if asker != given.to_canonical() {
+        lines.push(format!(
+            "{given} is one of this host's addresses: it asks as the host ({asker})"
+        ));
     }
+    // A service name (`_SERVICE._PROTO.HOST`) is answered from HOST's members: explain those;
+    // their `offers` lines say who offers what.
+    let mut described = asked.clone();
+    let labels: Vec<&[u8]> = asked.iter().collect();
+    if let [service, proto, _, ..] = labels.as_slice()
+        && service.starts_with(b"_")
+        && proto.starts_with(b"_")
+    {
+        described = asked.trim_to(labels.len() - 2);
+        lines.push(format!(
+            "{}.{} is offered by the members of {described} marked `offers {0}.{1}`",
+            String::from_utf8_lossy(service),
+            String::from_utf8_lossy(proto),
+        ));
+    }
+    // A container explaining for itself learns nothing of networks it is not on (`/records`'
+    // rule); loopback and `http_allow` see them, marked as not seen by the asker. The answer
+    // it is then told is the one it would get itself.
+    lines.extend(registry.explain(&described.into(), asker, !trusted));
+    lines.extend(state.predict.predict(&asked, qtype, asker));
     (StatusCode::OK, lines.join("\n") + "\n")
 }
 
@@ -486,6 +527,10 @@ mod tests {
                 endpoint("netb", "secretdb", [10, 2, 0, 2]),
             ],
         );
+        let predict = crate::dns::Responder::new(
+            Arc::clone(&registry),
+            Arc::new(crate::dns::Settings::new(0, 1232)),
+        );
         let state = HttpState {
             registry,
             prometheus: metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -493,7 +538,7 @@ mod tests {
                 .handle(),
             readiness: Readiness::new(&[]),
             allow: Vec::new(),
-            forwarding: String::new(),
+            predict: Arc::new(predict),
             spread_max_members: 0,
         };
         let ask = |peer: [u8; 4], params: &[(&str, &str)]| {
