@@ -172,7 +172,8 @@ fn flags_outrank_every_reloaded_file() {
     .expect("rewrite");
     let warning = server.wait_log("after a restart");
     assert!(
-        warning.contains("settings=\"rate_limit_per_second\"") && !warning.contains("listen"),
+        warning.contains("settings=\"server.rate_limit_per_second\"")
+            && !warning.contains("listen"),
         "{warning}"
     );
 }

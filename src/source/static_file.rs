@@ -109,7 +109,7 @@ pub fn spawn_reloader(
     forward_sighup(tx);
     // Only the server settings are compared on reload; the records live in `source`, so the
     // parsed file is not kept (at 100,000 endpoints it is tens of MB).
-    let mut current = current.server;
+    let mut current = current;
     let mut loaded = std::fs::read(&path).ok();
     tokio::spawn(async move {
         let _watcher = watcher;
@@ -125,12 +125,12 @@ pub fn spawn_reloader(
             match Config::load(&path) {
                 Ok(mut config) => {
                     overrides(&mut config);
-                    warn_if_needs_restart(&current, &config.server);
+                    warn_if_needs_restart(&current, &config);
                     on_server(&config.server);
                     let changes = source.sync(&config, &registry);
                     telemetry::count_reload(true);
                     info!(file = %path.display(), trigger, changes, "config reloaded");
-                    current = config.server;
+                    current = config;
                 }
                 Err(error) => {
                     telemetry::count_reload(false);
@@ -141,48 +141,14 @@ pub fn spawn_reloader(
     })
 }
 
-/// Warns of the server settings an edit changed that only a restart applies, by name.
-fn warn_if_needs_restart(old: &ServerConfig, new: &ServerConfig) {
-    let changed: Vec<&str> = [
-        ("listen", old.listen != new.listen),
-        ("domain", old.domain() != new.domain()),
-        (
-            "max_udp_payload",
-            old.max_udp_payload != new.max_udp_payload,
-        ),
-        (
-            "tcp_idle_timeout_secs",
-            old.tcp_idle_timeout_secs != new.tcp_idle_timeout_secs,
-        ),
-        (
-            "tcp_max_connections",
-            old.tcp_max_connections != new.tcp_max_connections,
-        ),
-        (
-            "tcp_max_connections_per_client",
-            old.tcp_max_connections_per_client != new.tcp_max_connections_per_client,
-        ),
-        ("max_endpoints", old.max_endpoints != new.max_endpoints),
-        (
-            "rate_limit_per_second",
-            old.rate_limit_per_second != new.rate_limit_per_second,
-        ),
-        ("http_listen", old.http_listen != new.http_listen),
-        ("http_allow", old.http_allow != new.http_allow),
-        (
-            "spread_metric_max_members",
-            old.spread_metric_max_members != new.spread_metric_max_members,
-        ),
-        ("udp_workers", old.udp_workers != new.udp_workers),
-        ("udp_fast_path", old.udp_fast_path != new.udp_fast_path),
-    ]
-    .into_iter()
-    .filter_map(|(name, changed)| changed.then_some(name))
-    .collect();
+/// Warns of the settings an edit changed that only a restart applies, by name (the table is
+/// `config::reload`).
+fn warn_if_needs_restart(old: &Config, new: &Config) {
+    let changed = crate::config::reload::needs_restart(old, new);
     if !changed.is_empty() {
         warn!(
             settings = changed.join(", "),
-            "these server settings changed and take effect after a restart; the records and the rest are reloaded"
+            "these settings changed and take effect after a restart; the records and the rest are reloaded"
         );
     }
 }
