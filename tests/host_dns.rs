@@ -73,26 +73,7 @@ fn the_host_resolver_sends_only_the_domain_to_netalias() {
     );
 
     // dnsmasq as the host's resolver, fed that file and nothing else.
-    let port = free_port();
-    let resolver = Resolver(
-        Command::new("dnsmasq")
-            .args([
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-            ])
-            .args([
-                "--listen-address=127.0.0.1",
-                "--user=root",
-                "--cache-size=0",
-            ])
-            .arg(format!("--port={port}"))
-            .arg(format!("--conf-file={}", line_file.display()))
-            .arg(format!("--pid-file={}", root.path().join("pid").display()))
-            .spawn()
-            .expect("dnsmasq"),
-    );
+    let (resolver, port) = host_resolver(&line_file, root.path());
     assert!(
         eventually(Duration::from_secs(10), || a_via(port, "web1.docker.")
             .is_some_and(|(_, ips)| ips == [Ipv4Addr::new(172, 72, 0, 2)])),
@@ -119,6 +100,28 @@ fn the_host_resolver_sends_only_the_domain_to_netalias() {
         "only the domain reached netalias:\n{logged}"
     );
     drop(resolver);
+}
+
+/// A real dnsmasq playing the host's resolver on a free loopback port, fed `line_file` (what
+/// `host-dns --write` wrote) and nothing else: no upstream, no hosts, no cache.
+fn host_resolver(line_file: &std::path::Path, root: &std::path::Path) -> (Resolver, u16) {
+    let port = free_port();
+    let child = Command::new("dnsmasq")
+        .args([
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--user=root",
+            "--cache-size=0",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--conf-file={}", line_file.display()))
+        .arg(format!("--pid-file={}", root.join("pid").display()))
+        .spawn()
+        .expect("dnsmasq");
+    (Resolver(child), port)
 }
 
 fn dnsmasq_installed() -> bool {
@@ -220,24 +223,7 @@ fn the_unit_s_command_line_and_host_dns_fit_together() {
         "host-dns names the address the unit listens on: {written}"
     );
 
-    let port = free_port();
-    let resolver = Resolver(
-        Command::new("dnsmasq")
-            .args([
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-                "--listen-address=127.0.0.1",
-                "--user=root",
-                "--cache-size=0",
-            ])
-            .arg(format!("--port={port}"))
-            .arg(format!("--conf-file={}", line_file.display()))
-            .arg(format!("--pid-file={}", root.path().join("pid").display()))
-            .spawn()
-            .expect("dnsmasq"),
-    );
+    let (resolver, port) = host_resolver(&line_file, root.path());
     assert!(
         eventually(Duration::from_secs(10), || a_via(
             port,
