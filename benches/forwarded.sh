@@ -29,6 +29,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release --quiet
+# The binary just built, wherever CARGO_TARGET_DIR puts it.
+NETALIAS="${CARGO_TARGET_DIR:-target}/release/netalias"
 
 work=$(mktemp -d)
 pids=()
@@ -48,7 +50,7 @@ dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces 
   --listen-address=127.0.0.1 --port="$UP_PORT" --address=/test/192.0.2.9 --local-ttl=300 \
   --cache-size=0 --user=root --pid-file="$work/up.pid" 2>"$work/up.log" &
 pids+=($!)
-NETALIAS_LOG=warn ./target/release/netalias serve --config config/netalias.toml \
+NETALIAS_LOG=warn "$NETALIAS" serve --config config/netalias.toml \
   --listen "127.0.0.1:$NA_PORT" --upstream "127.0.0.1:$UP_PORT" &
 pids+=($!); na_pid=$!
 dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces \

@@ -28,6 +28,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release --quiet
+# The binary just built, wherever CARGO_TARGET_DIR puts it.
+NETALIAS="${CARGO_TARGET_DIR:-target}/release/netalias"
 work=$(mktemp -d)
 server=""
 # KEEP=DIR keeps callgrind's outputs there, for callgrind_annotate.
@@ -48,7 +50,7 @@ count() {
   NETALIAS_LOG=warn valgrind --tool=callgrind --fair-sched=yes --collect-atstart=no \
     --toggle-collect='*udp::receive_loop*' --toggle-collect='*udp::full_path*' \
     --callgrind-out-file="$work/$label.out" \
-    ./target/release/netalias serve --config "$work/$label.toml" "$@" 2>"$work/$label.log" &
+    "$NETALIAS" serve --config "$work/$label.toml" "$@" 2>"$work/$label.log" &
   server=$!
   local probed=0 answered
   for _ in $(seq 1 300); do

@@ -33,6 +33,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release --quiet
+# The binary just built, wherever CARGO_TARGET_DIR puts it.
+NETALIAS="${CARGO_TARGET_DIR:-target}/release/netalias"
 
 work=$(mktemp -d)
 pids=()
@@ -78,7 +80,7 @@ if [ "${LOG_QUERIES:-0}" = 1 ]; then
   na_log=(--log-queries); na_filter=warn,netalias::query=info
   dm_log=(--log-queries "--log-facility=$work/dnsmasq-queries.log")
 fi
-NETALIAS_LOG=$na_filter ./target/release/netalias serve --config config/netalias.toml \
+NETALIAS_LOG=$na_filter "$NETALIAS" serve --config config/netalias.toml \
   --listen "127.0.0.1:$NA_PORT" "${na_log[@]}" 2>"$work/netalias-queries.log" &
 pids+=($!); na_pid=$!
 dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces \

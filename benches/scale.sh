@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-5}"
 command -v dnsperf >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf >/dev/null; }
 cargo build --release --quiet
+# The binary just built, wherever CARGO_TARGET_DIR puts it.
+NETALIAS="${CARGO_TARGET_DIR:-target}/release/netalias"
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -31,13 +33,18 @@ make_config() {
 }
 
 start() { # start PORT CONFIG -> pid
-  NETALIAS_LOG=warn ./target/release/netalias serve --config "$2" >/dev/null 2>&1 &
+  NETALIAS_LOG=warn "$NETALIAS" serve --config "$2" >/dev/null 2>&1 &
   local pid=$!
-  for _ in $(seq 1 600); do
-    if dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -n 1 2>/dev/null | grep -q "Queries completed: *3 "; then break; fi
-    sleep 0.1
+  # Up within 120 s (100,000 endpoints load in a few), or a clear failure: not a wait of
+  # 600 dnsperf timeouts for a server that never started.
+  for _ in $(seq 1 240); do
+    if ! kill -0 "$pid" 2>/dev/null; then echo "scale: netalias ($NETALIAS) exited at start" >&2; exit 1; fi
+    if dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -n 1 -t 1 2>/dev/null | grep -q "Queries completed: *3 "; then echo "$pid"; return; fi
+    sleep 0.5
   done
-  echo "$pid"
+  echo "scale: netalias did not answer on port $1 within 120 s" >&2
+  kill "$pid" 2>/dev/null || true
+  exit 1
 }
 
 qps() { dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -c 4 -q 500 -l "$DURATION" 2>&1 | awk '/Queries per second/ {printf "%.0f", $4}'; }

@@ -30,6 +30,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release --quiet
+# The binary just built, wherever CARGO_TARGET_DIR puts it.
+NETALIAS="${CARGO_TARGET_DIR:-target}/release/netalias"
 
 work=$(mktemp -d)
 pids=()
@@ -47,7 +49,7 @@ docker network create --label netalias.test=1 --subnet 10.241.0.0/16 "$NET" >/de
 printf 'storm A\napp A\nweb1 A\n' >"$work/queries"
 printf '172.72.0.2 app web1\n172.72.0.3 app\n172.72.0.4 app\n10.241.0.9 storm\n' >"$work/hosts"
 
-NETALIAS_LOG=warn ./target/release/netalias serve --docker --listen "127.0.0.1:$NA_PORT" \
+NETALIAS_LOG=warn "$NETALIAS" serve --docker --listen "127.0.0.1:$NA_PORT" \
   --http-listen "127.0.0.1:$HTTP_PORT" &
 pids+=($!); na_pid=$!
 dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces \
