@@ -63,7 +63,7 @@ fn serve_docker_without_a_config_serves_only_what_the_engine_holds() {
     );
     let ip = ip_on("natest-true-web", &net);
     let server = Server::start_without_config(&["--docker", "--listen", "127.0.0.1:0"]);
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
     assert!(
         eventually(SETTLE, || a_of(&server, "web1.") == vec![ip]),
         "web1 is the engine's container, not the demo's 172.72.0.2: {:?}",
@@ -114,7 +114,7 @@ fn every_user_defined_bridge_gets_a_gateway_listener() {
             &port.to_string(),
         ],
     );
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
     let mut members = Vec::new();
     for net in [&subnet_only, &with_gateway, &plain, &v6] {
         let name = format!("{net}-c");
@@ -185,7 +185,7 @@ fn app_docker_through_127_0_0_11_rotates_exactly_and_is_scoped() {
         "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = 0\ndomain = \"docker\"\n",
         &["--docker", "--attach-bridges", "--bridge-port", "53"],
     );
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
     let mut replicas = Vec::new();
     for i in 1..=3 {
         let name = format!("natest-zc-web{i}");

@@ -60,7 +60,7 @@ fn firsts_seen_by_musl(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = 0\ndomain = \"docker\"\n",
         &args,
     );
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
 
     // The client: on every network from its start, asking every gateway.
     let dir = tempfile::tempdir().expect("temp dir");

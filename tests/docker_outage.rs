@@ -104,7 +104,7 @@ fn answers_continue_while_the_engine_is_away_and_catch_up_after() {
     let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let config = format!("[server]\nlisten = [\"127.0.0.1:0\"]\nhttp_listen = \"{http}\"\n");
     let server = Server::start_with(&config, &["--docker", "--docker-host", &host]);
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
     let mut before = vec![ip1, ip2];
     before.sort();
     assert!(eventually(Duration::from_secs(20), || a_sorted(

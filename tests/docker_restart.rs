@@ -77,7 +77,7 @@ fn records_survive_a_real_daemon_restart_and_reconcile_after() {
     let gone_ip = ip_on("natest-restart-gone", &net);
 
     let server = Server::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\n", &["--docker"]);
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
     let mut both = vec![back_ip, gone_ip];
     both.sort();
     assert!(eventually(Duration::from_secs(20), || a_sorted(

@@ -19,7 +19,7 @@ fn start_docker_server(extra: &[&str]) -> Server {
     let mut args = vec!["--docker"];
     args.extend(extra);
     let server = Server::start_with(&docker_config(), &args);
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
     server
 }
 
@@ -479,7 +479,7 @@ fn an_event_burst_past_the_queue_bound_resyncs_to_the_right_state() {
         docker_config()
     );
     let server = Server::start_with(&config, &["--docker"]);
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
     let mut stack = Stack::default();
     let net = stack.network("natest-burst", &["--subnet=10.213.71.0/24"]);
     let names: Vec<String> = (1..=12).map(|i| format!("natest-burst-{i}")).collect();
@@ -530,7 +530,7 @@ fn static_and_docker_on_one_network_name_keep_each_others_members() {
         )
     };
     let server = Server::start_with(&with_file(""), &["--docker"]);
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
     stack.run(
         "natest-owned-web",
         &["--network", &net, "--network-alias", "owned-app"],

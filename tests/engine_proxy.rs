@@ -38,7 +38,7 @@ fn netalias_serves_through_an_engine_proxy_that_refuses_all_but_get() {
         "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = 0\ndomain = \"docker\"\n",
         &["--docker", "--docker-host", &host],
     );
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
     assert!(
         eventually(Duration::from_secs(20), || a_of(&server, "ro-app.")
             == vec![ip]),
@@ -62,7 +62,7 @@ fn netalias_serves_through_an_engine_proxy_that_refuses_all_but_get() {
         "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = 0\ndomain = \"docker\"\n",
         &["--docker", "--docker-host", &proxy.unix_host()],
     );
-    via_socket.wait_log("Docker snapshot applied");
+    via_socket.wait_ready();
     assert_eq!(
         a_sorted(&via_socket, "ro-app."),
         a_sorted(&server, "ro-app."),
@@ -124,7 +124,7 @@ fn a_periodic_reconcile_corrects_what_a_held_back_event_stream_missed() {
         ),
         &["--docker", "--docker-host", &host],
     );
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
     assert_eq!(a_of(&server, "rec."), vec![a], "from the snapshot");
 
     docker(&["stop", "-t", "1", "natest-rec-a"]);

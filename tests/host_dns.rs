@@ -44,7 +44,7 @@ fn the_host_resolver_sends_only_the_domain_to_netalias() {
     let args: &[&str] = if with_docker { &["--docker"] } else { &[] };
     let server = Server::start_with(&seed_config("log_queries = true"), args);
     if with_docker {
-        server.wait_log("Docker snapshot applied");
+        server.wait_ready();
     }
 
     let root = tempfile::tempdir().expect("root");

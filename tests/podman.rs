@@ -177,7 +177,7 @@ fn podman_containers_with_network_aliases_are_followed() {
     );
     let line = server.wait_log("naming rules apply");
     assert!(line.contains("Podman"), "{line}");
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
 
     assert_eq!(sorted(a_of(&server, "app.")), sorted(vec![web1, web2]));
     assert_eq!(a_of(&server, &format!("app.{NETWORK}.docker.")).len(), 2);

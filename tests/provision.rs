@@ -413,7 +413,7 @@ fn applied_aliases_resolve_through_serve_docker_and_vanish_on_destroy() {
     let file = StackFile::new(&seed_like(p, 218, bind.path()));
     let _teardown = Teardown(&file);
     let server = Server::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\n", &["--docker"]);
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
     ok(file.run(&["apply"]));
     let app = format!("app.{p}-net.");
     assert!(

@@ -234,7 +234,7 @@ fn docker_containers_offer_labelled_and_exposed_ports_as_srv() {
         "[server]\nlisten = [\"127.0.0.1:0\"]\nttl = 0\ndomain = \"docker\"\n",
         &["--docker"],
     );
-    server.wait_log("Docker snapshot applied");
+    server.wait_ready();
     let mut ips = HashMap::new();
     for i in 1..=3 {
         let name = format!("natest-srv-r{i}");

@@ -29,6 +29,9 @@ pub struct Server {
     log: mpsc::Receiver<String>,
     /// What the server logged up to its "listening" line.
     pub startup_log: Vec<String>,
+    /// The server's systemd notify socket (NOTIFY_SOCKET): `READY=1` comes once the listeners
+    /// are up and every live source has synced, as `/readyz` says it.
+    notify: std::os::unix::net::UnixDatagram,
 }
 
 impl Drop for Server {
@@ -114,8 +117,11 @@ impl Server {
             std::fs::write(&path, config).expect("write config");
             command.arg("--config").arg(&path);
         }
+        let notify_path = dir.path().join("notify");
+        let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
         let mut child = command
             .args(args)
+            .env("NOTIFY_SOCKET", &notify_path)
             .env("NETALIAS_LOG", "info,netalias::source::docker=debug")
             .env_remove("NETALIAS_LISTEN")
             .env_remove("NETALIAS_CONFIG")
@@ -165,6 +171,28 @@ impl Server {
             _dir: dir,
             log: rx,
             startup_log: seen,
+            notify,
+        }
+    }
+
+    /// Waits until the server says it is ready (systemd's `READY=1`: the listeners up and
+    /// every live source synced once), not for a line of its log.
+    pub fn wait_ready(&self) {
+        self.notify
+            .set_read_timeout(Some(TIMEOUT))
+            .expect("notify timeout");
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = self
+                .notify
+                .recv(&mut buf)
+                .unwrap_or_else(|error| panic!("the server never said READY=1 ({error})"));
+            if String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1")
+            {
+                return;
+            }
         }
     }
 
