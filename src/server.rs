@@ -75,7 +75,8 @@ pub fn core(config: &Config, forward: Option<ForwardPolicy>) -> Result<Core, Sta
     let registry = Arc::new(
         Registry::new(config.server.domain()).map_err(|e| StartError::Registry(e.to_string()))?,
     );
-    registry.set_max_endpoints(config.server.max_endpoints.max(1));
+    // At least 1, as every count here: the config's bounds say so at load.
+    registry.set_max_endpoints(config.server.max_endpoints);
     let mut static_source = StaticSource::default();
     let changes = static_source.sync(config, &registry);
     let settings = Arc::new(Settings::new(
@@ -170,7 +171,7 @@ pub async fn start(launch: Launch) -> Result<Running, StartError> {
     let admission = dns::Admission::new(dns::TcpLimits {
         idle_timeout: Duration::from_secs(config.server.tcp_idle_timeout_secs),
         max_connections: budget.tcp_connections,
-        max_per_client: config.server.tcp_max_connections_per_client.max(1),
+        max_per_client: config.server.tcp_max_connections_per_client,
     });
     let docker = config.docker.clone();
     let swarm = config.swarm.clone();
@@ -179,7 +180,7 @@ pub async fn start(launch: Launch) -> Result<Running, StartError> {
         ..UdpOptions::default()
     };
     if let Some(workers) = config.server.udp_workers {
-        udp_options.workers = workers.max(1);
+        udp_options.workers = workers;
     }
     // The host's own addresses count as the host asking (scoping fails closed for strangers).
     responder.host_addresses().refresh();
@@ -366,10 +367,7 @@ fn forward_policy(
         upstreams,
         timeout: Duration::from_millis(forward.timeout_ms),
         max_in_flight,
-        max_in_flight_per_client: forward
-            .max_in_flight_per_client
-            .unwrap_or(max_in_flight / 4)
-            .max(1),
+        max_in_flight_per_client: forward.per_client_in_flight(max_in_flight),
         cache: CacheLimits {
             entries: forward.cache_entries,
             max_bytes: forward.cache_max_bytes,

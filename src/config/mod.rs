@@ -220,6 +220,15 @@ impl Default for ForwardConfig {
 }
 
 impl ForwardConfig {
+    /// Forwards one client may hold when `max_in_flight` fit the descriptor budget: the
+    /// configured share, else a quarter of the total, never 0 nor more than the total.
+    pub fn per_client_in_flight(&self, max_in_flight: usize) -> usize {
+        let max_in_flight = max_in_flight.max(1);
+        self.max_in_flight_per_client
+            .unwrap_or(max_in_flight / 4)
+            .clamp(1, max_in_flight)
+    }
+
     /// The configured upstreams as socket addresses (validated at load).
     pub fn upstream_addrs(&self) -> Vec<SocketAddr> {
         self.upstreams
@@ -887,5 +896,22 @@ mod tests {
     fn line_column_counts_from_one() {
         assert_eq!(line_column("ab\ncd", 0), (1, 1));
         assert_eq!(line_column("ab\ncd", 4), (2, 2));
+    }
+
+    #[test]
+    fn a_client_s_forwarding_share_is_decided_here_once() {
+        let mut forward = ForwardConfig::default();
+        assert_eq!(
+            forward.per_client_in_flight(256),
+            64,
+            "a quarter by default"
+        );
+        assert_eq!(forward.per_client_in_flight(3), 1, "never 0");
+        forward.max_in_flight_per_client = Some(500);
+        assert_eq!(
+            forward.per_client_in_flight(240),
+            240,
+            "never past the total"
+        );
     }
 }
