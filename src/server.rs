@@ -79,6 +79,10 @@ pub fn core(config: &Config, forward: Option<ForwardPolicy>) -> Result<Core, Sta
     registry.set_max_endpoints(config.server.max_endpoints);
     let mut static_source = StaticSource::default();
     let changes = static_source.sync(config, &registry);
+    registry.set_scoping(
+        config.server.default_view.clone(),
+        config.server.trusted_askers.clone(),
+    );
     let settings = Arc::new(Settings::new(
         config.server.ttl,
         config.server.max_udp_payload,
@@ -216,9 +220,16 @@ pub async fn start(launch: Launch) -> Result<Running, StartError> {
                 config,
                 Arc::clone(&registry),
                 overrides,
-                move |server| {
-                    settings.set_ttl(server.ttl);
-                    settings.set_log_queries(server.log_queries);
+                {
+                    let registry = Arc::clone(&registry);
+                    move |server| {
+                        settings.set_ttl(server.ttl);
+                        settings.set_log_queries(server.log_queries);
+                        registry.set_scoping(
+                            server.default_view.clone(),
+                            server.trusted_askers.clone(),
+                        );
+                    }
                 },
             );
         }

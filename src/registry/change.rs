@@ -159,10 +159,6 @@ pub enum Change {
     /// Whether the owner marks a network internal (Docker `--internal`): its containers are
     /// never forwarded for. It is internal while any owner marks it so.
     NetworkInternal { network: String, internal: bool },
-    /// Networks that askers which are not endpoints may see; `None`: loopback and trusted
-    /// askers see all, any other asker nothing. A server setting: the last one sent applies,
-    /// whoever sends it.
-    DefaultView(Option<Vec<String>>),
     /// Further addresses a container asks from, without names there (Docker's default bridge,
     /// Swarm's `docker_gwbridge`): an asker there sees the container's own networks (whichever
     /// owner published them), and is a known container (it may be forwarded for). Replaces the
@@ -171,7 +167,4 @@ pub enum Change {
         container: String,
         addresses: Vec<IpAddr>,
     },
-    /// Networks (CIDRs) whose askers are trusted like loopback: they see the default view and
-    /// may be forwarded for. A server setting, like `DefaultView`.
-    TrustedAskers(Vec<ipnet::IpNet>),
 }

@@ -215,6 +215,17 @@ impl Registry {
         model.apply(owner, change, &self.index);
     }
 
+    /// The server's scoping settings, as the config gives them (at start and at each reload;
+    /// they are no source's to publish): `default_view`, the networks askers that are not
+    /// endpoints may see (`None`: loopback and trusted askers see all, any other asker
+    /// nothing; a name held by no network yet applies when one appears), and
+    /// `trusted_askers`, whose askers see the default view and may be forwarded for.
+    pub fn set_scoping(&self, default_view: Option<Vec<String>>, trusted: Vec<ipnet::IpNet>) {
+        let mut model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        model.set_default_view(default_view, &self.index);
+        self.index.trusted.store(Arc::new(trusted.into()));
+    }
+
     /// Applies a batch for `owner` under one lock, so readers see a whole reload sooner.
     pub fn apply_all(&self, owner: Owner, changes: impl IntoIterator<Item = Change>) {
         let mut model = self.writer.lock().unwrap_or_else(|p| p.into_inner());

@@ -181,10 +181,10 @@ fn default_view_limits_non_containers() {
     let reg = Registry::new(None).expect("registry");
     reg.apply(T, Change::EndpointUp(ep("a", "x", [10, 1, 0, 2], &[])));
     reg.apply(T, Change::EndpointUp(ep("b", "y", [10, 2, 0, 2], &[])));
-    reg.apply(T, Change::DefaultView(Some(vec!["a".into()])));
+    reg.set_scoping(Some(vec!["a".into()]), Vec::new());
     assert!(members(&reg, "x.", HOST).is_some());
     assert!(members(&reg, "y.", HOST).is_none());
-    reg.apply(T, Change::DefaultView(None));
+    reg.set_scoping(None, Vec::new());
     assert!(members(&reg, "y.", HOST).is_some());
 }
 
@@ -402,14 +402,10 @@ fn strangers_see_nothing_unless_trusted_or_given_a_default_view() {
     assert!(reg.is_stranger(stranger));
     assert_eq!(reg.asker(stranger), Asker::Outside);
     assert!(members(&reg, "x.", HOST).is_some(), "loopback sees all");
-    reg.apply(
-        T,
-        Change::TrustedAskers(vec!["10.9.0.0/16".parse().expect("net")]),
-    );
+    reg.set_scoping(None, vec!["10.9.0.0/16".parse().expect("net")]);
     assert!(members(&reg, "x.", stranger).is_some(), "trusted");
     assert_eq!(reg.asker(stranger), Asker::Local);
-    reg.apply(T, Change::TrustedAskers(Vec::new()));
-    reg.apply(T, Change::DefaultView(Some(vec!["a".into()])));
+    reg.set_scoping(Some(vec!["a".into()]), Vec::new());
     assert!(
         members(&reg, "x.", stranger).is_some(),
         "a configured default view"

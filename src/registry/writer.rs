@@ -405,11 +405,6 @@ impl Model {
                     publish_internal(state, index);
                 }
             }
-            Change::DefaultView(names) => {
-                self.default_view = names;
-                self.publish_default_view(index);
-            }
-            Change::TrustedAskers(nets) => index.trusted.store(Arc::new(nets.into())),
             Change::AskerAddresses {
                 container,
                 addresses,
@@ -757,6 +752,12 @@ impl Model {
 
     /// The default view (loopback, trusted askers) and the strangers' one: the default view
     /// when it is configured, else nothing (scoping fails closed).
+    /// The networks askers that are not endpoints may see (a server setting, not a source's).
+    pub(super) fn set_default_view(&mut self, names: Option<Vec<String>>, index: &Index) {
+        self.default_view = names;
+        self.publish_default_view(index);
+    }
+
     fn publish_default_view(&self, index: &Index) {
         let (view, stranger) = match &self.default_view {
             None => (View::All, View::only(Vec::new())),

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use super::tracked::Tracked;
 use crate::{
     config::{Config, ServerConfig, StaticSrv},
-    registry::{Change, DEFAULT_SRV_WEIGHT, Endpoint, Owner, Registry, SrvPort, SrvProto},
+    registry::{DEFAULT_SRV_WEIGHT, Endpoint, Owner, Registry, SrvPort, SrvProto},
     telemetry,
 };
 
@@ -74,9 +74,7 @@ impl StaticSource {
     /// number of changes applied.
     pub fn sync(&mut self, config: &Config, registry: &Registry) -> usize {
         let networks = config.networks.keys().cloned().collect();
-        let mut changes = self.tracked.reconcile(networks, declared(config));
-        changes.push(Change::DefaultView(config.server.default_view.clone()));
-        changes.push(Change::TrustedAskers(config.server.trusted_askers.clone()));
+        let changes = self.tracked.reconcile(networks, declared(config));
         let count = changes.len();
         registry.apply_all(OWNER, changes);
         count
@@ -226,16 +224,13 @@ mod tests {
     }
 
     #[test]
-    fn second_sync_of_same_file_changes_nothing_but_the_scoping_settings() {
+    fn second_sync_of_same_file_changes_nothing() {
         let registry = Registry::new(None).expect("registry");
         let cfg = Config::embedded_default().expect("default");
         let mut source = StaticSource::default();
         assert!(source.sync(&cfg, &registry) > 1);
-        assert_eq!(
-            source.sync(&cfg, &registry),
-            2,
-            "only the default view and the trusted askers are re-sent"
-        );
+        // The scoping settings are the server's (`Registry::set_scoping`), not re-sent here.
+        assert_eq!(source.sync(&cfg, &registry), 0);
         assert_eq!(registry.sizes().endpoints, 3);
     }
 
