@@ -1,12 +1,13 @@
-//! The answer rules, over real UDP and TCP sockets against the running binary.
+//! The answer rules, over real UDP and TCP sockets, against the library server started in
+//! this process (`common::in_process`: the assembly the binary runs, ready by its handle).
 
 mod common;
 
 use std::{collections::HashMap, net::Ipv4Addr, time::Duration};
 
-use common::*;
+use common::{in_process::InProcess, *};
 
-fn first_counts(server: &Server, name: &str, rounds: usize) -> HashMap<Ipv4Addr, usize> {
+fn first_counts(server: &InProcess, name: &str, rounds: usize) -> HashMap<Ipv4Addr, usize> {
     let mut counts = HashMap::new();
     for _ in 0..rounds {
         let answer = udp(server.addr, &query(name, RecordType::A));
@@ -19,7 +20,7 @@ fn first_counts(server: &Server, name: &str, rounds: usize) -> HashMap<Ipv4Addr,
 
 #[test]
 fn alias_rotates_exactly_over_udp() {
-    let server = Server::start(&seed_config(""));
+    let server = InProcess::start(&seed_config(""));
     let counts = first_counts(&server, "app.", 300);
     assert_eq!(counts.len(), 3);
     assert!(counts.values().all(|&c| c == 100), "{counts:?}");
@@ -27,7 +28,7 @@ fn alias_rotates_exactly_over_udp() {
 
 #[test]
 fn consecutive_answers_start_one_member_later() {
-    let server = Server::start(&seed_config(""));
+    let server = InProcess::start(&seed_config(""));
     let first = a_of(&server, "app.");
     let second = a_of(&server, "app.");
     assert_eq!(second, vec![first[1], first[2], first[0]]);
@@ -35,7 +36,7 @@ fn consecutive_answers_start_one_member_later() {
 
 #[test]
 fn rotation_stays_exact_under_concurrent_clients() {
-    let server = Server::start(&seed_config(""));
+    let server = InProcess::start(&seed_config(""));
     let addr = server.addr;
     let workers: Vec<_> = (0..4)
         .map(|_| {
@@ -60,7 +61,7 @@ fn rotation_stays_exact_under_concurrent_clients() {
 
 #[test]
 fn every_name_form_answers_with_aa_and_ttl() {
-    let server = Server::start(&seed_config(""));
+    let server = InProcess::start(&seed_config(""));
     for name in [
         "web2.",
         "WEB2.docker.",
@@ -90,7 +91,7 @@ fn every_name_form_answers_with_aa_and_ttl() {
 
 #[test]
 fn question_case_is_echoed_byte_for_byte() {
-    let server = Server::start(&seed_config(""));
+    let server = InProcess::start(&seed_config(""));
     let msg = query("aPp.DoCkEr.", RecordType::A);
     let bytes = msg.to_vec().expect("encode");
     let reply = udp_raw(server.addr, &bytes, TIMEOUT).expect("answer");
@@ -106,7 +107,7 @@ fn question_case_is_echoed_byte_for_byte() {
 
 #[test]
 fn known_name_other_type_is_nodata_with_soa() {
-    let server = Server::start(&seed_config(""));
+    let server = InProcess::start(&seed_config(""));
     for qtype in [RecordType::AAAA, RecordType::MX, RecordType::TXT] {
         let answer = udp(server.addr, &query("app.docker.", qtype));
         assert_eq!(
@@ -130,7 +131,7 @@ fn known_name_other_type_is_nodata_with_soa() {
 
 #[test]
 fn unknown_names_nxdomain_under_the_domain_not_ours_under_a_bare_network() {
-    let server = Server::start(&seed_config(""));
+    let server = InProcess::start(&seed_config(""));
     for name in ["nope.docker.", "nope.my_custom_network.docker."] {
         let answer = udp(server.addr, &query(name, RecordType::A));
         assert_eq!(
@@ -164,7 +165,7 @@ fn unknown_names_nxdomain_under_the_domain_not_ours_under_a_bare_network() {
 
 #[test]
 fn zone_apexes_are_nodata_with_their_soa() {
-    let server = Server::start(&seed_config(""));
+    let server = InProcess::start(&seed_config(""));
     for (name, zone) in [
         ("docker.", "docker."),
         ("my_custom_network.docker.", "my_custom_network.docker."),
@@ -214,7 +215,7 @@ subnet6 = "fd00:72::/64"
 name = "six"
 ipv6 = "fd00:72::5"
 "#;
-    let server = Server::start(&config);
+    let server = InProcess::start(&config);
     let v4 = udp(
         server.addr,
         &query("4.0.72.172.in-addr.arpa.", RecordType::PTR),
@@ -233,7 +234,7 @@ ipv6 = "fd00:72::5"
 
 #[test]
 fn edns_is_echoed_and_newer_versions_get_badvers() {
-    let server = Server::start(&seed_config(""));
+    let server = InProcess::start(&seed_config(""));
     let answer = udp(
         server.addr,
         &with_edns(query("app.", RecordType::A), 4096, 0),
@@ -258,7 +259,7 @@ fn edns_is_echoed_and_newer_versions_get_badvers() {
 
 #[test]
 fn any_is_answered_small_per_rfc8482() {
-    let server = Server::start(&seed_config(""));
+    let server = InProcess::start(&seed_config(""));
     let answer = udp(server.addr, &query("app.", RecordType::ANY));
     assert_eq!(answer.answers.len(), 1);
     assert_eq!(answer.answers[0].record_type(), RecordType::HINFO);
@@ -266,7 +267,7 @@ fn any_is_answered_small_per_rfc8482() {
 
 #[test]
 fn other_classes_are_refused() {
-    let server = Server::start(&seed_config(""));
+    let server = InProcess::start(&seed_config(""));
     let mut msg = Message::query();
     let mut q = Query::query(
         Name::from_ascii("version.bind.").expect("name"),
@@ -292,7 +293,7 @@ name = "b"
 ipv4 = "10.9.0.2"
 ttl = 2
 "#;
-    let server = Server::start(config);
+    let server = InProcess::start(config);
     assert_eq!(
         udp(server.addr, &query("a.", RecordType::A)).answers[0].ttl,
         7
@@ -307,7 +308,7 @@ ttl = 2
 fn default_view_hides_other_networks_from_the_host() {
     let config = seed_config("default_view = [\"other\"]")
         + "\n[[networks.other.endpoints]]\nname = \"o\"\nipv4 = \"10.8.0.1\"\n";
-    let server = Server::start(&config);
+    let server = InProcess::start(&config);
     assert_eq!(
         udp(server.addr, &query("o.", RecordType::A)).answers.len(),
         1
@@ -318,7 +319,7 @@ fn default_view_hides_other_networks_from_the_host() {
 
 #[test]
 fn idle_tcp_connection_is_closed_after_the_timeout() {
-    let server = Server::start(&seed_config("tcp_idle_timeout_secs = 1"));
+    let server = InProcess::start(&seed_config("tcp_idle_timeout_secs = 1"));
     let mut stream = tcp_connect(server.addr);
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))

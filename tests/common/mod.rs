@@ -350,12 +350,24 @@ pub fn tcp(addr: SocketAddr, msg: &Message) -> Message {
 }
 
 /// The A records `server` answers for `name` over UDP, in answer order.
-pub fn a_of(server: &Server, name: &str) -> Vec<std::net::Ipv4Addr> {
-    a_records(&udp(server.addr, &query(name, RecordType::A)))
+/// A server a test can ask: the binary (`Server`) or the library in this process
+/// (`in_process::InProcess`).
+pub trait Dns {
+    fn dns(&self) -> SocketAddr;
+}
+
+impl Dns for Server {
+    fn dns(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+pub fn a_of(server: &impl Dns, name: &str) -> Vec<std::net::Ipv4Addr> {
+    a_records(&udp(server.dns(), &query(name, RecordType::A)))
 }
 
 /// The same, sorted: for comparing member sets whatever the rotation.
-pub fn a_sorted(server: &Server, name: &str) -> Vec<std::net::Ipv4Addr> {
+pub fn a_sorted(server: &impl Dns, name: &str) -> Vec<std::net::Ipv4Addr> {
     let mut ips = a_of(server, name);
     ips.sort();
     ips
@@ -374,6 +386,7 @@ pub mod clients;
 pub mod dnsmasq;
 pub mod docker;
 pub mod engine_proxy;
+pub mod in_process;
 pub mod upstream;
 
 /// The body of `GET http://ADDR/PATH`; panics unless it succeeds.
