@@ -79,7 +79,13 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let started = std::time::Instant::now();
-            let summary = apply(&docker, &stack, &plan, ApplyOptions { recreate })
+            let summary = apply(
+                &docker,
+                &stack,
+                &plan,
+                ApplyOptions { recreate },
+                &mut |r| println!("{r}"),
+            )
                 .await
                 .context("apply stopped; what is listed above was done, and running apply again continues from there")?;
             println!(
@@ -90,7 +96,8 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ProvisionCommand::Destroy { volumes, .. } => {
-            let summary = destroy(&docker, &stack, volumes, adopt).await?;
+            let summary =
+                destroy(&docker, &stack, volumes, adopt, &mut |r| println!("{r}")).await?;
             println!("stack {}: {summary}", stack.name());
             Ok(ExitCode::SUCCESS)
         }

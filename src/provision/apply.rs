@@ -2,7 +2,8 @@
 //!
 //! Order: every refusal and every image first, so that nothing is touched when something is
 //! missing or forbidden; then networks and volumes, then containers in dependency order;
-//! removals after. Progress goes to stdout for people. A recreate creates the new container
+//! removals after. Progress is reported to the caller as it goes ([`Report`]); nothing here
+//! prints. A recreate creates the new container
 //! beside the old one (renamed aside) and swaps them, rolling back to the old one if the new
 //! one does not start. A failure stops the run and reports what was done; running again
 //! converges. Volumes, anonymous ones included, and host directories are never removed unless
@@ -90,11 +91,77 @@ pub fn selinux_warnings(stack: &Stack) -> Vec<String> {
     warnings
 }
 
+/// What apply and destroy say as they go, for the command to show (the library prints
+/// nothing). `Display` gives the line people read.
+#[derive(Debug, Clone, Copy)]
+pub enum Report<'a> {
+    /// Step `n` of `total` starts: `action`.
+    Step {
+        n: usize,
+        total: usize,
+        action: &'a Action,
+    },
+    /// A missing image is being pulled for a container.
+    Pulling { image: &'a str, container: &'a str },
+    /// A container goes so that its network can be recreated (it is recreated after).
+    RemovingFor {
+        container: &'a str,
+        network: &'a str,
+    },
+    /// `destroy` removed an object of kind `kind` ("container", "network", "volume").
+    Removed { kind: &'static str, name: &'a str },
+    /// An anonymous volume of a removed container, removed with it or kept.
+    AnonymousVolume {
+        volume: &'a str,
+        container: &'a str,
+        at: &'a str,
+        removed: bool,
+    },
+    /// A named volume `destroy` kept.
+    VolumeKept { name: &'a str },
+}
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Report::Step { n, total, action } => write!(f, "[{n}/{total}] {action}"),
+            Report::Pulling { image, container } => {
+                write!(f, "      pulling {image} for {container}")
+            }
+            Report::RemovingFor { container, network } => write!(
+                f,
+                "      removing {container} from {network} (it is recreated after, with its volumes)"
+            ),
+            Report::Removed { kind, name } => write!(f, "- {kind} {name}"),
+            Report::AnonymousVolume {
+                volume,
+                at,
+                removed: true,
+                ..
+            } => write!(f, "  anonymous volume {volume} at {at} removed with it"),
+            Report::AnonymousVolume {
+                volume,
+                container,
+                at,
+                removed: false,
+            } => write!(
+                f,
+                "  anonymous volume {volume} ({container}:{at}) kept (its data stays; destroy --volumes removes it, or docker volume rm)"
+            ),
+            Report::VolumeKept { name } => write!(
+                f,
+                "  volume {name} kept (its data stays; destroy --volumes removes it)"
+            ),
+        }
+    }
+}
+
 pub async fn apply(
     docker: &Docker,
     stack: &Stack,
     plan: &Plan,
     options: ApplyOptions,
+    report: &mut dyn FnMut(Report<'_>),
 ) -> Result<Summary, ProvisionError> {
     // Refuse before doing anything: a drifted network in use needs --recreate, and one that
     // holds a container of someone else's cannot be recreated at all.
@@ -137,7 +204,7 @@ pub async fn apply(
     // Every image before anything is stopped: a failed pull must leave the old service running.
     for action in &plan.actions {
         if let Action::CreateContainer(name) | Action::RecreateContainer { name, .. } = action {
-            ensure_image(docker, stack.containers[name].image.get_ref(), name).await?;
+            ensure_image(docker, stack.containers[name].image.get_ref(), name, report).await?;
         }
     }
     if let Some(resolver) = stack.resolver() {
@@ -146,7 +213,6 @@ pub async fn apply(
     let mut summary = Summary::default();
     let total = plan.actions.len();
     for (i, action) in plan.actions.iter().enumerate() {
-        let step = format!("[{}/{total}]", i + 1);
         match action {
             Action::KeepNetwork(_)
             | Action::KeepVolume(_)
@@ -155,7 +221,11 @@ pub async fn apply(
                 summary.kept += 1;
                 continue;
             }
-            _ => println!("{step} {action}"),
+            _ => report(Report::Step {
+                n: i + 1,
+                total,
+                action,
+            }),
         }
         match action {
             Action::CreateNetwork(name) => {
@@ -165,7 +235,7 @@ pub async fn apply(
             Action::RecreateNetwork { name, .. } => {
                 // Our containers on it are recreated after (carrying their volumes); they
                 // must go first. All of them are ours: checked before anything was touched.
-                remove_containers_on(docker, name).await?;
+                remove_containers_on(docker, name, report).await?;
                 docker
                     .remove_network(name)
                     .await
@@ -261,13 +331,18 @@ async fn create_network(docker: &Docker, stack: &Stack, name: &str) -> Result<()
     Ok(())
 }
 
-async fn ensure_image(docker: &Docker, image: &str, container: &str) -> Result<(), ProvisionError> {
+async fn ensure_image(
+    docker: &Docker,
+    image: &str,
+    container: &str,
+    report: &mut dyn FnMut(Report<'_>),
+) -> Result<(), ProvisionError> {
     match docker.inspect_image(image).await {
         Ok(_) => return Ok(()),
         Err(e) if is_not_found(&e) => {}
         Err(e) => return Err(engine(format!("inspect image {image}"))(e)),
     }
-    println!("      pulling {image} for {container}");
+    report(Report::Pulling { image, container });
     let options = CreateImageOptions {
         from_image: Some(image.to_string()),
         ..Default::default()
@@ -599,9 +674,16 @@ fn is_anonymous(name: &str) -> bool {
 
 /// Removes the containers on `network` (checked to be the stack's before anything started),
 /// keeping their volumes for the recreate that follows.
-async fn remove_containers_on(docker: &Docker, network: &str) -> Result<(), ProvisionError> {
+async fn remove_containers_on(
+    docker: &Docker,
+    network: &str,
+    report: &mut dyn FnMut(Report<'_>),
+) -> Result<(), ProvisionError> {
     for name in attached(docker, network).await? {
-        println!("      removing {name} from {network} (it is recreated after, with its volumes)");
+        report(Report::RemovingFor {
+            container: &name,
+            network,
+        });
         remove_container(docker, &name, false).await?;
     }
     Ok(())
@@ -613,6 +695,7 @@ pub async fn destroy(
     stack: &Stack,
     volumes: bool,
     adopt: bool,
+    report: &mut dyn FnMut(Report<'_>),
 ) -> Result<Summary, ProvisionError> {
     let mut summary = Summary::default();
     let owned = ListContainersOptions {
@@ -646,27 +729,30 @@ pub async fn destroy(
         else {
             continue;
         };
-        println!("- container {name}");
+        report(Report::Removed {
+            kind: "container",
+            name: &name,
+        });
         remove_container(docker, &name, volumes).await?;
         summary.removed += 1;
         for v in state.volumes.iter().filter(|v| is_anonymous(&v.name)) {
-            if volumes {
-                println!(
-                    "  anonymous volume {} at {} removed with it",
-                    v.name, v.destination
-                );
-            } else {
-                println!(
-                    "  anonymous volume {} ({name}:{}) kept (its data stays; destroy --volumes removes it, or docker volume rm)",
-                    v.name, v.destination
-                );
+            report(Report::AnonymousVolume {
+                volume: &v.name,
+                container: &name,
+                at: &v.destination,
+                removed: volumes,
+            });
+            if !volumes {
                 summary.kept += 1;
             }
         }
     }
     for (name, state) in &engine_state.networks {
         if state.owner.stack.as_deref() == Some(stack.name()) {
-            println!("- network {name}");
+            report(Report::Removed {
+                kind: "network",
+                name,
+            });
             docker
                 .remove_network(name)
                 .await
@@ -677,14 +763,17 @@ pub async fn destroy(
     for (name, owner) in &engine_state.volumes {
         if owner.stack.as_deref() == Some(stack.name()) {
             if volumes {
-                println!("- volume {name}");
+                report(Report::Removed {
+                    kind: "volume",
+                    name,
+                });
                 docker
                     .remove_volume(name, None::<RemoveVolumeOptions>)
                     .await
                     .map_err(engine(format!("remove volume {name}")))?;
                 summary.removed += 1;
             } else {
-                println!("  volume {name} kept (its data stays; destroy --volumes removes it)");
+                report(Report::VolumeKept { name });
                 summary.kept += 1;
             }
         }
