@@ -1,6 +1,7 @@
 //! Provisioning: make the engine match a declared stack (networks, volumes, containers).
 //!
-//! `spec` parses the file, `validate` checks it without touching the engine, `resolver` makes
+//! `spec` holds the file's types, `load` reads a file into them (parse, `validate`, `resolver`),
+//! `validate` checks it without touching the engine, `resolver` makes
 //! the stack's netalias its containers' first resolver, `plan` diffs it against the engine,
 //! `apply` carries a plan out (and `destroy` undoes a stack). It shares only
 //! the Docker client and the config error type with the DNS server, and runs without it.
@@ -9,6 +10,7 @@
 
 pub mod apply;
 pub mod error;
+mod load;
 pub mod plan;
 pub mod resolver;
 pub mod spec;

@@ -31,13 +31,7 @@ pub const SEARCH_DOMAIN: &str = "docker";
 /// Where resolv.conf files go when `[stack] resolver_dir` is not given.
 pub const DEFAULT_DIR: &str = "/var/lib/netalias/stacks";
 
-/// The resolver's address on each declared user-defined network.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolver {
-    pub container: String,
-    pub addresses: BTreeMap<String, Ipv4Addr>,
-    pub dir: PathBuf,
-}
+pub use super::spec::Resolver;
 
 /// Checks the setting: a declared container on declared networks, and a fixed address on
 /// each network (given, or taken from a declared subnet). `Ok(None)` without the setting.

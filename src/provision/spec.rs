@@ -1,17 +1,15 @@
 //! The stack spec: networks, volumes and containers declared in TOML (`config/stack.toml`).
 //!
-//! Types and parsing only; `validate` checks them and `plan` compares them with the engine.
+//! Types only (serde reads them); `load` reads a file into them, `validate` checks them and
+//! `plan` compares them with the engine. It imports none of those.
 //! Fields that validation must point at are `Spanned`, so errors can name their line.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, LoadError, bounded, load_file, parse_located};
+use crate::config::bounded;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,9 +23,18 @@ pub struct Stack {
     pub containers: BTreeMap<String, ContainerSpec>,
     /// The file's canonical path, when it was read from one (labels say which file owns what).
     #[serde(skip)]
-    file: Option<String>,
+    pub(super) file: Option<String>,
     #[serde(skip)]
-    resolver: Option<super::resolver::Resolver>,
+    pub(super) resolver: Option<Resolver>,
+}
+
+/// The `[stack] resolver` setting as checked (`provision::resolver::plan`): the resolver's
+/// address on each declared user-defined network, and where the resolv.conf files go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolver {
+    pub container: String,
+    pub addresses: BTreeMap<String, std::net::Ipv4Addr>,
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -333,34 +340,13 @@ impl ContainerSpec {
 }
 
 impl Stack {
-    /// Reads, parses and validates a stack file (no engine calls).
-    pub fn load(path: &Path) -> Result<Stack, LoadError> {
-        let mut stack = load_file(path, Stack::parse)?;
-        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        stack.file = Some(canonical.display().to_string());
-        Ok(stack)
-    }
-
     /// The canonical path of the file this stack was read from.
     pub fn file(&self) -> Option<&str> {
         self.file.as_deref()
     }
 
-    /// Parses and validates; with `[stack] resolver`, the spec comes back expanded (the
-    /// resolver on every network, resolv.conf mounts on the others).
-    pub fn parse(text: &str, file: &str) -> Result<Stack, ConfigError> {
-        let mut stack: Stack = parse_located(text, file)?;
-        super::validate::validate(&stack).map_err(|v| v.locate(text, file))?;
-        let resolver = super::resolver::plan(&stack).map_err(|v| v.locate(text, file))?;
-        if let Some(resolver) = &resolver {
-            super::resolver::expand(&mut stack, resolver);
-        }
-        stack.resolver = resolver;
-        Ok(stack)
-    }
-
     /// The resolver setting, checked (see `provision::resolver`).
-    pub fn resolver(&self) -> Option<&super::resolver::Resolver> {
+    pub fn resolver(&self) -> Option<&Resolver> {
         self.resolver.as_ref()
     }
 
