@@ -6,6 +6,7 @@
 //! the writer for long and never hold a guard across `.await`. Nothing here does I/O.
 
 mod change;
+pub mod describe;
 mod early;
 mod name_key;
 mod record_set;
@@ -23,6 +24,7 @@ use dashmap::DashMap;
 use hickory_server::proto::rr::{LowerName, Name};
 
 pub use change::{Change, DEFAULT_SRV_WEIGHT, Endpoint, Owner, SrvPort, SrvProto};
+use describe::{Answered, AskerIs, Description, Subject};
 pub use early::{EARLY_TTL, MAX_PENDING_LOOKUPS};
 pub use name_key::NameKey;
 use name_key::parent_offsets;
@@ -617,99 +619,63 @@ impl Registry {
         model.address_of(name)
     }
 
-    /// For people (`netalias explain`): who `asker` is and what it sees, and every network that
-    /// holds `name` with its members in or out of rotation and why (or, for a reverse name,
-    /// whose address it is). It describes; what the answer is, the dns layer says with the
-    /// answer rules themselves (`dns::predict`), so no rule is restated here. With `only_seen`
-    /// (a container explaining for itself), networks the asker does not see are left out
-    /// entirely, not even named: the rule of `/records`. Reads only.
-    pub fn explain(&self, name: &LowerName, asker: IpAddr, only_seen: bool) -> Vec<String> {
-        let mut out = Vec::new();
-        let who = match (self.endpoint_name(asker), self.asker(asker)) {
-            (Some(endpoint), _) => format!("a container ({endpoint})"),
-            (None, Asker::Local) => "the host, or a trusted asker".to_string(),
-            (None, Asker::Container | Asker::InternalOnly) => {
-                "a container (by a nameless address)".to_string()
-            }
-            (None, Asker::Outside) => "a stranger".to_string(),
+    /// For `explain`: who `asker` is and what it sees, every network that holds `name` with
+    /// its members in or out of rotation and why, the spread and TTL of what its answer comes
+    /// from, or whose address a reverse name is. With `only_seen` (a container explaining for
+    /// itself), networks the asker does not see are left out entirely, not even named: the
+    /// rule of `/records`. Reads only; takes no turn.
+    pub fn describe(&self, name: &LowerName, asker: IpAddr, only_seen: bool) -> Description {
+        let is = match (self.endpoint_name(asker), self.asker(asker)) {
+            (Some(endpoint), _) => AskerIs::Endpoint(endpoint.to_string()),
+            (None, Asker::Local) => AskerIs::Local,
+            (None, Asker::Container | Asker::InternalOnly) => AskerIs::NamelessContainer,
+            (None, Asker::Outside) => AskerIs::Stranger,
         };
-        out.push(format!("asker {asker}: {who}"));
         let view = self.with_view(asker, |v| v.clone());
         let visible = |id| view.contains(id);
         let listed = |id| !only_seen || view.contains(id);
-        let seen = |id| {
-            if visible(id) {
-                "seen by the asker"
-            } else {
-                "NOT seen by the asker"
-            }
-        };
         let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let sees = model.network_names(visible);
-        out.push(if sees.is_empty() {
-            "sees no network".to_string()
-        } else {
-            format!("sees: {}", sees.join(", "))
-        });
+        let describe = |subject| Description {
+            asker,
+            is: is.clone(),
+            sees: sees.clone(),
+            only_seen,
+            subject,
+        };
         if let Some(ip) = arpa_address(name) {
             let targets = self.index.ptrs.get(&ip).map(|e| Arc::clone(e.value()));
-            let held: Vec<String> = targets
+            let targets = targets
                 .iter()
                 .flat_map(|t| t.iter())
                 .filter(|t| listed(t.network))
-                .map(|t| format!("{} ({})", t.target, seen(t.network)))
+                .map(|t| (t.target.to_string(), visible(t.network)))
                 .collect();
-            out.push(match held.as_slice() {
-                [] if only_seen => {
-                    format!("{name} is the reverse name of {ip}, held on no network the asker sees")
-                }
-                [] => format!("{name} is the reverse name of {ip}, held by no endpoint"),
-                _ => format!("{name} is the reverse name of {ip}: {}", held.join(", ")),
-            });
-            return out;
+            return describe(Subject::Reverse { ip, targets });
         }
         // The short name the question is about, and the network it names, if it names one:
         // the forms `lookup_key` tries, in its order.
         let key = NameKey::new(name);
         let key = key.as_bytes();
-        let found = {
-            let named = self.network_zone(key).is_some_and(|(at, network)| {
-                model.explain_members(&key[..at], Some(network), visible, listed, &mut out)
-            });
-            named
-                || model.explain_members(key, None, visible, listed, &mut out)
-                || self.short_under_domain(key).is_some_and(|short| {
-                    model.explain_members(short, None, visible, listed, &mut out)
-                })
-        };
+        let mut holders = Vec::new();
+        let named = self.network_zone(key).is_some_and(|(at, network)| {
+            model.holders(&key[..at], Some(network), visible, listed, &mut holders)
+        });
+        let _ = named
+            || model.holders(key, None, visible, listed, &mut holders)
+            || self
+                .short_under_domain(key)
+                .is_some_and(|short| model.holders(short, None, visible, listed, &mut holders));
         drop(model);
-        match self.lookup(name, asker) {
-            Some(set) => {
-                let spread: Vec<String> = set
-                    .peek_with_firsts()
-                    .into_iter()
-                    .filter_map(|(ip, n)| Some(format!("{ip} {}", n?)))
-                    .collect();
-                if !spread.is_empty() {
-                    out.push(format!(
-                        "answers naming each first since start: {}",
-                        spread.join(", ")
-                    ));
-                }
-                if let Some(ttl) = set.ttl() {
-                    out.push(format!("TTL {ttl}"));
-                }
-            }
-            None if found => out.push(
-                "not answered from these: no member is in rotation on a network the asker sees"
-                    .into(),
-            ),
-            // Not "held nowhere" to a container explaining for itself: others' networks are
-            // not its business.
-            None if only_seen => out.push(format!("{name} is held on no network the asker sees")),
-            None => out.push(format!("{name} is held on no network")),
-        }
-        out
+        let answered = self.lookup(name, asker).map(|set| Answered {
+            spread: set
+                .peek_with_firsts()
+                .into_iter()
+                .filter_map(|(ip, n)| Some((ip, n?)))
+                .collect(),
+            ttl: set.ttl(),
+        });
+        describe(Subject::Name { holders, answered })
     }
 
     pub fn sizes(&self) -> Sizes {

@@ -23,7 +23,9 @@ use tracing::{debug, warn};
 
 use super::{
     Change, Client, Endpoint, Index, NameEntry, NameKey, NetId, Owner, PtrTarget, RecordSet, Sizes,
-    SrvTarget, View, record_set::Cursors,
+    SrvTarget, View,
+    describe::{Holder, Member},
+    record_set::Cursors,
 };
 use crate::telemetry::names;
 
@@ -283,16 +285,16 @@ impl Model {
         out
     }
 
-    /// For `netalias explain`: each network holding the short name `short` (only network
-    /// `only`, when the question named one), whether `visible` lets the asker see it, and its
-    /// members: address, name, in rotation or out and why, TTL.
-    pub(super) fn explain_members(
+    /// For `explain`: each network holding the short name `short` (only network `only`, when
+    /// the question named one) that `listed` lets through, whether `visible` lets the asker
+    /// see it, and its members' state. Whether any network holds it.
+    pub(super) fn holders(
         &self,
         short: &[u8],
         only: Option<NetId>,
         visible: impl Fn(NetId) -> bool,
         listed: impl Fn(NetId) -> bool,
-        out: &mut Vec<String>,
+        out: &mut Vec<Holder>,
     ) -> bool {
         let mut any = false;
         for (network, state) in &self.networks {
@@ -303,45 +305,31 @@ impl Model {
                 continue;
             };
             any = true;
-            let seen = if visible(state.id) {
-                "seen by the asker"
-            } else {
-                "NOT seen by the asker"
-            };
-            out.push(format!("network {network} ({seen}):"));
-            for (held, endpoint) in entry
+            let members = entry
                 .members
                 .keys()
                 .filter_map(|h| Some((h, state.endpoints.get(h)?)))
-            {
-                let addresses: Vec<String> =
-                    endpoint.addresses().map(|ip| ip.to_string()).collect();
-                let status = match endpoint.out_of_rotation {
-                    None => "in rotation".to_string(),
-                    Some(reason) => format!("OUT of rotation: {reason}"),
-                };
-                let ttl = endpoint
-                    .ttl
-                    .map_or_else(|| "server TTL".to_string(), |t| format!("TTL {t}"));
-                let owner = self
-                    .owners
-                    .get(usize::from(held.tag()))
-                    .map_or("?", |o| o.0);
-                out.push(format!(
-                    "  {} {} ({status}; {ttl}; from {owner})",
-                    addresses.join(" "),
-                    endpoint.name,
-                ));
-                for port in &endpoint.srv {
-                    out.push(format!(
-                        "    offers _{}._{} port {} weight {}",
-                        port.service,
-                        port.proto.label(),
-                        port.port,
-                        port.weight
-                    ));
-                }
-            }
+                .map(|(held, endpoint)| Member {
+                    addresses: endpoint.addresses().collect(),
+                    name: endpoint.name.to_string(),
+                    out_of_rotation: endpoint.out_of_rotation,
+                    ttl: endpoint.ttl,
+                    owner: self
+                        .owners
+                        .get(usize::from(held.tag()))
+                        .map_or("?", |o| o.0),
+                    offers: endpoint
+                        .srv
+                        .iter()
+                        .map(|p| (p.service.clone(), p.proto.label(), p.port, p.weight))
+                        .collect(),
+                })
+                .collect();
+            out.push(Holder {
+                network: network.clone(),
+                seen: visible(state.id),
+                members,
+            });
         }
         any
     }

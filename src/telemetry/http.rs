@@ -455,7 +455,9 @@ fn explain_for(
     // A container explaining for itself learns nothing of networks it is not on (`/records`'
     // rule); loopback and `http_allow` see them, marked as not seen by the asker. The answer
     // it is then told is the one it would get itself.
-    lines.extend(registry.explain(&described.into(), asker, !trusted));
+    let described: hickory_server::proto::rr::LowerName = described.into();
+    let description = registry.describe(&described, asker, !trusted);
+    lines.extend(super::explain::lines(&described.to_string(), &description));
     lines.extend(state.predict.predict(&asked, qtype, asker));
     (StatusCode::OK, lines.join("\n") + "\n")
 }

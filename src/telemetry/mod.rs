@@ -4,6 +4,7 @@
 //! Names follow Prometheus conventions. Recording is a no-op until `install_recorder` runs.
 //! This module must not decide answers or change registry state; it only reads it.
 
+pub mod explain;
 pub mod http;
 pub mod names;
 pub mod systemd;
