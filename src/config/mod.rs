@@ -50,7 +50,7 @@ pub struct Config {
     pub networks: BTreeMap<String, StaticNetwork>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DockerConfig {
     /// Follow the Docker engine and serve its user-defined networks.
@@ -106,7 +106,7 @@ impl Default for DockerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwarmConfig {
     /// Follow a Swarm manager's services and tasks. Task containers are then named by
@@ -147,7 +147,7 @@ fn default_bridge_port() -> u16 {
     53
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardConfig {
     /// Forward names netalias does not own. Off: they get SERVFAIL (REFUSED for strangers).

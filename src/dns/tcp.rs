@@ -468,13 +468,20 @@ enum Event {
     Answer(Option<Vec<u8>>),
 }
 
-/// One question's answer, as a future a connection keeps among its pending ones.
-async fn answer(
+/// One question's answer, on a task of its own: the connection keeps its handle among the
+/// pending ones. A task, not a future the connection polls, so that a question this client
+/// leads upstream (others may be waiting on it, `forward`) goes on when the connection ends
+/// (a reset, a write timeout) or while it waits on a slow reader: its answer is then only
+/// not sent here.
+fn answer(
     responder: &Responder,
     bytes: bytes::BytesMut,
     peer: SocketAddr,
-) -> Option<Vec<u8>> {
-    exchange::answer_bytes(responder, &bytes, peer, Protocol::Tcp).await
+) -> tokio::task::JoinHandle<Option<Vec<u8>>> {
+    let responder = responder.clone();
+    tokio::spawn(
+        async move { exchange::answer_bytes(&responder, &bytes, peer, Protocol::Tcp).await },
+    )
 }
 
 async fn connection(
@@ -492,7 +499,8 @@ async fn connection(
     // Questions being answered, each written when its answer is ready (RFC 7766 6.2.1.1: a
     // local answer does not wait behind a slow forwarded one). At most [`MAX_PIPELINED`]:
     // past it the connection stops reading, so one client cannot start work without bound.
-    let mut pending = FuturesUnordered::new();
+    let mut pending: FuturesUnordered<tokio::task::JoinHandle<Option<Vec<u8>>>> =
+        FuturesUnordered::new();
     // False once the client has sent its last byte: what it asked is still answered.
     let mut reading = true;
     let mut last_activity = Instant::now();
@@ -504,7 +512,10 @@ async fn connection(
             _ = stop.cancelled() => break "shutdown",
             _ = admission.pressure.notified() => Event::Pressed,
             _ = ticket.client_pressure.notified() => Event::Pressed,
-            Some(answer) = pending.next(), if !pending.is_empty() => Event::Answer(answer),
+            Some(answer) = pending.next(), if !pending.is_empty() => {
+                // A task that panicked answers nothing (the client's retry will).
+                Event::Answer(answer.unwrap_or(None))
+            }
             frame = frames.next(), if reading && pending.len() < MAX_PIPELINED => Event::Frame(frame),
             // Idle only with nothing to answer; counted from the last frame read or written.
             _ = tokio::time::sleep_until(last_activity + idle_timeout), if pending.is_empty() => {
@@ -551,7 +562,7 @@ async fn connection(
     };
     counter!(names::DNS_TCP_CLOSED_TOTAL, "reason" => reason).increment(1);
     // The socket closed before its place is given back, so that the next one admitted never
-    // holds a descriptor beside it.
+    // holds a descriptor beside it. Questions still pending finish on their own tasks.
     drop(pending);
     drop((frames, write));
     drop(ticket);

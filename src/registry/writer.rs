@@ -271,7 +271,7 @@ impl Model {
                     continue;
                 };
                 let (v4, v6) = (set.v4_members().len(), set.v6_members().len());
-                if v4.max(v6) > max_members {
+                if v4.max(v6) > max_members || v4.max(v6) < 2 {
                     continue;
                 }
                 let name = short.to_string().trim_end_matches('.').to_string();

@@ -303,6 +303,18 @@ impl Forwarder {
         if self.upstreams.is_empty() {
             return Err(ForwardError::NoUpstreams);
         }
+        // Our own question come back (see below): a loop, whatever this client holds, so that
+        // it is counted as one even when the looping resolver's share is full.
+        let looped = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .is_some_and(|in_flight| in_flight.id == id);
+        if looped {
+            self.count_loop(question, client);
+            return Err(ForwardError::Loop);
+        }
         // Every asker is charged, the one that sends and those that wait on it alike: a
         // client that asks one question over and over (the same 48 names, 100 times each)
         // used to wait uncharged behind its own first copy, holding the receive loops' slots
@@ -423,20 +435,21 @@ impl Forwarder {
             .chain(self.upstreams.iter().filter(|u| !u.is_healthy()))
             .collect();
         let stagger = NEXT_UPSTREAM_AFTER.min(self.timeout);
-        let attempt = |upstream: &'a Upstream| {
+        // An attempt beyond the first holds a permit of its own (the caller's pays for the
+        // first), so that the sockets in use never pass `max_in_flight`; given back when that
+        // attempt ends, not when the question does.
+        let attempt = |upstream: &'a Upstream, permit: Option<tokio::sync::SemaphorePermit<'a>>| {
             let (query, wire) = (&query, &wire);
             async move {
                 let started = tokio::time::Instant::now();
                 let result = self.ask(upstream, query, wire, tcp).await;
+                drop(permit);
                 (upstream, started, result)
             }
         };
         let mut untried = order.into_iter();
         let mut asked: Vec<&Upstream> = Vec::with_capacity(self.upstreams.len());
         let mut asking = FuturesUnordered::new();
-        // A socket each beyond the first (which the caller's permit pays for), so that the
-        // sockets in use never pass `max_in_flight`; given back when the question is done.
-        let mut extra_permits = Vec::new();
         let mut next_at = tokio::time::Instant::now();
         let mut last_error = String::new();
         loop {
@@ -446,7 +459,7 @@ impl Forwarder {
                     break;
                 };
                 asked.push(upstream);
-                asking.push(attempt(upstream));
+                asking.push(attempt(upstream, None));
                 next_at = tokio::time::Instant::now() + stagger;
             }
             tokio::select! {
@@ -460,7 +473,10 @@ impl Forwarder {
                             // Those asked before it and still silent go to the back of the
                             // line, as a failed one does: else every question would wait
                             // 400 ms on a dead first upstream before the live one is asked.
-                            for slower in asked.iter().filter(|u| !std::ptr::eq(**u, upstream)) {
+                            let before = asked
+                                .iter()
+                                .take_while(|u| !std::ptr::eq(**u, upstream));
+                            for slower in before {
                                 slower.mark_failed();
                             }
                             // Relayed as kept: TTLs capped.
@@ -479,15 +495,13 @@ impl Forwarder {
                     if let Ok(permit) = self.in_flight.try_acquire()
                         && let Some(upstream) = untried.next()
                     {
-                        extra_permits.push(permit);
                         asked.push(upstream);
-                        asking.push(attempt(upstream));
+                        asking.push(attempt(upstream, Some(permit)));
                     }
                     next_at = tokio::time::Instant::now() + stagger;
                 }
             }
         }
-        drop(extra_permits);
         Err(ForwardError::AllFailed(last_error))
     }
 
