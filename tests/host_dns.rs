@@ -73,7 +73,7 @@ fn the_host_resolver_sends_only_the_domain_to_netalias() {
     );
 
     // dnsmasq as the host's resolver, fed that file and nothing else.
-    let (resolver, port) = host_resolver(&line_file, root.path());
+    let (resolver, port) = host_resolver(&line_file);
     assert!(
         eventually(Duration::from_secs(10), || a_via(port, "web1.docker.")
             .is_some_and(|(_, ips)| ips == [Ipv4Addr::new(172, 72, 0, 2)])),
@@ -104,24 +104,12 @@ fn the_host_resolver_sends_only_the_domain_to_netalias() {
 
 /// A real dnsmasq playing the host's resolver on a free loopback port, fed `line_file` (what
 /// `host-dns --write` wrote) and nothing else: no upstream, no hosts, no cache.
-fn host_resolver(line_file: &std::path::Path, root: &std::path::Path) -> (Resolver, u16) {
+fn host_resolver(line_file: &std::path::Path) -> (common::dnsmasq::Dnsmasq, u16) {
     let port = free_port();
-    let child = Command::new("dnsmasq")
-        .args([
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-            "--user=root",
-            "--cache-size=0",
-        ])
-        .arg(format!("--port={port}"))
-        .arg(format!("--conf-file={}", line_file.display()))
-        .arg(format!("--pid-file={}", root.join("pid").display()))
-        .spawn()
-        .expect("dnsmasq");
-    (Resolver(child), port)
+    let conf = format!("--conf-file={}", line_file.display());
+    let dnsmasq =
+        common::dnsmasq::Dnsmasq::start_with("127.0.0.1", port, "", &["--cache-size=0", &conf]);
+    (dnsmasq, port)
 }
 
 fn dnsmasq_installed() -> bool {
@@ -223,7 +211,7 @@ fn the_unit_s_command_line_and_host_dns_fit_together() {
         "host-dns names the address the unit listens on: {written}"
     );
 
-    let (resolver, port) = host_resolver(&line_file, root.path());
+    let (resolver, port) = host_resolver(&line_file);
     assert!(
         eventually(Duration::from_secs(10), || a_via(
             port,
