@@ -208,9 +208,12 @@ fn a_new_container_is_named_at_its_network_connect_under_the_same_rules() {
     let published_early =
         |page: &str| metric(page, "netalias_docker_early_askers_total{how=\"created\"}");
     assert!(
-        published_early(&metrics_page(http)) >= 1.0,
-        "published at its network connect, from what was read at create:\n{}",
-        metrics_page(http)
+        eventually(Duration::from_secs(10), || published_early(&metrics_page(
+            http
+        )) >= 1.0),
+        "published at its network connect, from what was read at create:\n{}\nits log:\n{}",
+        metrics_page(http),
+        server.log_so_far()
     );
     // Early or not, a container with a health check answers only once healthy: this one
     // never is.
@@ -227,8 +230,14 @@ fn a_new_container_is_named_at_its_network_connect_under_the_same_rules() {
             "1s",
         ],
     );
-    let before = published_early(&metrics_page(http));
-    assert!(before >= 2.0, "the checked one went the early way too");
+    // `docker run -d` returns at the start; the events may still be on their way here.
+    assert!(
+        eventually(Duration::from_secs(10), || published_early(&metrics_page(
+            http
+        )) >= 2.0),
+        "the checked one went the early way too; the log:\n{}",
+        server.log_so_far()
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert!(
         a_of(&server, "fpchecked.").is_empty(),

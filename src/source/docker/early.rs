@@ -70,42 +70,83 @@ const CREATED_READS: usize = 8;
 /// the event loop has read the container itself (any later container event), or after
 /// [`Created::TTL`]: `docker run` and compose start what they create within milliseconds, and
 /// a container created long before its start may have changed since.
+///
+/// An entry is made *expected* by the event reader the moment the `create` event arrives, and
+/// filled when the read lands, so that the event loop, at the `network connect`, can wait the
+/// few milliseconds the read still needs instead of missing it: under load (two test binaries
+/// starting containers at once on 2 cores) the read lost that race and the container was
+/// published only after its start, 400 ms later.
 #[derive(Clone, Default)]
-pub struct Created(Arc<Mutex<HashMap<String, (Instant, ContainerInspectResponse)>>>);
+pub struct Created(Arc<CreatedInner>);
+
+#[derive(Default)]
+pub struct CreatedInner {
+    map: Mutex<HashMap<String, (Instant, Slot)>>,
+    /// Woken whenever a read lands or is given up.
+    changed: tokio::sync::Notify,
+}
+
+enum Slot {
+    /// The read is on its way.
+    Reading,
+    Read(Box<ContainerInspectResponse>),
+}
 
 impl Created {
     pub const TTL: Duration = Duration::from_secs(10);
     /// Entries kept at most (a burst of creates without starts).
     const MAX: usize = 1024;
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, ContainerInspectResponse)>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Slot)>> {
+        self.0.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps `container` as read (or as it will be once started), for [`Created::TTL`].
-    pub fn keep(&self, id: &str, container: ContainerInspectResponse) {
+    fn put(&self, id: &str, slot: Slot) {
         let mut map = self.lock();
         let now = Instant::now();
-        if map.len() >= Self::MAX {
+        if map.len() >= Self::MAX && !map.contains_key(id) {
             map.retain(|_, (at, _)| now.duration_since(*at) < Self::TTL);
             if map.len() >= Self::MAX {
                 return;
             }
         }
-        map.insert(id.to_string(), (now, container));
+        map.insert(id.to_string(), (now, slot));
     }
 
-    /// The container as kept, while it is fresh.
-    pub fn get(&self, id: &str) -> Option<ContainerInspectResponse> {
-        let map = self.lock();
-        let (at, container) = map.get(id)?;
-        (at.elapsed() < Self::TTL).then(|| container.clone())
+    /// Marks `id` as being read: [`Created::wait`] waits for it.
+    pub fn expect(&self, id: &str) {
+        self.put(id, Slot::Reading);
     }
 
+    /// Keeps `container` as read (or as it will be once started), for [`Created::TTL`].
+    pub fn keep(&self, id: &str, container: ContainerInspectResponse) {
+        self.put(id, Slot::Read(Box::new(container)));
+        self.0.changed.notify_waiters();
+    }
+
+    /// The container as kept, while it is fresh; waits up to `limit` for a read on its way.
+    /// None when it was not read at `create`, the read failed, or it is late.
+    pub async fn wait(&self, id: &str, limit: Duration) -> Option<ContainerInspectResponse> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // Registered before the look, so a read landing in between still wakes us.
+            let notified = self.0.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.lock().get(id) {
+                Some((at, _)) if at.elapsed() >= Self::TTL => return None,
+                Some((_, Slot::Read(container))) => return Some(container.as_ref().clone()),
+                Some((_, Slot::Reading)) => {}
+                None => return None,
+            }
+            tokio::time::timeout_at(deadline, notified).await.ok()?;
+        }
+    }
+
+    /// Forgets `id`, read or on its way (a waiter gives up at once).
     pub fn forget(&self, id: &str) {
         self.lock().remove(id);
+        self.0.changed.notify_waiters();
     }
 }
 
@@ -181,7 +222,9 @@ impl EarlyAskers {
     /// began waits for it, and must not hold up the rest), and keeps it in [`Created`].
     fn read_created(&self, container: String) {
         let Ok(permit) = Arc::clone(&self.reads).try_acquire_owned() else {
-            return; // a burst: these containers are read after their start, as before
+            // A burst: these containers are read after their start, as before.
+            self.created.forget(&container);
+            return;
         };
         let docker = self.docker.clone();
         let created = self.created.clone();
@@ -196,8 +239,9 @@ impl EarlyAskers {
                 Ok(c) if c.state.as_ref().and_then(|s| s.running) != Some(true) => {
                     created.keep(&container, c);
                 }
-                Ok(_) => {}
+                Ok(_) => created.forget(&container),
                 Err(error) => {
+                    created.forget(&container);
                     debug!(%error, container, "early askers: cannot read a created container")
                 }
             }
@@ -396,6 +440,44 @@ fn short(id: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn named(name: &str) -> ContainerInspectResponse {
+        ContainerInspectResponse {
+            name: Some(name.into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connect_waits_for_the_create_read_on_its_way_and_no_longer() {
+        let created = Created::default();
+        // Nothing expected: no wait at all.
+        let started = Instant::now();
+        assert!(created.wait("none", Duration::from_secs(5)).await.is_none());
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // Expected, landing 30 ms later: the waiter gets it.
+        created.expect("a");
+        let landing = created.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            landing.keep("a", named("/a"));
+        });
+        let got = created.wait("a", Duration::from_secs(5)).await;
+        assert_eq!(got.and_then(|c| c.name), Some("/a".to_string()));
+        // Expected, then given up: the waiter is told at once, not at its limit.
+        created.expect("b");
+        let giving_up = created.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            giving_up.forget("b");
+        });
+        let started = Instant::now();
+        assert!(created.wait("b", Duration::from_secs(5)).await.is_none());
+        assert!(started.elapsed() < Duration::from_secs(4));
+        // Expected and never landing: the limit holds.
+        created.expect("c");
+        assert!(created.wait("c", Duration::from_millis(50)).await.is_none());
+    }
 
     #[test]
     fn endpoint_addresses_drop_prefix_lengths_and_blanks() {
