@@ -20,11 +20,12 @@ use crate::{
     fd_budget,
     registry::Registry,
     source::{
-        docker::{DockerOptions, DockerSource, Policy},
+        docker::{self as docker_source, DockerOptions, DockerSource, Policy},
+        publish::Publisher,
         static_file::{self, StaticSource},
-        swarm::{SwarmOptions, SwarmSource},
+        swarm::{self as swarm_source, SwarmOptions, SwarmSource},
     },
-    telemetry::{self, http::Readiness},
+    telemetry::{self, http::Readiness, names},
 };
 
 /// Why the server could not start.
@@ -248,8 +249,13 @@ pub async fn start(launch: Launch) -> Result<Running, StartError> {
             max_pending_events: docker.max_pending_events,
             reconcile: Duration::from_secs(docker.reconcile_secs),
         };
-        let mut source = DockerSource::new(options, Arc::clone(&registry))
-            .with_ready(ready_signal(&readiness, "docker"));
+        let publisher = Publisher::new(
+            Arc::clone(&registry),
+            docker_source::OWNER,
+            names::DOCKER_STALE,
+        )
+        .with_ready(ready_signal(&readiness, "docker"));
+        let mut source = DockerSource::new(options, publisher);
         if docker.attach_bridges || docker.attach_default_bridge {
             let (tx, rx) = tokio::sync::mpsc::channel(64);
             source = source.with_bridges(tx, docker.attach_bridges, docker.attach_default_bridge);
@@ -267,8 +273,13 @@ pub async fn start(launch: Launch) -> Result<Running, StartError> {
             host: swarm.host.clone().or_else(|| docker.host.clone()),
             poll: Duration::from_millis(swarm.poll_interval_ms),
         };
-        let source = SwarmSource::new(options, Arc::clone(&registry))
-            .with_ready(ready_signal(&readiness, "swarm"));
+        let publisher = Publisher::new(
+            Arc::clone(&registry),
+            swarm_source::OWNER,
+            names::SWARM_STALE,
+        )
+        .with_ready(ready_signal(&readiness, "swarm"));
+        let source = SwarmSource::new(options, publisher);
         tokio::spawn(source.run());
     }
     let listeners = dns::bind(&listen, responder, admission, udp_options).await?;

@@ -24,13 +24,19 @@ pub trait LiveSource: Send {
     type Error: Display + Send;
     /// Connects, syncs and follows until something fails; returns what did.
     fn session(&mut self) -> impl Future<Output = Self::Error> + Send;
-    /// Marks what the source published as stale (its gauge), or fresh again.
-    fn set_stale(&self, stale: bool);
+    /// What it publishes through: its staleness and its syncs are kept there.
+    fn publisher(&self) -> &crate::source::publish::Publisher;
     /// How many endpoints it holds, for the warning.
     fn endpoints_held(&self) -> usize;
+    /// Marks what the source published as stale (its gauge), or fresh again.
+    fn set_stale(&self, stale: bool) {
+        self.publisher().set_stale(stale);
+    }
     /// How many syncs it has applied since the process started: none yet means it has never
     /// been reached, which is said differently from losing it.
-    fn syncs(&self) -> u64;
+    fn syncs(&self) -> u64 {
+        self.publisher().syncs()
+    }
 }
 
 /// Follows `source` forever, reconnecting with capped backoff. Each failure is logged once:

@@ -10,6 +10,7 @@ pub mod bridge;
 pub mod docker;
 pub mod engine;
 pub mod live;
+pub mod publish;
 pub mod reach;
 pub mod static_file;
 pub mod swarm;

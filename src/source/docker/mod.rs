@@ -7,11 +7,13 @@
 //! stay as they were (stale, and logged as such) and the session starts again with capped
 //! backoff. This module reads the engine only; it never writes to it.
 
+mod client;
 mod early;
+pub mod state;
 pub mod translate;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -20,26 +22,21 @@ use bollard::{
     Docker,
     errors::Error as BollardError,
     models::{EventMessage, EventMessageTypeEnum},
-    query_parameters::{
-        EventsOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
-        ListContainersOptions, ListNetworksOptions,
-    },
+    query_parameters::EventsOptionsBuilder,
 };
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::StreamExt;
 use metrics::{counter, gauge, histogram};
 use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
 pub use translate::Policy;
-use translate::{NetworkFacts, NoBridge, asker_addresses_of, bridge_of, endpoints_of};
+use translate::{NetworkFacts, NoBridge, bridge_of};
 
-use super::{
-    bridge::BridgeEvent,
-    engine::{Engine, LABEL_SWARM_TASK},
-    tracked::{EndpointKey, Tracked},
-};
-use crate::registry::{Change, Endpoint, Owner, Registry};
+use state::{ContainerFacts, DockerState, SnapshotFacts};
+
+use super::{bridge::BridgeEvent, engine::Engine, publish::Publisher};
+use crate::registry::Owner;
 use crate::telemetry::names;
 
 /// Container actions that can change what a container answers to.
@@ -67,10 +64,6 @@ const EARLY_CONTAINER_ACTIONS: [&str; 1] = ["create"];
 /// (2–3 ms unloaded). Past it the container is read whole after its start (400–480 ms), as
 /// it would have been without the read.
 const CREATED_READ_WAIT: Duration = Duration::from_millis(250);
-/// Containers inspected at once during a snapshot.
-const SNAPSHOT_CONCURRENCY: usize = 8;
-/// A snapshot logs progress every this many containers.
-const PROGRESS_EVERY: usize = 50;
 
 #[derive(Debug, Clone)]
 pub struct DockerOptions {
@@ -111,51 +104,27 @@ pub enum DockerSourceError {
     Unreachable { address: String, reason: String },
 }
 
-fn request_error(what: impl Into<String>) -> impl FnOnce(BollardError) -> DockerSourceError {
-    let what = what.into();
-    move |source| DockerSourceError::Request { what, source }
-}
-
-fn is_not_found(error: &BollardError) -> bool {
-    matches!(
-        error,
-        BollardError::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
-}
-
-/// The running source: its options, what it applied, and where it reports bridges.
+/// The running source: its options, what it applied (`state.rs`), where it publishes and
+/// where it reports bridges.
 pub struct DockerSource {
     options: DockerOptions,
-    registry: Arc<Registry>,
-    tracked: Tracked,
+    publisher: Publisher,
+    state: DockerState,
     bridges: Option<Bridges>,
-    ready: Option<tokio::sync::oneshot::Sender<()>>,
-    /// Container ID → the asker key and nameless addresses published for it.
-    askers: HashMap<String, (String, Vec<std::net::IpAddr>)>,
-    /// The running containers as last listed (ID → what the list says of them), for the
-    /// periodic reconcile.
-    listed: HashMap<String, String>,
     /// Containers as read at `create` (`early.rs`), published from at `network connect`.
     created: early::Created,
-    /// Snapshots applied since the process started.
-    syncs: u64,
 }
 
 impl DockerSource {
-    pub fn new(options: DockerOptions, registry: Arc<Registry>) -> DockerSource {
+    /// Publishes through `publisher` (as [`OWNER`]); it is ready when the first snapshot is
+    /// applied.
+    pub fn new(options: DockerOptions, publisher: Publisher) -> DockerSource {
         DockerSource {
             options,
-            registry,
-            tracked: Tracked::default(),
+            publisher,
+            state: DockerState::default(),
             bridges: None,
-            ready: None,
-            askers: HashMap::new(),
-            listed: HashMap::new(),
             created: early::Created::default(),
-            syncs: 0,
         }
     }
 
@@ -172,12 +141,6 @@ impl DockerSource {
             user_defined,
             attach_default,
         });
-        self
-    }
-
-    /// Signalled once, when the first snapshot has been applied.
-    pub fn with_ready(mut self, ready: tokio::sync::oneshot::Sender<()>) -> DockerSource {
-        self.ready = Some(ready);
         self
     }
 
@@ -210,29 +173,26 @@ impl DockerSource {
             let reason = crate::source::reach::unreachable_reason(&address, &error);
             DockerSourceError::Unreachable { address, reason }
         })?;
-        let engine = engine_of(&docker).await?;
+        let engine = client::engine_of(&docker).await?;
         if engine != self.options.policy.engine {
             info!(engine = engine.name(), "the engine's naming rules apply");
         }
         self.options.policy.engine = engine;
         // Taken from the engine's clock before the snapshot and handed to the event stream: no
         // gap between the two, however far our clock is from the engine's.
-        let since = engine_now(&docker).await?;
+        let since = client::engine_now(&docker).await?;
         // Early askers: containers scoped from their `network connect`, and unknown askers
         // looked up, beside this loop (see `early.rs`); it ends with the session.
         let (early_tx, early_rx) = mpsc::channel(early::EVENT_QUEUE);
         self.created = early::Created::default();
         let early = early::EarlyAskers::new(
             docker.clone(),
-            Arc::clone(&self.registry),
+            Arc::clone(self.publisher.registry()),
             engine,
             self.created.clone(),
         );
         let _early = AbortOnDropHandle::new(tokio::spawn(early.run(early_rx)));
         self.snapshot(&docker).await?;
-        if let Some(ready) = self.ready.take() {
-            let _ = ready.send(());
-        }
 
         let mut filters = HashMap::from([("type", vec!["container", "network"])]);
         if engine.filters_events_by_action() {
@@ -316,7 +276,7 @@ impl DockerSource {
                 continue;
             }
             gauge!(names::DOCKER_PENDING_EVENTS).set(rx.len() as f64);
-            let event = event.map_err(request_error("events"))?;
+            let event = event.map_err(client::request_error("events"))?;
             self.handle_event(&docker, event).await?;
         }
         Ok(())
@@ -324,106 +284,43 @@ impl DockerSource {
 
     async fn snapshot(&mut self, docker: &Docker) -> Result<(), DockerSourceError> {
         let started = Instant::now();
-        let networks = docker
-            .list_networks(None::<ListNetworksOptions>)
-            .await
-            .map_err(request_error("list networks"))?;
-        let user_networks: BTreeSet<String> = networks
-            .iter()
-            .filter_map(|n| n.name.clone())
-            .filter(|n| self.engine().is_user_defined(n))
-            .collect();
+        let networks = client::networks(docker).await?;
+        let engine = self.engine();
+        let user_defined = |n: &bollard::models::Network| {
+            n.name.clone().filter(|name| engine.is_user_defined(name))
+        };
         let bridges: Vec<_> = networks
             .iter()
             .filter_map(NetworkFacts::of_listed)
             .filter_map(|n| self.bridge(n))
             .collect();
-        let internal: Vec<Change> = networks
-            .iter()
-            .filter_map(|n| {
-                let name = n
-                    .name
-                    .clone()
-                    .filter(|name| self.engine().is_user_defined(name))?;
-                Some(Change::NetworkInternal {
-                    network: name,
-                    internal: n.internal == Some(true),
-                })
-            })
-            .collect();
-
-        let containers = docker
-            .list_containers(None::<ListContainersOptions>)
-            .await
-            .map_err(request_error("list containers"))?;
-        self.listed = listed(&containers);
-        let ids: Vec<String> = containers.into_iter().filter_map(|c| c.id).collect();
+        let running = client::running(docker).await?;
+        let listed = client::listed(&running);
+        let ids: Vec<String> = running.into_iter().filter_map(|c| c.id).collect();
         let total = ids.len();
         info!(
-            networks = user_networks.len(),
+            networks = networks.iter().filter_map(user_defined).count(),
             containers = total,
             "Docker snapshot: inspecting running containers"
         );
-        let policy = self.options.policy;
-        let gwbridge = &gwbridge_addresses(docker).await?;
-        let mut inspected = stream::iter(ids)
-            .map(|id| async move {
-                match docker
-                    .inspect_container(&id, None::<InspectContainerOptions>)
-                    .await
-                {
-                    Ok(c) => {
-                        let via_gwbridge = gwbridge.get(&id).copied();
-                        let asks_from = asker_addresses_of(&c, via_gwbridge, policy.engine);
-                        Ok((id, endpoints_of(&c, policy), asks_from))
-                    }
-                    // Gone since the list.
-                    Err(e) if is_not_found(&e) => Ok((id, Vec::new(), None)),
-                    Err(e) => Err(request_error(format!("inspect container {id}"))(e)),
-                }
-            })
-            .buffer_unordered(SNAPSHOT_CONCURRENCY);
-        let mut endpoints: BTreeMap<EndpointKey, Endpoint> = BTreeMap::new();
-        let mut askers: HashMap<String, Option<(String, Vec<std::net::IpAddr>)>> = HashMap::new();
-        let mut done = 0usize;
-        while let Some((id, found, asks_from)) = inspected.try_next().await? {
-            done += 1;
-            if done.is_multiple_of(PROGRESS_EVERY) {
-                info!(done, total, "Docker snapshot progress");
-            }
-            for ep in found {
-                endpoints.insert((ep.network.clone(), ep.container.clone()), ep);
-            }
-            askers.insert(id, asks_from);
-        }
-        // Containers gone since the last snapshot take their nameless addresses with them.
-        for gone in self
-            .askers
-            .keys()
-            .filter(|id| !askers.contains_key(*id))
-            .cloned()
-            .collect::<Vec<_>>()
-        {
-            askers.insert(gone, None);
-        }
-        // A container's networks can only be ones the engine listed, or ones created since.
-        let mut networks_now = user_networks;
-        networks_now.extend(endpoints.keys().map(|(n, _)| n.clone()));
-        let mut changes = self.tracked.reconcile(networks_now, endpoints);
-        changes.extend(internal);
-        for (id, asks_from) in askers {
-            changes.extend(self.asker_changes(&id, asks_from));
-        }
+        let facts = SnapshotFacts {
+            networks: networks.iter().filter_map(user_defined).collect(),
+            internal: networks
+                .iter()
+                .filter_map(|n| Some((user_defined(n)?, n.internal == Some(true))))
+                .collect(),
+            listed,
+            containers: client::containers(docker, ids, self.options.policy).await?,
+        };
+        let changes = self.state.snapshot(facts);
         let applied = changes.len();
-        self.registry.apply_all(OWNER, changes);
-        // Fresh from this moment: the gauge turns with the records, not after the bookkeeping.
-        crate::source::live::LiveSource::set_stale(self, false);
-        self.syncs += 1;
+        self.publisher.apply_all(changes);
+        self.publisher.synced();
         self.report_bridges(BridgeEvent::Sync(bridges)).await;
         counter!(names::DOCKER_RESYNCS_TOTAL).increment(1);
         info!(
             containers = total,
-            endpoints = self.tracked.endpoint_count(),
+            endpoints = self.state.endpoint_count(),
             changes = applied,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Docker snapshot applied; following events"
@@ -466,9 +363,9 @@ impl DockerSource {
                     // past its grace, `kill`, `rm -f`): no read needed (one would wait on the
                     // engine's lock while it cleans up, 100-150 ms), and Docker's own DNS drops
                     // it at its cleanup. A restart policy brings it back through `start`.
-                    let _ = self.apply_container(&id, Vec::new(), None);
+                    self.publish_container(&id, ContainerFacts::default());
                 } else {
-                    let _ = self.refresh_container(docker, &id).await?;
+                    self.refresh_container(docker, &id).await?;
                 }
                 // Read whole now: what was read at `create` has served its turn.
                 self.created.forget(&id);
@@ -477,39 +374,24 @@ impl DockerSource {
                 let network = attributes.get("name").cloned().unwrap_or_default();
                 match verb.as_str() {
                     "create" if self.engine().is_user_defined(&network) => {
-                        let changes = self.tracked.add_network(&network);
-                        self.registry.apply_all(OWNER, changes);
-                        if let Some(id) = actor.id.as_deref() {
-                            match docker
-                                .inspect_network(id, None::<InspectNetworkOptions>)
-                                .await
-                            {
-                                Ok(n) => {
-                                    self.registry.apply(
-                                        OWNER,
-                                        Change::NetworkInternal {
-                                            network: network.clone(),
-                                            internal: n.internal == Some(true),
-                                        },
-                                    );
-                                    if let Some(bridge) =
-                                        NetworkFacts::of_inspected(&n).and_then(|n| self.bridge(n))
-                                    {
-                                        self.report_bridges(BridgeEvent::Up(bridge)).await;
-                                    }
-                                }
-                                Err(e) if is_not_found(&e) => {}
-                                Err(e) => {
-                                    return Err(request_error(format!(
-                                        "inspect network {network}"
-                                    ))(e));
-                                }
-                            }
+                        let inspected = match actor.id.as_deref() {
+                            Some(id) => client::network(docker, id).await?,
+                            None => None,
+                        };
+                        let internal = inspected.as_ref().map(|n| n.internal == Some(true));
+                        let changes = self.state.network_created(&network, internal);
+                        self.publisher.apply_all(changes);
+                        if let Some(bridge) = inspected
+                            .as_ref()
+                            .and_then(NetworkFacts::of_inspected)
+                            .and_then(|n| self.bridge(n))
+                        {
+                            self.report_bridges(BridgeEvent::Up(bridge)).await;
                         }
                     }
                     "destroy" => {
-                        let changes = self.tracked.remove_network(&network);
-                        self.registry.apply_all(OWNER, changes);
+                        let changes = self.state.network_destroyed(&network);
+                        self.publisher.apply_all(changes);
                         self.report_bridges(BridgeEvent::Down(network)).await;
                     }
                     "connect" | "disconnect" => {
@@ -521,11 +403,11 @@ impl DockerSource {
                             if verb == "disconnect" {
                                 // Gone from that network now, as from Docker's DNS; the read
                                 // below (which may wait on the engine) settles the rest.
-                                let changes = self.tracked.remove_endpoint(container, &network);
-                                self.registry.apply_all(OWNER, changes);
+                                let changes = self.state.left_network(container, &network);
+                                self.publisher.apply_all(changes);
                             }
                             if !early {
-                                let _ = self.refresh_container(docker, container).await?;
+                                self.refresh_container(docker, container).await?;
                             }
                         }
                     }
@@ -544,41 +426,14 @@ impl DockerSource {
         Ok(())
     }
 
-    /// Re-reads container `id` and applies it; returns whether that changed anything.
+    /// Re-reads container `id` and publishes it; returns whether that changed anything.
     async fn refresh_container(
         &mut self,
         docker: &Docker,
         id: &str,
     ) -> Result<bool, DockerSourceError> {
-        let (endpoints, asks_from) = match docker
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-        {
-            Ok(c) => {
-                debug!(
-                    id,
-                    state = translate::describe(&c, self.options.policy),
-                    "container inspected"
-                );
-                let is_task = c
-                    .config
-                    .as_ref()
-                    .and_then(|cfg| cfg.labels.as_ref())
-                    .is_some_and(|l| l.contains_key(LABEL_SWARM_TASK));
-                let via_gwbridge = if is_task {
-                    gwbridge_addresses(docker).await?.get(id).copied()
-                } else {
-                    None
-                };
-                (
-                    endpoints_of(&c, self.options.policy),
-                    asker_addresses_of(&c, via_gwbridge, self.engine()),
-                )
-            }
-            Err(e) if is_not_found(&e) => (Vec::new(), None),
-            Err(e) => return Err(request_error(format!("inspect container {id}"))(e)),
-        };
-        Ok(self.apply_container(id, endpoints, asks_from))
+        let facts = client::container(docker, id, self.options.policy).await?;
+        Ok(self.publish_container(id, facts))
     }
 
     /// Publishes a container that is being started from what was read at its `create`
@@ -606,8 +461,7 @@ impl DockerSource {
         }
         let name = name.as_str();
         let started = translate::as_started(&created, name, &addresses);
-        let endpoints = endpoints_of(&started, self.options.policy);
-        let asks_from = asker_addresses_of(&started, None, self.engine());
+        let facts = client::facts_of(&started, None, self.options.policy);
         self.created.keep(container, started);
         counter!(names::DOCKER_EARLY_ASKERS_TOTAL, "how" => "created").increment(1);
         debug!(
@@ -615,7 +469,7 @@ impl DockerSource {
             network = name,
             "published at network connect, from the create-time read"
         );
-        self.apply_container(container, endpoints, asks_from);
+        self.publish_container(container, facts);
         true
     }
 
@@ -623,30 +477,15 @@ impl DockerSource {
     /// changed, appeared or went; what that corrects, the event stream had missed (counted:
     /// in a healthy run the counter stays at 0).
     async fn reconcile(&mut self, docker: &Docker) -> Result<(), DockerSourceError> {
-        let containers = docker
-            .list_containers(None::<ListContainersOptions>)
-            .await
-            .map_err(request_error("list containers"))?;
-        let now = listed(&containers);
+        let now = client::listed(&client::running(docker).await?);
+        let relisted = self.state.relist(now);
         let mut corrections = 0u64;
-        let changed: Vec<String> = now
-            .iter()
-            .filter(|(id, seen)| self.listed.get(*id) != Some(*seen))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in changed {
+        for id in relisted.changed {
             corrections += u64::from(self.refresh_container(docker, &id).await?);
         }
-        let gone: Vec<String> = self
-            .listed
-            .keys()
-            .filter(|id| !now.contains_key(*id))
-            .cloned()
-            .collect();
-        for id in gone {
-            corrections += u64::from(self.apply_container(&id, Vec::new(), None));
+        for id in relisted.gone {
+            corrections += u64::from(self.publish_container(&id, ContainerFacts::default()));
         }
-        self.listed = now;
         if corrections > 0 {
             counter!(names::SOURCE_RECONCILE_CORRECTIONS_TOTAL, "source" => "docker")
                 .increment(corrections);
@@ -658,51 +497,13 @@ impl DockerSource {
         Ok(())
     }
 
-    /// The changes that make the nameless addresses published for container `id` equal
-    /// `now` (see [`asker_addresses_of`]); none when nothing changed.
-    fn asker_changes(
-        &mut self,
-        id: &str,
-        now: Option<(String, Vec<std::net::IpAddr>)>,
-    ) -> Vec<Change> {
-        let before = match &now {
-            Some(now) => self.askers.insert(id.to_string(), now.clone()),
-            None => self.askers.remove(id),
-        };
-        if before == now {
-            return Vec::new();
-        }
-        let mut changes = Vec::new();
-        if let Some((key, _)) = before
-            && now.as_ref().is_none_or(|(k, _)| *k != key)
-        {
-            changes.push(Change::AskerAddresses {
-                container: key,
-                addresses: Vec::new(),
-            });
-        }
-        if let Some((key, addresses)) = now {
-            changes.push(Change::AskerAddresses {
-                container: key,
-                addresses,
-            });
-        }
-        changes
-    }
-
-    /// Applies what container `id` is now; returns whether that changed anything.
-    fn apply_container(
-        &mut self,
-        id: &str,
-        endpoints: Vec<Endpoint>,
-        asks_from: Option<(String, Vec<std::net::IpAddr>)>,
-    ) -> bool {
-        let mut changes: Vec<Change> = self.tracked.replace_container(id, endpoints);
-        changes.extend(self.asker_changes(id, asks_from));
+    /// Publishes what container `id` is now; returns whether that changed anything.
+    fn publish_container(&mut self, id: &str, facts: ContainerFacts) -> bool {
+        let changes = self.state.container(id, facts);
         let changed = !changes.is_empty();
         if changed {
             debug!(id, changes = changes.len(), "container changed");
-            self.registry.apply_all(OWNER, changes);
+            self.publisher.apply_all(changes);
         }
         changed
     }
@@ -749,16 +550,12 @@ impl crate::source::live::LiveSource for DockerSource {
         }
     }
 
-    fn set_stale(&self, stale: bool) {
-        gauge!(names::DOCKER_STALE).set(if stale { 1.0 } else { 0.0 });
+    fn publisher(&self) -> &Publisher {
+        &self.publisher
     }
 
     fn endpoints_held(&self) -> usize {
-        self.tracked.endpoint_count()
-    }
-
-    fn syncs(&self) -> u64 {
-        self.syncs
+        self.state.endpoint_count()
     }
 }
 
@@ -810,88 +607,6 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
             interval.tick().await;
         }
         None => std::future::pending().await,
-    }
-}
-
-/// Which engine this is, by its `GET /version`: its naming rules differ (`source::engine`).
-async fn engine_of(docker: &Docker) -> Result<Engine, DockerSourceError> {
-    let version = docker.version().await.map_err(request_error("version"))?;
-    let platform = version.platform.as_ref().map(|p| p.name.as_str());
-    let components = version.components.iter().flatten().map(|c| c.name.as_str());
-    Ok(Engine::from_version(platform, components))
-}
-
-/// The engine's clock now, less a second, as `since` for its event stream (a replayed event
-/// is harmless, a missed one is not). netalias's own clock may differ from the engine's.
-async fn engine_now(docker: &Docker) -> Result<String, DockerSourceError> {
-    let info = docker.info().await.map_err(request_error("info"))?;
-    let engine = info.system_time.as_deref().and_then(|t| {
-        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-    });
-    let seconds = match engine {
-        Some(t) => t.unix_timestamp(),
-        None => {
-            warn!("the engine did not say its time; the event stream starts from ours");
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64)
-        }
-    };
-    Ok((seconds - 1).max(0).to_string())
-}
-
-/// What the list of running containers says of each, as far as its records go: state, health
-/// (the status's parenthesised part, without the uptime), names, and addresses per network.
-/// A container whose entry changes between two lists is re-read.
-fn listed(containers: &[bollard::models::ContainerSummary]) -> HashMap<String, String> {
-    containers
-        .iter()
-        .filter_map(|c| {
-            let id = c.id.clone()?;
-            let health = c
-                .status
-                .as_deref()
-                .and_then(|s| s.split_once('('))
-                .map(|(_, rest)| rest);
-            let mut networks: Vec<(String, String)> = c
-                .network_settings
-                .as_ref()
-                .and_then(|n| n.networks.as_ref())
-                .into_iter()
-                .flatten()
-                .map(|(name, ep)| (name.clone(), ep.ip_address.clone().unwrap_or_default()))
-                .collect();
-            networks.sort();
-            Some((
-                id,
-                format!("{:?}|{health:?}|{:?}|{networks:?}", c.state, c.names),
-            ))
-        })
-        .collect()
-}
-
-/// Container ID → its address on Swarm's `docker_gwbridge`, which only the network's inspect
-/// lists (a task's own inspect does not). Empty outside a swarm.
-async fn gwbridge_addresses(
-    docker: &Docker,
-) -> Result<HashMap<String, std::net::IpAddr>, DockerSourceError> {
-    match docker
-        .inspect_network("docker_gwbridge", None::<InspectNetworkOptions>)
-        .await
-    {
-        Ok(n) => Ok(n
-            .containers
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(id, c)| {
-                let ip = early::endpoint_addresses(&c)
-                    .into_iter()
-                    .find(std::net::IpAddr::is_ipv4)?;
-                Some((id, ip))
-            })
-            .collect()),
-        Err(e) if is_not_found(&e) => Ok(HashMap::new()),
-        Err(e) => Err(request_error("inspect network docker_gwbridge")(e)),
     }
 }
 

@@ -13,7 +13,6 @@ pub mod translate;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -24,8 +23,8 @@ use tracing::{debug, info, warn};
 
 use manager::{Manager, ManagerError, Role};
 
-use super::tracked::Tracked;
-use crate::registry::{Owner, Registry};
+use super::{publish::Publisher, tracked::Tracked};
+use crate::registry::Owner;
 use crate::telemetry::names;
 
 /// Re-read pace, and for how long, after an event.
@@ -47,33 +46,24 @@ pub struct SwarmOptions {
 
 pub struct SwarmSource {
     options: SwarmOptions,
-    registry: Arc<Registry>,
+    publisher: Publisher,
     tracked: Tracked,
     role: Option<Role>,
     /// When `role` was last asked of the engine.
     role_checked: Option<Instant>,
-    ready: Option<tokio::sync::oneshot::Sender<()>>,
-    /// Syncs applied since the process started.
-    syncs: u64,
 }
 
 impl SwarmSource {
-    pub fn new(options: SwarmOptions, registry: Arc<Registry>) -> SwarmSource {
+    /// Publishes through `publisher` (as [`OWNER`]); it is ready when the first read of the
+    /// cluster (or of not being in one) is applied.
+    pub fn new(options: SwarmOptions, publisher: Publisher) -> SwarmSource {
         SwarmSource {
             options,
-            registry,
+            publisher,
             tracked: Tracked::default(),
             role: None,
             role_checked: None,
-            ready: None,
-            syncs: 0,
         }
-    }
-
-    /// Signalled once, when the first read of the cluster (or of not being in one) is applied.
-    pub fn with_ready(mut self, ready: tokio::sync::oneshot::Sender<()>) -> SwarmSource {
-        self.ready = Some(ready);
-        self
     }
 
     /// Follows the manager forever, reconnecting with capped backoff (`source::live`).
@@ -117,11 +107,7 @@ impl SwarmSource {
             if let Err(e) = self.refresh(&manager).await {
                 return e;
             }
-            crate::source::live::LiveSource::set_stale(self, false);
-            self.syncs += 1;
-            if let Some(ready) = self.ready.take() {
-                let _ = ready.send(());
-            }
+            self.publisher.synced();
             let wait = if Instant::now() < quick_until {
                 QUICK_REREAD.min(self.options.poll)
             } else {
@@ -201,7 +187,7 @@ impl SwarmSource {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "Swarm state applied"
             );
-            self.registry.apply_all(OWNER, changes);
+            self.publisher.apply_all(changes);
         }
         histogram!(names::SWARM_REFRESH).record(started.elapsed().as_secs_f64());
         Ok(())
@@ -242,15 +228,11 @@ impl crate::source::live::LiveSource for SwarmSource {
         self.follow().await
     }
 
-    fn set_stale(&self, stale: bool) {
-        gauge!(names::SWARM_STALE).set(if stale { 1.0 } else { 0.0 });
+    fn publisher(&self) -> &Publisher {
+        &self.publisher
     }
 
     fn endpoints_held(&self) -> usize {
         self.tracked.endpoint_count()
-    }
-
-    fn syncs(&self) -> u64 {
-        self.syncs
     }
 }
