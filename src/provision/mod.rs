@@ -13,10 +13,14 @@
 pub mod apply;
 pub mod engine;
 pub mod error;
+#[cfg(test)]
+mod fake;
 mod load;
 pub mod plan;
 pub mod resolver;
 pub mod spec;
+#[cfg(test)]
+mod tests;
 pub mod validate;
 
 /// The label that marks what a stack owns.
