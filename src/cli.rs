@@ -117,8 +117,15 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ProvisionCommand {
-    /// Show what apply would create, change, keep or remove. Changes nothing.
-    Plan(ProvisionArgs),
+    /// Show what apply would create, change, keep or remove, or what it would refuse.
+    /// Changes nothing.
+    Plan {
+        #[command(flatten)]
+        args: ProvisionArgs,
+        /// Plan as `apply --recreate` would: recreate drifted networks with containers attached.
+        #[arg(long)]
+        recreate: bool,
+    },
     /// Make the engine match the file. A second apply reports no changes.
     Apply {
         #[command(flatten)]

@@ -394,6 +394,12 @@ fn missing_image_is_named_with_its_container() {
     );
     let file = StackFile::new(&stack);
     let _teardown = Teardown(&file);
+    // Plan knows it is missing: it read that once, with everything else.
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        plan.contains("+ image netalias-test/absent:1 (missing, will be pulled for natest-img-c)"),
+        "{plan}"
+    );
     let out = file.run(&["apply"]);
     let t = text(&out);
     assert!(!out.status.success());
@@ -443,7 +449,15 @@ fn network_drift_needs_recreate_and_foreign_resources_are_never_touched() {
         .expect("read")
         .replace("10.219.", "10.220.");
     std::fs::write(&file.path, moved).expect("write");
-    let plan = ok(file.run(&["plan"]));
+    // The refusal is plan's: `plan` shows what `apply` would refuse.
+    let refused_plan = file.run(&["plan"]);
+    assert!(!refused_plan.status.success());
+    assert!(
+        text(&refused_plan).contains("--recreate"),
+        "{}",
+        text(&refused_plan)
+    );
+    let plan = ok(file.run(&["plan", "--recreate"]));
     assert!(
         plan.contains(&format!(
             "~ network {net}: subnet 10.219.0.0/16 → 10.220.0.0/16"
@@ -795,6 +809,13 @@ fn a_network_that_cannot_be_recreated_is_refused_before_any_container_is_touched
     let mut others = Stack::default();
     others.run(&format!("{p}-foreign"), &["--network", &format!("{p}-net")]);
     std::fs::write(&file.path, stack("10.227.0.0/24")).expect("write");
+    let planned = file.run(&["plan", "--recreate"]);
+    assert!(!planned.status.success(), "refused at plan already");
+    assert!(
+        text(&planned).contains(&format!("{p}-foreign")),
+        "{}",
+        text(&planned)
+    );
     let out = file.run(&["apply", "--recreate"]);
     assert!(!out.status.success());
     assert!(

@@ -9,9 +9,9 @@ use anyhow::Context;
 use netalias::{
     cli::ProvisionCommand,
     provision::{
-        apply::{ApplyOptions, apply, destroy, selinux_warnings},
-        error::ProvisionError,
-        plan::{plan, read_engine},
+        apply::{apply, destroy, selinux_warnings},
+        engine::BollardEngine,
+        plan::{PlanOptions, plan, read_engine},
         spec::Stack,
     },
 };
@@ -40,8 +40,10 @@ pub(crate) fn provision(command: ProvisionCommand) -> ExitCode {
 
 async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
     let args = match &command {
-        ProvisionCommand::Plan(a) | ProvisionCommand::Status(a) => a,
-        ProvisionCommand::Apply { args, .. } | ProvisionCommand::Destroy { args, .. } => args,
+        ProvisionCommand::Status(a) => a,
+        ProvisionCommand::Plan { args, .. }
+        | ProvisionCommand::Apply { args, .. }
+        | ProvisionCommand::Destroy { args, .. } => args,
     };
     let adopt = args.adopt;
     // Validation first: a bad file creates nothing and never reaches the engine.
@@ -49,22 +51,30 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
     for warning in selinux_warnings(&stack) {
         eprintln!("warning: {warning}");
     }
-    let docker = match &args.docker_host {
-        Some(host) => bollard::Docker::connect_with_host(host),
-        None => bollard::Docker::connect_with_defaults(),
+    let docker = BollardEngine::connect(args.docker_host.as_deref()).await?;
+    if let ProvisionCommand::Destroy { volumes, .. } = command {
+        let summary = destroy(&docker, &stack, volumes, adopt, &mut |r| println!("{r}")).await?;
+        println!("stack {}: {summary}", stack.name());
+        return Ok(ExitCode::SUCCESS);
     }
-    .map_err(ProvisionError::Connect)?
-    .negotiate_version()
-    .await
-    .map_err(ProvisionError::Connect)?;
-    let engine = read_engine(&docker).await?;
+    let engine = read_engine(&docker, &stack).await?;
     match command {
-        ProvisionCommand::Plan(_) => {
-            println!("{}", plan(&stack, &engine, adopt)?);
+        ProvisionCommand::Plan { recreate, .. } => {
+            println!(
+                "{}",
+                plan(&stack, &engine, PlanOptions { adopt, recreate })?
+            );
             Ok(ExitCode::SUCCESS)
         }
         ProvisionCommand::Status(_) => {
-            let plan = plan(&stack, &engine, adopt)?;
+            // Whether the engine differs from the file, not whether apply may go: a drifted
+            // network in use is a difference, not a refusal (someone else's container on a
+            // network to recreate still is one).
+            let options = PlanOptions {
+                adopt,
+                recreate: true,
+            };
+            let plan = plan(&stack, &engine, options)?;
             println!("{plan}");
             Ok(if plan.changes() == 0 {
                 ExitCode::SUCCESS
@@ -73,19 +83,14 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
             })
         }
         ProvisionCommand::Apply { recreate, .. } => {
-            let plan = plan(&stack, &engine, adopt)?;
+            // Every refusal is here, before anything is touched: apply carries the plan out.
+            let plan = plan(&stack, &engine, PlanOptions { adopt, recreate })?;
             if plan.changes() == 0 {
                 println!("stack {}: no changes", stack.name());
                 return Ok(ExitCode::SUCCESS);
             }
             let started = std::time::Instant::now();
-            let summary = apply(
-                &docker,
-                &stack,
-                &plan,
-                ApplyOptions { recreate },
-                &mut |r| println!("{r}"),
-            )
+            let summary = apply(&docker, &stack, &plan, &mut |r| println!("{r}"))
                 .await
                 .context("apply stopped; what is listed above was done, and running apply again continues from there")?;
             println!(
@@ -95,11 +100,7 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        ProvisionCommand::Destroy { volumes, .. } => {
-            let summary =
-                destroy(&docker, &stack, volumes, adopt, &mut |r| println!("{r}")).await?;
-            println!("stack {}: {summary}", stack.name());
-            Ok(ExitCode::SUCCESS)
-        }
+        // Handled above: it reads the engine itself.
+        ProvisionCommand::Destroy { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -2,18 +2,25 @@
 //!
 //! `spec` holds the file's types, `load` reads a file into them (parse, `validate`, `resolver`),
 //! `validate` checks it without touching the engine, `resolver` makes
-//! the stack's netalias its containers' first resolver, `plan` diffs it against the engine,
-//! `apply` carries a plan out (and `destroy` undoes a stack). It shares only
-//! the Docker client and the config error type with the DNS server, and runs without it.
+//! the stack's netalias its containers' first resolver, `plan` reads the engine once and
+//! decides every action and every refusal, `apply` carries a plan out as it is (and `destroy`
+//! undoes a stack), both through `engine` (the Docker engine behind it, a fake in unit tests).
+//! It shares only the Docker client and the config error type with the DNS server, and runs
+//! without it.
 //! It never changes or removes anything that does not carry its stack's label, and never
 //! removes a volume or a host directory unless told to.
 
 pub mod apply;
+pub mod engine;
 pub mod error;
+#[cfg(test)]
+mod fake;
 mod load;
 pub mod plan;
 pub mod resolver;
 pub mod spec;
+#[cfg(test)]
+mod tests;
 pub mod validate;
 
 /// The label that marks what a stack owns.

@@ -1,164 +1,57 @@
-//! The plan: what `apply` would create, keep, recreate, start or remove, from a spec and the
-//! engine's current state. Reads the engine; never changes it.
+//! The plan: what `apply` will pull, create, keep, recreate, start or remove, and what it
+//! refuses, from a spec and one read of the engine (`read_engine`, through `engine::Engine`).
+//! Every decision is made here, so `provision plan` shows exactly what `apply` will do or
+//! refuse. Reads the engine; never changes it.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     fmt,
 };
 
-use bollard::{
-    Docker,
-    query_parameters::{
-        InspectNetworkOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
-    },
-};
 use ipnet::Ipv4Net;
 
 use super::{
-    FILE_LABEL, SPEC_LABEL, STACK_LABEL,
-    error::{ProvisionError, engine},
+    FILE_LABEL, STACK_LABEL,
+    engine::{ContainerState, Engine, EngineState, NetworkState, Owner, VolumeMount},
+    error::ProvisionError,
     spec::{ContainerSpec, Mount, NetworkMode, Stack},
     validate::{creation_order, overlaps, parse_cidr},
 };
 
-/// What the engine has, as far as provisioning cares.
-#[derive(Debug, Default)]
-pub struct EngineState {
-    pub networks: BTreeMap<String, NetworkState>,
-    pub volumes: BTreeMap<String, Owner>,
-    pub containers: BTreeMap<String, ContainerState>,
+/// Reads what the engine has: networks, volumes and containers. What `destroy` needs.
+pub async fn read_lists(engine: &impl Engine) -> Result<EngineState, ProvisionError> {
+    Ok(EngineState {
+        networks: engine.networks().await?.into_iter().collect(),
+        volumes: engine.volumes().await?.into_iter().collect(),
+        containers: engine.containers().await?.into_iter().collect(),
+        missing_images: BTreeSet::new(),
+    })
 }
 
-/// Whose a resource is: the stack named by its label, and the stack file that created it.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Owner {
-    pub stack: Option<String>,
-    pub file: Option<String>,
-}
-
-impl Owner {
-    fn of(labels: Option<&HashMap<String, String>>) -> Owner {
-        Owner {
-            stack: labels.and_then(|l| l.get(STACK_LABEL).cloned()),
-            file: labels.and_then(|l| l.get(FILE_LABEL).cloned()),
+/// Reads, once, everything `plan` decides from: the lists, what is attached to each network
+/// the stack declares (a drifted one in use needs `--recreate`; one holding someone else's
+/// container cannot be recreated), and which of the stack's images are missing.
+pub async fn read_engine(
+    engine: &impl Engine,
+    stack: &Stack,
+) -> Result<EngineState, ProvisionError> {
+    let mut state = read_lists(engine).await?;
+    for name in stack.networks.keys() {
+        if let Some(network) = state.networks.get_mut(name) {
+            network.attached = engine.attached(name).await?;
         }
     }
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct NetworkState {
-    pub owner: Owner,
-    pub driver: String,
-    pub subnet: Option<String>,
-    pub ip_range: Option<String>,
-    pub gateway: Option<String>,
-    pub internal: bool,
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct ContainerState {
-    pub owner: Owner,
-    pub spec: Option<String>,
-    pub running: bool,
-    pub networks: Vec<String>,
-    /// Volumes mounted in it (named, or anonymous ones the image's `VOLUME` made).
-    pub volumes: Vec<VolumeMount>,
-}
-
-/// A volume mounted in a container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolumeMount {
-    pub name: String,
-    pub destination: String,
-}
-
-pub async fn read_engine(docker: &Docker) -> Result<EngineState, ProvisionError> {
-    let mut state = EngineState::default();
-    for n in docker
-        .list_networks(None::<ListNetworksOptions>)
-        .await
-        .map_err(engine("list networks"))?
-    {
-        let Some(name) = n.name else { continue };
-        let config = n
-            .ipam
-            .and_then(|i| i.config)
-            .and_then(|c| c.into_iter().next())
-            .unwrap_or_default();
-        state.networks.insert(
-            name,
-            NetworkState {
-                owner: Owner::of(n.labels.as_ref()),
-                driver: n.driver.unwrap_or_default(),
-                subnet: config.subnet,
-                ip_range: config.ip_range,
-                gateway: config.gateway,
-                internal: n.internal == Some(true),
-            },
-        );
-    }
-    let volumes = docker
-        .list_volumes(None::<ListVolumesOptions>)
-        .await
-        .map_err(engine("list volumes"))?;
-    for v in volumes.volumes.unwrap_or_default() {
-        state.volumes.insert(v.name, Owner::of(Some(&v.labels)));
-    }
-    let all = ListContainersOptions {
-        all: true,
-        ..Default::default()
-    };
-    for c in docker
-        .list_containers(Some(all))
-        .await
-        .map_err(engine("list containers"))?
-    {
-        let Some(name) = c.names.and_then(|n| n.into_iter().next()) else {
-            continue;
-        };
-        let labels = c.labels.unwrap_or_default();
-        let networks = c
-            .network_settings
-            .and_then(|n| n.networks)
-            .map(|n| n.into_keys().collect())
-            .unwrap_or_default();
-        let volumes = c
-            .mounts
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|m| m.typ.as_deref() == Some("volume"))
-            .filter_map(|m| {
-                Some(VolumeMount {
-                    name: m.name?,
-                    destination: m.destination?,
-                })
-            })
-            .collect();
-        state.containers.insert(
-            name.trim_start_matches('/').to_string(),
-            ContainerState {
-                owner: Owner::of(Some(&labels)),
-                spec: labels.get(SPEC_LABEL).cloned(),
-                running: c.state.map(|s| s.to_string()) == Some("running".into()),
-                networks,
-                volumes,
-            },
-        );
+    let images: BTreeSet<&String> = stack
+        .containers
+        .values()
+        .map(|c| c.image.get_ref())
+        .collect();
+    for image in images {
+        if !engine.has_image(image).await? {
+            state.missing_images.insert(image.clone());
+        }
     }
     Ok(state)
-}
-
-/// The names of the containers attached to `network`.
-pub async fn attached(docker: &Docker, network: &str) -> Result<Vec<String>, ProvisionError> {
-    let n = docker
-        .inspect_network(network, None::<InspectNetworkOptions>)
-        .await
-        .map_err(engine(format!("inspect network {network}")))?;
-    Ok(n.containers
-        .unwrap_or_default()
-        .into_values()
-        .filter_map(|c| c.name)
-        .collect())
 }
 
 /// A stable fingerprint of a container's spec: a change means the container is recreated.
@@ -206,11 +99,20 @@ pub fn fingerprint(c: &ContainerSpec) -> String {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// An image a created or recreated container needs and the engine does not have. Pulls
+    /// come first in a plan: a failed one leaves everything as it was.
+    PullImage {
+        image: String,
+        container: String,
+    },
     CreateNetwork(String),
     KeepNetwork(String),
     RecreateNetwork {
         name: String,
         diff: String,
+        /// The containers on it, all the stack's (checked by `plan`): removed before it goes,
+        /// and recreated after (each has its `RecreateContainer`).
+        attached: Vec<String>,
     },
     RemoveNetwork(String),
     CreateVolume(String),
@@ -226,6 +128,12 @@ pub enum Action {
         /// Volumes of the old container that the spec does not name (an image's `VOLUME`),
         /// mounted at the same paths in the new one so that no data is lost.
         carried: Vec<VolumeMount>,
+        /// The old container is removed by its network's `RecreateNetwork` before this runs:
+        /// there is nothing to put aside, nor to put back if the new one fails.
+        removed_with_network: bool,
+        /// An earlier run stopped half-way left the old container aside (`NAME-netalias-old`):
+        /// it is removed first, to free the name.
+        stale_aside: bool,
     },
     /// Its spec is unchanged but it is not on all its networks (an apply stopped between
     /// create and connect): connect the missing ones, then start it.
@@ -237,10 +145,13 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether it changes a network, volume or container. A pull does not count: it comes
+    /// with a create or recreate, which does.
     pub fn is_change(&self) -> bool {
         !matches!(
             self,
-            Action::KeepNetwork(_)
+            Action::PullImage { .. }
+                | Action::KeepNetwork(_)
                 | Action::KeepVolume(_)
                 | Action::KeepContainer(_)
                 | Action::OrphanVolume(_)
@@ -251,9 +162,15 @@ impl Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Action::PullImage { image, container } => {
+                write!(
+                    f,
+                    "+ image {image} (missing, will be pulled for {container})"
+                )
+            }
             Action::CreateNetwork(n) => write!(f, "+ network {n}"),
             Action::KeepNetwork(n) => write!(f, "  network {n} (unchanged)"),
-            Action::RecreateNetwork { name, diff } => {
+            Action::RecreateNetwork { name, diff, .. } => {
                 write!(f, "~ network {name}: {diff} (recreate)")
             }
             Action::RemoveNetwork(n) => write!(f, "- network {n} (no longer declared)"),
@@ -270,6 +187,7 @@ impl fmt::Display for Action {
                 name,
                 reason,
                 carried,
+                ..
             } => {
                 write!(f, "~ container {name}: {reason} (recreate")?;
                 for v in carried {
@@ -331,11 +249,32 @@ fn short_volume(name: &str) -> &str {
     name.get(..12).unwrap_or(name)
 }
 
-/// Compares the spec with the engine. Fails on anything it must never touch: a resource of
-/// another stack, or of this stack but created from another file (unless `adopt`).
-pub fn plan(stack: &Stack, engine: &EngineState, adopt: bool) -> Result<Plan, ProvisionError> {
+/// What the command was told, that changes what may be done.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PlanOptions {
+    /// Take over resources of this stack that another stack file created.
+    pub adopt: bool,
+    /// Recreate networks whose settings drifted even when containers are attached.
+    pub recreate: bool,
+}
+
+/// The name an old container has while its replacement is made.
+pub fn aside_name(name: &str) -> String {
+    format!("{name}-netalias-old")
+}
+
+/// Compares the spec with the engine and decides everything `apply` does. Fails on anything
+/// it must never touch or may not do: a resource of another stack, or of this stack but
+/// created from another file (unless `adopt`); a drifted network with containers attached
+/// (unless `recreate`), or with someone else's container attached (never). `apply` carries
+/// the plan out as it is, so what `plan` accepts, `apply` does not refuse.
+pub fn plan(
+    stack: &Stack,
+    engine: &EngineState,
+    options: PlanOptions,
+) -> Result<Plan, ProvisionError> {
     let name = stack.name().to_string();
-    check_file(stack, engine, adopt)?;
+    check_file(stack, engine, options.adopt)?;
     let ours = |owner: &Owner| owner.stack.as_deref() == Some(name.as_str());
     let mut actions = Vec::new();
 
@@ -409,12 +348,33 @@ pub fn plan(stack: &Stack, engine: &EngineState, adopt: bool) -> Result<Plan, Pr
                 }
                 if diff.is_empty() {
                     actions.push(Action::KeepNetwork(net_name.clone()));
-                } else {
-                    actions.push(Action::RecreateNetwork {
-                        name: net_name.clone(),
-                        diff: diff.join(", "),
+                    continue;
+                }
+                let diff = diff.join(", ");
+                let attached = &state.attached;
+                if !attached.is_empty() && !options.recreate {
+                    return Err(ProvisionError::NetworkInUse {
+                        network: net_name.clone(),
+                        diff,
+                        attached: attached.len(),
                     });
                 }
+                // Recreating removes every container on it: someone else's would be lost.
+                if let Some(foreign) = attached
+                    .iter()
+                    .find(|c| engine.containers.get(*c).is_none_or(|s| !ours(&s.owner)))
+                {
+                    return Err(ProvisionError::NotOwned {
+                        kind: "container (attached to a network being recreated)",
+                        name: foreign.clone(),
+                        stack: name,
+                    });
+                }
+                actions.push(Action::RecreateNetwork {
+                    name: net_name.clone(),
+                    diff,
+                    attached: attached.clone(),
+                });
             }
         }
     }
@@ -440,10 +400,37 @@ pub fn plan(stack: &Stack, engine: &EngineState, adopt: bool) -> Result<Plan, Pr
             _ => None,
         })
         .collect();
+    // Removed by a network's recreate before their own turn comes.
+    let removed_with_networks: Vec<String> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RecreateNetwork { attached, .. } => Some(attached),
+            _ => None,
+        })
+        .flatten()
+        .cloned()
+        .collect();
+    let mut pulls = Vec::new();
+    let mut pull_for = |container: &String| {
+        let image = stack.containers[container].image.get_ref();
+        if engine.missing_images.contains(image)
+            && !pulls
+                .iter()
+                .any(|p| matches!(p, Action::PullImage { image: i, .. } if i == image))
+        {
+            pulls.push(Action::PullImage {
+                image: image.clone(),
+                container: container.clone(),
+            });
+        }
+    };
     for container in creation_order(stack) {
         let spec = &stack.containers[&container];
         match engine.containers.get(&container) {
-            None => actions.push(Action::CreateContainer(container.clone())),
+            None => {
+                pull_for(&container);
+                actions.push(Action::CreateContainer(container.clone()));
+            }
             Some(state) if !ours(&state.owner) => {
                 return Err(ProvisionError::NotOwned {
                     kind: "container",
@@ -471,11 +458,16 @@ pub fn plan(stack: &Stack, engine: &EngineState, adopt: bool) -> Result<Plan, Pr
                     _ => Vec::new(),
                 };
                 match reason {
-                    Some(reason) => actions.push(Action::RecreateContainer {
-                        name: container.clone(),
-                        reason,
-                        carried: carried_volumes(engine, spec, state),
-                    }),
+                    Some(reason) => {
+                        pull_for(&container);
+                        actions.push(Action::RecreateContainer {
+                            name: container.clone(),
+                            reason,
+                            carried: carried_volumes(engine, spec, state),
+                            removed_with_network: removed_with_networks.contains(&container),
+                            stale_aside: engine.containers.contains_key(&aside_name(&container)),
+                        });
+                    }
                     None if !missing.is_empty() => actions.push(Action::CompleteContainer {
                         name: container.clone(),
                         missing,
@@ -516,9 +508,11 @@ pub fn plan(stack: &Stack, engine: &EngineState, adopt: bool) -> Result<Plan, Pr
             r.dir.display()
         )
     });
+    // Every image before anything changes: a failed pull must leave the old service running.
+    pulls.append(&mut actions);
     Ok(Plan {
         stack: name,
-        actions,
+        actions: pulls,
         resolver,
     })
 }

@@ -1,0 +1,560 @@
+//! The engine as provisioning sees it: what it reports (`EngineState` and its parts) and the
+//! operations `plan` reads through and `apply` writes through ([`Engine`]). [`BollardEngine`]
+//! puts the Docker engine behind it; it holds every bollard call of provisioning, and unit tests
+//! put an in-memory fake in its place.
+//!
+//! It translates, and never decides: which calls are made, and in which order, is `plan`'s and
+//! `apply`'s. It imports neither (they import it).
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    future::Future,
+};
+
+use bollard::{
+    Docker,
+    models::{
+        ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig, Ipam,
+        IpamConfig, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, RestartPolicy,
+        RestartPolicyNameEnum, VolumeCreateRequest,
+    },
+    query_parameters::{
+        CreateContainerOptionsBuilder, CreateImageOptions, InspectNetworkOptions,
+        ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions,
+        RemoveVolumeOptions, RenameContainerOptionsBuilder, StartContainerOptions,
+        StopContainerOptions,
+    },
+};
+use futures_util::StreamExt;
+
+use super::{
+    FILE_LABEL, SPEC_LABEL, STACK_LABEL,
+    error::{ProvisionError, engine, is_not_found},
+    spec::{Attachment, ContainerSpec, NetworkMode, NetworkSpec, VolumeSpec},
+};
+
+/// What the engine has, as far as provisioning cares: read once (`plan::read_engine`), and
+/// everything `plan` decides is decided from it.
+#[derive(Debug, Default, Clone)]
+pub struct EngineState {
+    pub networks: BTreeMap<String, NetworkState>,
+    pub volumes: BTreeMap<String, Owner>,
+    pub containers: BTreeMap<String, ContainerState>,
+    /// The stack's images the engine does not have (they are pulled before anything changes).
+    pub missing_images: BTreeSet<String>,
+}
+
+/// Whose a resource is: the stack named by its label, and the stack file that created it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub stack: Option<String>,
+    pub file: Option<String>,
+}
+
+impl Owner {
+    pub fn of(labels: Option<&HashMap<String, String>>) -> Owner {
+        Owner {
+            stack: labels.and_then(|l| l.get(STACK_LABEL).cloned()),
+            file: labels.and_then(|l| l.get(FILE_LABEL).cloned()),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct NetworkState {
+    pub owner: Owner,
+    pub driver: String,
+    pub subnet: Option<String>,
+    pub ip_range: Option<String>,
+    pub gateway: Option<String>,
+    pub internal: bool,
+    /// The containers with an endpoint on it (running ones), by name. Read only for the
+    /// networks the stack declares (the only ones it may recreate); empty for the others.
+    pub attached: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ContainerState {
+    pub owner: Owner,
+    pub spec: Option<String>,
+    pub running: bool,
+    pub networks: Vec<String>,
+    /// Volumes mounted in it (named, or anonymous ones the image's `VOLUME` made).
+    pub volumes: Vec<VolumeMount>,
+}
+
+/// A volume mounted in a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub name: String,
+    pub destination: String,
+}
+
+/// A container to create: its spec, and what `apply` worked out for it (labels with the
+/// fingerprint, binds with the carried volumes). Created on its first network only.
+#[derive(Debug)]
+pub struct NewContainer<'a> {
+    pub spec: &'a ContainerSpec,
+    pub labels: HashMap<String, String>,
+    pub binds: Vec<String>,
+}
+
+/// The operations provisioning needs. Removing or stopping what is already gone is not an
+/// error (a run stopped half-way is continued by the next); anything else that fails is.
+/// Futures are `Send` so that an engine can be driven from any runtime.
+pub trait Engine {
+    /// Every network, without `attached` (see [`Engine::attached`]).
+    fn networks(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, NetworkState)>, ProvisionError>> + Send;
+    /// The names of the containers with an endpoint on `network`.
+    fn attached(
+        &self,
+        network: &str,
+    ) -> impl Future<Output = Result<Vec<String>, ProvisionError>> + Send;
+    fn volumes(&self) -> impl Future<Output = Result<Vec<(String, Owner)>, ProvisionError>> + Send;
+    /// Every container, running or not.
+    fn containers(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, ContainerState)>, ProvisionError>> + Send;
+    fn has_image(&self, image: &str) -> impl Future<Output = Result<bool, ProvisionError>> + Send;
+
+    /// Pulls `image` for `container` (named in the error).
+    fn pull_image(
+        &self,
+        image: &str,
+        container: &str,
+    ) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+    fn create_network(
+        &self,
+        name: &str,
+        spec: &NetworkSpec,
+        labels: HashMap<String, String>,
+    ) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+    fn remove_network(&self, name: &str)
+    -> impl Future<Output = Result<(), ProvisionError>> + Send;
+    fn create_volume(
+        &self,
+        name: &str,
+        spec: &VolumeSpec,
+        labels: HashMap<String, String>,
+    ) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+    fn remove_volume(&self, name: &str) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+    /// Creates `name` (not started), on its first declared network when it has networks.
+    fn create_container(
+        &self,
+        name: &str,
+        container: NewContainer<'_>,
+    ) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+    /// Connects `container` to `network` with its aliases and fixed address.
+    fn connect(
+        &self,
+        container: &str,
+        network: &str,
+        attachment: &Attachment,
+    ) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+    fn start_container(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+    /// Stops with a 5 s grace.
+    fn stop_container(&self, name: &str)
+    -> impl Future<Output = Result<(), ProvisionError>> + Send;
+    /// Removes (forced). Its anonymous volumes go with it only when `with_anonymous_volumes`;
+    /// named volumes and bind mounts never do.
+    fn remove_container(
+        &self,
+        name: &str,
+        with_anonymous_volumes: bool,
+    ) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+    fn rename_container(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+}
+
+/// The Docker engine, through bollard.
+#[derive(Debug, Clone)]
+pub struct BollardEngine {
+    docker: Docker,
+}
+
+impl BollardEngine {
+    /// Connects to `host` (else DOCKER_HOST or the local socket) and agrees on an API version.
+    pub async fn connect(host: Option<&str>) -> Result<BollardEngine, ProvisionError> {
+        let docker = match host {
+            Some(host) => Docker::connect_with_host(host),
+            None => Docker::connect_with_defaults(),
+        }
+        .map_err(ProvisionError::Connect)?
+        .negotiate_version()
+        .await
+        .map_err(ProvisionError::Connect)?;
+        Ok(BollardEngine { docker })
+    }
+}
+
+fn endpoint(attachment: &Attachment) -> EndpointSettings {
+    EndpointSettings {
+        aliases: (!attachment.aliases.is_empty()).then(|| attachment.aliases.clone()),
+        ipam_config: attachment.ipv4.as_ref().map(|ip| EndpointIpamConfig {
+            ipv4_address: Some(ip.get_ref().clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn restart_policy(text: &str) -> RestartPolicyNameEnum {
+    match text {
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+        _ => RestartPolicyNameEnum::NO,
+    }
+}
+
+/// A 404 is "already gone": fine for a stop or a remove.
+fn gone_is_done(
+    result: Result<(), bollard::errors::Error>,
+    what: String,
+) -> Result<(), ProvisionError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(engine(what)(e)),
+    }
+}
+
+impl Engine for BollardEngine {
+    async fn networks(&self) -> Result<Vec<(String, NetworkState)>, ProvisionError> {
+        let mut networks = Vec::new();
+        for n in self
+            .docker
+            .list_networks(None::<ListNetworksOptions>)
+            .await
+            .map_err(engine("list networks"))?
+        {
+            let Some(name) = n.name else { continue };
+            let config = n
+                .ipam
+                .and_then(|i| i.config)
+                .and_then(|c| c.into_iter().next())
+                .unwrap_or_default();
+            networks.push((
+                name,
+                NetworkState {
+                    owner: Owner::of(n.labels.as_ref()),
+                    driver: n.driver.unwrap_or_default(),
+                    subnet: config.subnet,
+                    ip_range: config.ip_range,
+                    gateway: config.gateway,
+                    internal: n.internal == Some(true),
+                    attached: Vec::new(),
+                },
+            ));
+        }
+        Ok(networks)
+    }
+
+    async fn attached(&self, network: &str) -> Result<Vec<String>, ProvisionError> {
+        let n = self
+            .docker
+            .inspect_network(network, None::<InspectNetworkOptions>)
+            .await
+            .map_err(engine(format!("inspect network {network}")))?;
+        Ok(n.containers
+            .unwrap_or_default()
+            .into_values()
+            .filter_map(|c| c.name)
+            .collect())
+    }
+
+    async fn volumes(&self) -> Result<Vec<(String, Owner)>, ProvisionError> {
+        let volumes = self
+            .docker
+            .list_volumes(None::<ListVolumesOptions>)
+            .await
+            .map_err(engine("list volumes"))?;
+        Ok(volumes
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| {
+                let owner = Owner::of(Some(&v.labels));
+                (v.name, owner)
+            })
+            .collect())
+    }
+
+    async fn containers(&self) -> Result<Vec<(String, ContainerState)>, ProvisionError> {
+        let all = ListContainersOptions {
+            all: true,
+            ..Default::default()
+        };
+        let mut containers = Vec::new();
+        for c in self
+            .docker
+            .list_containers(Some(all))
+            .await
+            .map_err(engine("list containers"))?
+        {
+            let Some(name) = c.names.and_then(|n| n.into_iter().next()) else {
+                continue;
+            };
+            let labels = c.labels.unwrap_or_default();
+            let networks = c
+                .network_settings
+                .and_then(|n| n.networks)
+                .map(|n| n.into_keys().collect())
+                .unwrap_or_default();
+            let volumes = c
+                .mounts
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m.typ.as_deref() == Some("volume"))
+                .filter_map(|m| {
+                    Some(VolumeMount {
+                        name: m.name?,
+                        destination: m.destination?,
+                    })
+                })
+                .collect();
+            containers.push((
+                name.trim_start_matches('/').to_string(),
+                ContainerState {
+                    owner: Owner::of(Some(&labels)),
+                    spec: labels.get(SPEC_LABEL).cloned(),
+                    running: c.state.map(|s| s.to_string()) == Some("running".into()),
+                    networks,
+                    volumes,
+                },
+            ));
+        }
+        Ok(containers)
+    }
+
+    async fn has_image(&self, image: &str) -> Result<bool, ProvisionError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(engine(format!("inspect image {image}"))(e)),
+        }
+    }
+
+    async fn pull_image(&self, image: &str, container: &str) -> Result<(), ProvisionError> {
+        let options = CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        };
+        let mut pull = self.docker.create_image(Some(options), None, None);
+        while let Some(progress) = pull.next().await {
+            if let Err(error) = progress {
+                return Err(ProvisionError::Image {
+                    image: image.to_string(),
+                    container: container.to_string(),
+                    reason: error.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_network(
+        &self,
+        name: &str,
+        spec: &NetworkSpec,
+        labels: HashMap<String, String>,
+    ) -> Result<(), ProvisionError> {
+        let config = IpamConfig {
+            subnet: spec.subnet.as_ref().map(|s| s.get_ref().clone()),
+            ip_range: spec.ip_range.as_ref().map(|s| s.get_ref().clone()),
+            gateway: spec.gateway.as_ref().map(|s| s.get_ref().clone()),
+            ..Default::default()
+        };
+        let ipam = (config.subnet.is_some()).then(|| Ipam {
+            config: Some(vec![config]),
+            ..Default::default()
+        });
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some(spec.driver.as_str().to_string()),
+            internal: Some(spec.internal),
+            attachable: Some(spec.attachable),
+            ipam,
+            options: Some(spec.options.clone().into_iter().collect()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(request)
+            .await
+            .map_err(engine(format!("create network {name}")))?;
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), ProvisionError> {
+        self.docker
+            .remove_network(name)
+            .await
+            .map_err(engine(format!("remove network {name}")))
+    }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        spec: &VolumeSpec,
+        labels: HashMap<String, String>,
+    ) -> Result<(), ProvisionError> {
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            driver: Some(spec.driver.clone()),
+            driver_opts: Some(spec.options.clone().into_iter().collect()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map_err(engine(format!("create volume {name}")))?;
+        Ok(())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), ProvisionError> {
+        self.docker
+            .remove_volume(name, None::<RemoveVolumeOptions>)
+            .await
+            .map_err(engine(format!("remove volume {name}")))
+    }
+
+    async fn create_container(
+        &self,
+        name: &str,
+        container: NewContainer<'_>,
+    ) -> Result<(), ProvisionError> {
+        let NewContainer {
+            spec,
+            labels,
+            binds,
+        } = container;
+        let mode = spec.network_mode();
+        // API < 1.44 takes one endpoint at create: the first network; `apply` connects the others.
+        let first_network = spec.networks.iter().next();
+        let network_mode = match &mode {
+            NetworkMode::Host => Some("host".to_string()),
+            NetworkMode::None => Some("none".to_string()),
+            NetworkMode::Container(other) => Some(format!("container:{other}")),
+            NetworkMode::Networks => first_network.map(|(n, _)| n.clone()),
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.get_ref().clone()),
+            user: spec.user.clone(),
+            cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
+            env: Some(
+                spec.environment
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
+            labels: Some(labels),
+            healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
+                test: Some(h.test.clone()),
+                interval: Some((h.interval_secs * 1_000_000_000) as i64),
+                timeout: Some((h.timeout_secs * 1_000_000_000) as i64),
+                retries: Some(i64::from(h.retries)),
+                ..Default::default()
+            }),
+            host_config: Some(HostConfig {
+                binds: Some(binds),
+                volumes_from: Some(
+                    spec.volumes_from
+                        .iter()
+                        .map(|v| v.get_ref().clone())
+                        .collect(),
+                ),
+                network_mode,
+                group_add: (!spec.group_add.is_empty()).then(|| spec.group_add.clone()),
+                cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+                cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
+                dns: (!spec.dns.is_empty())
+                    .then(|| spec.dns.iter().map(|d| d.get_ref().clone()).collect()),
+                restart_policy: spec.restart.as_ref().map(|r| RestartPolicy {
+                    name: Some(restart_policy(r.get_ref())),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            networking_config: first_network.filter(|_| mode == NetworkMode::Networks).map(
+                |(n, a)| NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(n.clone(), endpoint(a))])),
+                },
+            ),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::new().name(name).build();
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(engine(format!("create container {name}")))?;
+        Ok(())
+    }
+
+    async fn connect(
+        &self,
+        container: &str,
+        network: &str,
+        attachment: &Attachment,
+    ) -> Result<(), ProvisionError> {
+        let request = NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: Some(endpoint(attachment)),
+        };
+        self.docker
+            .connect_network(network, request)
+            .await
+            .map_err(engine(format!("connect {container} to {network}")))
+    }
+
+    async fn start_container(&self, name: &str) -> Result<(), ProvisionError> {
+        self.docker
+            .start_container(name, None::<StartContainerOptions>)
+            .await
+            .map_err(engine(format!("start container {name}")))
+    }
+
+    async fn stop_container(&self, name: &str) -> Result<(), ProvisionError> {
+        let stop = StopContainerOptions {
+            t: Some(5),
+            ..Default::default()
+        };
+        gone_is_done(
+            self.docker.stop_container(name, Some(stop)).await,
+            format!("stop container {name}"),
+        )
+    }
+
+    async fn remove_container(
+        &self,
+        name: &str,
+        with_anonymous_volumes: bool,
+    ) -> Result<(), ProvisionError> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: with_anonymous_volumes,
+            ..Default::default()
+        };
+        gone_is_done(
+            self.docker.remove_container(name, Some(options)).await,
+            format!("remove container {name}"),
+        )
+    }
+
+    async fn rename_container(&self, from: &str, to: &str) -> Result<(), ProvisionError> {
+        let options = RenameContainerOptionsBuilder::new().name(to).build();
+        self.docker
+            .rename_container(from, options)
+            .await
+            .map_err(engine(format!("rename {from} to {to}")))
+    }
+}

@@ -1,0 +1,343 @@
+//! An in-memory engine for unit tests: the state `plan` reads, changed by the calls `apply`
+//! makes as the Docker engine would change it (a name taken is a conflict, a network with
+//! running containers cannot be removed), with every call logged in order and one call made
+//! to fail once on demand. Test code only; it decides nothing for provisioning.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{Mutex, MutexGuard},
+};
+
+use super::{
+    SPEC_LABEL,
+    engine::{ContainerState, Engine, NetworkState, NewContainer, Owner},
+    error::ProvisionError,
+    spec::{Attachment, NetworkMode, NetworkSpec, VolumeSpec},
+};
+
+/// One call to the engine, as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Networks,
+    Attached(String),
+    Volumes,
+    Containers,
+    HasImage(String),
+    Pull(String),
+    CreateNetwork(String),
+    RemoveNetwork(String),
+    CreateVolume(String),
+    RemoveVolume(String),
+    CreateContainer(String),
+    Connect(String, String),
+    Start(String),
+    Stop(String),
+    /// The container, and whether its anonymous volumes went with it.
+    RemoveContainer(String, bool),
+    Rename(String, String),
+}
+
+impl Call {
+    /// Whether it only reads.
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Call::Networks
+                | Call::Attached(_)
+                | Call::Volumes
+                | Call::Containers
+                | Call::HasImage(_)
+        )
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct State {
+    pub networks: BTreeMap<String, NetworkState>,
+    pub volumes: BTreeMap<String, Owner>,
+    pub containers: BTreeMap<String, ContainerState>,
+    pub images: BTreeSet<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeEngine {
+    state: Mutex<State>,
+    calls: Mutex<Vec<Call>>,
+    /// The call that fails, the next time it is made (once: a rollback may make it again).
+    fail: Mutex<Option<Call>>,
+}
+
+fn error(what: String, status_code: u16) -> ProvisionError {
+    ProvisionError::Engine {
+        what,
+        source: bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: "fake engine".to_string(),
+        },
+    }
+}
+
+impl FakeEngine {
+    pub fn new(state: State) -> FakeEngine {
+        FakeEngine {
+            state: Mutex::new(state),
+            ..Default::default()
+        }
+    }
+
+    /// Makes the next `call` fail with a 500.
+    pub fn fail_on(&self, call: Call) {
+        *lock(&self.fail) = Some(call);
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        lock(&self.calls).clone()
+    }
+
+    pub fn clear_calls(&self) {
+        lock(&self.calls).clear();
+    }
+
+    pub fn state(&self) -> State {
+        lock(&self.state).clone()
+    }
+
+    /// Changes the state behind provisioning's back (someone else's container, say).
+    pub fn edit(&self, change: impl FnOnce(&mut State)) {
+        change(&mut lock(&self.state));
+    }
+
+    /// Logs `call`, and fails it if it is the one to fail.
+    fn call(&self, call: Call) -> Result<MutexGuard<'_, State>, ProvisionError> {
+        let failing = {
+            let mut fail = lock(&self.fail);
+            let failing = fail.as_ref() == Some(&call);
+            if failing {
+                *fail = None;
+            }
+            failing
+        };
+        let what = format!("{call:?}");
+        lock(&self.calls).push(call);
+        if failing {
+            return Err(error(what, 500));
+        }
+        Ok(lock(&self.state))
+    }
+}
+
+/// A poisoned lock means a test already panicked; its state is still what it was.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Engine for FakeEngine {
+    async fn networks(&self) -> Result<Vec<(String, NetworkState)>, ProvisionError> {
+        let state = self.call(Call::Networks)?;
+        Ok(state
+            .networks
+            .iter()
+            .map(|(n, s)| {
+                let mut s = s.clone();
+                s.attached.clear(); // as the engine's list: attachments come from `attached`
+                (n.clone(), s)
+            })
+            .collect())
+    }
+
+    async fn attached(&self, network: &str) -> Result<Vec<String>, ProvisionError> {
+        let state = self.call(Call::Attached(network.to_string()))?;
+        if !state.networks.contains_key(network) {
+            return Err(error(format!("inspect network {network}"), 404));
+        }
+        Ok(state
+            .containers
+            .iter()
+            .filter(|(_, c)| c.running && c.networks.iter().any(|n| n == network))
+            .map(|(n, _)| n.clone())
+            .collect())
+    }
+
+    async fn volumes(&self) -> Result<Vec<(String, Owner)>, ProvisionError> {
+        let state = self.call(Call::Volumes)?;
+        Ok(state
+            .volumes
+            .iter()
+            .map(|(n, o)| (n.clone(), o.clone()))
+            .collect())
+    }
+
+    async fn containers(&self) -> Result<Vec<(String, ContainerState)>, ProvisionError> {
+        let state = self.call(Call::Containers)?;
+        Ok(state
+            .containers
+            .iter()
+            .map(|(n, c)| (n.clone(), c.clone()))
+            .collect())
+    }
+
+    async fn has_image(&self, image: &str) -> Result<bool, ProvisionError> {
+        let state = self.call(Call::HasImage(image.to_string()))?;
+        Ok(state.images.contains(image))
+    }
+
+    async fn pull_image(&self, image: &str, container: &str) -> Result<(), ProvisionError> {
+        let what = Call::Pull(image.to_string());
+        let mut state = self.call(what).map_err(|e| ProvisionError::Image {
+            image: image.to_string(),
+            container: container.to_string(),
+            reason: e.to_string(),
+        })?;
+        state.images.insert(image.to_string());
+        Ok(())
+    }
+
+    async fn create_network(
+        &self,
+        name: &str,
+        spec: &NetworkSpec,
+        labels: HashMap<String, String>,
+    ) -> Result<(), ProvisionError> {
+        let mut state = self.call(Call::CreateNetwork(name.to_string()))?;
+        if state.networks.contains_key(name) {
+            return Err(error(format!("create network {name}"), 409));
+        }
+        let network = NetworkState {
+            owner: Owner::of(Some(&labels)),
+            driver: spec.driver.as_str().to_string(),
+            subnet: spec.subnet.as_ref().map(|s| s.get_ref().clone()),
+            ip_range: spec.ip_range.as_ref().map(|s| s.get_ref().clone()),
+            gateway: spec.gateway.as_ref().map(|s| s.get_ref().clone()),
+            internal: spec.internal,
+            attached: Vec::new(),
+        };
+        state.networks.insert(name.to_string(), network);
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), ProvisionError> {
+        let mut state = self.call(Call::RemoveNetwork(name.to_string()))?;
+        let in_use = state
+            .containers
+            .values()
+            .any(|c| c.running && c.networks.iter().any(|n| n == name));
+        if in_use {
+            return Err(error(format!("remove network {name}: in use"), 403));
+        }
+        match state.networks.remove(name) {
+            Some(_) => Ok(()),
+            None => Err(error(format!("remove network {name}"), 404)),
+        }
+    }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        _spec: &VolumeSpec,
+        labels: HashMap<String, String>,
+    ) -> Result<(), ProvisionError> {
+        let mut state = self.call(Call::CreateVolume(name.to_string()))?;
+        state
+            .volumes
+            .insert(name.to_string(), Owner::of(Some(&labels)));
+        Ok(())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), ProvisionError> {
+        let mut state = self.call(Call::RemoveVolume(name.to_string()))?;
+        match state.volumes.remove(name) {
+            Some(_) => Ok(()),
+            None => Err(error(format!("remove volume {name}"), 404)),
+        }
+    }
+
+    async fn create_container(
+        &self,
+        name: &str,
+        container: NewContainer<'_>,
+    ) -> Result<(), ProvisionError> {
+        let mut state = self.call(Call::CreateContainer(name.to_string()))?;
+        if state.containers.contains_key(name) {
+            return Err(error(format!("create container {name}: name taken"), 409));
+        }
+        let networks = match container.spec.network_mode() {
+            NetworkMode::Networks => container.spec.networks.keys().take(1).cloned().collect(),
+            _ => Vec::new(),
+        };
+        let created = ContainerState {
+            owner: Owner::of(Some(&container.labels)),
+            spec: container.labels.get(SPEC_LABEL).cloned(),
+            running: false,
+            networks,
+            volumes: Vec::new(),
+        };
+        state.containers.insert(name.to_string(), created);
+        Ok(())
+    }
+
+    async fn connect(
+        &self,
+        container: &str,
+        network: &str,
+        _attachment: &Attachment,
+    ) -> Result<(), ProvisionError> {
+        let call = Call::Connect(container.to_string(), network.to_string());
+        let mut state = self.call(call)?;
+        if !state.networks.contains_key(network) {
+            return Err(error(format!("connect {container} to {network}"), 404));
+        }
+        match state.containers.get_mut(container) {
+            Some(c) => {
+                c.networks.push(network.to_string());
+                Ok(())
+            }
+            None => Err(error(format!("connect {container} to {network}"), 404)),
+        }
+    }
+
+    async fn start_container(&self, name: &str) -> Result<(), ProvisionError> {
+        let mut state = self.call(Call::Start(name.to_string()))?;
+        match state.containers.get_mut(name) {
+            Some(c) => {
+                c.running = true;
+                Ok(())
+            }
+            None => Err(error(format!("start container {name}"), 404)),
+        }
+    }
+
+    async fn stop_container(&self, name: &str) -> Result<(), ProvisionError> {
+        let mut state = self.call(Call::Stop(name.to_string()))?;
+        if let Some(c) = state.containers.get_mut(name) {
+            c.running = false;
+        }
+        Ok(())
+    }
+
+    async fn remove_container(
+        &self,
+        name: &str,
+        with_anonymous_volumes: bool,
+    ) -> Result<(), ProvisionError> {
+        let mut state = self.call(Call::RemoveContainer(
+            name.to_string(),
+            with_anonymous_volumes,
+        ))?;
+        state.containers.remove(name);
+        Ok(())
+    }
+
+    async fn rename_container(&self, from: &str, to: &str) -> Result<(), ProvisionError> {
+        let mut state = self.call(Call::Rename(from.to_string(), to.to_string()))?;
+        if state.containers.contains_key(to) {
+            return Err(error(format!("rename {from} to {to}: name taken"), 409));
+        }
+        match state.containers.remove(from) {
+            Some(c) => {
+                state.containers.insert(to.to_string(), c);
+                Ok(())
+            }
+            None => Err(error(format!("rename {from} to {to}"), 404)),
+        }
+    }
+}
