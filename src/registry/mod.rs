@@ -8,6 +8,7 @@
 mod change;
 pub mod describe;
 mod early;
+mod listing;
 mod name_key;
 mod record_set;
 mod view;
@@ -26,6 +27,7 @@ use hickory_server::proto::rr::{LowerName, Name};
 pub use change::{Change, DEFAULT_SRV_WEIGHT, Endpoint, Owner, SrvPort, SrvProto};
 use describe::{Answered, AskerIs, Description, Subject};
 pub use early::{EARLY_TTL, MAX_PENDING_LOOKUPS};
+pub use listing::Records;
 pub use name_key::NameKey;
 use name_key::parent_offsets;
 pub use record_set::{Cursors, RecordSet, Rotated, SrvTarget};
@@ -580,11 +582,12 @@ impl Registry {
     }
 
     /// networks → names → members in the order the next answer gives them (for `/records`).
-    pub fn records(
-        &self,
-    ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>> {
-        let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        model.records(|_| true)
+    pub fn records(&self) -> Records {
+        let listing = {
+            let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            model.listing(|_| true)
+        };
+        listing::records(listing)
     }
 
     /// (network, name, member, answers naming it first) for names with 2 to `max_members`
@@ -593,24 +596,26 @@ impl Registry {
         if max_members < 2 {
             return Vec::new();
         }
-        let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        model.spread(max_members)
+        let sets = {
+            let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            model.spread(max_members)
+        };
+        listing::spread(sets)
     }
 
     /// [`Registry::records`] as a known container sees them: its own networks only, as in
     /// DNS. `None` when `asker` is not a known endpoint (the caller decides what it may see).
-    pub fn records_seen_by(
-        &self,
-        asker: IpAddr,
-    ) -> Option<std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>>
-    {
+    pub fn records_seen_by(&self, asker: IpAddr) -> Option<Records> {
         let client = self
             .index
             .clients
             .get(&asker)
             .map(|v| Arc::clone(v.value()))?;
-        let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        Some(model.records(|id| client.view.contains(id)))
+        let listing = {
+            let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            model.listing(|id| client.view.contains(id))
+        };
+        Some(listing::records(listing))
     }
 
     /// The first address of an endpoint named `name`, to explain as that container.

@@ -778,3 +778,61 @@ async fn an_unknown_asker_inside_a_followed_subnet_is_looked_up_and_scoped_until
         Some(vec![Ipv4Addr::new(10, 1, 0, 2)])
     );
 }
+
+/// A measurement, not a check: how long a change waits while `/records` and `/metrics` read
+/// 100,000 endpoints. `cargo test --release --lib -- --ignored --nocapture records_hold`
+#[test]
+#[ignore]
+fn records_hold_the_writer_measurement() {
+    let reg = Arc::new(Registry::new(Some("docker")).expect("registry"));
+    let changes: Vec<Change> = (0..100_000u32)
+        .map(|i| {
+            let [_, a, b, c] = i.to_be_bytes();
+            Change::EndpointUp(ep(
+                "scale",
+                &format!("e{i}"),
+                [10, a, b, c.max(1)],
+                // Pairs behind one alias, as replicas are (a name of 75,000 members would
+                // rebuild its set at each insert: not the shape measured).
+                &[&format!("pair{}", i / 2)],
+            ))
+        })
+        .collect();
+    reg.apply_all(T, changes);
+    let started = std::time::Instant::now();
+    let listed = reg.records();
+    let whole = started.elapsed();
+    assert!(listed["scale"].len() > 90_000);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (reg, stop) = (Arc::clone(&reg), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::hint::black_box(reg.records());
+                std::hint::black_box(reg.spread(16));
+            }
+        })
+    };
+    let mut waits = Vec::new();
+    for i in 0..200u32 {
+        let started = std::time::Instant::now();
+        reg.apply(
+            T,
+            Change::EndpointUp(ep(
+                "scale",
+                "moving",
+                [10, 200, 0, (i % 200 + 1) as u8],
+                &[],
+            )),
+        );
+        waits.push(started.elapsed());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = reader.join();
+    waits.sort();
+    println!(
+        "records() {whole:?}; one change while records/spread run: p50 {:?}, p99 {:?}, max {:?}",
+        waits[100], waits[198], waits[199]
+    );
+}
