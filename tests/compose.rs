@@ -185,3 +185,118 @@ fn replicas_cycle_start(order: &[Ipv4Addr], reference: &[Ipv4Addr]) -> Option<us
             .all(|(i, ip)| reference[(k + i) % reference.len()] == *ip)
     })
 }
+
+/// Two compose projects on one external network, each with its own `api` (not `web`: the test above, run beside this one, holds the bare
+/// `web` to its own replicas): `api.PROJECT`
+/// rotates over that project's replicas only (and answers under the search domain too),
+/// while the bare `api` holds all five, as Docker's own DNS would.
+#[test]
+fn two_projects_on_one_network_each_reach_their_own_service_as_service_dot_project() {
+    if !available() {
+        return;
+    }
+    let mut stack = Stack::default();
+    let net = stack.network("nacompose-shared", &["--subnet=10.236.1.0/24"]);
+    let server = Server::start_without_config(&["--docker", "--listen", "127.0.0.1:0"]);
+    let file_text = format!(
+        r#"version: "3.9"
+services:
+  api:
+    image: {IMAGE}
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    labels: ["{LABEL}"]
+    networks: [shared]
+networks:
+  shared:
+    external: true
+    name: {net}
+"#
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("docker-compose.yml");
+    std::fs::write(&file, file_text).expect("write compose file");
+    let projects = [("naproj1", 3usize), ("naproj2", 2usize)];
+    let _down: Vec<ProjectNamed> = projects
+        .iter()
+        .map(|(name, _)| ProjectNamed {
+            name: name.to_string(),
+            file: file.clone(),
+        })
+        .collect();
+    let mut replicas: HashMap<&str, Vec<Ipv4Addr>> = HashMap::new();
+    for (project, scale) in projects {
+        let up = Command::new("docker-compose")
+            .args(["-p", project, "-f"])
+            .arg(&file)
+            .args(["up", "-d", "--scale", &format!("api={scale}")])
+            .output()
+            .expect("run docker-compose (apt-get install docker-compose)");
+        assert!(
+            up.status.success(),
+            "docker-compose up ({project}): {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let ids = docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+            "--filter",
+            "label=com.docker.compose.service=api",
+        ]);
+        let mut ips: Vec<Ipv4Addr> = ids.split_whitespace().map(|id| ip_on(id, &net)).collect();
+        ips.sort();
+        assert_eq!(ips.len(), scale, "{project}: compose started {scale}");
+        replicas.insert(project, ips);
+    }
+    let mut everyone: Vec<Ipv4Addr> = replicas.values().flatten().copied().collect();
+    everyone.sort();
+    assert!(
+        eventually(Duration::from_secs(20), || a_sorted(&server, "api.")
+            == everyone),
+        "the bare name holds every project's replicas: {:?}",
+        a_sorted(&server, "api.")
+    );
+    for (project, scale) in projects {
+        let name = format!("api.{project}.");
+        assert!(
+            eventually(Duration::from_secs(20), || a_sorted(&server, &name)
+                == replicas[project]),
+            "{name} holds {project}'s replicas only: {:?}",
+            a_sorted(&server, &name)
+        );
+        assert_eq!(
+            a_sorted(&server, &format!("api.{project}.docker.")),
+            replicas[project],
+            "and under the search domain"
+        );
+        // Exact rotation over the project's own replicas: each first equally often.
+        let mut firsts: HashMap<Ipv4Addr, usize> = HashMap::new();
+        for _ in 0..scale * 4 {
+            let order = a_of(&server, &name);
+            *firsts.entry(order[0]).or_default() += 1;
+        }
+        assert_eq!(
+            firsts.len(),
+            scale,
+            "{name}: every replica first: {firsts:?}"
+        );
+        assert!(firsts.values().all(|n| *n == 4), "{name}: {firsts:?}");
+    }
+}
+
+/// A compose project taken down (with its anonymous volumes) when the test ends.
+struct ProjectNamed {
+    name: String,
+    file: PathBuf,
+}
+
+impl Drop for ProjectNamed {
+    fn drop(&mut self) {
+        let _ = Command::new("docker-compose")
+            .args(["-p", &self.name, "-f"])
+            .arg(&self.file)
+            .args(["down", "-v", "--remove-orphans"])
+            .output();
+    }
+}

@@ -21,6 +21,9 @@ pub const LABEL_SRV_PREFIX: &str = "netalias.srv.";
 pub const LABEL_SRV_WEIGHT: &str = "netalias.srv.weight";
 /// Label Swarm puts on every task container.
 pub const LABEL_SWARM_TASK: &str = "com.docker.swarm.task.id";
+/// Labels compose puts on every container it creates: its project and its service.
+pub const LABEL_COMPOSE_PROJECT: &str = "com.docker.compose.project";
+pub const LABEL_COMPOSE_SERVICE: &str = "com.docker.compose.service";
 
 /// Which engine speaks the Docker API at the other end.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -98,6 +101,29 @@ pub fn excluded_by_label(labels: &HashMap<String, String>) -> bool {
     labels
         .get(LABEL_EXCLUDE)
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// `SERVICE.PROJECT` for a container compose created, so that two projects sharing a network
+/// each reach their own `web` (what compose#8223 and #11257 ask for): every replica of the
+/// service holds it, so it rotates over that service's replicas only. `None` when either
+/// label is missing or is not one DNS label (letters, digits, `-`, `_`; 63 octets at most):
+/// such a name could not be asked for, and would be warned about at every change.
+pub fn compose_name(labels: &HashMap<String, String>) -> Option<String> {
+    let label = |key| {
+        labels
+            .get(key)
+            .map(String::as_str)
+            .filter(|v: &&str| is_one_label(v))
+    };
+    let (project, service) = (label(LABEL_COMPOSE_PROJECT)?, label(LABEL_COMPOSE_SERVICE)?);
+    Some(format!("{service}.{project}").to_ascii_lowercase())
+}
+
+fn is_one_label(text: &str) -> bool {
+    (1..=63).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The TTL that labels set: `Ok(None)` without the label, `Err(value)` when it is not a number
@@ -234,6 +260,35 @@ pub fn merge_srv(mut labelled: Vec<SrvPort>, exposed: Vec<SrvPort>) -> Vec<SrvPo
 mod tests {
     use super::*;
     use crate::registry::SrvProto;
+
+    #[test]
+    fn compose_containers_also_answer_service_dot_project() {
+        let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let both = |project, service| {
+            labels(&[
+                (LABEL_COMPOSE_PROJECT, project),
+                (LABEL_COMPOSE_SERVICE, service),
+            ])
+        };
+        assert_eq!(compose_name(&both("shop", "web")), Some("web.shop".into()));
+        assert_eq!(
+            compose_name(&both("My_Shop", "api-1")),
+            Some("api-1.my_shop".into())
+        );
+        // Not one label each, or missing: no name.
+        assert_eq!(compose_name(&both("shop", "web.v2")), None);
+        assert_eq!(compose_name(&both("", "web")), None);
+        assert_eq!(compose_name(&both(&"p".repeat(64), "web")), None);
+        assert_eq!(
+            compose_name(&labels(&[(LABEL_COMPOSE_PROJECT, "shop")])),
+            None
+        );
+    }
 
     #[test]
     fn each_engine_has_its_own_system_networks() {

@@ -22,8 +22,8 @@ use crate::{
     source::{
         bridge::Bridge,
         engine::{
-            Engine, LABEL_SWARM_TASK, LABEL_TTL, excluded_by_label, merge_srv, short_id,
-            srv_from_exposed, srv_from_labels, ttl_from_labels,
+            Engine, LABEL_SWARM_TASK, LABEL_TTL, compose_name, excluded_by_label, merge_srv,
+            short_id, srv_from_exposed, srv_from_labels, ttl_from_labels,
         },
     },
 };
@@ -209,6 +209,7 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
         .and_then(|cfg| cfg.hostname.clone())
         .filter(|h| !h.is_empty());
     let srv = srv_of(c, &name);
+    let compose = labels.and_then(compose_name);
 
     let networks = c
         .network_settings
@@ -227,6 +228,7 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
             aliases.extend(ep.dns_names.clone().unwrap_or_default());
             aliases.push(short_id(id).to_string());
             aliases.extend(hostname.clone());
+            aliases.extend(compose.clone());
             Some(Endpoint {
                 network: network.clone(),
                 container: id.to_string(),
