@@ -15,7 +15,7 @@ use crate::{
     config::Config,
     dns::{
         self, ForwardPolicy, Responder, Settings, UdpOptions,
-        forward::{CacheLimits, ForwardSettings, Forwarder, choose_upstreams},
+        forward::{CacheLimits, ForwardSettings, Forwarder, choose_upstreams, without_loops},
     },
     fd_budget,
     registry::Registry,
@@ -385,8 +385,22 @@ fn forward_policy(
     if forward.allow_any_client {
         warn!("forwarding for any client: this is an open resolver; keep it off public interfaces");
     }
+    let zones: Vec<_> = forward
+        .zone_upstreams()
+        .into_iter()
+        .map(|(zone, upstreams)| {
+            let kept = without_loops(upstreams.clone(), &own);
+            if kept.is_empty() {
+                warn!(zone = %zone, given = ?upstreams, "every upstream of this forward zone is netalias itself; its names get SERVFAIL");
+            } else {
+                info!(zone = %zone, upstreams = ?kept, "forwarding this zone to its own upstreams");
+            }
+            (zone, kept)
+        })
+        .collect();
     let settings = ForwardSettings {
         upstreams,
+        zones,
         timeout: Duration::from_millis(forward.timeout_ms),
         max_in_flight,
         max_in_flight_per_client: forward.per_client_in_flight(max_in_flight),

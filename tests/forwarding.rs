@@ -537,3 +537,53 @@ fn two_silent_upstreams_before_a_live_one_cost_less_than_one_timeout() {
         "each upstream asked once"
     );
 }
+
+/// Three real upstreams on loopback: the default, one for `corp.example` and one for
+/// `a.corp.example`. A name goes to the most specific zone that holds it, and only there (a
+/// zone's name the default upstream happens to know is never asked of it); other names go to
+/// the default upstreams.
+#[test]
+fn forward_zones_send_each_name_to_the_most_specific_zone_s_upstreams() {
+    if !dnsmasq::Dnsmasq::installed() {
+        assert!(std::env::var_os("CI").is_none(), "CI needs dnsmasq");
+        eprintln!("dnsmasq not installed; skipped");
+        return;
+    }
+    let (p_default, p_corp, p_a) = (free_port(), free_port(), free_port());
+    let default = dnsmasq::Dnsmasq::start(
+        "127.0.0.1",
+        p_default,
+        "198.51.100.1 www.public.test\n198.51.100.9 db.corp.example\n198.51.100.9 leak.corp.example\n",
+    );
+    let corp = dnsmasq::Dnsmasq::start(
+        "127.0.0.1",
+        p_corp,
+        "198.51.100.2 db.corp.example\n198.51.100.8 deep.a.corp.example\n",
+    );
+    let a_corp = dnsmasq::Dnsmasq::start("127.0.0.1", p_a, "198.51.100.4 deep.a.corp.example\n");
+    let config = seed_config("")
+        + &format!(
+            "\n[forward]\nenabled = true\nupstreams = [\"127.0.0.1:{p_default}\"]\ntimeout_ms = 1000\n\
+             [forward.zones]\n\"corp.example\" = [\"127.0.0.1:{p_corp}\"]\n\"a.corp.example\" = [\"127.0.0.1:{p_a}\"]\n"
+        );
+    let server = Server::start(&config);
+    let ip = |last: u8| std::net::Ipv4Addr::new(198, 51, 100, last);
+    assert!(
+        docker::eventually(Duration::from_secs(5), || a_of(&server, "www.public.test.")
+            == [ip(1)]),
+        "a name under no zone goes to the default upstream"
+    );
+    assert_eq!(a_of(&server, "db.corp.example."), [ip(2)], "corp's own");
+    assert_eq!(
+        a_of(&server, "DEEP.a.corp.example."),
+        [ip(4)],
+        "the most specific zone wins"
+    );
+    // Known only to the default upstream: never asked there.
+    assert!(a_of(&server, "leak.corp.example.").is_empty());
+    assert_eq!(default.count("leak.corp.example"), 0, "{}", default.log());
+    assert_eq!(default.count("db.corp.example"), 0, "{}", default.log());
+    assert!(corp.count("leak.corp.example") >= 1, "{}", corp.log());
+    assert_eq!(corp.count("deep.a.corp.example"), 0, "{}", corp.log());
+    assert!(a_corp.count("deep.a.corp.example") >= 1, "{}", a_corp.log());
+}

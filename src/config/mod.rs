@@ -156,6 +156,10 @@ pub struct ForwardConfig {
     /// "IP" or "IP:PORT" (port 53 by default). Empty: the name servers of `resolv_conf`.
     #[serde(default)]
     pub upstreams: Vec<Spanned<String>>,
+    /// Zones with upstreams of their own: `"corp.example" = ["10.1.2.3"]`. A name at or under
+    /// one goes to the most specific zone's upstreams only; other names to `upstreams`.
+    #[serde(default)]
+    pub zones: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
     #[serde(default = "default_resolv_conf")]
     pub resolv_conf: PathBuf,
     /// Per upstream attempt.
@@ -206,6 +210,7 @@ impl Default for ForwardConfig {
         Self {
             enabled: false,
             upstreams: Vec::new(),
+            zones: BTreeMap::new(),
             resolv_conf: default_resolv_conf(),
             timeout_ms: default_forward_timeout_ms(),
             max_in_flight: default_max_in_flight(),
@@ -234,6 +239,23 @@ impl ForwardConfig {
         self.upstreams
             .iter()
             .filter_map(|u| parse_upstream(u.get_ref()).ok())
+            .collect()
+    }
+
+    /// Each zone with its upstreams (validated at load), as names and socket addresses.
+    pub fn zone_upstreams(&self) -> Vec<(hickory_server::proto::rr::Name, Vec<SocketAddr>)> {
+        self.zones
+            .iter()
+            .filter_map(|(zone, upstreams)| {
+                let mut name = hickory_server::proto::rr::Name::from_ascii(zone).ok()?;
+                name.set_fqdn(true);
+                let addrs = upstreams
+                    .get_ref()
+                    .iter()
+                    .filter_map(|u| parse_upstream(u.get_ref()).ok())
+                    .collect();
+                Some((name, addrs))
+            })
             .collect()
     }
 }
@@ -536,6 +558,30 @@ impl Config {
                 Violation::new(upstream, format!("forward.upstreams[{i}]"), message)
             })?;
         }
+        for (zone, upstreams) in &self.forward.zones {
+            let field = format!("forward.zones.\"{zone}\"");
+            let valid = !zone.trim_end_matches('.').is_empty()
+                && hickory_server::proto::rr::Name::from_ascii(zone).is_ok();
+            if !valid {
+                return Err(Violation::new(
+                    upstreams,
+                    field,
+                    format!("`{zone}` is not a DNS name (a zone such as \"corp.example\")"),
+                ));
+            }
+            if upstreams.get_ref().is_empty() {
+                return Err(Violation::new(
+                    upstreams,
+                    field,
+                    "no upstream given; name at least one (\"IP\" or \"IP:PORT\")".to_string(),
+                ));
+            }
+            for (i, upstream) in upstreams.get_ref().iter().enumerate() {
+                parse_upstream(upstream.get_ref()).map_err(|message| {
+                    Violation::new(upstream, format!("{field}[{i}]"), message)
+                })?;
+            }
+        }
         for (net_name, net) in &self.networks {
             let mut seen: HashSet<String> = HashSet::new();
             // An endpoint is keyed by its asker (`container`, default its name) on a network: a
@@ -708,6 +754,43 @@ fn check_dns_name(name: &Spanned<String>, field: &str) -> Result<(), Violation> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forward_zones_are_checked_with_file_line_and_field() {
+        let error = |text: &str| Config::parse(text, "z.toml").expect_err(text).to_string();
+        let bad = error(
+            "[forward]\nenabled = true\n[forward.zones]\n\"corp.example\" = [\"10.1.2.3\", \"nope\"]\n",
+        );
+        assert!(
+            bad.starts_with("z.toml:4:")
+                && bad.contains("forward.zones.\"corp.example\"[1]")
+                && bad.contains("not an IP or IP:PORT"),
+            "{bad}"
+        );
+        let empty = error("[forward.zones]\n\"consul\" = []\n");
+        assert!(
+            empty.starts_with("z.toml:2:") && empty.contains("name at least one"),
+            "{empty}"
+        );
+        let not_a_name = error("[forward.zones]\n\"a..b\" = [\"10.0.0.1\"]\n");
+        assert!(not_a_name.contains("is not a DNS name"), "{not_a_name}");
+        let good = Config::parse(
+            "[forward.zones]\n\"consul\" = [\"127.0.0.1:8600\"]\n\"corp.example.\" = [\"10.1.2.3\"]\n",
+            "z.toml",
+        )
+        .expect("valid");
+        let zones = good.forward.zone_upstreams();
+        assert_eq!(zones.len(), 2);
+        assert_eq!(zones[0].0.to_ascii(), "consul.");
+        assert_eq!(
+            zones[0].1,
+            vec!["127.0.0.1:8600".parse::<SocketAddr>().expect("addr")]
+        );
+        assert_eq!(
+            zones[1].1,
+            vec!["10.1.2.3:53".parse::<SocketAddr>().expect("addr")]
+        );
+    }
 
     #[test]
     fn a_container_with_two_endpoints_on_one_network_names_both_lines() {

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use hickory_server::proto::{
     op::{Message, Query, ResponseCode},
-    rr::{Name, RData, Record, RecordType},
+    rr::{LowerName, Name, RData, Record, RecordType},
 };
 
 use super::handler::{Denied, ForwardPlan, Responder};
@@ -29,7 +29,7 @@ impl Responder {
         request.metadata.recursion_desired = true;
         let (response, forwardable) = self.respond_with(&request, asker, self.peek_turn());
         if forwardable {
-            return self.predict_forwarding(asker);
+            return self.predict_forwarding(name, asker);
         }
         let code = response.metadata.response_code;
         let mut lines = vec![format!(
@@ -68,10 +68,10 @@ impl Responder {
     }
 
     /// The lines for a name that is not ours: what forwarding does with it for `asker`.
-    fn predict_forwarding(&self, asker: IpAddr) -> Vec<String> {
+    fn predict_forwarding(&self, name: &Name, asker: IpAddr) -> Vec<String> {
         let (response, summary) = match self.forward_plan(asker) {
             ForwardPlan::Forward(policy) => {
-                let upstreams = policy.forwarder.upstream_labels();
+                let (upstreams, zone) = policy.forwarder.route_labels(&LowerName::new(name));
                 if upstreams.is_empty() {
                     (
                         "response: SERVFAIL".to_string(),
@@ -84,7 +84,12 @@ impl Responder {
                     } else {
                         ""
                     };
-                    let to = format!("not ours: forwarded to {}{anyone}", upstreams.join(", "));
+                    let zone =
+                        zone.map_or(String::new(), |z| format!(" (the upstreams of zone {z})"));
+                    let to = format!(
+                        "not ours: forwarded to {}{zone}{anyone}",
+                        upstreams.join(", ")
+                    );
                     (
                         format!("response: {to}"),
                         format!(

@@ -26,7 +26,7 @@ use std::{
 use futures_util::{StreamExt, stream::FuturesUnordered};
 use hickory_server::proto::{
     op::{Edns, Message, Query, ResponseCode},
-    rr::LowerName,
+    rr::{LowerName, Name},
 };
 use metrics::counter;
 use tokio::sync::{Semaphore, oneshot};
@@ -62,7 +62,11 @@ const NEXT_UPSTREAM_AFTER: Duration = Duration::from_millis(400);
 
 #[derive(Debug, Clone)]
 pub struct ForwardSettings {
+    /// For every name no zone below claims.
     pub upstreams: Vec<SocketAddr>,
+    /// Zones with upstreams of their own (`corp.example` → 10.1.2.3): a name at or under one
+    /// goes to the most specific one's upstreams, and only to them.
+    pub zones: Vec<(Name, Vec<SocketAddr>)>,
     pub timeout: Duration,
     pub max_in_flight: usize,
     /// In flight for one client address at once (default: a quarter of `max_in_flight`).
@@ -194,8 +198,17 @@ struct InFlight {
     waiters: Vec<oneshot::Sender<Outcome>>,
 }
 
-pub struct Forwarder {
+/// A zone forwarded to upstreams of its own.
+struct ForwardZone {
+    zone: LowerName,
     upstreams: Vec<Upstream>,
+}
+
+pub struct Forwarder {
+    /// For names no zone claims.
+    upstreams: Vec<Upstream>,
+    /// Most specific first (most labels), so the first that holds a name is the one.
+    zones: Vec<ForwardZone>,
     timeout: Duration,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
@@ -235,6 +248,18 @@ impl Forwarder {
                 .copied()
                 .map(Upstream::new)
                 .collect(),
+            zones: {
+                let mut zones: Vec<ForwardZone> = settings
+                    .zones
+                    .iter()
+                    .map(|(zone, upstreams)| ForwardZone {
+                        zone: LowerName::new(zone),
+                        upstreams: upstreams.iter().copied().map(Upstream::new).collect(),
+                    })
+                    .collect();
+                zones.sort_by_key(|z| std::cmp::Reverse(z.zone.num_labels()));
+                zones
+            },
             timeout: settings.timeout,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             max_in_flight: settings.max_in_flight,
@@ -253,8 +278,30 @@ impl Forwarder {
         self.max_in_flight
     }
 
+    /// Every upstream, the default ones then each zone's.
     pub fn upstreams(&self) -> impl Iterator<Item = &Upstream> {
-        self.upstreams.iter()
+        self.upstreams
+            .iter()
+            .chain(self.zones.iter().flat_map(|z| z.upstreams.iter()))
+    }
+
+    /// The upstreams `name` goes to: the most specific zone's that holds it, else the
+    /// default ones; and that zone.
+    fn route(&self, name: &LowerName) -> (&[Upstream], Option<&LowerName>) {
+        match self.zones.iter().find(|z| z.zone.zone_of(name)) {
+            Some(zone) => (&zone.upstreams, Some(&zone.zone)),
+            None => (&self.upstreams, None),
+        }
+    }
+
+    /// The upstreams `name` would be forwarded to, as logs name them, and the zone that
+    /// routes it there (`None`: the default upstreams).
+    pub fn route_labels(&self, name: &LowerName) -> (Vec<String>, Option<String>) {
+        let (upstreams, zone) = self.route(name);
+        (
+            upstreams.iter().map(|u| u.label.clone()).collect(),
+            zone.map(|z| z.to_string()),
+        )
     }
 
     /// Takes a place for `client`, unless it holds its share already.
@@ -269,11 +316,6 @@ impl Forwarder {
             table: Arc::clone(&self.per_client),
             client,
         })
-    }
-
-    /// The upstreams, in the configured order, as logs name them.
-    pub fn upstream_labels(&self) -> Vec<String> {
-        self.upstreams.iter().map(|u| u.label.clone()).collect()
     }
 
     /// The answer cache (the fast path reads its encoded entries).
@@ -300,7 +342,8 @@ impl Forwarder {
             return Ok(hit);
         }
         counter!(names::FORWARD_CACHE_TOTAL, "result" => "miss").increment(1);
-        if self.upstreams.is_empty() {
+        let (upstreams, _) = self.route(&key.0);
+        if upstreams.is_empty() {
             return Err(ForwardError::NoUpstreams);
         }
         // Our own question come back (see below): a loop, whatever this client holds, so that
@@ -376,7 +419,7 @@ impl Forwarder {
         // Every upstream failed: an answer that expired a little while ago, when allowed (RFC
         // 8767), beats SERVFAIL.
         let outcome = self
-            .ask_upstreams(question, sent_id, tcp, key.clone())
+            .ask_upstreams(upstreams, question, sent_id, tcp, key.clone())
             .await
             .or_else(|error| self.cache.stale(&key).ok_or(error));
         leader.finish(match &outcome {
@@ -394,7 +437,7 @@ impl Forwarder {
             warn!(
                 name = %question.name(),
                 %client,
-                upstreams = ?self.upstream_labels(),
+                upstreams = ?self.route_labels(&LowerName::new(question.name())).0,
                 "a forwarded question came back to netalias (a forwarding loop: an upstream, or the resolver behind it, sends to netalias); answered SERVFAIL and not forwarded again; further loops are only counted (netalias_forward_loops_total)"
             );
         } else {
@@ -408,6 +451,7 @@ impl Forwarder {
     /// whole timeouts (3.0 s at the default 1.5 s, past glibc's 5 s with a retry; issue 26).
     async fn ask_upstreams<'a>(
         &'a self,
+        group: &'a [Upstream],
         question: &Query,
         id: u16,
         tcp: bool,
@@ -428,11 +472,10 @@ impl Forwarder {
         // Healthy upstreams first, each group in configured order. Fixed before the first is
         // asked: a lazy chain would see an upstream that just failed as unhealthy and ask it a
         // second time in the unhealthy group. Each is asked once per question.
-        let order: Vec<&Upstream> = self
-            .upstreams
+        let order: Vec<&Upstream> = group
             .iter()
             .filter(|u| u.is_healthy())
-            .chain(self.upstreams.iter().filter(|u| !u.is_healthy()))
+            .chain(group.iter().filter(|u| !u.is_healthy()))
             .collect();
         let stagger = NEXT_UPSTREAM_AFTER.min(self.timeout);
         // An attempt beyond the first holds a permit of its own (the caller's pays for the
@@ -448,7 +491,7 @@ impl Forwarder {
             }
         };
         let mut untried = order.into_iter();
-        let mut asked: Vec<&Upstream> = Vec::with_capacity(self.upstreams.len());
+        let mut asked: Vec<&Upstream> = Vec::with_capacity(group.len());
         let mut asking = FuturesUnordered::new();
         let mut next_at = tokio::time::Instant::now();
         let mut last_error = String::new();
@@ -701,9 +744,47 @@ mod tests {
         assert!(choose_upstreams(Some((vec![given], "--upstream")), &missing, &[]).is_ok());
     }
 
+    #[test]
+    fn a_name_goes_to_the_most_specific_zone_that_holds_it_else_the_default_upstreams() {
+        let addr = |last: u8| SocketAddr::from(([127, 0, 0, last], 53));
+        let zone = |text: &str| Name::from_ascii(text).expect("zone");
+        let mut s = settings(addr(1));
+        // Given least specific first: the order of the file does not matter.
+        s.zones = vec![
+            (zone("corp.example."), vec![addr(2)]),
+            (zone("a.corp.example."), vec![addr(3), addr(4)]),
+        ];
+        let forwarder = Forwarder::new(&s);
+        let route = |name: &str| {
+            forwarder.route_labels(&LowerName::new(&Name::from_ascii(name).expect("name")))
+        };
+        assert_eq!(
+            route("db.a.corp.example."),
+            (
+                vec!["127.0.0.3:53".to_string(), "127.0.0.4:53".to_string()],
+                Some("a.corp.example.".to_string())
+            )
+        );
+        assert_eq!(
+            route("CORP.example."),
+            (
+                vec!["127.0.0.2:53".to_string()],
+                Some("corp.example.".to_string())
+            )
+        );
+        // Label by label: `notcorp.example` is not under `corp.example`.
+        assert_eq!(
+            route("notcorp.example."),
+            (vec!["127.0.0.1:53".to_string()], None)
+        );
+        assert_eq!(route("example."), (vec!["127.0.0.1:53".to_string()], None));
+        assert_eq!(forwarder.upstreams().count(), 4);
+    }
+
     fn settings(upstream: SocketAddr) -> ForwardSettings {
         ForwardSettings {
             upstreams: vec![upstream],
+            zones: Vec::new(),
             timeout: Duration::from_secs(5),
             max_in_flight: 8,
             max_in_flight_per_client: 8,
