@@ -162,9 +162,33 @@ pub struct ChosenUpstreams {
 /// user-defined network that is Docker's 127.0.0.11, which forwards the way the daemon is
 /// configured; on a host, the host's servers. Either way our own listen addresses (`own`)
 /// are left out.
+///
+/// A resolv.conf that names only systemd-resolved's stub (127.0.0.53, or 127.0.0.54) stands
+/// for the uplinks resolved itself uses, which it lists in [`RESOLVED_UPLINKS`]: those are
+/// used, so a netalias that cannot reach the stub (in a container, or once `host-dns` routes
+/// names to it) still reaches the servers behind it, VPN ones included.
 pub fn choose_upstreams(
     explicit: Option<(Vec<SocketAddr>, &str)>,
     resolv_conf: &Path,
+    own: &[SocketAddr],
+) -> Result<ChosenUpstreams, UpstreamConfigError> {
+    choose_upstreams_with(explicit, resolv_conf, Path::new(RESOLVED_UPLINKS), own)
+}
+
+/// Where systemd-resolved lists the servers of every link (what its stub forwards to).
+pub const RESOLVED_UPLINKS: &str = "/run/systemd/resolve/resolv.conf";
+
+/// systemd-resolved's stub listeners: the stub (127.0.0.53) and its proxy (127.0.0.54).
+fn is_resolved_stub(addr: &SocketAddr) -> bool {
+    addr.port() == 53
+        && matches!(addr.ip(), IpAddr::V4(v4) if v4.octets() == [127, 0, 0, 53] || v4.octets() == [127, 0, 0, 54])
+}
+
+/// [`choose_upstreams`], with systemd-resolved's uplinks read from `uplinks`.
+fn choose_upstreams_with(
+    explicit: Option<(Vec<SocketAddr>, &str)>,
+    resolv_conf: &Path,
+    uplinks: &Path,
     own: &[SocketAddr],
 ) -> Result<ChosenUpstreams, UpstreamConfigError> {
     let (found, from) = match explicit {
@@ -175,7 +199,26 @@ pub fn choose_upstreams(
             if found.iter().any(|u| u.ip() == DOCKER_EMBEDDED_DNS) {
                 from.push_str(" (Docker's embedded DNS)");
             }
-            (found, from)
+            let behind_stub = (!found.is_empty() && found.iter().all(is_resolved_stub))
+                .then(|| upstreams_from_resolv_conf(uplinks).ok())
+                .flatten()
+                .map(|servers| {
+                    servers
+                        .into_iter()
+                        .filter(|s| !is_resolved_stub(s))
+                        .collect::<Vec<_>>()
+                })
+                .filter(|servers| !servers.is_empty());
+            match behind_stub {
+                Some(servers) => {
+                    let from = format!(
+                        "{} (systemd-resolved's uplinks; {from} names its stub)",
+                        uplinks.display()
+                    );
+                    (servers, from)
+                }
+                None => (found, from),
+            }
         }
     };
     Ok(ChosenUpstreams {
@@ -719,6 +762,45 @@ mod tests {
                 .upstreams
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_resolv_conf_naming_systemd_resolved_s_stub_stands_for_its_uplinks() {
+        let dir = tempfile::tempdir().expect("dir");
+        let stub = dir.path().join("resolv.conf");
+        std::fs::write(
+            &stub,
+            "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n",
+        )
+        .expect("write");
+        let uplinks = dir.path().join("uplinks.conf");
+        std::fs::write(&uplinks, "nameserver 10.8.0.1\nnameserver 192.168.1.1\n").expect("write");
+        let chosen = choose_upstreams_with(None, &stub, &uplinks, &[]).expect("chosen");
+        assert_eq!(
+            chosen.upstreams,
+            vec![
+                "10.8.0.1:53".parse::<SocketAddr>().expect("addr"),
+                "192.168.1.1:53".parse().expect("addr")
+            ]
+        );
+        assert!(chosen.from.contains("systemd-resolved"), "{}", chosen.from);
+        // No uplinks file (resolved not running): the stub as written.
+        let missing = dir.path().join("missing.conf");
+        let chosen = choose_upstreams_with(None, &stub, &missing, &[]).expect("chosen");
+        assert_eq!(
+            chosen.upstreams,
+            vec!["127.0.0.53:53".parse::<SocketAddr>().expect("addr")]
+        );
+        // A resolv.conf with a real server beside the stub is taken as written.
+        let mixed = dir.path().join("mixed.conf");
+        std::fs::write(&mixed, "nameserver 127.0.0.53\nnameserver 10.0.0.2\n").expect("write");
+        let chosen = choose_upstreams_with(None, &mixed, &uplinks, &[]).expect("chosen");
+        assert_eq!(chosen.upstreams.len(), 2);
+        // Given upstreams win, whatever resolv.conf says.
+        let given: SocketAddr = "10.9.9.9:53".parse().expect("addr");
+        let chosen = choose_upstreams_with(Some((vec![given], "--upstream")), &stub, &uplinks, &[])
+            .expect("chosen");
+        assert_eq!(chosen.upstreams, vec![given]);
     }
 
     #[test]
