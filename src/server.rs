@@ -187,6 +187,15 @@ pub async fn start(launch: Launch) -> Result<Running, StartError> {
     if let Some(workers) = config.server.udp_workers {
         udp_options.workers = workers;
     }
+    // Default upstreams read from resolv.conf follow it (a laptop changing networks, a VPN
+    // coming up); given ones stay as given.
+    if config.forward.enabled && config.forward.upstream_addrs().is_empty() {
+        tokio::spawn(follow_resolv_conf(
+            responder.clone(),
+            config.forward.resolv_conf.clone(),
+            own_addresses(&config),
+        ));
+    }
     // The host's own addresses count as the host asking (scoping fails closed for strangers).
     responder.host_addresses().refresh();
     tokio::spawn(dns::host::follow(Arc::clone(responder.host_addresses())));
@@ -343,6 +352,45 @@ fn plan_descriptors(config: &Config) -> fd_budget::Budget {
     budget
 }
 
+/// Where netalias itself listens for DNS, as forwarding must not send there.
+fn own_addresses(config: &Config) -> Vec<SocketAddr> {
+    let mut own = config.server.listen.clone();
+    if config.docker.attach_bridges || config.docker.attach_default_bridge {
+        // Gateway listeners come and go; any local address on that port is us.
+        own.push(SocketAddr::from(([0, 0, 0, 0], config.docker.bridge_port)));
+    }
+    own
+}
+
+/// How often the resolv.conf the default upstreams came from is read again. Polled, not
+/// watched: /etc/resolv.conf is often a symlink into /run (systemd-resolved, NetworkManager)
+/// or a file Docker bind-mounts into a container, where a directory watch sees nothing; a
+/// read of a few hundred bytes every 2 s costs nothing.
+const RESOLV_CONF_POLL: Duration = Duration::from_secs(2);
+
+/// Keeps the forwarder's default upstreams equal to what `resolv_conf` names (through
+/// [`choose_upstreams`]: systemd-resolved's uplinks, netalias itself left out). An unreadable
+/// or empty file keeps the upstreams in use (a file being replaced is briefly missing).
+async fn follow_resolv_conf(responder: Responder, resolv_conf: PathBuf, own: Vec<SocketAddr>) {
+    let Some(forwarder) = responder.forwarder() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(RESOLV_CONF_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(chosen) = choose_upstreams(None, &resolv_conf, &own) else {
+            continue;
+        };
+        if chosen.upstreams.is_empty() {
+            continue;
+        }
+        if forwarder.set_default_upstreams(&chosen.upstreams) {
+            info!(upstreams = ?chosen.upstreams, from = %chosen.from, "resolv.conf changed: forwarding to its name servers now");
+        }
+    }
+}
+
 /// The forwarder and its policy, or `None` when forwarding is off. On with no usable upstream,
 /// the forwarder has none and every forward fails (SERVFAIL): the askers still hear "cannot
 /// answer now", not REFUSED. At most `max_in_flight` forwards (sockets) at once: the
@@ -357,11 +405,7 @@ fn forward_policy(
     if !forward.enabled {
         return None;
     }
-    let mut own = config.server.listen.clone();
-    if config.docker.attach_bridges || config.docker.attach_default_bridge {
-        // Gateway listeners come and go; any local address on that port is us.
-        own.push(SocketAddr::from(([0, 0, 0, 0], config.docker.bridge_port)));
-    }
+    let own = own_addresses(config);
     let given = (forward.upstream_addrs(), upstreams_from);
     let (upstreams, from) = match choose_upstreams(Some(given), &forward.resolv_conf, &own) {
         Err(error) => {

@@ -587,3 +587,42 @@ fn forward_zones_send_each_name_to_the_most_specific_zone_s_upstreams() {
     assert_eq!(corp.count("deep.a.corp.example"), 0, "{}", corp.log());
     assert!(a_corp.count("deep.a.corp.example") >= 1, "{}", a_corp.log());
 }
+
+/// Default upstreams come from resolv.conf and follow it: rewritten under a running server to
+/// name another server, the next question goes there, without a restart. Two real dnsmasq on
+/// loopback addresses (resolv.conf names no port: they listen on 53).
+#[test]
+fn default_upstreams_follow_a_resolv_conf_rewritten_under_a_running_server() {
+    if !dnsmasq::Dnsmasq::installed() {
+        assert!(std::env::var_os("CI").is_none(), "CI needs dnsmasq");
+        eprintln!("dnsmasq not installed; skipped");
+        return;
+    }
+    let _first = dnsmasq::Dnsmasq::start("127.0.0.61", 53, "198.51.100.61 moving.test\n");
+    let _second = dnsmasq::Dnsmasq::start("127.0.0.62", 53, "198.51.100.62 moving.test\n");
+    let dir = tempfile::tempdir().expect("dir");
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.61\n").expect("write");
+    let config = seed_config("")
+        + &format!(
+            "\n[forward]\nenabled = true\ntimeout_ms = 1000\nresolv_conf = \"{}\"\n",
+            resolv.display()
+        );
+    let server = Server::start(&config);
+    let ip = |last: u8| std::net::Ipv4Addr::new(198, 51, 100, last);
+    assert!(
+        docker::eventually(Duration::from_secs(5), || a_of(&server, "moving.test.")
+            == [ip(61)]),
+        "the first resolv.conf's server answers"
+    );
+    // Replaced as tools do it: a new file renamed over the old.
+    let next = dir.path().join("resolv.conf.new");
+    std::fs::write(&next, "nameserver 127.0.0.62\n").expect("write");
+    std::fs::rename(&next, &resolv).expect("rename");
+    assert!(
+        docker::eventually(Duration::from_secs(10), || a_of(&server, "moving.test.")
+            == [ip(62)]),
+        "after the rewrite, the new server answers: {:?}",
+        a_of(&server, "moving.test.")
+    );
+}

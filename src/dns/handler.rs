@@ -208,6 +208,11 @@ impl Responder {
         self
     }
 
+    /// The forwarder, when forwarding is on (to replace its default upstreams).
+    pub fn forwarder(&self) -> Option<&Forwarder> {
+        self.forward.as_deref().map(|p| &p.forwarder)
+    }
+
     /// Why `asker` may not be forwarded for, if it may not (`allow_any_client`: strangers may).
     fn forward_denied(&self, allow_any_client: bool, asker: IpAddr) -> Option<Denied> {
         match self.registry.asker(asker) {

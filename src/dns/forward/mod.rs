@@ -23,6 +23,7 @@ use std::{
     time::Duration,
 };
 
+use arc_swap::ArcSwap;
 use futures_util::{StreamExt, stream::FuturesUnordered};
 use hickory_server::proto::{
     op::{Edns, Message, Query, ResponseCode},
@@ -227,6 +228,19 @@ fn choose_upstreams_with(
     })
 }
 
+/// `addrs` as a group, in their order, reusing those of `kept` with the same address.
+fn group(addrs: &[SocketAddr], kept: &[Arc<Upstream>]) -> Group {
+    addrs
+        .iter()
+        .map(|addr| {
+            kept.iter()
+                .find(|u| u.addr == *addr)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Upstream::new(*addr)))
+        })
+        .collect()
+}
+
 /// A question as the cache and the in-flight table key it.
 type QuestionKey = (
     LowerName,
@@ -241,15 +255,21 @@ struct InFlight {
     waiters: Vec<oneshot::Sender<Outcome>>,
 }
 
+/// Upstreams asked for one set of names, in the configured order. Shared, so that a question
+/// keeps the group it started with when the default upstreams are replaced meanwhile, and an
+/// upstream kept across a replacement keeps its health.
+type Group = Arc<[Arc<Upstream>]>;
+
 /// A zone forwarded to upstreams of its own.
 struct ForwardZone {
     zone: LowerName,
-    upstreams: Vec<Upstream>,
+    upstreams: Group,
 }
 
 pub struct Forwarder {
-    /// For names no zone claims.
-    upstreams: Vec<Upstream>,
+    /// For names no zone claims; replaced when the resolv.conf they came from changes
+    /// ([`Forwarder::set_default_upstreams`]).
+    upstreams: ArcSwap<Group>,
     /// Most specific first (most labels), so the first that holds a name is the one.
     zones: Vec<ForwardZone>,
     timeout: Duration,
@@ -285,19 +305,14 @@ impl Drop for ClientSlot {
 impl Forwarder {
     pub fn new(settings: &ForwardSettings) -> Forwarder {
         Forwarder {
-            upstreams: settings
-                .upstreams
-                .iter()
-                .copied()
-                .map(Upstream::new)
-                .collect(),
+            upstreams: ArcSwap::from_pointee(group(&settings.upstreams, &[])),
             zones: {
                 let mut zones: Vec<ForwardZone> = settings
                     .zones
                     .iter()
                     .map(|(zone, upstreams)| ForwardZone {
                         zone: LowerName::new(zone),
-                        upstreams: upstreams.iter().copied().map(Upstream::new).collect(),
+                        upstreams: group(upstreams, &[]),
                     })
                     .collect();
                 zones.sort_by_key(|z| std::cmp::Reverse(z.zone.num_labels()));
@@ -322,18 +337,33 @@ impl Forwarder {
     }
 
     /// Every upstream, the default ones then each zone's.
-    pub fn upstreams(&self) -> impl Iterator<Item = &Upstream> {
-        self.upstreams
+    pub fn upstreams(&self) -> Vec<Arc<Upstream>> {
+        let default = self.upstreams.load_full();
+        default
             .iter()
             .chain(self.zones.iter().flat_map(|z| z.upstreams.iter()))
+            .cloned()
+            .collect()
+    }
+
+    /// Replaces the default upstreams (the resolv.conf they came from changed); one kept
+    /// keeps its health, and questions already asked finish with the group they started
+    /// with. Returns whether anything changed.
+    pub fn set_default_upstreams(&self, addrs: &[SocketAddr]) -> bool {
+        let current = self.upstreams.load_full();
+        if current.iter().map(|u| u.addr).eq(addrs.iter().copied()) {
+            return false;
+        }
+        self.upstreams.store(Arc::new(group(addrs, &current)));
+        true
     }
 
     /// The upstreams `name` goes to: the most specific zone's that holds it, else the
     /// default ones; and that zone.
-    fn route(&self, name: &LowerName) -> (&[Upstream], Option<&LowerName>) {
+    fn route(&self, name: &LowerName) -> (Group, Option<&LowerName>) {
         match self.zones.iter().find(|z| z.zone.zone_of(name)) {
-            Some(zone) => (&zone.upstreams, Some(&zone.zone)),
-            None => (&self.upstreams, None),
+            Some(zone) => (Arc::clone(&zone.upstreams), Some(&zone.zone)),
+            None => (Arc::clone(&self.upstreams.load()), None),
         }
     }
 
@@ -386,6 +416,7 @@ impl Forwarder {
         }
         counter!(names::FORWARD_CACHE_TOTAL, "result" => "miss").increment(1);
         let (upstreams, _) = self.route(&key.0);
+        let upstreams = &upstreams;
         if upstreams.is_empty() {
             return Err(ForwardError::NoUpstreams);
         }
@@ -494,7 +525,7 @@ impl Forwarder {
     /// whole timeouts (3.0 s at the default 1.5 s, past glibc's 5 s with a retry; issue 26).
     async fn ask_upstreams<'a>(
         &'a self,
-        group: &'a [Upstream],
+        group: &'a [Arc<Upstream>],
         question: &Query,
         id: u16,
         tcp: bool,
@@ -519,6 +550,7 @@ impl Forwarder {
             .iter()
             .filter(|u| u.is_healthy())
             .chain(group.iter().filter(|u| !u.is_healthy()))
+            .map(|u| &**u)
             .collect();
         let stagger = NEXT_UPSTREAM_AFTER.min(self.timeout);
         // An attempt beyond the first holds a permit of its own (the caller's pays for the
@@ -860,7 +892,28 @@ mod tests {
             (vec!["127.0.0.1:53".to_string()], None)
         );
         assert_eq!(route("example."), (vec!["127.0.0.1:53".to_string()], None));
-        assert_eq!(forwarder.upstreams().count(), 4);
+        assert_eq!(forwarder.upstreams().len(), 4);
+    }
+
+    #[test]
+    fn replaced_default_upstreams_keep_the_health_of_those_that_stay() {
+        let addr = |last: u8| SocketAddr::from(([127, 0, 0, last], 53));
+        let forwarder = Forwarder::new(&settings(addr(1)));
+        forwarder.upstreams()[0].mark_failed();
+        assert!(!forwarder.set_default_upstreams(&[addr(1)]), "unchanged");
+        assert!(forwarder.set_default_upstreams(&[addr(2), addr(1)]));
+        let now = forwarder.upstreams();
+        assert_eq!(
+            now.iter().map(|u| u.addr).collect::<Vec<_>>(),
+            vec![addr(2), addr(1)]
+        );
+        assert!(now[0].is_healthy(), "a new one starts healthy");
+        assert!(!now[1].is_healthy(), "the one kept is still penalised");
+        let name = LowerName::new(&Name::from_ascii("x.example.").expect("name"));
+        assert_eq!(
+            forwarder.route_labels(&name).0,
+            vec!["127.0.0.2:53", "127.0.0.1:53"]
+        );
     }
 
     fn settings(upstream: SocketAddr) -> ForwardSettings {
