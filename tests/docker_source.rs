@@ -571,3 +571,50 @@ fn static_and_docker_on_one_network_name_keep_each_others_members() {
         vec![engine_ip]
     );
 }
+
+/// Names from the `netalias.names` label, against the real engine: two containers labelled
+/// with a name and a wildcard rotate over both for the name and any name below the wildcard,
+/// a name held more exactly (a third container's alias) keeps its own answer, and a
+/// container that goes takes its names with it.
+#[test]
+fn names_and_wildcards_from_labels_rotate_like_aliases() {
+    if !available() {
+        return;
+    }
+    let mut stack = Stack::default();
+    let net = stack.network("natest-labels", &["--subnet=10.213.71.0/24"]);
+    let server = start_docker_server(&[]);
+    let labelled = ["--label", "netalias.names=api.shop.test,*.shop.test"];
+    stack.run(
+        "natest-label-a",
+        &[&["--network", &net][..], &labelled].concat(),
+    );
+    stack.run(
+        "natest-label-b",
+        &[&["--network", &net][..], &labelled].concat(),
+    );
+    stack.run(
+        "natest-label-c",
+        &["--network", &net, "--network-alias", "admin.shop.test"],
+    );
+    let a = ip_on("natest-label-a", &net);
+    let b = ip_on("natest-label-b", &net);
+    let c = ip_on("natest-label-c", &net);
+    let both = sorted(vec![a, b]);
+    assert!(answers_become(&server, "api.shop.test.", &both));
+    assert_eq!(sorted(a_of(&server, "anything.shop.test.")), both);
+    assert_eq!(sorted(a_of(&server, "deep.er.shop.test.docker.")), both);
+    assert!(answers_become(&server, "admin.shop.test.", &[c]));
+    // Rotation over the two, whichever name below the wildcard is asked.
+    let firsts: Vec<Ipv4Addr> = (0..4)
+        .map(|i| a_of(&server, &format!("n{i}.shop.test."))[0])
+        .collect();
+    assert_eq!(
+        firsts.iter().filter(|ip| **ip == a).count(),
+        2,
+        "{firsts:?}"
+    );
+    docker(&["rm", "-f", "natest-label-a", "natest-label-b"]);
+    assert!(answers_become(&server, "api.shop.test.", &[]));
+    assert!(a_of(&server, "anything.shop.test.").is_empty());
+}

@@ -630,7 +630,7 @@ impl Config {
                     ));
                 }
                 for alias in &ep.aliases {
-                    check_dns_name(alias, &at("aliases"))?;
+                    check_alias(alias, &at("aliases"))?;
                 }
                 for srv in &ep.srv {
                     let value = srv.get_ref();
@@ -718,8 +718,25 @@ impl Config {
 pub const MAX_TTL: u64 = 2_147_483_647;
 
 /// A name must be a valid DNS name: labels of letters, digits, `-` and `_`, at most 63 bytes each.
+/// An alias is a DNS name, or a wildcard `*.NAME` that answers every name below `NAME`
+/// nothing holds more exactly.
+fn check_alias(alias: &Spanned<String>, field: &str) -> Result<(), Violation> {
+    check_name_text(
+        alias,
+        alias
+            .get_ref()
+            .strip_prefix("*.")
+            .unwrap_or(alias.get_ref()),
+        field,
+    )
+}
+
 fn check_dns_name(name: &Spanned<String>, field: &str) -> Result<(), Violation> {
-    let text = name.get_ref();
+    check_name_text(name, name.get_ref(), field)
+}
+
+/// Checks `text` (all of `name`, or the part after a wildcard's `*.`); errors point at `name`.
+fn check_name_text(name: &Spanned<String>, text: &str, field: &str) -> Result<(), Violation> {
     let bad = |why: &str| {
         Violation::new(
             name,
@@ -754,6 +771,21 @@ fn check_dns_name(name: &Spanned<String>, field: &str) -> Result<(), Violation> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_alias_may_be_a_wildcard_and_only_in_front() {
+        let config = |alias: &str| {
+            format!(
+                "[networks.n]\n[[networks.n.endpoints]]\nname = \"a\"\nipv4 = \"10.0.0.2\"\naliases = [\"{alias}\"]\n"
+            )
+        };
+        assert!(Config::parse(&config("*.shop.test"), "w.toml").is_ok());
+        let inside = Config::parse(&config("a.*.test"), "w.toml")
+            .expect_err("inside")
+            .to_string();
+        assert!(inside.contains("not a usable DNS name"), "{inside}");
+        assert!(Config::parse(&config("*"), "w.toml").is_err());
+    }
 
     #[test]
     fn forward_zones_are_checked_with_file_line_and_field() {

@@ -86,6 +86,8 @@ struct Index {
     internal: ReadMap<NetId, ()>,
     /// Askers the engine has and no source has published yet (`early.rs`).
     early: early::Early,
+    /// Wildcard names (`*.shop.test`) published: while none is, a miss looks for none.
+    wildcards: std::sync::atomic::AtomicUsize,
 }
 
 /// What the registry publishes for each address of a container: what it sees, and who it is.
@@ -277,7 +279,41 @@ impl Registry {
         if let Some(set) = self.lookup_short(key, asker) {
             return Some(set);
         }
-        self.lookup_short(self.short_under_domain(key)?, asker)
+        let under_domain = self.short_under_domain(key);
+        if let Some(set) = under_domain.and_then(|short| self.lookup_short(short, asker)) {
+            return Some(set);
+        }
+        if self
+            .index
+            .wildcards
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            return None;
+        }
+        self.lookup_wildcard(key, asker)
+            .or_else(|| self.lookup_wildcard(under_domain?, asker))
+    }
+
+    /// The wildcard that covers `key`, in RFC 4592's closest-encloser sense: walking up from
+    /// `key`'s parent, the first `*.PARENT` held answers, and a `PARENT` held itself stops the
+    /// walk (`a.x.shop.test` is not covered by `*.shop.test` when `x.shop.test` exists). The
+    /// answer's owner is the name asked, as for any other. Scoped like every name.
+    fn lookup_wildcard(&self, key: &[u8], asker: IpAddr) -> Option<Arc<RecordSet>> {
+        let mut wild = smallvec::SmallVec::<[u8; 256]>::new();
+        for at in parent_offsets(key) {
+            let parent = &key[at..];
+            wild.clear();
+            wild.extend_from_slice(name_key::WILDCARD_LABEL);
+            wild.extend_from_slice(parent);
+            if self.index.names.contains_key(&wild[..]) {
+                return self.lookup_short(&wild, asker);
+            }
+            if self.index.names.contains_key(parent) {
+                return None;
+            }
+        }
+        None
     }
 
     /// `SHORT` of a key `SHORT.DOMAIN.` under the search domain; `None` for the domain itself

@@ -31,6 +31,11 @@ impl NameKey {
         &self.0
     }
 
+    /// Whether the first label is `*` (RFC 4592's asterisk label).
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with(WILDCARD_LABEL)
+    }
+
     /// The name back, fully qualified (for listings and logs, not for the answer path).
     pub fn to_name(&self) -> Name {
         let mut labels: Vec<&[u8]> = Vec::new();
@@ -45,6 +50,9 @@ impl NameKey {
         name
     }
 }
+
+/// The asterisk label as key bytes: its length, then `*`.
+pub const WILDCARD_LABEL: &[u8] = &[1, b'*'];
 
 /// Offsets in `key` where a label other than the first starts: `key[at..]` is a parent.
 pub fn parent_offsets(key: &[u8]) -> impl Iterator<Item = usize> + '_ {

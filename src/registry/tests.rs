@@ -836,3 +836,64 @@ fn records_hold_the_writer_measurement() {
         waits[100], waits[198], waits[199]
     );
 }
+
+#[test]
+fn a_wildcard_answers_the_names_below_it_that_nothing_holds_more_exactly() {
+    let reg = Registry::new(Some("docker")).expect("registry");
+    reg.apply(
+        T,
+        Change::EndpointUp(ep(
+            "n",
+            "shop",
+            [10, 7, 0, 1],
+            &["*.shop.test", "api.shop.test"],
+        )),
+    );
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("n", "deep", [10, 7, 0, 2], &["*.x.shop.test"])),
+    );
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("n", "held", [10, 7, 0, 3], &["y.shop.test"])),
+    );
+    let v4 = |q: &str| members(&reg, q, HOST);
+    assert_eq!(v4("www.shop.test."), Some(vec![Ipv4Addr::new(10, 7, 0, 1)]));
+    assert_eq!(v4("a.b.shop.test."), Some(vec![Ipv4Addr::new(10, 7, 0, 1)]));
+    assert_eq!(
+        v4("WWW.shop.test.docker."),
+        Some(vec![Ipv4Addr::new(10, 7, 0, 1)])
+    );
+    // The closer wildcard wins; a name held itself is no wildcard's.
+    assert_eq!(v4("z.x.shop.test."), Some(vec![Ipv4Addr::new(10, 7, 0, 2)]));
+    assert_eq!(v4("y.shop.test."), Some(vec![Ipv4Addr::new(10, 7, 0, 3)]));
+    // Below a held name, the wildcard above it does not reach (RFC 4592's closest encloser).
+    assert_eq!(v4("a.y.shop.test."), None);
+    // The wildcard's own parent is not below it; other domains are not touched.
+    assert_eq!(v4("shop.test."), None);
+    assert_eq!(v4("www.shop.example."), None);
+    // Scoped like every name: a stranger sees nothing.
+    assert!(members(&reg, "www.shop.test.", "192.0.2.1".parse().unwrap()).is_none());
+    // Gone with its holder, and then no miss looks for wildcards at all.
+    reg.apply(
+        T,
+        Change::EndpointDown {
+            network: "n".into(),
+            container: "shop".into(),
+        },
+    );
+    assert_eq!(v4("www.shop.test."), None);
+    reg.apply(
+        T,
+        Change::EndpointDown {
+            network: "n".into(),
+            container: "deep".into(),
+        },
+    );
+    assert_eq!(
+        reg.index
+            .wildcards
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}

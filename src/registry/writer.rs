@@ -583,12 +583,24 @@ impl Model {
             .values()
             .filter_map(|state| state.names.get(short)?.set.clone())
             .collect();
+        // Wildcards are counted, so that a name no one holds looks for one only while any
+        // exists (a miss is what every forwarded question costs).
+        let wildcard = short.is_wildcard();
         if sets.is_empty() {
-            index.names.remove(short);
-        } else {
+            if index.names.remove(short).is_some() && wildcard {
+                index
+                    .wildcards
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        } else if index
+            .names
+            .insert(short.clone(), Arc::new(NameEntry { sets: sets.into() }))
+            .is_none()
+            && wildcard
+        {
             index
-                .names
-                .insert(short.clone(), Arc::new(NameEntry { sets: sets.into() }));
+                .wildcards
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

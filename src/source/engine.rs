@@ -21,6 +21,9 @@ pub const LABEL_SRV_PREFIX: &str = "netalias.srv.";
 pub const LABEL_SRV_WEIGHT: &str = "netalias.srv.weight";
 /// Label Swarm puts on every task container.
 pub const LABEL_SWARM_TASK: &str = "com.docker.swarm.task.id";
+/// Label naming further names a container (or a Swarm service) answers to, comma-separated:
+/// `netalias.names=api.shop.test,*.shop.test`.
+pub const LABEL_NAMES: &str = "netalias.names";
 /// Labels compose puts on every container it creates: its project and its service.
 pub const LABEL_COMPOSE_PROJECT: &str = "com.docker.compose.project";
 pub const LABEL_COMPOSE_SERVICE: &str = "com.docker.compose.service";
@@ -117,6 +120,37 @@ pub fn compose_name(labels: &HashMap<String, String>) -> Option<String> {
     };
     let (project, service) = (label(LABEL_COMPOSE_PROJECT)?, label(LABEL_COMPOSE_SERVICE)?);
     Some(format!("{service}.{project}").to_ascii_lowercase())
+}
+
+/// The names a `netalias.names` label gives, lowercased, each a DNS name (several labels
+/// allowed; `*.` first makes it a wildcard for every name below what follows), and the
+/// entries that are not, for the caller to warn about.
+pub fn names_from_labels(labels: &HashMap<String, String>) -> (Vec<String>, Vec<String>) {
+    let mut names = Vec::new();
+    let mut bad = Vec::new();
+    for entry in labels
+        .get(LABEL_NAMES)
+        .into_iter()
+        .flat_map(|v| v.split(','))
+    {
+        let entry = entry.trim().trim_end_matches('.');
+        if entry.is_empty() {
+            continue;
+        }
+        let plain = entry.strip_prefix("*.").unwrap_or(entry);
+        let valid = plain.len() <= 253
+            && plain
+                .split('.')
+                .all(|label| is_one_label(label) && !label.starts_with('-'));
+        if valid {
+            names.push(entry.to_ascii_lowercase());
+        } else {
+            bad.push(entry.to_string());
+        }
+    }
+    names.sort();
+    names.dedup();
+    (names, bad)
 }
 
 fn is_one_label(text: &str) -> bool {
@@ -260,6 +294,18 @@ pub fn merge_srv(mut labelled: Vec<SrvPort>, exposed: Vec<SrvPort>) -> Vec<SrvPo
 mod tests {
     use super::*;
     use crate::registry::SrvProto;
+
+    #[test]
+    fn a_names_label_gives_names_and_wildcards_and_says_what_it_cannot_take() {
+        let labels = HashMap::from([(
+            LABEL_NAMES.to_string(),
+            " API.shop.test, *.shop.test,,bad..name, -x.test, api.shop.test. ".to_string(),
+        )]);
+        let (names, bad) = names_from_labels(&labels);
+        assert_eq!(names, vec!["*.shop.test", "api.shop.test"]);
+        assert_eq!(bad, vec!["bad..name", "-x.test"]);
+        assert_eq!(names_from_labels(&HashMap::new()), (vec![], vec![]));
+    }
 
     #[test]
     fn compose_containers_also_answer_service_dot_project() {

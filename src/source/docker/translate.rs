@@ -22,8 +22,9 @@ use crate::{
     source::{
         bridge::Bridge,
         engine::{
-            Engine, LABEL_SWARM_TASK, LABEL_TTL, compose_name, excluded_by_label, merge_srv,
-            short_id, srv_from_exposed, srv_from_labels, ttl_from_labels,
+            Engine, LABEL_NAMES, LABEL_SWARM_TASK, LABEL_TTL, compose_name, excluded_by_label,
+            merge_srv, names_from_labels, short_id, srv_from_exposed, srv_from_labels,
+            ttl_from_labels,
         },
     },
 };
@@ -210,6 +211,10 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
         .filter(|h| !h.is_empty());
     let srv = srv_of(c, &name);
     let compose = labels.and_then(compose_name);
+    let (named, bad) = labels.map(names_from_labels).unwrap_or_default();
+    if !bad.is_empty() {
+        warn!(container = %name, ?bad, "label {LABEL_NAMES}: not DNS names; ignored");
+    }
 
     let networks = c
         .network_settings
@@ -229,6 +234,7 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
             aliases.push(short_id(id).to_string());
             aliases.extend(hostname.clone());
             aliases.extend(compose.clone());
+            aliases.extend(named.iter().cloned());
             Some(Endpoint {
                 network: network.clone(),
                 container: id.to_string(),

@@ -17,7 +17,8 @@ use crate::{
     registry::{Endpoint, SrvPort, SrvProto},
     source::{
         engine::{
-            Engine, excluded_by_label, merge_srv, short_id, srv_from_labels, ttl_from_labels,
+            Engine, excluded_by_label, merge_srv, names_from_labels, short_id, srv_from_labels,
+            ttl_from_labels,
         },
         tracked::EndpointKey,
     },
@@ -239,6 +240,7 @@ impl SwarmState {
                 if service.dnsrr {
                     aliases.push(service.name.clone());
                     aliases.extend(aliases_here.iter().cloned());
+                    aliases.extend(names_from_labels(&service.labels).0);
                 }
                 if let Some(container) = task
                     .status
@@ -291,7 +293,12 @@ impl SwarmState {
                         network: network.to_string(),
                         container,
                         name: service.name.clone(),
-                        aliases: service.aliases_on(network_id, network).to_vec(),
+                        aliases: service
+                            .aliases_on(network_id, network)
+                            .iter()
+                            .cloned()
+                            .chain(names_from_labels(&service.labels).0)
+                            .collect(),
                         ipv4,
                         ipv6,
                         ttl,
