@@ -34,6 +34,22 @@ fn fixture() -> &'static Fixture {
         let config = Config::embedded_default().expect("the embedded default parses");
         // The registry and responder the server itself assembles for this config.
         let core = crate::server::core(&config, None).expect("the embedded default serves");
+        // A wildcard beside the seed's names, so that the corpus reaches synthesis too
+        // (`*.wild.test`, answering `anything.wild.test`).
+        core.registry.apply(
+            crate::registry::Owner("fuzz"),
+            crate::registry::Change::EndpointUp(crate::registry::Endpoint {
+                network: "my_custom_network".into(),
+                container: "wild".into(),
+                name: "wild".into(),
+                aliases: vec!["*.wild.test".into()],
+                ipv4: Some(Ipv4Addr::new(172, 72, 0, 9)),
+                ipv6: None,
+                ttl: None,
+                out_of_rotation: None,
+                srv: Vec::new(),
+            }),
+        );
         Fixture {
             responder: core.responder,
             runtime: tokio::runtime::Builder::new_current_thread()
