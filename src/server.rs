@@ -84,6 +84,7 @@ pub fn core(config: &Config, forward: Option<ForwardPolicy>) -> Result<Core, Sta
         config.server.default_view.clone(),
         config.server.trusted_askers.clone(),
     );
+    registry.set_own_domains(&config.server.own_domains());
     let settings = Arc::new(Settings::new(
         config.server.ttl,
         config.server.max_udp_payload,
@@ -239,6 +240,7 @@ pub async fn start(launch: Launch) -> Result<Running, StartError> {
                             server.default_view.clone(),
                             server.trusted_askers.clone(),
                         );
+                        registry.set_own_domains(&server.own_domains());
                     }
                 },
             );

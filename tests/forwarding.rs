@@ -626,3 +626,30 @@ fn default_upstreams_follow_a_resolv_conf_rewritten_under_a_running_server() {
         a_of(&server, "moving.test.")
     );
 }
+
+/// A domain only labels mention is not netalias's: its other names are forwarded. Declared
+/// in `server.own_domains`, it is: an unheld name under it is NXDOMAIN with its SOA, and the
+/// upstream never hears of it.
+#[test]
+fn an_owned_domain_answers_nxdomain_for_what_it_does_not_hold_instead_of_forwarding() {
+    let up = FakeUpstream::start(Mode::Answer { ttl: 0 });
+    let forwarded = forward_config(&[&up], "");
+    let server = Server::start(&forwarded);
+    assert_eq!(rcode(&server, "www.shop.test."), ResponseCode::NoError);
+    assert_eq!(up.udp(), 1, "not owned: forwarded");
+    drop(server);
+    let owned = forwarded.replacen("[server]\n", "[server]\nown_domains = [\"shop.test\"]\n", 1);
+    assert_ne!(owned, forwarded, "the seed config has a [server] table");
+    let server = Server::start(&owned);
+    let answer = udp(server.addr, &query("www.shop.test.", RecordType::A));
+    assert_eq!(answer.metadata.response_code, ResponseCode::NXDomain);
+    assert!(answer.metadata.authoritative);
+    assert!(
+        answer
+            .authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA && r.name.to_ascii() == "shop.test."),
+        "{answer:?}"
+    );
+    assert_eq!(up.udp(), 1, "owned: never forwarded");
+}

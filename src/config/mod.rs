@@ -309,6 +309,10 @@ pub struct ServerConfig {
     /// may be forwarded for (a LAN routed to a bridge gateway, say).
     #[serde(default)]
     pub trusted_askers: Vec<ipnet::IpNet>,
+    /// Domains netalias owns besides the search domain (`shop.test`): a name under one that
+    /// it does not hold is NXDOMAIN (with an SOA), not forwarded.
+    #[serde(default)]
+    pub own_domains: Vec<Spanned<String>>,
     /// Largest UDP answer we send, whatever the client advertises (EDNS0). 1232 avoids IP fragmentation.
     #[serde(
         default = "default_max_udp_payload",
@@ -385,6 +389,7 @@ impl Default for ServerConfig {
             domain: None,
             default_view: None,
             trusted_askers: Vec::new(),
+            own_domains: Vec::new(),
             max_udp_payload: default_max_udp_payload(),
             tcp_idle_timeout_secs: default_tcp_idle_timeout_secs(),
             tcp_max_connections: default_tcp_max_connections(),
@@ -476,6 +481,14 @@ impl ServerConfig {
     pub fn domain(&self) -> Option<&str> {
         self.domain.as_ref().map(|d| d.get_ref().as_str())
     }
+
+    /// `own_domains` as written (validated at load).
+    pub fn own_domains(&self) -> Vec<String> {
+        self.own_domains
+            .iter()
+            .map(|d| d.get_ref().clone())
+            .collect()
+    }
 }
 
 impl Config {
@@ -552,6 +565,9 @@ impl Config {
     fn validate(&self, text: &str) -> Result<(), Violation> {
         if let Some(domain) = &self.server.domain {
             check_dns_name(domain, "server.domain")?;
+        }
+        for (i, domain) in self.server.own_domains.iter().enumerate() {
+            check_dns_name(domain, &format!("server.own_domains[{i}]"))?;
         }
         for (i, upstream) in self.forward.upstreams.iter().enumerate() {
             parse_upstream(upstream.get_ref()).map_err(|message| {

@@ -88,6 +88,11 @@ struct Index {
     early: early::Early,
     /// Wildcard names (`*.shop.test`) published: while none is, a miss looks for none.
     wildcards: std::sync::atomic::AtomicUsize,
+    /// Domains owned besides the search domain (`server.own_domains`), as keys, most labels
+    /// first: an unheld name under one does not exist.
+    own_domains: ArcSwap<Vec<(NameKey, LowerName)>>,
+    /// Whether any is: every forwarded name asks, and an `ArcSwap` load costs more than this.
+    has_own_domains: std::sync::atomic::AtomicBool,
 }
 
 /// What the registry publishes for each address of a container: what it sees, and who it is.
@@ -149,6 +154,8 @@ pub enum Resolution {
 enum UnheldKind {
     Apex,
     UnderDomain,
+    /// Under a domain of `server.own_domains`.
+    UnderOwnDomain,
     NotOurs,
 }
 
@@ -242,6 +249,47 @@ impl Registry {
 
     pub fn domain(&self) -> Option<&LowerName> {
         self.domain.as_ref()
+    }
+
+    /// The domains netalias owns besides the search domain: under one, a name it does not
+    /// hold is NXDOMAIN with that domain's SOA, not forwarded. Names that are not DNS names
+    /// are skipped (the config has checked them).
+    pub fn set_own_domains(&self, domains: &[String]) {
+        let mut owned: Vec<(NameKey, LowerName)> = domains
+            .iter()
+            .filter_map(|d| writer::fqdn(d).ok())
+            .map(|name| {
+                let lower = LowerName::from(name);
+                (NameKey::new(&lower), lower)
+            })
+            .collect();
+        owned.sort_by_key(|(_, d)| std::cmp::Reverse(d.num_labels()));
+        self.index
+            .has_own_domains
+            .store(!owned.is_empty(), std::sync::atomic::Ordering::Relaxed);
+        self.index.own_domains.store(Arc::new(owned));
+    }
+
+    /// The most specific owned domain `key` is at or under, and whether it is that domain.
+    fn own_domain_of(&self, key: &[u8]) -> Option<(LowerName, bool)> {
+        if !self
+            .index
+            .has_own_domains
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return None;
+        }
+        let owned = self.index.own_domains.load();
+        owned.iter().find_map(|(domain, name)| {
+            let domain = domain.as_bytes();
+            if key == domain {
+                return Some((name.clone(), true));
+            }
+            let short = key.strip_suffix(domain)?;
+            parent_offsets(key)
+                .any(|at| at == short.len())
+                .then(|| (name.clone(), false))
+        })
     }
 
     /// What `name` is for `asker`: its record set when `has` says the set holds what the
@@ -403,10 +451,15 @@ impl Registry {
     /// (`pkg.go.dev.`), so there only the names netalias holds answer and the rest is not ours.
     /// The apex of a zone whose SOA netalias serves exists, without records.
     pub fn unheld(&self, name: &LowerName, asker: IpAddr) -> Unheld {
-        match self.unheld_kind(NameKey::new(name).as_bytes(), asker) {
+        let key = NameKey::new(name);
+        match self.unheld_kind(key.as_bytes(), asker) {
             UnheldKind::Apex => Unheld::Apex(name.clone()),
             UnheldKind::UnderDomain => match &self.domain {
                 Some(domain) => Unheld::NoSuchName(domain.clone()),
+                None => Unheld::NotOurs,
+            },
+            UnheldKind::UnderOwnDomain => match self.own_domain_of(key.as_bytes()) {
+                Some((domain, _)) => Unheld::NoSuchName(domain),
                 None => Unheld::NotOurs,
             },
             UnheldKind::NotOurs => Unheld::NotOurs,
@@ -433,11 +486,17 @@ impl Registry {
             .as_ref()
             .is_some_and(|d| key == d.as_bytes());
         let under_domain = !is_domain && self.short_under_domain(key).is_some();
-        // Neither a zone nor under the domain: not ours whoever asks. Decided before the
-        // asker is looked up, which is what most forwarded names cost (one map lookup less
-        // per cached answer on the fast path).
+        // Neither a zone nor under the domain: not ours whoever asks, unless an owned domain
+        // holds it. Decided before the asker is looked up, which is what most forwarded names
+        // cost (one map lookup less per cached answer on the fast path).
         if zone.is_none() && !is_domain && !under_domain {
-            return UnheldKind::NotOurs;
+            let owned = self.own_domain_of(key);
+            return match owned {
+                Some(_) if self.is_stranger(asker) => UnheldKind::NotOurs,
+                Some((_, true)) => UnheldKind::Apex,
+                Some((_, false)) => UnheldKind::UnderOwnDomain,
+                None => UnheldKind::NotOurs,
+            };
         }
         if self.is_stranger(asker) {
             return UnheldKind::NotOurs; // sees nothing, so nothing is denied to it either
@@ -453,6 +512,9 @@ impl Registry {
 
     /// The zone of ours that contains `name`, if any: the search domain or a network.
     pub fn zone_of(&self, name: &LowerName) -> Option<LowerName> {
+        if let Some((domain, _)) = self.own_domain_of(NameKey::new(name).as_bytes()) {
+            return Some(domain);
+        }
         if let Some(domain) = &self.domain
             && domain.zone_of(name)
         {

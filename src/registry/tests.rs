@@ -897,3 +897,40 @@ fn a_wildcard_answers_the_names_below_it_that_nothing_holds_more_exactly() {
         0
     );
 }
+
+#[test]
+fn an_owned_domain_denies_what_it_does_not_hold_and_only_to_those_who_may_ask() {
+    let reg = Registry::new(Some("docker")).expect("registry");
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("n", "api", [10, 8, 0, 1], &["api.shop.test"])),
+    );
+    let unheld = |q: &str, asker: IpAddr| reg.unheld(&name(q), asker);
+    // Not owned: a label domain's other names are not ours (forwarded).
+    assert_eq!(unheld("www.shop.test.", HOST), Unheld::NotOurs);
+    reg.set_own_domains(&["shop.test".to_string()]);
+    assert_eq!(
+        members(&reg, "api.shop.test.", HOST),
+        Some(vec![Ipv4Addr::new(10, 8, 0, 1)])
+    );
+    assert_eq!(
+        unheld("www.shop.test.", HOST),
+        Unheld::NoSuchName(name("shop.test."))
+    );
+    assert_eq!(unheld("shop.test.", HOST), Unheld::Apex(name("shop.test.")));
+    assert_eq!(unheld("notshop.test.", HOST), Unheld::NotOurs);
+    assert_eq!(
+        reg.zone_of(&name("a.b.shop.test.")),
+        Some(name("shop.test."))
+    );
+    // A stranger is denied nothing: it gets what strangers get (REFUSED).
+    assert_eq!(
+        unheld("www.shop.test.", "192.0.2.1".parse().unwrap()),
+        Unheld::NotOurs
+    );
+    // The fast path's check agrees.
+    let key = NameKey::new(&name("www.shop.test."));
+    assert!(!reg.is_unheld_not_ours(key.as_bytes(), HOST));
+    reg.set_own_domains(&[]);
+    assert!(reg.is_unheld_not_ours(key.as_bytes(), HOST));
+}
