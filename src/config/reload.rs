@@ -162,7 +162,7 @@ mod tests {
                 .iter()
                 .filter(|s| s.key.starts_with("server."))
                 .count(),
-            17
+            18
         );
     }
 
