@@ -72,24 +72,36 @@ pub fn detect(root: &Path) -> Option<HostResolver> {
     }
 }
 
-/// The snippet that sends `domain` (and only it) to netalias at `at`.
+/// The snippet that sends `domains` (the search domain first, then the owned ones; those and
+/// only those) to netalias at `at`.
 pub fn snippet(
     resolver: HostResolver,
-    domain: &str,
+    domains: &[&str],
     at: SocketAddr,
 ) -> Result<Snippet, HostDnsError> {
-    let domain = domain.trim_end_matches('.');
-    if domain.is_empty() || domain.contains(char::is_whitespace) || domain.contains('/') {
-        return Err(HostDnsError::NoDomain(domain.to_string()));
+    let domains: Vec<&str> = domains.iter().map(|d| d.trim_end_matches('.')).collect();
+    if let Some(bad) = domains
+        .iter()
+        .find(|d| d.is_empty() || d.contains(char::is_whitespace) || d.contains('/'))
+    {
+        return Err(HostDnsError::NoDomain(bad.to_string()));
     }
-    let dnsmasq_line = format!("server=/{domain}/{}#{}\n", at.ip(), at.port());
-    let header = "# Written by `netalias host-dns`: only this domain goes to netalias.\n";
+    if domains.is_empty() {
+        return Err(HostDnsError::NoDomain(String::new()));
+    }
+    let dnsmasq_line: String = domains
+        .iter()
+        .map(|domain| format!("server=/{domain}/{}#{}\n", at.ip(), at.port()))
+        .collect();
+    let routed: Vec<String> = domains.iter().map(|d| format!("~{d}")).collect();
+    let domain = routed.join(" ");
+    let header = "# Written by `netalias host-dns`: only these domains go to netalias.\n";
     Ok(match resolver {
         HostResolver::Resolved => Snippet {
             resolver,
             path: "etc/systemd/resolved.conf.d/netalias.conf".into(),
             // `~domain`: a routing-only domain (not a search domain); `IP:PORT` needs v246+.
-            text: format!("{header}[Resolve]\nDNS={at}\nDomains=~{domain}\n"),
+            text: format!("{header}[Resolve]\nDNS={at}\nDomains={domain}\n"),
             apply: "systemctl restart systemd-resolved",
         },
         HostResolver::Dnsmasq => Snippet {
@@ -114,15 +126,28 @@ mod tests {
     #[test]
     fn each_resolver_gets_only_the_domain() {
         let at: SocketAddr = "127.0.0.1:1053".parse().expect("addr");
-        let resolved = snippet(HostResolver::Resolved, "docker.", at).expect("snippet");
+        let resolved = snippet(HostResolver::Resolved, &["docker."], at).expect("snippet");
         assert!(
             resolved
                 .text
                 .contains("DNS=127.0.0.1:1053\nDomains=~docker\n")
         );
-        let dnsmasq = snippet(HostResolver::Dnsmasq, "docker", at).expect("snippet");
+        let dnsmasq = snippet(HostResolver::Dnsmasq, &["docker"], at).expect("snippet");
         assert!(dnsmasq.text.ends_with("server=/docker/127.0.0.1#1053\n"));
-        assert!(snippet(HostResolver::Dnsmasq, "", at).is_err());
+        assert!(snippet(HostResolver::Dnsmasq, &[""], at).is_err());
+        assert!(snippet(HostResolver::Dnsmasq, &[], at).is_err());
+        // Owned domains go too, and only they.
+        let both = snippet(HostResolver::Resolved, &["docker", "shop.test"], at).expect("snippet");
+        assert!(
+            both.text.contains("Domains=~docker ~shop.test\n"),
+            "{}",
+            both.text
+        );
+        let both = snippet(HostResolver::Dnsmasq, &["docker", "shop.test"], at).expect("snippet");
+        assert!(
+            both.text
+                .ends_with("server=/docker/127.0.0.1#1053\nserver=/shop.test/127.0.0.1#1053\n")
+        );
     }
 
     #[test]

@@ -25,13 +25,17 @@ pub(crate) fn host_dns(
     let at = listen
         .or_else(|| config.server.listen.first().copied())
         .context("no listen address: give --listen")?;
-    let domain = domain
+    // The search domain (or the one given), then every domain the config owns.
+    let mut domains: Vec<String> = domain
         .or_else(|| config.server.domain().map(str::to_string))
-        .unwrap_or_default();
+        .into_iter()
+        .collect();
+    domains.extend(config.server.own_domains());
+    let domains: Vec<&str> = domains.iter().map(String::as_str).collect();
     let resolver = resolver
         .or_else(|| host_dns::detect(root))
         .ok_or(host_dns::HostDnsError::NoneFound)?;
-    let snippet = host_dns::snippet(resolver, &domain, at)?;
+    let snippet = host_dns::snippet(resolver, &domains, at)?;
     let path = root.join(&snippet.path);
     if write {
         if let Some(dir) = path.parent() {
