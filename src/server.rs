@@ -85,6 +85,7 @@ pub fn core(config: &Config, forward: Option<ForwardPolicy>) -> Result<Core, Sta
         config.server.trusted_askers.clone(),
     );
     registry.set_own_domains(&config.server.own_domains());
+    registry.set_host_name(config.server.host_name());
     let settings = Arc::new(Settings::new(
         config.server.ttl,
         config.server.max_udp_payload,
@@ -241,6 +242,7 @@ pub async fn start(launch: Launch) -> Result<Running, StartError> {
                             server.trusted_askers.clone(),
                         );
                         registry.set_own_domains(&server.own_domains());
+                        registry.set_host_name(server.host_name());
                     }
                 },
             );

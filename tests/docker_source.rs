@@ -618,3 +618,57 @@ fn names_and_wildcards_from_labels_rotate_like_aliases() {
     assert!(answers_become(&server, "api.shop.test.", &[]));
     assert!(a_of(&server, "anything.shop.test.").is_empty());
 }
+
+/// `server.host_name`: each container asking `host.docker` (through the gateway listener on
+/// its own bridge) gets the host's address on its own network, the engine's gateway or, for a
+/// `--subnet`-only network, the subnet's first host.
+#[test]
+fn the_host_name_answers_each_container_its_own_gateway() {
+    if !available() {
+        return;
+    }
+    let mut stack = Stack::default();
+    let plain = stack.network("natest-host-a", &["--subnet=10.213.81.0/24"]);
+    let given = stack.network(
+        "natest-host-b",
+        &["--subnet=10.213.82.0/24", "--gateway=10.213.82.254"],
+    );
+    let port = 15363u16;
+    let config = docker_config().replacen("[server]\n", "[server]\nhost_name = \"host\"\n", 1);
+    let server = Server::start_with(
+        &config,
+        &[
+            "--docker",
+            "--attach-bridges",
+            "--bridge-port",
+            &port.to_string(),
+        ],
+    );
+    server.wait_ready();
+    stack.run("natest-host-ca", &["--network", &plain]);
+    stack.run("natest-host-cb", &["--network", &given]);
+    let ip_a = ip_on("natest-host-ca", &plain);
+    assert!(answers_become(&server, "natest-host-ca.", &[ip_a]));
+    assert!(answers_become(
+        &server,
+        "natest-host-cb.",
+        &[ip_on("natest-host-cb", &given)]
+    ));
+    for (container, gateway) in [
+        ("natest-host-ca", "10.213.81.1"),
+        ("natest-host-cb", "10.213.82.254"),
+    ] {
+        assert!(
+            eventually(SETTLE, || kdig_from(
+                container,
+                gateway,
+                port,
+                "host.docker"
+            ) == gateway),
+            "{container} gets its own gateway: {:?}",
+            kdig_from(container, gateway, port, "host.docker")
+        );
+    }
+    // The host itself asks over loopback: it has no network of its own.
+    assert!(a_of(&server, "host.docker.").is_empty());
+}

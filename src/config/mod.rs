@@ -313,6 +313,10 @@ pub struct ServerConfig {
     /// it does not hold is NXDOMAIN (with an SOA), not forwarded.
     #[serde(default)]
     pub own_domains: Vec<Spanned<String>>,
+    /// A name (`host`, so `host.docker` too) that answers each container with the host's
+    /// address on its own network (the bridge's gateway); absent: off.
+    #[serde(default)]
+    pub host_name: Option<Spanned<String>>,
     /// Largest UDP answer we send, whatever the client advertises (EDNS0). 1232 avoids IP fragmentation.
     #[serde(
         default = "default_max_udp_payload",
@@ -390,6 +394,7 @@ impl Default for ServerConfig {
             default_view: None,
             trusted_askers: Vec::new(),
             own_domains: Vec::new(),
+            host_name: None,
             max_udp_payload: default_max_udp_payload(),
             tcp_idle_timeout_secs: default_tcp_idle_timeout_secs(),
             tcp_max_connections: default_tcp_max_connections(),
@@ -482,6 +487,11 @@ impl ServerConfig {
         self.domain.as_ref().map(|d| d.get_ref().as_str())
     }
 
+    /// `host_name` as written (validated at load).
+    pub fn host_name(&self) -> Option<&str> {
+        self.host_name.as_ref().map(|d| d.get_ref().as_str())
+    }
+
     /// `own_domains` as written (validated at load).
     pub fn own_domains(&self) -> Vec<String> {
         self.own_domains
@@ -565,6 +575,9 @@ impl Config {
     fn validate(&self, text: &str) -> Result<(), Violation> {
         if let Some(domain) = &self.server.domain {
             check_dns_name(domain, "server.domain")?;
+        }
+        if let Some(host) = &self.server.host_name {
+            check_dns_name(host, "server.host_name")?;
         }
         for (i, domain) in self.server.own_domains.iter().enumerate() {
             check_dns_name(domain, &format!("server.own_domains[{i}]"))?;

@@ -45,6 +45,7 @@ pub const SETTINGS: &[Setting] = &[
     server!("default_view", Live, default_view),
     server!("trusted_askers", Live, trusted_askers),
     server!("own_domains", Live, own_domains),
+    server!("host_name", Live, host_name),
     server!("max_udp_payload", Restart, max_udp_payload),
     server!("tcp_idle_timeout_secs", Restart, tcp_idle_timeout_secs),
     server!("tcp_max_connections", Restart, tcp_max_connections),
@@ -110,6 +111,7 @@ fn every_server_field_is_in_the_table(server: &ServerConfig) {
         default_view: _,
         trusted_askers: _,
         own_domains: _,
+        host_name: _,
         max_udp_payload: _,
         tcp_idle_timeout_secs: _,
         tcp_max_connections: _,
@@ -162,7 +164,7 @@ mod tests {
                 .iter()
                 .filter(|s| s.key.starts_with("server."))
                 .count(),
-            18
+            19
         );
     }
 

@@ -159,6 +159,13 @@ pub enum Change {
     /// Whether the owner marks a network internal (Docker `--internal`): its containers are
     /// never forwarded for. It is internal while any owner marks it so.
     NetworkInternal { network: String, internal: bool },
+    /// The host's addresses on a network (its gateways), which the host name answers to the
+    /// network's containers ([`crate::registry::Registry::set_host_name`]). Empty: none.
+    /// Holds the network for the owner.
+    NetworkGateways {
+        network: String,
+        gateways: Vec<IpAddr>,
+    },
     /// Further addresses a container asks from, without names there (Docker's default bridge,
     /// Swarm's `docker_gwbridge`): an asker there sees the container's own networks (whichever
     /// owner published them), and is a known container (it may be forwarded for). Replaces the

@@ -93,6 +93,11 @@ struct Index {
     own_domains: ArcSwap<Vec<(NameKey, LowerName)>>,
     /// Whether any is: every forwarded name asks, and an `ArcSwap` load costs more than this.
     has_own_domains: std::sync::atomic::AtomicBool,
+    /// Each network's gateways, as a set the host name answers with.
+    gateways: ReadMap<NetId, Arc<RecordSet>>,
+    /// The host name (`server.host_name`), as a key; `None`: off.
+    host_name: ArcSwap<Option<NameKey>>,
+    has_host_name: std::sync::atomic::AtomicBool,
 }
 
 /// What the registry publishes for each address of a container: what it sees, and who it is.
@@ -270,6 +275,40 @@ impl Registry {
         self.index.own_domains.store(Arc::new(owned));
     }
 
+    /// The name (`host`, so also `host.DOMAIN.`) that answers each container with the
+    /// gateways of its own network: the host's address there, as `host.docker.internal` is
+    /// in Docker Desktop's /etc/hosts. `None` turns it off. A name held by an endpoint wins.
+    pub fn set_host_name(&self, name: Option<&str>) {
+        let key = name
+            .and_then(|n| writer::fqdn(n).ok())
+            .map(|n| NameKey::new(&LowerName::from(n)));
+        self.index
+            .has_host_name
+            .store(key.is_some(), std::sync::atomic::Ordering::Relaxed);
+        self.index.host_name.store(Arc::new(key));
+    }
+
+    /// The gateways of the first network `asker` sees that has any, when `key` (or its short
+    /// form under the search domain) is the host name. Askers that see every network (the
+    /// host itself) have no network of their own: nothing.
+    fn lookup_host(
+        &self,
+        key: &[u8],
+        short: Option<&[u8]>,
+        asker: IpAddr,
+    ) -> Option<Arc<RecordSet>> {
+        let host = self.index.host_name.load();
+        let host = host.as_ref().as_ref()?.as_bytes();
+        if key != host && short != Some(host) {
+            return None;
+        }
+        self.with_view(asker, |view| {
+            view.networks()
+                .iter()
+                .find_map(|id| self.index.gateways.get(id).map(|s| Arc::clone(s.value())))
+        })
+    }
+
     /// The most specific owned domain `key` is at or under, and whether it is that domain.
     fn own_domain_of(&self, key: &[u8]) -> Option<(LowerName, bool)> {
         if !self
@@ -329,6 +368,14 @@ impl Registry {
         }
         let under_domain = self.short_under_domain(key);
         if let Some(set) = under_domain.and_then(|short| self.lookup_short(short, asker)) {
+            return Some(set);
+        }
+        if self
+            .index
+            .has_host_name
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && let Some(set) = self.lookup_host(key, under_domain, asker)
+        {
             return Some(set);
         }
         if self

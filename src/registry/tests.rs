@@ -934,3 +934,61 @@ fn an_owned_domain_denies_what_it_does_not_hold_and_only_to_those_who_may_ask() 
     reg.set_own_domains(&[]);
     assert!(reg.is_unheld_not_ours(key.as_bytes(), HOST));
 }
+
+#[test]
+fn the_host_name_answers_each_container_the_gateways_of_its_own_network() {
+    let reg = Registry::new(Some("docker")).expect("registry");
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("front", "web", [10, 9, 1, 2], &[])),
+    );
+    reg.apply(T, Change::EndpointUp(ep("back", "db", [10, 9, 2, 2], &[])));
+    for (network, gw) in [("front", [10, 9, 1, 1]), ("back", [10, 9, 2, 1])] {
+        reg.apply(
+            T,
+            Change::NetworkGateways {
+                network: network.into(),
+                gateways: vec![IpAddr::from(gw)],
+            },
+        );
+    }
+    let web: IpAddr = "10.9.1.2".parse().unwrap();
+    let db: IpAddr = "10.9.2.2".parse().unwrap();
+    // Off until named.
+    assert_eq!(members(&reg, "host.docker.", web), None);
+    reg.set_host_name(Some("host"));
+    assert_eq!(
+        members(&reg, "host.docker.", web),
+        Some(vec![Ipv4Addr::new(10, 9, 1, 1)])
+    );
+    assert_eq!(
+        members(&reg, "HOST.", db),
+        Some(vec![Ipv4Addr::new(10, 9, 2, 1)])
+    );
+    // The host itself sees every network and has none of its own.
+    assert_eq!(members(&reg, "host.docker.", HOST), None);
+    // A container named so wins.
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("front", "host", [10, 9, 1, 9], &[])),
+    );
+    assert_eq!(
+        members(&reg, "host.", web),
+        Some(vec![Ipv4Addr::new(10, 9, 1, 9)])
+    );
+    // Gone with its network.
+    reg.apply(
+        T,
+        Change::NetworkDown {
+            network: "back".into(),
+        },
+    );
+    assert_eq!(members(&reg, "host.", db), None);
+    reg.set_host_name(None);
+    assert_eq!(members(&reg, "host.docker.", db), None);
+    // The container's own name stays.
+    assert_eq!(
+        members(&reg, "host.docker.", web),
+        Some(vec![Ipv4Addr::new(10, 9, 1, 9)])
+    );
+}

@@ -21,6 +21,14 @@ impl View {
         View::Only(ids.into())
     }
 
+    /// The networks of an `Only` view, in order; none for `All` (which names no network).
+    pub fn networks(&self) -> &[NetId] {
+        match self {
+            View::All => &[],
+            View::Only(ids) => ids,
+        }
+    }
+
     pub fn contains(&self, id: NetId) -> bool {
         match self {
             View::All => true,

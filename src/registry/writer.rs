@@ -364,6 +364,31 @@ impl Model {
                     publish_internal(state, index);
                 }
             }
+            Change::NetworkGateways { network, gateways } => {
+                self.hold_network(&network, owner, index);
+                if let Some(state) = self.networks.get(&network) {
+                    if gateways.is_empty() {
+                        index.gateways.remove(&state.id);
+                    } else {
+                        let v4 = gateways.iter().filter_map(|ip| match ip {
+                            IpAddr::V4(v4) => Some(*v4),
+                            IpAddr::V6(_) => None,
+                        });
+                        let v6 = gateways.iter().filter_map(|ip| match ip {
+                            IpAddr::V6(v6) => Some(*v6),
+                            IpAddr::V4(_) => None,
+                        });
+                        let set = RecordSet::new(
+                            state.id,
+                            v4.collect(),
+                            v6.collect(),
+                            None,
+                            Arc::new(Cursors::default()),
+                        );
+                        index.gateways.insert(state.id, Arc::new(set));
+                    }
+                }
+            }
             Change::AskerAddresses {
                 container,
                 addresses,
@@ -439,6 +464,7 @@ impl Model {
         }
         if let Some(state) = self.networks.remove(network) {
             index.internal.remove(&state.id);
+            index.gateways.remove(&state.id);
         }
         for zone in self.network_zones(network) {
             index.zones.remove(&zone);

@@ -31,7 +31,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
 pub use translate::Policy;
-use translate::{NetworkFacts, NoBridge, bridge_of};
+use translate::{NetworkFacts, NoBridge, bridge_of, gateways_of};
 
 use state::{ContainerFacts, DockerState, SnapshotFacts};
 
@@ -309,6 +309,14 @@ impl DockerSource {
                 .iter()
                 .filter_map(|n| Some((user_defined(n)?, n.internal == Some(true))))
                 .collect(),
+            gateways: networks
+                .iter()
+                .filter_map(|n| {
+                    let facts = NetworkFacts::of_listed(n)?;
+                    let gateways = gateways_of(facts, n.internal == Some(true), engine);
+                    Some((user_defined(n)?, gateways))
+                })
+                .collect(),
             listed,
             containers: client::containers(docker, ids, self.options.policy).await?,
         };
@@ -379,7 +387,14 @@ impl DockerSource {
                             None => None,
                         };
                         let internal = inspected.as_ref().map(|n| n.internal == Some(true));
-                        let changes = self.state.network_created(&network, internal);
+                        let gateways = inspected
+                            .as_ref()
+                            .and_then(|n| {
+                                let facts = NetworkFacts::of_inspected(n)?;
+                                Some(gateways_of(facts, n.internal == Some(true), self.engine()))
+                            })
+                            .unwrap_or_default();
+                        let changes = self.state.network_created(&network, internal, gateways);
                         self.publisher.apply_all(changes);
                         if let Some(bridge) = inspected
                             .as_ref()

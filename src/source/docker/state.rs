@@ -33,6 +33,8 @@ pub struct SnapshotFacts {
     pub networks: BTreeSet<String>,
     /// Which of those are internal.
     pub internal: Vec<(String, bool)>,
+    /// The host's addresses on each (`translate::gateways_of`), for the host name.
+    pub gateways: Vec<(String, Vec<IpAddr>)>,
     /// The running containers as listed ([`Listed`]), for the periodic reconcile.
     pub listed: Listed,
     /// Every running container, read whole, by ID.
@@ -95,6 +97,13 @@ impl DockerState {
                 .into_iter()
                 .map(|(network, internal)| Change::NetworkInternal { network, internal }),
         );
+        changes.extend(
+            facts
+                .gateways
+                .into_iter()
+                .filter(|(_, gateways)| !gateways.is_empty())
+                .map(|(network, gateways)| Change::NetworkGateways { network, gateways }),
+        );
         // In ID order, so the same facts give the same changes.
         let mut askers: Vec<_> = askers.into_iter().collect();
         askers.sort_by(|a, b| a.0.cmp(&b.0));
@@ -111,13 +120,25 @@ impl DockerState {
         changes
     }
 
-    /// A user-defined network was created; `internal` when its inspect said.
-    pub fn network_created(&mut self, network: &str, internal: Option<bool>) -> Vec<Change> {
+    /// A user-defined network was created; `internal` when its inspect said, and the host's
+    /// addresses on it.
+    pub fn network_created(
+        &mut self,
+        network: &str,
+        internal: Option<bool>,
+        gateways: Vec<IpAddr>,
+    ) -> Vec<Change> {
         let mut changes = self.tracked.add_network(network);
         if let Some(internal) = internal {
             changes.push(Change::NetworkInternal {
                 network: network.to_string(),
                 internal,
+            });
+        }
+        if !gateways.is_empty() {
+            changes.push(Change::NetworkGateways {
+                network: network.to_string(),
+                gateways,
             });
         }
         changes
@@ -261,6 +282,7 @@ mod tests {
         SnapshotFacts {
             networks: ["dev".to_string(), "back".to_string()].into(),
             internal: vec![("back".into(), true)],
+            gateways: vec![("dev".into(), vec!["10.1.0.1".parse().expect("ip")])],
             listed: containers
                 .iter()
                 .map(|(id, _)| (id.to_string(), "running".to_string()))
@@ -298,6 +320,10 @@ mod tests {
         assert!(changes.contains(&Change::NetworkInternal {
             network: "back".into(),
             internal: true
+        }));
+        assert!(changes.contains(&Change::NetworkGateways {
+            network: "dev".into(),
+            gateways: vec!["10.1.0.1".parse().expect("ip")]
         }));
         assert_eq!(state.endpoint_count(), 3);
         // The same facts again: nothing but the internal marks (idempotent in the registry).
@@ -395,7 +421,7 @@ mod tests {
     #[test]
     fn a_network_created_and_destroyed_takes_its_endpoints_along() {
         let mut state = DockerState::default();
-        let changes = state.network_created("dev", Some(false));
+        let changes = state.network_created("dev", Some(false), Vec::new());
         assert_eq!(
             changes,
             vec![

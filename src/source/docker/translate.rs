@@ -68,6 +68,31 @@ impl<'a> NetworkFacts<'a> {
     }
 }
 
+/// The host's addresses on a user-defined bridge network, which the host name answers its
+/// containers with: each subnet's gateway as the engine's IPAM names it, else the subnet's
+/// first host (where Docker puts a gateway it was not given). None for other drivers (an
+/// overlay's gateway is no address of this host) and for internal networks (the host is not
+/// reachable there).
+pub fn gateways_of(network: NetworkFacts<'_>, internal: bool, engine: Engine) -> Vec<IpAddr> {
+    if network.driver != Some("bridge") || internal || !engine.is_user_defined(network.name) {
+        return Vec::new();
+    }
+    network
+        .ipam
+        .and_then(|i| i.config.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let subnet: IpNet = c.subnet.as_deref()?.parse().ok()?;
+            c.gateway
+                .as_deref()
+                .and_then(|g| g.parse::<IpAddr>().ok())
+                .filter(|g| subnet.contains(g))
+                .or_else(|| subnet.hosts().next())
+        })
+        .collect()
+}
+
 /// Why a network gets no gateway listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoBridge {
