@@ -417,7 +417,12 @@ fn forward_policy(
             warn!(%error, "forwarding is on but no upstreams are given and resolv.conf is unusable; names netalias does not own get SERVFAIL (give --upstream)");
             (Vec::new(), None)
         }
-        Ok(chosen) => (chosen.upstreams, Some(chosen.from)),
+        Ok(chosen) => {
+            for upstream in &chosen.dropped {
+                warn!(%upstream, from = %chosen.from, "upstream dropped: it is one of netalias's own listen addresses");
+            }
+            (chosen.upstreams, Some(chosen.from))
+        }
     };
     match &from {
         // Said above already: resolv.conf could not be read.
@@ -438,6 +443,9 @@ fn forward_policy(
         .into_iter()
         .map(|(zone, upstreams)| {
             let kept = without_loops(upstreams.clone(), &own);
+            for upstream in upstreams.iter().filter(|u| !kept.contains(u)) {
+                warn!(zone = %zone, %upstream, "upstream dropped: it is one of netalias's own listen addresses");
+            }
             if kept.is_empty() {
                 warn!(zone = %zone, given = ?upstreams, "every upstream of this forward zone is netalias itself; its names get SERVFAIL");
             } else {

@@ -386,25 +386,50 @@ impl Registry {
         {
             return None;
         }
-        self.lookup_wildcard(key, asker)
-            .or_else(|| self.lookup_wildcard(under_domain?, asker))
+        // `SHORT.NETWORK.`: a wildcard on that network, when the asker sees it.
+        if let Some((at, network)) = self.network_zone(key)
+            && self.with_view(asker, |view| view.contains(network))
+            && let Some(set) = self.lookup_wildcard(&key[..at], Some(network), asker)
+        {
+            return Some(set);
+        }
+        self.lookup_wildcard(key, None, asker)
+            .or_else(|| self.lookup_wildcard(under_domain?, None, asker))
     }
 
-    /// The wildcard that covers `key`, in RFC 4592's closest-encloser sense: walking up from
-    /// `key`'s parent, the first `*.PARENT` held answers, and a `PARENT` held itself stops the
-    /// walk (`a.x.shop.test` is not covered by `*.shop.test` when `x.shop.test` exists). The
-    /// answer's owner is the name asked, as for any other. Scoped like every name.
-    fn lookup_wildcard(&self, key: &[u8], asker: IpAddr) -> Option<Arc<RecordSet>> {
+    /// The wildcard that covers `key`: walking up from `key`'s parent, the first `*.PARENT`
+    /// the asker sees answers, and a `PARENT` the asker sees held itself stops the walk
+    /// (`a.x.shop.test` is not covered by `*.shop.test` when `x.shop.test` exists), RFC
+    /// 4592's closest encloser. One simplification: a name held only *below* a parent (an
+    /// empty non-terminal, `x.shop.test` when only `a.x.shop.test` is held) does not stop it.
+    /// With `only`, on that network alone (`SHORT.NETWORK.`). The answer's owner is the name
+    /// asked, as for any other.
+    fn lookup_wildcard(
+        &self,
+        key: &[u8],
+        only: Option<NetId>,
+        asker: IpAddr,
+    ) -> Option<Arc<RecordSet>> {
+        let held = |name: &[u8]| match only {
+            Some(network) => self.index.names.get(name).and_then(|entry| {
+                entry
+                    .sets
+                    .iter()
+                    .find(|set| set.network() == network)
+                    .cloned()
+            }),
+            None => self.lookup_short(name, asker),
+        };
         let mut wild = smallvec::SmallVec::<[u8; 256]>::new();
         for at in parent_offsets(key) {
             let parent = &key[at..];
             wild.clear();
             wild.extend_from_slice(name_key::WILDCARD_LABEL);
             wild.extend_from_slice(parent);
-            if self.index.names.contains_key(&wild[..]) {
-                return self.lookup_short(&wild, asker);
+            if let Some(set) = held(&wild) {
+                return Some(set);
             }
-            if self.index.names.contains_key(parent) {
+            if held(parent).is_some() {
                 return None;
             }
         }
@@ -559,7 +584,14 @@ impl Registry {
 
     /// The zone of ours that contains `name`, if any: the search domain or a network.
     pub fn zone_of(&self, name: &LowerName) -> Option<LowerName> {
-        if let Some((domain, _)) = self.own_domain_of(NameKey::new(name).as_bytes()) {
+        // An owned domain, unless the search domain is more specific (as `unheld` decides:
+        // `docker.test` before an owned `test`).
+        if let Some((domain, _)) = self.own_domain_of(NameKey::new(name).as_bytes())
+            && !self
+                .domain
+                .as_ref()
+                .is_some_and(|d| d.zone_of(name) && d.num_labels() > domain.num_labels())
+        {
             return Some(domain);
         }
         if let Some(domain) = &self.domain

@@ -992,3 +992,41 @@ fn the_host_name_answers_each_container_the_gateways_of_its_own_network() {
         Some(vec![Ipv4Addr::new(10, 9, 1, 9)])
     );
 }
+
+#[test]
+fn a_wildcard_answers_under_its_network_s_zone_and_the_walk_follows_the_asker_s_view() {
+    let reg = Registry::new(Some("docker")).expect("registry");
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("n", "shop", [10, 7, 0, 1], &["*.shop.test"])),
+    );
+    let v4 = |q: &str, asker: IpAddr| members(&reg, q, asker);
+    assert_eq!(
+        v4("www.shop.test.n.", HOST),
+        Some(vec![Ipv4Addr::new(10, 7, 0, 1)])
+    );
+    assert_eq!(
+        v4("www.shop.test.n.docker.", HOST),
+        Some(vec![Ipv4Addr::new(10, 7, 0, 1)])
+    );
+    // Network a holds *.test; network b (unseen by a's container) holds *.other.test and
+    // x.test: they do not hide *.test from it.
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("a", "wa", [10, 1, 0, 1], &["*.test"])),
+    );
+    reg.apply(
+        T,
+        Change::EndpointUp(ep("b", "wb", [10, 2, 0, 1], &["*.other.test", "x.test"])),
+    );
+    let on_a: IpAddr = "10.1.0.1".parse().unwrap();
+    for q in ["q.other.test.", "q.x.test.", "q.zzz.test."] {
+        assert_eq!(v4(q, on_a), Some(vec![Ipv4Addr::new(10, 1, 0, 1)]), "{q}");
+    }
+    let on_b: IpAddr = "10.2.0.1".parse().unwrap();
+    assert_eq!(
+        v4("q.other.test.", on_b),
+        Some(vec![Ipv4Addr::new(10, 2, 0, 1)])
+    );
+    assert_eq!(v4("q.x.test.", on_b), None, "x.test, held, stops the walk");
+}

@@ -27,6 +27,8 @@ pub const LABEL_NAMES: &str = "netalias.names";
 /// Labels compose puts on every container it creates: its project and its service.
 pub const LABEL_COMPOSE_PROJECT: &str = "com.docker.compose.project";
 pub const LABEL_COMPOSE_SERVICE: &str = "com.docker.compose.service";
+/// Set to `True` on a container `compose run` started (a migration, a shell): not a replica.
+pub const LABEL_COMPOSE_ONEOFF: &str = "com.docker.compose.oneoff";
 
 /// Which engine speaks the Docker API at the other end.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -110,8 +112,16 @@ pub fn excluded_by_label(labels: &HashMap<String, String>) -> bool {
 /// each reach their own `web` (what compose#8223 and #11257 ask for): every replica of the
 /// service holds it, so it rotates over that service's replicas only. `None` when either
 /// label is missing or is not one DNS label (letters, digits, `-`, `_`; 63 octets at most):
-/// such a name could not be asked for, and would be warned about at every change.
+/// such a name could not be asked for, and would be warned about at every change; and for a
+/// one-off container (`compose run`), which is no replica of the service and must not take
+/// a share of its answers.
 pub fn compose_name(labels: &HashMap<String, String>) -> Option<String> {
+    if labels
+        .get(LABEL_COMPOSE_ONEOFF)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return None;
+    }
     let label = |key| {
         labels
             .get(key)
@@ -322,6 +332,12 @@ mod tests {
             ])
         };
         assert_eq!(compose_name(&both("shop", "web")), Some("web.shop".into()));
+        // `compose run`: no replica, no share of the service's answers.
+        let mut oneoff = both("shop", "web");
+        oneoff.insert(LABEL_COMPOSE_ONEOFF.into(), "True".into());
+        assert_eq!(compose_name(&oneoff), None);
+        oneoff.insert(LABEL_COMPOSE_ONEOFF.into(), "False".into());
+        assert_eq!(compose_name(&oneoff), Some("web.shop".into()));
         assert_eq!(
             compose_name(&both("My_Shop", "api-1")),
             Some("api-1.my_shop".into())

@@ -132,21 +132,19 @@ fn is_own_address(ip: IpAddr) -> bool {
 /// Drops upstreams that are netalias itself: one of `own` (our listen addresses), or, for an
 /// unspecified one (0.0.0.0), any local address on its port. Docker's 127.0.0.11 is kept:
 /// Docker redirects it to its own resolver, and a loop through that is caught on arrival.
+/// Says nothing: the caller logs what was dropped, once (the resolv.conf follower asks every
+/// 2 s, and a warning each time filled the log).
 pub fn without_loops(upstreams: Vec<SocketAddr>, own: &[SocketAddr]) -> Vec<SocketAddr> {
     upstreams
         .into_iter()
         .filter(|u| {
-            let to_self = own.iter().any(|o| {
+            !own.iter().any(|o| {
                 o.port() == u.port()
                     && (o.ip() == u.ip()
                         || (o.ip().is_unspecified()
                             && u.ip() != DOCKER_EMBEDDED_DNS
                             && is_own_address(u.ip())))
-            });
-            if to_self {
-                warn!(upstream = %u, "upstream dropped: it is one of netalias's own listen addresses");
-            }
-            !to_self
+            })
         })
         .collect()
 }
@@ -156,6 +154,8 @@ pub fn without_loops(upstreams: Vec<SocketAddr>, own: &[SocketAddr]) -> Vec<Sock
 pub struct ChosenUpstreams {
     pub upstreams: Vec<SocketAddr>,
     pub from: String,
+    /// Named there but left out: netalias's own addresses.
+    pub dropped: Vec<SocketAddr>,
 }
 
 /// The upstreams to use: `explicit` (with the name of where they were given) when there are
@@ -222,9 +222,15 @@ fn choose_upstreams_with(
             }
         }
     };
+    let upstreams = without_loops(found.clone(), own);
+    let dropped = found
+        .into_iter()
+        .filter(|u| !upstreams.contains(u))
+        .collect();
     Ok(ChosenUpstreams {
-        upstreams: without_loops(found, own),
+        upstreams,
         from,
+        dropped,
     })
 }
 

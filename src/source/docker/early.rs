@@ -124,6 +124,23 @@ impl Created {
         self.0.changed.notify_waiters();
     }
 
+    /// Fills the slot [`Created::expect`] made with the create-time read, only while it is
+    /// still expected: a read that lands after the event loop has read the container whole
+    /// (and forgotten it) is stale, and a later connect must not publish from it.
+    pub fn fill(&self, id: &str, container: ContainerInspectResponse) {
+        {
+            let mut map = self.lock();
+            match map.get_mut(id) {
+                Some((at, slot @ Slot::Reading)) => {
+                    *at = Instant::now();
+                    *slot = Slot::Read(Box::new(container));
+                }
+                _ => return,
+            }
+        }
+        self.0.changed.notify_waiters();
+    }
+
     /// The container as kept, while it is fresh; waits up to `limit` for a read on its way.
     /// None when it was not read at `create`, the read failed, or it is late.
     pub async fn wait(&self, id: &str, limit: Duration) -> Option<ContainerInspectResponse> {
@@ -237,7 +254,7 @@ impl EarlyAskers {
                 // Only a container not started yet: one that is already running is the event
                 // loop's to read.
                 Ok(c) if c.state.as_ref().and_then(|s| s.running) != Some(true) => {
-                    created.keep(&container, c);
+                    created.fill(&container, c);
                 }
                 Ok(_) => created.forget(&container),
                 Err(error) => {
@@ -460,7 +477,7 @@ mod tests {
         let landing = created.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(30)).await;
-            landing.keep("a", named("/a"));
+            landing.fill("a", named("/a"));
         });
         let got = created.wait("a", Duration::from_secs(5)).await;
         assert_eq!(got.and_then(|c| c.name), Some("/a".to_string()));
@@ -477,6 +494,11 @@ mod tests {
         // Expected and never landing: the limit holds.
         created.expect("c");
         assert!(created.wait("c", Duration::from_millis(50)).await.is_none());
+        // A read landing after the container was read whole and forgotten is dropped.
+        created.expect("d");
+        created.forget("d");
+        created.fill("d", named("/d"));
+        assert!(created.wait("d", Duration::from_secs(5)).await.is_none());
     }
 
     #[test]

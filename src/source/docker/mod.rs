@@ -323,8 +323,10 @@ impl DockerSource {
         let changes = self.state.snapshot(facts);
         let applied = changes.len();
         self.publisher.apply_all(changes);
-        self.publisher.synced();
+        // The gateway listeners hear of the bridges before the source says it is ready, as
+        // they did before the Publisher.
         self.report_bridges(BridgeEvent::Sync(bridges)).await;
+        self.publisher.synced();
         counter!(names::DOCKER_RESYNCS_TOTAL).increment(1);
         info!(
             containers = total,

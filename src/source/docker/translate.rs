@@ -77,6 +77,15 @@ pub fn gateways_of(network: NetworkFacts<'_>, internal: bool, engine: Engine) ->
     if network.driver != Some("bridge") || internal || !engine.is_user_defined(network.name) {
         return Vec::new();
     }
+    ipam_subnets(network)
+        .into_iter()
+        .filter_map(|(subnet, gateway)| gateway.or_else(|| subnet.hosts().next()))
+        .collect()
+}
+
+/// A network's subnets as its IPAM config lists them, each with the gateway it names when
+/// that is inside the subnet.
+fn ipam_subnets(network: NetworkFacts<'_>) -> Vec<(IpNet, Option<IpAddr>)> {
     network
         .ipam
         .and_then(|i| i.config.as_ref())
@@ -84,11 +93,12 @@ pub fn gateways_of(network: NetworkFacts<'_>, internal: bool, engine: Engine) ->
         .flatten()
         .filter_map(|c| {
             let subnet: IpNet = c.subnet.as_deref()?.parse().ok()?;
-            c.gateway
+            let gateway = c
+                .gateway
                 .as_deref()
                 .and_then(|g| g.parse::<IpAddr>().ok())
-                .filter(|g| subnet.contains(g))
-                .or_else(|| subnet.hosts().next())
+                .filter(|g| subnet.contains(g));
+            Some((subnet, gateway))
         })
         .collect()
 }
@@ -147,21 +157,7 @@ pub fn bridge_of(
         .cloned()
         .or_else(|| Some(format!("br-{}", short_id(network.id?))))
         .unwrap_or_default();
-    let subnets: Vec<(IpNet, Option<IpAddr>)> = network
-        .ipam
-        .and_then(|i| i.config.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            let subnet: IpNet = c.subnet.as_deref()?.parse().ok()?;
-            let gateway = c
-                .gateway
-                .as_deref()
-                .and_then(|g| g.parse::<IpAddr>().ok())
-                .filter(|g| subnet.contains(g));
-            Some((subnet, gateway))
-        })
-        .collect();
+    let subnets = ipam_subnets(network);
     if subnets.is_empty() {
         return Err(NoBridge::NoSubnet);
     }
