@@ -407,6 +407,11 @@ fn missing_image_is_named_with_its_container() {
         t.contains("netalias-test/absent:1") && t.contains("natest-img-c"),
         "{t}"
     );
+    // Pulls come first: nothing was changed, and apply does not say it was.
+    assert!(
+        t.contains("before changing any network, volume or container") && !t.contains("was done"),
+        "{t}"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use anyhow::Context;
 use netalias::{
     cli::ProvisionCommand,
     provision::{
-        apply::{apply, destroy, selinux_warnings},
+        apply::{Report, apply, destroy, selinux_warnings},
         engine::BollardEngine,
         plan::{PlanOptions, plan, read_engine},
         spec::Stack,
@@ -90,9 +90,23 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let started = std::time::Instant::now();
-            let summary = apply(&docker, &stack, &plan, &mut |r| println!("{r}"))
-                .await
-                .context("apply stopped; what is listed above was done, and running apply again continues from there")?;
+            // Pulls come before any change: a failed pull has touched nothing, and must not
+            // be reported as a half-done apply.
+            let mut changed_anything = false;
+            let result = apply(&docker, &stack, &plan, &mut |r| {
+                if matches!(r, Report::Step { .. } | Report::RemovingFor { .. }) {
+                    changed_anything = true;
+                }
+                println!("{r}")
+            })
+            .await;
+            let summary = result.with_context(|| {
+                if changed_anything {
+                    "apply stopped; what is listed above was done, and running apply again continues from there"
+                } else {
+                    "apply stopped before changing any network, volume or container; fix the cause and run apply again"
+                }
+            })?;
             println!(
                 "stack {}: {summary} in {:.1} s",
                 stack.name(),
