@@ -203,6 +203,17 @@ impl Cache {
         }
     }
 
+    /// Drops every answer (the upstreams changed: what the old ones said, NXDOMAIN for a
+    /// VPN-only name before the VPN came up, say, must not outlive them).
+    pub fn clear(&self) {
+        if let Some(entries) = &self.entries {
+            let mut entries = entries.lock().unwrap_or_else(|p| p.into_inner());
+            entries.lru.clear();
+            entries.bytes = 0;
+        }
+        self.encoded.clear();
+    }
+
     /// Drops `entry`'s encoded form and its bytes (it has left the LRU).
     fn forget(&self, entries: &mut Entries, entry: &Entry) {
         entries.bytes = entries.bytes.saturating_sub(entry.cost);
@@ -388,6 +399,21 @@ mod tests {
             RecordType::A,
             DNSClass::IN,
         )
+    }
+
+    #[test]
+    fn a_cleared_cache_holds_nothing_in_either_form() {
+        let cache = Cache::new(limits(8));
+        cache.put(key(), &question(), answer(60));
+        assert!(cache.get(&key()).is_some());
+        use hickory_server::proto::serialize::binary::BinEncodable;
+        let wire = lowercase_question(&question().to_bytes().expect("encode")).expect("question");
+        assert!(cache.encoded(&wire).is_some());
+        cache.clear();
+        assert!(cache.get(&key()).is_none());
+        assert!(cache.encoded(&wire).is_none());
+        cache.put(key(), &question(), answer(60));
+        assert!(cache.get(&key()).is_some(), "usable after");
     }
 
     #[test]

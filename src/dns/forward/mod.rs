@@ -353,14 +353,16 @@ impl Forwarder {
     }
 
     /// Replaces the default upstreams (the resolv.conf they came from changed); one kept
-    /// keeps its health, and questions already asked finish with the group they started
-    /// with. Returns whether anything changed.
+    /// keeps its health, questions already asked finish with the group they started with,
+    /// and the answer cache is emptied. Returns whether anything changed.
     pub fn set_default_upstreams(&self, addrs: &[SocketAddr]) -> bool {
         let current = self.upstreams.load_full();
         if current.iter().map(|u| u.addr).eq(addrs.iter().copied()) {
             return false;
         }
         self.upstreams.store(Arc::new(group(addrs, &current)));
+        // What the old upstreams said goes with them.
+        self.cache.clear();
         true
     }
 
