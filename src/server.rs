@@ -443,6 +443,20 @@ fn forward_policy(
         .into_iter()
         .map(|(zone, upstreams)| {
             let kept = without_loops(upstreams.clone(), &own);
+            // Names under our own domains are answered here and never forwarded.
+            let owned = config
+                .server
+                .domain()
+                .into_iter()
+                .map(str::to_string)
+                .chain(config.server.own_domains())
+                .find(|d| {
+                    hickory_server::proto::rr::Name::from_ascii(d)
+                        .is_ok_and(|d| d.zone_of(&zone))
+                });
+            if let Some(owned) = owned {
+                warn!(zone = %zone, owned = %owned, "this forward zone is inside a domain netalias owns: its names are answered here and never forwarded (remove the zone, or the domain from server.domain / server.own_domains)");
+            }
             for upstream in upstreams.iter().filter(|u| !kept.contains(u)) {
                 warn!(zone = %zone, %upstream, "upstream dropped: it is one of netalias's own listen addresses");
             }
