@@ -1084,3 +1084,63 @@ networks.{p}-net = {{}}
         assert!(resolved, "{binary}: {last}\ndnsmasq:\n{}", upstream.log());
     }
 }
+
+/// `external = true`: a network and a volume made with `docker network create` / `docker
+/// volume create` are used by the stack (the seed tutorial's own flow), never refused as
+/// someone else's, and `destroy --volumes` leaves both, with the volume's data.
+#[test]
+fn external_networks_and_volumes_are_used_and_left_alone() {
+    if !available() {
+        return;
+    }
+    let (net, vol) = ("natest-ext-net", "natest-ext-vol");
+    // Made outside the stack (labelled for the sweep only), and removed at the end.
+    struct Outside;
+    impl Drop for Outside {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("docker")
+                .args(["volume", "rm", "-f", "natest-ext-vol"])
+                .output();
+            let _ = std::process::Command::new("docker")
+                .args(["network", "rm", "natest-ext-net"])
+                .output();
+        }
+    }
+    let _outside = Outside;
+    docker(&["network", "create", "--label", "netalias.test=1", net]);
+    docker(&["volume", "create", "--label", "netalias.test=1", vol]);
+    let stack = format!(
+        "[stack]\nname = \"natest-ext\"\n[networks.{net}]\nexternal = true\n[volumes.{vol}]\nexternal = true\n[containers.natest-ext-c]\nimage = \"{IMAGE}\"\ncommand = {IDLE_CMD}\nmounts = [\"{vol}:/data\"]\nlabels = {TEST_LABELS}\nnetworks.{net} = {{ aliases = [\"ext\"] }}\n"
+    );
+    let file = StackFile::new(&stack);
+    let _teardown = Teardown(&file);
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        !plan.contains("create network") && !plan.contains("create volume"),
+        "{plan}"
+    );
+    ok(file.run(&["apply"]));
+    assert_eq!(
+        inspect("{{.State.Running}}", "natest-ext-c"),
+        "true",
+        "the container runs on the external network with the external volume"
+    );
+    docker(&["exec", "natest-ext-c", "sh", "-c", "echo kept > /data/f"]);
+    ok(file.run(&["destroy", "--volumes"]));
+    assert_eq!(
+        docker(&["network", "ls", "-q", "--filter", &format!("name=^{net}$")])
+            .lines()
+            .count(),
+        1
+    );
+    let data = docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{vol}:/data"),
+        IMAGE,
+        "cat",
+        "/data/f",
+    ]);
+    assert_eq!(data.trim(), "kept", "the volume and its data stay");
+}

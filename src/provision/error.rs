@@ -19,6 +19,10 @@ pub enum ProvisionError {
         stack: String,
     },
     #[error(
+        "{kind} `{name}` is marked external but does not exist; create it first (`docker {kind} create {name}`) or drop `external = true` to let the stack create it"
+    )]
+    ExternalMissing { kind: &'static str, name: String },
+    #[error(
         "networks.{network}.subnet: {subnet} overlaps the existing network `{other}` ({other_subnet})"
     )]
     Overlap {

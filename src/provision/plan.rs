@@ -282,6 +282,17 @@ pub fn plan(
         if spec.driver.is_builtin() {
             continue; // host and none always exist
         }
+        if spec.external {
+            // Someone else's, used as it is: it must be there, and nothing here changes it.
+            if !engine.networks.contains_key(net_name) {
+                return Err(ProvisionError::ExternalMissing {
+                    kind: "network",
+                    name: net_name.clone(),
+                });
+            }
+            actions.push(Action::KeepNetwork(net_name.clone()));
+            continue;
+        }
         let wanted = spec
             .subnet
             .as_ref()
@@ -379,7 +390,17 @@ pub fn plan(
         }
     }
 
-    for vol in stack.volumes.keys() {
+    for (vol, spec) in &stack.volumes {
+        if spec.external {
+            if !engine.volumes.contains_key(vol) {
+                return Err(ProvisionError::ExternalMissing {
+                    kind: "volume",
+                    name: vol.clone(),
+                });
+            }
+            actions.push(Action::KeepVolume(vol.clone()));
+            continue;
+        }
         match engine.volumes.get(vol) {
             None => actions.push(Action::CreateVolume(vol.clone())),
             Some(owner) if !ours(owner) => {

@@ -80,6 +80,10 @@ impl Driver {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSpec {
+    /// Made outside the stack (`docker network create`), used as it is: never created,
+    /// changed or removed here, and required to exist (compose's `external: true`).
+    #[serde(default)]
+    pub external: bool,
     #[serde(default = "default_driver")]
     pub driver: Driver,
     /// CIDR strings, checked by `validate` so that a typo points at its line.
@@ -104,6 +108,10 @@ fn default_driver() -> Driver {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeSpec {
+    /// Made outside the stack (`docker volume create`), used as it is: never created or
+    /// removed here (`destroy --volumes` included), and required to exist.
+    #[serde(default)]
+    pub external: bool,
     #[serde(default = "default_volume_driver")]
     pub driver: String,
     #[serde(default)]

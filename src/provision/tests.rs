@@ -391,3 +391,71 @@ async fn destroy_keeps_volumes_unless_told() {
     assert!(summary.is_ok(), "{summary:?}");
     assert!(engine.state().volumes.is_empty(), "--volumes removes it");
 }
+
+/// A stack using a network and a volume made outside it (`external = true`).
+fn external_stack() -> Stack {
+    let text = r#"[stack]
+name = "s"
+
+[networks.shared]
+external = true
+
+[volumes.data]
+external = true
+
+[containers.app]
+image = "img:1"
+mounts = ["data:/data"]
+networks.shared = { aliases = ["app"] }
+"#;
+    match Stack::parse(text, "s.toml") {
+        Ok(stack) => stack,
+        Err(e) => panic!("test stack: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn external_networks_and_volumes_must_exist_are_used_as_they_are_and_never_removed() {
+    let engine = empty_engine();
+    let stack = external_stack();
+    // Missing: refused at plan, naming what to create.
+    let state = read(&engine, &stack).await;
+    let refused = plan(&stack, &state, PlanOptions::default());
+    let Err(error @ ProvisionError::ExternalMissing { .. }) = &refused else {
+        panic!("expected ExternalMissing, got {refused:?}");
+    };
+    assert!(
+        error.to_string().contains("docker network create shared"),
+        "{error}"
+    );
+    // Made by someone else (no stack label): used, not refused as not ours.
+    engine.edit(|s| {
+        s.networks.insert(
+            "shared".into(),
+            super::engine::NetworkState {
+                driver: "bridge".into(),
+                subnet: Some("10.9.0.0/24".into()),
+                ..Default::default()
+            },
+        );
+        s.volumes.insert("data".into(), Owner::default());
+    });
+    engine.clear_calls();
+    let (result, _) = run(&engine, &stack, false).await;
+    assert!(result.is_ok(), "{result:?}");
+    let calls = engine.calls();
+    assert!(
+        !calls.iter().any(|c| matches!(
+            c,
+            Call::CreateNetwork(_) | Call::CreateVolume(_) | Call::RemoveNetwork(_)
+        )),
+        "{calls:?}"
+    );
+    assert!(running(&engine.state(), "app"));
+    // Destroy, volumes included: both stay.
+    let summary = destroy(&engine, &stack, true, false, &mut |_| {}).await;
+    assert!(summary.is_ok(), "{summary:?}");
+    let state = engine.state();
+    assert!(state.networks.contains_key("shared") && state.volumes.contains_key("data"));
+    assert!(!state.containers.contains_key("app"));
+}

@@ -86,6 +86,20 @@ pub fn validate(stack: &Stack) -> Result<(), Violation> {
             return Err(name_error("networks", name));
         }
         let field = |key: &str| format!("networks.{name}.{key}");
+        // An external network is used as it is: addresses given here could not be applied.
+        if net.external
+            && let Some(s) = net
+                .subnet
+                .as_ref()
+                .or(net.gateway.as_ref())
+                .or(net.ip_range.as_ref())
+        {
+            return Err(at(
+                s,
+                field("external"),
+                "an external network is used as it is; drop its subnet, ip_range and gateway (or drop external = true to let the stack create it)".into(),
+            ));
+        }
         if net.driver.is_builtin()
             && (net.subnet.is_some() || net.gateway.is_some() || net.ip_range.is_some())
         {
