@@ -15,10 +15,13 @@
 use tracing::warn;
 
 use super::{
-    SPEC_LABEL,
+    FIELDS_LABEL, SPEC_LABEL,
     engine::{Engine, NewContainer, VolumeMount},
     error::ProvisionError,
-    plan::{Action, Plan, aside_name, check_file, fingerprint, owner_labels, read_lists},
+    fields,
+    plan::{
+        Action, Plan, aside_name, check_file, fingerprint, is_anonymous, owner_labels, read_lists,
+    },
     resolver::{self, Resolver},
     spec::{Mount, NetworkMode, Stack},
     validate::creation_order,
@@ -342,6 +345,9 @@ async fn create_container(
         .collect();
     let mut labels = owner_labels(stack, &spec.labels);
     labels.insert(SPEC_LABEL.to_string(), fingerprint(spec));
+    if let Ok(rendered) = serde_json::to_string(&fields::render(spec)) {
+        labels.insert(FIELDS_LABEL.to_string(), rendered);
+    }
     let new = NewContainer {
         spec,
         labels,
@@ -465,11 +471,6 @@ fn write_resolver_files(stack: &Stack, resolver: &Resolver) -> Result<(), Provis
         std::fs::write(&path, text).map_err(io(&path))?;
     }
     Ok(())
-}
-
-/// Whether a volume name is one the engine made up: 64 hex digits, for an image's `VOLUME`.
-fn is_anonymous(name: &str) -> bool {
-    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Removes what the stack owns, in reverse dependency order. Volumes only with `volumes`.

@@ -7,16 +7,17 @@
 //! `apply`'s. It imports neither (they import it).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     future::Future,
 };
 
 use bollard::{
     Docker,
     models::{
-        ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig, Ipam,
-        IpamConfig, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, RestartPolicy,
-        RestartPolicyNameEnum, VolumeCreateRequest,
+        ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
+        HostConfigLogConfig, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest,
+        NetworkingConfig, PortBinding, PortMap, RestartPolicy, RestartPolicyNameEnum,
+        VolumeCreateRequest,
     },
     query_parameters::{
         CreateContainerOptionsBuilder, CreateImageOptions, InspectNetworkOptions,
@@ -28,8 +29,9 @@ use bollard::{
 use futures_util::StreamExt;
 
 use super::{
-    FILE_LABEL, SPEC_LABEL, STACK_LABEL,
+    FIELDS_LABEL, FILE_LABEL, SPEC_LABEL, STACK_LABEL,
     error::{ProvisionError, engine, is_not_found},
+    fields::{PortSpec, parse_memory, parse_tmpfs},
     spec::{Attachment, ContainerSpec, NetworkMode, NetworkSpec, VolumeSpec},
 };
 
@@ -40,8 +42,9 @@ pub struct EngineState {
     pub networks: BTreeMap<String, NetworkState>,
     pub volumes: BTreeMap<String, Owner>,
     pub containers: BTreeMap<String, ContainerState>,
-    /// The stack's images the engine does not have (they are pulled before anything changes).
-    pub missing_images: BTreeSet<String>,
+    /// The ID of each of the stack's images the engine has, by the name the spec gives; a
+    /// missing one is absent (it is pulled before anything changes).
+    pub image_ids: BTreeMap<String, String>,
 }
 
 /// Whose a resource is: the stack named by its label, and the stack file that created it.
@@ -77,6 +80,10 @@ pub struct NetworkState {
 pub struct ContainerState {
     pub owner: Owner,
     pub spec: Option<String>,
+    /// Its fields as they were rendered at create (`fields::render`), when it has them.
+    pub fields: Option<BTreeMap<String, String>>,
+    /// The image it runs (`sha256:...`): a tag that now names another image recreates it.
+    pub image_id: Option<String>,
     pub running: bool,
     pub networks: Vec<String>,
     /// Volumes mounted in it (named, or anonymous ones the image's `VOLUME` made).
@@ -117,7 +124,11 @@ pub trait Engine {
     fn containers(
         &self,
     ) -> impl Future<Output = Result<Vec<(String, ContainerState)>, ProvisionError>> + Send;
-    fn has_image(&self, image: &str) -> impl Future<Output = Result<bool, ProvisionError>> + Send;
+    /// The image's ID, or None when the engine does not have it.
+    fn image_id(
+        &self,
+        image: &str,
+    ) -> impl Future<Output = Result<Option<String>, ProvisionError>> + Send;
 
     /// Pulls `image` for `container` (named in the error).
     fn pull_image(
@@ -206,13 +217,41 @@ fn endpoint(attachment: &Attachment) -> EndpointSettings {
     }
 }
 
-fn restart_policy(text: &str) -> RestartPolicyNameEnum {
-    match text {
+fn restart_policy(text: &str) -> RestartPolicy {
+    let (name, retries) = super::spec::parse_restart(text).unwrap_or(("no", None));
+    let name = match name {
         "always" => RestartPolicyNameEnum::ALWAYS,
         "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
         "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
         _ => RestartPolicyNameEnum::NO,
+    };
+    RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: retries,
     }
+}
+
+/// `ports` as the engine takes them: the exposed ports, and their bindings on the host.
+fn port_bindings(spec: &ContainerSpec) -> (Vec<String>, PortMap) {
+    let mut exposed = Vec::new();
+    let mut map: PortMap = HashMap::new();
+    for entry in &spec.ports {
+        for p in PortSpec::parse(entry.get_ref()).unwrap_or_default() {
+            let key = p.key();
+            if !exposed.contains(&key) {
+                exposed.push(key.clone());
+            }
+            let binding = PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+            };
+            map.entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(binding);
+        }
+    }
+    (exposed, map)
 }
 
 /// A 404 is "already gone": fine for a stop or a remove.
@@ -326,6 +365,10 @@ impl Engine for BollardEngine {
                 ContainerState {
                     owner: Owner::of(Some(&labels)),
                     spec: labels.get(SPEC_LABEL).cloned(),
+                    fields: labels
+                        .get(FIELDS_LABEL)
+                        .and_then(|f| serde_json::from_str(f).ok()),
+                    image_id: c.image_id,
                     running: c.state.map(|s| s.to_string()) == Some("running".into()),
                     networks,
                     volumes,
@@ -335,10 +378,10 @@ impl Engine for BollardEngine {
         Ok(containers)
     }
 
-    async fn has_image(&self, image: &str) -> Result<bool, ProvisionError> {
+    async fn image_id(&self, image: &str) -> Result<Option<String>, ProvisionError> {
         match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
+            Ok(i) => Ok(Some(i.id.unwrap_or_default())),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(engine(format!("inspect image {image}"))(e)),
         }
     }
@@ -439,6 +482,7 @@ impl Engine for BollardEngine {
             binds,
         } = container;
         let mode = spec.network_mode();
+        let (exposed, ports) = port_bindings(spec);
         // API < 1.44 takes one endpoint at create: the first network; `apply` connects the others.
         let first_network = spec.networks.iter().next();
         let network_mode = match &mode {
@@ -452,17 +496,22 @@ impl Engine for BollardEngine {
             user: spec.user.clone(),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
             env: Some(
-                spec.environment
+                spec.environment_all()
                     .iter()
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect(),
             ),
+            entrypoint: spec.entrypoint.clone(),
+            working_dir: spec.working_dir.as_ref().map(|w| w.get_ref().clone()),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
             labels: Some(labels),
             healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
                 test: Some(h.test.clone()),
                 interval: Some((h.interval_secs * 1_000_000_000) as i64),
                 timeout: Some((h.timeout_secs * 1_000_000_000) as i64),
                 retries: Some(i64::from(h.retries)),
+                start_period: (h.start_period_secs > 0)
+                    .then(|| (h.start_period_secs * 1_000_000_000) as i64),
                 ..Default::default()
             }),
             host_config: Some(HostConfig {
@@ -479,9 +528,28 @@ impl Engine for BollardEngine {
                 cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
                 dns: (!spec.dns.is_empty())
                     .then(|| spec.dns.iter().map(|d| d.get_ref().clone()).collect()),
-                restart_policy: spec.restart.as_ref().map(|r| RestartPolicy {
-                    name: Some(restart_policy(r.get_ref())),
-                    ..Default::default()
+                restart_policy: spec.restart.as_ref().map(|r| restart_policy(r.get_ref())),
+                port_bindings: (!ports.is_empty()).then_some(ports),
+                tmpfs: (!spec.tmpfs.is_empty()).then(|| {
+                    spec.tmpfs
+                        .iter()
+                        .filter_map(|t| parse_tmpfs(t.get_ref()).ok())
+                        .collect()
+                }),
+                readonly_rootfs: spec.read_only.then_some(true),
+                init: spec.init.then_some(true),
+                memory: spec
+                    .memory
+                    .as_ref()
+                    .and_then(|m| parse_memory(m.get_ref()).ok()),
+                nano_cpus: spec
+                    .cpus
+                    .as_ref()
+                    .map(|c| (c.get_ref() * 1e9).round() as i64),
+                log_config: spec.logging.as_ref().map(|l| HostConfigLogConfig {
+                    typ: Some(l.driver.get_ref().clone()),
+                    config: (!l.options.is_empty())
+                        .then(|| l.options.clone().into_iter().collect()),
                 }),
                 ..Default::default()
             }),

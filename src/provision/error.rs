@@ -48,6 +48,10 @@ pub enum ProvisionError {
         reason: String,
     },
     #[error(
+        "image `{image}` for container `{container}` is not present and its pull is \"never\": build or load it (docker build -t {image} . / docker load), or set pull = \"missing\""
+    )]
+    ImageNeverPulled { image: String, container: String },
+    #[error(
         "stack `{stack}`: {kind} `{name}` was created from {theirs}, not from {ours}; two files with one stack name would remove each other's resources. Give each file its own [stack] name, or rerun with --adopt to take the stack over from {theirs}"
     )]
     OtherFile {

@@ -4,12 +4,12 @@
 //! to fail once on demand. Test code only; it decides nothing for provisioning.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     sync::{Mutex, MutexGuard},
 };
 
 use super::{
-    SPEC_LABEL,
+    FIELDS_LABEL, SPEC_LABEL,
     engine::{ContainerState, Engine, NetworkState, NewContainer, Owner},
     error::ProvisionError,
     spec::{Attachment, NetworkMode, NetworkSpec, VolumeSpec},
@@ -56,7 +56,10 @@ pub struct State {
     pub networks: BTreeMap<String, NetworkState>,
     pub volumes: BTreeMap<String, Owner>,
     pub containers: BTreeMap<String, ContainerState>,
-    pub images: BTreeSet<String>,
+    /// The images it has, by name, with their IDs.
+    pub images: BTreeMap<String, String>,
+    /// What a pull of an image gives (its ID); absent: `sha256:NAME`.
+    pub pulled: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default)]
@@ -176,9 +179,9 @@ impl Engine for FakeEngine {
             .collect())
     }
 
-    async fn has_image(&self, image: &str) -> Result<bool, ProvisionError> {
+    async fn image_id(&self, image: &str) -> Result<Option<String>, ProvisionError> {
         let state = self.call(Call::HasImage(image.to_string()))?;
-        Ok(state.images.contains(image))
+        Ok(state.images.get(image).cloned())
     }
 
     async fn pull_image(&self, image: &str, container: &str) -> Result<(), ProvisionError> {
@@ -188,7 +191,12 @@ impl Engine for FakeEngine {
             container: container.to_string(),
             reason: e.to_string(),
         })?;
-        state.images.insert(image.to_string());
+        let id = state
+            .pulled
+            .get(image)
+            .cloned()
+            .unwrap_or_else(|| format!("sha256:{image}"));
+        state.images.insert(image.to_string(), id);
         Ok(())
     }
 
@@ -267,6 +275,11 @@ impl Engine for FakeEngine {
         let created = ContainerState {
             owner: Owner::of(Some(&container.labels)),
             spec: container.labels.get(SPEC_LABEL).cloned(),
+            fields: container
+                .labels
+                .get(FIELDS_LABEL)
+                .and_then(|f| serde_json::from_str(f).ok()),
+            image_id: state.images.get(container.spec.image.get_ref()).cloned(),
             running: false,
             networks,
             volumes: Vec::new(),

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 #[cfg(test)]
 mod fake;
+pub mod fields;
 mod load;
 pub mod plan;
 pub mod resolver;
@@ -30,3 +31,8 @@ pub const STACK_LABEL: &str = "netalias.stack";
 pub const FILE_LABEL: &str = "netalias.stack.file";
 /// The label holding a container's spec fingerprint, to detect drift.
 pub const SPEC_LABEL: &str = "netalias.spec";
+/// The label naming the declared container a replica (`NAME-N`) was made from.
+pub const REPLICA_LABEL: &str = "netalias.replica.of";
+/// The label holding a container's fields, rendered one by one (`fields::render`, JSON), so
+/// that a plan can say which field changed.
+pub const FIELDS_LABEL: &str = "netalias.spec.fields";

@@ -14,7 +14,8 @@ use super::{
     FILE_LABEL, STACK_LABEL,
     engine::{ContainerState, Engine, EngineState, NetworkState, Owner, VolumeMount},
     error::ProvisionError,
-    spec::{ContainerSpec, Mount, NetworkMode, Stack},
+    fields,
+    spec::{ContainerSpec, Mount, NetworkMode, Pull, Stack},
     validate::{creation_order, overlaps, parse_cidr},
 };
 
@@ -24,13 +25,14 @@ pub async fn read_lists(engine: &impl Engine) -> Result<EngineState, ProvisionEr
         networks: engine.networks().await?.into_iter().collect(),
         volumes: engine.volumes().await?.into_iter().collect(),
         containers: engine.containers().await?.into_iter().collect(),
-        missing_images: BTreeSet::new(),
+        image_ids: BTreeMap::new(),
     })
 }
 
 /// Reads, once, everything `plan` decides from: the lists, what is attached to each network
 /// the stack declares (a drifted one in use needs `--recreate`; one holding someone else's
-/// container cannot be recreated), and which of the stack's images are missing.
+/// container cannot be recreated), and what each of the stack's images is (missing ones
+/// are absent).
 pub async fn read_engine(
     engine: &impl Engine,
     stack: &Stack,
@@ -47,11 +49,30 @@ pub async fn read_engine(
         .map(|c| c.image.get_ref())
         .collect();
     for image in images {
-        if !engine.has_image(image).await? {
-            state.missing_images.insert(image.clone());
+        if let Some(id) = engine.image_id(image).await? {
+            state.image_ids.insert(image.clone(), id);
         }
     }
     Ok(state)
+}
+
+/// The images of the stack's `pull = "always"` containers, each once: `provision apply`
+/// pulls them before it reads the engine, so the plan sees what they are now.
+pub fn always_pulled(stack: &Stack) -> Vec<(String, String)> {
+    let mut images: BTreeMap<String, String> = BTreeMap::new();
+    for (name, c) in &stack.containers {
+        if c.pull() == Pull::Always {
+            images
+                .entry(c.image.get_ref().clone())
+                .or_insert_with(|| name.clone());
+        }
+    }
+    images.into_iter().collect()
+}
+
+/// Whether a volume name is one the engine made up: 64 hex digits, for an image's `VOLUME`.
+pub fn is_anonymous(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// A stable fingerprint of a container's spec: a change means the container is recreated.
@@ -90,11 +111,44 @@ pub fn fingerprint(c: &ContainerSpec) -> String {
             a.ipv4.as_ref().map(|i| i.get_ref())
         ));
     }
-    // FNV-1a: stable across builds and Rust versions, unlike std's hasher.
-    let hash = canonical.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}")
+    // The fields added later, again only when set: an older stack keeps its fingerprint.
+    let later = later_fields(c);
+    if !later.is_empty() {
+        canonical.push_str(&format!("|{later:?}"));
+    }
+    format!("{:016x}", fields::fnv(&canonical))
+}
+
+/// The renders of the fields the fingerprint did not always cover (`fields::render`), plus the
+/// env files' variables (hashed there) and the healthcheck's start period.
+fn later_fields(c: &ContainerSpec) -> Vec<(String, String)> {
+    const LATER: &[&str] = &[
+        "ports",
+        "entrypoint",
+        "working_dir",
+        "tmpfs",
+        "read_only",
+        "init",
+        "memory",
+        "cpus",
+        "logging",
+    ];
+    let render = fields::render(c);
+    let mut later: Vec<(String, String)> = LATER
+        .iter()
+        .filter_map(|k| render.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    for (k, v) in &c.file_env {
+        if !c.environment.contains_key(k) {
+            later.push((format!("env_file.{k}"), format!("{:016x}", fields::fnv(v))));
+        }
+    }
+    if let Some(h) = &c.healthcheck
+        && h.start_period_secs > 0
+    {
+        later.push(("start_period".into(), h.start_period_secs.to_string()));
+    }
+    later
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +296,12 @@ impl fmt::Display for Plan {
 
 fn subnet_of(state: &NetworkState) -> Option<Ipv4Net> {
     state.subnet.as_deref().and_then(|s| s.parse().ok())
+}
+
+/// An image ID as `docker images` shows it: 12 hex digits, without `sha256:`.
+fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.get(..12).unwrap_or(id)
 }
 
 /// The first 12 characters of a volume name (anonymous ones are 64 hex digits).
@@ -434,7 +494,7 @@ pub fn plan(
     let mut pulls = Vec::new();
     let mut pull_for = |container: &String| {
         let image = stack.containers[container].image.get_ref();
-        if engine.missing_images.contains(image)
+        if !engine.image_ids.contains_key(image)
             && !pulls
                 .iter()
                 .any(|p| matches!(p, Action::PullImage { image: i, .. } if i == image))
@@ -445,6 +505,15 @@ pub fn plan(
             });
         }
     };
+    // An image that may not be pulled must be here before anything is planned around it.
+    for (container, spec) in &stack.containers {
+        if spec.pull() == Pull::Never && !engine.image_ids.contains_key(spec.image.get_ref()) {
+            return Err(ProvisionError::ImageNeverPulled {
+                image: spec.image.get_ref().clone(),
+                container: container.clone(),
+            });
+        }
+    }
     for container in creation_order(stack) {
         let spec = &stack.containers[&container];
         match engine.containers.get(&container) {
@@ -460,8 +529,29 @@ pub fn plan(
                 });
             }
             Some(state) => {
+                let image_now = engine.image_ids.get(spec.image.get_ref());
                 let reason = if state.spec.as_deref() != Some(fingerprint(spec).as_str()) {
-                    Some("spec changed".to_string())
+                    let changed = state
+                        .fields
+                        .as_ref()
+                        .map(|old| fields::diff(old, &fields::render(spec)))
+                        .unwrap_or_default();
+                    Some(if changed.is_empty() {
+                        "spec changed".to_string()
+                    } else {
+                        changed.join(", ")
+                    })
+                } else if let (Some(now), Some(was)) = (image_now, &state.image_id)
+                    && now != was
+                {
+                    // The tag now names another image (pulled or built since): compose
+                    // recreates on this too.
+                    Some(format!(
+                        "image {} changed ({} → {})",
+                        spec.image.get_ref(),
+                        short_id(was),
+                        short_id(now)
+                    ))
                 } else {
                     state
                         .networks
@@ -564,6 +654,9 @@ pub fn carried_volumes(
             })
         })
         .filter(|v| !from_others.contains(&v.destination.as_str()))
+        // A named volume the spec no longer mounts was taken out on purpose: carrying it
+        // would keep it mounted for good (it stays, unmounted, until destroy --volumes).
+        .filter(|v| is_anonymous(&v.name))
         .cloned()
         .collect()
 }

@@ -163,6 +163,50 @@ pub struct ContainerSpec {
     /// (the daemon's `dns`, else the host's, when absent). IP addresses.
     #[serde(default)]
     pub dns: Vec<Spanned<String>>,
+    /// Published ports in compose's short syntax (`"127.0.0.1:8080:80/tcp"`,
+    /// `"9000-9001:9000-9001"`, `"80"`); parsed by `fields::PortSpec`.
+    #[serde(default)]
+    pub ports: Vec<Spanned<String>>,
+    /// Replaces the image's ENTRYPOINT (`--entrypoint`), as a list.
+    pub entrypoint: Option<Vec<String>>,
+    /// `--workdir`: an absolute path in the container.
+    pub working_dir: Option<Spanned<String>>,
+    /// Files of `KEY=VALUE` lines (relative to the stack file), read at load; `environment`
+    /// wins over them, a later file over an earlier one, as in compose.
+    #[serde(default)]
+    pub env_file: Vec<Spanned<String>>,
+    /// `"/path[:options]"`: a tmpfs at an absolute path (`--tmpfs`).
+    #[serde(default)]
+    pub tmpfs: Vec<Spanned<String>>,
+    /// `--read-only`: the root file system is mounted read-only.
+    #[serde(default)]
+    pub read_only: bool,
+    /// `--init`: an init process reaps zombies and forwards signals.
+    #[serde(default)]
+    pub init: bool,
+    /// Memory limit: bytes, or a number with b, k, m or g (`"512m"`).
+    pub memory: Option<Spanned<String>>,
+    /// CPU limit in cores (`1.5`).
+    pub cpus: Option<Spanned<f64>>,
+    /// The logging driver and its options (`--log-driver`, `--log-opt`).
+    pub logging: Option<LoggingSpec>,
+    /// `N` containers `NAME-1`..`NAME-N`, each answering to the aliases and to `NAME` on its
+    /// networks, so `NAME` rotates over them (compose's `--scale`). Expanded at load.
+    pub replicas: Option<Spanned<u32>>,
+    /// When the image is pulled: `missing` (the default), `always` (before every apply; a
+    /// container whose image changed is recreated), `never` (a missing image fails the plan).
+    pub pull: Option<Spanned<String>>,
+    /// The environment `env_file` gave, read at load (`environment` not merged in).
+    #[serde(skip)]
+    pub(super) file_env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSpec {
+    pub driver: Spanned<String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -193,6 +237,9 @@ pub struct HealthSpec {
         deserialize_with = "bounded::<_, _, 0, 1000>"
     )]
     pub retries: u32,
+    /// Failures in this first window do not count against `retries` (0: none).
+    #[serde(default, deserialize_with = "bounded::<_, _, 0, 86_400>")]
+    pub start_period_secs: u64,
 }
 
 fn default_interval() -> u64 {
@@ -312,7 +359,52 @@ impl NetworkMode {
     }
 }
 
+/// A restart policy as Docker takes it: `no`, `always`, `unless-stopped`, `on-failure` or
+/// `on-failure:N` (at most N restarts). Returns the policy and the retry count.
+pub fn parse_restart(text: &str) -> Result<(&str, Option<i64>), String> {
+    match text.split_once(':') {
+        None if ["no", "always", "unless-stopped", "on-failure"].contains(&text) => {
+            Ok((text, None))
+        }
+        Some(("on-failure", n)) => match n.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(("on-failure", Some(n))),
+            _ => Err(format!(
+                "`{n}` is not a retry count: on-failure:N takes a whole number"
+            )),
+        },
+        _ => Err(format!(
+            "`{text}` is not no, always, unless-stopped, on-failure or on-failure:N"
+        )),
+    }
+}
+
+/// When a container's image is pulled (`pull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pull {
+    Missing,
+    Always,
+    Never,
+}
+
+impl Pull {
+    pub fn parse(text: &str) -> Result<Pull, String> {
+        match text {
+            "missing" => Ok(Pull::Missing),
+            "always" => Ok(Pull::Always),
+            "never" => Ok(Pull::Never),
+            other => Err(format!("`{other}` is not missing, always or never")),
+        }
+    }
+}
+
 impl ContainerSpec {
+    pub fn pull(&self) -> Pull {
+        self.pull
+            .as_ref()
+            .and_then(|p| Pull::parse(p.get_ref()).ok())
+            .unwrap_or(Pull::Missing)
+    }
+
     pub fn network_mode(&self) -> NetworkMode {
         self.network_mode
             .as_ref()
@@ -325,6 +417,21 @@ impl ContainerSpec {
             .iter()
             .filter_map(|m| Mount::parse(m.get_ref()).ok())
             .collect()
+    }
+
+    /// The environment the container gets: `env_file`'s, then `environment` over it.
+    pub fn environment_all(&self) -> BTreeMap<String, String> {
+        let mut env = self.file_env.clone();
+        env.extend(self.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
+
+    /// The names the container is created as: `NAME`, or `NAME-1`..`NAME-N` with `replicas`.
+    pub fn replica_names(&self, name: &str) -> Vec<String> {
+        match &self.replicas {
+            Some(n) => (1..=*n.get_ref()).map(|i| format!("{name}-{i}")).collect(),
+            None => vec![name.to_string()],
+        }
     }
 
     /// Containers this one needs to exist first.

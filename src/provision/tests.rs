@@ -49,7 +49,7 @@ fn base() -> Stack {
 /// An engine that has the images `img:1` (not `img:2`) and nothing else.
 fn empty_engine() -> FakeEngine {
     FakeEngine::new(State {
-        images: ["img:1".to_string()].into(),
+        images: [("img:1".to_string(), "sha256:img1".to_string())].into(),
         ..Default::default()
     })
 }
@@ -232,7 +232,7 @@ async fn apply_makes_the_plan_s_calls_in_its_order_and_reads_nothing() {
     );
     // Behind plan's back the image arrives: apply does not look, it pulls as planned.
     engine.edit(|s| {
-        s.images.insert("img:2".into());
+        s.images.insert("img:2".into(), "sha256:img2".into());
     });
     engine.clear_calls();
     let mut lines = Vec::new();

@@ -210,17 +210,11 @@ fn validate_container(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<()
         }
     }
     if let Some(restart) = &c.restart
-        && !["no", "always", "unless-stopped", "on-failure"].contains(&restart.get_ref().as_str())
+        && let Err(message) = super::spec::parse_restart(restart.get_ref())
     {
-        return Err(at(
-            restart,
-            field("restart"),
-            format!(
-                "`{}` is not no, always, unless-stopped or on-failure",
-                restart.get_ref()
-            ),
-        ));
+        return Err(at(restart, field("restart"), message));
     }
+    validate_fields(stack, name, c)?;
     for mount in &c.mounts {
         let parsed = Mount::parse(mount.get_ref()).map_err(|m| at(mount, field("mounts"), m))?;
         match parsed {
@@ -365,6 +359,148 @@ fn validate_container(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<()
                         "a fixed IP needs the network to declare its subnet".into(),
                     ));
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The fields compose users carry over: ports, tmpfs, working_dir, memory, cpus, logging,
+/// env_file (read at load, not here), replicas.
+fn validate_fields(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<(), Violation> {
+    let field = |key: &str| format!("containers.{name}.{key}");
+    let mode = c.network_mode();
+    let replicas = c.replicas.as_ref().map_or(1, |r| *r.get_ref());
+    if let Some(r) = &c.replicas
+        && !(1..=100).contains(r.get_ref())
+    {
+        return Err(at(
+            r,
+            field("replicas"),
+            format!("{} is out of range: give 1 to 100", r.get_ref()),
+        ));
+    }
+    let mut published: BTreeSet<(String, u16, &str)> = BTreeSet::new();
+    for entry in &c.ports {
+        let ports = super::fields::PortSpec::parse(entry.get_ref())
+            .map_err(|m| at(entry, field("ports"), m))?;
+        if matches!(
+            mode,
+            NetworkMode::Host | NetworkMode::None | NetworkMode::Container(_)
+        ) {
+            return Err(at(
+                entry,
+                field("ports"),
+                format!(
+                    "ports cannot be published with network_mode `{}`: the container has no network of its own (with host, its ports are the host's already)",
+                    c.network_mode
+                        .as_ref()
+                        .map(|m| m.get_ref().as_str())
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        for p in ports {
+            if let Some(host) = p.host_port {
+                if replicas > 1 {
+                    return Err(at(
+                        entry,
+                        field("ports"),
+                        format!(
+                            "host port {host} would be bound by each of the {replicas} replicas: publish only the container port (`\"{}\"`) and let the engine pick host ports",
+                            p.container_port
+                        ),
+                    ));
+                }
+                let ip = p.host_ip.clone().unwrap_or_default();
+                if !published.insert((ip, host, p.protocol)) {
+                    return Err(at(
+                        entry,
+                        field("ports"),
+                        format!("host port {host}/{} is published twice", p.protocol),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(pull) = &c.pull {
+        super::spec::Pull::parse(pull.get_ref()).map_err(|m| at(pull, field("pull"), m))?;
+    }
+    for entry in &c.tmpfs {
+        super::fields::parse_tmpfs(entry.get_ref()).map_err(|m| at(entry, field("tmpfs"), m))?;
+    }
+    if let Some(dir) = &c.working_dir
+        && !dir.get_ref().starts_with('/')
+    {
+        return Err(at(
+            dir,
+            field("working_dir"),
+            format!(
+                "`{}` must be an absolute path in the container",
+                dir.get_ref()
+            ),
+        ));
+    }
+    if let Some(memory) = &c.memory {
+        super::fields::parse_memory(memory.get_ref())
+            .map_err(|m| at(memory, field("memory"), m))?;
+    }
+    if let Some(cpus) = &c.cpus {
+        let n = *cpus.get_ref();
+        if !(n >= 0.01 && n <= 1024.0) {
+            return Err(at(
+                cpus,
+                field("cpus"),
+                format!("{n} is not a CPU limit: give cores from 0.01 up (`1.5`)"),
+            ));
+        }
+    }
+    if let Some(logging) = &c.logging
+        && logging.driver.get_ref().trim().is_empty()
+    {
+        return Err(at(
+            &logging.driver,
+            field("logging.driver"),
+            "the logging driver is empty (json-file, local, syslog, journald, none, ...)".into(),
+        ));
+    }
+    if replicas > 1 || c.replicas.is_some() {
+        let r = c
+            .replicas
+            .as_ref()
+            .map(|r| r.span())
+            .unwrap_or_else(|| c.image.span());
+        if let Some((network, _)) = c.networks.iter().find(|(_, a)| a.ipv4.is_some())
+            && replicas > 1
+        {
+            return Err(at_span(
+                r,
+                field("replicas"),
+                format!(
+                    "every replica would take the fixed ipv4 on `{network}`: drop ipv4 or replicas"
+                ),
+            ));
+        }
+        for replica in c.replica_names(name) {
+            if stack.containers.contains_key(&replica) {
+                return Err(at_span(
+                    r.clone(),
+                    field("replicas"),
+                    format!("replica `{replica}` has the name of another declared container"),
+                ));
+            }
+        }
+        // Another container that takes this one's volumes or network namespace must name one
+        // replica, not the set.
+        for (other, spec) in &stack.containers {
+            if spec.dependencies().iter().any(|d| d == name) {
+                return Err(at(
+                    &spec.image,
+                    format!("containers.{other}"),
+                    format!(
+                        "`{name}` has replicas: a volumes_from or container: mode cannot follow a set; declare the one to follow without replicas"
+                    ),
+                ));
             }
         }
     }
