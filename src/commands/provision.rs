@@ -9,7 +9,7 @@ use anyhow::Context;
 use netalias::{
     cli::ProvisionCommand,
     provision::{
-        apply::{Report, apply, destroy, selinux_warnings},
+        apply::{Report, apply, destroy, pull_always, selinux_warnings},
         engine::BollardEngine,
         plan::{PlanOptions, plan, read_engine},
         spec::Stack,
@@ -57,12 +57,28 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
         println!("stack {}: {summary}", stack.name());
         return Ok(ExitCode::SUCCESS);
     }
+    // `pull = "always"` images are pulled before the read, so that the plan sees what their
+    // tags name now; a failed pull has changed nothing.
+    if matches!(command, ProvisionCommand::Apply { .. }) {
+        pull_always(&docker, &stack, &mut |r| println!("{r}"))
+            .await
+            .context("apply stopped before changing any network, volume or container; fix the cause and run apply again")?;
+    }
+    let pulled = matches!(command, ProvisionCommand::Apply { .. });
     let engine = read_engine(&docker, &stack).await?;
     match command {
         ProvisionCommand::Plan { recreate, .. } => {
             println!(
                 "{}",
-                plan(&stack, &engine, PlanOptions { adopt, recreate })?
+                plan(
+                    &stack,
+                    &engine,
+                    PlanOptions {
+                        adopt,
+                        recreate,
+                        pulled
+                    }
+                )?
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -73,6 +89,7 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
             let options = PlanOptions {
                 adopt,
                 recreate: true,
+                pulled,
             };
             let plan = plan(&stack, &engine, options)?;
             println!("{plan}");
@@ -84,7 +101,12 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
         }
         ProvisionCommand::Apply { recreate, .. } => {
             // Every refusal is here, before anything is touched: apply carries the plan out.
-            let plan = plan(&stack, &engine, PlanOptions { adopt, recreate })?;
+            let options = PlanOptions {
+                adopt,
+                recreate,
+                pulled,
+            };
+            let plan = plan(&stack, &engine, options)?;
             if plan.changes() == 0 {
                 println!("stack {}: no changes", stack.name());
                 return Ok(ExitCode::SUCCESS);

@@ -155,7 +155,10 @@ pub async fn apply(
         .count();
     let (pulls, steps) = plan.actions.split_at(pulls);
     for action in pulls {
-        if let Action::PullImage { image, container } = action {
+        if let Action::PullImage {
+            image, container, ..
+        } = action
+        {
             report(Report::Pulling { image, container });
             engine.pull_image(image, container).await?;
         }
@@ -174,7 +177,9 @@ pub async fn apply(
                 summary.kept += 1;
                 continue;
             }
-            Action::PullImage { image, container } => {
+            Action::PullImage {
+                image, container, ..
+            } => {
                 report(Report::Pulling { image, container });
                 engine.pull_image(image, container).await?;
                 continue;
@@ -263,6 +268,24 @@ pub async fn apply(
         }
     }
     Ok(summary)
+}
+
+/// Pulls the images of the stack's `pull = "always"` containers, before the engine is read
+/// for the plan (`PlanOptions::pulled`): the plan then sees what each tag names now, and
+/// recreates a container whose image changed. A failed pull changes nothing.
+pub async fn pull_always(
+    engine: &impl Engine,
+    stack: &Stack,
+    report: &mut dyn FnMut(Report<'_>),
+) -> Result<(), ProvisionError> {
+    for (image, container) in super::plan::always_pulled(stack) {
+        report(Report::Pulling {
+            image: &image,
+            container: &container,
+        });
+        engine.pull_image(&image, &container).await?;
+    }
+    Ok(())
 }
 
 /// Creates `path` and any missing parents, refusing to follow a symbolic link anywhere on

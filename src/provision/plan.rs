@@ -158,6 +158,8 @@ pub enum Action {
     PullImage {
         image: String,
         container: String,
+        /// Pulled because the container says `pull = "always"` (it may be present).
+        always: bool,
     },
     CreateNetwork(String),
     KeepNetwork(String),
@@ -216,12 +218,20 @@ impl Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::PullImage { image, container } => {
-                write!(
-                    f,
-                    "+ image {image} (missing, will be pulled for {container})"
-                )
-            }
+            Action::PullImage {
+                image,
+                container,
+                always: false,
+            } => write!(
+                f,
+                "+ image {image} (missing, will be pulled for {container})"
+            ),
+            Action::PullImage {
+                image, container, ..
+            } => write!(
+                f,
+                "+ image {image} (pull = \"always\" for {container}: apply pulls it first, and recreates what runs it if it changed)"
+            ),
             Action::CreateNetwork(n) => write!(f, "+ network {n}"),
             Action::KeepNetwork(n) => write!(f, "  network {n} (unchanged)"),
             Action::RecreateNetwork { name, diff, .. } => {
@@ -316,6 +326,9 @@ pub struct PlanOptions {
     pub adopt: bool,
     /// Recreate networks whose settings drifted even when containers are attached.
     pub recreate: bool,
+    /// The `pull = "always"` images were pulled just before the engine was read (`apply`
+    /// does so): the plan needs no pull for them, and sees what they are now.
+    pub pulled: bool,
 }
 
 /// The name an old container has while its replacement is made.
@@ -491,7 +504,18 @@ pub fn plan(
         .flatten()
         .cloned()
         .collect();
-    let mut pulls = Vec::new();
+    let mut pulls: Vec<Action> = if options.pulled {
+        Vec::new()
+    } else {
+        always_pulled(stack)
+            .into_iter()
+            .map(|(image, container)| Action::PullImage {
+                image,
+                container,
+                always: true,
+            })
+            .collect()
+    };
     let mut pull_for = |container: &String| {
         let image = stack.containers[container].image.get_ref();
         if !engine.image_ids.contains_key(image)
@@ -502,6 +526,7 @@ pub fn plan(
             pulls.push(Action::PullImage {
                 image: image.clone(),
                 container: container.clone(),
+                always: false,
             });
         }
     };

@@ -42,6 +42,29 @@ networks.net = {{ aliases = ["app"] }}
     }
 }
 
+fn base_text() -> String {
+    r#"[stack]
+name = "s"
+
+[networks.net]
+subnet = "10.1.0.0/24"
+
+[volumes.vol]
+
+[containers.db]
+image = "img:1"
+mounts = ["vol:/data"]
+networks.net = { aliases = ["db"] }
+
+[containers.web]
+image = "img:1"
+environment = { COLOR = "blue" }
+volumes_from = ["db"]
+networks.net = { aliases = ["app"] }
+"#
+    .to_string()
+}
+
 fn base() -> Stack {
     stack("10.1.0.0/24", "img:1", "blue")
 }
@@ -64,8 +87,8 @@ async fn read(engine: &FakeEngine, stack: &Stack) -> EngineState {
 async fn planned(engine: &FakeEngine, stack: &Stack, recreate: bool) -> Plan {
     let state = read(engine, stack).await;
     let options = PlanOptions {
-        adopt: false,
         recreate,
+        ..Default::default()
     };
     match plan(stack, &state, options) {
         Ok(plan) => plan,
@@ -120,8 +143,8 @@ async fn a_network_to_recreate_with_someone_else_s_container_is_refused_at_plan(
     let state = read(&engine, &moved).await;
     engine.clear_calls();
     let options = PlanOptions {
-        adopt: false,
         recreate: true,
+        ..Default::default()
     };
     let refused = plan(&moved, &state, options);
     let Err(error) = &refused else {
@@ -217,7 +240,8 @@ async fn apply_makes_the_plan_s_calls_in_its_order_and_reads_nothing() {
         vec![
             Action::PullImage {
                 image: "img:2".into(),
-                container: "web".into()
+                container: "web".into(),
+                always: false,
             },
             Action::CreateNetwork("net".into()),
             Action::CreateVolume("vol".into()),
@@ -458,4 +482,246 @@ async fn external_networks_and_volumes_must_exist_are_used_as_they_are_and_never
     let state = engine.state();
     assert!(state.networks.contains_key("shared") && state.volumes.contains_key("data"));
     assert!(!state.containers.contains_key("app"));
+}
+
+/// `base()` with extra lines in `web`'s table.
+fn web_with(extra: &str) -> Stack {
+    web_image_with("img:1", extra)
+}
+
+fn web_image_with(image: &str, extra: &str) -> Stack {
+    let text = format!(
+        r#"[stack]
+name = "s"
+
+[networks.net]
+subnet = "10.1.0.0/24"
+
+[volumes.vol]
+
+[containers.db]
+image = "img:1"
+mounts = ["vol:/data"]
+networks.net = {{ aliases = ["db"] }}
+
+[containers.web]
+image = "{image}"
+networks.net = {{ aliases = ["app"] }}
+{extra}
+"#
+    );
+    match Stack::parse(&text, "s.toml") {
+        Ok(stack) => stack,
+        Err(e) => panic!("test stack: {e}"),
+    }
+}
+
+async fn applied_with(stack: &Stack) -> FakeEngine {
+    let engine = empty_engine();
+    let (result, _) = run(&engine, stack, false).await;
+    if let Err(e) = result {
+        panic!("first apply: {e}");
+    }
+    engine
+}
+
+#[tokio::test]
+async fn a_changed_field_is_named_in_the_plan_with_its_old_and_new_value() {
+    let first = web_with("ports = [\"127.0.0.1:8080:80\"]\nenvironment = { PASSWORD = \"a\" }");
+    let engine = applied_with(&first).await;
+    assert_eq!(planned(&engine, &first, false).await.changes(), 0);
+    let second = web_with(
+        "ports = [\"127.0.0.1:8081:80\"]\nenvironment = { PASSWORD = \"b\" }\nmemory = \"64m\"",
+    );
+    let plan = planned(&engine, &second, false).await;
+    let text = plan.to_string();
+    assert!(
+        text.contains(
+            "~ container web: environment.PASSWORD changed, memory none → 64m, ports 127.0.0.1:8080:80 → 127.0.0.1:8081:80 (recreate)"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("\"b\""),
+        "a value of the environment is shown: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_tag_that_names_another_image_now_recreates_its_containers() {
+    let engine = applied().await;
+    assert_eq!(planned(&engine, &base(), false).await.changes(), 0);
+    // `docker build -t img:1 .` or a pull elsewhere moved the tag.
+    engine.edit(|s| {
+        s.images
+            .insert("img:1".into(), "sha256:0123456789abcdef".into());
+    });
+    let plan = planned(&engine, &base(), false).await;
+    let text = plan.to_string();
+    assert!(
+        text.contains("~ container db: image img:1 changed (img1 → 0123456789ab) (recreate"),
+        "{text}"
+    );
+    assert_eq!(plan.changes(), 2, "db and web run img:1: {text}");
+}
+
+#[tokio::test]
+async fn pull_never_fails_the_plan_for_a_missing_image_and_always_pulls_first() {
+    let never = web_image_with("img:2", "pull = \"never\"");
+    let state = read(&empty_engine(), &never).await;
+    let refused = plan(&never, &state, PlanOptions::default());
+    assert!(
+        matches!(&refused, Err(ProvisionError::ImageNeverPulled { image, container }) if image == "img:2" && container == "web"),
+        "{refused:?}"
+    );
+
+    let always = web_with("pull = \"always\"");
+    let engine = applied_with(&always).await;
+    // `provision plan` shows the pull; apply pulls first and plans with `pulled`.
+    let shown = planned(&engine, &always, false).await;
+    assert!(
+        shown
+            .to_string()
+            .contains("+ image img:1 (pull = \"always\" for web: apply pulls it first"),
+        "{shown}"
+    );
+    engine.edit(|s| {
+        s.pulled
+            .insert("img:1".into(), "sha256:fedcba9876543210".into());
+    });
+    let mut lines = Vec::new();
+    let pulled =
+        super::apply::pull_always(&engine, &always, &mut |r| lines.push(r.to_string())).await;
+    assert!(pulled.is_ok(), "{pulled:?}");
+    let state = read(&engine, &always).await;
+    let options = PlanOptions {
+        pulled: true,
+        ..Default::default()
+    };
+    let plan = plan(&always, &state, options).expect("plan after the pull");
+    let text = plan.to_string();
+    assert!(!text.contains("+ image"), "pulled already: {text}");
+    assert!(
+        text.contains("~ container web: image img:1 changed (")
+            && text.contains("→ fedcba987654)")
+            && text.contains("~ container db: image img:1 changed"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn replicas_are_containers_name_1_to_n_answering_to_name_and_scale_down_removes_the_rest() {
+    let three = web_with("replicas = 3");
+    assert!(!three.containers.contains_key("web"));
+    for n in 1..=3 {
+        let replica = &three.containers[&format!("web-{n}")];
+        assert_eq!(replica.networks["net"].aliases, vec!["app", "web"]);
+    }
+    let engine = applied_with(&three).await;
+    let two = web_with("replicas = 2");
+    let plan = planned(&engine, &two, false).await;
+    assert_eq!(plan.changes(), 1, "{plan}");
+    assert!(plan.to_string().contains("- container web-3"), "{plan}");
+    for bad in [
+        "replicas = 0",
+        "replicas = 2\nports = [\"8080:80\"]",
+        "replicas = 2\nnetworks.net.ipv4 = \"10.1.0.9\"",
+    ] {
+        let text = format!(
+            "[stack]\nname = \"s\"\n[networks.net]\nsubnet = \"10.1.0.0/24\"\n[containers.web]\nimage = \"i\"\n{bad}\n"
+        );
+        let error = Stack::parse(&text, "s.toml").expect_err(bad).to_string();
+        assert!(
+            error.contains("s.toml:") && error.contains("containers.web"),
+            "{bad}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_named_volume_taken_out_of_mounts_is_not_carried_into_the_new_container() {
+    let engine = applied().await;
+    // The engine reports db's mounts: `vol` by name and an anonymous one from the image.
+    let anonymous = "a".repeat(64);
+    engine.edit(|s| {
+        if let Some(db) = s.containers.get_mut("db") {
+            db.volumes = vec![
+                super::engine::VolumeMount {
+                    name: "vol".into(),
+                    destination: "/data".into(),
+                },
+                super::engine::VolumeMount {
+                    name: anonymous.clone(),
+                    destination: "/var/lib/db".into(),
+                },
+            ];
+        }
+    });
+    let text = base_text().replace("mounts = [\"vol:/data\"]", "");
+    let without = Stack::parse(&text, "s.toml").expect("stack");
+    let plan = planned(&engine, &without, false).await;
+    let carried = plan.actions.iter().find_map(|a| match a {
+        Action::RecreateContainer { name, carried, .. } if name == "db" => Some(carried.clone()),
+        _ => None,
+    });
+    let carried = carried.expect("db is recreated");
+    assert_eq!(
+        carried.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+        vec![anonymous.as_str()],
+        "{plan}"
+    );
+}
+
+#[test]
+fn the_new_fields_are_checked_at_load_with_their_line() {
+    for (extra, field, words) in [
+        (
+            "ports = [\"8080:80/icmp\"]",
+            "containers.web.ports",
+            "tcp, udp or sctp",
+        ),
+        (
+            "working_dir = \"app\"",
+            "containers.web.working_dir",
+            "absolute",
+        ),
+        ("memory = \"1m\"", "containers.web.memory", "6 MiB"),
+        ("cpus = 0.0", "containers.web.cpus", "cores"),
+        ("tmpfs = [\"run\"]", "containers.web.tmpfs", "absolute"),
+        (
+            "restart = \"on-failure:x\"",
+            "containers.web.restart",
+            "retry count",
+        ),
+        (
+            "pull = \"sometimes\"",
+            "containers.web.pull",
+            "missing, always or never",
+        ),
+        (
+            "env_file = [\"no-such.env\"]",
+            "containers.web.env_file",
+            "cannot read",
+        ),
+        (
+            "logging = { driver = \"\" }",
+            "containers.web.logging.driver",
+            "empty",
+        ),
+    ] {
+        let text = format!("[stack]\nname = \"s\"\n[containers.web]\nimage = \"i\"\n{extra}\n");
+        let error = Stack::parse(&text, "/nonexistent/s.toml")
+            .expect_err(extra)
+            .to_string();
+        assert!(
+            error.contains("s.toml:5") && error.contains(field) && error.contains(words),
+            "{extra}: {error}"
+        );
+    }
+    let ok = "[stack]\nname = \"s\"\n[containers.web]\nimage = \"i\"\nports = [\"127.0.0.1:8080:80\", \"9000-9001:9000-9001/udp\"]\nrestart = \"on-failure:3\"\nmemory = \"64m\"\ncpus = 0.5\ninit = true\nread_only = true\ntmpfs = [\"/run:size=1m\"]\nentrypoint = [\"/bin/sh\", \"-c\"]\nworking_dir = \"/srv\"\nlogging = { driver = \"json-file\", options = { max-size = \"1m\" } }\nhealthcheck = { test = [\"CMD\", \"true\"], start_period_secs = 5 }\n";
+    assert!(
+        Stack::parse(ok, "s.toml").is_ok(),
+        "{:?}",
+        Stack::parse(ok, "s.toml").err()
+    );
 }

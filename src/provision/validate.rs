@@ -447,7 +447,7 @@ fn validate_fields(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<(), V
     }
     if let Some(cpus) = &c.cpus {
         let n = *cpus.get_ref();
-        if !(n >= 0.01 && n <= 1024.0) {
+        if !(0.01..=1024.0).contains(&n) {
             return Err(at(
                 cpus,
                 field("cpus"),
