@@ -1144,3 +1144,171 @@ fn external_networks_and_volumes_are_used_and_left_alone() {
     ]);
     assert_eq!(data.trim(), "kept", "the volume and its data stay");
 }
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the engine to take).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// `GET /` from 127.0.0.1:`port`, retried while the server starts (bounded).
+fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let attempt = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        });
+        match attempt {
+            Ok(body) if body.contains("200") => return body,
+            _ if std::time::Instant::now() > deadline => {
+                panic!("127.0.0.1:{port} never answered: {attempt:?}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The stack for `compose_fields_...`: `web` publishes `port`, with the given memory.
+fn fields_stack(dir: &Path, port: u16, memory: &str, replicas: u32) -> String {
+    let env = dir.join("web.env");
+    std::fs::write(&env, "# from the env file\nFROM_FILE=file\nBOTH=file\n").expect("env file");
+    format!(
+        r#"[stack]
+name = "natest-f"
+
+[networks.natest-f-net]
+subnet = "10.231.0.0/24"
+labels = {TEST_LABELS}
+
+[volumes.natest-f-vol]
+labels = {TEST_LABELS}
+
+[containers.natest-f-web]
+image = "{IMAGE}"
+entrypoint = ["sh", "-c"]
+command = ["mkdir -p /srv/www && echo hello-$BOTH > /srv/www/index.html && exec httpd -f -p 80 -h /srv/www"]
+working_dir = "/srv"
+env_file = ["{env}"]
+environment = {{ BOTH = "environment" }}
+ports = ["127.0.0.1:{port}:80"]
+mounts = ["natest-f-vol:/srv"]
+tmpfs = ["/run:size=1m"]
+init = true
+memory = "{memory}"
+cpus = 0.5
+restart = "on-failure:3"
+logging = {{ driver = "json-file", options = {{ max-size = "1m" }} }}
+healthcheck = {{ test = ["CMD", "true"], interval_secs = 1, start_period_secs = 7 }}
+labels = {TEST_LABELS}
+networks.natest-f-net = {{ aliases = ["www"] }}
+
+[containers.natest-f-rep]
+image = "{IMAGE}"
+command = {IDLE_CMD}
+read_only = true
+replicas = {replicas}
+labels = {TEST_LABELS}
+networks.natest-f-net = {{ aliases = ["worker"] }}
+"#,
+        env = env.display()
+    )
+}
+
+#[test]
+fn compose_fields_reach_the_engine_and_a_change_is_named_field_by_field() {
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let file = StackFile::new(&fields_stack(dir.path(), port, "64m", 3));
+    let _teardown = Teardown(&file);
+    ok(file.run(&["apply"]));
+
+    // Published on the host, and served with the environment (env_file under environment).
+    let body = http_get(port);
+    assert!(body.contains("hello-environment"), "{body}");
+    let web = "natest-f-web";
+    for (format, want) in [
+        ("{{json .Config.Entrypoint}}", r#"["sh","-c"]"#),
+        ("{{.Config.WorkingDir}}", "/srv"),
+        ("{{.HostConfig.Init}}", "true"),
+        ("{{.HostConfig.Memory}}", "67108864"),
+        ("{{.HostConfig.NanoCpus}}", "500000000"),
+        ("{{.HostConfig.RestartPolicy.Name}}", "on-failure"),
+        ("{{.HostConfig.RestartPolicy.MaximumRetryCount}}", "3"),
+        ("{{.HostConfig.LogConfig.Type}}", "json-file"),
+        ("{{index .HostConfig.LogConfig.Config \"max-size\"}}", "1m"),
+        ("{{index .HostConfig.Tmpfs \"/run\"}}", "size=1m"),
+        ("{{.Config.Healthcheck.StartPeriod}}", "7s"),
+        (
+            "{{(index (index .HostConfig.PortBindings \"80/tcp\") 0).HostPort}}",
+            &port.to_string(),
+        ),
+    ] {
+        assert_eq!(inspect(format, web), want, "{format}");
+    }
+    let env = inspect("{{json .Config.Env}}", web);
+    assert!(
+        env.contains("FROM_FILE=file") && env.contains("BOTH=environment"),
+        "{env}"
+    );
+
+    // Three replicas, each answering to the set's name and its aliases, read-only.
+    for n in 1..=3 {
+        let replica = format!("natest-f-rep-{n}");
+        let aliases = inspect(
+            "{{json (index .NetworkSettings.Networks \"natest-f-net\").Aliases}}",
+            &replica,
+        );
+        assert!(
+            aliases.contains("\"natest-f-rep\"") && aliases.contains("\"worker\""),
+            "{replica}: {aliases}"
+        );
+        assert_eq!(inspect("{{.HostConfig.ReadonlyRootfs}}", &replica), "true");
+    }
+    assert!(!exists("container", "natest-f-rep"));
+
+    // A change of two fields, and a scale down: the plan names them; the data stays.
+    docker(&["exec", web, "sh", "-c", "echo kept > /srv/data"]);
+    let port2 = free_port();
+    std::fs::write(&file.path, fields_stack(dir.path(), port2, "96m", 2)).expect("rewrite");
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        plan.contains(&format!(
+            "~ container natest-f-web: memory 64m → 96m, ports 127.0.0.1:{port}:80 → 127.0.0.1:{port2}:80 (recreate)"
+        )),
+        "{plan}"
+    );
+    assert!(plan.contains("- container natest-f-rep-3"), "{plan}");
+    assert!(
+        plan.contains("  container natest-f-rep-1 (unchanged"),
+        "{plan}"
+    );
+    ok(file.run(&["apply"]));
+    assert!(http_get(port2).contains("hello-environment"));
+    assert_eq!(docker(&["exec", web, "cat", "/srv/data"]), "kept");
+    assert!(!exists("container", "natest-f-rep-3"));
+    let again = ok(file.run(&["plan"]));
+    assert!(again.contains("no changes"), "{again}");
+
+    // A wrong field is named with its line, and nothing changes.
+    std::fs::write(
+        &file.path,
+        fields_stack(dir.path(), port2, "96m", 2).replace("cpus = 0.5", "cpus = 0.0"),
+    )
+    .expect("rewrite");
+    let refused = file.run(&["plan"]);
+    let t = text(&refused);
+    assert!(
+        !refused.status.success()
+            && t.contains("containers.natest-f-web.cpus")
+            && t.contains("stack.toml:"),
+        "{t}"
+    );
+}
