@@ -232,11 +232,13 @@ pub async fn apply(
                 carried,
                 removed_with_network,
                 stale_aside,
+                from_aside,
                 ..
             } => {
                 let old = Old {
-                    there: !removed_with_network,
+                    there: !removed_with_network && !from_aside,
                     stale_aside: *stale_aside,
+                    aside: *from_aside,
                 };
                 recreate_container(engine, stack, name, carried, old).await?;
                 summary.recreated += 1;
@@ -405,8 +407,10 @@ async fn connect(
 struct Old {
     /// Still there under its name (not removed with its network).
     there: bool,
-    /// An earlier run left a container aside under `NAME-netalias-old`.
+    /// An earlier run left a container aside under `NAME-netalias-old`, to be removed.
     stale_aside: bool,
+    /// The old container is already aside (an earlier run stopped after the rename).
+    aside: bool,
 }
 
 /// Replaces `name` by a container made from the current spec. The old one is renamed aside
@@ -427,35 +431,56 @@ async fn recreate_container(
     if old.there {
         engine.rename_container(name, &aside).await?;
     }
-    let restore = async || {
-        let _ = remove_container(engine, name, false).await;
-        if old.there {
-            if let Err(e) = engine.rename_container(&aside, name).await {
-                warn!(container = name, error = %e, "could not rename the old container back");
-            }
-            if let Err(e) = engine.start_container(name).await {
-                warn!(container = name, error = %e, "could not start the old container again");
-            }
+    let has_old = old.there || old.aside;
+    // Puts the old container back under its name. Whatever fails is said: the old one is
+    // then left aside, where the next apply finds it and hands its volumes over.
+    let restore = async |error: ProvisionError| -> ProvisionError {
+        let source = Box::new(error);
+        if let Err(e) = remove_container(engine, name, false).await {
+            return ProvisionError::NotRestored {
+                container: name.to_string(),
+                aside: aside.clone(),
+                step: format!("removing the new container failed: {e}"),
+                source,
+            };
+        }
+        if !has_old {
+            return ProvisionError::Failed {
+                container: name.to_string(),
+                source,
+            };
+        }
+        if let Err(e) = engine.rename_container(&aside, name).await {
+            return ProvisionError::NotRestored {
+                container: name.to_string(),
+                aside: aside.clone(),
+                step: format!("renaming it back failed: {e}"),
+                source,
+            };
+        }
+        if let Err(e) = engine.start_container(name).await {
+            warn!(container = name, error = %e, "could not start the old container again");
+            return ProvisionError::RestoredStopped {
+                container: name.to_string(),
+                start: e.to_string(),
+                source,
+            };
+        }
+        ProvisionError::RolledBack {
+            container: name.to_string(),
+            source,
         }
     };
     if let Err(error) = create_container(engine, stack, name, carried).await {
-        restore().await;
-        return Err(ProvisionError::RolledBack {
-            container: name.to_string(),
-            source: Box::new(error),
-        });
+        return Err(restore(error).await);
     }
-    if old.there {
+    if has_old {
         stop_container(engine, &aside).await;
     }
     if let Err(error) = engine.start_container(name).await {
-        restore().await;
-        return Err(ProvisionError::RolledBack {
-            container: name.to_string(),
-            source: Box::new(error),
-        });
+        return Err(restore(error).await);
     }
-    if old.there {
+    if has_old {
         remove_container(engine, &aside, false).await?;
     }
     Ok(())

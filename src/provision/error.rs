@@ -74,6 +74,31 @@ pub enum ProvisionError {
         source: Box<ProvisionError>,
     },
     #[error(
+        "container `{container}` could not be replaced and the old one could not be put back ({step}); it is kept, stopped, as `{aside}` with its volumes, and the next apply hands them to the new container: {source}"
+    )]
+    NotRestored {
+        container: String,
+        aside: String,
+        step: String,
+        #[source]
+        source: Box<ProvisionError>,
+    },
+    #[error(
+        "container `{container}` could not be replaced; the old one is back under its name but did not start ({start}): {source}"
+    )]
+    RestoredStopped {
+        container: String,
+        start: String,
+        #[source]
+        source: Box<ProvisionError>,
+    },
+    #[error("container `{container}` could not be made (there was no old one to keep): {source}")]
+    Failed {
+        container: String,
+        #[source]
+        source: Box<ProvisionError>,
+    },
+    #[error(
         "cannot write the resolver's file {path}: {source} (set [stack] resolver_dir to a directory you may write)"
     )]
     ResolverFile {

@@ -10,7 +10,7 @@ use std::{
 
 use super::{
     FIELDS_LABEL, SPEC_LABEL,
-    engine::{ContainerState, Engine, NetworkState, NewContainer, Owner},
+    engine::{ContainerState, Engine, NetworkState, NewContainer, Owner, VolumeMount},
     error::ProvisionError,
     spec::{Attachment, NetworkMode, NetworkSpec, VolumeSpec},
 };
@@ -68,6 +68,11 @@ pub struct FakeEngine {
     calls: Mutex<Vec<Call>>,
     /// The call that fails, the next time it is made (once: a rollback may make it again).
     fail: Mutex<Option<Call>>,
+    /// Writes left before the process "dies": that write and every call after it fail, as
+    /// when `apply` is killed (no rollback gets through). None: never.
+    crash_in: Mutex<Option<usize>>,
+    /// Anonymous volumes made so far (their names count up).
+    anonymous: Mutex<usize>,
 }
 
 fn error(what: String, status_code: u16) -> ProvisionError {
@@ -110,9 +115,30 @@ impl FakeEngine {
         change(&mut lock(&self.state));
     }
 
+    /// Makes the `writes`-th write from now (0: the next) and every call after it fail, as
+    /// if the process were killed there; `revive` ends it.
+    pub fn crash_after(&self, writes: usize) {
+        *lock(&self.crash_in) = Some(writes);
+    }
+
+    pub fn revive(&self) {
+        *lock(&self.crash_in) = None;
+    }
+
     /// Logs `call`, and fails it if it is the one to fail.
     fn call(&self, call: Call) -> Result<MutexGuard<'_, State>, ProvisionError> {
-        let failing = {
+        let crashed = {
+            let mut crash = lock(&self.crash_in);
+            match crash.as_mut() {
+                Some(0) => true,
+                Some(left) if !call.is_read() => {
+                    *left -= 1;
+                    false
+                }
+                _ => false,
+            }
+        };
+        let failing = crashed || {
             let mut fail = lock(&self.fail);
             let failing = fail.as_ref() == Some(&call);
             if failing {
@@ -272,6 +298,30 @@ impl Engine for FakeEngine {
             NetworkMode::Networks => container.spec.networks.keys().take(1).cloned().collect(),
             _ => Vec::new(),
         };
+        // Binds of volumes by name, and, as an image's `VOLUME` does, a fresh anonymous volume
+        // at the path a `test.image_volume` label names when nothing is mounted there.
+        let mut volumes: Vec<VolumeMount> = container
+            .binds
+            .iter()
+            .filter_map(|b| {
+                let mut parts = b.split(':');
+                let (name, destination) = (parts.next()?, parts.next()?);
+                (!name.contains('/')).then(|| VolumeMount {
+                    name: name.to_string(),
+                    destination: destination.to_string(),
+                })
+            })
+            .collect();
+        if let Some(path) = container.labels.get("test.image_volume")
+            && !volumes.iter().any(|v| &v.destination == path)
+        {
+            let mut n = lock(&self.anonymous);
+            *n += 1;
+            volumes.push(VolumeMount {
+                name: format!("{:064x}", *n),
+                destination: path.clone(),
+            });
+        }
         let created = ContainerState {
             owner: Owner::of(Some(&container.labels)),
             spec: container.labels.get(SPEC_LABEL).cloned(),
@@ -282,7 +332,7 @@ impl Engine for FakeEngine {
             image_id: state.images.get(container.spec.image.get_ref()).cloned(),
             running: false,
             networks,
-            volumes: Vec::new(),
+            volumes,
         };
         state.containers.insert(name.to_string(), created);
         Ok(())

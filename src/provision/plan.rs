@@ -190,6 +190,10 @@ pub enum Action {
         /// An earlier run stopped half-way left the old container aside (`NAME-netalias-old`):
         /// it is removed first, to free the name.
         stale_aside: bool,
+        /// `NAME` is missing and an earlier run stopped half-way left the old container aside:
+        /// that one is the old container (its volumes are carried, it comes back if the new
+        /// one fails, and goes only once the new one runs).
+        from_aside: bool,
     },
     /// Its spec is unchanged but it is not on all its networks (an apply stopped between
     /// create and connect): connect the missing ones, then start it.
@@ -541,7 +545,28 @@ pub fn plan(
     }
     for container in creation_order(stack) {
         let spec = &stack.containers[&container];
+        let aside = aside_name(&container);
         match engine.containers.get(&container) {
+            // An apply stopped between the rename aside and the new container: the old one,
+            // aside, holds the data. Creating afresh would give the new container empty
+            // anonymous volumes and remove the old one with the data unattached.
+            None if engine
+                .containers
+                .get(&aside)
+                .is_some_and(|a| ours(&a.owner)) =>
+            {
+                pull_for(&container);
+                actions.push(Action::RecreateContainer {
+                    name: container.clone(),
+                    reason: format!(
+                        "an earlier apply stopped half-way; the old container, left as {aside}, hands its volumes over"
+                    ),
+                    carried: carried_volumes(engine, spec, &engine.containers[&aside]),
+                    removed_with_network: false,
+                    stale_aside: false,
+                    from_aside: true,
+                });
+            }
             None => {
                 pull_for(&container);
                 actions.push(Action::CreateContainer(container.clone()));
@@ -601,7 +626,8 @@ pub fn plan(
                             reason,
                             carried: carried_volumes(engine, spec, state),
                             removed_with_network: removed_with_networks.contains(&container),
-                            stale_aside: engine.containers.contains_key(&aside_name(&container)),
+                            stale_aside: engine.containers.contains_key(&aside),
+                            from_aside: false,
                         });
                     }
                     None if !missing.is_empty() => actions.push(Action::CompleteContainer {
@@ -616,8 +642,19 @@ pub fn plan(
     }
 
     // Owned but no longer declared. Containers first: networks cannot go while in use.
+    let handed_over: Vec<String> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RecreateContainer {
+                name,
+                from_aside: true,
+                ..
+            } => Some(aside_name(name)),
+            _ => None,
+        })
+        .collect();
     for (c, state) in &engine.containers {
-        if ours(&state.owner) && !stack.containers.contains_key(c) {
+        if ours(&state.owner) && !stack.containers.contains_key(c) && !handed_over.contains(c) {
             actions.push(Action::RemoveContainer(c.clone()));
         }
     }

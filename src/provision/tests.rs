@@ -725,3 +725,81 @@ fn the_new_fields_are_checked_at_load_with_their_line() {
         Stack::parse(ok, "s.toml").err()
     );
 }
+
+/// `base()` where `db`'s image makes an anonymous volume at /var/lib/db, with `db`'s `COLOR`.
+fn with_image_volume(color: &str) -> Stack {
+    let text = base_text().replace(
+        "mounts = [\"vol:/data\"]",
+        &format!(
+            "mounts = [\"vol:/data\"]\nlabels = {{ \"test.image_volume\" = \"/var/lib/db\" }}\nenvironment = {{ COLOR = \"{color}\" }}"
+        ),
+    );
+    Stack::parse(&text, "s.toml").expect("stack")
+}
+
+fn anonymous_of(state: &State, container: &str) -> Vec<String> {
+    state
+        .containers
+        .get(container)
+        .map(|c| {
+            c.volumes
+                .iter()
+                .filter(|v| super::plan::is_anonymous(&v.name))
+                .map(|v| v.name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Issue 29: an apply killed between any two steps of a recreate strands no data. Whatever
+/// step it dies at, the old or the new container holds the anonymous volume, and the next
+/// apply finishes with that same volume in the new container, none fresh, nothing aside.
+#[tokio::test]
+async fn a_recreate_killed_between_any_two_steps_strands_no_data() {
+    let first = with_image_volume("blue");
+    let changed = with_image_volume("red");
+    let mut step = 0;
+    loop {
+        let engine = empty_engine();
+        let (result, _) = run(&engine, &first, false).await;
+        assert!(result.is_ok(), "{result:?}");
+        let data = anonymous_of(&engine.state(), "db");
+        assert_eq!(data.len(), 1, "the image made one anonymous volume");
+        let plan = planned(&engine, &changed, false).await;
+        engine.crash_after(step);
+        let killed = apply(&engine, &changed, &plan, &mut |_| {}).await;
+        engine.revive();
+        let state = engine.state();
+        let holders: Vec<&String> = state
+            .containers
+            .iter()
+            .filter(|(_, c)| c.volumes.iter().any(|v| v.name == data[0]))
+            .map(|(n, _)| n)
+            .collect();
+        assert!(
+            !holders.is_empty(),
+            "killed at write {step}: no container holds the data ({killed:?})"
+        );
+        let (again, _) = run(&engine, &changed, false).await;
+        assert!(again.is_ok(), "killed at write {step}, then: {again:?}");
+        let state = engine.state();
+        assert_eq!(anonymous_of(&state, "db"), data, "killed at write {step}");
+        assert_eq!(
+            state.containers["db"].spec.as_deref(),
+            Some(fingerprint(&changed.containers["db"]).as_str())
+        );
+        assert!(running(&state, "db"), "killed at write {step}");
+        assert!(
+            !state.containers.contains_key(&aside_name("db")),
+            "killed at write {step}"
+        );
+        if killed.is_ok() {
+            break; // the kill came after the last write: every step was tried
+        }
+        step += 1;
+    }
+    assert!(
+        step >= 5,
+        "a recreate has at least rename, create, stop, start, remove: {step}"
+    );
+}
