@@ -125,6 +125,8 @@ pub enum ProvisionCommand {
         /// Plan as `apply --recreate` would: recreate drifted networks with containers attached.
         #[arg(long)]
         recreate: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Make the engine match the file. A second apply reports no changes.
     Apply {
@@ -133,6 +135,8 @@ pub enum ProvisionCommand {
         /// Recreate networks whose settings drifted even when containers are attached.
         #[arg(long)]
         recreate: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Remove what the stack owns, in reverse dependency order. Volumes stay unless --volumes.
     Destroy {
@@ -144,6 +148,18 @@ pub enum ProvisionCommand {
     },
     /// Compare the stack with the engine; exit 1 when they differ.
     Status(ProvisionArgs),
+}
+
+/// Waiting for health (`depends_on = { db = "healthy" }` waits always).
+#[derive(Debug, Args, Clone, Copy)]
+pub struct WaitArgs {
+    /// Wait until every container with a health check is healthy; one that is not fails the
+    /// apply, naming it (a recreated one is rolled back).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long each wait for health lasts, in seconds (default 120).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub wait_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]

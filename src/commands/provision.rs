@@ -67,19 +67,15 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
     let pulled = matches!(command, ProvisionCommand::Apply { .. });
     let engine = read_engine(&docker, &stack).await?;
     match command {
-        ProvisionCommand::Plan { recreate, .. } => {
-            println!(
-                "{}",
-                plan(
-                    &stack,
-                    &engine,
-                    PlanOptions {
-                        adopt,
-                        recreate,
-                        pulled
-                    }
-                )?
-            );
+        ProvisionCommand::Plan { recreate, wait, .. } => {
+            let options = PlanOptions {
+                adopt,
+                recreate,
+                pulled,
+                wait: wait.wait,
+                wait_timeout: wait.wait_timeout,
+            };
+            println!("{}", plan(&stack, &engine, options)?);
             Ok(ExitCode::SUCCESS)
         }
         ProvisionCommand::Status(_) => {
@@ -90,6 +86,7 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
                 adopt,
                 recreate: true,
                 pulled,
+                ..Default::default()
             };
             let plan = plan(&stack, &engine, options)?;
             println!("{plan}");
@@ -99,12 +96,14 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        ProvisionCommand::Apply { recreate, .. } => {
+        ProvisionCommand::Apply { recreate, wait, .. } => {
             // Every refusal is here, before anything is touched: apply carries the plan out.
             let options = PlanOptions {
                 adopt,
                 recreate,
                 pulled,
+                wait: wait.wait,
+                wait_timeout: wait.wait_timeout,
             };
             let plan = plan(&stack, &engine, options)?;
             if plan.changes() == 0 {

@@ -16,14 +16,14 @@ use tracing::warn;
 
 use super::{
     FIELDS_LABEL, SPEC_LABEL,
-    engine::{Engine, NewContainer, VolumeMount},
+    engine::{Engine, Health, NewContainer, VolumeMount},
     error::ProvisionError,
     fields,
     plan::{
         Action, Plan, aside_name, check_file, fingerprint, is_anonymous, owner_labels, read_lists,
     },
     resolver::{self, Resolver},
-    spec::{Mount, NetworkMode, Stack},
+    spec::{Condition, Mount, NetworkMode, Stack},
     validate::creation_order,
 };
 
@@ -83,6 +83,8 @@ pub enum Report<'a> {
         total: usize,
         action: &'a Action,
     },
+    /// A wait for a container's health begins (`Action::Wait`).
+    Waiting { action: &'a Action },
     /// A missing image is being pulled for a container.
     Pulling { image: &'a str, container: &'a str },
     /// A container goes so that its network can be recreated (it is recreated after).
@@ -107,6 +109,7 @@ impl std::fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
             Report::Step { n, total, action } => write!(f, "[{n}/{total}] {action}"),
+            Report::Waiting { action } => write!(f, "      {action}"),
             Report::Pulling { image, container } => {
                 write!(f, "      pulling {image} for {container}")
             }
@@ -177,6 +180,7 @@ pub async fn apply(
                 summary.kept += 1;
                 continue;
             }
+            Action::Wait { .. } => report(Report::Waiting { action }),
             Action::PullImage {
                 image, container, ..
             } => {
@@ -233,6 +237,7 @@ pub async fn apply(
                 removed_with_network,
                 stale_aside,
                 from_aside,
+                wait,
                 ..
             } => {
                 let old = Old {
@@ -240,7 +245,7 @@ pub async fn apply(
                     stale_aside: *stale_aside,
                     aside: *from_aside,
                 };
-                recreate_container(engine, stack, name, carried, old).await?;
+                recreate_container(engine, stack, name, carried, old, *wait).await?;
                 summary.recreated += 1;
             }
             Action::CompleteContainer { name, missing } => {
@@ -261,6 +266,14 @@ pub async fn apply(
             Action::RemoveNetwork(name) => {
                 engine.remove_network(name).await?;
                 summary.removed += 1;
+            }
+            Action::Wait {
+                name,
+                condition,
+                timeout_secs,
+                ..
+            } => {
+                wait_for(engine, name, *condition, *timeout_secs).await?;
             }
             Action::PullImage { .. }
             | Action::KeepNetwork(_)
@@ -423,6 +436,7 @@ async fn recreate_container(
     name: &str,
     carried: &[VolumeMount],
     old: Old,
+    wait: Option<u64>,
 ) -> Result<(), ProvisionError> {
     let aside = aside_name(name);
     if old.stale_aside {
@@ -480,10 +494,62 @@ async fn recreate_container(
     if let Err(error) = engine.start_container(name).await {
         return Err(restore(error).await);
     }
+    // Waited for (a dependent needs it healthy, or --wait): one that does not get there is
+    // rolled back like one that does not start, while the old one is still there.
+    if let Some(timeout) = wait
+        && let Err(error) = wait_for(engine, name, Condition::Ready, timeout).await
+    {
+        return Err(restore(error).await);
+    }
     if has_old {
         remove_container(engine, &aside, false).await?;
     }
     Ok(())
+}
+
+/// Waits, at most `timeout_secs`, until `name` is healthy; `Ready` takes running for enough
+/// when it has no health check, `Healthy` does not. Polls the engine every 250 ms.
+async fn wait_for(
+    engine: &impl Engine,
+    name: &str,
+    condition: Condition,
+    timeout_secs: u64,
+) -> Result<(), ProvisionError> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+    loop {
+        let health = engine.health(name).await?;
+        let state = match health {
+            Health::Healthy => return Ok(()),
+            Health::NoCheck if condition != Condition::Healthy => return Ok(()),
+            Health::NoCheck => {
+                return Err(ProvisionError::NoHealthcheck {
+                    container: name.to_string(),
+                });
+            }
+            Health::Unhealthy(output) => {
+                return Err(ProvisionError::NotHealthy {
+                    container: name.to_string(),
+                    state: format!("unhealthy; its last check said: {output}"),
+                });
+            }
+            Health::Down(state) => {
+                return Err(ProvisionError::NotHealthy {
+                    container: name.to_string(),
+                    state: format!("not running ({state})"),
+                });
+            }
+            Health::Starting => "still starting",
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ProvisionError::NotHealthy {
+                container: name.to_string(),
+                state: format!(
+                    "{state} after {timeout_secs} s (apply --wait-timeout SECS gives it longer)"
+                ),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// Stops a container; a failure is logged, as removal forces it anyway.

@@ -9,21 +9,22 @@
 use std::{
     collections::{BTreeMap, HashMap},
     future::Future,
+    net::SocketAddrV4,
 };
 
 use bollard::{
     Docker,
     models::{
-        ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
-        HostConfigLogConfig, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest,
-        NetworkingConfig, PortBinding, PortMap, RestartPolicy, RestartPolicyNameEnum,
-        VolumeCreateRequest,
+        ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HealthStatusEnum,
+        HostConfig, HostConfigLogConfig, Ipam, IpamConfig, NetworkConnectRequest,
+        NetworkCreateRequest, NetworkingConfig, PortBinding, PortMap, RestartPolicy,
+        RestartPolicyNameEnum, VolumeCreateRequest,
     },
     query_parameters::{
-        CreateContainerOptionsBuilder, CreateImageOptions, InspectNetworkOptions,
-        ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions,
-        RemoveVolumeOptions, RenameContainerOptionsBuilder, StartContainerOptions,
-        StopContainerOptions,
+        CreateContainerOptionsBuilder, CreateImageOptions, InspectContainerOptions,
+        InspectNetworkOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+        RemoveContainerOptions, RemoveVolumeOptions, RenameContainerOptionsBuilder,
+        StartContainerOptions, StopContainerOptions,
     },
 };
 use futures_util::StreamExt;
@@ -90,6 +91,19 @@ pub struct ContainerState {
     pub volumes: Vec<VolumeMount>,
 }
 
+/// A container's health as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Running, with no health check (none in its spec, none in its image).
+    NoCheck,
+    Starting,
+    Healthy,
+    /// Its checks fail; the last one's output.
+    Unhealthy(String),
+    /// Not running: its state and exit code.
+    Down(String),
+}
+
 /// A volume mounted in a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeMount {
@@ -124,6 +138,11 @@ pub trait Engine {
     fn containers(
         &self,
     ) -> impl Future<Output = Result<Vec<(String, ContainerState)>, ProvisionError>> + Send;
+    /// Whether a DNS server answers at `address`, asked from this machine; None when this
+    /// machine cannot reach the engine's networks (the engine is elsewhere).
+    fn answers_dns(&self, address: SocketAddrV4) -> impl Future<Output = Option<bool>> + Send;
+    /// A container's health (`depends_on = "healthy"`, `apply --wait`).
+    fn health(&self, name: &str) -> impl Future<Output = Result<Health, ProvisionError>> + Send;
     /// The image's ID, or None when the engine does not have it.
     fn image_id(
         &self,
@@ -189,6 +208,9 @@ pub trait Engine {
 #[derive(Debug, Clone)]
 pub struct BollardEngine {
     docker: Docker,
+    /// The engine runs on this machine (its socket, or TCP to loopback): its bridge
+    /// networks' addresses are reachable from here.
+    local: bool,
 }
 
 impl BollardEngine {
@@ -202,8 +224,47 @@ impl BollardEngine {
         .negotiate_version()
         .await
         .map_err(ProvisionError::Connect)?;
-        Ok(BollardEngine { docker })
+        Ok(BollardEngine {
+            docker,
+            local: host.is_none_or(is_local_host),
+        })
     }
+}
+
+/// Whether a `--docker-host` address is this machine: a unix socket, or TCP to loopback.
+pub fn is_local_host(host: &str) -> bool {
+    if host.starts_with("unix://") || host.starts_with('/') {
+        return true;
+    }
+    let rest = host
+        .split_once("://")
+        .map_or(host, |(_, rest)| rest)
+        .trim_end_matches('/');
+    let name = rest.rsplit_once(':').map_or(rest, |(name, _)| name);
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// One DNS question (`.` NS, no recursion) to `address`: whether any reply comes within
+/// 300 ms. A reply of any kind means the server reads and answers its socket.
+async fn dns_answers(address: SocketAddrV4) -> bool {
+    // Header (ID 0x6e61, no flags, one question), root name, type NS, class IN.
+    const QUERY: [u8; 17] = [0x6e, 0x61, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1];
+    let Ok(socket) = tokio::net::UdpSocket::bind("0.0.0.0:0").await else {
+        return false;
+    };
+    if socket.send_to(&QUERY, address).await.is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 512];
+    let wait = std::time::Duration::from_millis(300);
+    matches!(
+        tokio::time::timeout(wait, socket.recv_from(&mut reply)).await,
+        Ok(Ok((n, from))) if n >= 12 && from == std::net::SocketAddr::V4(address) && reply[..2] == QUERY[..2]
+    )
 }
 
 fn endpoint(attachment: &Attachment) -> EndpointSettings {
@@ -376,6 +437,44 @@ impl Engine for BollardEngine {
             ));
         }
         Ok(containers)
+    }
+
+    async fn answers_dns(&self, address: SocketAddrV4) -> Option<bool> {
+        if !self.local {
+            return None;
+        }
+        Some(dns_answers(address).await)
+    }
+
+    async fn health(&self, name: &str) -> Result<Health, ProvisionError> {
+        let c = self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+            .map_err(engine(format!("inspect container {name}")))?;
+        let state = c.state.unwrap_or_default();
+        if state.running != Some(true) || state.restarting == Some(true) {
+            return Ok(Health::Down(format!(
+                "{}, exit code {}",
+                state.status.map(|s| s.to_string()).unwrap_or_default(),
+                state.exit_code.unwrap_or_default()
+            )));
+        }
+        let health = state.health.unwrap_or_default();
+        Ok(match health.status {
+            Some(HealthStatusEnum::STARTING) => Health::Starting,
+            Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+            Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy(
+                health
+                    .log
+                    .and_then(|l| l.into_iter().last())
+                    .and_then(|r| r.output)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            ),
+            _ => Health::NoCheck,
+        })
     }
 
     async fn image_id(&self, image: &str) -> Result<Option<String>, ProvisionError> {

@@ -92,6 +92,14 @@ pub enum ProvisionError {
         #[source]
         source: Box<ProvisionError>,
     },
+    #[error(
+        "container `{container}` is {state}; what waits for it was not started (see docker logs {container} and docker inspect {container})"
+    )]
+    NotHealthy { container: String, state: String },
+    #[error(
+        "container `{container}` has no health check (none in its spec, none in its image), so it cannot be waited for as healthy: give it a healthcheck, or depend on it as \"started\""
+    )]
+    NoHealthcheck { container: String },
     #[error("container `{container}` could not be made (there was no old one to keep): {source}")]
     Failed {
         container: String,

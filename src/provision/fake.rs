@@ -4,13 +4,13 @@
 //! to fail once on demand. Test code only; it decides nothing for provisioning.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Mutex, MutexGuard},
 };
 
 use super::{
     FIELDS_LABEL, SPEC_LABEL,
-    engine::{ContainerState, Engine, NetworkState, NewContainer, Owner, VolumeMount},
+    engine::{ContainerState, Engine, Health, NetworkState, NewContainer, Owner, VolumeMount},
     error::ProvisionError,
     spec::{Attachment, NetworkMode, NetworkSpec, VolumeSpec},
 };
@@ -23,6 +23,8 @@ pub enum Call {
     Volumes,
     Containers,
     HasImage(String),
+    Health(String),
+    AnswersDns(std::net::SocketAddrV4),
     Pull(String),
     CreateNetwork(String),
     RemoveNetwork(String),
@@ -47,6 +49,8 @@ impl Call {
                 | Call::Volumes
                 | Call::Containers
                 | Call::HasImage(_)
+                | Call::Health(_)
+                | Call::AnswersDns(_)
         )
     }
 }
@@ -58,6 +62,11 @@ pub struct State {
     pub containers: BTreeMap<String, ContainerState>,
     /// The images it has, by name, with their IDs.
     pub images: BTreeMap<String, String>,
+    /// The healths a container reports, one per ask (the last one stays); absent: healthy
+    /// when running with a health check in its spec, no check without, down when stopped.
+    pub health: BTreeMap<String, std::collections::VecDeque<Health>>,
+    /// Addresses where no DNS server answers (every other one answers).
+    pub silent: BTreeSet<std::net::SocketAddrV4>,
     /// What a pull of an image gives (its ID); absent: `sha256:NAME`.
     pub pulled: BTreeMap<String, String>,
 }
@@ -203,6 +212,43 @@ impl Engine for FakeEngine {
             .iter()
             .map(|(n, c)| (n.clone(), c.clone()))
             .collect())
+    }
+
+    async fn answers_dns(&self, address: std::net::SocketAddrV4) -> Option<bool> {
+        let state = self.call(Call::AnswersDns(address)).ok()?;
+        Some(!state.silent.contains(&address))
+    }
+
+    async fn health(&self, name: &str) -> Result<Health, ProvisionError> {
+        let mut state = self.call(Call::Health(name.to_string()))?;
+        if let Some(queue) = state.health.get_mut(name) {
+            let next = if queue.len() > 1 {
+                queue.pop_front()
+            } else {
+                queue.front().cloned()
+            };
+            if let Some(health) = next {
+                return Ok(health);
+            }
+        }
+        Ok(match state.containers.get(name) {
+            Some(c)
+                if c.running
+                    && c.fields
+                        .as_ref()
+                        .is_some_and(|f| f.contains_key("healthcheck")) =>
+            {
+                Health::Healthy
+            }
+            Some(c) if c.running => Health::NoCheck,
+            Some(_) => Health::Down("exited, exit code 1".into()),
+            None => {
+                return Err(error(
+                    format!("inspect container {name}: no such container"),
+                    404,
+                ));
+            }
+        })
     }
 
     async fn image_id(&self, image: &str) -> Result<Option<String>, ProvisionError> {

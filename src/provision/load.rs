@@ -64,6 +64,17 @@ fn expand_replicas(stack: &mut Stack) {
         .filter(|(_, c)| c.replicas.is_some())
         .map(|(name, _)| name.clone())
         .collect();
+    for name in &replicated {
+        // Waiting for a set is waiting for each of its replicas.
+        let replicas = stack.containers[name].replica_names(name);
+        for spec in stack.containers.values_mut() {
+            if let Some(condition) = spec.depends_on.remove(name) {
+                for replica in &replicas {
+                    spec.depends_on.insert(replica.clone(), condition.clone());
+                }
+            }
+        }
+    }
     for name in replicated {
         let Some(spec) = stack.containers.remove(&name) else {
             continue;

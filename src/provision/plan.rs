@@ -15,7 +15,7 @@ use super::{
     engine::{ContainerState, Engine, EngineState, NetworkState, Owner, VolumeMount},
     error::ProvisionError,
     fields,
-    spec::{ContainerSpec, Mount, NetworkMode, Pull, Stack},
+    spec::{Condition, ContainerSpec, Mount, NetworkMode, Pull, Stack},
     validate::{creation_order, overlaps, parse_cidr},
 };
 
@@ -190,6 +190,9 @@ pub enum Action {
         /// An earlier run stopped half-way left the old container aside (`NAME-netalias-old`):
         /// it is removed first, to free the name.
         stale_aside: bool,
+        /// Its health is waited for once it runs (it is `depends_on` "healthy", or `apply
+        /// --wait`): seconds. Failing within them rolls it back like a failed start.
+        wait: Option<u64>,
         /// `NAME` is missing and an earlier run stopped half-way left the old container aside:
         /// that one is the old container (its volumes are carried, it comes back if the new
         /// one fails, and goes only once the new one runs).
@@ -202,15 +205,39 @@ pub enum Action {
         missing: Vec<String>,
     },
     RemoveContainer(String),
+    /// Wait, at most `timeout_secs`, until `name` is healthy (or, for the stack's resolver
+    /// and `apply --wait`, running when it has no health check): `before` start after it.
+    Wait {
+        name: String,
+        condition: Condition,
+        before: Vec<String>,
+        timeout_secs: u64,
+    },
 }
 
+/// How long a wait for health lasts unless `apply --wait-timeout` says (compose has none;
+/// a database's first start with an import takes a while).
+pub const DEFAULT_WAIT_SECS: u64 = 120;
+
 impl Action {
+    /// The container this action makes run, if any.
+    pub fn starts(&self) -> Option<&str> {
+        match self {
+            Action::CreateContainer(n) | Action::StartContainer(n) => Some(n),
+            Action::RecreateContainer { name, .. } | Action::CompleteContainer { name, .. } => {
+                Some(name)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether it changes a network, volume or container. A pull does not count: it comes
     /// with a create or recreate, which does.
     pub fn is_change(&self) -> bool {
         !matches!(
             self,
             Action::PullImage { .. }
+                | Action::Wait { .. }
                 | Action::KeepNetwork(_)
                 | Action::KeepVolume(_)
                 | Action::KeepContainer(_)
@@ -274,6 +301,26 @@ impl fmt::Display for Action {
                 missing.join(", ")
             ),
             Action::RemoveContainer(n) => write!(f, "- container {n} (no longer declared)"),
+            Action::Wait {
+                name,
+                condition,
+                before,
+                timeout_secs,
+            } => {
+                let what = match condition {
+                    Condition::Healthy => "healthy",
+                    _ => "ready",
+                };
+                write!(
+                    f,
+                    "… wait for {name} to be {what} (at most {timeout_secs} s"
+                )?;
+                if before.is_empty() {
+                    write!(f, ", apply --wait)")
+                } else {
+                    write!(f, "; then {})", before.join(", "))
+                }
+            }
         }
     }
 }
@@ -330,6 +377,10 @@ pub struct PlanOptions {
     pub adopt: bool,
     /// Recreate networks whose settings drifted even when containers are attached.
     pub recreate: bool,
+    /// `apply --wait`: wait for every container to be healthy (those with a health check).
+    pub wait: bool,
+    /// Seconds each wait for health lasts (None: `DEFAULT_WAIT_SECS`).
+    pub wait_timeout: Option<u64>,
     /// The `pull = "always"` images were pulled just before the engine was read (`apply`
     /// does so): the plan needs no pull for them, and sees what they are now.
     pub pulled: bool,
@@ -565,6 +616,7 @@ pub fn plan(
                     removed_with_network: false,
                     stale_aside: false,
                     from_aside: true,
+                    wait: None,
                 });
             }
             None => {
@@ -602,6 +654,16 @@ pub fn plan(
                         short_id(was),
                         short_id(now)
                     ))
+                } else if let NetworkMode::Container(host) = spec.network_mode()
+                    && actions.iter().any(|a| {
+                        matches!(a, Action::RecreateContainer { name, .. } | Action::CreateContainer(name) if *name == host)
+                    })
+                {
+                    // Joined to the namespace of a container that goes: left as it is, it
+                    // would keep only loopback (Docker does not rejoin it), as compose knows.
+                    Some(format!(
+                        "it shares {host}'s network namespace, and {host} is made anew"
+                    ))
                 } else {
                     state
                         .networks
@@ -628,6 +690,7 @@ pub fn plan(
                             removed_with_network: removed_with_networks.contains(&container),
                             stale_aside: engine.containers.contains_key(&aside),
                             from_aside: false,
+                            wait: None,
                         });
                     }
                     None if !missing.is_empty() => actions.push(Action::CompleteContainer {
@@ -681,6 +744,8 @@ pub fn plan(
             r.dir.display()
         )
     });
+    let actions = with_waits(stack, actions, options);
+    let mut actions = actions;
     // Every image before anything changes: a failed pull must leave the old service running.
     pulls.append(&mut actions);
     Ok(Plan {
@@ -688,6 +753,74 @@ pub fn plan(
         actions: pulls,
         resolver,
     })
+}
+
+/// Puts a `Wait` before the first container of the plan that must wait for another (its
+/// `depends_on` "healthy", or the stack's resolver), and with `wait`, one for every container
+/// at the end; a recreate that is waited for is told so (`wait`), to be rolled back if it
+/// does not become healthy. Only containers this plan starts wait: a plan that starts
+/// nothing has no waits.
+fn with_waits(stack: &Stack, actions: Vec<Action>, options: PlanOptions) -> Vec<Action> {
+    let timeout_secs = options.wait_timeout.unwrap_or(DEFAULT_WAIT_SECS);
+    let mut out: Vec<Action> = Vec::with_capacity(actions.len());
+    for action in actions {
+        if let Some(starting) = action.starts().map(str::to_string)
+            && let Some(spec) = stack.containers.get(&starting)
+        {
+            for (target, condition) in spec.waits_for() {
+                if condition == Condition::Started {
+                    continue; // the order alone gives it: the target was started before
+                }
+                let existing = out.iter_mut().find_map(|a| match a {
+                    Action::Wait { name, before, .. } if *name == target => Some(before),
+                    _ => None,
+                });
+                match existing {
+                    Some(before) => before.push(starting.clone()),
+                    None => out.push(Action::Wait {
+                        name: target,
+                        condition,
+                        before: vec![starting.clone()],
+                        timeout_secs,
+                    }),
+                }
+            }
+        }
+        out.push(action);
+    }
+    if options.wait {
+        for name in creation_order(stack) {
+            if !out
+                .iter()
+                .any(|a| matches!(a, Action::Wait { name: n, .. } if *n == name))
+            {
+                out.push(Action::Wait {
+                    name,
+                    condition: Condition::Ready,
+                    before: Vec::new(),
+                    timeout_secs,
+                });
+            }
+        }
+    }
+    if out.iter().all(|a| a.starts().is_none()) {
+        out.retain(|a| !matches!(a, Action::Wait { .. }));
+    }
+    let waited: Vec<String> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Wait { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    for action in &mut out {
+        if let Action::RecreateContainer { name, wait, .. } = action
+            && waited.contains(name)
+        {
+            *wait = Some(timeout_secs);
+        }
+    }
+    out
 }
 
 /// The volumes a recreate must carry over: those mounted in the old container that neither

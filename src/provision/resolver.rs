@@ -191,6 +191,11 @@ pub fn expand(stack: &mut Stack, resolver: &Resolver) {
                 0..0,
                 format!("{}:/etc/resolv.conf:ro", path.display()),
             ));
+            // Its only nameserver: it starts once the resolver answers (healthy, with the
+            // image's check; running, without one), so its first lookup is not lost.
+            spec.depends_on
+                .entry(resolver.container.clone())
+                .or_insert_with(|| Spanned::new(0..0, "ready".to_string()));
         }
     }
 }

@@ -193,6 +193,10 @@ pub struct ContainerSpec {
     /// `N` containers `NAME-1`..`NAME-N`, each answering to the aliases and to `NAME` on its
     /// networks, so `NAME` rotates over them (compose's `--scale`). Expanded at load.
     pub replicas: Option<Spanned<u32>>,
+    /// `{ db = "healthy" }` or `"started"`: start after these containers, and once each is
+    /// healthy (its health check passes) when so asked, as compose's `depends_on`.
+    #[serde(default)]
+    pub depends_on: BTreeMap<String, Spanned<String>>,
     /// When the image is pulled: `missing` (the default), `always` (before every apply; a
     /// container whose image changed is recreated), `never` (a missing image fails the plan).
     pub pull: Option<Spanned<String>>,
@@ -378,6 +382,37 @@ pub fn parse_restart(text: &str) -> Result<(&str, Option<i64>), String> {
     }
 }
 
+/// What a `depends_on` entry waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Running.
+    Started,
+    /// Its health check passes (one it has none for is an error).
+    Healthy,
+    /// Healthy if it has a health check, else running: what the stack's resolver must be
+    /// before the containers that resolve through it start. Not written in files.
+    Ready,
+}
+
+impl Condition {
+    /// The conditions a file may give.
+    pub fn parse(text: &str) -> Result<Condition, String> {
+        match text {
+            "started" | "service_started" => Ok(Condition::Started),
+            "healthy" | "service_healthy" => Ok(Condition::Healthy),
+            other => Err(format!("`{other}` is not a condition: started or healthy")),
+        }
+    }
+
+    /// `parse`, and `ready` (set by `resolver::expand`).
+    pub(super) fn parse_any(text: &str) -> Option<Condition> {
+        match text {
+            "ready" => Some(Condition::Ready),
+            other => Condition::parse(other).ok(),
+        }
+    }
+}
+
 /// When a container's image is pulled (`pull`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pull {
@@ -434,8 +469,26 @@ impl ContainerSpec {
         }
     }
 
-    /// Containers this one needs to exist first.
+    /// Containers this one needs to exist first: those it shares volumes or a network
+    /// namespace with, and those it `depends_on`.
     pub fn dependencies(&self) -> Vec<String> {
+        let mut deps = self.shared_with();
+        deps.extend(self.depends_on.keys().cloned());
+        deps
+    }
+
+    /// What this container must wait for before it starts: each `depends_on` entry's
+    /// container and condition (conditions were checked at load).
+    pub fn waits_for(&self) -> Vec<(String, Condition)> {
+        self.depends_on
+            .iter()
+            .filter_map(|(name, c)| Condition::parse_any(c.get_ref()).map(|c| (name.clone(), c)))
+            .collect()
+    }
+
+    /// The containers whose volumes (`volumes_from`) or network namespace (`container:`)
+    /// this one takes: it needs exactly that container, not one of a set.
+    pub fn shared_with(&self) -> Vec<String> {
         let mut deps: Vec<String> = self
             .volumes_from
             .iter()

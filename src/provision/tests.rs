@@ -803,3 +803,195 @@ async fn a_recreate_killed_between_any_two_steps_strands_no_data() {
         "a recreate has at least rename, create, stop, start, remove: {step}"
     );
 }
+
+/// Issue 29: a `container:X` container is recreated with X; left alone it would keep only
+/// loopback (the real engine's behaviour is in tests/provision.rs).
+#[tokio::test]
+async fn a_container_in_another_s_namespace_is_recreated_with_it() {
+    let text = |color: &str| {
+        format!(
+            "{}\n[containers.side]\nimage = \"img:1\"\nnetwork_mode = \"container:db\"\n",
+            base_text().replace(
+                "mounts = [\"vol:/data\"]",
+                &format!("mounts = [\"vol:/data\"]\nenvironment = {{ C = \"{color}\" }}")
+            )
+        )
+    };
+    let first = Stack::parse(&text("a"), "s.toml").expect("stack");
+    let engine = applied_with(&first).await;
+    assert_eq!(planned(&engine, &first, false).await.changes(), 0);
+    let second = Stack::parse(&text("b"), "s.toml").expect("stack");
+    let plan = planned(&engine, &second, false).await;
+    let order: Vec<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RecreateContainer { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, vec!["db", "side"], "{plan}");
+    assert!(
+        plan.to_string()
+            .contains("~ container side: it shares db's network namespace, and db is made anew"),
+        "{plan}"
+    );
+}
+
+/// `web` depends on `db` being healthy; `db` has a health check.
+fn healthy_stack(color: &str, web_extra: &str) -> Stack {
+    let text = base_text()
+        .replace(
+            "mounts = [\"vol:/data\"]",
+            &format!(
+                "mounts = [\"vol:/data\"]\nhealthcheck = {{ test = [\"CMD\", \"true\"] }}\nenvironment = {{ C = \"{color}\" }}"
+            ),
+        )
+        .replace(
+            "volumes_from = [\"db\"]",
+            &format!("volumes_from = [\"db\"]\ndepends_on = {{ db = \"healthy\" }}\n{web_extra}"),
+        );
+    Stack::parse(&text, "s.toml").expect("stack")
+}
+
+#[tokio::test]
+async fn depends_on_healthy_waits_before_the_dependent_starts_and_stops_when_it_is_not() {
+    let stack = healthy_stack("a", "");
+    let engine = empty_engine();
+    let plan = planned(&engine, &stack, false).await;
+    let shown: Vec<String> = plan.actions.iter().map(|a| a.to_string()).collect();
+    let wait = shown
+        .iter()
+        .position(|a| a.starts_with("… wait for db to be healthy"))
+        .unwrap_or_else(|| panic!("no wait: {plan}"));
+    let db = shown
+        .iter()
+        .position(|a| a == "+ container db")
+        .expect("db");
+    let web = shown
+        .iter()
+        .position(|a| a == "+ container web")
+        .expect("web");
+    assert!(db < wait && wait < web, "{plan}");
+    assert!(shown[wait].ends_with("; then web)"), "{plan}");
+
+    // db comes up unhealthy: web is never created, and the error names db and its check.
+    engine.edit(|s| {
+        s.health.insert(
+            "db".into(),
+            [
+                super::engine::Health::Starting,
+                super::engine::Health::Unhealthy("connection refused".into()),
+            ]
+            .into(),
+        );
+    });
+    let (result, lines) = run(&engine, &stack, false).await;
+    let error = result.expect_err("db is unhealthy").to_string();
+    assert!(
+        error.contains("`db` is unhealthy") && error.contains("connection refused"),
+        "{error}"
+    );
+    assert!(!engine.state().containers.contains_key("web"), "{lines:?}");
+    // Healthy now: the next apply waits, then makes web.
+    engine.edit(|s| {
+        s.health.remove("db");
+    });
+    let (result, _) = run(&engine, &stack, false).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert!(running(&engine.state(), "web"));
+}
+
+#[tokio::test]
+async fn a_recreate_that_turns_unhealthy_within_its_wait_is_rolled_back() {
+    let first = healthy_stack("a", "");
+    let engine = applied_with(&first).await;
+    let old = engine.state().containers["db"].clone();
+    let second = healthy_stack("b", "");
+    // web does not change, so nothing would wait for db: --wait does.
+    let state = read(&engine, &second).await;
+    let options = PlanOptions {
+        wait: true,
+        wait_timeout: Some(5),
+        ..Default::default()
+    };
+    let plan = plan(&second, &state, options).expect("plan");
+    assert!(
+        plan.actions.iter().any(
+            |a| matches!(a, Action::RecreateContainer { name, wait: Some(5), .. } if name == "db")
+        ),
+        "{plan}"
+    );
+    engine.edit(|s| {
+        s.health.insert(
+            "db".into(),
+            [super::engine::Health::Down("exited, exit code 3".into())].into(),
+        );
+    });
+    let result = apply(&engine, &second, &plan, &mut |_| {}).await;
+    let Err(ProvisionError::RolledBack { container, source }) = &result else {
+        panic!("expected a rollback, got {result:?}");
+    };
+    assert_eq!(container, "db");
+    assert!(source.to_string().contains("exit code 3"), "{source}");
+    let state = engine.state();
+    assert_eq!(state.containers["db"].spec, old.spec, "the old db is back");
+    assert!(running(&state, "db"));
+}
+
+#[test]
+fn depends_on_is_checked_at_load() {
+    for (extra, words) in [
+        ("depends_on = { db = \"ready\" }", "started or healthy"),
+        (
+            "depends_on = { nobody = \"started\" }",
+            "not a declared container",
+        ),
+        ("depends_on = { web = \"started\" }", "itself"),
+    ] {
+        let text = base_text().replace(
+            "volumes_from = [\"db\"]",
+            &format!("volumes_from = [\"db\"]\n{extra}"),
+        );
+        let error = Stack::parse(&text, "s.toml").expect_err(extra).to_string();
+        assert!(
+            error.contains("containers.web.depends_on") && error.contains(words),
+            "{extra}: {error}"
+        );
+    }
+}
+
+/// Issue 29: the stack's resolver starts first, and what resolves through it starts once it
+/// is ready (healthy by its image's check, or running without one).
+#[tokio::test]
+async fn the_stack_s_resolver_starts_first_and_is_waited_for() {
+    let text = r#"
+[stack]
+name = "s"
+resolver = "dns"
+resolver_dir = "/run/s"
+
+[networks.net]
+subnet = "10.9.0.0/24"
+
+[containers.a-web]
+image = "img:1"
+networks.net = { aliases = ["app"] }
+
+[containers.dns]
+image = "img:1"
+"#;
+    let stack = Stack::parse(text, "s.toml").expect("stack");
+    let plan = planned(&empty_engine(), &stack, false).await;
+    let shown: Vec<String> = plan.actions.iter().map(|a| a.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "+ network net",
+            "+ container dns",
+            "… wait for dns to be ready (at most 120 s; then a-web)",
+            "+ container a-web",
+        ],
+        "{plan}"
+    );
+}

@@ -423,6 +423,25 @@ fn validate_fields(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<(), V
             }
         }
     }
+    for (target, condition) in &c.depends_on {
+        let key = field(&format!("depends_on.{target}"));
+        super::spec::Condition::parse(condition.get_ref())
+            .map_err(|m| at(condition, key.clone(), m))?;
+        if !stack.containers.contains_key(target) {
+            return Err(at(
+                condition,
+                key,
+                format!("`{target}` is not a declared container"),
+            ));
+        }
+        if target == name {
+            return Err(at(
+                condition,
+                key,
+                "a container cannot wait for itself".into(),
+            ));
+        }
+    }
     if let Some(pull) = &c.pull {
         super::spec::Pull::parse(pull.get_ref()).map_err(|m| at(pull, field("pull"), m))?;
     }
@@ -493,7 +512,7 @@ fn validate_fields(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<(), V
         // Another container that takes this one's volumes or network namespace must name one
         // replica, not the set.
         for (other, spec) in &stack.containers {
-            if spec.dependencies().iter().any(|d| d == name) {
+            if spec.shared_with().iter().any(|d| d == name) {
                 return Err(at(
                     &spec.image,
                     format!("containers.{other}"),
