@@ -271,9 +271,10 @@ pub async fn apply(
                 name,
                 condition,
                 timeout_secs,
+                probe,
                 ..
             } => {
-                wait_for(engine, name, *condition, *timeout_secs).await?;
+                wait_for(engine, name, *condition, *timeout_secs, probe).await?;
             }
             Action::PullImage { .. }
             | Action::KeepNetwork(_)
@@ -497,7 +498,7 @@ async fn recreate_container(
     // Waited for (a dependent needs it healthy, or --wait): one that does not get there is
     // rolled back like one that does not start, while the old one is still there.
     if let Some(timeout) = wait
-        && let Err(error) = wait_for(engine, name, Condition::Ready, timeout).await
+        && let Err(error) = wait_for(engine, name, Condition::Ready, timeout, &[]).await
     {
         return Err(restore(error).await);
     }
@@ -508,16 +509,52 @@ async fn recreate_container(
 }
 
 /// Waits, at most `timeout_secs`, until `name` is healthy; `Ready` takes running for enough
-/// when it has no health check, `Healthy` does not. Polls the engine every 250 ms.
+/// when it has no health check, `Healthy` does not. With `probe` addresses (the stack's
+/// resolver), `Ready` is a DNS reply at one of them while it runs and is not unhealthy.
+/// Polls the engine every 250 ms.
 async fn wait_for(
     engine: &impl Engine,
     name: &str,
     condition: Condition,
     timeout_secs: u64,
+    probe: &[std::net::SocketAddrV4],
 ) -> Result<(), ProvisionError> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+    let mut probe = probe.to_vec();
     loop {
         let health = engine.health(name).await?;
+        if condition == Condition::Ready
+            && !probe.is_empty()
+            && matches!(health, Health::Starting | Health::Healthy | Health::NoCheck)
+        {
+            let mut reachable = false;
+            for address in &probe {
+                match engine.answers_dns(*address).await {
+                    Some(true) => return Ok(()),
+                    Some(false) => reachable = true,
+                    None => {}
+                }
+            }
+            if !reachable {
+                probe.clear(); // the engine's networks are not reachable from here: health
+                continue;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ProvisionError::NotHealthy {
+                    container: name.to_string(),
+                    state: format!(
+                        "running but not answering DNS at {} after {timeout_secs} s",
+                        probe
+                            .iter()
+                            .map(|a| a.ip().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        }
         let state = match health {
             Health::Healthy => return Ok(()),
             Health::NoCheck if condition != Condition::Healthy => return Ok(()),

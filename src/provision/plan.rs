@@ -212,6 +212,10 @@ pub enum Action {
         condition: Condition,
         before: Vec<String>,
         timeout_secs: u64,
+        /// The stack's resolver: its addresses on the stack's bridges, asked over DNS from
+        /// this machine; the first reply ends the wait (its image's health check runs only
+        /// every 10 s, the first one 10 s after start).
+        probe: Vec<std::net::SocketAddrV4>,
     },
 }
 
@@ -306,10 +310,12 @@ impl fmt::Display for Action {
                 condition,
                 before,
                 timeout_secs,
+                probe,
             } => {
-                let what = match condition {
-                    Condition::Healthy => "healthy",
-                    _ => "ready",
+                let what = match (condition, probe.first()) {
+                    (Condition::Healthy, _) => "healthy".to_string(),
+                    (_, Some(at)) => format!("answering at {}", at.ip()),
+                    _ => "ready".to_string(),
                 };
                 write!(
                     f,
@@ -778,6 +784,7 @@ fn with_waits(stack: &Stack, actions: Vec<Action>, options: PlanOptions) -> Vec<
                 match existing {
                     Some(before) => before.push(starting.clone()),
                     None => out.push(Action::Wait {
+                        probe: probe_of(stack, &target, condition),
                         name: target,
                         condition,
                         before: vec![starting.clone()],
@@ -795,6 +802,7 @@ fn with_waits(stack: &Stack, actions: Vec<Action>, options: PlanOptions) -> Vec<
                 .any(|a| matches!(a, Action::Wait { name: n, .. } if *n == name))
             {
                 out.push(Action::Wait {
+                    probe: probe_of(stack, &name, Condition::Ready),
                     name,
                     condition: Condition::Ready,
                     before: Vec::new(),
@@ -821,6 +829,28 @@ fn with_waits(stack: &Stack, actions: Vec<Action>, options: PlanOptions) -> Vec<
         }
     }
     out
+}
+
+/// Where to ask the stack's resolver whether it answers: its addresses on the stack's own
+/// bridges (reachable from the engine's machine), port 53. Empty for any other container.
+fn probe_of(stack: &Stack, name: &str, condition: Condition) -> Vec<std::net::SocketAddrV4> {
+    let Some(resolver) = stack.resolver() else {
+        return Vec::new();
+    };
+    if resolver.container != name || condition != Condition::Ready {
+        return Vec::new();
+    }
+    resolver
+        .addresses
+        .iter()
+        .filter(|(net, _)| {
+            stack
+                .networks
+                .get(*net)
+                .is_some_and(|n| n.driver == super::spec::Driver::Bridge && !n.external)
+        })
+        .map(|(_, ip)| std::net::SocketAddrV4::new(*ip, 53))
+        .collect()
 }
 
 /// The volumes a recreate must carry over: those mounted in the old container that neither

@@ -982,16 +982,45 @@ networks.net = { aliases = ["app"] }
 image = "img:1"
 "#;
     let stack = Stack::parse(text, "s.toml").expect("stack");
-    let plan = planned(&empty_engine(), &stack, false).await;
+    let engine = empty_engine();
+    let plan = planned(&engine, &stack, false).await;
     let shown: Vec<String> = plan.actions.iter().map(|a| a.to_string()).collect();
     assert_eq!(
         shown,
         [
             "+ network net",
             "+ container dns",
-            "… wait for dns to be ready (at most 120 s; then a-web)",
+            "… wait for dns to be answering at 10.9.0.254 (at most 120 s; then a-web)",
             "+ container a-web",
         ],
         "{plan}"
     );
+    // Silent at first: a-web is not made until the resolver answers.
+    let dns = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(10, 9, 0, 254), 53);
+    engine.edit(|s| {
+        s.silent.insert(dns);
+    });
+    let stuck = PlanOptions {
+        wait_timeout: Some(1),
+        ..Default::default()
+    };
+    let state = read(&engine, &stack).await;
+    let short = plan_of(&stack, &state, stuck);
+    let result = apply(&engine, &stack, &short, &mut |_| {}).await;
+    let error = result.expect_err("silent resolver").to_string();
+    assert!(error.contains("not answering DNS at 10.9.0.254"), "{error}");
+    assert!(!engine.state().containers.contains_key("a-web"));
+    engine.edit(|s| {
+        s.silent.clear();
+    });
+    let (result, _) = run(&engine, &stack, false).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        engine.calls().contains(&Call::AnswersDns(dns)),
+        "the resolver was asked"
+    );
+}
+
+fn plan_of(stack: &Stack, state: &EngineState, options: PlanOptions) -> Plan {
+    plan(stack, state, options).expect("plan")
 }
