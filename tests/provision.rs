@@ -1312,3 +1312,75 @@ fn compose_fields_reach_the_engine_and_a_change_is_named_field_by_field() {
         "{t}"
     );
 }
+
+/// `web` waits for `db` to be healthy: `db` becomes healthy ~2 s after it starts (a file its
+/// command writes late), and `web` starts only after its first passing check.
+#[test]
+fn depends_on_healthy_starts_the_dependent_after_the_first_passing_check() {
+    if !available() {
+        return;
+    }
+    let stack = |db_test: &str| {
+        format!(
+            r#"[stack]
+name = "natest-h"
+
+[networks.natest-h-net]
+labels = {TEST_LABELS}
+
+[containers.natest-h-db]
+image = "{IMAGE}"
+command = ["sh", "-c", "trap 'exit 0' TERM; sleep 2; touch /tmp/ready; while true; do sleep 1; done"]
+healthcheck = {{ test = ["CMD-SHELL", "{db_test}"], interval_secs = 1, timeout_secs = 1, retries = 2 }}
+labels = {TEST_LABELS}
+networks.natest-h-net = {{}}
+
+[containers.natest-h-web]
+image = "{IMAGE}"
+command = {IDLE_CMD}
+depends_on = {{ natest-h-db = "healthy" }}
+labels = {TEST_LABELS}
+networks.natest-h-net = {{}}
+"#
+        )
+    };
+    let file = StackFile::new(&stack("test -f /tmp/ready"));
+    let _teardown = Teardown(&file);
+    let out = ok(file.run(&["apply", "--wait-timeout", "60"]));
+    assert!(
+        out.contains("… wait for natest-h-db to be healthy (at most 60 s; then natest-h-web)"),
+        "{out}"
+    );
+    // The first passing check ended before web started.
+    let passed = inspect(
+        "{{range .State.Health.Log}}{{if eq .ExitCode 0}}{{.End.Format \"2006-01-02T15:04:05.000000000Z\"}} {{end}}{{end}}",
+        "natest-h-db",
+    );
+    let first_pass = passed
+        .split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("no passing check: {passed}"))
+        .to_string();
+    // StartedAt is RFC 3339 in UTC with up to 9 fraction digits: pad them to compare.
+    let started = inspect("{{.State.StartedAt}}", "natest-h-web");
+    let padded = |t: &str| -> String {
+        let t = t.trim_end_matches('Z');
+        let (whole, fraction) = t.split_once('.').unwrap_or((t, ""));
+        format!("{whole}.{fraction:0<9}Z")
+    };
+    assert!(
+        padded(&started) >= first_pass,
+        "web started at {started}, before db's first passing check at {first_pass}"
+    );
+
+    // A check that never passes: destroy, apply again, and web is never made.
+    ok(file.run(&["destroy"]));
+    std::fs::write(&file.path, stack("false")).expect("rewrite");
+    let refused = file.run(&["apply", "--wait-timeout", "30"]);
+    let t = text(&refused);
+    assert!(
+        !refused.status.success() && t.contains("`natest-h-db` is unhealthy"),
+        "{t}"
+    );
+    assert!(!exists("container", "natest-h-web"), "{t}");
+}
