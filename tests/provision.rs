@@ -202,7 +202,9 @@ fn apply_a_seed_like_stack_then_nothing_changes() {
     std::fs::write(&file.path, changed).expect("write");
     let plan = ok(file.run(&["plan"]));
     assert!(
-        plan.contains(&format!("~ container {p}-web3: spec changed")),
+        plan.contains(&format!(
+            "~ container {p}-web3: environment.COLOR added (recreate)"
+        )),
         "{plan}"
     );
     assert!(plan.contains("1 change(s)"), "{plan}");
