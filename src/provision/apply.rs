@@ -17,7 +17,7 @@ use tracing::warn;
 use super::{
     FIELDS_LABEL, SPEC_LABEL,
     engine::{Engine, Health, NewContainer, VolumeMount},
-    error::ProvisionError,
+    error::{ProvisionError, status_of},
     fields,
     plan::{
         Action, Plan, aside_name, check_file, fingerprint, is_anonymous, owner_labels, read_lists,
@@ -103,6 +103,8 @@ pub enum Report<'a> {
     },
     /// A named volume `destroy` kept.
     VolumeKept { name: &'a str },
+    /// A volume `destroy --volumes` kept: a container outside the stack still uses it.
+    VolumeInUse { name: &'a str },
 }
 
 impl std::fmt::Display for Report<'_> {
@@ -132,6 +134,10 @@ impl std::fmt::Display for Report<'_> {
             } => write!(
                 f,
                 "  anonymous volume {volume} ({container}:{at}) kept (its data stays; destroy --volumes removes it, or docker volume rm)"
+            ),
+            Report::VolumeInUse { name } => write!(
+                f,
+                "  volume {name} kept: a container outside the stack still uses it"
             ),
             Report::VolumeKept { name } => write!(
                 f,
@@ -634,6 +640,7 @@ pub async fn destroy(
     report: &mut dyn FnMut(Report<'_>),
 ) -> Result<Summary, ProvisionError> {
     let mut summary = Summary::default();
+    let mut anonymous: Vec<(String, String, String)> = Vec::new();
     let engine_state = read_lists(engine).await?;
     check_file(stack, &engine_state, adopt)?;
     let ours = |owner: &super::engine::Owner| owner.stack.as_deref() == Some(stack.name());
@@ -659,15 +666,40 @@ pub async fn destroy(
         remove_container(engine, &name, volumes).await?;
         summary.removed += 1;
         for v in state.volumes.iter().filter(|v| is_anonymous(&v.name)) {
-            report(Report::AnonymousVolume {
-                volume: &v.name,
-                container: &name,
-                at: &v.destination,
-                removed: volumes,
-            });
-            if !volumes {
+            if volumes {
+                anonymous.push((v.name.clone(), name.clone(), v.destination.clone()));
+            } else {
+                report(Report::AnonymousVolume {
+                    volume: &v.name,
+                    container: &name,
+                    at: &v.destination,
+                    removed: false,
+                });
                 summary.kept += 1;
             }
+        }
+    }
+    // Docker's remove-with-volumes skips a volume mounted by name, and a recreate carries
+    // anonymous volumes by name: each is removed here, once no container of the stack holds
+    // it, so that what is listed as removed is. One still in use elsewhere is kept and said.
+    anonymous.dedup_by(|a, b| a.0 == b.0);
+    for (volume, container, at) in &anonymous {
+        let removed = match engine.remove_volume(volume).await {
+            Ok(()) => true,
+            Err(e) if status_of(&e) == Some(404) => true, // went with its container
+            Err(e) if status_of(&e) == Some(409) => false,
+            Err(e) => return Err(e),
+        };
+        if removed {
+            report(Report::AnonymousVolume {
+                volume,
+                container,
+                at,
+                removed,
+            });
+        } else {
+            report(Report::VolumeInUse { name: volume });
+            summary.kept += 1;
         }
     }
     for (name, state) in &engine_state.networks {

@@ -137,3 +137,14 @@ pub fn is_not_found(error: &bollard::errors::Error) -> bool {
         }
     )
 }
+
+/// The engine's HTTP status for a failed call, if the engine answered one.
+pub fn status_of(error: &ProvisionError) -> Option<u16> {
+    match error {
+        ProvisionError::Engine {
+            source: bollard::errors::Error::DockerResponseServerError { status_code, .. },
+            ..
+        } => Some(*status_code),
+        _ => None,
+    }
+}

@@ -65,6 +65,8 @@ pub struct State {
     /// The healths a container reports, one per ask (the last one stays); absent: healthy
     /// when running with a health check in its spec, no check without, down when stopped.
     pub health: BTreeMap<String, std::collections::VecDeque<Health>>,
+    /// The anonymous volume made with each container (by the image's `VOLUME`).
+    pub made_with: BTreeMap<String, String>,
     /// Addresses where no DNS server answers (every other one answers).
     pub silent: BTreeSet<std::net::SocketAddrV4>,
     /// What a pull of an image gives (its ID); absent: `sha256:NAME`.
@@ -363,10 +365,13 @@ impl Engine for FakeEngine {
         {
             let mut n = lock(&self.anonymous);
             *n += 1;
+            let made = format!("{:064x}", *n);
             volumes.push(VolumeMount {
-                name: format!("{:064x}", *n),
+                name: made.clone(),
                 destination: path.clone(),
             });
+            state.volumes.insert(made.clone(), Owner::default());
+            state.made_with.insert(name.to_string(), made);
         }
         let created = ContainerState {
             owner: Owner::of(Some(&container.labels)),
@@ -433,6 +438,13 @@ impl Engine for FakeEngine {
             with_anonymous_volumes,
         ))?;
         state.containers.remove(name);
+        // As Docker: the anonymous volume made with the container goes with it; one
+        // mounted by name (carried by a recreate) stays.
+        if let Some(made) = state.made_with.remove(name)
+            && with_anonymous_volumes
+        {
+            state.volumes.remove(&made);
+        }
         Ok(())
     }
 
@@ -444,6 +456,9 @@ impl Engine for FakeEngine {
         match state.containers.remove(from) {
             Some(c) => {
                 state.containers.insert(to.to_string(), c);
+                if let Some(made) = state.made_with.remove(from) {
+                    state.made_with.insert(to.to_string(), made);
+                }
                 Ok(())
             }
             None => Err(error(format!("rename {from} to {to}"), 404)),

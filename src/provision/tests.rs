@@ -1024,3 +1024,33 @@ image = "img:1"
 fn plan_of(stack: &Stack, state: &EngineState, options: PlanOptions) -> Plan {
     plan(stack, state, options).expect("plan")
 }
+
+/// Issue 29: after a recreate the anonymous volume is mounted by name, which Docker's
+/// remove-with-volumes skips; `destroy --volumes` removes exactly what it lists.
+#[tokio::test]
+async fn destroy_with_volumes_removes_the_carried_anonymous_volumes_it_lists() {
+    let engine = empty_engine();
+    let (result, _) = run(&engine, &with_image_volume("blue"), false).await;
+    assert!(result.is_ok(), "{result:?}");
+    let data = anonymous_of(&engine.state(), "db");
+    let (result, _) = run(&engine, &with_image_volume("red"), false).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(anonymous_of(&engine.state(), "db"), data, "carried");
+    let mut lines = Vec::new();
+    let summary = destroy(&engine, &with_image_volume("red"), true, false, &mut |r| {
+        lines.push(r.to_string())
+    })
+    .await;
+    assert!(summary.is_ok(), "{summary:?}");
+    assert!(
+        lines.iter().any(|l| l.contains(&format!(
+            "anonymous volume {} at /var/lib/db removed",
+            data[0]
+        ))),
+        "{lines:?}"
+    );
+    assert!(
+        !engine.state().volumes.contains_key(&data[0]),
+        "listed as removed, and removed: {lines:?}"
+    );
+}
