@@ -216,7 +216,7 @@ pub async fn apply(
                         container,
                         network: name,
                     });
-                    remove_container(engine, container, false).await?;
+                    remove_container(engine, stack.name(), container, false).await?;
                 }
                 engine.remove_network(name).await?;
                 let spec = &stack.networks[name];
@@ -266,7 +266,7 @@ pub async fn apply(
                 summary.started += 1;
             }
             Action::RemoveContainer(name) => {
-                remove_container(engine, name, false).await?;
+                remove_container(engine, stack.name(), name, false).await?;
                 summary.removed += 1;
             }
             Action::RemoveNetwork(name) => {
@@ -447,7 +447,7 @@ async fn recreate_container(
 ) -> Result<(), ProvisionError> {
     let aside = aside_name(name);
     if old.stale_aside {
-        remove_container(engine, &aside, false).await?;
+        remove_container(engine, stack.name(), &aside, false).await?;
     }
     if old.there {
         engine.rename_container(name, &aside).await?;
@@ -457,7 +457,7 @@ async fn recreate_container(
     // then left aside, where the next apply finds it and hands its volumes over.
     let restore = async |error: ProvisionError| -> ProvisionError {
         let source = Box::new(error);
-        if let Err(e) = remove_container(engine, name, false).await {
+        if let Err(e) = remove_container(engine, stack.name(), name, false).await {
             return ProvisionError::NotRestored {
                 container: name.to_string(),
                 aside: aside.clone(),
@@ -509,7 +509,7 @@ async fn recreate_container(
         return Err(restore(error).await);
     }
     if has_old {
-        remove_container(engine, &aside, false).await?;
+        remove_container(engine, stack.name(), &aside, false).await?;
     }
     Ok(())
 }
@@ -604,11 +604,25 @@ async fn stop_container(engine: &impl Engine, name: &str) {
 
 /// Stops and removes a container. Its anonymous volumes go with it only when
 /// `with_anonymous_volumes` (`destroy --volumes`); named volumes and bind mounts never do.
+/// Removes a container of `stack`, checking right before that it still is one: the plan's
+/// read may be minutes old (image pulls), and a name can change hands meanwhile.
 async fn remove_container(
     engine: &impl Engine,
+    stack: &str,
     name: &str,
     with_anonymous_volumes: bool,
 ) -> Result<(), ProvisionError> {
+    match engine.container_owner(name).await? {
+        None => return Ok(()), // gone already
+        Some(owner) if owner.stack.as_deref() != Some(stack) => {
+            return Err(ProvisionError::NotOwned {
+                kind: "container (it changed hands since the plan was read)",
+                name: name.to_string(),
+                stack: stack.to_string(),
+            });
+        }
+        Some(_) => {}
+    }
     stop_container(engine, name).await;
     engine.remove_container(name, with_anonymous_volumes).await
 }
@@ -663,7 +677,7 @@ pub async fn destroy(
             kind: "container",
             name: &name,
         });
-        remove_container(engine, &name, volumes).await?;
+        remove_container(engine, stack.name(), &name, volumes).await?;
         summary.removed += 1;
         for v in state.volumes.iter().filter(|v| is_anonymous(&v.name)) {
             if volumes {

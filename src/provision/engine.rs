@@ -141,6 +141,11 @@ pub trait Engine {
     /// Whether a DNS server answers at `address`, asked from this machine; None when this
     /// machine cannot reach the engine's networks (the engine is elsewhere).
     fn answers_dns(&self, address: SocketAddrV4) -> impl Future<Output = Option<bool>> + Send;
+    /// Whose a container is now (None: there is no such container).
+    fn container_owner(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Owner>, ProvisionError>> + Send;
     /// A container's health (`depends_on = "healthy"`, `apply --wait`).
     fn health(&self, name: &str) -> impl Future<Output = Result<Health, ProvisionError>> + Send;
     /// The image's ID, or None when the engine does not have it.
@@ -444,6 +449,18 @@ impl Engine for BollardEngine {
             return None;
         }
         Some(dns_answers(address).await)
+    }
+
+    async fn container_owner(&self, name: &str) -> Result<Option<Owner>, ProvisionError> {
+        match self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => Ok(Some(Owner::of(c.config.and_then(|c| c.labels).as_ref()))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(engine(format!("inspect container {name}"))(e)),
+        }
     }
 
     async fn health(&self, name: &str) -> Result<Health, ProvisionError> {

@@ -24,6 +24,7 @@ pub enum Call {
     Containers,
     HasImage(String),
     Health(String),
+    Owner(String),
     AnswersDns(std::net::SocketAddrV4),
     Pull(String),
     CreateNetwork(String),
@@ -50,6 +51,7 @@ impl Call {
                 | Call::Containers
                 | Call::HasImage(_)
                 | Call::Health(_)
+                | Call::Owner(_)
                 | Call::AnswersDns(_)
         )
     }
@@ -219,6 +221,11 @@ impl Engine for FakeEngine {
     async fn answers_dns(&self, address: std::net::SocketAddrV4) -> Option<bool> {
         let state = self.call(Call::AnswersDns(address)).ok()?;
         Some(!state.silent.contains(&address))
+    }
+
+    async fn container_owner(&self, name: &str) -> Result<Option<Owner>, ProvisionError> {
+        let state = self.call(Call::Owner(name.to_string()))?;
+        Ok(state.containers.get(name).map(|c| c.owner.clone()))
     }
 
     async fn health(&self, name: &str) -> Result<Health, ProvisionError> {

@@ -326,8 +326,8 @@ async fn a_replacement_that_cannot_be_created_puts_the_old_container_back() {
         vec![
             &Call::Rename("web".into(), aside.clone()),
             &Call::CreateContainer("web".into()),
-            &Call::Stop("web".into()),
-            &Call::RemoveContainer("web".into(), false),
+            // No new container was made: there is nothing to stop or remove (the owner
+            // check right before a removal finds none).
             &Call::Rename(aside, "web".into()),
             &Call::Start("web".into()),
         ]
@@ -1052,5 +1052,35 @@ async fn destroy_with_volumes_removes_the_carried_anonymous_volumes_it_lists() {
     assert!(
         !engine.state().volumes.contains_key(&data[0]),
         "listed as removed, and removed: {lines:?}"
+    );
+}
+
+/// Issue 29: ownership is checked again right before a removal, not only at plan time.
+#[tokio::test]
+async fn a_container_that_changed_hands_after_the_plan_is_not_removed() {
+    let engine = applied().await;
+    let smaller = Stack::parse(
+        &base_text()
+            .replace("volumes_from = [\"db\"]\n", "")
+            .replace("[containers.web]", "[containers.web2]"),
+        "s.toml",
+    )
+    .expect("stack");
+    let plan = planned(&engine, &smaller, false).await;
+    assert!(plan.to_string().contains("- container web"), "{plan}");
+    // Meanwhile `web` was removed and someone else made a container of that name.
+    engine.edit(|s| {
+        if let Some(web) = s.containers.get_mut("web") {
+            web.owner = Owner::default();
+        }
+    });
+    let result = apply(&engine, &smaller, &plan, &mut |_| {}).await;
+    assert!(
+        matches!(&result, Err(ProvisionError::NotOwned { name, .. }) if name == "web"),
+        "{result:?}"
+    );
+    assert!(
+        engine.state().containers.contains_key("web"),
+        "theirs stays"
     );
 }
