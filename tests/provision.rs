@@ -1348,7 +1348,27 @@ networks.natest-h-net = {{}}
     };
     let file = StackFile::new(&stack("test -f /tmp/ready"));
     let _teardown = Teardown(&file);
-    let out = ok(file.run(&["apply", "--wait-timeout", "60"]));
+    // While it waits for db, a second apply of the stack is refused (the lock), not run.
+    let first = Command::new(env!("CARGO_BIN_EXE_netalias"))
+        .args(["provision", "apply"])
+        .arg(&file.path)
+        .args(["--wait-timeout", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("first apply");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !exists("container", "natest-h-db") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = file.run(&["apply"]);
+    let t = text(&second);
+    assert!(
+        !second.status.success()
+            && t.contains("another apply or destroy of stack `natest-h` is running"),
+        "{t}"
+    );
+    let out = ok(first.wait_with_output().expect("first apply"));
     assert!(
         out.contains("… wait for natest-h-db to be healthy (at most 60 s; then natest-h-web)"),
         "{out}"

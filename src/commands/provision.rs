@@ -10,7 +10,8 @@ use netalias::{
     cli::ProvisionCommand,
     provision::{
         apply::{Report, apply, destroy, pull_always, selinux_warnings},
-        engine::BollardEngine,
+        engine::{BollardEngine, is_local_host},
+        lock::lock,
         plan::{PlanOptions, plan, read_engine},
         spec::Stack,
     },
@@ -47,10 +48,26 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
     };
     let adopt = args.adopt;
     // Validation first: a bad file creates nothing and never reaches the engine.
-    let stack = Stack::load(&args.file)?;
+    // The engine's address as the client will use it: the flag, else DOCKER_HOST.
+    let host = args
+        .docker_host
+        .clone()
+        .or_else(|| std::env::var("DOCKER_HOST").ok());
+    let remote = host.as_deref().filter(|host| !is_local_host(host));
+    let stack = Stack::load_for(&args.file, remote)?;
     for warning in selinux_warnings(&stack) {
         eprintln!("warning: {warning}");
     }
+    // One apply or destroy of a stack at a time: two would take each other's old container
+    // for their own rollback target. Held until this command ends.
+    let _lock = match &command {
+        ProvisionCommand::Apply { .. } | ProvisionCommand::Destroy { .. } => Some(lock(
+            &std::env::temp_dir(),
+            stack.name(),
+            args.docker_host.as_deref(),
+        )?),
+        _ => None,
+    };
     let docker = BollardEngine::connect(args.docker_host.as_deref()).await?;
     if let ProvisionCommand::Destroy { volumes, .. } = command {
         let summary = destroy(&docker, &stack, volumes, adopt, &mut |r| println!("{r}")).await?;

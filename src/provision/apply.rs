@@ -218,6 +218,15 @@ pub async fn apply(
                     });
                     remove_container(engine, stack.name(), container, false).await?;
                 }
+                // Someone may have attached a container since the plan was read (after the
+                // pulls): it is not the stack's to remove with the network.
+                if let Some(foreign) = engine.attached(name).await?.into_iter().next() {
+                    return Err(ProvisionError::NotOwned {
+                        kind: "container (attached to the network being recreated since the plan was read)",
+                        name: foreign,
+                        stack: stack.name().to_string(),
+                    });
+                }
                 engine.remove_network(name).await?;
                 let spec = &stack.networks[name];
                 engine

@@ -231,7 +231,11 @@ impl BollardEngine {
         .map_err(ProvisionError::Connect)?;
         Ok(BollardEngine {
             docker,
-            local: host.is_none_or(is_local_host),
+            local: host
+                .map(str::to_string)
+                .or_else(|| std::env::var("DOCKER_HOST").ok())
+                .as_deref()
+                .is_none_or(is_local_host),
         })
     }
 }

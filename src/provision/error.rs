@@ -100,6 +100,18 @@ pub enum ProvisionError {
         "container `{container}` has no health check (none in its spec, none in its image), so it cannot be waited for as healthy: give it a healthcheck, or depend on it as \"started\""
     )]
     NoHealthcheck { container: String },
+    #[error(
+        "another apply or destroy of stack `{stack}` is running on this machine (it holds {path}); wait for it to finish, then run this again"
+    )]
+    Locked {
+        stack: String,
+        path: std::path::PathBuf,
+    },
+    #[error("cannot take the stack's lock file {path}: {reason}")]
+    Lock {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("container `{container}` could not be made (there was no old one to keep): {source}")]
     Failed {
         container: String,

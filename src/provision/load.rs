@@ -10,7 +10,14 @@ use crate::config::{ConfigError, LoadError, Violation, load_file, parse_located}
 impl Stack {
     /// Reads, parses and validates a stack file (no engine calls).
     pub fn load(path: &Path) -> Result<Stack, LoadError> {
-        let mut stack = load_file(path, Stack::parse)?;
+        Stack::load_for(path, None)
+    }
+
+    /// `load`, for an engine on another machine (`remote`: its address): features that act
+    /// on this machine's files (bind checks, created directories, resolver files) are
+    /// refused or skipped, each where the file asks for it.
+    pub fn load_for(path: &Path, remote: Option<&str>) -> Result<Stack, LoadError> {
+        let mut stack = load_file(path, |text, file| Stack::parse_for(text, file, remote))?;
         let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         stack.file = Some(canonical.display().to_string());
         Ok(stack)
@@ -19,8 +26,13 @@ impl Stack {
     /// Parses and validates; with `[stack] resolver`, the spec comes back expanded (the
     /// resolver on every network, resolv.conf mounts on the others).
     pub fn parse(text: &str, file: &str) -> Result<Stack, ConfigError> {
+        Stack::parse_for(text, file, None)
+    }
+
+    /// `parse`, for an engine on another machine when `remote` is its address.
+    pub fn parse_for(text: &str, file: &str, remote: Option<&str>) -> Result<Stack, ConfigError> {
         let mut stack: Stack = parse_located(text, file)?;
-        validate::validate(&stack).map_err(|v| v.locate(text, file))?;
+        validate::validate(&stack, remote).map_err(|v| v.locate(text, file))?;
         read_env_files(&mut stack, file).map_err(|v| v.locate(text, file))?;
         expand_replicas(&mut stack);
         let resolver = resolver::plan(&stack).map_err(|v| v.locate(text, file))?;

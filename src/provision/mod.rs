@@ -17,6 +17,7 @@ pub mod error;
 mod fake;
 pub mod fields;
 mod load;
+pub mod lock;
 pub mod plan;
 pub mod resolver;
 pub mod spec;

@@ -1084,3 +1084,51 @@ async fn a_container_that_changed_hands_after_the_plan_is_not_removed() {
         "theirs stays"
     );
 }
+
+/// Issue 29: with the engine on another machine, what acts on this machine's files is
+/// refused where the file asks for it, and bind sources are not checked here.
+#[test]
+fn an_engine_elsewhere_refuses_what_acts_on_this_machine_s_files() {
+    use super::engine::is_local_host;
+    for local in [
+        "unix:///var/run/docker.sock",
+        "tcp://127.0.0.1:2375",
+        "tcp://localhost:2376",
+        "tcp://[::1]:2375",
+    ] {
+        assert!(is_local_host(local), "{local}");
+    }
+    for remote in [
+        "tcp://10.0.0.5:2375",
+        "ssh://admin@build",
+        "tcp://docker.example:2376",
+    ] {
+        assert!(!is_local_host(remote), "{remote}");
+    }
+    let host = Some("tcp://10.0.0.5:2375");
+    let bind = "[stack]\nname = \"s\"\n[containers.c]\nimage = \"i\"\nmounts = [\"/srv/on-the-engine-host:/data\"]\n";
+    assert!(
+        Stack::parse(bind, "s.toml").is_err(),
+        "checked here when local"
+    );
+    assert!(
+        Stack::parse_for(bind, "s.toml", host).is_ok(),
+        "not checkable from here"
+    );
+    let dirs = format!("{bind}create_host_dirs = true\n");
+    let error = Stack::parse_for(&dirs, "s.toml", host)
+        .expect_err("dirs")
+        .to_string();
+    assert!(
+        error.contains("containers.c.create_host_dirs") && error.contains("10.0.0.5"),
+        "{error}"
+    );
+    let resolver = "[stack]\nname = \"s\"\nresolver = \"dns\"\n[containers.dns]\nimage = \"i\"\n";
+    let error = Stack::parse_for(resolver, "s.toml", host)
+        .expect_err("resolver")
+        .to_string();
+    assert!(
+        error.contains("s.toml:3") && error.contains("stack.resolver"),
+        "{error}"
+    );
+}

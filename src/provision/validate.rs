@@ -65,7 +65,18 @@ fn first_symlink(path: &std::path::Path) -> Option<std::path::PathBuf> {
     None
 }
 
-pub fn validate(stack: &Stack) -> Result<(), Violation> {
+/// Checks `stack`; `remote` is the engine's address when it runs on another machine, where
+/// bind sources cannot be checked from here and nothing here may create files for it.
+pub fn validate(stack: &Stack, remote: Option<&str>) -> Result<(), Violation> {
+    if let (Some(host), Some(resolver)) = (remote, &stack.stack.resolver) {
+        return Err(at(
+            resolver,
+            "stack.resolver".into(),
+            format!(
+                "the resolver's resolv.conf files are written on this machine, but the engine ({host}) runs on another; run provision on the engine's machine, or drop resolver"
+            ),
+        ));
+    }
     let stack_span = stack.stack.name.span();
     let name_error = |kind: &str, name: &str| {
         at_span(
@@ -190,12 +201,17 @@ pub fn validate(stack: &Stack) -> Result<(), Violation> {
         if !is_docker_name(name) {
             return Err(name_error("containers", name));
         }
-        validate_container(stack, name, container)?;
+        validate_container(stack, name, container, remote)?;
     }
     find_cycle(stack)
 }
 
-fn validate_container(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<(), Violation> {
+fn validate_container(
+    stack: &Stack,
+    name: &str,
+    c: &ContainerSpec,
+    remote: Option<&str>,
+) -> Result<(), Violation> {
     let field = |key: &str| format!("containers.{name}.{key}");
     if c.image.get_ref().trim().is_empty() {
         return Err(at(&c.image, field("image"), "image is empty".into()));
@@ -219,6 +235,29 @@ fn validate_container(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<()
         let parsed = Mount::parse(mount.get_ref()).map_err(|m| at(mount, field("mounts"), m))?;
         match parsed {
             Mount::Bind { source, .. } => {
+                if let Some(host) = remote {
+                    if c.create_host_dirs {
+                        return Err(at(
+                            mount,
+                            field("create_host_dirs"),
+                            format!(
+                                "create_host_dirs makes directories on this machine, but the engine ({host}) runs on another; create them there and drop create_host_dirs"
+                            ),
+                        ));
+                    }
+                    if !source.is_absolute() {
+                        return Err(at(
+                            mount,
+                            field("mounts"),
+                            format!(
+                                "bind source `{}` is relative; write an absolute path on the engine's machine",
+                                source.display()
+                            ),
+                        ));
+                    }
+                    // The source is on the engine's machine: nothing here can check it.
+                    continue;
+                }
                 if !source.is_absolute() {
                     return Err(at(
                         mount,
