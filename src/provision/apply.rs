@@ -282,6 +282,8 @@ pub async fn apply(
                 engine.remove_network(name).await?;
                 summary.removed += 1;
             }
+            // Shown (the step above), never acted on: its data stays.
+            Action::DriftedVolume { .. } => summary.kept += 1,
             Action::Wait {
                 name,
                 condition,
@@ -735,8 +737,8 @@ pub async fn destroy(
             summary.removed += 1;
         }
     }
-    for (name, owner) in &engine_state.volumes {
-        if ours(owner) {
+    for (name, volume) in &engine_state.volumes {
+        if ours(&volume.owner) {
             if volumes {
                 report(Report::Removed {
                     kind: "volume",

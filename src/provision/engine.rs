@@ -41,7 +41,7 @@ use super::{
 #[derive(Debug, Default, Clone)]
 pub struct EngineState {
     pub networks: BTreeMap<String, NetworkState>,
-    pub volumes: BTreeMap<String, Owner>,
+    pub volumes: BTreeMap<String, VolumeState>,
     pub containers: BTreeMap<String, ContainerState>,
     /// The ID of each of the stack's images the engine has, by the name the spec gives; a
     /// missing one is absent (it is pulled before anything changes).
@@ -64,6 +64,15 @@ impl Owner {
     }
 }
 
+/// A volume as the engine reports it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct VolumeState {
+    pub owner: Owner,
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct NetworkState {
     pub owner: Owner,
@@ -72,6 +81,13 @@ pub struct NetworkState {
     pub ip_range: Option<String>,
     pub gateway: Option<String>,
     pub internal: bool,
+    pub attachable: bool,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// Addresses kept out of IPAM, by host name (`--aux-address`).
+    pub aux_addresses: BTreeMap<String, String>,
+    /// The IPv6 subnet, when IPv6 is on.
+    pub ipv6_subnet: Option<String>,
     /// The containers with an endpoint on it (running ones), by name. Read only for the
     /// networks the stack declares (the only ones it may recreate); empty for the others.
     pub attached: Vec<String>,
@@ -133,7 +149,9 @@ pub trait Engine {
         &self,
         network: &str,
     ) -> impl Future<Output = Result<Vec<String>, ProvisionError>> + Send;
-    fn volumes(&self) -> impl Future<Output = Result<Vec<(String, Owner)>, ProvisionError>> + Send;
+    fn volumes(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, VolumeState)>, ProvisionError>> + Send;
     /// Every container, running or not.
     fn containers(
         &self,
@@ -346,11 +364,17 @@ impl Engine for BollardEngine {
             .map_err(engine("list networks"))?
         {
             let Some(name) = n.name else { continue };
-            let config = n
-                .ipam
-                .and_then(|i| i.config)
-                .and_then(|c| c.into_iter().next())
+            let configs = n.ipam.and_then(|i| i.config).unwrap_or_default();
+            let is_v6 = |c: &IpamConfig| c.subnet.as_deref().is_some_and(|s| s.contains(':'));
+            let config = configs
+                .iter()
+                .find(|c| !is_v6(c))
+                .cloned()
                 .unwrap_or_default();
+            let ipv6_subnet = configs
+                .iter()
+                .find(|c| is_v6(c))
+                .and_then(|c| c.subnet.clone());
             networks.push((
                 name,
                 NetworkState {
@@ -360,6 +384,15 @@ impl Engine for BollardEngine {
                     ip_range: config.ip_range,
                     gateway: config.gateway,
                     internal: n.internal == Some(true),
+                    attachable: n.attachable == Some(true),
+                    options: n.options.unwrap_or_default().into_iter().collect(),
+                    labels: n.labels.unwrap_or_default().into_iter().collect(),
+                    aux_addresses: config
+                        .auxiliary_addresses
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                    ipv6_subnet,
                     attached: Vec::new(),
                 },
             ));
@@ -380,7 +413,7 @@ impl Engine for BollardEngine {
             .collect())
     }
 
-    async fn volumes(&self) -> Result<Vec<(String, Owner)>, ProvisionError> {
+    async fn volumes(&self) -> Result<Vec<(String, VolumeState)>, ProvisionError> {
         let volumes = self
             .docker
             .list_volumes(None::<ListVolumesOptions>)
@@ -391,8 +424,13 @@ impl Engine for BollardEngine {
             .unwrap_or_default()
             .into_iter()
             .map(|v| {
-                let owner = Owner::of(Some(&v.labels));
-                (v.name, owner)
+                let state = VolumeState {
+                    owner: Owner::of(Some(&v.labels)),
+                    driver: v.driver,
+                    options: v.options.into_iter().collect(),
+                    labels: v.labels.into_iter().collect(),
+                };
+                (v.name, state)
             })
             .collect())
     }
@@ -534,10 +572,27 @@ impl Engine for BollardEngine {
             subnet: spec.subnet.as_ref().map(|s| s.get_ref().clone()),
             ip_range: spec.ip_range.as_ref().map(|s| s.get_ref().clone()),
             gateway: spec.gateway.as_ref().map(|s| s.get_ref().clone()),
-            ..Default::default()
+            auxiliary_addresses: (!spec.aux_addresses.is_empty()).then(|| {
+                spec.aux_addresses
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                    .collect()
+            }),
         };
-        let ipam = (config.subnet.is_some()).then(|| Ipam {
-            config: Some(vec![config]),
+        let mut configs: Vec<IpamConfig> = config
+            .subnet
+            .is_some()
+            .then_some(config)
+            .into_iter()
+            .collect();
+        if let Some(v6) = &spec.ipv6_subnet {
+            configs.push(IpamConfig {
+                subnet: Some(v6.get_ref().clone()),
+                ..Default::default()
+            });
+        }
+        let ipam = (!configs.is_empty()).then(|| Ipam {
+            config: Some(configs),
             ..Default::default()
         });
         let request = NetworkCreateRequest {
@@ -545,6 +600,7 @@ impl Engine for BollardEngine {
             driver: Some(spec.driver.as_str().to_string()),
             internal: Some(spec.internal),
             attachable: Some(spec.attachable),
+            enable_ipv6: spec.ipv6_subnet.is_some().then_some(true),
             ipam,
             options: Some(spec.options.clone().into_iter().collect()),
             labels: Some(labels),

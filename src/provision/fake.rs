@@ -10,7 +10,9 @@ use std::{
 
 use super::{
     FIELDS_LABEL, SPEC_LABEL,
-    engine::{ContainerState, Engine, Health, NetworkState, NewContainer, Owner, VolumeMount},
+    engine::{
+        ContainerState, Engine, Health, NetworkState, NewContainer, Owner, VolumeMount, VolumeState,
+    },
     error::ProvisionError,
     spec::{Attachment, NetworkMode, NetworkSpec, VolumeSpec},
 };
@@ -60,7 +62,7 @@ impl Call {
 #[derive(Debug, Default, Clone)]
 pub struct State {
     pub networks: BTreeMap<String, NetworkState>,
-    pub volumes: BTreeMap<String, Owner>,
+    pub volumes: BTreeMap<String, VolumeState>,
     pub containers: BTreeMap<String, ContainerState>,
     /// The images it has, by name, with their IDs.
     pub images: BTreeMap<String, String>,
@@ -200,7 +202,7 @@ impl Engine for FakeEngine {
             .collect())
     }
 
-    async fn volumes(&self) -> Result<Vec<(String, Owner)>, ProvisionError> {
+    async fn volumes(&self) -> Result<Vec<(String, VolumeState)>, ProvisionError> {
         let state = self.call(Call::Volumes)?;
         Ok(state
             .volumes
@@ -298,6 +300,15 @@ impl Engine for FakeEngine {
             ip_range: spec.ip_range.as_ref().map(|s| s.get_ref().clone()),
             gateway: spec.gateway.as_ref().map(|s| s.get_ref().clone()),
             internal: spec.internal,
+            attachable: spec.attachable,
+            options: spec.options.clone(),
+            labels: labels.clone().into_iter().collect(),
+            aux_addresses: spec
+                .aux_addresses
+                .iter()
+                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                .collect(),
+            ipv6_subnet: spec.ipv6_subnet.as_ref().map(|s| s.get_ref().clone()),
             attached: Vec::new(),
         };
         state.networks.insert(name.to_string(), network);
@@ -322,13 +333,17 @@ impl Engine for FakeEngine {
     async fn create_volume(
         &self,
         name: &str,
-        _spec: &VolumeSpec,
+        spec: &VolumeSpec,
         labels: HashMap<String, String>,
     ) -> Result<(), ProvisionError> {
         let mut state = self.call(Call::CreateVolume(name.to_string()))?;
-        state
-            .volumes
-            .insert(name.to_string(), Owner::of(Some(&labels)));
+        let volume = VolumeState {
+            owner: Owner::of(Some(&labels)),
+            driver: spec.driver.clone(),
+            options: spec.options.clone(),
+            labels: labels.into_iter().collect(),
+        };
+        state.volumes.insert(name.to_string(), volume);
         Ok(())
     }
 
@@ -377,7 +392,7 @@ impl Engine for FakeEngine {
                 name: made.clone(),
                 destination: path.clone(),
             });
-            state.volumes.insert(made.clone(), Owner::default());
+            state.volumes.insert(made.clone(), VolumeState::default());
             state.made_with.insert(name.to_string(), made);
         }
         let created = ContainerState {

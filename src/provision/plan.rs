@@ -173,6 +173,12 @@ pub enum Action {
     RemoveNetwork(String),
     CreateVolume(String),
     KeepVolume(String),
+    /// Its driver, options or labels differ from the file. A volume holds data: it is never
+    /// recreated here, and apply leaves it as it is (the plan says how to redo it).
+    DriftedVolume {
+        name: String,
+        diff: String,
+    },
     /// Owned by the stack, no longer declared: kept unless `destroy --volumes`.
     OrphanVolume(String),
     CreateContainer(String),
@@ -275,6 +281,10 @@ impl fmt::Display for Action {
             Action::RemoveNetwork(n) => write!(f, "- network {n} (no longer declared)"),
             Action::CreateVolume(n) => write!(f, "+ volume {n}"),
             Action::KeepVolume(n) => write!(f, "  volume {n} (unchanged)"),
+            Action::DriftedVolume { name, diff } => write!(
+                f,
+                "! volume {name}: {diff} (left as it is: a volume holds data and is never recreated here; to apply this, back it up, docker volume rm {name}, and apply makes it anew)"
+            ),
             Action::OrphanVolume(n) => write!(
                 f,
                 "  volume {n} (no longer declared; kept: data is only removed by destroy --volumes)"
@@ -363,6 +373,36 @@ impl fmt::Display for Plan {
 
 fn subnet_of(state: &NetworkState) -> Option<Ipv4Net> {
     state.subnet.as_deref().and_then(|s| s.parse().ok())
+}
+
+/// Differences between what the engine has and what the file wants, one entry per key:
+/// `options o: addr=1 → addr=2`. With `exact`, keys the engine has and the file does not
+/// count too; without, only the file's keys are compared (the engine and the stack add
+/// their own labels and defaults).
+fn map_diff(
+    what: &str,
+    have: &BTreeMap<String, String>,
+    want: &BTreeMap<String, String>,
+    exact: bool,
+) -> Vec<String> {
+    let mut out: Vec<String> = want
+        .iter()
+        .filter(|(k, v)| have.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            format!(
+                "{what} {k}: {} → {v}",
+                have.get(k).map_or("none", String::as_str)
+            )
+        })
+        .collect();
+    if exact {
+        out.extend(
+            have.iter()
+                .filter(|(k, _)| !want.contains_key(*k))
+                .map(|(k, v)| format!("{what} {k}: {v} → none")),
+        );
+    }
+    out
 }
 
 /// An image ID as `docker images` shows it: 12 hex digits, without `sha256:`.
@@ -491,6 +531,28 @@ pub fn plan(
                 if state.internal != spec.internal {
                     diff.push(format!("internal {} → {}", state.internal, spec.internal));
                 }
+                if state.attachable != spec.attachable {
+                    diff.push(format!(
+                        "attachable {} → {}",
+                        state.attachable, spec.attachable
+                    ));
+                }
+                let aux: BTreeMap<String, String> = spec
+                    .aux_addresses
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                    .collect();
+                diff.extend(map_diff("aux_addresses", &state.aux_addresses, &aux, true));
+                let v6 = spec.ipv6_subnet.as_ref().map(|s| s.get_ref().clone());
+                if v6 != state.ipv6_subnet {
+                    diff.push(format!(
+                        "ipv6_subnet {} → {}",
+                        state.ipv6_subnet.as_deref().unwrap_or("none"),
+                        v6.as_deref().unwrap_or("none")
+                    ));
+                }
+                diff.extend(map_diff("options", &state.options, &spec.options, false));
+                diff.extend(map_diff("labels", &state.labels, &spec.labels, false));
                 if diff.is_empty() {
                     actions.push(Action::KeepNetwork(net_name.clone()));
                     continue;
@@ -537,14 +599,29 @@ pub fn plan(
         }
         match engine.volumes.get(vol) {
             None => actions.push(Action::CreateVolume(vol.clone())),
-            Some(owner) if !ours(owner) => {
+            Some(state) if !ours(&state.owner) => {
                 return Err(ProvisionError::NotOwned {
                     kind: "volume",
                     name: vol.clone(),
                     stack: name,
                 });
             }
-            Some(_) => actions.push(Action::KeepVolume(vol.clone())),
+            Some(state) => {
+                let mut diff = Vec::new();
+                if state.driver != spec.driver {
+                    diff.push(format!("driver {} → {}", state.driver, spec.driver));
+                }
+                diff.extend(map_diff("options", &state.options, &spec.options, true));
+                diff.extend(map_diff("labels", &state.labels, &spec.labels, false));
+                if diff.is_empty() {
+                    actions.push(Action::KeepVolume(vol.clone()));
+                } else {
+                    actions.push(Action::DriftedVolume {
+                        name: vol.clone(),
+                        diff: diff.join(", "),
+                    });
+                }
+            }
         }
     }
 
@@ -732,8 +809,8 @@ pub fn plan(
             actions.push(Action::RemoveNetwork(n.clone()));
         }
     }
-    for (v, owner) in &engine.volumes {
-        if ours(owner) && !stack.volumes.contains_key(v) {
+    for (v, state) in &engine.volumes {
+        if ours(&state.owner) && !stack.volumes.contains_key(v) {
             actions.push(Action::OrphanVolume(v.clone()));
         }
     }
@@ -899,7 +976,7 @@ pub fn check_file(stack: &Stack, engine: &EngineState, adopt: bool) -> Result<()
         .networks
         .iter()
         .map(|(n, s)| ("network", n, &s.owner))
-        .chain(engine.volumes.iter().map(|(n, o)| ("volume", n, o)))
+        .chain(engine.volumes.iter().map(|(n, v)| ("volume", n, &v.owner)))
         .chain(
             engine
                 .containers

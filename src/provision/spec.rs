@@ -99,6 +99,11 @@ pub struct NetworkSpec {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// Addresses IPAM must not hand out, by host name (`--aux-address`): inside `subnet`.
+    #[serde(default)]
+    pub aux_addresses: BTreeMap<String, Spanned<String>>,
+    /// An IPv6 subnet (CIDR): turns IPv6 on for the network (`--ipv6 --subnet`).
+    pub ipv6_subnet: Option<Spanned<String>>,
 }
 
 fn default_driver() -> Driver {

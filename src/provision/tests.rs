@@ -462,7 +462,8 @@ async fn external_networks_and_volumes_must_exist_are_used_as_they_are_and_never
                 ..Default::default()
             },
         );
-        s.volumes.insert("data".into(), Owner::default());
+        s.volumes
+            .insert("data".into(), super::engine::VolumeState::default());
     });
     engine.clear_calls();
     let (result, _) = run(&engine, &stack, false).await;
@@ -1131,4 +1132,61 @@ fn an_engine_elsewhere_refuses_what_acts_on_this_machine_s_files() {
         error.contains("s.toml:3") && error.contains("stack.resolver"),
         "{error}"
     );
+}
+
+/// Issue 29: volume options and labels, network options, labels, attachable, aux addresses
+/// and IPv6 are compared; a drifted volume is shown and left alone (it holds data).
+#[tokio::test]
+async fn drift_in_volume_and_network_settings_is_seen() {
+    let engine = applied().await;
+    let text = base_text()
+        .replace(
+            "[volumes.vol]",
+            "[volumes.vol]\noptions = { type = \"nfs\", o = \"addr=10.0.0.2\" }",
+        )
+        .replace(
+            "subnet = \"10.1.0.0/24\"",
+            "subnet = \"10.1.0.0/24\"\naux_addresses = { printer = \"10.1.0.250\" }\nipv6_subnet = \"fd00:1::/64\"\noptions = { \"com.docker.network.driver.mtu\" = \"1400\" }",
+        );
+    let drifted = Stack::parse(&text, "s.toml").expect("stack");
+    let plan = planned(&engine, &drifted, true).await;
+    let shown = plan.to_string();
+    assert!(
+        shown.contains(
+            "! volume vol: options o: none → addr=10.0.0.2, options type: none → nfs (left as it is"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("~ network net: aux_addresses printer: none → 10.1.0.250, ipv6_subnet none → fd00:1::/64, options com.docker.network.driver.mtu: none → 1400 (recreate)"),
+        "{shown}"
+    );
+    let (result, _) = run(&engine, &drifted, true).await;
+    assert!(result.is_ok(), "{result:?}");
+    let state = engine.state();
+    assert!(
+        state.volumes["vol"].options.is_empty(),
+        "the volume is left as it was"
+    );
+    assert_eq!(
+        state.networks["net"].ipv6_subnet.as_deref(),
+        Some("fd00:1::/64")
+    );
+    let again = planned(&engine, &drifted, false).await;
+    assert_eq!(again.changes(), 1, "only the volume still differs: {again}");
+    for (bad, words) in [
+        ("aux_addresses = { p = \"10.9.0.1\" }", "outside the subnet"),
+        ("ipv6_subnet = \"fd00:1::1/64\"", "host bits"),
+        ("ipv6_subnet = \"10.0.0.0/8\"", "not an IPv6 network"),
+    ] {
+        let text = base_text().replace(
+            "subnet = \"10.1.0.0/24\"",
+            &format!("subnet = \"10.1.0.0/24\"\n{bad}"),
+        );
+        let error = Stack::parse(&text, "s.toml").expect_err(bad).to_string();
+        assert!(
+            error.contains("networks.net.") && error.contains(words),
+            "{bad}: {error}"
+        );
+    }
 }

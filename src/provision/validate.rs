@@ -179,6 +179,58 @@ pub fn validate(stack: &Stack, remote: Option<&str>) -> Result<(), Violation> {
                 ));
             }
         }
+        for (host, address) in &net.aux_addresses {
+            let key = field(&format!("aux_addresses.{host}"));
+            let ip: Ipv4Addr = address.get_ref().parse().map_err(|_| {
+                at(
+                    address,
+                    key.clone(),
+                    format!("`{}` is not an IPv4 address", address.get_ref()),
+                )
+            })?;
+            match subnet {
+                Some(subnet) if subnet.contains(&ip) => {}
+                Some(subnet) => {
+                    return Err(at(
+                        address,
+                        key,
+                        format!("{ip} is outside the subnet {subnet}"),
+                    ));
+                }
+                None => {
+                    return Err(at(address, key, "aux_addresses need a subnet".into()));
+                }
+            }
+        }
+        if let Some(v6) = &net.ipv6_subnet {
+            let parsed: ipnet::Ipv6Net = v6.get_ref().parse().map_err(|_| {
+                at(
+                    v6,
+                    field("ipv6_subnet"),
+                    format!(
+                        "`{}` is not an IPv6 network in CIDR form (`fd00:1::/64`)",
+                        v6.get_ref()
+                    ),
+                )
+            })?;
+            if parsed.network() != parsed.addr() {
+                return Err(at(
+                    v6,
+                    field("ipv6_subnet"),
+                    format!(
+                        "`{parsed}` has host bits set; the network is {}",
+                        parsed.trunc()
+                    ),
+                ));
+            }
+            if net.external || net.driver.is_builtin() {
+                return Err(at(
+                    v6,
+                    field("ipv6_subnet"),
+                    "an external or built-in network takes no addresses here".into(),
+                ));
+            }
+        }
         if let (Some(subnet), Some(s)) = (subnet, &net.subnet) {
             if let Some((other, _)) = subnets.iter().find(|(_, o)| overlaps(o, &subnet)) {
                 return Err(at(
