@@ -1406,3 +1406,167 @@ networks.natest-h-net = {{}}
     );
     assert!(!exists("container", "natest-h-web"), "{t}");
 }
+
+/// The seed's flow (issue 29 item 5) as one stack file: a volume made beforehand with
+/// `docker volume create` and used as external, a host bind, `volumes_from`, a bridge with
+/// subnet, ip_range and gateway, `container:` mode, and three replicas behind an alias
+/// through `replicas = 3`. Plan, apply, a change of one field (named in the plan; the data
+/// stays), a change to a namespace's owner (its `container:` follower comes with it), and
+/// destroy --volumes, which leaves the external volume and its data alone.
+#[test]
+fn the_seed_flow_end_to_end_as_a_stack_file() {
+    if !available() {
+        return;
+    }
+    let p = "natest-seed";
+    let vol = format!("{p}-myvolume");
+    struct Outside(String);
+    impl Drop for Outside {
+        fn drop(&mut self) {
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", &self.0])
+                .output();
+        }
+    }
+    let _outside = Outside(vol.clone());
+    docker(&["volume", "create", "--label", LABEL, &vol]);
+    let bind = tempfile::tempdir().expect("bind dir");
+    let stack = |db_env: &str, shared_env: &str| {
+        format!(
+            r#"[stack]
+name = "{p}"
+
+[networks.{p}-net]
+subnet = "10.232.0.0/16"
+ip_range = "10.232.5.0/24"
+gateway = "10.232.0.1"
+labels = {TEST_LABELS}
+
+[volumes.{vol}]
+external = true
+
+[containers.{p}-db]
+image = "{IMAGE}"
+command = {IDLE_CMD}
+mounts = ["{vol}:/data", "{bind}:/host"]
+environment = {{ V = "{db_env}" }}
+labels = {TEST_LABELS}
+networks.{p}-net = {{ aliases = ["db"] }}
+
+[containers.{p}-from]
+image = "{IMAGE}"
+command = {IDLE_CMD}
+volumes_from = ["{p}-db"]
+network_mode = "none"
+labels = {TEST_LABELS}
+
+[containers.{p}-shared1]
+image = "{IMAGE}"
+command = {IDLE_CMD}
+environment = {{ V = "{shared_env}" }}
+labels = {TEST_LABELS}
+networks.{p}-net = {{}}
+
+[containers.{p}-shared2]
+image = "{IMAGE}"
+command = {IDLE_CMD}
+network_mode = "container:{p}-shared1"
+labels = {TEST_LABELS}
+
+[containers.{p}-web]
+image = "{IMAGE}"
+command = {IDLE_CMD}
+replicas = 3
+labels = {TEST_LABELS}
+networks.{p}-net = {{ aliases = ["app"] }}
+"#,
+            bind = bind.path().display()
+        )
+    };
+    let file = StackFile::new(&stack("1", "1"));
+    let _teardown = Teardown(&file);
+    let server = Server::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\n", &["--docker"]);
+    server.wait_ready();
+
+    let plan = ok(file.run(&["plan"]));
+    for line in [
+        format!("  volume {vol} (unchanged)"),
+        format!("+ network {p}-net"),
+        format!("+ container {p}-web-3"),
+    ] {
+        assert!(plan.contains(&line), "{line}: {plan}");
+    }
+    ok(file.run(&["apply"]));
+    let db = format!("{p}-db");
+    docker(&[
+        "exec",
+        &db,
+        "sh",
+        "-c",
+        "echo seed > /data/f && echo host > /host/f",
+    ]);
+    assert_eq!(
+        docker(&["exec", &format!("{p}-from"), "cat", "/data/f"]),
+        "seed"
+    );
+    let shared_ip = ip_on(&format!("{p}-shared1"), &format!("{p}-net"));
+    let in_shared2 = docker(&["exec", &format!("{p}-shared2"), "cat", "/proc/net/fib_trie"]);
+    assert!(in_shared2.contains(&shared_ip.to_string()), "{in_shared2}");
+
+    // The replicas rotate behind the alias and behind the set's own name.
+    for name in [format!("app.{p}-net."), format!("{p}-web.{p}-net.")] {
+        assert!(
+            eventually(Duration::from_secs(20), || a_of(&server, &name).len() == 3),
+            "{name} has three members"
+        );
+        let firsts: std::collections::BTreeSet<_> = (0..3)
+            .filter_map(|_| a_of(&server, &name).first().copied())
+            .collect();
+        assert_eq!(firsts.len(), 3, "{name}: each replica first once in three");
+    }
+
+    // One field: named in the plan, the data stays.
+    std::fs::write(&file.path, stack("2", "1")).expect("rewrite");
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        plan.contains(&format!(
+            "~ container {db}: environment.V changed (recreate)"
+        )) && plan.contains("1 change(s)"),
+        "{plan}"
+    );
+    ok(file.run(&["apply"]));
+    assert_eq!(
+        docker(&["exec", &db, "cat", "/data/f", "/host/f"]),
+        "seed\nhost"
+    );
+
+    // The namespace's owner changes: its follower is made anew with it, and not left with
+    // loopback alone.
+    std::fs::write(&file.path, stack("2", "2")).expect("rewrite");
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        plan.contains(&format!(
+            "~ container {p}-shared2: it shares {p}-shared1's network namespace"
+        )),
+        "{plan}"
+    );
+    ok(file.run(&["apply"]));
+    let shared_ip = ip_on(&format!("{p}-shared1"), &format!("{p}-net"));
+    let in_shared2 = docker(&["exec", &format!("{p}-shared2"), "cat", "/proc/net/fib_trie"]);
+    assert!(in_shared2.contains(&shared_ip.to_string()), "{in_shared2}");
+    assert!(ok(file.run(&["plan"])).contains("no changes"));
+
+    // Destroy with volumes: the external volume and its data stay.
+    ok(file.run(&["destroy", "--volumes"]));
+    assert!(!exists("container", &db));
+    let data = docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{vol}:/data"),
+        IMAGE,
+        "cat",
+        "/data/f",
+    ]);
+    assert_eq!(data, "seed");
+}
