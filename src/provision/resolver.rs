@@ -185,6 +185,22 @@ pub fn expand(stack: &mut Stack, resolver: &Resolver) {
             }
         }
     }
+    // What the resolver itself needs first (its engine proxy, say) cannot wait for it.
+    let mut needed: Vec<String> = Vec::new();
+    let mut next = vec![resolver.container.clone()];
+    while let Some(name) = next.pop() {
+        for dep in stack
+            .containers
+            .get(&name)
+            .map(|c| c.dependencies())
+            .unwrap_or_default()
+        {
+            if !needed.contains(&dep) {
+                needed.push(dep.clone());
+                next.push(dep);
+            }
+        }
+    }
     for (container, path) in mounts {
         if let Some(spec) = stack.containers.get_mut(&container) {
             spec.mounts.push(Spanned::new(
@@ -193,9 +209,11 @@ pub fn expand(stack: &mut Stack, resolver: &Resolver) {
             ));
             // Its only nameserver: it starts once the resolver answers (healthy, with the
             // image's check; running, without one), so its first lookup is not lost.
-            spec.depends_on
-                .entry(resolver.container.clone())
-                .or_insert_with(|| Spanned::new(0..0, "ready".to_string()));
+            if !needed.contains(&container) {
+                spec.depends_on
+                    .entry(resolver.container.clone())
+                    .or_insert_with(|| Spanned::new(0..0, "ready".to_string()));
+            }
         }
     }
 }

@@ -982,6 +982,16 @@ networks.net = { aliases = ["app"] }
 [containers.dns]
 image = "img:1"
 "#;
+    // The resolver's own dependency (an engine proxy) does not wait for it: no cycle.
+    let with_proxy = format!(
+        "{text}depends_on = {{ proxy = \"started\" }}\n[containers.proxy]\nimage = \"img:1\"\nnetworks.net = {{}}\n"
+    );
+    let proxied = Stack::parse(&with_proxy, "s.toml").expect("stack");
+    let order = super::validate::creation_order(&proxied);
+    assert_eq!(order.len(), 3, "every container placed: {order:?}");
+    assert!(order.iter().position(|c| c == "proxy") < order.iter().position(|c| c == "dns"));
+    assert!(proxied.containers["proxy"].depends_on.is_empty());
+
     let stack = Stack::parse(text, "s.toml").expect("stack");
     let engine = empty_engine();
     let plan = planned(&engine, &stack, false).await;
