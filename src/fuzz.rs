@@ -48,6 +48,7 @@ fn fixture() -> &'static Fixture {
                 ttl: None,
                 out_of_rotation: None,
                 srv: Vec::new(),
+                origins: Box::default(),
             }),
         );
         Fixture {

@@ -10,7 +10,7 @@ use hickory_server::proto::{
     op::{LowerQuery, ResponseCode},
     rr::{
         DNSClass, LowerName, Name, RData, Record, RecordType,
-        rdata::{A, AAAA, HINFO, PTR, SOA, SRV},
+        rdata::{A, AAAA, CNAME, HINFO, PTR, SOA, SRV, TXT},
     },
 };
 
@@ -85,10 +85,25 @@ pub fn answer(
     let owner = query.original().name();
     match query.query_type() {
         RecordType::PTR => answer_ptr(registry, name, owner, asker, ttl),
-        qtype => answer_name(registry, name, owner, qtype, asker, ttl, turn),
+        qtype => answer_name(
+            registry,
+            name,
+            owner,
+            qtype,
+            asker,
+            ttl,
+            turn,
+            &mut Vec::new(),
+        ),
     }
 }
 
+/// The most CNAMEs one answer follows; a longer chain is answered as a loop.
+pub const MAX_CNAME_HOPS: usize = 8;
+
+/// `chain` holds the names a CNAME chain has passed through to reach `name` (empty for the
+/// question's own name).
+#[allow(clippy::too_many_arguments)] // one question's parts, each used once
 fn answer_name(
     registry: &Registry,
     name: &LowerName,
@@ -97,6 +112,7 @@ fn answer_name(
     asker: IpAddr,
     default_ttl: u32,
     turn: Turn<'_>,
+    chain: &mut Vec<LowerName>,
 ) -> Answer {
     if let Some((service, proto, host)) = service_name(name) {
         return answer_service(
@@ -110,11 +126,15 @@ fn answer_name(
             turn,
         );
     }
-    let has = |set: &RecordSet| match qtype {
-        RecordType::A => !set.v4_members().is_empty(),
-        RecordType::AAAA => !set.v6_members().is_empty(),
-        RecordType::ANY => true,
-        _ => false,
+    let has = |set: &RecordSet| {
+        set.cname().is_some()
+            || match qtype {
+                RecordType::A => !set.v4_members().is_empty(),
+                RecordType::AAAA => !set.v6_members().is_empty(),
+                RecordType::TXT => !set.txt().is_empty(),
+                RecordType::ANY => true,
+                _ => false,
+            }
     };
     let set = match registry.resolve(name, asker, has) {
         Resolution::Found(set) => set,
@@ -122,6 +142,24 @@ fn answer_name(
         Resolution::Unheld(unheld) => return unknown_name(unheld, qtype, default_ttl),
     };
     let ttl = set.ttl().unwrap_or(default_ttl);
+    if let Some(target) = set.cname() {
+        let cname = Record::from_rdata(owner.clone(), ttl, RData::CNAME(CNAME(target.clone())));
+        if matches!(qtype, RecordType::CNAME | RecordType::ANY) {
+            return Answer::ours(ResponseCode::NoError, vec![cname], None);
+        }
+        chain.push(name.clone());
+        let target = target.clone();
+        return follow_cname(
+            cname,
+            &target,
+            qtype,
+            asker,
+            default_ttl,
+            turn,
+            registry,
+            chain,
+        );
+    }
     // The question's name as the fast path keys the same turn: its lowercase wire labels.
     let key = || NameKey::new(name);
     let answers: Vec<Record> = match qtype {
@@ -135,9 +173,69 @@ fn answer_name(
             .iter()
             .map(|ip| Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(*ip))))
             .collect(),
+        RecordType::TXT => vec![txt_record(owner, ttl, set.txt())],
         _ => vec![rfc8482_hinfo(owner, ttl)],
     };
     Answer::ours(ResponseCode::NoError, answers, None)
+}
+
+/// RFC 1034 3.6.2 and 4.3.2 (step 3a): a name that is an alias (CNAME) answers any type but
+/// CNAME with its CNAME record, then the answer for the target, looked up as a question for
+/// the target would be (scoped, rotated, a turn taken for the target; a wildcard, a label
+/// name or another CNAME alike). The rcode and SOA are the target's (RFC 6604: NXDOMAIN for a
+/// chain that ends at a name that does not exist). A target netalias does not hold and would
+/// forward: the CNAME alone, with NOERROR, for the resolver to chase. A chain that comes back
+/// to a name it passed, or runs past [`MAX_CNAME_HOPS`]: SERVFAIL (a broken configuration;
+/// the resolver tries elsewhere or fails at once, rather than loop).
+#[allow(clippy::too_many_arguments)] // one question's parts, each used once
+fn follow_cname(
+    cname: Record,
+    target: &Name,
+    qtype: RecordType,
+    asker: IpAddr,
+    default_ttl: u32,
+    turn: Turn<'_>,
+    registry: &Registry,
+    chain: &mut Vec<LowerName>,
+) -> Answer {
+    let lower = LowerName::from(target);
+    if chain.len() > MAX_CNAME_HOPS || chain.contains(&lower) {
+        return Answer::error(ResponseCode::ServFail);
+    }
+    let rest = answer_name(
+        registry,
+        &lower,
+        target,
+        qtype,
+        asker,
+        default_ttl,
+        turn,
+        chain,
+    );
+    match rest.rcode {
+        // Not ours (REFUSED, forwardable): the CNAME alone.
+        ResponseCode::Refused if rest.forwardable => {
+            Answer::ours(ResponseCode::NoError, vec![cname], None)
+        }
+        ResponseCode::NoError | ResponseCode::NXDomain => {
+            let mut answers = Vec::with_capacity(1 + rest.answers.len());
+            answers.push(cname);
+            answers.extend(rest.answers);
+            Answer {
+                answers,
+                authoritative: true,
+                ..rest
+            }
+        }
+        // A loop, or anything else the target came to: that, without records.
+        _ => Answer::error(rest.rcode),
+    }
+}
+
+/// One TXT record of `strings` (each at most 255 octets; the config has checked them).
+fn txt_record(owner: &Name, ttl: u32, strings: &[Box<[u8]>]) -> Record {
+    let txt = TXT::from_bytes(strings.iter().map(|s| &s[..]).collect());
+    Record::from_rdata(owner.clone(), ttl, RData::TXT(txt))
 }
 
 /// `_SERVICE._PROTO.HOST.` as (service, protocol, host), when the first two labels say so.

@@ -40,6 +40,79 @@ pub struct Endpoint {
     pub out_of_rotation: Option<&'static str>,
     /// The service ports it offers, served as SRV `_SERVICE._PROTO.NAME` for each of its names.
     pub srv: Vec<SrvPort>,
+    /// Where each name comes from: `origins[0]` is `name`'s, `origins[1 + i]` is
+    /// `aliases[i]`'s. Past its end, `name` is a [`NameOrigin::Container`] and an alias an
+    /// [`NameOrigin::Alias`]: a source that says nothing more costs nothing.
+    pub origins: Box<[NameOrigin]>,
+}
+
+/// Where a name an endpoint or a static record answers to comes from (for `explain`,
+/// `/records` and the query log; answers never look at it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum NameOrigin {
+    /// The container's (or task's, or service's) own name.
+    Container = 1,
+    /// A network alias, the hostname, the short ID, `tasks.SERVICE`.
+    Alias = 2,
+    /// A `netalias.names` label.
+    Label = 4,
+    /// Compose's `SERVICE.PROJECT`.
+    Compose = 8,
+    /// The config file: a static endpoint's name or alias, or a static A/AAAA/TXT record.
+    Config = 16,
+    /// A static CNAME record.
+    Cname = 32,
+}
+
+/// A set of [`NameOrigin`]s, and whether the name is a wildcard (`*.D`): one byte, kept in
+/// each published record set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Origins(u8);
+
+const WILDCARD_BIT: u8 = 64;
+
+impl Origins {
+    pub fn with(self, origin: NameOrigin) -> Origins {
+        Origins(self.0 | origin as u8)
+    }
+    pub fn wildcard(self) -> Origins {
+        Origins(self.0 | WILDCARD_BIT)
+    }
+    pub fn is_wildcard(self) -> bool {
+        self.0 & WILDCARD_BIT != 0
+    }
+    pub fn contains(self, origin: NameOrigin) -> bool {
+        self.0 & origin as u8 != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// The origins held, in the enum's order.
+    pub fn iter(self) -> impl Iterator<Item = NameOrigin> {
+        [
+            NameOrigin::Container,
+            NameOrigin::Alias,
+            NameOrigin::Label,
+            NameOrigin::Compose,
+            NameOrigin::Config,
+            NameOrigin::Cname,
+        ]
+        .into_iter()
+        .filter(move |o| self.contains(*o))
+    }
+}
+
+/// Records a config declares under a name beside the containers (`[networks.N.records]`):
+/// addresses, TXT strings, or a CNAME (which then is all the name has, RFC 1034 3.6.2).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct NameData {
+    pub v4: Vec<Ipv4Addr>,
+    pub v6: Vec<Ipv6Addr>,
+    /// One TXT record's character-strings, each at most 255 octets; empty: no TXT.
+    pub txt: Vec<Vec<u8>>,
+    /// The canonical name this one is an alias for.
+    pub cname: Option<String>,
 }
 
 /// A transport an SRV record names (RFC 2782 `_PROTO`).
@@ -129,6 +202,25 @@ impl Endpoint {
             })
     }
 
+    /// Where the `i`-th of [`Endpoint::names`]'s sources comes from: 0 is `name`, `1 + i`
+    /// is `aliases[i]`.
+    pub fn origin(&self, at: usize) -> NameOrigin {
+        match self.origins.get(at) {
+            Some(origin) => *origin,
+            None if at == 0 => NameOrigin::Container,
+            None => NameOrigin::Alias,
+        }
+    }
+
+    /// The origin of the name whose key is `key` (wire-format labels, lower case), if the
+    /// endpoint answers to it; allocates nothing.
+    pub fn origin_of(&self, key: &[u8]) -> Option<NameOrigin> {
+        std::iter::once(self.name.as_str())
+            .chain(self.aliases.iter().map(String::as_str))
+            .position(|n| text_matches_key(n, key))
+            .map(|at| self.origin(at))
+    }
+
     /// Whether its addresses are handed out.
     pub fn in_rotation(&self) -> bool {
         self.out_of_rotation.is_none()
@@ -166,6 +258,13 @@ pub enum Change {
         network: String,
         gateways: Vec<IpAddr>,
     },
+    /// Static records under `name` on `network` (`None` removes the owner's). Holds the
+    /// network for the owner.
+    NameData {
+        network: String,
+        name: String,
+        data: Option<NameData>,
+    },
     /// Further addresses a container asks from, without names there (Docker's default bridge,
     /// Swarm's `docker_gwbridge`): an asker there sees the container's own networks (whichever
     /// owner published them), and is a known container (it may be forwarded for). Replaces the
@@ -174,4 +273,25 @@ pub enum Change {
         container: String,
         addresses: Vec<IpAddr>,
     },
+}
+
+/// Whether dotted `text` (a trailing dot or not) is the name whose key is `key`, ignoring
+/// ASCII case; allocates nothing.
+pub fn text_matches_key(text: &str, key: &[u8]) -> bool {
+    let text = text.trim_end_matches('.');
+    let mut rest = key;
+    for label in text.split('.') {
+        let Some((&len, tail)) = rest.split_first() else {
+            return false;
+        };
+        let len = usize::from(len);
+        if len != label.len()
+            || tail.len() < len
+            || !tail[..len].eq_ignore_ascii_case(label.as_bytes())
+        {
+            return false;
+        }
+        rest = &tail[len..];
+    }
+    rest.is_empty() && !text.is_empty()
 }

@@ -24,7 +24,10 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use hickory_server::proto::rr::{LowerName, Name};
 
-pub use change::{Change, DEFAULT_SRV_WEIGHT, Endpoint, Owner, SrvPort, SrvProto};
+pub use change::{
+    Change, DEFAULT_SRV_WEIGHT, Endpoint, NameData, NameOrigin, Origins, Owner, SrvPort, SrvProto,
+    text_matches_key,
+};
 use describe::{Answered, AskerIs, Description, Subject};
 pub use early::{EARLY_TTL, MAX_PENDING_LOOKUPS};
 pub use listing::Records;

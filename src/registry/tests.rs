@@ -19,6 +19,7 @@ fn ep(network: &str, container: &str, ip: [u8; 4], aliases: &[&str]) -> Endpoint
         ttl: None,
         out_of_rotation: None,
         srv: Vec::new(),
+        origins: Box::default(),
     }
 }
 

@@ -22,8 +22,8 @@ use metrics::counter;
 use tracing::{debug, warn};
 
 use super::{
-    Change, Client, Endpoint, Index, NameEntry, NameKey, NetId, Owner, PtrTarget, RecordSet, Sizes,
-    SrvTarget, View,
+    Change, Client, Endpoint, Index, NameData, NameEntry, NameKey, NameOrigin, NetId, Origins,
+    Owner, PtrTarget, RecordSet, Sizes, SrvTarget, View,
     describe::{Holder, Member},
     listing::{NameListing, NetworkListing},
     record_set::Cursors,
@@ -123,6 +123,14 @@ struct NetworkState {
 struct ShortName {
     members: SmallSet<Held>,
     set: Option<Arc<RecordSet>>,
+    /// Static records under the name, by owner (`Change::NameData`); most names have none.
+    data: Option<Box<SmallMap<Tag, NameData>>>,
+}
+
+impl ShortName {
+    fn is_unused(&self) -> bool {
+        self.members.is_empty() && self.data.as_ref().is_none_or(|d| d.is_empty())
+    }
 }
 
 pub(super) struct Model {
@@ -389,6 +397,11 @@ impl Model {
                     }
                 }
             }
+            Change::NameData {
+                network,
+                name,
+                data,
+            } => self.set_name_data(owner, &network, &name, data, index),
             Change::AskerAddresses {
                 container,
                 addresses,
@@ -438,6 +451,44 @@ impl Model {
         id
     }
 
+    /// `owner`'s static records under `name` on `network` become `data` (`None`: none).
+    fn set_name_data(
+        &mut self,
+        owner: Tag,
+        network: &str,
+        name: &str,
+        data: Option<NameData>,
+        index: &Index,
+    ) {
+        let Some(short) = key(name) else {
+            return;
+        };
+        if data.is_some() {
+            self.hold_network(network, owner, index);
+        }
+        let Some(state) = self.networks.get_mut(network) else {
+            return;
+        };
+        match data {
+            Some(data) => {
+                let entry = state.names.entry(short.clone()).or_default();
+                entry.data.get_or_insert_default().insert(owner, data);
+            }
+            None => {
+                let Some(entry) = state.names.get_mut(&short) else {
+                    return;
+                };
+                if let Some(held) = entry.data.as_mut() {
+                    held.remove(&owner);
+                    if held.is_empty() {
+                        entry.data = None;
+                    }
+                }
+            }
+        }
+        self.rebuild_set(network, &short, index);
+    }
+
     /// `owner` lets go of `network`: its endpoints and its internal mark there go; the
     /// network itself goes when no owner holds it any more.
     fn release_network(&mut self, network: &str, owner: Tag, index: &Index) {
@@ -452,6 +503,32 @@ impl Model {
             .collect();
         for held in own {
             self.remove_endpoint(network, &held, index);
+        }
+        let with_data: Vec<NameKey> = self.networks.get(network).map_or_else(Vec::new, |state| {
+            state
+                .names
+                .iter()
+                .filter(|(_, n)| {
+                    n.data
+                        .as_ref()
+                        .is_some_and(|d| d.keys().any(|t| *t == owner))
+                })
+                .map(|(k, _)| k.clone())
+                .collect()
+        });
+        for short in with_data {
+            if let Some(entry) = self
+                .networks
+                .get_mut(network)
+                .and_then(|s| s.names.get_mut(&short))
+                && let Some(held) = entry.data.as_mut()
+            {
+                held.remove(&owner);
+                if held.is_empty() {
+                    entry.data = None;
+                }
+            }
+            self.rebuild_set(network, &short, index);
         }
         let Some(state) = self.networks.get_mut(network) else {
             return;
@@ -571,11 +648,46 @@ impl Model {
             .filter_map(|c| state.endpoints.get(c))
             .filter(|e| e.in_rotation())
             .collect();
-        let set = if members.is_empty() {
+        // Where the name comes from: each endpoint that answers to it (in rotation or not),
+        // and the static records under it.
+        let mut origins = Origins::default();
+        for endpoint in entry.members.keys().filter_map(|c| state.endpoints.get(c)) {
+            if let Some(origin) = endpoint.origin_of(short.as_bytes()) {
+                origins = origins.with(origin);
+            }
+        }
+        if short.is_wildcard() {
+            origins = origins.wildcard();
+        }
+        let data: Vec<&NameData> = entry.data.iter().flat_map(|d| d.values()).collect();
+        let mut cname = data.iter().find_map(|d| d.cname.as_deref());
+        let has_other = !entry.members.is_empty() || has_other_data(&data);
+        if let Some(target) = cname.filter(|_| has_other) {
+            // RFC 1034 3.6.2: a CNAME name has no other data. The config forbids it within one
+            // file; another source's holder of the name wins over the CNAME.
+            warn!(%network, name = %short, target, "a CNAME name that also has other data: the CNAME is not served");
+            cname = None;
+        }
+        let cname = cname.and_then(|t| fqdn(t).ok());
+        for d in &data {
+            origins = origins.with(if d.cname.is_some() {
+                NameOrigin::Cname
+            } else {
+                NameOrigin::Config
+            });
+        }
+        let txt: Vec<Box<[u8]>> = data
+            .iter()
+            .flat_map(|d| d.txt.iter())
+            .map(|t| t.clone().into_boxed_slice())
+            .collect();
+        let set = if members.is_empty() && cname.is_none() && !has_other_data(&data) {
             None
         } else {
-            let v4: Vec<Ipv4Addr> = members.iter().filter_map(|e| e.ipv4).collect();
-            let v6: Vec<Ipv6Addr> = members.iter().filter_map(|e| e.ipv6).collect();
+            let mut v4: Vec<Ipv4Addr> = members.iter().filter_map(|e| e.ipv4).collect();
+            let mut v6: Vec<Ipv6Addr> = members.iter().filter_map(|e| e.ipv6).collect();
+            v4.extend(data.iter().flat_map(|d| d.v4.iter().copied()));
+            v6.extend(data.iter().flat_map(|d| d.v6.iter().copied()));
             // The shortest TTL among members: no client may cache a member past its own TTL.
             let ttl = members.iter().filter_map(|e| e.ttl).min();
             let cursors = entry
@@ -587,10 +699,13 @@ impl Model {
             Some(Arc::new(
                 RecordSet::new(state.id, v4, v6, ttl, cursors)
                     .with_srv(srv)
+                    .with_cname(cname)
+                    .with_txt(txt)
+                    .with_origins(origins)
                     .carrying_firsts(entry.set.as_deref()),
             ))
         };
-        if entry.members.is_empty() {
+        if entry.is_unused() {
             state.names.remove(short);
         } else if let Some(entry) = state.names.get_mut(short) {
             entry.set = set;
@@ -796,6 +911,12 @@ fn srv_targets(network: &str, members: &[&Endpoint]) -> Vec<SrvTarget> {
             })
         })
         .collect()
+}
+
+/// Whether static records give a name addresses or TXT.
+fn has_other_data(data: &[&NameData]) -> bool {
+    data.iter()
+        .any(|d| !d.v4.is_empty() || !d.v6.is_empty() || !d.txt.is_empty())
 }
 
 /// Publishes whether a network is internal: while any owner marks it so.

@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use tracing::warn;
 
 use crate::{
-    registry::{Endpoint, SrvPort},
+    registry::{Endpoint, NameOrigin, SrvPort},
     source::{
         bridge::Bridge,
         engine::{
@@ -254,8 +254,19 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
             aliases.extend(ep.dns_names.clone().unwrap_or_default());
             aliases.push(short_id(id).to_string());
             aliases.extend(hostname.clone());
+            // Every name before the compose and label names is the container's or an alias.
+            let plain = 1 + aliases.len();
             aliases.extend(compose.clone());
             aliases.extend(named.iter().cloned());
+            let origins: Box<[NameOrigin]> = if plain == 1 + aliases.len() {
+                Box::default()
+            } else {
+                std::iter::once(NameOrigin::Container)
+                    .chain(std::iter::repeat_n(NameOrigin::Alias, plain - 1))
+                    .chain(compose.iter().map(|_| NameOrigin::Compose))
+                    .chain(named.iter().map(|_| NameOrigin::Label))
+                    .collect()
+            };
             Some(Endpoint {
                 network: network.clone(),
                 container: id.to_string(),
@@ -266,6 +277,7 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
                 ttl,
                 out_of_rotation: out,
                 srv: srv.clone(),
+                origins,
             })
         })
         .collect();
