@@ -999,6 +999,98 @@ mod tests {
     }
 
     #[test]
+    fn static_records_are_checked_with_file_line_field_and_hint() {
+        let with = |records: &str| {
+            format!(
+                "[networks.n]\n[[networks.n.endpoints]]\nname = \"web\"\nipv4 = \"10.0.0.2\"\n{records}"
+            )
+        };
+        let good = Config::parse(
+            &with("[networks.n.records.cname]\n\"www.shop.test\" = \"web\"\n[networks.n.records.a]\n\"db.shop.test\" = [\"10.0.0.9\", \"10.0.0.10\"]\n[networks.n.records.txt]\n\"info\" = \"v=1\"\n"),
+            "r.toml",
+        )
+        .expect("valid");
+        assert_eq!(
+            good.networks["n"].records.a["db.shop.test"]
+                .get_ref()
+                .0
+                .len(),
+            2
+        );
+        let long = "x".repeat(256);
+        for (records, line, field, message, hint) in [
+            (
+                "[networks.n.records.cname]\n\"www\" = \"bad..name\"\n".to_string(),
+                6,
+                "networks.n.records.cname.\"www\"",
+                "CNAME target",
+                "letters, digits",
+            ),
+            (
+                "[networks.n.records.a]\n\"db\" = [\"10.0.0.9\", \"fd00::1\"]\n".to_string(),
+                6,
+                "networks.n.records.a.\"db\"[1]",
+                "`fd00::1` is not an IPv4 address",
+                "under `aaaa`",
+            ),
+            (
+                "[networks.n.records.aaaa]\n\"db\" = \"10.0.0.9\"\n".to_string(),
+                6,
+                "networks.n.records.aaaa.\"db\"[0]",
+                "not an IPv6 address",
+                "under `a`",
+            ),
+            (
+                format!("[networks.n.records.txt]\n\"t\" = [\"ok\", \"{long}\"]\n"),
+                6,
+                "networks.n.records.txt.\"t\"[1]",
+                "256 octets",
+                "at most 255 octets",
+            ),
+            (
+                "[networks.n.records.cname]\n\"www\" = \"web\"\n[networks.n.records.txt]\n\"www\" = \"v=1\"\n".to_string(),
+                6,
+                "networks.n.records.cname.\"www\"",
+                "also has TXT records",
+                "drop the CNAME",
+            ),
+            (
+                "[networks.n.records.cname]\n\"WEB\" = \"elsewhere\"\n".to_string(),
+                6,
+                "networks.n.records.cname.\"WEB\"",
+                "endpoint `web`",
+                "drop the CNAME",
+            ),
+            (
+                "[networks.n.records.a]\n\"a b\" = \"10.0.0.9\"\n".to_string(),
+                6,
+                "networks.n.records.a.\"a b\"",
+                "not a usable DNS name",
+                "letters, digits",
+            ),
+            (
+                "[networks.n.records.cname]\n\"self\" = \"self.\"\n".to_string(),
+                6,
+                "networks.n.records.cname.\"self\"",
+                "a loop",
+                "another name",
+            ),
+        ] {
+            let error = Config::parse(&with(&records), "r.toml").expect_err(&records);
+            assert_eq!(
+                (error.file.as_str(), error.line, error.field.as_str()),
+                ("r.toml", line, field),
+                "{records}: {error}"
+            );
+            assert!(error.message.contains(message), "{records}: {error}");
+            assert!(
+                error.hint.as_deref().unwrap_or_default().contains(hint),
+                "{records}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn forward_zones_are_checked_with_file_line_and_field() {
         let error = |text: &str| Config::parse(text, "z.toml").expect_err(text).to_string();
         let bad = error(

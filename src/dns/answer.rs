@@ -376,3 +376,145 @@ fn soa(zone: &LowerName, ttl: u32) -> Record {
     let soa = SOA::new(label("ns"), label("hostmaster"), 1, 3600, 600, 86400, ttl);
     Record::from_rdata(apex, ttl, RData::SOA(soa))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use hickory_server::proto::op::Query;
+
+    use super::*;
+    use crate::{
+        dns::turns::Turns,
+        registry::{Change, Endpoint, NameData, Owner},
+    };
+
+    const OWNER: Owner = Owner("test");
+    const HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    fn registry() -> Registry {
+        let registry = Registry::new(Some("docker")).expect("registry");
+        for (i, name) in ["web1", "web2", "web3"].into_iter().enumerate() {
+            registry.apply(
+                OWNER,
+                Change::EndpointUp(Endpoint {
+                    network: "n".into(),
+                    container: name.into(),
+                    name: name.into(),
+                    aliases: vec!["app".into()],
+                    ipv4: Some(Ipv4Addr::new(10, 0, 0, 2 + i as u8)),
+                    ipv6: None,
+                    ttl: None,
+                    out_of_rotation: None,
+                    srv: Vec::new(),
+                    origins: Box::default(),
+                }),
+            );
+        }
+        registry
+    }
+
+    fn cname(registry: &Registry, name: &str, target: &str) {
+        registry.apply(
+            OWNER,
+            Change::NameData {
+                network: "n".into(),
+                name: name.into(),
+                data: Some(NameData {
+                    cname: Some(target.into()),
+                    ..NameData::default()
+                }),
+            },
+        );
+    }
+
+    fn ask(registry: &Registry, turns: &Turns, name: &str, qtype: RecordType) -> Answer {
+        let query = LowerQuery::query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+        answer(registry, &query, HOST, 0, Turn::new(turns, None))
+    }
+
+    fn types(answer: &Answer) -> Vec<RecordType> {
+        answer.answers.iter().map(|r| r.record_type()).collect()
+    }
+
+    #[test]
+    fn a_cname_is_followed_to_its_target_taking_the_target_s_turn() {
+        let (registry, turns) = (registry(), Turns::default());
+        cname(&registry, "www.shop.test", "app");
+        let first = ask(&registry, &turns, "www.shop.test.", RecordType::A);
+        assert_eq!(first.rcode, ResponseCode::NoError);
+        assert!(first.authoritative);
+        assert_eq!(
+            types(&first),
+            [
+                RecordType::CNAME,
+                RecordType::A,
+                RecordType::A,
+                RecordType::A
+            ]
+        );
+        assert_eq!(first.answers[1].name.to_ascii(), "app.");
+        let direct = ask(&registry, &turns, "app.", RecordType::A);
+        // The direct question got the next turn: it starts one member later.
+        assert_eq!(direct.answers[0].data, first.answers[2].data);
+    }
+
+    #[test]
+    fn cname_asked_or_any_gets_the_cname_alone() {
+        let (registry, turns) = (registry(), Turns::default());
+        cname(&registry, "www.shop.test", "app");
+        for qtype in [RecordType::CNAME, RecordType::ANY] {
+            let answer = ask(&registry, &turns, "www.shop.test.", qtype);
+            assert_eq!(types(&answer), [RecordType::CNAME], "{qtype}");
+        }
+    }
+
+    #[test]
+    fn a_loop_or_a_chain_past_the_bound_is_servfail() {
+        let (registry, turns) = (registry(), Turns::default());
+        cname(&registry, "a.test", "b.test");
+        cname(&registry, "b.test", "a.test");
+        let looped = ask(&registry, &turns, "a.test.", RecordType::A);
+        assert_eq!(looped.rcode, ResponseCode::ServFail);
+        assert!(looped.answers.is_empty());
+        // A chain of exactly MAX_CNAME_HOPS CNAMEs is followed; one more is not.
+        for hop in 0..=MAX_CNAME_HOPS {
+            cname(
+                &registry,
+                &format!("h{hop}.test"),
+                &format!("h{}.test", hop + 1),
+            );
+        }
+        cname(&registry, &format!("h{}.test", MAX_CNAME_HOPS + 1), "app");
+        let long = ask(&registry, &turns, "h0.test.", RecordType::A);
+        assert_eq!(long.rcode, ResponseCode::ServFail);
+        let bounded = ask(&registry, &turns, "h2.test.", RecordType::A);
+        assert_eq!(bounded.rcode, ResponseCode::NoError);
+        assert_eq!(bounded.answers.len(), MAX_CNAME_HOPS + 3);
+    }
+
+    #[test]
+    fn an_unheld_target_gives_the_cname_alone_or_nxdomain_under_the_domain() {
+        let (registry, turns) = (registry(), Turns::default());
+        cname(&registry, "away.test", "example.com");
+        cname(&registry, "gone.test", "nope.docker");
+        let away = ask(&registry, &turns, "away.test.", RecordType::A);
+        assert_eq!(
+            (away.rcode, away.forwardable),
+            (ResponseCode::NoError, false)
+        );
+        assert_eq!(types(&away), [RecordType::CNAME]);
+        let gone = ask(&registry, &turns, "gone.test.", RecordType::A);
+        assert_eq!(gone.rcode, ResponseCode::NXDomain);
+        assert_eq!(types(&gone), [RecordType::CNAME]);
+        assert!(gone.soa.is_some());
+    }
+
+    #[test]
+    fn a_cname_beside_a_holder_of_the_name_is_not_served() {
+        let (registry, turns) = (registry(), Turns::default());
+        cname(&registry, "web1", "app");
+        let answer = ask(&registry, &turns, "web1.", RecordType::A);
+        assert_eq!(types(&answer), [RecordType::A], "the endpoint wins");
+    }
+}
