@@ -223,3 +223,61 @@ fn records_reload_live() {
     let removed = udp(server.addr, &query("www.shop.test.", RecordType::A));
     assert!(cname_targets(&removed).is_empty(), "{removed:?}");
 }
+
+/// Issue 28 item 7: `netalias explain` and `/records` say where a static name and a CNAME
+/// come from; the query log names it (label and compose names: the unit test in
+/// `source::docker::translate`, which runs them through the registry to the same wording).
+#[test]
+fn explain_records_and_the_query_log_say_where_a_name_comes_from() {
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let server = Server::start(&config(&format!(
+        "http_listen = \"{http}\"\nlog_queries = true"
+    )));
+    let explain = |name: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_netalias"))
+            .args(["explain", name, "--http", &http.to_string()])
+            .output()
+            .expect("netalias explain");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let www = explain("www.shop.test");
+    assert!(www.contains("CNAME app (from static (CNAME))"), "{www}");
+    assert!(www.contains("name from: CNAME"), "{www}");
+    assert!(www.contains("answer: app. 0 IN A 172.72.0."), "{www}");
+    let db = explain("db.shop.test");
+    assert!(
+        db.contains("A 172.72.9.1 (in rotation; from static (config))"),
+        "{db}"
+    );
+    let app = explain("app");
+    assert!(
+        app.contains("172.72.0.2 web1 (in rotation; server TTL; from static (config))"),
+        "{app}"
+    );
+
+    let records: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, Vec<String>>,
+    > = serde_json::from_str(&http_get(http, "/records")).expect("records JSON");
+    let seed = &records["my_custom_network"];
+    assert_eq!(seed["www.shop.test"], ["CNAME app. (from CNAME)"]);
+    assert_eq!(
+        seed["db.shop.test"],
+        ["172.72.9.1 (from config)", "fd00:72::9 (from config)"]
+    );
+    assert_eq!(
+        seed["info.shop.test"],
+        ["TXT \"v=1\" \"owner=ops\" (from config)"]
+    );
+
+    udp(server.addr, &query("www.shop.test.", RecordType::A));
+    let line = server.wait_log("netalias::query");
+    assert!(
+        line.contains("name=www.shop.test.") && line.contains("from=\"CNAME\""),
+        "{line}"
+    );
+    tcp(server.addr, &query("pair.shop.test.", RecordType::A));
+    let line = server.wait_log("netalias::query");
+    assert!(line.contains("from=\"config\""), "{line}");
+}

@@ -65,6 +65,20 @@ pub enum NameOrigin {
     Cname = 32,
 }
 
+impl NameOrigin {
+    /// How `explain`, `/records` and the query log name it.
+    pub fn word(self) -> &'static str {
+        match self {
+            NameOrigin::Container => "container name",
+            NameOrigin::Alias => "alias",
+            NameOrigin::Label => "label",
+            NameOrigin::Compose => "compose",
+            NameOrigin::Config => "config",
+            NameOrigin::Cname => "CNAME",
+        }
+    }
+}
+
 /// A set of [`NameOrigin`]s, and whether the name is a wildcard (`*.D`): one byte, kept in
 /// each published record set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -88,6 +102,16 @@ impl Origins {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
+    /// The origins as words, `wildcard` last when it is one (`label, wildcard`); empty when
+    /// none is known.
+    pub fn words(self) -> String {
+        let mut words: Vec<&str> = self.iter().map(NameOrigin::word).collect();
+        if self.is_wildcard() {
+            words.push("wildcard");
+        }
+        words.join(", ")
+    }
+
     /// The origins held, in the enum's order.
     pub fn iter(self) -> impl Iterator<Item = NameOrigin> {
         [

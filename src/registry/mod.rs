@@ -859,8 +859,15 @@ impl Registry {
                 .filter_map(|(ip, n)| Some((ip, n?)))
                 .collect(),
             ttl: set.ttl(),
+            origins: set.origins(),
         });
         describe(Subject::Name { holders, answered })
+    }
+
+    /// Where the name `asker` would be answered for comes from (a wildcard's, a CNAME's),
+    /// for the query log: a lookup that takes no turn and no lock; `None` when not held.
+    pub fn origins_of(&self, name: &LowerName, asker: IpAddr) -> Option<Origins> {
+        self.lookup(name, asker).map(|set| set.origins())
     }
 
     pub fn sizes(&self) -> Sizes {

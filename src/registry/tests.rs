@@ -698,9 +698,16 @@ fn records_list_members_out_of_rotation_with_their_reason() {
     let records = reg.records();
     assert_eq!(
         records["n"]["app"],
-        ["10.4.0.1", "10.4.0.2 (out of rotation: unhealthy)"]
+        [
+            "10.4.0.1 (from alias)",
+            "10.4.0.2 (out of rotation: unhealthy) (from alias)"
+        ]
     );
-    assert_eq!(records["n"]["b"], ["10.4.0.2 (out of rotation: unhealthy)"]);
+    assert_eq!(
+        records["n"]["b"],
+        ["10.4.0.2 (out of rotation: unhealthy) (from container name)"],
+        "a name with no member in rotation still says where it comes from"
+    );
 }
 
 #[tokio::test]

@@ -231,6 +231,20 @@ impl Model {
                     .iter()
                     .map(|(short, entry)| NameListing {
                         short: short.clone(),
+                        // The set keeps its name's origins; a name with none in rotation
+                        // (rare) has them gathered here.
+                        origins: entry.set.as_ref().map_or_else(
+                            || {
+                                entry
+                                    .members
+                                    .keys()
+                                    .filter_map(|h| {
+                                        state.endpoints.get(h)?.origin_of(short.as_bytes())
+                                    })
+                                    .fold(Origins::default(), Origins::with)
+                            },
+                            |set| set.origins(),
+                        ),
                         set: entry.set.clone(),
                         resting: entry
                             .members
@@ -302,12 +316,23 @@ impl Model {
                         .iter()
                         .map(|p| (p.service.clone(), p.proto.label(), p.port, p.weight))
                         .collect(),
+                    origin: endpoint.origin_of(short),
+                })
+                .collect();
+            let data = entry
+                .data
+                .iter()
+                .flat_map(|d| d.0.iter())
+                .map(|(tag, data)| {
+                    let owner = self.owners.get(usize::from(*tag)).map_or("?", |o| o.0);
+                    (owner, data.clone())
                 })
                 .collect();
             out.push(Holder {
                 network: network.clone(),
                 seen: visible(state.id),
                 members,
+                data,
             });
         }
         any
