@@ -219,7 +219,7 @@ fn hint_for(field: &str, message: &str) -> Option<String> {
         "split the text into several strings of at most 255 octets: \"name\" = [\"part 1\", \"part 2\"]"
     } else if message.contains("a CNAME name has no other data") {
         "keep the CNAME and give its target the records, or drop the CNAME"
-    } else if message.contains("CNAME for itself") {
+    } else if message.contains("CNAME for itself") || message.contains("the CNAME chain") {
         "point the CNAME at another name"
     } else if message.contains("not a usable DNS name") {
         "use letters, digits, '-' and '_' in dot-separated labels"

@@ -803,6 +803,9 @@ impl Config {
     }
 }
 
+/// The most CNAMEs one answer follows (`dns::answer::MAX_CNAME_HOPS`).
+const MAX_CNAME_CHAIN: usize = 8;
+
 /// `text` as the registry compares names: lower case, without a trailing dot.
 fn comparable(text: &str) -> String {
     text.trim_end_matches('.').to_ascii_lowercase()
@@ -862,6 +865,36 @@ fn check_records(net_name: &str, net: &StaticNetwork) -> Result<(), Violation> {
                     ep.name.get_ref()
                 ),
             ));
+        }
+    }
+    // A chain within the file that comes back to where it started, or runs past what an answer
+    // follows, is caught here (one across networks or sources is SERVFAIL when asked).
+    let targets: std::collections::HashMap<String, &Spanned<String>> = records
+        .cname
+        .iter()
+        .map(|(name, target)| (comparable(name), target))
+        .collect();
+    for (name, target) in &records.cname {
+        let mut chain = vec![comparable(name)];
+        let mut next = comparable(target.get_ref());
+        while let Some(hop) = targets.get(&next) {
+            chain.push(next.clone());
+            if chain.len() > MAX_CNAME_CHAIN || chain[1..].contains(&chain[0]) {
+                let why = if chain[1..].contains(&chain[0]) {
+                    "a loop"
+                } else {
+                    "longer than an answer follows (8 CNAMEs)"
+                };
+                return Err(Violation::new(
+                    target,
+                    at("cname", name),
+                    format!("the CNAME chain {} is {why}", chain.join(" -> ")),
+                ));
+            }
+            if chain[1..chain.len() - 1].contains(&next) {
+                break; // a loop that does not pass through `name`: reported from its own names
+            }
+            next = comparable(hop.get_ref());
         }
     }
     for (kind, map) in [("a", &records.a), ("aaaa", &records.aaaa)] {
@@ -1067,6 +1100,13 @@ mod tests {
                 "networks.n.records.a.\"a b\"",
                 "not a usable DNS name",
                 "letters, digits",
+            ),
+            (
+                "[networks.n.records.cname]\n\"a\" = \"b\"\n\"b\" = \"A.\"\n".to_string(),
+                6,
+                "networks.n.records.cname.\"a\"",
+                "the CNAME chain a -> b -> a is a loop",
+                "another name",
             ),
             (
                 "[networks.n.records.cname]\n\"self\" = \"self.\"\n".to_string(),
