@@ -115,6 +115,9 @@ struct NetworkState {
     internal_by: SmallSet<Tag>,
     endpoints: BTreeMap<Held, Endpoint>,
     names: HashMap<NameKey, ShortName>,
+    /// Static records by short name and owner (`Change::NameData`): a map of its own, so the
+    /// names without any (nearly all) pay nothing for them.
+    data: HashMap<NameKey, SmallMap<Tag, NameData>>,
 }
 
 /// One short name on one network: the endpoints that answer to it and the set published
@@ -123,14 +126,6 @@ struct NetworkState {
 struct ShortName {
     members: SmallSet<Held>,
     set: Option<Arc<RecordSet>>,
-    /// Static records under the name, by owner (`Change::NameData`); most names have none.
-    data: Option<Box<SmallMap<Tag, NameData>>>,
-}
-
-impl ShortName {
-    fn is_unused(&self) -> bool {
-        self.members.is_empty() && self.data.as_ref().is_none_or(|d| d.is_empty())
-    }
 }
 
 pub(super) struct Model {
@@ -319,8 +314,9 @@ impl Model {
                     origin: endpoint.origin_of(short),
                 })
                 .collect();
-            let data = entry
+            let data = state
                 .data
+                .get(short)
                 .iter()
                 .flat_map(|d| d.0.iter())
                 .map(|(tag, data)| {
@@ -466,6 +462,7 @@ impl Model {
                 internal_by: SmallSet::default(),
                 endpoints: BTreeMap::new(),
                 names: HashMap::new(),
+                data: HashMap::new(),
             },
         );
         for zone in self.network_zones(network) {
@@ -496,18 +493,20 @@ impl Model {
         };
         match data {
             Some(data) => {
-                let entry = state.names.entry(short.clone()).or_default();
-                entry.data.get_or_insert_default().insert(owner, data);
+                state.names.entry(short.clone()).or_default();
+                state
+                    .data
+                    .entry(short.clone())
+                    .or_default()
+                    .insert(owner, data);
             }
             None => {
-                let Some(entry) = state.names.get_mut(&short) else {
+                let Some(held) = state.data.get_mut(&short) else {
                     return;
                 };
-                if let Some(held) = entry.data.as_mut() {
-                    held.remove(&owner);
-                    if held.is_empty() {
-                        entry.data = None;
-                    }
+                held.remove(&owner);
+                if held.is_empty() {
+                    state.data.remove(&short);
                 }
             }
         }
@@ -531,26 +530,19 @@ impl Model {
         }
         let with_data: Vec<NameKey> = self.networks.get(network).map_or_else(Vec::new, |state| {
             state
-                .names
+                .data
                 .iter()
-                .filter(|(_, n)| {
-                    n.data
-                        .as_ref()
-                        .is_some_and(|d| d.keys().any(|t| *t == owner))
-                })
+                .filter(|(_, held)| held.keys().any(|t| *t == owner))
                 .map(|(k, _)| k.clone())
                 .collect()
         });
         for short in with_data {
-            if let Some(entry) = self
-                .networks
-                .get_mut(network)
-                .and_then(|s| s.names.get_mut(&short))
-                && let Some(held) = entry.data.as_mut()
+            if let Some(state) = self.networks.get_mut(network)
+                && let Some(held) = state.data.get_mut(&short)
             {
                 held.remove(&owner);
                 if held.is_empty() {
-                    entry.data = None;
+                    state.data.remove(&short);
                 }
             }
             self.rebuild_set(network, &short, index);
@@ -684,7 +676,12 @@ impl Model {
         if short.is_wildcard() {
             origins = origins.wildcard();
         }
-        let data: Vec<&NameData> = entry.data.iter().flat_map(|d| d.values()).collect();
+        let data: Vec<&NameData> = state
+            .data
+            .get(short)
+            .iter()
+            .flat_map(|d| d.values())
+            .collect();
         let mut cname = data.iter().find_map(|d| d.cname.as_deref());
         let has_other = !entry.members.is_empty() || has_other_data(&data);
         if let Some(target) = cname.filter(|_| has_other) {
@@ -730,7 +727,7 @@ impl Model {
                     .carrying_firsts(entry.set.as_deref()),
             ))
         };
-        if entry.is_unused() {
+        if entry.members.is_empty() && data.is_empty() {
             state.names.remove(short);
         } else if let Some(entry) = state.names.get_mut(short) {
             entry.set = set;

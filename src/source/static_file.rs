@@ -321,6 +321,38 @@ mod tests {
     }
 
     #[test]
+    fn records_come_and_go_with_the_file_and_their_network() {
+        use hickory_server::proto::rr::LowerName;
+        let registry = Registry::new(None).expect("registry");
+        let mut source = StaticSource::default();
+        let name = |n: &str| n.parse::<LowerName>().expect("name");
+        let host = std::net::IpAddr::from([127, 0, 0, 1]);
+        let with = "[networks.a.records.a]\n\"db.test\" = \"10.0.0.5\"\n[networks.a.records.txt]\n\"t.test\" = \"v=1\"\n[networks.b.records.cname]\n\"www.test\" = \"db.test\"\n";
+        assert_eq!(
+            source.sync(&config(with), &registry),
+            5,
+            "two networks, three names"
+        );
+        let db = registry.lookup(&name("db.test."), host).expect("db.test");
+        assert_eq!(db.v4_members(), [std::net::Ipv4Addr::new(10, 0, 0, 5)]);
+        assert!(
+            registry
+                .lookup(&name("www.test."), host)
+                .is_some_and(|s| s.cname().is_some())
+        );
+        assert_eq!(source.sync(&config(with), &registry), 0, "nothing changed");
+        // `t.test` dropped, network `b` (and its CNAME) dropped: both gone.
+        source.sync(
+            &config("[networks.a.records.a]\n\"db.test\" = \"10.0.0.5\"\n"),
+            &registry,
+        );
+        assert!(registry.lookup(&name("t.test."), host).is_none());
+        assert!(registry.lookup(&name("www.test."), host).is_none());
+        assert!(registry.lookup(&name("db.test."), host).is_some());
+        assert_eq!(registry.sizes().networks, 1);
+    }
+
+    #[test]
     fn removed_endpoint_and_network_leave_the_registry() {
         let registry = Registry::new(None).expect("registry");
         let mut source = StaticSource::default();
