@@ -48,7 +48,7 @@ fn fixture() -> &'static Fixture {
                 ttl: None,
                 out_of_rotation: None,
                 srv: Vec::new(),
-                origins: Box::default(),
+                origins: Default::default(),
             }),
         );
         // Static records: a CNAME to the seed's `app` (a chain, and a loop), and a TXT name,

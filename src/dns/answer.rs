@@ -407,7 +407,7 @@ mod tests {
                     ttl: None,
                     out_of_rotation: None,
                     srv: Vec::new(),
-                    origins: Box::default(),
+                    origins: Default::default(),
                 }),
             );
         }

@@ -25,8 +25,8 @@ use dashmap::DashMap;
 use hickory_server::proto::rr::{LowerName, Name};
 
 pub use change::{
-    Change, DEFAULT_SRV_WEIGHT, Endpoint, NameData, NameOrigin, Origins, Owner, SrvPort, SrvProto,
-    text_matches_key,
+    Change, DEFAULT_SRV_WEIGHT, Endpoint, NameData, NameOrigin, NameOrigins, Origins, Owner,
+    SrvPort, SrvProto, text_matches_key,
 };
 use describe::{Answered, AskerIs, Description, Subject};
 pub use early::{EARLY_TTL, MAX_PENDING_LOOKUPS};

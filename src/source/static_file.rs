@@ -19,8 +19,8 @@ use super::tracked::Tracked;
 use crate::{
     config::{Config, ServerConfig, StaticSrv},
     registry::{
-        Change, DEFAULT_SRV_WEIGHT, Endpoint, NameData, NameOrigin, Owner, Registry, SrvPort,
-        SrvProto,
+        Change, DEFAULT_SRV_WEIGHT, Endpoint, NameData, NameOrigin, NameOrigins, Owner, Registry,
+        SrvPort, SrvProto,
     },
     telemetry,
 };
@@ -57,7 +57,7 @@ fn declared(config: &Config) -> BTreeMap<(String, String), Endpoint> {
                     .iter()
                     .filter_map(|s| srv_port(s.get_ref()))
                     .collect(),
-                origins: vec![NameOrigin::Config; 1 + ep.aliases.len()].into(),
+                origins: NameOrigins::all(NameOrigin::Config, 1 + ep.aliases.len()),
             };
             out.insert((network.clone(), container), endpoint);
         }

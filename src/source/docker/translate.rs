@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use tracing::warn;
 
 use crate::{
-    registry::{Endpoint, NameOrigin, SrvPort},
+    registry::{Endpoint, NameOrigin, NameOrigins, SrvPort},
     source::{
         bridge::Bridge,
         engine::{
@@ -258,15 +258,13 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
             let plain = 1 + aliases.len();
             aliases.extend(compose.clone());
             aliases.extend(named.iter().cloned());
-            let origins: Box<[NameOrigin]> = if plain == 1 + aliases.len() {
-                Box::default()
-            } else {
-                std::iter::once(NameOrigin::Container)
-                    .chain(std::iter::repeat_n(NameOrigin::Alias, plain - 1))
-                    .chain(compose.iter().map(|_| NameOrigin::Compose))
-                    .chain(named.iter().map(|_| NameOrigin::Label))
-                    .collect()
-            };
+            let mut origins = NameOrigins::default();
+            for at in plain..plain + usize::from(compose.is_some()) {
+                origins.set(at, NameOrigin::Compose);
+            }
+            for at in plain + usize::from(compose.is_some())..1 + aliases.len() {
+                origins.set(at, NameOrigin::Label);
+            }
             Some(Endpoint {
                 network: network.clone(),
                 container: id.to_string(),

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::{
-    registry::{Endpoint, NameOrigin, SrvPort, SrvProto},
+    registry::{Endpoint, NameOrigin, NameOrigins, SrvPort, SrvProto},
     source::{
         engine::{
             Engine, excluded_by_label, merge_srv, names_from_labels, short_id, srv_from_labels,
@@ -320,17 +320,12 @@ impl SwarmState {
 
 /// The origins of an endpoint's names whose aliases `labelled` came from a `netalias.names`
 /// label (the rest are the service's or task's name and aliases).
-fn label_origins(labelled: std::ops::Range<usize>) -> Box<[NameOrigin]> {
-    if labelled.is_empty() {
-        return Box::default();
+fn label_origins(labelled: std::ops::Range<usize>) -> NameOrigins {
+    let mut origins = NameOrigins::default();
+    for alias in labelled {
+        origins.set(1 + alias, NameOrigin::Label);
     }
-    (0..=labelled.end)
-        .map(|at| match at {
-            0 => NameOrigin::Container,
-            at if labelled.contains(&(at - 1)) => NameOrigin::Label,
-            _ => NameOrigin::Alias,
-        })
-        .collect()
+    origins
 }
 
 impl ServiceView {
