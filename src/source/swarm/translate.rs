@@ -478,6 +478,46 @@ mod tests {
     }
 
     #[test]
+    fn a_services_label_names_are_labelled_on_its_vip_and_its_dnsrr_tasks() {
+        use crate::registry::{NameKey, NameOrigin};
+        let key = |n: &str| {
+            NameKey::new(
+                &n.parse::<hickory_server::proto::rr::LowerName>()
+                    .expect("name"),
+            )
+        };
+        for dnsrr in [false, true] {
+            let mut s = state(dnsrr);
+            s.services[0]
+                .labels
+                .insert("netalias.names".into(), "api.shop.test".into());
+            let eps = s.endpoints();
+            let serving = members(&eps, "api.shop.test");
+            assert!(!serving.is_empty(), "dnsrr {dnsrr}");
+            for e in serving {
+                assert_eq!(
+                    e.origin_of(key("api.shop.test.").as_bytes()),
+                    Some(NameOrigin::Label)
+                );
+                assert_eq!(
+                    e.origin_of(key("front.").as_bytes()),
+                    Some(NameOrigin::Alias)
+                );
+            }
+            let service = members(&eps, "web");
+            assert_eq!(
+                service[0].origin_of(key("web.").as_bytes()),
+                Some(if dnsrr {
+                    NameOrigin::Alias
+                } else {
+                    NameOrigin::Container
+                }),
+                "dnsrr {dnsrr}: the service's name on a task is one of its aliases"
+            );
+        }
+    }
+
+    #[test]
     fn dnsrr_mode_answers_the_service_with_every_running_task() {
         let eps = state(true).endpoints();
         let ips: Vec<_> = members(&eps, "web").iter().filter_map(|e| e.ipv4).collect();
