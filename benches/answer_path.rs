@@ -198,6 +198,7 @@ fn endpoint(i: u32, alias: &str) -> Endpoint {
         ttl: None,
         out_of_rotation: None,
         srv: Vec::new(),
+        origins: Default::default(),
     }
 }
 

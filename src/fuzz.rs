@@ -48,8 +48,35 @@ fn fixture() -> &'static Fixture {
                 ttl: None,
                 out_of_rotation: None,
                 srv: Vec::new(),
+                origins: Default::default(),
             }),
         );
+        // Static records: a CNAME to the seed's `app` (a chain, and a loop), and a TXT name,
+        // so that the corpus reaches the CNAME rule.
+        for (name, data) in [
+            ("www.cname.test", ("app", &[][..])),
+            ("hop.cname.test", ("www.cname.test", &[][..])),
+            ("loop.cname.test", ("loop2.cname.test", &[][..])),
+            ("loop2.cname.test", ("loop.cname.test", &[][..])),
+            (
+                "txt.cname.test",
+                ("", &[&b"v=1"[..], &b"owner=ops"[..]][..]),
+            ),
+        ] {
+            let (target, txt) = data;
+            core.registry.apply(
+                crate::registry::Owner("fuzz"),
+                crate::registry::Change::NameData {
+                    network: "my_custom_network".into(),
+                    name: name.into(),
+                    data: Some(crate::registry::NameData {
+                        cname: (!target.is_empty()).then(|| target.to_string()),
+                        txt: txt.iter().map(|t| t.to_vec()).collect(),
+                        ..Default::default()
+                    }),
+                },
+            );
+        }
         Fixture {
             responder: core.responder,
             runtime: tokio::runtime::Builder::new_current_thread()

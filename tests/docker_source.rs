@@ -583,7 +583,8 @@ fn names_and_wildcards_from_labels_rotate_like_aliases() {
     }
     let mut stack = Stack::default();
     let net = stack.network("natest-labels", &["--subnet=10.213.71.0/24"]);
-    let server = start_docker_server(&[]);
+    let http = format!("127.0.0.1:{}", free_port());
+    let server = start_docker_server(&["--http-listen", &http]);
     let labelled = ["--label", "netalias.names=api.shop.test,*.shop.test"];
     stack.run(
         "natest-label-a",
@@ -614,6 +615,24 @@ fn names_and_wildcards_from_labels_rotate_like_aliases() {
         2,
         "{firsts:?}"
     );
+    // Where each name comes from (issue 28 item 7): explain and /records say it.
+    let explained = http_get(&http, "/explain?name=api.shop.test");
+    assert!(
+        explained.contains(&format!(
+            "{a} natest-label-a (in rotation; server TTL; from docker (label))"
+        )),
+        "{explained}"
+    );
+    let wild = http_get(&http, "/explain?name=n9.shop.test");
+    assert!(wild.contains("name from: label, wildcard"), "{wild}");
+    let alias = http_get(&http, "/explain?name=admin.shop.test");
+    assert!(alias.contains("from docker (alias)"), "{alias}");
+    let records = http_get(&http, "/records");
+    assert!(
+        records.contains(&format!("\"{c} (from alias)\"")),
+        "{records}"
+    );
+    assert!(records.contains("(from label, wildcard)"), "{records}");
     docker(&["rm", "-f", "natest-label-a", "natest-label-b"]);
     assert!(answers_become(&server, "api.shop.test.", &[]));
     assert!(a_of(&server, "anything.shop.test.").is_empty());

@@ -119,12 +119,12 @@ fn thirty_lookups_of_three_members_show_ten_each_everywhere() {
     app.sort();
     assert_eq!(
         app,
-        members.map(|m| format!("{m} (first 10)")),
+        members.map(|m| format!("{m} (first 10) (from config)")),
         "/records: {records:?}"
     );
     assert_eq!(
         records["my_custom_network"]["web1"],
-        ["172.72.0.2"],
+        ["172.72.0.2 (from config)"],
         "a lone member has no spread to show"
     );
 

@@ -27,6 +27,9 @@ fn config(fast: bool, upstream: &FakeUpstream) -> String {
             long_alias(k)
         ));
     }
+    // Static records: a CNAME to the rotating `app`, and a TXT name (the fast path declines
+    // both; the full path's answer is the one given).
+    c.push_str("[networks.v6net.records.cname]\n\"www.shop.test\" = \"app\"\n[networks.v6net.records.txt]\n\"info.shop.test\" = \"v=1\"\n");
     c.push_str(&format!(
         "\n[forward]\nenabled = true\nupstreams = [\"{}\"]\n",
         upstream.addr
@@ -82,12 +85,16 @@ fn fast_and_full_paths_give_identical_bytes() {
         "big.",
         "big32.",
         "m3.",
+        "www.shop.test.",
+        "WWW.shop.test.docker.",
+        "info.shop.test.",
     ] {
         for qtype in [
             RecordType::A,
             RecordType::AAAA,
             RecordType::MX,
             RecordType::ANY,
+            RecordType::TXT,
         ] {
             let plain = query(name, qtype);
             let mut no_rd = query(name, qtype);

@@ -42,8 +42,9 @@ fn queries_are_logged_once_a_reload_turns_the_log_on() {
         line.contains("name=app.")
             && line.contains(&format!("answers={}", listed.join(",")))
             && line.contains("path=\"fast\"")
-            && line.contains("rcode=\"NOERROR\""),
-        "the answers in the order sent: {line}"
+            && line.contains("rcode=\"NOERROR\"")
+            && line.contains("from=\"config\""),
+        "the answers in the order sent, and where the name comes from: {line}"
     );
 
     // A container asking is named by its endpoint.

@@ -211,6 +211,18 @@ fn hint_for(field: &str, message: &str) -> Option<String> {
         "each endpoint on a network has its own address; check for a copied line"
     } else if message.contains("outside the network's subnet") {
         "give an address inside the subnet, or widen the subnet"
+    } else if message.contains("is not an IPv4 address") {
+        "write IPv4 addresses, e.g. \"10.0.0.5\" or [\"10.0.0.5\", \"10.0.0.6\"]; IPv6 ones go under `aaaa`"
+    } else if message.contains("is not an IPv6 address") {
+        "write IPv6 addresses, e.g. \"fd00::5\"; IPv4 ones go under `a`"
+    } else if message.contains("TXT string") || message.contains("TXT strings") {
+        "split the text into several strings of at most 255 octets: \"name\" = [\"part 1\", \"part 2\"]"
+    } else if message.contains("a CNAME name has no other data") {
+        "keep the CNAME and give its target the records, or drop the CNAME"
+    } else if message.contains("CNAME for itself") || message.contains("the CNAME chain") {
+        "point the CNAME at another name"
+    } else if message.contains("not a usable DNS name") {
+        "use letters, digits, '-' and '_' in dot-separated labels"
     } else if message.contains("whole number") {
         "write the number without quotes, e.g. ttl = 5"
     } else if last.starts_with("subnet6") {

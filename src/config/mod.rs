@@ -442,6 +442,65 @@ pub struct StaticNetwork {
     pub subnet6: Option<Spanned<Ipv6Net>>,
     #[serde(default)]
     pub endpoints: Vec<StaticEndpoint>,
+    /// Records beside the endpoints, seen by whoever sees the network (`[networks.N.records]`).
+    #[serde(default)]
+    pub records: StaticRecords,
+}
+
+/// `[networks.N.records]`: names the network answers besides its endpoints'. Keys are the
+/// names (a `*.D` wildcard allowed); every value is checked at load.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StaticRecords {
+    /// `"www.shop.test" = "api.shop.test"`: the name is an alias (RFC 1034 3.6.2) for the
+    /// target, whose records follow the CNAME in an answer when netalias holds it.
+    #[serde(default, alias = "CNAME")]
+    pub cname: BTreeMap<String, Spanned<String>>,
+    /// `"db.shop.test" = "10.0.0.5"` or a list: IPv4 addresses, rotated like members.
+    #[serde(default, alias = "A")]
+    pub a: BTreeMap<String, Spanned<OneOrMany>>,
+    /// IPv6 addresses, as `a`.
+    #[serde(default, alias = "AAAA")]
+    pub aaaa: BTreeMap<String, Spanned<OneOrMany>>,
+    /// `"info.shop.test" = ["v=1", "owner=ops"]`: one TXT record of these strings.
+    #[serde(default, alias = "TXT")]
+    pub txt: BTreeMap<String, Spanned<OneOrMany>>,
+}
+
+impl StaticRecords {
+    pub fn is_empty(&self) -> bool {
+        self.cname.is_empty() && self.a.is_empty() && self.aaaa.is_empty() && self.txt.is_empty()
+    }
+}
+
+/// A string, or a list of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    out.push(item);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -612,6 +671,7 @@ impl Config {
             }
         }
         for (net_name, net) in &self.networks {
+            check_records(net_name, net)?;
             let mut seen: HashSet<String> = HashSet::new();
             // An endpoint is keyed by its asker (`container`, default its name) on a network: a
             // second one with the same key would silently replace the first.
@@ -743,6 +803,161 @@ impl Config {
     }
 }
 
+/// The most CNAMEs one answer follows (`dns::answer::MAX_CNAME_HOPS`).
+const MAX_CNAME_CHAIN: usize = 8;
+
+/// `text` as the registry compares names: lower case, without a trailing dot.
+fn comparable(text: &str) -> String {
+    text.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// One network's `records`: every name a DNS name (a wildcard allowed), every value what its
+/// type holds, and a CNAME name with no other data (RFC 1034 3.6.2), neither here nor as an
+/// endpoint's name or alias on the network.
+fn check_records(net_name: &str, net: &StaticNetwork) -> Result<(), Violation> {
+    let records = &net.records;
+    let at = |kind: &str, name: &str| format!("networks.{net_name}.records.{kind}.\"{name}\"");
+    let name_of = |kind: &str, name: &str, value_span: &std::ops::Range<usize>| {
+        let spanned = Spanned::new(value_span.clone(), name.to_string());
+        check_alias(&spanned, &at(kind, name))
+    };
+    for (name, target) in &records.cname {
+        name_of("cname", name, &target.span())?;
+        check_dns_name(target, &at("cname", name)).map_err(|mut v| {
+            v.message = format!("the CNAME target {}", v.message);
+            v
+        })?;
+        if comparable(target.get_ref()) == comparable(name) {
+            return Err(Violation::new(
+                target,
+                at("cname", name),
+                format!("`{name}` is a CNAME for itself: a loop"),
+            ));
+        }
+        let other = [
+            ("a", &records.a),
+            ("aaaa", &records.aaaa),
+            ("txt", &records.txt),
+        ]
+        .into_iter()
+        .find(|(_, map)| map.keys().any(|n| comparable(n) == comparable(name)));
+        if let Some((kind, _)) = other {
+            return Err(Violation::new(
+                target,
+                at("cname", name),
+                format!(
+                    "`{name}` is a CNAME and also has {} records: a CNAME name has no other data (RFC 1034 3.6.2)",
+                    kind.to_ascii_uppercase()
+                ),
+            ));
+        }
+        let endpoint = net.endpoints.iter().find(|ep| {
+            std::iter::once(&ep.name)
+                .chain(&ep.aliases)
+                .any(|n| comparable(n.get_ref()) == comparable(name))
+        });
+        if let Some(ep) = endpoint {
+            return Err(Violation::new(
+                target,
+                at("cname", name),
+                format!(
+                    "`{name}` is a CNAME and also the name or an alias of endpoint `{}` on this network: a CNAME name has no other data (RFC 1034 3.6.2)",
+                    ep.name.get_ref()
+                ),
+            ));
+        }
+    }
+    // A chain within the file that comes back to where it started, or runs past what an answer
+    // follows, is caught here (one across networks or sources is SERVFAIL when asked).
+    let targets: std::collections::HashMap<String, &Spanned<String>> = records
+        .cname
+        .iter()
+        .map(|(name, target)| (comparable(name), target))
+        .collect();
+    for (name, target) in &records.cname {
+        let mut chain = vec![comparable(name)];
+        let mut next = comparable(target.get_ref());
+        while let Some(hop) = targets.get(&next) {
+            chain.push(next.clone());
+            if chain.len() > MAX_CNAME_CHAIN || chain[1..].contains(&chain[0]) {
+                let why = if chain[1..].contains(&chain[0]) {
+                    "a loop"
+                } else {
+                    "longer than an answer follows (8 CNAMEs)"
+                };
+                return Err(Violation::new(
+                    target,
+                    at("cname", name),
+                    format!("the CNAME chain {} is {why}", chain.join(" -> ")),
+                ));
+            }
+            if chain[1..chain.len() - 1].contains(&next) {
+                break; // a loop that does not pass through `name`: reported from its own names
+            }
+            next = comparable(hop.get_ref());
+        }
+    }
+    for (kind, map) in [("a", &records.a), ("aaaa", &records.aaaa)] {
+        for (name, values) in map {
+            name_of(kind, name, &values.span())?;
+            if values.get_ref().0.is_empty() {
+                return Err(Violation::new(
+                    values,
+                    at(kind, name),
+                    "no address given; give one or a list".into(),
+                ));
+            }
+            for (i, value) in values.get_ref().0.iter().enumerate() {
+                let ok = match kind {
+                    "a" => value.parse::<Ipv4Addr>().is_ok(),
+                    _ => value.parse::<Ipv6Addr>().is_ok(),
+                };
+                if !ok {
+                    let family = if kind == "a" { "IPv4" } else { "IPv6" };
+                    return Err(Violation::new(
+                        values,
+                        format!("{}[{i}]", at(kind, name)),
+                        format!("`{value}` is not an {family} address"),
+                    ));
+                }
+            }
+        }
+    }
+    for (name, strings) in &records.txt {
+        name_of("txt", name, &strings.span())?;
+        if strings.get_ref().0.is_empty() {
+            return Err(Violation::new(
+                strings,
+                at("txt", name),
+                "no string given; give one or a list".into(),
+            ));
+        }
+        for (i, text) in strings.get_ref().0.iter().enumerate() {
+            if text.len() > 255 {
+                return Err(Violation::new(
+                    strings,
+                    format!("{}[{i}]", at("txt", name)),
+                    format!(
+                        "a TXT string is {} octets; one holds at most 255 (RFC 1035 3.3)",
+                        text.len()
+                    ),
+                ));
+            }
+        }
+        let total: usize = strings.get_ref().0.iter().map(|t| t.len() + 1).sum();
+        if total > 4096 {
+            return Err(Violation::new(
+                strings,
+                at("txt", name),
+                format!(
+                    "the TXT strings come to {total} octets; netalias serves at most 4096 per name"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The largest TTL DNS allows (RFC 2181 8): 2^31 - 1 seconds.
 pub const MAX_TTL: u64 = 2_147_483_647;
 
@@ -814,6 +1029,105 @@ mod tests {
             .to_string();
         assert!(inside.contains("not a usable DNS name"), "{inside}");
         assert!(Config::parse(&config("*"), "w.toml").is_err());
+    }
+
+    #[test]
+    fn static_records_are_checked_with_file_line_field_and_hint() {
+        let with = |records: &str| {
+            format!(
+                "[networks.n]\n[[networks.n.endpoints]]\nname = \"web\"\nipv4 = \"10.0.0.2\"\n{records}"
+            )
+        };
+        let good = Config::parse(
+            &with("[networks.n.records.cname]\n\"www.shop.test\" = \"web\"\n[networks.n.records.a]\n\"db.shop.test\" = [\"10.0.0.9\", \"10.0.0.10\"]\n[networks.n.records.txt]\n\"info\" = \"v=1\"\n"),
+            "r.toml",
+        )
+        .expect("valid");
+        assert_eq!(
+            good.networks["n"].records.a["db.shop.test"]
+                .get_ref()
+                .0
+                .len(),
+            2
+        );
+        let long = "x".repeat(256);
+        for (records, line, field, message, hint) in [
+            (
+                "[networks.n.records.cname]\n\"www\" = \"bad..name\"\n".to_string(),
+                6,
+                "networks.n.records.cname.\"www\"",
+                "CNAME target",
+                "letters, digits",
+            ),
+            (
+                "[networks.n.records.a]\n\"db\" = [\"10.0.0.9\", \"fd00::1\"]\n".to_string(),
+                6,
+                "networks.n.records.a.\"db\"[1]",
+                "`fd00::1` is not an IPv4 address",
+                "under `aaaa`",
+            ),
+            (
+                "[networks.n.records.aaaa]\n\"db\" = \"10.0.0.9\"\n".to_string(),
+                6,
+                "networks.n.records.aaaa.\"db\"[0]",
+                "not an IPv6 address",
+                "under `a`",
+            ),
+            (
+                format!("[networks.n.records.txt]\n\"t\" = [\"ok\", \"{long}\"]\n"),
+                6,
+                "networks.n.records.txt.\"t\"[1]",
+                "256 octets",
+                "at most 255 octets",
+            ),
+            (
+                "[networks.n.records.cname]\n\"www\" = \"web\"\n[networks.n.records.txt]\n\"www\" = \"v=1\"\n".to_string(),
+                6,
+                "networks.n.records.cname.\"www\"",
+                "also has TXT records",
+                "drop the CNAME",
+            ),
+            (
+                "[networks.n.records.cname]\n\"WEB\" = \"elsewhere\"\n".to_string(),
+                6,
+                "networks.n.records.cname.\"WEB\"",
+                "endpoint `web`",
+                "drop the CNAME",
+            ),
+            (
+                "[networks.n.records.a]\n\"a b\" = \"10.0.0.9\"\n".to_string(),
+                6,
+                "networks.n.records.a.\"a b\"",
+                "not a usable DNS name",
+                "letters, digits",
+            ),
+            (
+                "[networks.n.records.cname]\n\"a\" = \"b\"\n\"b\" = \"A.\"\n".to_string(),
+                6,
+                "networks.n.records.cname.\"a\"",
+                "the CNAME chain a -> b -> a is a loop",
+                "another name",
+            ),
+            (
+                "[networks.n.records.cname]\n\"self\" = \"self.\"\n".to_string(),
+                6,
+                "networks.n.records.cname.\"self\"",
+                "a loop",
+                "another name",
+            ),
+        ] {
+            let error = Config::parse(&with(&records), "r.toml").expect_err(&records);
+            assert_eq!(
+                (error.file.as_str(), error.line, error.field.as_str()),
+                ("r.toml", line, field),
+                "{records}: {error}"
+            );
+            assert!(error.message.contains(message), "{records}: {error}");
+            assert!(
+                error.hint.as_deref().unwrap_or_default().contains(hint),
+                "{records}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -32,8 +32,8 @@ macro_rules! server {
     };
 }
 
-/// Every server setting, and the sections a reload does not apply. The records (`networks`)
-/// always reload.
+/// Every server setting, and the sections a reload does not apply. The records (`networks`, their
+/// `records` included) always reload.
 pub const SETTINGS: &[Setting] = &[
     server!("listen", Restart, listen),
     server!("ttl", Live, ttl),

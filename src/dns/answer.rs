@@ -10,7 +10,7 @@ use hickory_server::proto::{
     op::{LowerQuery, ResponseCode},
     rr::{
         DNSClass, LowerName, Name, RData, Record, RecordType,
-        rdata::{A, AAAA, HINFO, PTR, SOA, SRV},
+        rdata::{A, AAAA, CNAME, HINFO, PTR, SOA, SRV, TXT},
     },
 };
 
@@ -85,10 +85,25 @@ pub fn answer(
     let owner = query.original().name();
     match query.query_type() {
         RecordType::PTR => answer_ptr(registry, name, owner, asker, ttl),
-        qtype => answer_name(registry, name, owner, qtype, asker, ttl, turn),
+        qtype => answer_name(
+            registry,
+            name,
+            owner,
+            qtype,
+            asker,
+            ttl,
+            turn,
+            &mut Vec::new(),
+        ),
     }
 }
 
+/// The most CNAMEs one answer follows; a longer chain is answered as a loop.
+pub const MAX_CNAME_HOPS: usize = 8;
+
+/// `chain` holds the names a CNAME chain has passed through to reach `name` (empty for the
+/// question's own name).
+#[allow(clippy::too_many_arguments)] // one question's parts, each used once
 fn answer_name(
     registry: &Registry,
     name: &LowerName,
@@ -97,6 +112,7 @@ fn answer_name(
     asker: IpAddr,
     default_ttl: u32,
     turn: Turn<'_>,
+    chain: &mut Vec<LowerName>,
 ) -> Answer {
     if let Some((service, proto, host)) = service_name(name) {
         return answer_service(
@@ -110,11 +126,15 @@ fn answer_name(
             turn,
         );
     }
-    let has = |set: &RecordSet| match qtype {
-        RecordType::A => !set.v4_members().is_empty(),
-        RecordType::AAAA => !set.v6_members().is_empty(),
-        RecordType::ANY => true,
-        _ => false,
+    let has = |set: &RecordSet| {
+        set.cname().is_some()
+            || match qtype {
+                RecordType::A => !set.v4_members().is_empty(),
+                RecordType::AAAA => !set.v6_members().is_empty(),
+                RecordType::TXT => !set.txt().is_empty(),
+                RecordType::ANY => true,
+                _ => false,
+            }
     };
     let set = match registry.resolve(name, asker, has) {
         Resolution::Found(set) => set,
@@ -122,6 +142,24 @@ fn answer_name(
         Resolution::Unheld(unheld) => return unknown_name(unheld, qtype, default_ttl),
     };
     let ttl = set.ttl().unwrap_or(default_ttl);
+    if let Some(target) = set.cname() {
+        let cname = Record::from_rdata(owner.clone(), ttl, RData::CNAME(CNAME(target.clone())));
+        if matches!(qtype, RecordType::CNAME | RecordType::ANY) {
+            return Answer::ours(ResponseCode::NoError, vec![cname], None);
+        }
+        chain.push(name.clone());
+        let target = target.clone();
+        return follow_cname(
+            cname,
+            &target,
+            qtype,
+            asker,
+            default_ttl,
+            turn,
+            registry,
+            chain,
+        );
+    }
     // The question's name as the fast path keys the same turn: its lowercase wire labels.
     let key = || NameKey::new(name);
     let answers: Vec<Record> = match qtype {
@@ -135,9 +173,69 @@ fn answer_name(
             .iter()
             .map(|ip| Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(*ip))))
             .collect(),
+        RecordType::TXT => vec![txt_record(owner, ttl, set.txt())],
         _ => vec![rfc8482_hinfo(owner, ttl)],
     };
     Answer::ours(ResponseCode::NoError, answers, None)
+}
+
+/// RFC 1034 3.6.2 and 4.3.2 (step 3a): a name that is an alias (CNAME) answers any type but
+/// CNAME with its CNAME record, then the answer for the target, looked up as a question for
+/// the target would be (scoped, rotated, a turn taken for the target; a wildcard, a label
+/// name or another CNAME alike). The rcode and SOA are the target's (RFC 6604: NXDOMAIN for a
+/// chain that ends at a name that does not exist). A target netalias does not hold and would
+/// forward: the CNAME alone, with NOERROR, for the resolver to chase. A chain that comes back
+/// to a name it passed, or runs past [`MAX_CNAME_HOPS`]: SERVFAIL (a broken configuration;
+/// the resolver tries elsewhere or fails at once, rather than loop).
+#[allow(clippy::too_many_arguments)] // one question's parts, each used once
+fn follow_cname(
+    cname: Record,
+    target: &Name,
+    qtype: RecordType,
+    asker: IpAddr,
+    default_ttl: u32,
+    turn: Turn<'_>,
+    registry: &Registry,
+    chain: &mut Vec<LowerName>,
+) -> Answer {
+    let lower = LowerName::from(target);
+    if chain.len() > MAX_CNAME_HOPS || chain.contains(&lower) {
+        return Answer::error(ResponseCode::ServFail);
+    }
+    let rest = answer_name(
+        registry,
+        &lower,
+        target,
+        qtype,
+        asker,
+        default_ttl,
+        turn,
+        chain,
+    );
+    match rest.rcode {
+        // Not ours (REFUSED, forwardable): the CNAME alone.
+        ResponseCode::Refused if rest.forwardable => {
+            Answer::ours(ResponseCode::NoError, vec![cname], None)
+        }
+        ResponseCode::NoError | ResponseCode::NXDomain => {
+            let mut answers = Vec::with_capacity(1 + rest.answers.len());
+            answers.push(cname);
+            answers.extend(rest.answers);
+            Answer {
+                answers,
+                authoritative: true,
+                ..rest
+            }
+        }
+        // A loop, or anything else the target came to: that, without records.
+        _ => Answer::error(rest.rcode),
+    }
+}
+
+/// One TXT record of `strings` (each at most 255 octets; the config has checked them).
+fn txt_record(owner: &Name, ttl: u32, strings: &[Box<[u8]>]) -> Record {
+    let txt = TXT::from_bytes(strings.iter().map(|s| &s[..]).collect());
+    Record::from_rdata(owner.clone(), ttl, RData::TXT(txt))
 }
 
 /// `_SERVICE._PROTO.HOST.` as (service, protocol, host), when the first two labels say so.
@@ -277,4 +375,146 @@ fn soa(zone: &LowerName, ttl: u32) -> Record {
     };
     let soa = SOA::new(label("ns"), label("hostmaster"), 1, 3600, 600, 86400, ttl);
     Record::from_rdata(apex, ttl, RData::SOA(soa))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use hickory_server::proto::op::Query;
+
+    use super::*;
+    use crate::{
+        dns::turns::Turns,
+        registry::{Change, Endpoint, NameData, Owner},
+    };
+
+    const OWNER: Owner = Owner("test");
+    const HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    fn registry() -> Registry {
+        let registry = Registry::new(Some("docker")).expect("registry");
+        for (i, name) in ["web1", "web2", "web3"].into_iter().enumerate() {
+            registry.apply(
+                OWNER,
+                Change::EndpointUp(Endpoint {
+                    network: "n".into(),
+                    container: name.into(),
+                    name: name.into(),
+                    aliases: vec!["app".into()],
+                    ipv4: Some(Ipv4Addr::new(10, 0, 0, 2 + i as u8)),
+                    ipv6: None,
+                    ttl: None,
+                    out_of_rotation: None,
+                    srv: Vec::new(),
+                    origins: Default::default(),
+                }),
+            );
+        }
+        registry
+    }
+
+    fn cname(registry: &Registry, name: &str, target: &str) {
+        registry.apply(
+            OWNER,
+            Change::NameData {
+                network: "n".into(),
+                name: name.into(),
+                data: Some(NameData {
+                    cname: Some(target.into()),
+                    ..NameData::default()
+                }),
+            },
+        );
+    }
+
+    fn ask(registry: &Registry, turns: &Turns, name: &str, qtype: RecordType) -> Answer {
+        let query = LowerQuery::query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+        answer(registry, &query, HOST, 0, Turn::new(turns, None))
+    }
+
+    fn types(answer: &Answer) -> Vec<RecordType> {
+        answer.answers.iter().map(|r| r.record_type()).collect()
+    }
+
+    #[test]
+    fn a_cname_is_followed_to_its_target_taking_the_target_s_turn() {
+        let (registry, turns) = (registry(), Turns::default());
+        cname(&registry, "www.shop.test", "app");
+        let first = ask(&registry, &turns, "www.shop.test.", RecordType::A);
+        assert_eq!(first.rcode, ResponseCode::NoError);
+        assert!(first.authoritative);
+        assert_eq!(
+            types(&first),
+            [
+                RecordType::CNAME,
+                RecordType::A,
+                RecordType::A,
+                RecordType::A
+            ]
+        );
+        assert_eq!(first.answers[1].name.to_ascii(), "app.");
+        let direct = ask(&registry, &turns, "app.", RecordType::A);
+        // The direct question got the next turn: it starts one member later.
+        assert_eq!(direct.answers[0].data, first.answers[2].data);
+    }
+
+    #[test]
+    fn cname_asked_or_any_gets_the_cname_alone() {
+        let (registry, turns) = (registry(), Turns::default());
+        cname(&registry, "www.shop.test", "app");
+        for qtype in [RecordType::CNAME, RecordType::ANY] {
+            let answer = ask(&registry, &turns, "www.shop.test.", qtype);
+            assert_eq!(types(&answer), [RecordType::CNAME], "{qtype}");
+        }
+    }
+
+    #[test]
+    fn a_loop_or_a_chain_past_the_bound_is_servfail() {
+        let (registry, turns) = (registry(), Turns::default());
+        cname(&registry, "a.test", "b.test");
+        cname(&registry, "b.test", "a.test");
+        let looped = ask(&registry, &turns, "a.test.", RecordType::A);
+        assert_eq!(looped.rcode, ResponseCode::ServFail);
+        assert!(looped.answers.is_empty());
+        // A chain of exactly MAX_CNAME_HOPS CNAMEs is followed; one more is not.
+        for hop in 0..=MAX_CNAME_HOPS {
+            cname(
+                &registry,
+                &format!("h{hop}.test"),
+                &format!("h{}.test", hop + 1),
+            );
+        }
+        cname(&registry, &format!("h{}.test", MAX_CNAME_HOPS + 1), "app");
+        let long = ask(&registry, &turns, "h0.test.", RecordType::A);
+        assert_eq!(long.rcode, ResponseCode::ServFail);
+        let bounded = ask(&registry, &turns, "h2.test.", RecordType::A);
+        assert_eq!(bounded.rcode, ResponseCode::NoError);
+        assert_eq!(bounded.answers.len(), MAX_CNAME_HOPS + 3);
+    }
+
+    #[test]
+    fn an_unheld_target_gives_the_cname_alone_or_nxdomain_under_the_domain() {
+        let (registry, turns) = (registry(), Turns::default());
+        cname(&registry, "away.test", "example.com");
+        cname(&registry, "gone.test", "nope.docker");
+        let away = ask(&registry, &turns, "away.test.", RecordType::A);
+        assert_eq!(
+            (away.rcode, away.forwardable),
+            (ResponseCode::NoError, false)
+        );
+        assert_eq!(types(&away), [RecordType::CNAME]);
+        let gone = ask(&registry, &turns, "gone.test.", RecordType::A);
+        assert_eq!(gone.rcode, ResponseCode::NXDomain);
+        assert_eq!(types(&gone), [RecordType::CNAME]);
+        assert!(gone.soa.is_some());
+    }
+
+    #[test]
+    fn a_cname_beside_a_holder_of_the_name_is_not_served() {
+        let (registry, turns) = (registry(), Turns::default());
+        cname(&registry, "web1", "app");
+        let answer = ask(&registry, &turns, "web1.", RecordType::A);
+        assert_eq!(types(&answer), [RecordType::A], "the endpoint wins");
+    }
 }

@@ -2,13 +2,19 @@
 //! on or off), target `netalias::query`, in the log format of every other line (`--log-format
 //! json` for Loki or Elasticsearch).
 //!
+//! A local answer names where the name comes from (`from`: container name, alias, label,
+//! compose, config, CNAME, wildcard), read back from the registry without a turn.
+//!
 //! It reads the answer as it was sent, so every path (fast, fast from the cache, full,
 //! forwarded) is logged alike and none of them changes for it; when off it costs one relaxed
 //! atomic load per packet. It never changes an answer.
 
 use std::{net::IpAddr, time::Instant};
 
-use hickory_server::proto::{op::Message, rr::RData};
+use hickory_server::proto::{
+    op::Message,
+    rr::{LowerName, RData},
+};
 use tracing::info;
 
 use crate::registry::Registry;
@@ -47,6 +53,15 @@ pub fn record(
         .first()
         .map(|q| (q.name().to_string(), q.query_type().to_string()))
         .unwrap_or_default();
+    // Where a name answered here comes from (container name, alias, label, compose, config,
+    // CNAME, wildcard): read back without a turn, as `explain` reads it.
+    let from = message
+        .queries
+        .first()
+        .filter(|_| message.metadata.authoritative && !message.answers.is_empty())
+        .and_then(|q| registry.origins_of(&LowerName::from(q.name()), asker))
+        .map(|o| o.words())
+        .filter(|w| !w.is_empty());
     let answers = if message.answers.len() > LISTED {
         format!("{} records", message.answers.len())
     } else {
@@ -69,6 +84,7 @@ pub fn record(
         qtype = %qtype,
         rcode = crate::telemetry::rcode_label(message.metadata.response_code),
         answers = %answers,
+        from = from.as_deref().unwrap_or("-"),
         truncated = message.metadata.truncation,
         path,
         micros,

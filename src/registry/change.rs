@@ -40,6 +40,147 @@ pub struct Endpoint {
     pub out_of_rotation: Option<&'static str>,
     /// The service ports it offers, served as SRV `_SERVICE._PROTO.NAME` for each of its names.
     pub srv: Vec<SrvPort>,
+    /// Where each name comes from: position 0 is `name`'s, `1 + i` is `aliases[i]`'s.
+    /// Unsaid, `name` is a [`NameOrigin::Container`] and an alias an [`NameOrigin::Alias`]: a
+    /// source that says nothing more costs nothing.
+    pub origins: NameOrigins,
+}
+
+/// Where each of an endpoint's names comes from, by position (0: its name, `1 + i`: alias
+/// `i`), three bits each, inline: 16 bytes and no allocation per endpoint (a boxed slice
+/// cost a 32-byte allocation besides). Positions past [`NameOrigins::MAX`] are unsaid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct NameOrigins(u128);
+
+impl NameOrigins {
+    /// The positions it can say.
+    pub const MAX: usize = 42;
+
+    /// Position `at` comes from `origin` (past [`Self::MAX`]: unsaid).
+    pub fn set(&mut self, at: usize, origin: NameOrigin) {
+        if at < Self::MAX {
+            let code = (origin as u8).trailing_zeros() as u128 + 1;
+            self.0 = (self.0 & !(0b111 << (3 * at))) | (code << (3 * at));
+        }
+    }
+
+    /// Every one of the first `count` positions from `origin`.
+    pub fn all(origin: NameOrigin, count: usize) -> NameOrigins {
+        let mut origins = NameOrigins::default();
+        for at in 0..count {
+            origins.set(at, origin);
+        }
+        origins
+    }
+
+    /// Where position `at` comes from, if said.
+    pub fn get(self, at: usize) -> Option<NameOrigin> {
+        if at >= Self::MAX {
+            return None;
+        }
+        match (self.0 >> (3 * at)) & 0b111 {
+            1 => Some(NameOrigin::Container),
+            2 => Some(NameOrigin::Alias),
+            3 => Some(NameOrigin::Label),
+            4 => Some(NameOrigin::Compose),
+            5 => Some(NameOrigin::Config),
+            6 => Some(NameOrigin::Cname),
+            _ => None,
+        }
+    }
+}
+
+/// Where a name an endpoint or a static record answers to comes from (for `explain`,
+/// `/records` and the query log; answers never look at it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum NameOrigin {
+    /// The container's (or task's, or service's) own name.
+    Container = 1,
+    /// A network alias, the hostname, the short ID, `tasks.SERVICE`.
+    Alias = 2,
+    /// A `netalias.names` label.
+    Label = 4,
+    /// Compose's `SERVICE.PROJECT`.
+    Compose = 8,
+    /// The config file: a static endpoint's name or alias, or a static A/AAAA/TXT record.
+    Config = 16,
+    /// A static CNAME record.
+    Cname = 32,
+}
+
+impl NameOrigin {
+    /// How `explain`, `/records` and the query log name it.
+    pub fn word(self) -> &'static str {
+        match self {
+            NameOrigin::Container => "container name",
+            NameOrigin::Alias => "alias",
+            NameOrigin::Label => "label",
+            NameOrigin::Compose => "compose",
+            NameOrigin::Config => "config",
+            NameOrigin::Cname => "CNAME",
+        }
+    }
+}
+
+/// A set of [`NameOrigin`]s, and whether the name is a wildcard (`*.D`): one byte, kept in
+/// each published record set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Origins(u8);
+
+const WILDCARD_BIT: u8 = 64;
+
+impl Origins {
+    pub fn with(self, origin: NameOrigin) -> Origins {
+        Origins(self.0 | origin as u8)
+    }
+    pub fn wildcard(self) -> Origins {
+        Origins(self.0 | WILDCARD_BIT)
+    }
+    pub fn is_wildcard(self) -> bool {
+        self.0 & WILDCARD_BIT != 0
+    }
+    pub fn contains(self, origin: NameOrigin) -> bool {
+        self.0 & origin as u8 != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// The origins as words, `wildcard` last when it is one (`label, wildcard`); empty when
+    /// none is known.
+    pub fn words(self) -> String {
+        let mut words: Vec<&str> = self.iter().map(NameOrigin::word).collect();
+        if self.is_wildcard() {
+            words.push("wildcard");
+        }
+        words.join(", ")
+    }
+
+    /// The origins held, in the enum's order.
+    pub fn iter(self) -> impl Iterator<Item = NameOrigin> {
+        [
+            NameOrigin::Container,
+            NameOrigin::Alias,
+            NameOrigin::Label,
+            NameOrigin::Compose,
+            NameOrigin::Config,
+            NameOrigin::Cname,
+        ]
+        .into_iter()
+        .filter(move |o| self.contains(*o))
+    }
+}
+
+/// Records a config declares under a name beside the containers (`[networks.N.records]`):
+/// addresses, TXT strings, or a CNAME (which then is all the name has, RFC 1034 3.6.2).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct NameData {
+    pub v4: Vec<Ipv4Addr>,
+    pub v6: Vec<Ipv6Addr>,
+    /// One TXT record's character-strings, each at most 255 octets; empty: no TXT.
+    pub txt: Vec<Vec<u8>>,
+    /// The canonical name this one is an alias for.
+    pub cname: Option<String>,
 }
 
 /// A transport an SRV record names (RFC 2782 `_PROTO`).
@@ -129,6 +270,25 @@ impl Endpoint {
             })
     }
 
+    /// Where the `i`-th of [`Endpoint::names`]'s sources comes from: 0 is `name`, `1 + i`
+    /// is `aliases[i]`.
+    pub fn origin(&self, at: usize) -> NameOrigin {
+        match self.origins.get(at) {
+            Some(origin) => origin,
+            None if at == 0 => NameOrigin::Container,
+            None => NameOrigin::Alias,
+        }
+    }
+
+    /// The origin of the name whose key is `key` (wire-format labels, lower case), if the
+    /// endpoint answers to it; allocates nothing.
+    pub fn origin_of(&self, key: &[u8]) -> Option<NameOrigin> {
+        std::iter::once(self.name.as_str())
+            .chain(self.aliases.iter().map(String::as_str))
+            .position(|n| text_matches_key(n, key))
+            .map(|at| self.origin(at))
+    }
+
     /// Whether its addresses are handed out.
     pub fn in_rotation(&self) -> bool {
         self.out_of_rotation.is_none()
@@ -166,6 +326,13 @@ pub enum Change {
         network: String,
         gateways: Vec<IpAddr>,
     },
+    /// Static records under `name` on `network` (`None` removes the owner's). Holds the
+    /// network for the owner.
+    NameData {
+        network: String,
+        name: String,
+        data: Option<NameData>,
+    },
     /// Further addresses a container asks from, without names there (Docker's default bridge,
     /// Swarm's `docker_gwbridge`): an asker there sees the container's own networks (whichever
     /// owner published them), and is a known container (it may be forwarded for). Replaces the
@@ -174,4 +341,25 @@ pub enum Change {
         container: String,
         addresses: Vec<IpAddr>,
     },
+}
+
+/// Whether dotted `text` (a trailing dot or not) is the name whose key is `key`, ignoring
+/// ASCII case; allocates nothing.
+pub fn text_matches_key(text: &str, key: &[u8]) -> bool {
+    let text = text.trim_end_matches('.');
+    let mut rest = key;
+    for label in text.split('.') {
+        let Some((&len, tail)) = rest.split_first() else {
+            return false;
+        };
+        let len = usize::from(len);
+        if len != label.len()
+            || tail.len() < len
+            || !tail[..len].eq_ignore_ascii_case(label.as_bytes())
+        {
+            return false;
+        }
+        rest = &tail[len..];
+    }
+    rest.is_empty() && !text.is_empty()
 }

@@ -5,6 +5,8 @@
 
 use std::net::IpAddr;
 
+use super::{NameData, NameOrigin, Origins};
+
 /// Who an asker is, as scoping takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AskerIs {
@@ -31,6 +33,8 @@ pub struct Member {
     pub owner: &'static str,
     /// (service, proto, port, weight) of each SRV service it offers.
     pub offers: Vec<(String, &'static str, u16, u16)>,
+    /// Where this member's answering to the name comes from (its name, an alias, a label...).
+    pub origin: Option<NameOrigin>,
 }
 
 /// A network holding the name.
@@ -40,6 +44,8 @@ pub struct Holder {
     /// Whether the asker sees this network.
     pub seen: bool,
     pub members: Vec<Member>,
+    /// Static records under the name there (`[networks.N.records]`), with their source.
+    pub data: Vec<(&'static str, NameData)>,
 }
 
 /// What the asker's answer is drawn from, when it has one.
@@ -49,6 +55,8 @@ pub struct Answered {
     pub spread: Vec<(IpAddr, u64)>,
     /// The set's TTL, when its members set one.
     pub ttl: Option<u32>,
+    /// Where the name that answers comes from (a wildcard's, when one answers).
+    pub origins: Origins,
 }
 
 /// What the question is about.

@@ -8,7 +8,7 @@
 
 use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 
-use super::{NameKey, RecordSet};
+use super::{NameKey, Origins, RecordSet};
 
 /// networks → names → members, as `/records` shows them.
 pub type Records = BTreeMap<String, BTreeMap<String, Vec<String>>>;
@@ -26,6 +26,8 @@ pub(super) struct NameListing {
     pub set: Option<Arc<RecordSet>>,
     /// Members out of rotation: an address and why.
     pub resting: Vec<(IpAddr, &'static str)>,
+    /// Where the name comes from.
+    pub origins: Origins,
 }
 
 /// The short name as listed: without its trailing dot.
@@ -34,7 +36,9 @@ fn shown(short: &NameKey) -> String {
 }
 
 /// networks → names → members: those in rotation in the next answer's order, then those out
-/// of rotation, marked with the reason (as `ADDRESS (out of rotation: REASON)`), then each
+/// of rotation, marked with the reason (as `ADDRESS (out of rotation: REASON)`), a static
+/// CNAME or TXT (`CNAME TARGET.`, `TXT "a" "b"`), each followed by where the name comes from
+/// (`(from alias)`, `(from label, wildcard)`), then each
 /// service's SRV data as `_SERVICE._PROTO.NAME` → `PRIORITY WEIGHT PORT TARGET`, as zone
 /// files write it.
 pub(super) fn records(listing: Vec<NetworkListing>) -> Records {
@@ -61,6 +65,27 @@ pub(super) fn records(listing: Vec<NetworkListing>) -> Records {
                         .iter()
                         .map(|(ip, reason)| format!("{ip} (out of rotation: {reason})")),
                 );
+                // Static CNAME and TXT data, as zone files write it.
+                for set in entry.set.iter() {
+                    members.extend(set.cname().map(|target| format!("CNAME {target}")));
+                    if !set.txt().is_empty() {
+                        let strings: Vec<String> = set
+                            .txt()
+                            .iter()
+                            .map(|t| format!("{:?}", String::from_utf8_lossy(t)))
+                            .collect();
+                        members.push(format!("TXT {}", strings.join(" ")));
+                    }
+                }
+                // Where the name comes from, after each entry: "172.72.0.2 (first 10) (from
+                // alias)", so a reader of one entry sees it and the entry's first word stays
+                // the address.
+                if !entry.origins.is_empty() {
+                    let from = format!(" (from {})", entry.origins.words());
+                    for member in &mut members {
+                        member.push_str(&from);
+                    }
+                }
                 for (svc, targets) in entry.set.iter().flat_map(|set| set.peek_srv()) {
                     let rdata = targets
                         .iter()

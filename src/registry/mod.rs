@@ -24,7 +24,10 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use hickory_server::proto::rr::{LowerName, Name};
 
-pub use change::{Change, DEFAULT_SRV_WEIGHT, Endpoint, Owner, SrvPort, SrvProto};
+pub use change::{
+    Change, DEFAULT_SRV_WEIGHT, Endpoint, NameData, NameOrigin, NameOrigins, Origins, Owner,
+    SrvPort, SrvProto, text_matches_key,
+};
 use describe::{Answered, AskerIs, Description, Subject};
 pub use early::{EARLY_TTL, MAX_PENDING_LOOKUPS};
 pub use listing::Records;
@@ -856,8 +859,15 @@ impl Registry {
                 .filter_map(|(ip, n)| Some((ip, n?)))
                 .collect(),
             ttl: set.ttl(),
+            origins: set.origins(),
         });
         describe(Subject::Name { holders, answered })
+    }
+
+    /// Where the name `asker` would be answered for comes from (a wildcard's, a CNAME's),
+    /// for the query log: a lookup that takes no turn and no lock; `None` when not held.
+    pub fn origins_of(&self, name: &LowerName, asker: IpAddr) -> Option<Origins> {
+        self.lookup(name, asker).map(|set| set.origins())
     }
 
     pub fn sizes(&self) -> Sizes {

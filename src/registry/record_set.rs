@@ -14,7 +14,7 @@ use std::{
 
 use hickory_server::proto::rr::Name;
 
-use super::{NetId, SrvProto};
+use super::{NetId, Origins, SrvProto};
 
 /// Rotation counters, shared between successive versions of a record set so that adding or
 /// removing a member neither restarts nor skews the rotation.
@@ -51,6 +51,8 @@ pub struct RecordSet {
     extra: Option<Box<Extra>>,
     ttl: Option<u32>,
     cursors: Arc<Cursors>,
+    /// Where the name comes from (for `explain`, `/records`, the query log; never answers).
+    origins: Origins,
 }
 
 // The answer to every query is one of these, and there is one per name per network.
@@ -62,6 +64,10 @@ struct Extra {
     v6: Box<[Ipv6Addr]>,
     /// SRV targets sorted by service and protocol (so one service's are a contiguous run).
     srv: Box<[SrvTarget]>,
+    /// A static CNAME: the name is an alias for this one (RFC 1034 3.6.2), and has nothing else.
+    cname: Option<Name>,
+    /// A static TXT record's character-strings; empty: no TXT.
+    txt: Box<[Box<[u8]>]>,
     /// Counts carried from earlier versions; `None`: none yet (a set built before its name
     /// was ever asked, as every set at start is, costs nothing for them).
     firsts: Option<Box<Firsts>>,
@@ -174,7 +180,45 @@ impl RecordSet {
             }),
             ttl,
             cursors,
+            origins: Origins::default(),
         }
+    }
+
+    /// The set with `origins` as where its name comes from.
+    pub fn with_origins(mut self, origins: Origins) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// The set with a CNAME target (a static record; the caller has dropped any other data).
+    pub fn with_cname(mut self, target: Option<Name>) -> Self {
+        if target.is_some() {
+            self.extra.get_or_insert_default().cname = target;
+        }
+        self
+    }
+
+    /// The set with one TXT record of `strings`; none when empty.
+    pub fn with_txt(mut self, strings: Vec<Box<[u8]>>) -> Self {
+        if !strings.is_empty() {
+            self.extra.get_or_insert_default().txt = strings.into();
+        }
+        self
+    }
+
+    /// Where the name comes from.
+    pub fn origins(&self) -> Origins {
+        self.origins
+    }
+
+    /// The CNAME target, when the name is an alias.
+    pub fn cname(&self) -> Option<&Name> {
+        self.extra.as_ref().and_then(|e| e.cname.as_ref())
+    }
+
+    /// The TXT record's strings; empty when the name has none.
+    pub fn txt(&self) -> &[Box<[u8]>] {
+        self.extra.as_ref().map_or(&[], |e| &e.txt)
     }
 
     /// The set with these SRV targets (sorted, duplicates dropped).
@@ -273,10 +317,9 @@ impl RecordSet {
     }
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty()
-            && self
-                .extra
-                .as_ref()
-                .is_none_or(|e| e.v6.is_empty() && e.srv.is_empty())
+            && self.extra.as_ref().is_none_or(|e| {
+                e.v6.is_empty() && e.srv.is_empty() && e.cname.is_none() && e.txt.is_empty()
+            })
     }
 
     /// How many answers named each member first since its name was last without members:

@@ -19,6 +19,7 @@ fn ep(network: &str, container: &str, ip: [u8; 4], aliases: &[&str]) -> Endpoint
         ttl: None,
         out_of_rotation: None,
         srv: Vec::new(),
+        origins: Default::default(),
     }
 }
 
@@ -697,9 +698,16 @@ fn records_list_members_out_of_rotation_with_their_reason() {
     let records = reg.records();
     assert_eq!(
         records["n"]["app"],
-        ["10.4.0.1", "10.4.0.2 (out of rotation: unhealthy)"]
+        [
+            "10.4.0.1 (from alias)",
+            "10.4.0.2 (out of rotation: unhealthy) (from alias)"
+        ]
     );
-    assert_eq!(records["n"]["b"], ["10.4.0.2 (out of rotation: unhealthy)"]);
+    assert_eq!(
+        records["n"]["b"],
+        ["10.4.0.2 (out of rotation: unhealthy) (from container name)"],
+        "a name with no member in rotation still says where it comes from"
+    );
 }
 
 #[tokio::test]
@@ -1029,4 +1037,30 @@ fn a_wildcard_answers_under_its_network_s_zone_and_the_walk_follows_the_asker_s_
         Some(vec![Ipv4Addr::new(10, 2, 0, 1)])
     );
     assert_eq!(v4("q.x.test.", on_b), None, "x.test, held, stops the walk");
+}
+
+#[test]
+fn name_origins_say_each_position_and_default_past_what_is_said() {
+    use super::{NameOrigin, NameOrigins};
+    let mut origins = NameOrigins::default();
+    origins.set(0, NameOrigin::Config);
+    origins.set(3, NameOrigin::Label);
+    origins.set(NameOrigins::MAX - 1, NameOrigin::Cname);
+    origins.set(NameOrigins::MAX, NameOrigin::Compose); // past the end: unsaid
+    assert_eq!(origins.get(0), Some(NameOrigin::Config));
+    assert_eq!(origins.get(1), None);
+    assert_eq!(origins.get(3), Some(NameOrigin::Label));
+    assert_eq!(origins.get(NameOrigins::MAX - 1), Some(NameOrigin::Cname));
+    assert_eq!(origins.get(NameOrigins::MAX), None);
+    origins.set(3, NameOrigin::Compose);
+    assert_eq!(origins.get(3), Some(NameOrigin::Compose), "set replaces");
+    let mut e = ep("n", "a", [10, 0, 0, 1], &["x", "y", "z"]);
+    e.origins = origins;
+    assert_eq!(e.origin(0), NameOrigin::Config);
+    assert_eq!(e.origin(1), NameOrigin::Alias, "unsaid alias");
+    assert_eq!(e.origin(3), NameOrigin::Compose);
+    assert_eq!(
+        NameOrigins::all(NameOrigin::Config, 2).get(1),
+        Some(NameOrigin::Config)
+    );
 }

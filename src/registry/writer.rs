@@ -22,8 +22,8 @@ use metrics::counter;
 use tracing::{debug, warn};
 
 use super::{
-    Change, Client, Endpoint, Index, NameEntry, NameKey, NetId, Owner, PtrTarget, RecordSet, Sizes,
-    SrvTarget, View,
+    Change, Client, Endpoint, Index, NameData, NameEntry, NameKey, NameOrigin, NetId, Origins,
+    Owner, PtrTarget, RecordSet, Sizes, SrvTarget, View,
     describe::{Holder, Member},
     listing::{NameListing, NetworkListing},
     record_set::Cursors,
@@ -115,6 +115,9 @@ struct NetworkState {
     internal_by: SmallSet<Tag>,
     endpoints: BTreeMap<Held, Endpoint>,
     names: HashMap<NameKey, ShortName>,
+    /// Static records by short name and owner (`Change::NameData`): a map of its own, so the
+    /// names without any (nearly all) pay nothing for them.
+    data: HashMap<NameKey, SmallMap<Tag, NameData>>,
 }
 
 /// One short name on one network: the endpoints that answer to it and the set published
@@ -223,6 +226,20 @@ impl Model {
                     .iter()
                     .map(|(short, entry)| NameListing {
                         short: short.clone(),
+                        // The set keeps its name's origins; a name with none in rotation
+                        // (rare) has them gathered here.
+                        origins: entry.set.as_ref().map_or_else(
+                            || {
+                                entry
+                                    .members
+                                    .keys()
+                                    .filter_map(|h| {
+                                        state.endpoints.get(h)?.origin_of(short.as_bytes())
+                                    })
+                                    .fold(Origins::default(), Origins::with)
+                            },
+                            |set| set.origins(),
+                        ),
                         set: entry.set.clone(),
                         resting: entry
                             .members
@@ -294,12 +311,24 @@ impl Model {
                         .iter()
                         .map(|p| (p.service.clone(), p.proto.label(), p.port, p.weight))
                         .collect(),
+                    origin: endpoint.origin_of(short),
+                })
+                .collect();
+            let data = state
+                .data
+                .get(short)
+                .iter()
+                .flat_map(|d| d.0.iter())
+                .map(|(tag, data)| {
+                    let owner = self.owners.get(usize::from(*tag)).map_or("?", |o| o.0);
+                    (owner, data.clone())
                 })
                 .collect();
             out.push(Holder {
                 network: network.clone(),
                 seen: visible(state.id),
                 members,
+                data,
             });
         }
         any
@@ -389,6 +418,11 @@ impl Model {
                     }
                 }
             }
+            Change::NameData {
+                network,
+                name,
+                data,
+            } => self.set_name_data(owner, &network, &name, data, index),
             Change::AskerAddresses {
                 container,
                 addresses,
@@ -428,6 +462,7 @@ impl Model {
                 internal_by: SmallSet::default(),
                 endpoints: BTreeMap::new(),
                 names: HashMap::new(),
+                data: HashMap::new(),
             },
         );
         for zone in self.network_zones(network) {
@@ -436,6 +471,46 @@ impl Model {
         }
         self.publish_default_view(index);
         id
+    }
+
+    /// `owner`'s static records under `name` on `network` become `data` (`None`: none).
+    fn set_name_data(
+        &mut self,
+        owner: Tag,
+        network: &str,
+        name: &str,
+        data: Option<NameData>,
+        index: &Index,
+    ) {
+        let Some(short) = key(name) else {
+            return;
+        };
+        if data.is_some() {
+            self.hold_network(network, owner, index);
+        }
+        let Some(state) = self.networks.get_mut(network) else {
+            return;
+        };
+        match data {
+            Some(data) => {
+                state.names.entry(short.clone()).or_default();
+                state
+                    .data
+                    .entry(short.clone())
+                    .or_default()
+                    .insert(owner, data);
+            }
+            None => {
+                let Some(held) = state.data.get_mut(&short) else {
+                    return;
+                };
+                held.remove(&owner);
+                if held.is_empty() {
+                    state.data.remove(&short);
+                }
+            }
+        }
+        self.rebuild_set(network, &short, index);
     }
 
     /// `owner` lets go of `network`: its endpoints and its internal mark there go; the
@@ -452,6 +527,25 @@ impl Model {
             .collect();
         for held in own {
             self.remove_endpoint(network, &held, index);
+        }
+        let with_data: Vec<NameKey> = self.networks.get(network).map_or_else(Vec::new, |state| {
+            state
+                .data
+                .iter()
+                .filter(|(_, held)| held.keys().any(|t| *t == owner))
+                .map(|(k, _)| k.clone())
+                .collect()
+        });
+        for short in with_data {
+            if let Some(state) = self.networks.get_mut(network)
+                && let Some(held) = state.data.get_mut(&short)
+            {
+                held.remove(&owner);
+                if held.is_empty() {
+                    state.data.remove(&short);
+                }
+            }
+            self.rebuild_set(network, &short, index);
         }
         let Some(state) = self.networks.get_mut(network) else {
             return;
@@ -571,11 +665,51 @@ impl Model {
             .filter_map(|c| state.endpoints.get(c))
             .filter(|e| e.in_rotation())
             .collect();
-        let set = if members.is_empty() {
+        // Where the name comes from: each endpoint that answers to it (in rotation or not),
+        // and the static records under it.
+        let mut origins = Origins::default();
+        for endpoint in entry.members.keys().filter_map(|c| state.endpoints.get(c)) {
+            if let Some(origin) = endpoint.origin_of(short.as_bytes()) {
+                origins = origins.with(origin);
+            }
+        }
+        if short.is_wildcard() {
+            origins = origins.wildcard();
+        }
+        let data: Vec<&NameData> = state
+            .data
+            .get(short)
+            .iter()
+            .flat_map(|d| d.values())
+            .collect();
+        let mut cname = data.iter().find_map(|d| d.cname.as_deref());
+        let has_other = !entry.members.is_empty() || has_other_data(&data);
+        if let Some(target) = cname.filter(|_| has_other) {
+            // RFC 1034 3.6.2: a CNAME name has no other data. The config forbids it within one
+            // file; another source's holder of the name wins over the CNAME.
+            warn!(%network, name = %short, target, "a CNAME name that also has other data: the CNAME is not served");
+            cname = None;
+        }
+        let cname = cname.and_then(|t| fqdn(t).ok());
+        for d in &data {
+            origins = origins.with(if d.cname.is_some() {
+                NameOrigin::Cname
+            } else {
+                NameOrigin::Config
+            });
+        }
+        let txt: Vec<Box<[u8]>> = data
+            .iter()
+            .flat_map(|d| d.txt.iter())
+            .map(|t| t.clone().into_boxed_slice())
+            .collect();
+        let set = if members.is_empty() && cname.is_none() && !has_other_data(&data) {
             None
         } else {
-            let v4: Vec<Ipv4Addr> = members.iter().filter_map(|e| e.ipv4).collect();
-            let v6: Vec<Ipv6Addr> = members.iter().filter_map(|e| e.ipv6).collect();
+            let mut v4: Vec<Ipv4Addr> = members.iter().filter_map(|e| e.ipv4).collect();
+            let mut v6: Vec<Ipv6Addr> = members.iter().filter_map(|e| e.ipv6).collect();
+            v4.extend(data.iter().flat_map(|d| d.v4.iter().copied()));
+            v6.extend(data.iter().flat_map(|d| d.v6.iter().copied()));
             // The shortest TTL among members: no client may cache a member past its own TTL.
             let ttl = members.iter().filter_map(|e| e.ttl).min();
             let cursors = entry
@@ -587,10 +721,13 @@ impl Model {
             Some(Arc::new(
                 RecordSet::new(state.id, v4, v6, ttl, cursors)
                     .with_srv(srv)
+                    .with_cname(cname)
+                    .with_txt(txt)
+                    .with_origins(origins)
                     .carrying_firsts(entry.set.as_deref()),
             ))
         };
-        if entry.members.is_empty() {
+        if entry.members.is_empty() && data.is_empty() {
             state.names.remove(short);
         } else if let Some(entry) = state.names.get_mut(short) {
             entry.set = set;
@@ -796,6 +933,12 @@ fn srv_targets(network: &str, members: &[&Endpoint]) -> Vec<SrvTarget> {
             })
         })
         .collect()
+}
+
+/// Whether static records give a name addresses or TXT.
+fn has_other_data(data: &[&NameData]) -> bool {
+    data.iter()
+        .any(|d| !d.v4.is_empty() || !d.v6.is_empty() || !d.txt.is_empty())
 }
 
 /// Publishes whether a network is internal: while any owner marks it so.

@@ -105,6 +105,7 @@ mod tests {
             ttl: None,
             out_of_rotation: None,
             srv: Vec::new(),
+            origins: Default::default(),
         })]);
         assert_eq!(registry.sizes().endpoints, 1);
         // Another owner's withdrawal does not take this one's endpoint.

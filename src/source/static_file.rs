@@ -18,7 +18,10 @@ use tracing::{error, info, warn};
 use super::tracked::Tracked;
 use crate::{
     config::{Config, ServerConfig, StaticSrv},
-    registry::{DEFAULT_SRV_WEIGHT, Endpoint, Owner, Registry, SrvPort, SrvProto},
+    registry::{
+        Change, DEFAULT_SRV_WEIGHT, Endpoint, NameData, NameOrigin, NameOrigins, Owner, Registry,
+        SrvPort, SrvProto,
+    },
     telemetry,
 };
 
@@ -29,6 +32,8 @@ pub const OWNER: Owner = Owner("static");
 #[derive(Debug, Default)]
 pub struct StaticSource {
     tracked: Tracked,
+    /// The records (`[networks.N.records]`) applied last, by (network, name).
+    records: BTreeMap<(String, String), NameData>,
 }
 
 /// The endpoints a config declares, keyed by (network, container).
@@ -52,8 +57,58 @@ fn declared(config: &Config) -> BTreeMap<(String, String), Endpoint> {
                     .iter()
                     .filter_map(|s| srv_port(s.get_ref()))
                     .collect(),
+                origins: NameOrigins::all(NameOrigin::Config, 1 + ep.aliases.len()),
             };
             out.insert((network.clone(), container), endpoint);
+        }
+    }
+    out
+}
+
+/// The records a config declares, keyed by (network, name as written, lower case, without a
+/// trailing dot). `Config::parse` has checked every value; one that does not parse is left out.
+fn declared_records(config: &Config) -> BTreeMap<(String, String), NameData> {
+    let mut out: BTreeMap<(String, String), NameData> = BTreeMap::new();
+    for (network, net) in &config.networks {
+        let records = &net.records;
+        fn entry<'m>(
+            out: &'m mut BTreeMap<(String, String), NameData>,
+            network: &str,
+            name: &str,
+        ) -> &'m mut NameData {
+            let key = name.trim_end_matches('.').to_ascii_lowercase();
+            out.entry((network.to_string(), key)).or_default()
+        }
+        for (name, target) in &records.cname {
+            entry(&mut out, network, name).cname = Some(target.get_ref().clone());
+        }
+        for (name, values) in &records.a {
+            let data = entry(&mut out, network, name);
+            data.v4.extend(
+                values
+                    .get_ref()
+                    .0
+                    .iter()
+                    .filter_map(|v| v.parse::<std::net::Ipv4Addr>().ok()),
+            );
+        }
+        for (name, values) in &records.aaaa {
+            let data = entry(&mut out, network, name);
+            data.v6.extend(
+                values
+                    .get_ref()
+                    .0
+                    .iter()
+                    .filter_map(|v| v.parse::<std::net::Ipv6Addr>().ok()),
+            );
+        }
+        for (name, strings) in &records.txt {
+            entry(&mut out, network, name).txt = strings
+                .get_ref()
+                .0
+                .iter()
+                .map(|t| t.as_bytes().to_vec())
+                .collect();
         }
     }
     out
@@ -74,7 +129,31 @@ impl StaticSource {
     /// number of changes applied.
     pub fn sync(&mut self, config: &Config, registry: &Registry) -> usize {
         let networks = config.networks.keys().cloned().collect();
-        let changes = self.tracked.reconcile(networks, declared(config));
+        let records = declared_records(config);
+        // Records gone first (a network dropped takes its records with it anyway), then the
+        // endpoints and networks, then records new or changed (their network is held by then).
+        let mut changes: Vec<Change> = self
+            .records
+            .keys()
+            .filter(|key| !records.contains_key(*key))
+            .map(|(network, name)| Change::NameData {
+                network: network.clone(),
+                name: name.clone(),
+                data: None,
+            })
+            .collect();
+        changes.extend(self.tracked.reconcile(networks, declared(config)));
+        changes.extend(
+            records
+                .iter()
+                .filter(|(key, data)| self.records.get(*key) != Some(*data))
+                .map(|((network, name), data)| Change::NameData {
+                    network: network.clone(),
+                    name: name.clone(),
+                    data: Some(data.clone()),
+                }),
+        );
+        self.records = records;
         let count = changes.len();
         registry.apply_all(OWNER, changes);
         count
@@ -239,6 +318,38 @@ mod tests {
         // The scoping settings are the server's (`Registry::set_scoping`), not re-sent here.
         assert_eq!(source.sync(&cfg, &registry), 0);
         assert_eq!(registry.sizes().endpoints, 3);
+    }
+
+    #[test]
+    fn records_come_and_go_with_the_file_and_their_network() {
+        use hickory_server::proto::rr::LowerName;
+        let registry = Registry::new(None).expect("registry");
+        let mut source = StaticSource::default();
+        let name = |n: &str| n.parse::<LowerName>().expect("name");
+        let host = std::net::IpAddr::from([127, 0, 0, 1]);
+        let with = "[networks.a.records.a]\n\"db.test\" = \"10.0.0.5\"\n[networks.a.records.txt]\n\"t.test\" = \"v=1\"\n[networks.b.records.cname]\n\"www.test\" = \"db.test\"\n";
+        assert_eq!(
+            source.sync(&config(with), &registry),
+            5,
+            "two networks, three names"
+        );
+        let db = registry.lookup(&name("db.test."), host).expect("db.test");
+        assert_eq!(db.v4_members(), [std::net::Ipv4Addr::new(10, 0, 0, 5)]);
+        assert!(
+            registry
+                .lookup(&name("www.test."), host)
+                .is_some_and(|s| s.cname().is_some())
+        );
+        assert_eq!(source.sync(&config(with), &registry), 0, "nothing changed");
+        // `t.test` dropped, network `b` (and its CNAME) dropped: both gone.
+        source.sync(
+            &config("[networks.a.records.a]\n\"db.test\" = \"10.0.0.5\"\n"),
+            &registry,
+        );
+        assert!(registry.lookup(&name("t.test."), host).is_none());
+        assert!(registry.lookup(&name("www.test."), host).is_none());
+        assert!(registry.lookup(&name("db.test."), host).is_some());
+        assert_eq!(registry.sizes().networks, 1);
     }
 
     #[test]

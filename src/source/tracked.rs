@@ -178,6 +178,7 @@ mod tests {
             ttl: None,
             out_of_rotation: None,
             srv: Vec::new(),
+            origins: Default::default(),
         }
     }
 

@@ -3,7 +3,10 @@
 //! of rotation, the spread, or whose address a reverse name is). Formats only; what is true
 //! is the registry's, and the answer itself is the DNS front end's (`dns::predict`).
 
-use crate::registry::describe::{AskerIs, Description, Subject};
+use crate::registry::{
+    NameData,
+    describe::{AskerIs, Description, Subject},
+};
 
 /// The lines for `description`; `name` is the name as asked.
 pub fn lines(name: &str, description: &Description) -> Vec<String> {
@@ -58,8 +61,11 @@ pub fn lines(name: &str, description: &Description) -> Vec<String> {
                     let ttl = member
                         .ttl
                         .map_or_else(|| "server TTL".to_string(), |t| format!("TTL {t}"));
+                    let origin = member
+                        .origin
+                        .map_or_else(String::new, |o| format!(" ({})", o.word()));
                     out.push(format!(
-                        "  {} {} ({status}; {ttl}; from {})",
+                        "  {} {} ({status}; {ttl}; from {}{origin})",
                         addresses.join(" "),
                         member.name,
                         member.owner,
@@ -70,9 +76,15 @@ pub fn lines(name: &str, description: &Description) -> Vec<String> {
                         ));
                     }
                 }
+                for (owner, data) in &holder.data {
+                    out.extend(static_lines(owner, data));
+                }
             }
             match answered {
                 Some(answered) => {
+                    if !answered.origins.is_empty() {
+                        out.push(format!("name from: {}", answered.origins.words()));
+                    }
                     if !answered.spread.is_empty() {
                         let spread: Vec<String> = answered
                             .spread
@@ -100,6 +112,42 @@ pub fn lines(name: &str, description: &Description) -> Vec<String> {
                 None => out.push(format!("{name} is held on no network")),
             }
         }
+    }
+    out
+}
+
+/// A network's static records under the name, one line per type, with their source.
+fn static_lines(owner: &str, data: &NameData) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(target) = &data.cname {
+        out.push(format!(
+            "  CNAME {} (from {owner} (CNAME))",
+            target.trim_end_matches('.')
+        ));
+    }
+    let addresses = |ips: Vec<String>| ips.join(" ");
+    if !data.v4.is_empty() {
+        out.push(format!(
+            "  A {} (in rotation; from {owner} (config))",
+            addresses(data.v4.iter().map(|ip| ip.to_string()).collect())
+        ));
+    }
+    if !data.v6.is_empty() {
+        out.push(format!(
+            "  AAAA {} (in rotation; from {owner} (config))",
+            addresses(data.v6.iter().map(|ip| ip.to_string()).collect())
+        ));
+    }
+    if !data.txt.is_empty() {
+        let strings: Vec<String> = data
+            .txt
+            .iter()
+            .map(|t| format!("{:?}", String::from_utf8_lossy(t)))
+            .collect();
+        out.push(format!(
+            "  TXT {} (from {owner} (config))",
+            strings.join(" ")
+        ));
     }
     out
 }

@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use tracing::warn;
 
 use crate::{
-    registry::{Endpoint, SrvPort},
+    registry::{Endpoint, NameOrigin, NameOrigins, SrvPort},
     source::{
         bridge::Bridge,
         engine::{
@@ -254,8 +254,17 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
             aliases.extend(ep.dns_names.clone().unwrap_or_default());
             aliases.push(short_id(id).to_string());
             aliases.extend(hostname.clone());
+            // Every name before the compose and label names is the container's or an alias.
+            let plain = 1 + aliases.len();
             aliases.extend(compose.clone());
             aliases.extend(named.iter().cloned());
+            let mut origins = NameOrigins::default();
+            for at in plain..plain + usize::from(compose.is_some()) {
+                origins.set(at, NameOrigin::Compose);
+            }
+            for at in plain + usize::from(compose.is_some())..1 + aliases.len() {
+                origins.set(at, NameOrigin::Label);
+            }
             Some(Endpoint {
                 network: network.clone(),
                 container: id.to_string(),
@@ -266,6 +275,7 @@ pub fn endpoints_of(c: &ContainerInspectResponse, policy: Policy) -> Vec<Endpoin
                 ttl,
                 out_of_rotation: out,
                 srv: srv.clone(),
+                origins,
             })
         })
         .collect();
@@ -481,7 +491,16 @@ mod tests {
     use super::*;
     use crate::source::engine::LABEL_EXCLUDE;
 
-    fn container(networks: &[(&str, &str)]) -> ContainerInspectResponse {
+    /// `web1` on the network `front` (10.1.0.2), with `labels`.
+    pub(super) fn labelled(labels: HashMap<String, String>) -> ContainerInspectResponse {
+        let mut c = container(&[("front", "10.1.0.2")]);
+        if let Some(cfg) = c.config.as_mut() {
+            cfg.labels = Some(labels);
+        }
+        c
+    }
+
+    pub(super) fn container(networks: &[(&str, &str)]) -> ContainerInspectResponse {
         ContainerInspectResponse {
             id: Some("0123456789abcdef0123".into()),
             name: Some("/web1".into()),
@@ -629,5 +648,108 @@ mod tests {
             .expect("labels");
         labels.insert(LABEL_EXCLUDE.into(), "true".into());
         assert!(!endpoints_of(&c, Policy::default())[0].in_rotation());
+    }
+}
+
+/// Issue 28 item 7: where each name comes from, from the labels through the registry to what
+/// `explain` and `/records` say.
+#[cfg(test)]
+mod origins {
+    use std::{collections::HashMap, net::IpAddr, str::FromStr};
+
+    use hickory_server::proto::rr::LowerName;
+
+    use super::{Policy, endpoints_of, tests::labelled};
+    use crate::{
+        config::Config,
+        registry::{Change, NameKey, NameOrigin, Owner, Registry},
+        source::static_file::StaticSource,
+        telemetry::explain,
+    };
+
+    fn key(name: &str) -> NameKey {
+        NameKey::new(&LowerName::from_str(name).expect("name"))
+    }
+
+    #[test]
+    fn labels_and_compose_give_names_their_origin() {
+        let c = labelled(HashMap::from([
+            ("com.docker.compose.project".into(), "shop".into()),
+            ("com.docker.compose.service".into(), "web".into()),
+            ("netalias.names".into(), "api.shop.test,*.wild.test".into()),
+        ]));
+        let eps = endpoints_of(&c, Policy::default());
+        let ep = &eps[0];
+        for (name, origin) in [
+            ("web1.", NameOrigin::Container),
+            ("app.", NameOrigin::Alias),
+            ("webhost.", NameOrigin::Alias),
+            ("0123456789ab.", NameOrigin::Alias),
+            ("web.shop.", NameOrigin::Compose),
+            ("api.shop.test.", NameOrigin::Label),
+            ("*.wild.test.", NameOrigin::Label),
+        ] {
+            assert_eq!(ep.origin_of(key(name).as_bytes()), Some(origin), "{name}");
+        }
+        assert_eq!(ep.origin_of(key("other.").as_bytes()), None);
+    }
+
+    #[test]
+    fn explain_and_records_say_where_each_name_comes_from() {
+        let registry = Registry::new(Some("docker")).expect("registry");
+        let c = labelled(HashMap::from([
+            ("com.docker.compose.project".into(), "shop".into()),
+            ("com.docker.compose.service".into(), "web".into()),
+            ("netalias.names".into(), "api.shop.test,*.wild.test".into()),
+        ]));
+        let owner = Owner("docker");
+        for ep in endpoints_of(&c, Policy::default()) {
+            registry.apply(owner, Change::EndpointUp(ep));
+        }
+        let config = Config::parse(
+            "[networks.front]\n[[networks.front.endpoints]]\nname = \"db\"\nipv4 = \"10.1.0.9\"\n[networks.front.records.cname]\n\"www.shop.test\" = \"api.shop.test\"\n[networks.front.records.txt]\n\"info.shop.test\" = [\"v=1\"]\n",
+            "o.toml",
+        )
+        .expect("config");
+        StaticSource::default().sync(&config, &registry);
+        let host = IpAddr::from([127, 0, 0, 1]);
+        let explain = |name: &str| {
+            let lower = LowerName::from_str(name).expect("name");
+            explain::lines(name, &registry.describe(&lower, host, false)).join("\n")
+        };
+        for (name, says) in [
+            ("api.shop.test.", "from docker (label)"),
+            ("web.shop.", "from docker (compose)"),
+            ("web1.", "from docker (container name)"),
+            ("app.", "from docker (alias)"),
+            ("db.", "from static (config)"),
+            (
+                "www.shop.test.",
+                "CNAME api.shop.test (from static (CNAME))",
+            ),
+            ("info.shop.test.", "TXT \"v=1\" (from static (config))"),
+            ("x.wild.test.", "name from: label, wildcard"),
+            ("www.shop.test.", "name from: CNAME"),
+        ] {
+            let text = explain(name);
+            assert!(text.contains(says), "{name}: {says}\n{text}");
+        }
+        let records = registry.records();
+        let front = &records["front"];
+        for (name, says) in [
+            ("api.shop.test", "10.1.0.2 (from label)"),
+            ("web.shop", "10.1.0.2 (from compose)"),
+            ("web1", "10.1.0.2 (from container name)"),
+            ("db", "10.1.0.9 (from config)"),
+            ("*.wild.test", "10.1.0.2 (from label, wildcard)"),
+            ("www.shop.test", "CNAME api.shop.test. (from CNAME)"),
+            ("info.shop.test", "TXT \"v=1\" (from config)"),
+        ] {
+            assert!(
+                front[name].iter().any(|m| m == says),
+                "{name}: {says}: {:?}",
+                front.get(name)
+            );
+        }
     }
 }

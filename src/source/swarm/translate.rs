@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::{
-    registry::{Endpoint, SrvPort, SrvProto},
+    registry::{Endpoint, NameOrigin, NameOrigins, SrvPort, SrvProto},
     source::{
         engine::{
             Engine, excluded_by_label, merge_srv, names_from_labels, short_id, srv_from_labels,
@@ -237,10 +237,13 @@ impl SwarmState {
                 let aliases_here = service.aliases_on(&attachment.network.id, network);
                 let mut aliases = vec![format!("tasks.{}", service.name)];
                 aliases.extend(aliases_here.iter().map(|a| format!("tasks.{a}")));
+                let mut labelled = 0..0;
                 if service.dnsrr {
                     aliases.push(service.name.clone());
                     aliases.extend(aliases_here.iter().cloned());
+                    let start = aliases.len();
                     aliases.extend(names_from_labels(&service.labels).0);
+                    labelled = start..aliases.len();
                 }
                 if let Some(container) = task
                     .status
@@ -269,6 +272,7 @@ impl SwarmState {
                         ttl,
                         out_of_rotation,
                         srv: service.srv.clone(),
+                        origins: label_origins(labelled),
                     },
                 );
             }
@@ -287,18 +291,17 @@ impl SwarmState {
                 }
                 let (ipv4, ipv6) = first_of_each_family(vips.into_iter());
                 let container = format!("{SERVICE_KEY}{}", service.id);
+                let mut aliases = service.aliases_on(network_id, network).to_vec();
+                let start = aliases.len();
+                aliases.extend(names_from_labels(&service.labels).0);
+                let origins = label_origins(start..aliases.len());
                 out.insert(
                     (network.to_string(), container.clone()),
                     Endpoint {
                         network: network.to_string(),
                         container,
                         name: service.name.clone(),
-                        aliases: service
-                            .aliases_on(network_id, network)
-                            .iter()
-                            .cloned()
-                            .chain(names_from_labels(&service.labels).0)
-                            .collect(),
+                        aliases: aliases.clone(),
                         ipv4,
                         ipv6,
                         ttl,
@@ -306,12 +309,23 @@ impl SwarmState {
                             .contains_key(&(service.id.as_str(), network_id)))
                         .then_some("no task of the service is running there"),
                         srv: service.srv.clone(),
+                        origins,
                     },
                 );
             }
         }
         out
     }
+}
+
+/// The origins of an endpoint's names whose aliases `labelled` came from a `netalias.names`
+/// label (the rest are the service's or task's name and aliases).
+fn label_origins(labelled: std::ops::Range<usize>) -> NameOrigins {
+    let mut origins = NameOrigins::default();
+    for alias in labelled {
+        origins.set(1 + alias, NameOrigin::Label);
+    }
+    origins
 }
 
 impl ServiceView {
@@ -461,6 +475,46 @@ mod tests {
             !eps.values()
                 .any(|e| e.name.contains("t4") || e.name.contains("t5"))
         );
+    }
+
+    #[test]
+    fn a_services_label_names_are_labelled_on_its_vip_and_its_dnsrr_tasks() {
+        use crate::registry::{NameKey, NameOrigin};
+        let key = |n: &str| {
+            NameKey::new(
+                &n.parse::<hickory_server::proto::rr::LowerName>()
+                    .expect("name"),
+            )
+        };
+        for dnsrr in [false, true] {
+            let mut s = state(dnsrr);
+            s.services[0]
+                .labels
+                .insert("netalias.names".into(), "api.shop.test".into());
+            let eps = s.endpoints();
+            let serving = members(&eps, "api.shop.test");
+            assert!(!serving.is_empty(), "dnsrr {dnsrr}");
+            for e in serving {
+                assert_eq!(
+                    e.origin_of(key("api.shop.test.").as_bytes()),
+                    Some(NameOrigin::Label)
+                );
+                assert_eq!(
+                    e.origin_of(key("front.").as_bytes()),
+                    Some(NameOrigin::Alias)
+                );
+            }
+            let service = members(&eps, "web");
+            assert_eq!(
+                service[0].origin_of(key("web.").as_bytes()),
+                Some(if dnsrr {
+                    NameOrigin::Alias
+                } else {
+                    NameOrigin::Container
+                }),
+                "dnsrr {dnsrr}: the service's name on a task is one of its aliases"
+            );
+        }
     }
 
     #[test]
