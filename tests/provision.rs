@@ -866,6 +866,19 @@ fn a_second_stack_file_with_the_same_name_is_refused_unless_it_adopts() {
         "{adopted}"
     );
     assert!(exists("container", &format!("{p}-two")));
+
+    // The file moved: the path its resources name is gone, so no file can be confused with
+    // it, and the moved file goes on without --adopt.
+    let moved = second.path.with_file_name("moved.toml");
+    std::fs::rename(&second.path, &moved).expect("move");
+    let out = Command::new(env!("CARGO_BIN_EXE_netalias"))
+        .args(["provision", "plan"])
+        .arg(&moved)
+        .output()
+        .expect("plan");
+    let t = text(&out);
+    assert!(out.status.success() && t.contains("no changes"), "{t}");
+    std::fs::rename(&moved, &second.path).expect("move back");
 }
 
 #[test]
@@ -1004,6 +1017,13 @@ networks.{p}-net = {{}}
         "a name outside the stack is forwarded: {:?}",
         lookup("outside.test")
     );
+
+    // destroy takes the resolv.conf files it wrote with it (and the folder, left empty).
+    let written = std::fs::read_dir(dir.path()).expect("dir").count();
+    assert!(written > 0, "apply wrote resolv.conf files");
+    let out = ok(file.run(&["destroy"]));
+    assert!(out.contains("- file "), "{out}");
+    assert!(!dir.path().exists(), "{out}");
 }
 
 /// `[stack] resolver` with no upstream given to the stack's netalias: names outside the stack

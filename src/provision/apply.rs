@@ -727,6 +727,26 @@ pub async fn destroy(
             summary.kept += 1;
         }
     }
+    // The resolv.conf files apply wrote for the stack's containers go with them: only files
+    // that say they were written for this stack, and the folder only when left empty.
+    if let Some(resolver) = stack.resolver() {
+        for (_, path, _) in resolver::files(stack, resolver) {
+            let ours = std::fs::read_to_string(&path).is_ok_and(|text| {
+                text.starts_with(&format!(
+                    "# Written by `netalias provision` for stack {}:",
+                    stack.name()
+                ))
+            });
+            if ours && std::fs::remove_file(&path).is_ok() {
+                let shown = path.display().to_string();
+                report(Report::Removed {
+                    kind: "file",
+                    name: &shown,
+                });
+            }
+        }
+        let _ = std::fs::remove_dir(&resolver.dir); // only if empty
+    }
     for (name, state) in &engine_state.networks {
         if ours(&state.owner) {
             report(Report::Removed {

@@ -984,9 +984,13 @@ pub fn check_file(stack: &Stack, engine: &EngineState, adopt: bool) -> Result<()
                 .map(|(n, s)| ("container", n, &s.owner)),
         );
     for (kind, name, owner) in owners {
+        // A file that is no longer where it was (moved, renamed) cannot apply again: its
+        // resources pass to this one without --adopt (a network or volume keeps its first
+        // label for good, so --adopt would otherwise be needed on every later command).
         if owner.stack.as_deref() == Some(stack.name())
             && let Some(theirs) = &owner.file
             && theirs != ours
+            && std::path::Path::new(theirs).exists()
         {
             return Err(ProvisionError::OtherFile {
                 stack: stack.name().to_string(),
