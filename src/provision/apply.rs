@@ -117,7 +117,7 @@ impl std::fmt::Display for Report<'_> {
             }
             Report::RemovingFor { container, network } => write!(
                 f,
-                "      removing {container} from {network} (it is recreated after, with its volumes)"
+                "      putting {container} aside, off {network} (it is recreated after, with its volumes)"
             ),
             Report::Removed { kind, name } => write!(f, "- {kind} {name}"),
             Report::AnonymousVolume {
@@ -209,23 +209,34 @@ pub async fn apply(
                 summary.created += 1;
             }
             Action::RecreateNetwork { name, attached, .. } => {
-                // Our containers on it are recreated after (carrying their volumes); they
-                // must go first. All of them are ours: `plan` refused otherwise.
-                for container in attached {
-                    report(Report::RemovingFor {
-                        container,
-                        network: name,
-                    });
-                    remove_container(engine, stack.name(), container, false).await?;
-                }
                 // Someone may have attached a container since the plan was read (after the
-                // pulls): it is not the stack's to remove with the network.
-                if let Some(foreign) = engine.attached(name).await?.into_iter().next() {
+                // pulls): it is not the stack's to take off. Checked before anything moves.
+                if let Some(foreign) = engine
+                    .attached(name)
+                    .await?
+                    .into_iter()
+                    .find(|c| !attached.contains(c))
+                {
                     return Err(ProvisionError::NotOwned {
                         kind: "container (attached to the network being recreated since the plan was read)",
                         name: foreign,
                         stack: stack.name().to_string(),
                     });
+                }
+                // Our containers on it (all ours: `plan` refused otherwise) are put aside,
+                // stopped and off the network, not removed: each is recreated after from its
+                // aside copy, which keeps its volumes until the new one runs. A run killed
+                // here leaves them aside, and the next plan hands their volumes over.
+                for container in attached {
+                    report(Report::RemovingFor {
+                        container,
+                        network: name,
+                    });
+                    let aside = aside_name(container);
+                    remove_container(engine, stack.name(), &aside, false).await?;
+                    stop_container(engine, container).await;
+                    engine.rename_container(container, &aside).await?;
+                    engine.disconnect(&aside, name).await?;
                 }
                 engine.remove_network(name).await?;
                 let spec = &stack.networks[name];
@@ -258,7 +269,8 @@ pub async fn apply(
                 let old = Old {
                     there: !removed_with_network && !from_aside,
                     stale_aside: *stale_aside,
-                    aside: *from_aside,
+                    // Put aside by its network's recreate, or by a run stopped half-way.
+                    aside: *from_aside || *removed_with_network,
                 };
                 recreate_container(engine, stack, name, carried, old, *wait).await?;
                 summary.recreated += 1;

@@ -17,8 +17,8 @@ use bollard::{
     models::{
         ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HealthStatusEnum,
         HostConfig, HostConfigLogConfig, Ipam, IpamConfig, NetworkConnectRequest,
-        NetworkCreateRequest, NetworkingConfig, PortBinding, PortMap, RestartPolicy,
-        RestartPolicyNameEnum, VolumeCreateRequest,
+        NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig, PortBinding, PortMap,
+        RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
     },
     query_parameters::{
         CreateContainerOptionsBuilder, CreateImageOptions, InspectContainerOptions,
@@ -198,6 +198,12 @@ pub trait Engine {
         &self,
         name: &str,
         container: NewContainer<'_>,
+    ) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+    /// Takes `container` off `network` (forced: it may be stopped).
+    fn disconnect(
+        &self,
+        container: &str,
+        network: &str,
     ) -> impl Future<Output = Result<(), ProvisionError>> + Send;
     /// Connects `container` to `network` with its aliases and fixed address.
     fn connect(
@@ -758,6 +764,17 @@ impl Engine for BollardEngine {
             .connect_network(network, request)
             .await
             .map_err(engine(format!("connect {container} to {network}")))
+    }
+
+    async fn disconnect(&self, container: &str, network: &str) -> Result<(), ProvisionError> {
+        let request = NetworkDisconnectRequest {
+            container: container.to_string(),
+            force: Some(true),
+        };
+        gone_is_done(
+            self.docker.disconnect_network(network, request).await,
+            format!("disconnect {container} from {network}"),
+        )
     }
 
     async fn start_container(&self, name: &str) -> Result<(), ProvisionError> {

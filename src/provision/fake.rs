@@ -35,6 +35,7 @@ pub enum Call {
     RemoveVolume(String),
     CreateContainer(String),
     Connect(String, String),
+    Disconnect(String, String),
     Start(String),
     Stop(String),
     /// The container, and whether its anonymous volumes went with it.
@@ -312,6 +313,15 @@ impl Engine for FakeEngine {
             attached: Vec::new(),
         };
         state.networks.insert(name.to_string(), network);
+        Ok(())
+    }
+
+    async fn disconnect(&self, container: &str, network: &str) -> Result<(), ProvisionError> {
+        let call = Call::Disconnect(container.to_string(), network.to_string());
+        let mut state = self.call(call)?;
+        if let Some(c) = state.containers.get_mut(container) {
+            c.networks.retain(|n| n != network);
+        }
         Ok(())
     }
 

@@ -190,8 +190,8 @@ pub enum Action {
         /// Volumes of the old container that the spec does not name (an image's `VOLUME`),
         /// mounted at the same paths in the new one so that no data is lost.
         carried: Vec<VolumeMount>,
-        /// The old container is removed by its network's `RecreateNetwork` before this runs:
-        /// there is nothing to put aside, nor to put back if the new one fails.
+        /// The old container was put aside (stopped, off the network) by its network's
+        /// `RecreateNetwork` before this runs: it is the old one, as with `from_aside`.
         removed_with_network: bool,
         /// An earlier run stopped half-way left the old container aside (`NAME-netalias-old`):
         /// it is removed first, to free the name.
@@ -771,17 +771,39 @@ pub fn plan(
                             reason,
                             carried: carried_volumes(engine, spec, state),
                             removed_with_network: removed_with_networks.contains(&container),
-                            stale_aside: engine.containers.contains_key(&aside),
+                            // Put aside by the network's recreate, that one is the old
+                            // container; otherwise one left by an earlier run goes first.
+                            stale_aside: !removed_with_networks.contains(&container)
+                                && engine
+                                    .containers
+                                    .get(&aside)
+                                    .is_some_and(|a| ours(&a.owner)),
                             from_aside: false,
                             wait: None,
                         });
                     }
-                    None if !missing.is_empty() => actions.push(Action::CompleteContainer {
-                        name: container.clone(),
-                        missing,
-                    }),
                     None if state.running => actions.push(Action::KeepContainer(container.clone())),
-                    None => actions.push(Action::StartContainer(container.clone())),
+                    None => {
+                        // An earlier run made the new container and stopped before putting
+                        // the old one away: the old one may still run on the same volumes
+                        // (and addresses). It goes before the new one starts; the new one
+                        // holds the carried volumes.
+                        if engine
+                            .containers
+                            .get(&aside)
+                            .is_some_and(|a| ours(&a.owner))
+                        {
+                            actions.push(Action::RemoveContainer(aside.clone()));
+                        }
+                        actions.push(if missing.is_empty() {
+                            Action::StartContainer(container.clone())
+                        } else {
+                            Action::CompleteContainer {
+                                name: container.clone(),
+                                missing,
+                            }
+                        });
+                    }
                 }
             }
         }
@@ -800,7 +822,14 @@ pub fn plan(
         })
         .collect();
     for (c, state) in &engine.containers {
-        if ours(&state.owner) && !stack.containers.contains_key(c) && !handed_over.contains(c) {
+        let removed_already = actions
+            .iter()
+            .any(|a| matches!(a, Action::RemoveContainer(r) if r == c));
+        if ours(&state.owner)
+            && !stack.containers.contains_key(c)
+            && !handed_over.contains(c)
+            && !removed_already
+        {
             actions.push(Action::RemoveContainer(c.clone()));
         }
     }
