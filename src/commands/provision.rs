@@ -11,7 +11,7 @@ use netalias::{
     provision::{
         apply::{Report, apply, destroy, pull_always, selinux_warnings},
         engine::{BollardEngine, is_local_host},
-        lock::lock,
+        lock::{LOCK_DIR, lock},
         plan::{PlanOptions, plan, read_engine},
         spec::Stack,
     },
@@ -62,9 +62,9 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
     // for their own rollback target. Held until this command ends.
     let _lock = match &command {
         ProvisionCommand::Apply { .. } | ProvisionCommand::Destroy { .. } => Some(lock(
-            &std::env::temp_dir(),
+            std::path::Path::new(LOCK_DIR),
             stack.name(),
-            args.docker_host.as_deref(),
+            host.as_deref(),
         )?),
         _ => None,
     };
@@ -107,7 +107,7 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
             };
             let plan = plan(&stack, &engine, options)?;
             println!("{plan}");
-            Ok(if plan.changes() == 0 {
+            Ok(if !plan.differs() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -123,7 +123,7 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
                 wait_timeout: wait.wait_timeout,
             };
             let plan = plan(&stack, &engine, options)?;
-            if plan.changes() == 0 {
+            if !plan.has_work() {
                 println!("stack {}: no changes", stack.name());
                 return Ok(ExitCode::SUCCESS);
             }

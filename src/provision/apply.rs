@@ -552,9 +552,11 @@ async fn wait_for(
     let mut probe = probe.to_vec();
     loop {
         let health = engine.health(name).await?;
+        // Healthy by its own check ends any wait; the probe only makes a fresh resolver's
+        // wait shorter than its image's first check (10 s).
         if condition == Condition::Ready
             && !probe.is_empty()
-            && matches!(health, Health::Starting | Health::Healthy | Health::NoCheck)
+            && matches!(health, Health::Starting | Health::NoCheck)
         {
             let mut reachable = false;
             for address in &probe {

@@ -282,7 +282,9 @@ pub fn is_local_host(host: &str) -> bool {
 }
 
 /// One DNS question (`.` NS, no recursion) to `address`: whether any reply comes within
-/// 300 ms. A reply of any kind means the server reads and answers its socket.
+/// 1.5 s. A reply of any kind means the server reads and answers its socket. (netalias holds
+/// a first question from an asker it does not know yet up to 300 ms while it looks the
+/// asker up in the engine, and this machine's bridge address is such an asker.)
 async fn dns_answers(address: SocketAddrV4) -> bool {
     // Header (ID 0x6e61, no flags, one question), root name, type NS, class IN.
     const QUERY: [u8; 17] = [0x6e, 0x61, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1];
@@ -293,7 +295,7 @@ async fn dns_answers(address: SocketAddrV4) -> bool {
         return false;
     }
     let mut reply = [0u8; 512];
-    let wait = std::time::Duration::from_millis(300);
+    let wait = std::time::Duration::from_millis(1500);
     matches!(
         tokio::time::timeout(wait, socket.recv_from(&mut reply)).await,
         Ok(Ok((n, from))) if n >= 12 && from == std::net::SocketAddr::V4(address) && reply[..2] == QUERY[..2]

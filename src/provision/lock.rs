@@ -20,6 +20,9 @@ pub struct StackLock {
     pub path: PathBuf,
 }
 
+/// The folder every lock file goes in: fixed, not `TMPDIR`, so that two shells share it.
+pub const LOCK_DIR: &str = "/tmp";
+
 /// The lock file for `stack` on the engine at `host` (None: the local default), in `dir`.
 pub fn lock_path(dir: &Path, stack: &str, host: Option<&str>) -> PathBuf {
     let engine = host.map_or(0, fnv);
@@ -29,15 +32,34 @@ pub fn lock_path(dir: &Path, stack: &str, host: Option<&str>) -> PathBuf {
 /// Takes the lock without waiting: a second apply or destroy of the same stack is refused.
 pub fn lock(dir: &Path, stack: &str, host: Option<&str>) -> Result<StackLock, ProvisionError> {
     let path = lock_path(dir, stack, host);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| ProvisionError::Lock {
-            path: path.clone(),
-            reason: source.to_string(),
-        })?;
+    // Opened read-only when it exists (flock needs no write access): a lock file another
+    // user made (root, with sudo) stays usable by the docker group, and a sticky /tmp with
+    // fs.protected_regular refuses only O_CREAT on someone else's file. Made 0666 when new.
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o666)
+                .open(&path)
+                .map_err(|source| ProvisionError::Lock {
+                    path: path.clone(),
+                    reason: source.to_string(),
+                })?;
+            // The umask took bits off: set them, so that other users can open it too.
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o666));
+            file
+        }
+        Err(source) => {
+            return Err(ProvisionError::Lock {
+                path,
+                reason: source.to_string(),
+            });
+        }
+    };
     // flock(2), not `File::try_lock` (Rust 1.89; the crate supports 1.88).
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a descriptor this function owns; no memory is passed.

@@ -248,6 +248,7 @@ impl Action {
             self,
             Action::PullImage { .. }
                 | Action::Wait { .. }
+                | Action::DriftedVolume { .. }
                 | Action::KeepNetwork(_)
                 | Action::KeepVolume(_)
                 | Action::KeepContainer(_)
@@ -352,6 +353,21 @@ pub struct Plan {
 impl Plan {
     pub fn changes(&self) -> usize {
         self.actions.iter().filter(|a| a.is_change()).count()
+    }
+
+    /// Whether apply has anything to do: a change, or a wait (`--wait`).
+    pub fn has_work(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| a.is_change() || matches!(a, Action::Wait { .. }))
+    }
+
+    /// Whether the engine differs from the file: a change, or a volume that drifted (which
+    /// apply leaves as it is). What `status` reports.
+    pub fn differs(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| a.is_change() || matches!(a, Action::DriftedVolume { .. }))
     }
 }
 
@@ -543,8 +559,10 @@ pub fn plan(
                     .map(|(k, v)| (k.clone(), v.get_ref().clone()))
                     .collect();
                 diff.extend(map_diff("aux_addresses", &state.aux_addresses, &aux, true));
+                // Only when the file says: a daemon with IPv6 on by default gives every
+                // network one, which is no drift.
                 let v6 = spec.ipv6_subnet.as_ref().map(|s| s.get_ref().clone());
-                if v6 != state.ipv6_subnet {
+                if v6.is_some() && v6 != state.ipv6_subnet {
                     diff.push(format!(
                         "ipv6_subnet {} → {}",
                         state.ipv6_subnet.as_deref().unwrap_or("none"),
@@ -884,11 +902,24 @@ fn with_waits(stack: &Stack, actions: Vec<Action>, options: PlanOptions) -> Vec<
                     continue; // the order alone gives it: the target was started before
                 }
                 let existing = out.iter_mut().find_map(|a| match a {
-                    Action::Wait { name, before, .. } if *name == target => Some(before),
+                    Action::Wait {
+                        name,
+                        before,
+                        condition: c,
+                        probe,
+                        ..
+                    } if *name == target => Some((before, c, probe)),
                     _ => None,
                 });
                 match existing {
-                    Some(before) => before.push(starting.clone()),
+                    Some((before, c, probe)) => {
+                        before.push(starting.clone());
+                        // The strictest condition wins: healthy over ready.
+                        if condition == Condition::Healthy {
+                            *c = Condition::Healthy;
+                            probe.clear();
+                        }
+                    }
                     None => out.push(Action::Wait {
                         probe: probe_of(stack, &target, condition),
                         name: target,
@@ -917,7 +948,8 @@ fn with_waits(stack: &Stack, actions: Vec<Action>, options: PlanOptions) -> Vec<
             }
         }
     }
-    if out.iter().all(|a| a.starts().is_none()) {
+    // Nothing starts: nothing waits, unless `--wait` asks for the stack to be healthy.
+    if !options.wait && out.iter().all(|a| a.starts().is_none()) {
         out.retain(|a| !matches!(a, Action::Wait { .. }));
     }
     let waited: Vec<String> = out
