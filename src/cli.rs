@@ -82,8 +82,10 @@ pub enum Command {
         #[arg(long, env = "NETALIAS_HTTP", default_value = DEFAULT_HTTP)]
         http: SocketAddr,
     },
-    /// Print (or --write) what makes the host's resolver send `*.DOMAIN` to netalias, and
-    /// only that: a systemd-resolved drop-in, or a dnsmasq / NetworkManager `server=` line.
+    /// Print (or --write) what makes the host's resolver send the domains netalias owns to it,
+    /// and only those: the search domain, `own_domains`, and the domains of the names
+    /// `netalias.names` labels claim (asked of the running server); a systemd-resolved
+    /// drop-in, or dnsmasq / NetworkManager `server=` lines.
     HostDns {
         /// The resolver to configure; default: the one the host uses.
         #[arg(long, value_enum)]
@@ -103,6 +105,10 @@ pub enum Command {
         /// The file system root to look at and write under (an image, a test).
         #[arg(long, default_value = "/")]
         root: PathBuf,
+        /// The running server's HTTP address, asked for the names labels claim (default: the
+        /// config's server.http_listen, else 127.0.0.1:9153).
+        #[arg(long, env = "NETALIAS_HTTP")]
+        http: Option<SocketAddr>,
     },
     /// Exit 0 if a running server is healthy, 1 if not: for a container HEALTHCHECK.
     Health {

@@ -32,7 +32,18 @@ fn main() -> ExitCode {
             config,
             write,
             root,
-        } => commands::host_dns::host_dns(resolver, listen, domain, config, write, &root),
+            http,
+        } => commands::host_dns::host_dns(
+            commands::host_dns::Options {
+                resolver,
+                listen,
+                domain,
+                config,
+                write,
+                http,
+            },
+            &root,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

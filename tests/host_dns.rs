@@ -1,5 +1,6 @@
-//! `netalias host-dns` against a real dnsmasq playing the host's resolver: the line it writes
-//! sends `*.docker` to netalias (static names and a Docker container's), and nothing else.
+//! `netalias host-dns` against a real dnsmasq playing the host's resolver: the lines it writes
+//! send `*.docker`, the declared domains and the domains of label names to netalias (static
+//! names and Docker containers'), and nothing else.
 
 mod common;
 
@@ -100,6 +101,171 @@ fn the_host_resolver_sends_only_the_domain_to_netalias() {
         "only the domain reached netalias:\n{logged}"
     );
     drop(resolver);
+}
+
+/// `host-dns` run with `args` (and a clean environment): its exit, stdout and stderr.
+fn host_dns(args: &[&str], root: &std::path::Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_netalias"))
+        .arg("host-dns")
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .env_remove("NETALIAS_HTTP")
+        .env_remove("NETALIAS_CONFIG")
+        .output()
+        .expect("netalias host-dns");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The domains a dnsmasq snippet sends to `at` (`server=/DOMAIN/IP#PORT`), in file order.
+fn routed_in(snippet: &str, at: std::net::SocketAddr) -> Vec<String> {
+    let tail = format!("/{}#{}", at.ip(), at.port());
+    snippet
+        .lines()
+        .filter_map(|l| l.strip_prefix("server=/")?.strip_suffix(&tail))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Issue 28, item 6: the host reaches every domain netalias owns. A container labelled with
+/// names in domains netalias does not declare (`api.shop.test`, `*.wild.test`), one below a
+/// declared domain, one below another label name and one in a public top-level domain; after
+/// `host-dns` (asking the running server over HTTP), a real dnsmasq playing the host's
+/// resolver reaches the container under the label domains; the public one (`com`) is refused
+/// with a line on stderr and its name does not reach netalias, though netalias holds it.
+#[test]
+fn the_host_reaches_label_names_through_the_domains_host_dns_routes() {
+    if !dnsmasq_installed() || !available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI has Docker and dnsmasq"
+        );
+        return;
+    }
+    let mut stack = Stack::default();
+    let net = stack.network("natest-hostlabel", &["--subnet=10.228.0.0/24"]);
+    let names = "netalias.names=api.shop.test,deep.api.shop.test,*.wild.test,x.owned.test,\
+                 natest-hostlabel.com";
+    stack.run(
+        "natest-hostlabel-api",
+        &["--network", &net, "--label", names],
+    );
+    let ip = ip_on("natest-hostlabel-api", &net);
+    let http = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_with(
+        &seed_config("own_domains = [\"owned.test\"]"),
+        &["--docker", "--http-listen", &http],
+    );
+    server.wait_ready();
+    assert!(
+        eventually(Duration::from_secs(10), || a_of(&server, "api.shop.test.")
+            == [ip]),
+        "netalias holds the label name: {:?}",
+        a_of(&server, "api.shop.test.")
+    );
+    // netalias holds the name in the public domain too: only the routing keeps it away.
+    assert_eq!(a_of(&server, "natest-hostlabel.com."), [ip]);
+
+    let root = tempfile::tempdir().expect("root");
+    let config = server.config_path().display().to_string();
+    let listen = server.addr.to_string();
+    let (ok, said, warned) = host_dns(
+        &[
+            "--config",
+            &config,
+            "--listen",
+            &listen,
+            "--http",
+            &http,
+            "--resolver",
+            "dnsmasq",
+            "--write",
+        ],
+        root.path(),
+    );
+    assert!(ok, "{said}{warned}");
+    let line_file = root.path().join("etc/dnsmasq.d/netalias.conf");
+    let written = std::fs::read_to_string(&line_file).expect("written");
+    let routed = routed_in(&written, server.addr);
+    // The search domain and the declared one first, then the label domains. Other labelled
+    // containers on a shared engine may add theirs; these must be there, and these not.
+    assert_eq!(routed[..2], ["docker", "owned.test"], "{written}");
+    for domain in ["shop.test", "wild.test"] {
+        assert!(routed.iter().any(|d| d == domain), "{domain}: {written}");
+    }
+    for domain in ["com", "api.shop.test", "x.owned.test"] {
+        assert!(!routed.iter().any(|d| d == domain), "{domain}: {written}");
+    }
+    assert_eq!(
+        routed.iter().filter(|d| *d == "shop.test").count(),
+        1,
+        "{written}"
+    );
+    assert!(
+        warned.contains("`com`") && warned.contains("natest-hostlabel.com"),
+        "the refused domain and the name that asked for it: {warned}"
+    );
+    assert!(!warned.contains("not included"), "{warned}");
+
+    let (resolver, port) = host_resolver(&line_file);
+    assert!(
+        eventually(Duration::from_secs(10), || a_via(port, "api.shop.test.")
+            .is_some_and(|(_, ips)| ips == [ip])),
+        "the label name through the host's resolver: {:?}",
+        a_via(port, "api.shop.test.")
+    );
+    assert_eq!(
+        a_via(port, "anything.wild.test.").map(|(_, ips)| ips),
+        Some(vec![ip]),
+        "a name below the wildcard"
+    );
+    assert_eq!(
+        a_via(port, "x.owned.test.").map(|(_, ips)| ips),
+        Some(vec![ip]),
+        "a label name under the declared domain"
+    );
+    let public = a_via(port, "natest-hostlabel.com.");
+    assert!(
+        public.as_ref().is_none_or(|(_, ips)| !ips.contains(&ip)),
+        "a name outside every routed domain does not reach netalias: {public:?}"
+    );
+    drop(resolver);
+}
+
+/// Without a server to ask, `host-dns` still routes the config's domains, and says in one line
+/// on stderr that label domains are missing and how to get them.
+#[test]
+fn without_a_server_host_dns_routes_the_config_s_domains_and_says_what_is_missing() {
+    let root = tempfile::tempdir().expect("root");
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let (ok, said, warned) = host_dns(
+        &[
+            "--resolver",
+            "dnsmasq",
+            "--domain",
+            "docker",
+            "--listen",
+            "127.0.0.1:1053",
+            "--http",
+            &nobody,
+        ],
+        root.path(),
+    );
+    assert!(ok, "{said}{warned}");
+    let at: std::net::SocketAddr = "127.0.0.1:1053".parse().expect("addr");
+    assert_eq!(routed_in(&said, at), ["docker"], "{said}");
+    let lines: Vec<&str> = warned.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {warned}");
+    assert!(
+        lines[0].contains("label domains not included")
+            && lines[0].contains(&nobody)
+            && lines[0].contains("--http"),
+        "{warned}"
+    );
 }
 
 /// A real dnsmasq playing the host's resolver on a free loopback port, fed `line_file` (what

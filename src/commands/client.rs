@@ -1,5 +1,6 @@
 //! The commands that ask a running server over its HTTP side: `records`, `explain` and
-//! `health`. One request each (`ask_server`); they print, the server decides.
+//! `health`, and `host-dns`'s question for the names labels claim. One request each
+//! (`ask_server`); they print, the server decides.
 
 use std::{collections::BTreeMap, net::SocketAddr, process::ExitCode};
 
@@ -8,16 +9,27 @@ use anyhow::Context;
 /// GET `path` with `query` from a running server's HTTP endpoint: its status and body,
 /// whatever the status; `Err` says why it could not be asked (the one place the subcommands
 /// that talk to a running server make a request).
-/// GET `path` with `query` from a running server's HTTP endpoint: its status and body,
-/// whatever the status; `Err` says why it could not be asked (the one place the subcommands
-/// that talk to a running server make a request).
 fn ask_server(
     http: SocketAddr,
     path: &str,
     query: &[(&str, &str)],
 ) -> Result<(ureq::http::StatusCode, String), String> {
+    ask_server_within(http, path, query, None)
+}
+
+/// [`ask_server`], given up after `timeout` when one is given.
+fn ask_server_within(
+    http: SocketAddr,
+    path: &str,
+    query: &[(&str, &str)],
+    timeout: Option<std::time::Duration>,
+) -> Result<(ureq::http::StatusCode, String), String> {
     let url = format!("http://{http}{path}");
-    let mut request = ureq::get(&url).config().http_status_as_error(false).build();
+    let mut request = ureq::get(&url)
+        .config()
+        .http_status_as_error(false)
+        .timeout_global(timeout)
+        .build();
     for (key, value) in query {
         request = request.query(key, value);
     }
@@ -77,6 +89,26 @@ pub(crate) fn print_records(http: SocketAddr) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The names `netalias.names` labels claim, from a running server's `/label-names` (for
+/// `host-dns`); `Err` says why there are none to be had: not reachable within a few seconds,
+/// or an answer that is not the list (a server older than this command: 404).
+pub(crate) fn label_names(http: SocketAddr) -> Result<Vec<String>, String> {
+    let (status, body) = ask_server_within(
+        http,
+        "/label-names",
+        &[],
+        Some(std::time::Duration::from_secs(5)),
+    )?;
+    if !status.is_success() {
+        return Err(format!(
+            "http://{http}/label-names answered {status}: {}",
+            body.trim()
+        ));
+    }
+    serde_json::from_str(&body)
+        .map_err(|error| format!("http://{http}/label-names is not a list of names ({error})"))
 }
 
 /// `netalias health`: 0 when /healthz (or /readyz) says so; otherwise 1, saying why (for

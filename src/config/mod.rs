@@ -353,7 +353,7 @@ pub struct ServerConfig {
     /// 0: off. TCP is never limited.
     #[serde(default)]
     pub rate_limit_per_second: u32,
-    /// HTTP for /metrics, /healthz, /readyz and /records. Absent: off.
+    /// HTTP for /metrics, /healthz, /readyz, /records, /label-names and /explain. Absent: off.
     #[serde(default)]
     pub http_listen: Option<SocketAddr>,
     /// Networks (CIDRs) that may read every record over HTTP, besides loopback. Known

@@ -8,7 +8,7 @@
 
 use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 
-use super::{NameKey, Origins, RecordSet};
+use super::{NameKey, NameOrigin, Origins, RecordSet};
 
 /// networks → names → members, as `/records` shows them.
 pub type Records = BTreeMap<String, BTreeMap<String, Vec<String>>>;
@@ -98,6 +98,19 @@ pub(super) fn records(listing: Vec<NetworkListing>) -> Records {
             (network.network, names)
         })
         .collect()
+}
+
+/// The names a `netalias.names` label claims (wildcards as `*.D`) on the listed networks:
+/// once each, in name order, without the trailing dot (`/label-names`, which `host-dns` turns
+/// into the domains the host routes to netalias).
+pub(super) fn label_names(listing: Vec<NetworkListing>) -> Vec<String> {
+    let names: std::collections::BTreeSet<String> = listing
+        .into_iter()
+        .flat_map(|network| network.names)
+        .filter(|entry| entry.origins.contains(NameOrigin::Label))
+        .map(|entry| shown(&entry.short))
+        .collect();
+    names.into_iter().collect()
 }
 
 /// (network, name, member, answers naming it first) of the sets [`Model::spread`] picked.

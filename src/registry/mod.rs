@@ -770,6 +770,30 @@ impl Registry {
         listing::records(listing)
     }
 
+    /// The names labels claim on every network (`/label-names`), in name order.
+    pub fn label_names(&self) -> Vec<String> {
+        let listing = {
+            let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            model.listing(|_| true)
+        };
+        listing::label_names(listing)
+    }
+
+    /// [`Registry::label_names`] as a known container sees them: its own networks only, the
+    /// rule of [`Registry::records_seen_by`]. `None` when `asker` is not a known endpoint.
+    pub fn label_names_seen_by(&self, asker: IpAddr) -> Option<Vec<String>> {
+        let client = self
+            .index
+            .clients
+            .get(&asker)
+            .map(|v| Arc::clone(v.value()))?;
+        let listing = {
+            let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            model.listing(|id| client.view.contains(id))
+        };
+        Some(listing::label_names(listing))
+    }
+
     /// (network, name, member, answers naming it first) for names with 2 to `max_members`
     /// members (`/metrics`); nothing when `max_members` is below 2.
     pub fn spread(&self, max_members: usize) -> Vec<(String, String, IpAddr, u64)> {

@@ -1064,3 +1064,39 @@ fn name_origins_say_each_position_and_default_past_what_is_said() {
         Some(NameOrigin::Config)
     );
 }
+
+#[test]
+fn label_names_list_what_labels_claim_once_scoped_like_records() {
+    use super::{NameOrigin, NameOrigins};
+    let reg = Registry::new(Some("docker")).expect("registry");
+    // On n: a container whose aliases 1 and 2 come from its label; on m, another claiming
+    // one of the same names, and a plain alias that no label gives.
+    let mut a = ep(
+        "n",
+        "a",
+        [10, 8, 0, 1],
+        &["api.shop.test", "*.wild.test", "plain"],
+    );
+    let mut origins = NameOrigins::default();
+    origins.set(1, NameOrigin::Label);
+    origins.set(2, NameOrigin::Label);
+    a.origins = origins;
+    let mut b = ep(
+        "m",
+        "b",
+        [10, 9, 0, 1],
+        &["api.shop.test", "alias.only.test"],
+    );
+    let mut origins = NameOrigins::default();
+    origins.set(1, NameOrigin::Label);
+    b.origins = origins;
+    reg.apply(T, Change::EndpointUp(a));
+    reg.apply(T, Change::EndpointUp(b));
+    assert_eq!(reg.label_names(), ["*.wild.test", "api.shop.test"]);
+    // A container sees its own networks' only; a stranger is no known endpoint.
+    assert_eq!(
+        reg.label_names_seen_by(IpAddr::from([10, 9, 0, 1])),
+        Some(vec!["api.shop.test".to_string()])
+    );
+    assert_eq!(reg.label_names_seen_by(IpAddr::from([192, 0, 2, 1])), None);
+}

@@ -1,13 +1,13 @@
-//! HTTP beside the DNS: `/metrics` (Prometheus), `/healthz`, `/readyz`, `/records` and
-//! `/explain`.
+//! HTTP beside the DNS: `/metrics` (Prometheus), `/healthz`, `/readyz`, `/records`,
+//! `/label-names` (for `netalias host-dns`) and `/explain`.
 //!
 //! Read-only: it renders what the registry and the recorder hold and never changes them. It
 //! decides no answer: what `/explain` predicts comes from the DNS front end through
 //! [`Predict`], handed in by the assembly, so that this module need not know the dns layer.
 //! Locked down like the DNS side: a connection cap (a permit released on drop), a header
 //! timeout and a request timeout (hyper's and tower-http's own), a bounded header buffer and
-//! body, one request per connection, and `/records` only for loopback, `server.http_allow`,
-//! and known containers (which see only their own networks, as in DNS). The first three
+//! body, one request per connection, and `/records` and `/label-names` only for loopback,
+//! `server.http_allow`, and known containers (which see only their own networks, as in DNS). The first three
 //! paths stay open for Prometheus and health checks.
 
 use std::{
@@ -156,6 +156,7 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/records", get(records))
+        .route("/label-names", get(label_names))
         .route("/explain", get(explain))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(limits::MAX_BODY_BYTES))
@@ -166,7 +167,7 @@ pub async fn serve(
     info!(
         addr = %local,
         max_connections,
-        "http listening: /metrics /healthz /readyz /records /explain"
+        "http listening: /metrics /healthz /readyz /records /label-names /explain"
     );
     Ok(accept_loop(listener, app, max_connections))
 }
@@ -357,6 +358,24 @@ async fn records(
     }
 }
 
+/// The names `netalias.names` labels claim (a JSON array of strings, `*.D` for a wildcard, in
+/// name order), for `netalias host-dns` to route their domains from the host; seen as
+/// `/records` is (a known container: its own networks; loopback and `server.http_allow`: all;
+/// anyone else: 403).
+async fn label_names(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    match label_names_for(&state.registry, &state.allow, peer.ip()) {
+        Some(names) => axum::Json(names).into_response(),
+        None => (
+            StatusCode::FORBIDDEN,
+            "/label-names is for loopback, server.http_allow and known containers\n",
+        )
+            .into_response(),
+    }
+}
+
 /// `/explain?name=NAME[&from=CONTAINER|IP][&type=TYPE]`, for people: why NAME answers as it
 /// does (see [`Registry::explain`]) and what the answer is ([`Predict`]). The access rule of
 /// `/records`: loopback and `server.http_allow` may explain for any asker; a known container
@@ -470,6 +489,14 @@ fn records_for(registry: &Registry, allow: &[IpNet], ip: IpAddr) -> Option<Recor
         return Some(own);
     }
     (ip.is_loopback() || allow.iter().any(|net| net.contains(&ip))).then(|| registry.records())
+}
+
+/// What `/label-names` shows `ip` (the rule of [`records_for`]), or `None` for 403.
+fn label_names_for(registry: &Registry, allow: &[IpNet], ip: IpAddr) -> Option<Vec<String>> {
+    if let Some(own) = registry.label_names_seen_by(ip) {
+        return Some(own);
+    }
+    (ip.is_loopback() || allow.iter().any(|net| net.contains(&ip))).then(|| registry.label_names())
 }
 
 /// This process's resident memory, from /proc (Linux); `None` elsewhere.
@@ -593,5 +620,10 @@ mod tests {
             records_for(&registry, &allow, [10, 9, 9, 9].into()).is_none(),
             "a stranger"
         );
+        // /label-names keeps the same rule.
+        assert!(label_names_for(&registry, &allow, [127, 0, 0, 1].into()).is_some());
+        assert!(label_names_for(&registry, &allow, [10, 1, 0, 2].into()).is_some());
+        assert!(label_names_for(&registry, &allow, [192, 168, 7, 9].into()).is_some());
+        assert!(label_names_for(&registry, &allow, [10, 9, 9, 9].into()).is_none());
     }
 }
