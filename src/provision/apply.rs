@@ -182,7 +182,8 @@ pub async fn apply(
             Action::KeepNetwork(_)
             | Action::KeepVolume(_)
             | Action::KeepContainer(_)
-            | Action::OrphanVolume(_) => {
+            | Action::OrphanVolume(_)
+            | Action::OrphanAnonymous { .. } => {
                 summary.kept += 1;
                 continue;
             }
@@ -309,7 +310,8 @@ pub async fn apply(
             | Action::KeepNetwork(_)
             | Action::KeepVolume(_)
             | Action::KeepContainer(_)
-            | Action::OrphanVolume(_) => {}
+            | Action::OrphanVolume(_)
+            | Action::OrphanAnonymous { .. } => {}
         }
     }
     Ok(summary)

@@ -123,28 +123,30 @@ fn range(text: &str, entry: &str) -> Result<Vec<u16>, String> {
 /// A memory size: bytes, or a whole number with b, k, m or g (Docker's units, powers of 1024).
 /// Docker refuses less than 6 MiB.
 pub fn parse_memory(text: &str) -> Result<i64, String> {
+    let not_a_size =
+        || format!("`{text}` is not a size: a number with b, k, m, g or t (`512m`, `1.5g`)");
     let lower = text.trim().to_ascii_lowercase();
-    let (digits, unit) = match lower.find(|c: char| !c.is_ascii_digit()) {
+    let (digits, unit) = match lower.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(at) => lower.split_at(at),
         None => (lower.as_str(), ""),
     };
-    let scale: i64 = match unit {
-        "" | "b" => 1,
-        "k" | "kb" => 1 << 10,
-        "m" | "mb" => 1 << 20,
-        "g" | "gb" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "`{text}` is not a size: a whole number with b, k, m or g (`512m`)"
-            ));
-        }
+    // Docker's units (RAMInBytes): powers of 1024, an optional `b` or `ib`.
+    let scale: f64 = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(not_a_size()),
     };
-    let n: i64 = digits.parse().map_err(|_| {
-        format!("`{text}` is not a size: a whole number with b, k, m or g (`512m`)")
-    })?;
-    let bytes = n
-        .checked_mul(scale)
-        .ok_or_else(|| format!("`{text}` is too large"))?;
+    let n: f64 = digits.parse().map_err(|_| not_a_size())?;
+    let bytes = n * scale;
+    if !bytes.is_finite() || bytes > i64::MAX as f64 {
+        return Err(format!(
+            "`{text}` is too large: give at most a few terabytes"
+        ));
+    }
+    let bytes = bytes as i64;
     if bytes < 6 << 20 {
         return Err(format!(
             "`{text}` is below the 6 MiB Docker allows a container at least"
@@ -193,14 +195,42 @@ pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
                 i + 1
             ));
         }
-        let value = value.trim();
-        let value = ['"', '\'']
-            .iter()
-            .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
-            .unwrap_or(value);
-        env.insert(key.to_string(), value.to_string());
+        env.insert(key.to_string(), env_value(value.trim()));
     }
     Ok(env)
+}
+
+/// A value as compose reads it: `'single'` taken as it is; `"double"` with `\n`, `\t`,
+/// `\"` and `\\` escapes; unquoted, up to an inline ` #` comment.
+fn env_value(value: &str) -> String {
+    if let Some(inner) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        return inner.to_string();
+    }
+    if let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        let mut out = String::with_capacity(inner.len());
+        let mut chars = inner.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.peek() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(e @ ('"' | '\\')) => out.push(*e),
+                _ => {
+                    out.push('\\');
+                    continue;
+                }
+            }
+            chars.next();
+        }
+        return out;
+    }
+    match value.find(" #").or_else(|| value.find("\t#")) {
+        Some(at) => value[..at].trim_end().to_string(),
+        None => value.to_string(),
+    }
 }
 
 /// FNV-1a: stable across builds and Rust versions, unlike std's hasher.
@@ -292,7 +322,8 @@ pub fn render(c: &ContainerSpec) -> BTreeMap<String, String> {
         put("init".into(), "true".into());
     }
     if let Some(m) = &c.memory {
-        put("memory".into(), m.get_ref().clone());
+        // `512M` and `512m` are one size: no recreate for the case.
+        put("memory".into(), m.get_ref().trim().to_ascii_lowercase());
     }
     if let Some(cpus) = &c.cpus {
         put("cpus".into(), cpus.get_ref().to_string());
@@ -392,6 +423,9 @@ mod tests {
     #[test]
     fn memory_sizes() {
         assert_eq!(parse_memory("512m"), Ok(512 << 20));
+        assert_eq!(parse_memory("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_memory("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_memory("1t"), Ok(1 << 40));
         assert_eq!(parse_memory("1G"), Ok(1 << 30));
         assert_eq!(parse_memory("7340032"), Ok(7 << 20));
         assert!(parse_memory("1m").unwrap_err().contains("6 MiB"));
@@ -406,13 +440,16 @@ mod tests {
         let file = dir.join("db.env");
         std::fs::write(
             &file,
-            "# db\n\nexport USER=app\nPASSWORD=\"s3 cret\"\nEMPTY=\n",
+            "# db\n\nexport USER=app\nPASSWORD=\"s3 cret\"\nEMPTY=\nNOTE=plain # a comment\nLINES=\"a\\nb \\\"q\\\"\"\nRAW='a\\n#b'\n",
         )
         .unwrap();
         let env = read_env_file(&file).unwrap();
         assert_eq!(env["USER"], "app");
         assert_eq!(env["PASSWORD"], "s3 cret");
         assert_eq!(env["EMPTY"], "");
+        assert_eq!(env["NOTE"], "plain");
+        assert_eq!(env["LINES"], "a\nb \"q\"");
+        assert_eq!(env["RAW"], "a\\n#b");
         std::fs::write(&file, "OK=1\nBARE\n").unwrap();
         let error = read_env_file(&file).unwrap_err();
         assert!(

@@ -181,6 +181,13 @@ pub enum Action {
     },
     /// Owned by the stack, no longer declared: kept unless `destroy --volumes`.
     OrphanVolume(String),
+    /// An anonymous volume of a container this plan removes (no longer declared, a replica
+    /// scaled away): kept, unattached, and said, so that no data is left silently.
+    OrphanAnonymous {
+        volume: String,
+        container: String,
+        at: String,
+    },
     CreateContainer(String),
     KeepContainer(String),
     StartContainer(String),
@@ -253,6 +260,7 @@ impl Action {
                 | Action::KeepVolume(_)
                 | Action::KeepContainer(_)
                 | Action::OrphanVolume(_)
+                | Action::OrphanAnonymous { .. }
         )
     }
 }
@@ -316,6 +324,15 @@ impl fmt::Display for Action {
                 missing.join(", ")
             ),
             Action::RemoveContainer(n) => write!(f, "- container {n} (no longer declared)"),
+            Action::OrphanAnonymous {
+                volume,
+                container,
+                at,
+            } => write!(
+                f,
+                "  anonymous volume {} ({container}:{at}) stays, unattached: its data is kept (docker volume rm {volume} drops it)",
+                short_volume(volume)
+            ),
             Action::Wait {
                 name,
                 condition,
@@ -849,6 +866,13 @@ pub fn plan(
             && !removed_already
         {
             actions.push(Action::RemoveContainer(c.clone()));
+            for v in state.volumes.iter().filter(|v| is_anonymous(&v.name)) {
+                actions.push(Action::OrphanAnonymous {
+                    volume: v.name.clone(),
+                    container: c.clone(),
+                    at: v.destination.clone(),
+                });
+            }
         }
     }
     for (n, state) in &engine.networks {

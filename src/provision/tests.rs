@@ -623,10 +623,26 @@ async fn replicas_are_containers_name_1_to_n_answering_to_name_and_scale_down_re
         assert_eq!(replica.networks["net"].aliases, vec!["app", "web"]);
     }
     let engine = applied_with(&three).await;
+    // web-3 holds data in an anonymous volume (its image's VOLUME).
+    let anonymous = "b".repeat(64);
+    engine.edit(|s| {
+        if let Some(web3) = s.containers.get_mut("web-3") {
+            web3.volumes.push(super::engine::VolumeMount {
+                name: anonymous.clone(),
+                destination: "/data".into(),
+            });
+        }
+    });
     let two = web_with("replicas = 2");
     let plan = planned(&engine, &two, false).await;
     assert_eq!(plan.changes(), 1, "{plan}");
     assert!(plan.to_string().contains("- container web-3"), "{plan}");
+    assert!(
+        plan.to_string().contains(
+            "anonymous volume bbbbbbbbbbbb (web-3:/data) stays, unattached: its data is kept"
+        ),
+        "a scale down says what data it leaves: {plan}"
+    );
     for bad in [
         "replicas = 0",
         "replicas = 2\nports = [\"8080:80\"]",
@@ -712,6 +728,11 @@ fn the_new_fields_are_checked_at_load_with_their_line() {
             "logging = { driver = \"\" }",
             "containers.web.logging.driver",
             "empty",
+        ),
+        (
+            "ports = [\"8080:80\", \"0.0.0.0:8080:81\"]",
+            "containers.web.ports",
+            "taken twice, by `8080:80` and `0.0.0.0:8080:81`",
         ),
     ] {
         let text = format!("[stack]\nname = \"s\"\n[containers.web]\nimage = \"i\"\n{extra}\n");

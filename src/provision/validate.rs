@@ -194,11 +194,15 @@ pub fn validate(stack: &Stack, remote: Option<&str>) -> Result<(), Violation> {
                     return Err(at(
                         address,
                         key,
-                        format!("{ip} is outside the subnet {subnet}"),
+                        format!("{ip} is outside the subnet {subnet}: give an address inside it"),
                     ));
                 }
                 None => {
-                    return Err(at(address, key, "aux_addresses need a subnet".into()));
+                    return Err(at(
+                        address,
+                        key,
+                        "aux_addresses need a subnet: declare the network's subnet".into(),
+                    ));
                 }
             }
         }
@@ -471,7 +475,8 @@ fn validate_fields(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<(), V
             format!("{} is out of range: give 1 to 100", r.get_ref()),
         ));
     }
-    let mut published: BTreeSet<(String, u16, &str)> = BTreeSet::new();
+    // Host ports bound so far: (host IP or "" for every address, port, protocol, entry).
+    let mut published: Vec<(String, u16, &str, String)> = Vec::new();
     for entry in &c.ports {
         let ports = super::fields::PortSpec::parse(entry.get_ref())
             .map_err(|m| at(entry, field("ports"), m))?;
@@ -503,14 +508,28 @@ fn validate_fields(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<(), V
                         ),
                     ));
                 }
-                let ip = p.host_ip.clone().unwrap_or_default();
-                if !published.insert((ip, host, p.protocol)) {
+                let ip = p
+                    .host_ip
+                    .clone()
+                    .filter(|ip| ip != "0.0.0.0" && ip != "::")
+                    .unwrap_or_default();
+                // One address, or every address (an empty or unspecified host IP) and any.
+                if let Some((_, _, _, other)) = published.iter().find(|(i, h, proto, _)| {
+                    *h == host
+                        && *proto == p.protocol
+                        && (i.is_empty() || ip.is_empty() || *i == ip)
+                }) {
                     return Err(at(
                         entry,
                         field("ports"),
-                        format!("host port {host}/{} is published twice", p.protocol),
+                        format!(
+                            "host port {host}/{} is taken twice, by `{other}` and `{}`: give one of them another host port",
+                            p.protocol,
+                            entry.get_ref()
+                        ),
                     ));
                 }
+                published.push((ip, host, p.protocol, entry.get_ref().clone()));
             }
         }
     }
@@ -522,14 +541,16 @@ fn validate_fields(stack: &Stack, name: &str, c: &ContainerSpec) -> Result<(), V
             return Err(at(
                 condition,
                 key,
-                format!("`{target}` is not a declared container"),
+                format!(
+                    "`{target}` is not a declared container: declare [containers.{target}] or take it out of depends_on"
+                ),
             ));
         }
         if target == name {
             return Err(at(
                 condition,
                 key,
-                "a container cannot wait for itself".into(),
+                "a container cannot wait for itself: take it out of its own depends_on".into(),
             ));
         }
     }
