@@ -4,6 +4,7 @@
 # else the machine does, so it shows changes far smaller than the ±10% noise of the load benches
 # (load.sh, scale.sh).
 #
+# Also: names held only by a wildcard alias (`*.shop.test`), through the fast path.
 # Counted: the UDP receive loop and the full handler's task (callgrind --toggle-collect; not
 # start-up, shutdown or the other threads), for dnsperf sending ROUNDS rounds of the three-name
 # file with one query in flight, so every receive takes one packet; divided by every query
@@ -46,7 +47,7 @@ count() {
   local label=$1 fast=$2 queries=${3:-$work/queries}
   shift 2; [ $# -gt 0 ] && shift
   sed -e "s/127.0.0.1:1053/127.0.0.1:$PORT/" -e "s/^udp_fast_path = .*/udp_fast_path = $fast/" \
-    config/netalias.toml >"$work/$label.toml"
+    -e "${EXTRA_SED:-}" config/netalias.toml >"$work/$label.toml"
   NETALIAS_LOG=warn valgrind --tool=callgrind --fair-sched=yes --collect-atstart=no \
     --toggle-collect='*udp::receive_loop*' --toggle-collect='*udp::full_path*' \
     --callgrind-out-file="$work/$label.out" \
@@ -82,6 +83,10 @@ count() {
 }
 count fast true
 count full false
+# Names held only by a wildcard (`*.shop.test` on web1, 2 and 3): the walk up to it, then
+# the same rotation as `app`.
+printf 'a.shop.test A\nb.shop.test A\nc.shop.test A\n' >"$work/wild"
+EXTRA_SED='s/^aliases = \["app"\]/aliases = ["app", "*.shop.test"]/' count wildcard true "$work/wild"
 # Forwarded names from the cache: an upstream dnsmasq answers everything under `test.`.
 UP_PORT=$((PORT + 1))
 dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.1 \
