@@ -1590,3 +1590,65 @@ networks.{p}-net = {{ aliases = ["app"] }}
     ]);
     assert_eq!(data, "seed");
 }
+
+/// Issue 29 item 4 against the real engine: an apply that stops right after the old
+/// container was renamed aside, with nothing able to put it back (create and rename both
+/// fail, injected by a proxy in front of the engine), leaves the data with the old container;
+/// the next apply hands its anonymous volume to the new one instead of making a fresh one.
+#[test]
+fn an_apply_stopped_after_the_rename_aside_hands_the_data_over_next_time() {
+    if !available() {
+        return;
+    }
+    let image = volume_image();
+    let p = "natest-kill";
+    let c = format!("{p}-db");
+    let stack = |color: &str| {
+        format!(
+            "[stack]\nname = \"{p}\"\n[containers.{c}]\nimage = \"{image}\"\ncommand = {IDLE_CMD}\nenvironment = {{ COLOR = \"{color}\" }}\nnetwork_mode = \"none\"\nlabels = {TEST_LABELS}\n"
+        )
+    };
+    let file = StackFile::new(&stack("red"));
+    let _teardown = Teardown(&file);
+    ok(file.run(&["apply"]));
+    let data = volume_at(&c, "/data");
+    let _gone = VolumesGone(vec![data.clone()]);
+    docker(&["exec", &c, "sh", "-c", "echo kept > /data/f"]);
+
+    let port = free_port();
+    let Some(proxy) = common::engine_proxy::EngineProxy::start(
+        port,
+        r#"location ~ /containers/(create|[^/]+/rename)$ {
+            if ($arg_name = "natest-kill-db-netalias-old") {
+                proxy_pass http://unix:/var/run/docker.sock;
+                break;
+            }
+            return 500 "injected failure";
+        }"#,
+    ) else {
+        return;
+    };
+    std::fs::write(&file.path, stack("blue")).expect("rewrite");
+    let out = file.run(&["apply", "--docker-host", &format!("tcp://127.0.0.1:{port}")]);
+    let t = text(&out);
+    drop(proxy);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("could not be put back"), "{t}");
+    let aside = format!("{c}-netalias-old");
+    assert!(
+        exists("container", &aside) && !exists("container", &c),
+        "{t}"
+    );
+    assert_eq!(
+        volume_at(&aside, "/data"),
+        data,
+        "the data stays with the old one"
+    );
+
+    let plan = ok(file.run(&["plan"]));
+    assert!(plan.contains("an earlier apply stopped half-way"), "{plan}");
+    ok(file.run(&["apply"]));
+    assert_eq!(volume_at(&c, "/data"), data, "handed over, not made afresh");
+    assert_eq!(docker(&["exec", &c, "cat", "/data/f"]), "kept");
+    assert!(!exists("container", &aside));
+}
