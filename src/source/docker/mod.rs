@@ -9,6 +9,7 @@
 
 mod client;
 mod early;
+mod reads;
 pub mod state;
 pub mod translate;
 
@@ -113,6 +114,8 @@ pub struct DockerSource {
     bridges: Option<Bridges>,
     /// Containers as read at `create` (`early.rs`), published from at `network connect`.
     created: early::Created,
+    /// Container reads in flight beside the loop (`reads.rs`).
+    reads: reads::Reads,
 }
 
 impl DockerSource {
@@ -125,6 +128,7 @@ impl DockerSource {
             state: DockerState::default(),
             bridges: None,
             created: early::Created::default(),
+            reads: reads::Reads::default(),
         }
     }
 
@@ -257,10 +261,29 @@ impl DockerSource {
         let period = self.options.reconcile;
         let mut reconcile = (!period.is_zero())
             .then(|| tokio::time::interval_at(tokio::time::Instant::now() + period, period));
+        self.reads = reads::Reads::default();
         loop {
-            let event = tokio::select! {
-                event = rx.recv() => event,
-                _ = tick(&mut reconcile) => {
+            // Events, reads landing (`reads.rs`) and the reconcile tick, whichever comes.
+            enum Turn {
+                Event(Option<Result<EventMessage, BollardError>>),
+                Read(Option<(String, Result<ContainerFacts, DockerSourceError>)>),
+                Tick,
+            }
+            let reading = !self.reads.is_empty();
+            let turn = tokio::select! {
+                event = rx.recv() => Turn::Event(event),
+                landed = self.reads.next(), if reading => Turn::Read(landed),
+                _ = tick(&mut reconcile) => Turn::Tick,
+            };
+            let event = match turn {
+                Turn::Event(event) => event,
+                Turn::Read(landed) => {
+                    if let Some((id, facts)) = landed {
+                        self.publish_container(&id, facts?);
+                    }
+                    continue;
+                }
+                Turn::Tick => {
                     self.reconcile(&docker).await?;
                     continue;
                 }
@@ -283,6 +306,8 @@ impl DockerSource {
     }
 
     async fn snapshot(&mut self, docker: &Docker) -> Result<(), DockerSourceError> {
+        // Everything is read afresh here: reads in flight are older than that.
+        self.reads.clear();
         let started = Instant::now();
         let networks = client::networks(docker).await?;
         let engine = self.engine();
@@ -372,10 +397,12 @@ impl DockerSource {
                     // Its process is gone, or sent SIGKILL, which it cannot outlive (`stop`
                     // past its grace, `kill`, `rm -f`): no read needed (one would wait on the
                     // engine's lock while it cleans up, 100-150 ms), and Docker's own DNS drops
-                    // it at its cleanup. A restart policy brings it back through `start`.
+                    // it at its cleanup. A restart policy brings it back through `start`. A
+                    // read of it still in flight is stale from here.
+                    self.reads.supersede(&id);
                     self.publish_container(&id, ContainerFacts::default());
                 } else {
-                    self.refresh_container(docker, &id).await?;
+                    self.read_container(docker, &id).await?;
                 }
                 // Read whole now: what was read at `create` has served its turn.
                 self.created.forget(&id);
@@ -424,7 +451,7 @@ impl DockerSource {
                                 self.publisher.apply_all(changes);
                             }
                             if !early {
-                                self.refresh_container(docker, container).await?;
+                                self.read_container(docker, container).await?;
                             }
                         }
                     }
@@ -440,6 +467,21 @@ impl DockerSource {
             let delay = (now - nanos).max(0) as f64 / 1e9;
             histogram!(names::DOCKER_EVENT_TO_APPLY).record(delay);
         }
+        Ok(())
+    }
+
+    /// Starts reading container `id` beside the loop, which publishes it as the read lands
+    /// (`reads.rs`); with [`reads::MAX_READS`] in flight, the oldest lands first.
+    async fn read_container(&mut self, docker: &Docker, id: &str) -> Result<(), DockerSourceError> {
+        while self.reads.is_full() {
+            match self.reads.next().await {
+                Some((landed, facts)) => {
+                    self.publish_container(&landed, facts?);
+                }
+                None => break,
+            }
+        }
+        self.reads.begin(docker, id, self.options.policy);
         Ok(())
     }
 
@@ -497,10 +539,13 @@ impl DockerSource {
         let now = client::listed(&client::running(docker).await?);
         let relisted = self.state.relist(now);
         let mut corrections = 0u64;
+        // Read here, now: a read of the same container still in flight is older.
         for id in relisted.changed {
+            self.reads.supersede(&id);
             corrections += u64::from(self.refresh_container(docker, &id).await?);
         }
         for id in relisted.gone {
+            self.reads.supersede(&id);
             corrections += u64::from(self.publish_container(&id, ContainerFacts::default()));
         }
         if corrections > 0 {
