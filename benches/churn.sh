@@ -23,7 +23,7 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 bash tests/build-test-image.sh >/dev/null
-docker network create --label netalias.test=1 --subnet "${SUBNET:-10.242.0.0/16}" "$NET" >/dev/null
+docker network create --label netalias.test=1 --subnet "${SUBNET:-10.247.0.0/16}" "$NET" >/dev/null
 NETALIAS_LOG="${NETALIAS_LOG:-warn}" "$NETALIAS" serve --docker --listen "127.0.0.1:$PORT" --http-listen "127.0.0.1:$HTTP_PORT" &
 server=$!
 for _ in $(seq 1 50); do
