@@ -32,12 +32,16 @@ def query(name):
 def answered(sock, name):
     qid, packet = query(name)
     sock.sendto(packet, ("127.0.0.1", port))
-    try:
-        reply, _ = sock.recvfrom(4096)
-    except socket.timeout:
-        return False
-    rid, flags, _, ancount = struct.unpack(">HHHH", reply[:8])
-    return rid == qid and flags & 0xF == 0 and ancount > 0
+    # A reply that came late for an earlier question is skipped, not taken for this one's:
+    # read until this ID's reply or the timeout.
+    while True:
+        try:
+            reply, _ = sock.recvfrom(4096)
+        except socket.timeout:
+            return False
+        rid, flags, _, ancount = struct.unpack(">HHHH", reply[:8])
+        if rid == qid:
+            return flags & 0xF == 0 and ancount > 0
 
 
 def start(name):
