@@ -287,3 +287,50 @@ fn explain_records_and_the_query_log_say_where_a_name_comes_from() {
     let line = server.wait_log("netalias::query");
     assert!(line.contains("from=\"config\""), "{line}");
 }
+
+/// Issue 28 item 4: a CNAME to a name netalias would forward carries the target's records
+/// from the upstream in the same answer (stub resolvers do not chase a CNAME), and the
+/// upstream's NXDOMAIN is the answer's (RFC 6604).
+#[test]
+fn a_cname_to_a_forwarded_name_carries_the_upstream_s_records() {
+    let up = upstream::FakeUpstream::start(upstream::Mode::Zone);
+    let mut text = config("");
+    text = text.replace(
+        "\"away.shop.test\" = \"example.com\"",
+        "\"away.shop.test\" = \"far.example.test\"\n\"lost.shop.test\" = \"gone.test\"",
+    );
+    text.push_str(&format!(
+        "\n[forward]\nenabled = true\nupstreams = [\"{}\"]\n",
+        up.addr
+    ));
+    let server = InProcess::start(&text);
+    for reply in [
+        udp(server.addr, &query("away.shop.test.", RecordType::A)),
+        tcp(server.addr, &query("away.shop.test.", RecordType::A)),
+    ] {
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(
+            cname_targets(&reply),
+            ["away.shop.test. -> far.example.test."]
+        );
+        let targets: Vec<String> = reply
+            .answers
+            .iter()
+            .filter(|r| r.record_type() == RecordType::A)
+            .map(|r| r.name.to_string())
+            .collect();
+        assert_eq!(
+            targets,
+            ["far.example.test.", "far.example.test."],
+            "{reply:?}"
+        );
+    }
+    let lost = udp(server.addr, &query("lost.shop.test.", RecordType::A));
+    assert_eq!(lost.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(cname_targets(&lost), ["lost.shop.test. -> gone.test."]);
+    // CNAME asked: the CNAME alone, nothing forwarded for it.
+    let before = up.udp() + up.tcp();
+    let asked = udp(server.addr, &query("away.shop.test.", RecordType::CNAME));
+    assert_eq!(asked.answers.len(), 1);
+    assert_eq!(up.udp() + up.tcp(), before);
+}

@@ -184,7 +184,8 @@ fn answer_name(
 /// the target would be (scoped, rotated, a turn taken for the target; a wildcard, a label
 /// name or another CNAME alike). The rcode and SOA are the target's (RFC 6604: NXDOMAIN for a
 /// chain that ends at a name that does not exist). A target netalias does not hold and would
-/// forward: the CNAME alone, with NOERROR, for the resolver to chase. A chain that comes back
+/// forward: the CNAME alone, with NOERROR; `exchange` then forwards the target and appends
+/// what the upstream answers (stub resolvers do not chase a CNAME). A chain that comes back
 /// to a name it passed, or runs past [`MAX_CNAME_HOPS`]: SERVFAIL (a broken configuration;
 /// the resolver tries elsewhere or fails at once, rather than loop).
 #[allow(clippy::too_many_arguments)] // one question's parts, each used once

@@ -81,6 +81,25 @@ pub async fn answer_bytes(
     let port = (!tcp).then(|| src.port());
     let (mut response, forwardable) = responder.respond(&request, asker, port);
     let mut forwarded = false;
+    if let Some(target) = cname_to_chase(&response) {
+        // A CNAME of ours to a name we do not hold: the target's records follow from the
+        // upstream in the same answer (RFC 1034 4.3.2 step 3a), as stub resolvers (glibc,
+        // musl) do not chase a CNAME themselves. Not allowed to forward for this asker, or
+        // the upstream failing: the CNAME alone stays.
+        let mut chase = request.clone();
+        if let Some(query) = chase.queries.first_mut() {
+            query.set_name(target);
+        }
+        if let Forwarded::Answer(upstream) = responder.forward(&chase, asker, tcp).await {
+            response.answers.extend(upstream.answers);
+            // RFC 6604: the RCODE is the last name's.
+            if upstream.metadata.response_code == hickory_server::proto::op::ResponseCode::NXDomain
+            {
+                response.metadata.response_code = upstream.metadata.response_code;
+            }
+            forwarded = true;
+        }
+    }
     if forwardable {
         match responder.forward(&request, asker, tcp).await {
             Forwarded::Answer(upstream) => {
@@ -114,6 +133,29 @@ pub async fn answer_bytes(
     metrics::histogram!(telemetry::names::DNS_REQUEST_DURATION)
         .record(started.elapsed().as_secs_f64());
     Some(encoded)
+}
+
+/// The target to forward for, when `response` is ours and ends in a CNAME to a name we do
+/// not hold: NOERROR, the last answer a CNAME, no SOA (a held target with no data of the
+/// type carries its zone's SOA, and is answered as it is).
+fn cname_to_chase(response: &Message) -> Option<hickory_server::proto::rr::Name> {
+    use hickory_server::proto::rr::RData;
+    if response.metadata.response_code != hickory_server::proto::op::ResponseCode::NoError
+        || !response.authorities.is_empty()
+    {
+        return None;
+    }
+    let asked = response.queries.first()?.query_type();
+    if matches!(
+        asked,
+        hickory_server::proto::rr::RecordType::CNAME | hickory_server::proto::rr::RecordType::ANY
+    ) {
+        return None;
+    }
+    match &response.answers.last()?.data {
+        RData::CNAME(target) => Some(target.0.clone()),
+        _ => None,
+    }
 }
 
 /// `response` encoded within `limit` octets, by its real encoded size. Past it, the additional
