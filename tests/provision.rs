@@ -391,22 +391,24 @@ fn missing_image_is_named_with_its_container() {
     if !available() {
         return;
     }
+    // A registry that cannot be asked: nothing listens on loopback port 1 (no traffic leaves
+    // the machine). Plan says so and goes on; apply's pull, its first step, fails.
     let stack = format!(
-        "[stack]\nname = \"natest-img\"\n[containers.natest-img-c]\nimage = \"netalias-test/absent:1\"\nnetwork_mode = \"none\"\nlabels = {TEST_LABELS}\n"
+        "[stack]\nname = \"natest-img\"\n[containers.natest-img-c]\nimage = \"127.0.0.1:1/netalias-test/absent:1\"\nnetwork_mode = \"none\"\nlabels = {TEST_LABELS}\n"
     );
     let file = StackFile::new(&stack);
     let _teardown = Teardown(&file);
     // Plan knows it is missing: it read that once, with everything else.
     let plan = ok(file.run(&["plan"]));
     assert!(
-        plan.contains("+ image netalias-test/absent:1 (missing, will be pulled for natest-img-c)"),
+        plan.contains("+ image 127.0.0.1:1/netalias-test/absent:1 (missing, will be pulled for natest-img-c): its registry could not be asked ("),
         "{plan}"
     );
     let out = file.run(&["apply"]);
     let t = text(&out);
     assert!(!out.status.success());
     assert!(
-        t.contains("netalias-test/absent:1") && t.contains("natest-img-c"),
+        t.contains("127.0.0.1:1/netalias-test/absent:1") && t.contains("natest-img-c"),
         "{t}"
     );
     // Pulls come first: nothing was changed, and apply does not say it was.
@@ -414,6 +416,110 @@ fn missing_image_is_named_with_its_container() {
         t.contains("before changing any network, volume or container") && !t.contains("was done"),
         "{t}"
     );
+}
+
+/// The first 12 hex digits of a digest, as the plan shows it.
+fn short(digest: &str) -> String {
+    digest.chars().take("sha256:".len() + 12).collect()
+}
+
+#[test]
+fn images_are_checked_against_their_registry_by_digest_before_anything_changes() {
+    if !available() {
+        return;
+    }
+    let registry = common::registry::Registry::start();
+    let host = registry.host();
+    let image = format!("{host}/natest/app:1");
+    let _images = common::registry::RemoveImages(vec![image.clone()]);
+    let first = registry.publish("natest/app", "1", "one");
+    let stack_with = |image: &str| {
+        format!(
+            "[stack]\nname = \"natest-reg\"\n[networks.natest-reg-net]\nsubnet = \"10.238.0.0/24\"\nlabels = {TEST_LABELS}\n[containers.natest-reg-c]\nimage = \"{image}\"\npull = \"always\"\ncommand = {IDLE_CMD}\nlabels = {TEST_LABELS}\nnetworks.natest-reg-net = {{}}\n"
+        )
+    };
+
+    // A name the registry does not have fails the plan, and apply, before any change.
+    let unknown = StackFile::new(&stack_with(&format!("{host}/natest/nosuch:1")));
+    let _teardown_unknown = Teardown(&unknown);
+    let out = unknown.run(&["plan"]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "image `{host}/natest/nosuch:1` for container `natest-reg-c` is not in its registry"
+        )) && t.contains("manifest unknown"),
+        "{t}"
+    );
+    // Apply pulls `always` images first of all: the pull is refused, and nothing changed.
+    let out = unknown.run(&["apply"]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("{host}/natest/nosuch:1"))
+            && t.contains("before changing any network, volume or container"),
+        "{t}"
+    );
+    assert!(
+        !Command::new("docker")
+            .args(["network", "inspect", "natest-reg-net"])
+            .output()
+            .expect("docker")
+            .status
+            .success(),
+        "the refused apply created the network"
+    );
+
+    // A name it has: the plan says what the pull brings, by digest.
+    let file = StackFile::new(&stack_with(&image));
+    let _teardown = Teardown(&file);
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        plan.contains(&format!(
+            "+ image {image} (pull = \"always\" for natest-reg-c: missing; apply pulls it first): the registry has {}",
+            short(&first)
+        )),
+        "{plan}"
+    );
+    ok(file.run(&["apply"]));
+    assert_eq!(
+        docker(&["exec", "natest-reg-c", "cat", "/version"]).trim(),
+        "one"
+    );
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        plan.contains(&format!(
+            "  image {image} (pull = \"always\" for natest-reg-c: what is here is the registry's {}, unchanged)\n",
+            short(&first)
+        )) && plan.contains("container natest-reg-c (unchanged"),
+        "{plan}"
+    );
+
+    // The registry moves on: plan shows the new digest and the recreate before any pull.
+    let second = registry.publish("natest/app", "1", "two");
+    let plan = ok(file.run(&["plan"]));
+    assert!(
+        plan.contains(&format!(
+            "~ container natest-reg-c: image {image} changes (the registry has {}) (recreate",
+            short(&second)
+        )) && plan.contains(&format!(
+            "~ image {image} (pull = \"always\" for natest-reg-c: the registry has {}, not what is here;",
+            short(&second)
+        )),
+        "{plan}"
+    );
+    assert_eq!(
+        docker(&["exec", "natest-reg-c", "cat", "/version"]).trim(),
+        "one",
+        "plan changed nothing"
+    );
+    ok(file.run(&["apply"]));
+    assert_eq!(
+        docker(&["exec", "natest-reg-c", "cat", "/version"]).trim(),
+        "two"
+    );
+    let plan = ok(file.run(&["plan"]));
+    assert!(plan.contains("container natest-reg-c (unchanged"), "{plan}");
 }
 
 #[test]
@@ -665,11 +771,15 @@ fn a_failed_pull_or_start_leaves_the_old_container_running() {
     let id = inspect("{{.Id}}", &web);
 
     // An image that cannot be had: refused before the old container is touched.
-    std::fs::write(&file.path, stack("netalias-test/absent:2", "10.224.0.20")).expect("write");
+    std::fs::write(
+        &file.path,
+        stack("127.0.0.1:1/netalias-test/absent:2", "10.224.0.20"),
+    )
+    .expect("write");
     let out = file.run(&["apply"]);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("netalias-test/absent:2") && text(&out).contains(&web),
+        text(&out).contains("127.0.0.1:1/netalias-test/absent:2") && text(&out).contains(&web),
         "{}",
         text(&out)
     );

@@ -82,30 +82,36 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
             .context("apply stopped before changing any network, volume or container; fix the cause and run apply again")?;
     }
     let pulled = matches!(command, ProvisionCommand::Apply { .. });
-    let engine = read_engine(&docker, &stack).await?;
+    let engine = read_engine(&docker, &stack, pulled).await?;
+    // What the command was told, for the one plan that plan, status and apply each print
+    // or carry out.
+    let options = match &command {
+        ProvisionCommand::Plan { recreate, wait, .. }
+        | ProvisionCommand::Apply { recreate, wait, .. } => PlanOptions {
+            adopt,
+            recreate: *recreate,
+            pulled,
+            wait: wait.wait,
+            wait_timeout: wait.wait_timeout,
+        },
+        // Whether the engine differs from the file, not whether apply may go: a drifted
+        // network in use is a difference, not a refusal (someone else's container on a
+        // network to recreate still is one).
+        ProvisionCommand::Status(_) | ProvisionCommand::Destroy { .. } => PlanOptions {
+            adopt,
+            recreate: true,
+            pulled,
+            ..Default::default()
+        },
+    };
+    // Every refusal is here, before anything is touched: apply carries the plan out.
+    let plan = plan(&stack, &engine, options)?;
     match command {
-        ProvisionCommand::Plan { recreate, wait, .. } => {
-            let options = PlanOptions {
-                adopt,
-                recreate,
-                pulled,
-                wait: wait.wait,
-                wait_timeout: wait.wait_timeout,
-            };
-            println!("{}", plan(&stack, &engine, options)?);
+        ProvisionCommand::Plan { .. } => {
+            println!("{plan}");
             Ok(ExitCode::SUCCESS)
         }
         ProvisionCommand::Status(_) => {
-            // Whether the engine differs from the file, not whether apply may go: a drifted
-            // network in use is a difference, not a refusal (someone else's container on a
-            // network to recreate still is one).
-            let options = PlanOptions {
-                adopt,
-                recreate: true,
-                pulled,
-                ..Default::default()
-            };
-            let plan = plan(&stack, &engine, options)?;
             println!("{plan}");
             Ok(if !plan.differs() {
                 ExitCode::SUCCESS
@@ -113,16 +119,7 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        ProvisionCommand::Apply { recreate, wait, .. } => {
-            // Every refusal is here, before anything is touched: apply carries the plan out.
-            let options = PlanOptions {
-                adopt,
-                recreate,
-                pulled,
-                wait: wait.wait,
-                wait_timeout: wait.wait_timeout,
-            };
-            let plan = plan(&stack, &engine, options)?;
+        ProvisionCommand::Apply { .. } => {
             if !plan.has_work() {
                 println!("stack {}: no changes", stack.name());
                 return Ok(ExitCode::SUCCESS);

@@ -46,7 +46,53 @@ pub struct EngineState {
     /// The ID of each of the stack's images the engine has, by the name the spec gives; a
     /// missing one is absent (it is pulled before anything changes).
     pub image_ids: BTreeMap<String, String>,
+    /// The registry digests each of those was pulled by (`RepoDigests`, `NAME@sha256:…`;
+    /// empty for one built or loaded here).
+    pub image_digests: BTreeMap<String, Vec<String>>,
+    /// What the registry says of each image a pull would fetch (a missing one, or a
+    /// `pull = "always"` one not pulled yet), asked without pulling.
+    pub registry: BTreeMap<String, RegistryImage>,
 }
+
+/// An image the engine has: its ID, and the registry digests it was pulled by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalImage {
+    pub id: String,
+    /// `RepoDigests`: `NAME@sha256:…`, one per repository it was pulled from; none for an
+    /// image built or loaded here.
+    pub repo_digests: Vec<String>,
+}
+
+/// What an image's registry says of its name, asked through the engine without pulling
+/// (`GET /distribution/NAME/json`, what `docker manifest inspect` reads): so `plan` can say
+/// what a pull would bring, and refuse a name no registry has before anything changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryImage {
+    /// It has the name: the digest of the manifest a pull brings now.
+    Digest(String),
+    /// It answered that it has no such name, or that this engine may not pull it: a pull
+    /// would fail.
+    Unknown(String),
+    /// It could not be asked (no route, no answer in time, TLS): nothing is known either way.
+    Unreachable(String),
+}
+
+impl RegistryImage {
+    /// Whether an image pulled by `repo_digests` is what the registry has now.
+    pub fn is_here(&self, repo_digests: &[String]) -> bool {
+        match self {
+            // The digest names the content whatever repository it came through.
+            RegistryImage::Digest(digest) => repo_digests
+                .iter()
+                .any(|d| d.rsplit_once('@').is_some_and(|(_, d)| d == digest)),
+            _ => false,
+        }
+    }
+}
+
+/// How long the registry may take to say what an image is: past this, the plan says it
+/// could not be asked, and apply's pull (the first thing apply does) decides.
+const REGISTRY_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Whose a resource is: the stack named by its label, and the stack file that created it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -166,11 +212,13 @@ pub trait Engine {
     ) -> impl Future<Output = Result<Option<Owner>, ProvisionError>> + Send;
     /// A container's health (`depends_on = "healthy"`, `apply --wait`).
     fn health(&self, name: &str) -> impl Future<Output = Result<Health, ProvisionError>> + Send;
-    /// The image's ID, or None when the engine does not have it.
-    fn image_id(
+    /// The image as the engine has it, or None when it does not have it.
+    fn image(
         &self,
         image: &str,
-    ) -> impl Future<Output = Result<Option<String>, ProvisionError>> + Send;
+    ) -> impl Future<Output = Result<Option<LocalImage>, ProvisionError>> + Send;
+    /// What the image's registry says of `image` now, without pulling it.
+    fn registry_image(&self, image: &str) -> impl Future<Output = RegistryImage> + Send;
 
     /// Pulls `image` for `container` (named in the error).
     fn pull_image(
@@ -261,6 +309,32 @@ impl BollardEngine {
                 .as_deref()
                 .is_none_or(is_local_host),
         })
+    }
+}
+
+/// Sorts the engine's answer to a registry question: the registry said no (a pull would
+/// fail), or it could not be asked (a pull might still work later).
+fn registry_error(error: bollard::errors::Error) -> RegistryImage {
+    match error {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
+            // dockerd passes on the registry's 401/403/404; a registry that answered
+            // "manifest unknown" or "denied" can come back as a 500 with its words.
+            let lower = message.to_ascii_lowercase();
+            let said_no = matches!(status_code, 401 | 403 | 404)
+                || ["manifest unknown", "not found", "denied", "unauthorized"]
+                    .iter()
+                    .any(|w| lower.contains(w));
+            let message = message.trim().replace('\n', "; ");
+            if said_no {
+                RegistryImage::Unknown(message)
+            } else {
+                RegistryImage::Unreachable(message)
+            }
+        }
+        other => RegistryImage::Unreachable(other.to_string()),
     }
 }
 
@@ -544,11 +618,29 @@ impl Engine for BollardEngine {
         })
     }
 
-    async fn image_id(&self, image: &str) -> Result<Option<String>, ProvisionError> {
+    async fn image(&self, image: &str) -> Result<Option<LocalImage>, ProvisionError> {
         match self.docker.inspect_image(image).await {
-            Ok(i) => Ok(Some(i.id.unwrap_or_default())),
+            Ok(i) => Ok(Some(LocalImage {
+                id: i.id.unwrap_or_default(),
+                repo_digests: i.repo_digests.unwrap_or_default(),
+            })),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(engine(format!("inspect image {image}"))(e)),
+        }
+    }
+
+    async fn registry_image(&self, image: &str) -> RegistryImage {
+        let ask = self.docker.inspect_registry_image(image, None);
+        match tokio::time::timeout(REGISTRY_WAIT, ask).await {
+            Ok(Ok(found)) => match found.descriptor.digest {
+                Some(digest) => RegistryImage::Digest(digest),
+                None => RegistryImage::Unreachable("the registry gave no digest".into()),
+            },
+            Ok(Err(e)) => registry_error(e),
+            Err(_) => RegistryImage::Unreachable(format!(
+                "no answer within {} s",
+                REGISTRY_WAIT.as_secs()
+            )),
         }
     }
 

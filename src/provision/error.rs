@@ -52,6 +52,14 @@ pub enum ProvisionError {
     )]
     ImageNeverPulled { image: String, container: String },
     #[error(
+        "image `{image}` for container `{container}` is not in its registry ({reason}): check its name and tag, or build or load it here (docker build -t {image} . / docker load) and set pull = \"never\""
+    )]
+    UnknownImage {
+        image: String,
+        container: String,
+        reason: String,
+    },
+    #[error(
         "stack `{stack}`: {kind} `{name}` was created from {theirs}, not from {ours}; two files with one stack name would remove each other's resources. Give each file its own [stack] name, or rerun with --adopt to take the stack over from {theirs}"
     )]
     OtherFile {

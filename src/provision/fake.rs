@@ -11,7 +11,8 @@ use std::{
 use super::{
     FIELDS_LABEL, SPEC_LABEL,
     engine::{
-        ContainerState, Engine, Health, NetworkState, NewContainer, Owner, VolumeMount, VolumeState,
+        ContainerState, Engine, Health, LocalImage, NetworkState, NewContainer, Owner,
+        RegistryImage, VolumeMount, VolumeState,
     },
     error::ProvisionError,
     spec::{Attachment, NetworkMode, NetworkSpec, VolumeSpec},
@@ -25,6 +26,7 @@ pub enum Call {
     Volumes,
     Containers,
     HasImage(String),
+    Registry(String),
     Health(String),
     Owner(String),
     AnswersDns(std::net::SocketAddrV4),
@@ -53,6 +55,7 @@ impl Call {
                 | Call::Volumes
                 | Call::Containers
                 | Call::HasImage(_)
+                | Call::Registry(_)
                 | Call::Health(_)
                 | Call::Owner(_)
                 | Call::AnswersDns(_)
@@ -76,6 +79,10 @@ pub struct State {
     pub silent: BTreeSet<std::net::SocketAddrV4>,
     /// What a pull of an image gives (its ID); absent: `sha256:NAME`.
     pub pulled: BTreeMap<String, String>,
+    /// The registry digests each image here was pulled by (absent: built here).
+    pub repo_digests: BTreeMap<String, Vec<String>>,
+    /// What the registry says of each image; absent: it cannot be asked.
+    pub registry: BTreeMap<String, RegistryImage>,
 }
 
 #[derive(Debug, Default)]
@@ -263,9 +270,21 @@ impl Engine for FakeEngine {
         })
     }
 
-    async fn image_id(&self, image: &str) -> Result<Option<String>, ProvisionError> {
+    async fn image(&self, image: &str) -> Result<Option<LocalImage>, ProvisionError> {
         let state = self.call(Call::HasImage(image.to_string()))?;
-        Ok(state.images.get(image).cloned())
+        Ok(state.images.get(image).map(|id| LocalImage {
+            id: id.clone(),
+            repo_digests: state.repo_digests.get(image).cloned().unwrap_or_default(),
+        }))
+    }
+
+    async fn registry_image(&self, image: &str) -> RegistryImage {
+        match self.call(Call::Registry(image.to_string())) {
+            Ok(state) => state.registry.get(image).cloned().unwrap_or_else(|| {
+                RegistryImage::Unreachable("this test has no registry".to_string())
+            }),
+            Err(e) => RegistryImage::Unreachable(e.to_string()),
+        }
     }
 
     async fn pull_image(&self, image: &str, container: &str) -> Result<(), ProvisionError> {
@@ -281,6 +300,11 @@ impl Engine for FakeEngine {
             .cloned()
             .unwrap_or_else(|| format!("sha256:{image}"));
         state.images.insert(image.to_string(), id);
+        if let Some(RegistryImage::Digest(digest)) = state.registry.get(image).cloned() {
+            state
+                .repo_digests
+                .insert(image.to_string(), vec![format!("{image}@{digest}")]);
+        }
         Ok(())
     }
 

@@ -12,7 +12,9 @@ use ipnet::Ipv4Net;
 
 use super::{
     FILE_LABEL, STACK_LABEL,
-    engine::{ContainerState, Engine, EngineState, NetworkState, Owner, VolumeMount},
+    engine::{
+        ContainerState, Engine, EngineState, NetworkState, Owner, RegistryImage, VolumeMount,
+    },
     error::ProvisionError,
     fields,
     spec::{Condition, ContainerSpec, Mount, NetworkMode, Pull, Stack},
@@ -25,17 +27,20 @@ pub async fn read_lists(engine: &impl Engine) -> Result<EngineState, ProvisionEr
         networks: engine.networks().await?.into_iter().collect(),
         volumes: engine.volumes().await?.into_iter().collect(),
         containers: engine.containers().await?.into_iter().collect(),
-        image_ids: BTreeMap::new(),
+        ..Default::default()
     })
 }
 
 /// Reads, once, everything `plan` decides from: the lists, what is attached to each network
 /// the stack declares (a drifted one in use needs `--recreate`; one holding someone else's
-/// container cannot be recreated), and what each of the stack's images is (missing ones
-/// are absent).
+/// container cannot be recreated), what each of the stack's images is (missing ones are
+/// absent), and what the registry says of each image a pull would fetch: a missing one,
+/// and a `pull = "always"` one unless `pulled` (apply pulled those just before). The
+/// registry questions go out together; each is bounded (`engine::REGISTRY_WAIT`).
 pub async fn read_engine(
     engine: &impl Engine,
     stack: &Stack,
+    pulled: bool,
 ) -> Result<EngineState, ProvisionError> {
     let mut state = read_lists(engine).await?;
     for name in stack.networks.keys() {
@@ -49,10 +54,28 @@ pub async fn read_engine(
         .map(|c| c.image.get_ref())
         .collect();
     for image in images {
-        if let Some(id) = engine.image_id(image).await? {
-            state.image_ids.insert(image.clone(), id);
+        if let Some(found) = engine.image(image).await? {
+            state.image_ids.insert(image.clone(), found.id);
+            state
+                .image_digests
+                .insert(image.clone(), found.repo_digests);
         }
     }
+    let mut ask: BTreeSet<&String> = BTreeSet::new();
+    for spec in stack.containers.values() {
+        let image = spec.image.get_ref();
+        let fetched = match spec.pull() {
+            Pull::Never => false,
+            Pull::Always => !pulled,
+            Pull::Missing => !state.image_ids.contains_key(image),
+        };
+        if fetched {
+            ask.insert(image);
+        }
+    }
+    let answers =
+        futures_util::future::join_all(ask.iter().map(|image| engine.registry_image(image))).await;
+    state.registry = ask.into_iter().cloned().zip(answers).collect();
     Ok(state)
 }
 
@@ -160,6 +183,12 @@ pub enum Action {
         container: String,
         /// Pulled because the container says `pull = "always"` (it may be present).
         always: bool,
+        /// What the registry says the pull brings (None: not asked).
+        registry: Option<RegistryImage>,
+        /// The engine has an image by this name now (`always` only: otherwise it is missing).
+        present: bool,
+        /// ... and it is what the registry has (a pull changes nothing).
+        current: bool,
     },
     CreateNetwork(String),
     KeepNetwork(String),
@@ -271,17 +300,53 @@ impl fmt::Display for Action {
             Action::PullImage {
                 image,
                 container,
-                always: false,
-            } => write!(
-                f,
-                "+ image {image} (missing, will be pulled for {container})"
-            ),
-            Action::PullImage {
-                image, container, ..
-            } => write!(
-                f,
-                "+ image {image} (pull = \"always\" for {container}: apply pulls it first, and recreates what runs it if it changed)"
-            ),
+                always,
+                registry,
+                present,
+                current,
+            } => {
+                let digest = match registry {
+                    Some(RegistryImage::Digest(d)) => Some(short_digest(d)),
+                    _ => None,
+                };
+                match (always, present, &digest) {
+                    (false, _, _) => write!(
+                        f,
+                        "+ image {image} (missing, will be pulled for {container})"
+                    )?,
+                    (true, true, Some(d)) if *current => {
+                        return write!(
+                            f,
+                            "  image {image} (pull = \"always\" for {container}: what is here is the registry's {d}, unchanged)"
+                        );
+                    }
+                    (true, true, Some(d)) => {
+                        return write!(
+                            f,
+                            "~ image {image} (pull = \"always\" for {container}: the registry has {d}, not what is here; apply pulls it first and recreates what runs it)"
+                        );
+                    }
+                    (true, false, _) => write!(
+                        f,
+                        "+ image {image} (pull = \"always\" for {container}: missing; apply pulls it first)"
+                    )?,
+                    (true, true, None) => write!(
+                        f,
+                        "+ image {image} (pull = \"always\" for {container}: apply pulls it first, and recreates what runs it if it changed)"
+                    )?,
+                }
+                match (registry, digest) {
+                    (_, Some(d)) => write!(f, ": the registry has {d}"),
+                    (Some(RegistryImage::Unreachable(why)), _) => write!(
+                        f,
+                        ": its registry could not be asked ({why}); apply's pull, its first step, will tell"
+                    ),
+                    (Some(RegistryImage::Unknown(why)), _) => {
+                        write!(f, ": its registry has no such image ({why})")
+                    }
+                    _ => Ok(()),
+                }
+            }
             Action::CreateNetwork(n) => write!(f, "+ network {n}"),
             Action::KeepNetwork(n) => write!(f, "  network {n} (unchanged)"),
             Action::RecreateNetwork { name, diff, .. } => {
@@ -436,6 +501,44 @@ fn map_diff(
         );
     }
     out
+}
+
+/// For a container whose image some container of the stack pulls always (`pull =
+/// "always"`; apply's pull changes what the tag names for every container running it), when
+/// that image is here but is not what its registry has now: the registry's digest, short.
+/// None once apply pulled (`pulled`: the image's ID tells then).
+fn newer_in_registry(
+    spec: &ContainerSpec,
+    stack: &Stack,
+    engine: &EngineState,
+    options: PlanOptions,
+) -> Option<String> {
+    let image = spec.image.get_ref();
+    if options.pulled
+        || !engine.image_ids.contains_key(image)
+        || !stack
+            .containers
+            .values()
+            .any(|c| c.pull() == Pull::Always && c.image.get_ref() == image)
+    {
+        return None;
+    }
+    let here = engine
+        .image_digests
+        .get(image)
+        .map_or(&[][..], Vec::as_slice);
+    match engine.registry.get(image)? {
+        found @ RegistryImage::Digest(digest) if !found.is_here(here) => Some(short_digest(digest)),
+        _ => None,
+    }
+}
+
+/// A registry digest as `docker images --digests` shows it, cut to 12 hex digits.
+fn short_digest(digest: &str) -> String {
+    match digest.split_once(':') {
+        Some((algorithm, hex)) => format!("{algorithm}:{}", hex.get(..12).unwrap_or(hex)),
+        None => digest.get(..12).unwrap_or(digest).to_string(),
+    }
 }
 
 /// An image ID as `docker images` shows it: 12 hex digits, without `sha256:`.
@@ -682,10 +785,21 @@ pub fn plan(
     } else {
         always_pulled(stack)
             .into_iter()
-            .map(|(image, container)| Action::PullImage {
-                image,
-                container,
-                always: true,
+            .map(|(image, container)| {
+                let registry = engine.registry.get(&image).cloned();
+                let present = engine.image_ids.contains_key(&image);
+                let current = present
+                    && registry.as_ref().is_some_and(|r| {
+                        r.is_here(engine.image_digests.get(&image).map_or(&[], Vec::as_slice))
+                    });
+                Action::PullImage {
+                    image,
+                    container,
+                    always: true,
+                    registry,
+                    present,
+                    current,
+                }
             })
             .collect()
     };
@@ -700,6 +814,9 @@ pub fn plan(
                 image: image.clone(),
                 container: container.clone(),
                 always: false,
+                registry: engine.registry.get(image).cloned(),
+                present: false,
+                current: false,
             });
         }
     };
@@ -771,6 +888,13 @@ pub fn plan(
                         spec.image.get_ref(),
                         short_id(was),
                         short_id(now)
+                    ))
+                } else if let Some(newer) = newer_in_registry(spec, stack, engine, options) {
+                    // `pull = "always"`, and what apply's pull brings is not what is here: the
+                    // plan shows now the recreate that apply's read after the pull will make.
+                    Some(format!(
+                        "image {} changes (the registry has {newer})",
+                        spec.image.get_ref()
                     ))
                 } else if let NetworkMode::Container(host) = spec.network_mode()
                     && actions.iter().any(|a| {
@@ -900,6 +1024,22 @@ pub fn plan(
     });
     let actions = with_waits(stack, actions, options);
     let mut actions = actions;
+    // A name its registry says it does not have fails here, not at apply's first pull.
+    for pull in &pulls {
+        if let Action::PullImage {
+            image,
+            container,
+            registry: Some(RegistryImage::Unknown(reason)),
+            ..
+        } = pull
+        {
+            return Err(ProvisionError::UnknownImage {
+                image: image.clone(),
+                container: container.clone(),
+                reason: reason.clone(),
+            });
+        }
+    }
     // Every image before anything changes: a failed pull must leave the old service running.
     pulls.append(&mut actions);
     Ok(Plan {

@@ -5,7 +5,7 @@
 
 use super::{
     apply::{Report, Summary, apply, destroy},
-    engine::{ContainerState, EngineState, Owner},
+    engine::{ContainerState, EngineState, Owner, RegistryImage},
     error::ProvisionError,
     fake::{Call, FakeEngine, State},
     plan::{Action, Plan, PlanOptions, aside_name, fingerprint, plan, read_engine},
@@ -78,7 +78,7 @@ fn empty_engine() -> FakeEngine {
 }
 
 async fn read(engine: &FakeEngine, stack: &Stack) -> EngineState {
-    match read_engine(engine, stack).await {
+    match read_engine(engine, stack, false).await {
         Ok(state) => state,
         Err(e) => panic!("read: {e}"),
     }
@@ -246,6 +246,11 @@ async fn apply_makes_the_plan_s_calls_in_its_order_and_reads_nothing() {
                 image: "img:2".into(),
                 container: "web".into(),
                 always: false,
+                registry: Some(RegistryImage::Unreachable(
+                    "this test has no registry".into()
+                )),
+                present: false,
+                current: false,
             },
             Action::CreateNetwork("net".into()),
             Action::CreateVolume("vol".into()),
@@ -611,6 +616,110 @@ async fn pull_never_fails_the_plan_for_a_missing_image_and_always_pulls_first() 
             && text.contains("→ fedcba987654)")
             && text.contains("~ container db: image img:1 changed"),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_image_its_registry_does_not_have_fails_the_plan_before_anything_changes() {
+    let engine = empty_engine();
+    engine.edit(|s| {
+        s.registry.insert(
+            "img:2".into(),
+            RegistryImage::Unknown("manifest unknown".into()),
+        );
+    });
+    let stack = web_image_with("img:2", "");
+    let state = read(&engine, &stack).await;
+    let refused = plan(&stack, &state, PlanOptions::default());
+    assert!(
+        matches!(&refused, Err(ProvisionError::UnknownImage { image, container, reason })
+            if image == "img:2" && container == "web" && reason == "manifest unknown"),
+        "{refused:?}"
+    );
+    assert!(
+        engine.calls().iter().all(Call::is_read),
+        "{:?}",
+        engine.calls()
+    );
+    // An image here is not asked about (pull = "missing"), whatever the registry says.
+    let here = web_image_with("img:1", "");
+    let state = read(&engine, &here).await;
+    assert!(state.registry.is_empty(), "{:?}", state.registry);
+
+    // One the registry has: the plan says what a pull brings.
+    engine.edit(|s| {
+        s.registry.insert(
+            "img:2".into(),
+            RegistryImage::Digest(format!("sha256:{}", "ab".repeat(32))),
+        );
+    });
+    let shown = planned(&engine, &stack, false).await.to_string();
+    assert!(
+        shown.contains(
+            "+ image img:2 (missing, will be pulled for web): the registry has sha256:abababababab\n"
+        ),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_pull_always_image_is_compared_by_digest_with_what_its_registry_has() {
+    let always = web_with("pull = \"always\"");
+    let old = format!("sha256:{}", "01".repeat(32));
+    let new = format!("sha256:{}", "fe".repeat(32));
+    let engine = applied_with(&always).await;
+    engine.edit(|s| {
+        s.repo_digests
+            .insert("img:1".into(), vec![format!("img@{old}")]);
+        s.registry
+            .insert("img:1".into(), RegistryImage::Digest(old.clone()));
+    });
+    // What is here is what the registry has: nothing to recreate.
+    let plan = planned(&engine, &always, false).await;
+    let text = plan.to_string();
+    assert!(
+        text.contains("  image img:1 (pull = \"always\" for web: what is here is the registry's sha256:010101010101, unchanged)\n"),
+        "{text}"
+    );
+    assert_eq!(plan.changes(), 0, "{text}");
+
+    // The registry has moved on: the plan shows the pull and each recreate it brings,
+    // before apply has pulled anything.
+    engine.edit(|s| {
+        s.registry
+            .insert("img:1".into(), RegistryImage::Digest(new.clone()));
+        s.pulled
+            .insert("img:1".into(), "sha256:fedcba9876543210".into());
+    });
+    let plan = planned(&engine, &always, false).await;
+    let text = plan.to_string();
+    assert!(
+        text.contains("~ image img:1 (pull = \"always\" for web: the registry has sha256:fefefefefefe, not what is here; apply pulls it first and recreates what runs it)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "~ container web: image img:1 changes (the registry has sha256:fefefefefefe) (recreate"
+        ) && text.contains("~ container db: image img:1 changes"),
+        "{text}"
+    );
+    assert_eq!(plan.changes(), 2, "{text}");
+    // Apply pulls first, then plans from what is here now: the same two recreates.
+    let pulled = super::apply::pull_always(&engine, &always, &mut |_| {}).await;
+    assert!(pulled.is_ok(), "{pulled:?}");
+    let state = read_engine(&engine, &always, true).await.expect("read");
+    assert!(state.registry.is_empty(), "pulled already: not asked again");
+    let options = PlanOptions {
+        pulled: true,
+        ..Default::default()
+    };
+    let after = super::plan::plan(&always, &state, options).expect("plan after the pull");
+    assert_eq!(after.changes(), 2, "{after}");
+    assert!(
+        after
+            .to_string()
+            .contains("~ container web: image img:1 changed ("),
+        "{after}"
     );
 }
 

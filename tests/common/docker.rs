@@ -85,7 +85,7 @@ fn prepare() {
     });
 }
 
-/// Removes every container and network carrying the test label.
+/// Removes every container, network, volume and registry image carrying the test label.
 pub fn sweep() {
     let leftovers = || docker(&["ps", "-aq", "--filter", &format!("label={LABEL}")]);
     let containers = leftovers();
@@ -106,6 +106,20 @@ pub fn sweep() {
     let volumes = docker(&["volume", "ls", "-q", "--filter", &format!("label={LABEL}")]);
     for name in volumes.split_whitespace() {
         let _ = Command::new("docker").args(["volume", "rm", name]).output();
+    }
+    // Images pulled from a test's loopback registry (`registry.rs`; they carry the label).
+    let images = docker(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        "--filter",
+        &format!("label={LABEL}"),
+    ]);
+    for image in images
+        .split_whitespace()
+        .filter(|i| i.starts_with("127.0.0.1:"))
+    {
+        let _ = Command::new("docker").args(["rmi", "-f", image]).output();
     }
 }
 

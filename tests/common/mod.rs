@@ -387,6 +387,7 @@ pub mod dnsmasq;
 pub mod docker;
 pub mod engine_proxy;
 pub mod in_process;
+pub mod registry;
 pub mod upstream;
 
 /// The body of `GET http://ADDR/PATH`; panics unless it succeeds.
