@@ -265,8 +265,17 @@ pub async fn apply(
                 stale_aside,
                 from_aside,
                 wait,
+                predecessor,
                 ..
             } => {
+                // The container it succeeds goes aside under its aside name first: from
+                // there on it is the old one, as one an earlier run left aside (and an apply
+                // stopped here finds it there next time).
+                if let Some(predecessor) = predecessor {
+                    engine
+                        .rename_container(predecessor, &aside_name(name))
+                        .await?;
+                }
                 let old = Old {
                     there: !removed_with_network && !from_aside,
                     stale_aside: *stale_aside,

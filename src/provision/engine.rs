@@ -30,7 +30,7 @@ use bollard::{
 use futures_util::StreamExt;
 
 use super::{
-    FIELDS_LABEL, FILE_LABEL, SPEC_LABEL, STACK_LABEL,
+    FIELDS_LABEL, FILE_LABEL, REPLICA_LABEL, SPEC_LABEL, STACK_LABEL,
     error::{ProvisionError, engine, is_not_found},
     fields::{PortSpec, parse_memory, parse_tmpfs},
     spec::{Attachment, ContainerSpec, NetworkMode, NetworkSpec, VolumeSpec},
@@ -151,6 +151,8 @@ pub struct ContainerState {
     pub networks: Vec<String>,
     /// Volumes mounted in it (named, or anonymous ones the image's `VOLUME` made).
     pub volumes: Vec<VolumeMount>,
+    /// The declared container it is a replica of (`replicas = N`; its `REPLICA_LABEL`).
+    pub replica_of: Option<String>,
 }
 
 /// A container's health as the engine reports it.
@@ -562,6 +564,7 @@ impl Engine for BollardEngine {
                     running: c.state.map(|s| s.to_string()) == Some("running".into()),
                     networks,
                     volumes,
+                    replica_of: labels.get(REPLICA_LABEL).cloned(),
                 },
             ));
         }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use super::{
-    FIELDS_LABEL, SPEC_LABEL,
+    FIELDS_LABEL, REPLICA_LABEL, SPEC_LABEL,
     engine::{
         ContainerState, Engine, Health, LocalImage, NetworkState, NewContainer, Owner,
         RegistryImage, VolumeMount, VolumeState,
@@ -440,6 +440,7 @@ impl Engine for FakeEngine {
             running: false,
             networks,
             volumes,
+            replica_of: container.labels.get(REPLICA_LABEL).cloned(),
         };
         state.containers.insert(name.to_string(), created);
         Ok(())

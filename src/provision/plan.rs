@@ -239,6 +239,11 @@ pub enum Action {
         /// that one is the old container (its volumes are carried, it comes back if the new
         /// one fails, and goes only once the new one runs).
         from_aside: bool,
+        /// The old container is another one of the stack, no longer declared, that this one
+        /// succeeds (`NAME` becoming replicas `NAME-1`.., or back): apply first puts it
+        /// aside under this one's aside name, then goes on as with `from_aside`, so its
+        /// anonymous volumes are handed over instead of left unattached.
+        predecessor: Option<String>,
     },
     /// Its spec is unchanged but it is not on all its networks (an apply stopped between
     /// create and connect): connect the missing ones, then start it.
@@ -852,6 +857,22 @@ pub fn plan(
                     stale_aside: false,
                     from_aside: true,
                     wait: None,
+                    predecessor: None,
+                });
+            }
+            None if let Some(old) = predecessor(stack, &container, engine, &ours) => {
+                pull_for(&container);
+                actions.push(Action::RecreateContainer {
+                    name: container.clone(),
+                    reason: format!(
+                        "it succeeds {old}, no longer declared, which hands its volumes over"
+                    ),
+                    carried: carried_volumes(engine, spec, &engine.containers[&old]),
+                    removed_with_network: false,
+                    stale_aside: false,
+                    from_aside: true,
+                    wait: None,
+                    predecessor: Some(old),
                 });
             }
             None => {
@@ -939,6 +960,7 @@ pub fn plan(
                                     .is_some_and(|a| ours(&a.owner)),
                             from_aside: false,
                             wait: None,
+                            predecessor: None,
                         });
                     }
                     None if state.running => actions.push(Action::KeepContainer(container.clone())),
@@ -975,8 +997,9 @@ pub fn plan(
             Action::RecreateContainer {
                 name,
                 from_aside: true,
+                predecessor,
                 ..
-            } => Some(aside_name(name)),
+            } => Some(predecessor.clone().unwrap_or_else(|| aside_name(name))),
             _ => None,
         })
         .collect();
@@ -1153,6 +1176,32 @@ fn probe_of(stack: &Stack, name: &str, condition: Condition) -> Vec<std::net::So
         })
         .map(|(_, ip)| std::net::SocketAddrV4::new(*ip, 53))
         .collect()
+}
+
+/// The stack's container, no longer declared, that `container` (missing) succeeds: `NAME`
+/// when `container` is its first replica `NAME-1` (`replicas` was added), or `NAME-1`, a
+/// replica of `container`, when `replicas` was taken away. Its anonymous volumes (an image's
+/// `VOLUME`) then go to the successor, as a recreate's do, instead of being left unattached.
+/// Only these two, told by name and replica label: any other container keeps its own data.
+fn predecessor(
+    stack: &Stack,
+    container: &str,
+    engine: &EngineState,
+    ours: &impl Fn(&Owner) -> bool,
+) -> Option<String> {
+    let spec = &stack.containers[container];
+    let candidate = match spec.labels.get(super::REPLICA_LABEL) {
+        Some(set) if *container == format!("{set}-1") => set.clone(),
+        Some(_) => return None,
+        None => format!("{container}-1"),
+    };
+    let old = engine.containers.get(&candidate)?;
+    let succeeds = match spec.labels.get(super::REPLICA_LABEL) {
+        Some(_) => old.replica_of.is_none(),
+        None => old.replica_of.as_deref() == Some(container),
+    };
+    (succeeds && ours(&old.owner) && !stack.containers.contains_key(&candidate))
+        .then_some(candidate)
 }
 
 /// The volumes a recreate must carry over: those mounted in the old container that neither

@@ -723,6 +723,74 @@ async fn a_pull_always_image_is_compared_by_digest_with_what_its_registry_has() 
     );
 }
 
+/// `NAME` becoming `replicas = N`, and back: the first replica (or `NAME` again) takes over
+/// the anonymous volume of the one it succeeds, also when the apply is killed after any
+/// write; a replica scaled away is reported with its own.
+#[tokio::test]
+async fn a_container_becoming_replicas_hands_its_anonymous_volume_to_the_first_one_and_back() {
+    let volume = "labels = { \"test.image_volume\" = \"/data\" }";
+    let single = web_with(volume);
+    let replicated = web_with(&format!("replicas = 2\n{volume}"));
+    let mut step = 0;
+    loop {
+        let engine = applied_with(&single).await;
+        let data = anonymous_of(&engine.state(), "web");
+        assert_eq!(data.len(), 1, "the image made one anonymous volume");
+        let plan = planned(&engine, &replicated, false).await;
+        let text = plan.to_string();
+        assert!(
+            text.contains("~ container web-1: it succeeds web, no longer declared, which hands its volumes over")
+                && text.contains(&format!("carries anonymous volume {}", &data[0][..12]))
+                && !text.contains("- container web "),
+            "{text}"
+        );
+        engine.crash_after(step);
+        let killed = apply(&engine, &replicated, &plan, &mut |_| {}).await;
+        engine.revive();
+        let (again, _) = run(&engine, &replicated, false).await;
+        assert!(again.is_ok(), "killed at write {step}, then: {again:?}");
+        let state = engine.state();
+        assert_eq!(
+            anonymous_of(&state, "web-1"),
+            data,
+            "killed at write {step}"
+        );
+        assert!(!state.containers.contains_key("web"), "{step}");
+        assert!(
+            !state.containers.contains_key(&aside_name("web-1")),
+            "{step}"
+        );
+        assert!(state.containers["web-1"].running && state.containers["web-2"].running);
+        let second = anonymous_of(&state, "web-2");
+        assert!(
+            second.len() == 1 && second != data,
+            "web-2 has its own: {second:?}"
+        );
+        if killed.is_ok() {
+            // And back: web takes web-1's volume; web-2's is left, unattached, and said.
+            let plan = planned(&engine, &single, false).await;
+            let text = plan.to_string();
+            assert!(
+                text.contains("~ container web: it succeeds web-1")
+                    && text.contains("- container web-2")
+                    && text.contains(&second[0][..12]),
+                "{text}"
+            );
+            let (back, _) = run(&engine, &single, false).await;
+            assert!(back.is_ok(), "{back:?}");
+            let state = engine.state();
+            assert_eq!(anonymous_of(&state, "web"), data);
+            assert!(
+                !state.containers.contains_key("web-1") && !state.containers.contains_key("web-2")
+            );
+            assert!(state.volumes.contains_key(&second[0]), "kept");
+            break;
+        }
+        step += 1;
+    }
+    assert!(step > 2, "the crash reached past the first writes: {step}");
+}
+
 #[tokio::test]
 async fn replicas_are_containers_name_1_to_n_answering_to_name_and_scale_down_removes_the_rest() {
     let three = web_with("replicas = 3");
