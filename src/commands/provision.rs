@@ -82,7 +82,9 @@ async fn run_provision(command: ProvisionCommand) -> anyhow::Result<ExitCode> {
             .context("apply stopped before changing any network, volume or container; fix the cause and run apply again")?;
     }
     let pulled = matches!(command, ProvisionCommand::Apply { .. });
-    let engine = read_engine(&docker, &stack, pulled).await?;
+    // Only `plan` asks the registries what a pull would bring: apply pulls first anyway.
+    let ask_registry = matches!(command, ProvisionCommand::Plan { .. });
+    let engine = read_engine(&docker, &stack, ask_registry).await?;
     // What the command was told, for the one plan that plan, status and apply each print
     // or carry out.
     let options = match &command {

@@ -273,7 +273,7 @@ pub async fn apply(
                 // stopped here finds it there next time).
                 if let Some(predecessor) = predecessor {
                     engine
-                        .rename_container(predecessor, &aside_name(name))
+                        .rename_container(&predecessor.at, &aside_name(name))
                         .await?;
                 }
                 let old = Old {
@@ -281,6 +281,9 @@ pub async fn apply(
                     stale_aside: *stale_aside,
                     // Put aside by its network's recreate, or by a run stopped half-way.
                     aside: *from_aside || *removed_with_network,
+                    restore_as: predecessor
+                        .as_ref()
+                        .map_or(name.as_str(), |p| p.restore_as.as_str()),
                 };
                 recreate_container(engine, stack, name, carried, old, *wait).await?;
                 summary.recreated += 1;
@@ -458,13 +461,16 @@ async fn connect(
 
 /// The container a recreate replaces, as `plan` saw it.
 #[derive(Debug, Clone, Copy)]
-struct Old {
+struct Old<'a> {
     /// Still there under its name (not removed with its network).
     there: bool,
     /// An earlier run left a container aside under `NAME-netalias-old`, to be removed.
     stale_aside: bool,
     /// The old container is already aside (an earlier run stopped after the rename).
     aside: bool,
+    /// The name the old container gets back if the new one fails: the new one's, or the
+    /// one a predecessor served under.
+    restore_as: &'a str,
 }
 
 /// Replaces `name` by a container made from the current spec. The old one is renamed aside
@@ -476,7 +482,7 @@ async fn recreate_container(
     stack: &Stack,
     name: &str,
     carried: &[VolumeMount],
-    old: Old,
+    old: Old<'_>,
     wait: Option<u64>,
 ) -> Result<(), ProvisionError> {
     let aside = aside_name(name);
@@ -487,7 +493,7 @@ async fn recreate_container(
         engine.rename_container(name, &aside).await?;
     }
     let has_old = old.there || old.aside;
-    // Puts the old container back under its name. Whatever fails is said: the old one is
+    // Puts the old container back under its name (`restore_as`). Whatever fails is said: the old one is
     // then left aside, where the next apply finds it and hands its volumes over.
     let restore = async |error: ProvisionError| -> ProvisionError {
         let source = Box::new(error);
@@ -505,24 +511,25 @@ async fn recreate_container(
                 source,
             };
         }
-        if let Err(e) = engine.rename_container(&aside, name).await {
+        let back = old.restore_as;
+        if let Err(e) = engine.rename_container(&aside, back).await {
             return ProvisionError::NotRestored {
-                container: name.to_string(),
+                container: back.to_string(),
                 aside: aside.clone(),
                 step: format!("renaming it back failed: {e}"),
                 source,
             };
         }
-        if let Err(e) = engine.start_container(name).await {
-            warn!(container = name, error = %e, "could not start the old container again");
+        if let Err(e) = engine.start_container(back).await {
+            warn!(container = back, error = %e, "could not start the old container again");
             return ProvisionError::RestoredStopped {
-                container: name.to_string(),
+                container: back.to_string(),
                 start: e.to_string(),
                 source,
             };
         }
         ProvisionError::RolledBack {
-            container: name.to_string(),
+            container: back.to_string(),
             source,
         }
     };

@@ -70,6 +70,10 @@ pub struct LocalImage {
 pub enum RegistryImage {
     /// It has the name: the digest of the manifest a pull brings now.
     Digest(String),
+    /// It has the name as a multi-platform index: the index's digest (what the engine
+    /// records in `RepoDigests` on a pull). The index moves when any platform's image does,
+    /// so a new one says this platform's image may have changed, not that it did.
+    Index(String),
     /// It answered that it has no such name, or that this engine may not pull it: a pull
     /// would fail.
     Unknown(String),
@@ -78,15 +82,22 @@ pub enum RegistryImage {
 }
 
 impl RegistryImage {
+    /// The digest a pull brings (a manifest's or an index's), when the registry gave one.
+    pub fn digest(&self) -> Option<&str> {
+        match self {
+            RegistryImage::Digest(digest) | RegistryImage::Index(digest) => Some(digest),
+            RegistryImage::Unknown(_) | RegistryImage::Unreachable(_) => None,
+        }
+    }
+
     /// Whether an image pulled by `repo_digests` is what the registry has now.
     pub fn is_here(&self, repo_digests: &[String]) -> bool {
-        match self {
-            // The digest names the content whatever repository it came through.
-            RegistryImage::Digest(digest) => repo_digests
+        // The digest names the content whatever repository it came through.
+        self.digest().is_some_and(|digest| {
+            repo_digests
                 .iter()
-                .any(|d| d.rsplit_once('@').is_some_and(|(_, d)| d == digest)),
-            _ => false,
-        }
+                .any(|d| d.rsplit_once('@').is_some_and(|(_, d)| d == digest))
+        })
     }
 }
 
@@ -315,20 +326,30 @@ impl BollardEngine {
 }
 
 /// Sorts the engine's answer to a registry question: the registry said no (a pull would
-/// fail), or it could not be asked (a pull might still work later).
+/// fail), or it could not be asked (a pull might still work later). dockerd passes the
+/// registry's errcodes on as 401 (UNAUTHORIZED: Docker Hub's answer for a name that does not
+/// exist or is private), 403 (DENIED) and 404 (MANIFEST_UNKNOWN, NAME_UNKNOWN). A bare 404
+/// without a registry's words is the engine's own (an engine without `/distribution`, as
+/// podman's compat API): nothing is known then.
 fn registry_error(error: bollard::errors::Error) -> RegistryImage {
     match error {
         bollard::errors::Error::DockerResponseServerError {
             status_code,
             message,
         } => {
-            // dockerd passes on the registry's 401/403/404; a registry that answered
-            // "manifest unknown" or "denied" can come back as a 500 with its words.
             let lower = message.to_ascii_lowercase();
-            let said_no = matches!(status_code, 401 | 403 | 404)
-                || ["manifest unknown", "not found", "denied", "unauthorized"]
-                    .iter()
-                    .any(|w| lower.contains(w));
+            let registry_said_no = [
+                "manifest unknown",
+                "name unknown",
+                "manifest_unknown",
+                "name_unknown",
+                "denied",
+                "unauthorized",
+                "repository does not exist",
+            ]
+            .iter()
+            .any(|w| lower.contains(w));
+            let said_no = matches!(status_code, 401 | 403) || registry_said_no;
             let message = message.trim().replace('\n', "; ");
             if said_no {
                 RegistryImage::Unknown(message)
@@ -635,10 +656,18 @@ impl Engine for BollardEngine {
     async fn registry_image(&self, image: &str) -> RegistryImage {
         let ask = self.docker.inspect_registry_image(image, None);
         match tokio::time::timeout(REGISTRY_WAIT, ask).await {
-            Ok(Ok(found)) => match found.descriptor.digest {
-                Some(digest) => RegistryImage::Digest(digest),
-                None => RegistryImage::Unreachable("the registry gave no digest".into()),
-            },
+            Ok(Ok(found)) => {
+                let index = found
+                    .descriptor
+                    .media_type
+                    .as_deref()
+                    .is_some_and(|t| t.contains("manifest.list") || t.contains("image.index"));
+                match found.descriptor.digest {
+                    Some(digest) if index => RegistryImage::Index(digest),
+                    Some(digest) => RegistryImage::Digest(digest),
+                    None => RegistryImage::Unreachable("the registry gave no digest".into()),
+                }
+            }
             Ok(Err(e)) => registry_error(e),
             Err(_) => RegistryImage::Unreachable(format!(
                 "no answer within {} s",
@@ -914,5 +943,70 @@ impl Engine for BollardEngine {
             .rename_container(from, options)
             .await
             .map_err(engine(format!("rename {from} to {to}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RegistryImage, registry_error};
+
+    fn engine_said(status_code: u16, message: &str) -> RegistryImage {
+        registry_error(bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: message.to_string(),
+        })
+    }
+
+    #[test]
+    fn a_registry_s_no_is_unknown_and_anything_else_is_unreachable() {
+        // What dockerd 20.10 passes on from a registry (Docker Hub answers 401 for a name
+        // that does not exist or is private), and its own failures.
+        let unknown = [
+            (
+                401,
+                "errors:\ndenied: requested access to the resource is denied\nunauthorized: authentication required\n",
+            ),
+            (403, "denied"),
+            (
+                404,
+                "manifest for 127.0.0.1:5000/a:1 not found: manifest unknown: manifest unknown",
+            ),
+            (500, "name unknown: repository name not known to registry"),
+        ];
+        for (status, message) in unknown {
+            assert!(
+                matches!(engine_said(status, message), RegistryImage::Unknown(m) if !m.contains('\n')),
+                "{status} {message}"
+            );
+        }
+        let unreachable = [
+            (
+                500,
+                "Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host",
+            ),
+            // An engine without the /distribution endpoint (podman's compat API).
+            (404, "Not Found"),
+            (
+                500,
+                "Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused",
+            ),
+        ];
+        for (status, message) in unreachable {
+            assert!(
+                matches!(engine_said(status, message), RegistryImage::Unreachable(_)),
+                "{status} {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_image_is_current_when_one_of_its_repo_digests_is_the_registry_s() {
+        let digest = "sha256:abc".to_string();
+        let here = vec!["docker.io/library/nginx@sha256:abc".to_string()];
+        assert!(RegistryImage::Digest(digest.clone()).is_here(&here));
+        assert!(RegistryImage::Index(digest).is_here(&here));
+        assert!(!RegistryImage::Digest("sha256:def".into()).is_here(&here));
+        assert!(!RegistryImage::Unreachable("x".into()).is_here(&here));
+        assert!(!RegistryImage::Digest("sha256:abc".into()).is_here(&[]));
     }
 }

@@ -52,7 +52,7 @@ pub enum ProvisionError {
     )]
     ImageNeverPulled { image: String, container: String },
     #[error(
-        "image `{image}` for container `{container}` is not in its registry ({reason}): check its name and tag, or build or load it here (docker build -t {image} . / docker load) and set pull = \"never\""
+        "image `{image}` for container `{container}` is not in its registry, or not for this engine ({reason}): check its name and tag. A private image: provisioning sends no registry credentials, so docker login and docker pull {image} first, then pull = \"missing\" uses it. One built here: docker build -t {image} . (or docker load), and pull = \"never\""
     )]
     UnknownImage {
         image: String,

@@ -300,7 +300,12 @@ impl Engine for FakeEngine {
             .cloned()
             .unwrap_or_else(|| format!("sha256:{image}"));
         state.images.insert(image.to_string(), id);
-        if let Some(RegistryImage::Digest(digest)) = state.registry.get(image).cloned() {
+        if let Some(digest) = state
+            .registry
+            .get(image)
+            .and_then(|r| r.digest())
+            .map(str::to_string)
+        {
             state
                 .repo_digests
                 .insert(image.to_string(), vec![format!("{image}@{digest}")]);

@@ -33,14 +33,16 @@ pub async fn read_lists(engine: &impl Engine) -> Result<EngineState, ProvisionEr
 
 /// Reads, once, everything `plan` decides from: the lists, what is attached to each network
 /// the stack declares (a drifted one in use needs `--recreate`; one holding someone else's
-/// container cannot be recreated), what each of the stack's images is (missing ones are
-/// absent), and what the registry says of each image a pull would fetch: a missing one,
-/// and a `pull = "always"` one unless `pulled` (apply pulled those just before). The
-/// registry questions go out together; each is bounded (`engine::REGISTRY_WAIT`).
+/// container cannot be recreated), and what each of the stack's images is (missing ones
+/// are absent). With `ask_registry` (`provision plan`), also what the registry says of each
+/// image a pull would fetch: a missing one, and a `pull = "always"` one. The questions go
+/// out together, each bounded (`engine::REGISTRY_WAIT`). apply and status do not ask: apply
+/// pulls first anyway (a registry's manifest read counts as a pull against Docker Hub's
+/// limit), and status compares the engine with the file.
 pub async fn read_engine(
     engine: &impl Engine,
     stack: &Stack,
-    pulled: bool,
+    ask_registry: bool,
 ) -> Result<EngineState, ProvisionError> {
     let mut state = read_lists(engine).await?;
     for name in stack.networks.keys() {
@@ -66,10 +68,10 @@ pub async fn read_engine(
         let image = spec.image.get_ref();
         let fetched = match spec.pull() {
             Pull::Never => false,
-            Pull::Always => !pulled,
+            Pull::Always => true,
             Pull::Missing => !state.image_ids.contains_key(image),
         };
-        if fetched {
+        if ask_registry && fetched {
             ask.insert(image);
         }
     }
@@ -174,6 +176,18 @@ fn later_fields(c: &ContainerSpec) -> Vec<(String, String)> {
     later
 }
 
+/// The container a new one succeeds (see `predecessor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Predecessor {
+    /// Its name in the engine as the plan read it.
+    pub name: String,
+    /// Its name when the step runs: `name`, or its aside name when its network's recreate
+    /// put it aside first.
+    pub at: String,
+    /// The name it gets back if the new container fails: the one it served under.
+    pub restore_as: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// An image a created or recreated container needs and the engine does not have. Pulls
@@ -243,7 +257,7 @@ pub enum Action {
         /// succeeds (`NAME` becoming replicas `NAME-1`.., or back): apply first puts it
         /// aside under this one's aside name, then goes on as with `from_aside`, so its
         /// anonymous volumes are handed over instead of left unattached.
-        predecessor: Option<String>,
+        predecessor: Option<Predecessor>,
     },
     /// Its spec is unchanged but it is not on all its networks (an apply stopped between
     /// create and connect): connect the missing ones, then start it.
@@ -310,10 +324,8 @@ impl fmt::Display for Action {
                 present,
                 current,
             } => {
-                let digest = match registry {
-                    Some(RegistryImage::Digest(d)) => Some(short_digest(d)),
-                    _ => None,
-                };
+                let digest = registry.as_ref().and_then(|r| r.digest()).map(short_digest);
+                let index = matches!(registry, Some(RegistryImage::Index(_)));
                 match (always, present, &digest) {
                     (false, _, _) => write!(
                         f,
@@ -323,6 +335,12 @@ impl fmt::Display for Action {
                         return write!(
                             f,
                             "  image {image} (pull = \"always\" for {container}: what is here is the registry's {d}, unchanged)"
+                        );
+                    }
+                    (true, true, Some(d)) if index => {
+                        return write!(
+                            f,
+                            "~ image {image} (pull = \"always\" for {container}: the registry's multi-platform index is {d}, not what is here; apply pulls it first and recreates what runs it if this platform's image changed)"
                         );
                     }
                     (true, true, Some(d)) => {
@@ -341,6 +359,9 @@ impl fmt::Display for Action {
                     )?,
                 }
                 match (registry, digest) {
+                    (_, Some(d)) if index => {
+                        write!(f, ": the registry has {d} (a multi-platform index)")
+                    }
                     (_, Some(d)) => write!(f, ": the registry has {d}"),
                     (Some(RegistryImage::Unreachable(why)), _) => write!(
                         f,
@@ -510,8 +531,8 @@ fn map_diff(
 
 /// For a container whose image some container of the stack pulls always (`pull =
 /// "always"`; apply's pull changes what the tag names for every container running it), when
-/// that image is here but is not what its registry has now: the registry's digest, short.
-/// None once apply pulled (`pulled`: the image's ID tells then).
+/// that image is here but is not what its registry has now: the recreate's reason. None
+/// once apply pulled (`pulled`: the image's ID tells then).
 fn newer_in_registry(
     spec: &ContainerSpec,
     stack: &Stack,
@@ -532,9 +553,16 @@ fn newer_in_registry(
         .image_digests
         .get(image)
         .map_or(&[][..], Vec::as_slice);
-    match engine.registry.get(image)? {
-        found @ RegistryImage::Digest(digest) if !found.is_here(here) => Some(short_digest(digest)),
-        _ => None,
+    let found = engine.registry.get(image)?;
+    let digest = short_digest(found.digest()?);
+    if found.is_here(here) {
+        None
+    } else if matches!(found, RegistryImage::Index(_)) {
+        Some(format!(
+            "image {image} may change (the registry's multi-platform index is {digest}; apply recreates it only if the pull brings another image for this platform)"
+        ))
+    } else {
+        Some(format!("image {image} changes (the registry has {digest})"))
     }
 }
 
@@ -860,14 +888,17 @@ pub fn plan(
                     predecessor: None,
                 });
             }
-            None if let Some(old) = predecessor(stack, &container, engine, &ours) => {
+            None if let Some(old) =
+                predecessor(stack, &container, engine, &ours, &removed_with_networks) =>
+            {
                 pull_for(&container);
                 actions.push(Action::RecreateContainer {
                     name: container.clone(),
                     reason: format!(
-                        "it succeeds {old}, no longer declared, which hands its volumes over"
+                        "it succeeds {}, no longer declared, which hands its volumes over",
+                        old.name
                     ),
-                    carried: carried_volumes(engine, spec, &engine.containers[&old]),
+                    carried: carried_volumes(engine, spec, &engine.containers[&old.name]),
                     removed_with_network: false,
                     stale_aside: false,
                     from_aside: true,
@@ -913,10 +944,7 @@ pub fn plan(
                 } else if let Some(newer) = newer_in_registry(spec, stack, engine, options) {
                     // `pull = "always"`, and what apply's pull brings is not what is here: the
                     // plan shows now the recreate that apply's read after the pull will make.
-                    Some(format!(
-                        "image {} changes (the registry has {newer})",
-                        spec.image.get_ref()
-                    ))
+                    Some(newer)
                 } else if let NetworkMode::Container(host) = spec.network_mode()
                     && actions.iter().any(|a| {
                         matches!(a, Action::RecreateContainer { name, .. } | Action::CreateContainer(name) if *name == host)
@@ -999,7 +1027,11 @@ pub fn plan(
                 from_aside: true,
                 predecessor,
                 ..
-            } => Some(predecessor.clone().unwrap_or_else(|| aside_name(name))),
+            } => Some(
+                predecessor
+                    .as_ref()
+                    .map_or_else(|| aside_name(name), |p| p.name.clone()),
+            ),
             _ => None,
         })
         .collect();
@@ -1180,28 +1212,65 @@ fn probe_of(stack: &Stack, name: &str, condition: Condition) -> Vec<std::net::So
 
 /// The stack's container, no longer declared, that `container` (missing) succeeds: `NAME`
 /// when `container` is its first replica `NAME-1` (`replicas` was added), or `NAME-1`, a
-/// replica of `container`, when `replicas` was taken away. Its anonymous volumes (an image's
-/// `VOLUME`) then go to the successor, as a recreate's do, instead of being left unattached.
-/// Only these two, told by name and replica label: any other container keeps its own data.
+/// replica of `container`, when `replicas` was taken away; or that one left aside by an
+/// apply stopped half-way (after this very succession's rename, or a network's recreate).
+/// Its anonymous volumes (an image's `VOLUME`) then go to the successor, as a recreate's
+/// do, instead of being left unattached. Only these, told by name and replica label: any
+/// other container keeps its own data. None when `container`'s own aside name is taken by
+/// a container not the stack's (the rename would fail half-way).
 fn predecessor(
     stack: &Stack,
     container: &str,
     engine: &EngineState,
     ours: &impl Fn(&Owner) -> bool,
-) -> Option<String> {
-    let spec = &stack.containers[container];
-    let candidate = match spec.labels.get(super::REPLICA_LABEL) {
+    removed_with_networks: &[String],
+) -> Option<Predecessor> {
+    let set = stack.containers[container].labels.get(super::REPLICA_LABEL);
+    let candidate = match set {
         Some(set) if *container == format!("{set}-1") => set.clone(),
         Some(_) => return None,
         None => format!("{container}-1"),
     };
-    let old = engine.containers.get(&candidate)?;
-    let succeeds = match spec.labels.get(super::REPLICA_LABEL) {
-        Some(_) => old.replica_of.is_none(),
-        None => old.replica_of.as_deref() == Some(container),
+    if stack.containers.contains_key(&candidate)
+        || engine.containers.contains_key(&aside_name(container))
+    {
+        return None;
+    }
+    if let Some(old) = engine.containers.get(&candidate) {
+        let succeeds = match set {
+            Some(_) => old.replica_of.is_none(),
+            None => old.replica_of.as_deref() == Some(container),
+        };
+        if !succeeds || !ours(&old.owner) {
+            return None;
+        }
+        let at = if removed_with_networks.contains(&candidate) {
+            aside_name(&candidate)
+        } else {
+            candidate.clone()
+        };
+        return Some(Predecessor {
+            name: candidate.clone(),
+            at,
+            restore_as: candidate,
+        });
+    }
+    let aside = aside_name(&candidate);
+    let old = engine.containers.get(&aside)?;
+    if !ours(&old.owner) {
+        return None;
+    }
+    // Aside, it served either as `candidate` or, when a succession back to `container` was
+    // stopped half-way, as `container` itself (no replica label): it gets that name back.
+    let restore_as = match (set, &old.replica_of) {
+        (None, None) => container.to_string(),
+        _ => candidate,
     };
-    (succeeds && ours(&old.owner) && !stack.containers.contains_key(&candidate))
-        .then_some(candidate)
+    Some(Predecessor {
+        name: aside.clone(),
+        at: aside,
+        restore_as,
+    })
 }
 
 /// The volumes a recreate must carry over: those mounted in the old container that neither

@@ -78,7 +78,7 @@ fn empty_engine() -> FakeEngine {
 }
 
 async fn read(engine: &FakeEngine, stack: &Stack) -> EngineState {
-    match read_engine(engine, stack, false).await {
+    match read_engine(engine, stack, true).await {
         Ok(state) => state,
         Err(e) => panic!("read: {e}"),
     }
@@ -499,8 +499,9 @@ fn web_with(extra: &str) -> Stack {
     web_image_with("img:1", extra)
 }
 
-fn web_image_with(image: &str, extra: &str) -> Stack {
-    let text = format!(
+/// The text `web_image_with` parses.
+fn web_text(image: &str, extra: &str) -> String {
+    format!(
         r#"[stack]
 name = "s"
 
@@ -519,7 +520,11 @@ image = "{image}"
 networks.net = {{ aliases = ["app"] }}
 {extra}
 "#
-    );
+    )
+}
+
+fn web_image_with(image: &str, extra: &str) -> Stack {
+    let text = web_text(image, extra);
     match Stack::parse(&text, "s.toml") {
         Ok(stack) => stack,
         Err(e) => panic!("test stack: {e}"),
@@ -704,11 +709,22 @@ async fn a_pull_always_image_is_compared_by_digest_with_what_its_registry_has() 
         "{text}"
     );
     assert_eq!(plan.changes(), 2, "{text}");
+    // A multi-platform index moves when any platform's image does: "may change".
+    engine.edit(|s| {
+        s.registry
+            .insert("img:1".into(), RegistryImage::Index(new.clone()));
+    });
+    let text = planned(&engine, &always, false).await.to_string();
+    assert!(
+        text.contains("~ container web: image img:1 may change (the registry's multi-platform index is sha256:fefefefefefe; apply recreates it only if the pull brings another image for this platform) (recreate")
+            && text.contains("the registry's multi-platform index is sha256:fefefefefefe, not what is here"),
+        "{text}"
+    );
     // Apply pulls first, then plans from what is here now: the same two recreates.
     let pulled = super::apply::pull_always(&engine, &always, &mut |_| {}).await;
     assert!(pulled.is_ok(), "{pulled:?}");
-    let state = read_engine(&engine, &always, true).await.expect("read");
-    assert!(state.registry.is_empty(), "pulled already: not asked again");
+    let state = read_engine(&engine, &always, false).await.expect("read");
+    assert!(state.registry.is_empty(), "apply's read does not ask");
     let options = PlanOptions {
         pulled: true,
         ..Default::default()
@@ -789,6 +805,64 @@ async fn a_container_becoming_replicas_hands_its_anonymous_volume_to_the_first_o
         step += 1;
     }
     assert!(step > 2, "the crash reached past the first writes: {step}");
+}
+
+/// The succession's other paths: a failed start puts the old container back under its own
+/// name; a network recreated in the same apply (the predecessor is put aside by it first);
+/// an apply killed after the rename, followed by the old file again.
+#[tokio::test]
+async fn a_succession_rolls_back_to_the_old_name_and_survives_a_network_recreate_and_a_revert() {
+    let volume = "labels = { \"test.image_volume\" = \"/data\" }";
+    let single = web_with(volume);
+    let replicated = web_with(&format!("replicas = 2\n{volume}"));
+
+    // web-1 does not start: web is back, under its name, running, with its data.
+    let engine = applied_with(&single).await;
+    let data = anonymous_of(&engine.state(), "web");
+    engine.fail_on(Call::Start("web-1".into()));
+    let (result, _) = run(&engine, &replicated, false).await;
+    assert!(
+        matches!(&result, Err(ProvisionError::RolledBack { container, .. }) if container == "web"),
+        "{result:?}"
+    );
+    let state = engine.state();
+    assert!(state.containers["web"].running, "{:?}", state.containers);
+    assert_eq!(anonymous_of(&state, "web"), data);
+    let (again, _) = run(&engine, &replicated, false).await;
+    assert!(again.is_ok(), "{again:?}");
+    assert_eq!(anonymous_of(&engine.state(), "web-1"), data);
+
+    // The network is recreated in the same apply: it puts web aside first.
+    let engine = applied_with(&single).await;
+    let data = anonymous_of(&engine.state(), "web");
+    let moved = Stack::parse(
+        &web_text("img:1", &format!("replicas = 2\n{volume}"))
+            .replace("10.1.0.0/24", "10.2.0.0/24"),
+        "s.toml",
+    )
+    .expect("stack");
+    let (result, _) = run(&engine, &moved, true).await;
+    assert!(result.is_ok(), "{result:?}");
+    let state = engine.state();
+    assert_eq!(anonymous_of(&state, "web-1"), data);
+    assert!(
+        !state.containers.contains_key("web") && !state.containers.contains_key(&aside_name("web"))
+    );
+
+    // Killed right after the rename, then the old file again: web gets its data back.
+    let engine = applied_with(&single).await;
+    let data = anonymous_of(&engine.state(), "web");
+    let plan = planned(&engine, &replicated, false).await;
+    engine.crash_after(1);
+    let killed = apply(&engine, &replicated, &plan, &mut |_| {}).await;
+    engine.revive();
+    assert!(killed.is_err());
+    assert!(engine.state().containers.contains_key(&aside_name("web-1")));
+    let (back, _) = run(&engine, &single, false).await;
+    assert!(back.is_ok(), "{back:?}");
+    let state = engine.state();
+    assert_eq!(anonymous_of(&state, "web"), data);
+    assert!(!state.containers.contains_key(&aside_name("web-1")));
 }
 
 #[tokio::test]
