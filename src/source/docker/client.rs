@@ -181,7 +181,7 @@ pub(super) fn facts_of(
 }
 
 /// What a container's inspect publishes, with what only the inspect says (`listed.rs`).
-fn inspected_facts(
+pub(super) fn inspected_facts(
     c: &ContainerInspectResponse,
     via_gwbridge: Option<IpAddr>,
     policy: Policy,
@@ -192,7 +192,7 @@ fn inspected_facts(
     }
 }
 
-fn is_task(c: &ContainerInspectResponse) -> bool {
+pub(super) fn is_task(c: &ContainerInspectResponse) -> bool {
     c.config
         .as_ref()
         .and_then(|cfg| cfg.labels.as_ref())

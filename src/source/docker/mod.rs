@@ -65,9 +65,13 @@ const NETWORK_ACTIONS: [&str; 4] = ["create", "destroy", "connect", "disconnect"
 /// `create`, before its start locks it.
 const EARLY_CONTAINER_ACTIONS: [&str; 1] = ["create"];
 /// How long a `network connect` waits for its container's create-time read still on its way
-/// (2–3 ms unloaded). Past it the container is read whole after its start (400–480 ms), as
-/// it would have been without the read.
-const CREATED_READ_WAIT: Duration = Duration::from_millis(250);
+/// (2–3 ms unloaded, past 250 ms under churn). Past it the container is published at its
+/// start. The wait is the read's own, beside the loop (`reads.rs`); a newer event of the
+/// container makes it moot.
+const CREATED_READ_WAIT: Duration = Duration::from_secs(2);
+/// How long a `start` waits for its container's create-time read that waited on the start's
+/// lock: it is let through as the start is done, when the event is sent.
+const STARTED_READ_WAIT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct DockerOptions {
@@ -382,7 +386,14 @@ impl DockerSource {
             return Ok(()); // an engine that cannot filter by action sends every one (Podman)
         }
         counter!(names::DOCKER_EVENTS_TOTAL, "action" => verb.clone()).increment(1);
-        debug!(?event.typ, %action, id = ?actor.id, name = attributes.get("name").map(String::as_str), "Docker event");
+        debug!(
+            ?event.typ,
+            %action,
+            id = ?actor.id,
+            name = attributes.get("name").map(String::as_str),
+            lag_us = event_time.map(|t| (unix_nanos() - t) / 1000),
+            "Docker event"
+        );
         match event.typ {
             Some(EventMessageTypeEnum::CONTAINER) => {
                 let Some(id) = actor.id else { return Ok(()) };
@@ -405,11 +416,17 @@ impl DockerSource {
                         Some(implies) => {
                             let seq = self.reads.begin(&id, Why::Event(implies), Ask::Listed);
                             if verb == "start" {
-                                // Raced by its inspect: once the start is done its container
-                                // lock is free (inspect p50 6 ms), while under churn the list
-                                // (which reads the image's config from disk) took 22 ms at p50
-                                // and up to 700 ms; whichever lands first publishes, and the
-                                // list entry landing after the inspect is dropped.
+                                // Raced by its inspect, and by the create-time read if that
+                                // lost the race with the start and waited on its lock (it
+                                // lands as the start is done): under churn dockerd answered
+                                // the list and the inspect alike in 80-230 ms at times.
+                                // Whichever lands first publishes; a list entry landing after
+                                // an inspect is dropped.
+                                if self.created.may_have_started(&id) {
+                                    let wait = STARTED_READ_WAIT;
+                                    self.reads
+                                        .also(&id, seq, Why::Refine, Ask::Started { wait });
+                                }
                                 self.reads.also(&id, seq, Why::Refine, Ask::Inspect);
                             }
                         }
@@ -500,10 +517,7 @@ impl DockerSource {
             _ => {}
         }
         if let Some(nanos) = event_time {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as i64);
-            let delay = (now - nanos).max(0) as f64 / 1e9;
+            let delay = (unix_nanos() - nanos).max(0) as f64 / 1e9;
             histogram!(names::DOCKER_EVENT_TO_APPLY).record(delay);
         }
         Ok(())
@@ -536,6 +550,7 @@ impl DockerSource {
                 on,
                 listed,
             } => self.publish_connected(&id, seq, created, on, listed),
+            Answer::Nothing => {}
         }
         Ok(())
     }
@@ -744,6 +759,13 @@ impl crate::source::live::LiveSource for DockerSource {
     fn endpoints_held(&self) -> usize {
         self.state.endpoint_count()
     }
+}
+
+/// Now, in nanoseconds since the Unix epoch (as the engine stamps its events).
+fn unix_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 /// Whether a `kill` event sent SIGKILL (the engine names it by number).

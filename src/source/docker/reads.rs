@@ -34,7 +34,7 @@ use super::{DockerSourceError, Policy, client, early, listed::Implies, state::Co
 /// Inspects at once: enough to keep a burst moving, few enough not to crowd the engine.
 pub const MAX_READS: usize = 16;
 /// List and network reads at once: each is about 1 ms and takes no container lock.
-pub const MAX_LISTS: usize = 32;
+pub const MAX_LISTS: usize = 64;
 
 /// Why a read was asked, handed back with its answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +60,10 @@ pub enum Ask {
     Connected { network: String, wait: Duration },
     /// The container's inspect.
     Inspect,
+    /// At `start`: the create-time read of `early.rs` that lost the race with the start and
+    /// waited on its lock, so read the container started (an inspect's facts), waited for up
+    /// to `wait`.
+    Started { wait: Duration },
 }
 
 /// What a read found.
@@ -76,6 +80,8 @@ pub enum Answer {
         listed: Option<ContainerSummary>,
     },
     Inspected(ContainerFacts),
+    /// Nothing to apply (a create-time read that did not find the container started).
+    Nothing,
 }
 
 /// A read that landed and still counts.
@@ -367,7 +373,6 @@ impl Reads {
 /// Performs one read.
 async fn read(docker: Docker, policy: Policy, created: early::Created, job: Job) -> Landed {
     let Job { id, seq, why, ask } = job;
-    let inspect = matches!(ask, Ask::Inspect);
     let started = std::time::Instant::now();
     let answer = match ask {
         Ask::Listed => list_entry(&docker, &id).await.map(Answer::Listed),
@@ -388,7 +393,16 @@ async fn read(docker: Docker, policy: Policy, created: early::Created, job: Job)
                 listed,
             })
         }
+        Ask::Started { wait } => Ok(match created.wait_started(&id, wait).await {
+            // A Swarm task's gwbridge address is not in its own inspect: its inspect reads it.
+            Some(c) if !client::is_task(&c) => {
+                Answer::Inspected(client::inspected_facts(&c, None, policy))
+            }
+            _ => Answer::Nothing,
+        }),
     };
+    // A read whole: it outranks a list read of the same event.
+    let inspect = matches!(answer, Ok(Answer::Inspected(_)));
     tracing::trace!(
         id,
         inspect,
