@@ -574,6 +574,41 @@ mod tests {
         assert!(created.wait("d", Duration::from_secs(5)).await.is_none());
     }
 
+    #[tokio::test]
+    async fn a_read_that_found_the_container_started_is_taken_once_by_its_start() {
+        let created = Created::default();
+        created.expect("a");
+        assert!(created.may_have_started("a"), "on its way");
+        let landing = created.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            landing.started("a", named("/a"));
+        });
+        // Not for the connect (which publishes from a container not yet started) ...
+        assert!(created.wait("a", Duration::from_secs(5)).await.is_none());
+        // ... for the start, once.
+        let got = created.wait_started("a", Duration::from_secs(5)).await;
+        assert_eq!(got.and_then(|c| c.name), Some("/a".to_string()));
+        assert!(!created.may_have_started("a"));
+        assert!(
+            created
+                .wait_started("a", Duration::from_millis(10))
+                .await
+                .is_none()
+        );
+        // A read that found it not started is the connect's, not the start's.
+        created.expect("b");
+        created.fill("b", named("/b"));
+        assert!(!created.may_have_started("b"));
+        assert!(
+            created
+                .wait_started("b", Duration::from_millis(10))
+                .await
+                .is_none()
+        );
+        assert!(created.peek("b").is_some());
+    }
+
     #[test]
     fn endpoint_addresses_drop_prefix_lengths_and_blanks() {
         let endpoint = bollard::models::EndpointResource {

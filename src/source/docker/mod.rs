@@ -543,7 +543,7 @@ impl DockerSource {
                     Why::Event(implies) => implies,
                     _ => Implies::Anything,
                 };
-                self.publish_listed(&id, seq, entry.as_ref(), &implies);
+                self.publish_listed(&id, seq, entry.as_deref(), &implies);
             }
             Answer::Connected {
                 created,
@@ -610,7 +610,7 @@ impl DockerSource {
         seq: u64,
         created: bool,
         on: Option<(String, Vec<std::net::IpAddr>)>,
-        entry: Option<bollard::models::ContainerSummary>,
+        entry: Option<Box<bollard::models::ContainerSummary>>,
     ) {
         use bollard::models::ContainerSummaryStateEnum as State;
         let lists = self.lists_containers();

@@ -70,14 +70,14 @@ pub enum Ask {
 #[derive(Debug)]
 pub enum Answer {
     /// The list entry; None when the engine lists no such container.
-    Listed(Option<ContainerSummary>),
+    Listed(Option<Box<ContainerSummary>>),
     Connected {
         /// The create-time read is there (`early::Created`).
         created: bool,
         /// The network's name and the container's addresses there, when it lists it.
         on: Option<(String, Vec<IpAddr>)>,
         /// The list entry, read only without a create-time read.
-        listed: Option<ContainerSummary>,
+        listed: Option<Box<ContainerSummary>>,
     },
     Inspected(ContainerFacts),
     /// Nothing to apply (a create-time read that did not find the container started).
@@ -423,7 +423,7 @@ async fn read(docker: Docker, policy: Policy, created: early::Created, job: Job)
 async fn list_entry(
     docker: &Docker,
     id: &str,
-) -> Result<Option<ContainerSummary>, DockerSourceError> {
+) -> Result<Option<Box<ContainerSummary>>, DockerSourceError> {
     let filters = HashMap::from([("id", vec![id])]);
     let options: ListContainersOptions = ListContainersOptionsBuilder::new()
         .all(true)
@@ -434,7 +434,10 @@ async fn list_entry(
         .await
         .map_err(client::request_error(format!("list container {id}")))?;
     // The filter matches ID prefixes: take the exact one.
-    Ok(listed.into_iter().find(|c| c.id.as_deref() == Some(id)))
+    Ok(listed
+        .into_iter()
+        .find(|c| c.id.as_deref() == Some(id))
+        .map(Box::new))
 }
 
 #[cfg(test)]
