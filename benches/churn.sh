@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Time to answer under churn (issue 31 item 2), for the netalias binary just built (or
-# NETALIAS=path): 200 containers started 16 at a time, then 100 removed while 50 more start;
-# per start, the ms from `docker run -d` returning to netalias answering its name.
-# Usage: [NETALIAS=BIN] [NET=NAME SUBNET=CIDR] [NETALIAS_LOG=FILTER] bash benches/churn.sh [COUNT REMOVE MORE PARALLEL]
+# NETALIAS=path): 200 containers started 16 at a time, then 100 removed while 50 more start,
+# then the other 100 removed while RESTART_STARTS (50; 0 skips it) more start, with netalias
+# killed (SIGKILL) and restarted once a quarter of those have started. Per start, the ms from
+# `docker run -d` returning to netalias answering its name; after each phase, whether
+# netalias's /records for the network matches `docker inspect` of its containers (exit 1 if not).
+# Usage: [NETALIAS=BIN] [NET=NAME SUBNET=CIDR] [RESTART_STARTS=N] [NETALIAS_LOG=FILTER] bash benches/churn.sh [COUNT REMOVE MORE PARALLEL]
 # Needs a Docker engine. Traffic: loopback only. Everything carries netalias.test=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,23 +17,19 @@ if [ -z "${NETALIAS:-}" ]; then
   cargo build --release --quiet
   NETALIAS="${CARGO_TARGET_DIR:-target}/release/netalias"
 fi
-server=""
+pidfile=$(mktemp)
 cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null
+  # netalias is churn.py's; its PID is in $pidfile in case churn.py itself was stopped.
+  if [ -s "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+  rm -f "$pidfile"
   docker ps -aq --filter label=netalias.test=1 --filter name=natest-churn- | xargs -r docker rm -f >/dev/null 2>&1 || true
   docker network rm "$NET" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-cleanup
+docker ps -aq --filter label=netalias.test=1 --filter name=natest-churn- | xargs -r docker rm -f >/dev/null 2>&1 || true
+docker network rm "$NET" >/dev/null 2>&1 || true
 bash tests/build-test-image.sh >/dev/null
 docker network create --label netalias.test=1 --subnet "${SUBNET:-10.247.0.0/16}" "$NET" >/dev/null
-NETALIAS_LOG="${NETALIAS_LOG:-warn}" "$NETALIAS" serve --docker --listen "127.0.0.1:$PORT" --http-listen "127.0.0.1:$HTTP_PORT" &
-server=$!
-for _ in $(seq 1 50); do
-  "$NETALIAS" health --http "127.0.0.1:$HTTP_PORT" --ready >/dev/null 2>&1 && break
-  kill -0 "$server" 2>/dev/null || { echo "netalias exited before it was ready" >&2; exit 1; }
-  sleep 0.1
-done
-"$NETALIAS" health --http "127.0.0.1:$HTTP_PORT" --ready >/dev/null 2>&1 ||
-  { echo "netalias did not become ready within 5 s" >&2; exit 1; }
-python3 benches/churn.py "$PORT" "$NET" "$IMAGE" "$@"
+[ -x "$NETALIAS" ] || { echo "churn: $NETALIAS is not an executable" >&2; exit 2; }
+NETALIAS_BIN="$NETALIAS" NETALIAS_PIDFILE="$pidfile" HTTP_PORT="$HTTP_PORT" \
+  NETALIAS_LOG="${NETALIAS_LOG:-warn}" python3 benches/churn.py "$PORT" "$NET" "$IMAGE" "$@"

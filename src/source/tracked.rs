@@ -126,6 +126,14 @@ impl Tracked {
         changes
     }
 
+    /// Whether `container` has an endpoint on any network.
+    pub fn has_container(&self, container: &str) -> bool {
+        self.endpoints
+            .range((container.to_string(), String::new())..)
+            .next()
+            .is_some_and(|((c, _), _)| c == container)
+    }
+
     /// Removes one container's endpoint on one network, if it had one there.
     pub fn remove_endpoint(&mut self, container: &str, network: &str) -> Vec<Change> {
         match self

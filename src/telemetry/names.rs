@@ -104,6 +104,8 @@ catalogue! {
         "Times the pending-events queue overflowed and a snapshot resynced instead";
     DOCKER_EARLY_ASKERS_TOTAL = "netalias_docker_early_askers_total", Counter,
         "Container addresses scoped before the container could be read whole, by how (connect, lookup, not_found)";
+    DOCKER_LIST_READS_TOTAL = "netalias_docker_list_reads_total", Counter,
+        "Containers published from the engine's list without waiting on their lock, by how (complete, partial: an inspect completes it; unsure: the list was older than the event, an inspect decides)";
     DOCKER_EVENTS_TOTAL = "netalias_docker_events_total", Counter,
         "Docker events received, by action";
     DOCKER_RESYNCS_TOTAL = "netalias_docker_resyncs_total", Counter,

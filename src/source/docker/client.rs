@@ -20,7 +20,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use tracing::{debug, info, warn};
 
 use super::{
-    DockerSourceError, early,
+    DockerSourceError, early, listed,
     state::{ContainerFacts, Listed},
     translate::{self, Policy, asker_addresses_of, endpoints_of},
 };
@@ -126,7 +126,7 @@ pub(super) async fn container(
             } else {
                 None
             };
-            Ok(facts_of(&c, via_gwbridge, policy))
+            Ok(inspected_facts(&c, via_gwbridge, policy))
         }
         Err(e) if is_not_found(&e) => Ok(ContainerFacts::default()),
         Err(e) => Err(request_error(format!("inspect container {id}"))(e)),
@@ -148,7 +148,7 @@ pub(super) async fn containers(
                 .await
             {
                 Ok(c) => {
-                    let facts = facts_of(&c, gwbridge.get(&id).copied(), policy);
+                    let facts = inspected_facts(&c, gwbridge.get(&id).copied(), policy);
                     Ok((id, facts))
                 }
                 // Gone since the list.
@@ -176,10 +176,23 @@ pub(super) fn facts_of(
     ContainerFacts {
         endpoints: endpoints_of(c, policy),
         asks_from: asker_addresses_of(c, via_gwbridge, policy.engine),
+        known: None,
     }
 }
 
-fn is_task(c: &ContainerInspectResponse) -> bool {
+/// What a container's inspect publishes, with what only the inspect says (`listed.rs`).
+pub(super) fn inspected_facts(
+    c: &ContainerInspectResponse,
+    via_gwbridge: Option<IpAddr>,
+    policy: Policy,
+) -> ContainerFacts {
+    ContainerFacts {
+        known: Some(listed::known_of(c)),
+        ..facts_of(c, via_gwbridge, policy)
+    }
+}
+
+pub(super) fn is_task(c: &ContainerInspectResponse) -> bool {
     c.config
         .as_ref()
         .and_then(|cfg| cfg.labels.as_ref())

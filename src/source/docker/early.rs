@@ -3,8 +3,7 @@
 //!
 //! The engine connects a container to its networks (and gives it its addresses) 400–480 ms
 //! before its process starts (measured on Docker 20.10), but a container inspect blocks on the
-//! engine's per-container lock until the start is done, and the event loop reads containers
-//! one at a time. A network inspect does not wait on that lock (1–2 ms while the container
+//! engine's per-container lock until the start is done. A network inspect does not wait on that lock (1–2 ms while the container
 //! starts), and it lists every endpoint with its address. So this task, beside the event loop
 //! and with its own requests:
 //! - on `network connect` (handed over by the event reader as it arrives, not after the queue)
@@ -14,9 +13,11 @@
 //!   networks whose subnets hold the address, finds the container there, and scopes it the
 //!   same way; not found, nothing changes (the asker stays a stranger: scoping fails closed).
 //!
-//! - on `container create` reads the container (not yet started, so its inspect does not
-//!   wait on a start: 2–3 ms measured) and keeps it in [`Created`], from which the event loop
-//!   publishes the container's names at its `network connect`, as Docker registers them then.
+//!
+//! Beside it, on `container create` the event reader itself has the container read
+//! ([`Created::read`]: not yet started, so its inspect does not wait on a start, 2–3 ms
+//! measured) and kept in [`Created`], from which the event loop publishes the container's
+//! names at its `network connect`, as Docker registers them then.
 //!
 //! It publishes no names and owns no records itself: the event loop publishes (from
 //! [`Created`], then from the container's own inspect after `start`), and its publication
@@ -52,8 +53,6 @@ pub enum EarlyEvent {
     Connect { network: String, container: String },
     /// A container left a network.
     Disconnect { network: String, container: String },
-    /// A container was created: read it before its start locks it.
-    Created { container: String },
     /// A network came or went: the subnets to look askers up in changed.
     Networks,
 }
@@ -62,8 +61,11 @@ pub enum EarlyEvent {
 /// reads every container; only the head start is lost).
 pub const EVENT_QUEUE: usize = 1024;
 
-/// Containers read at once after `create`, at most: each read is one engine request.
-const CREATED_READS: usize = 8;
+/// Containers read at once after `create`, at most: each read is one engine request. A read
+/// that loses the race with the container's start waits on its lock (400 ms and more under
+/// churn) holding its place: with 8, a burst of 16 parallel `docker run`s had most of its
+/// creates left unread.
+const CREATED_READS: usize = 32;
 
 /// Containers as read right after `create`, by ID, for the event loop to publish at their
 /// `network connect` ([`crate::source::docker::translate::as_started`]). An entry goes when
@@ -79,17 +81,32 @@ const CREATED_READS: usize = 8;
 #[derive(Clone, Default)]
 pub struct Created(Arc<CreatedInner>);
 
-#[derive(Default)]
 pub struct CreatedInner {
     map: Mutex<HashMap<String, (Instant, Slot)>>,
     /// Woken whenever a read lands or is given up.
     changed: tokio::sync::Notify,
+    /// Places for reads in flight ([`CREATED_READS`]).
+    reads: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for CreatedInner {
+    fn default() -> Self {
+        CreatedInner {
+            map: Mutex::default(),
+            changed: tokio::sync::Notify::new(),
+            reads: Arc::new(tokio::sync::Semaphore::new(CREATED_READS)),
+        }
+    }
 }
 
 enum Slot {
     /// The read is on its way.
     Reading,
     Read(Box<ContainerInspectResponse>),
+    /// The read lost the race with the container's start, waited on its lock, and read it
+    /// started: as fresh as the `start` event, and sooner than a read asked at that event
+    /// (dockerd answered those in 80–230 ms under churn), for [`Created::wait_started`].
+    Started(Box<ContainerInspectResponse>),
 }
 
 impl Created {
@@ -118,6 +135,38 @@ impl Created {
         self.put(id, Slot::Reading);
     }
 
+    /// Reads created container `id` in a task of its own, at once (the event reader calls
+    /// this as the `create` event arrives: queued behind other work, as it was behind the
+    /// early task's network reads of 300–470 ms under churn, the read lost the race with the
+    /// start and waited on its lock), and keeps it.
+    pub fn read(&self, docker: &Docker, id: &str) {
+        self.expect(id);
+        let Ok(permit) = Arc::clone(&self.0.reads).try_acquire_owned() else {
+            // A burst: these containers are read after their start, as before.
+            self.forget(id);
+            return;
+        };
+        let (docker, created, container) = (docker.clone(), self.clone(), id.to_string());
+        tokio::spawn(async move {
+            let _permit = permit;
+            match docker
+                .inspect_container(&container, None::<InspectContainerOptions>)
+                .await
+            {
+                // Only a container not started yet: one that is already running is the event
+                // loop's to read.
+                Ok(c) if c.state.as_ref().and_then(|s| s.running) != Some(true) => {
+                    created.fill(&container, c);
+                }
+                Ok(c) => created.started(&container, c),
+                Err(error) => {
+                    created.forget(&container);
+                    debug!(%error, container, "cannot read a created container")
+                }
+            }
+        });
+    }
+
     /// Keeps `container` as read (or as it will be once started), for [`Created::TTL`].
     pub fn keep(&self, id: &str, container: ContainerInspectResponse) {
         self.put(id, Slot::Read(Box::new(container)));
@@ -141,6 +190,60 @@ impl Created {
         self.0.changed.notify_waiters();
     }
 
+    /// Keeps the read that found the container started (see [`Slot::Started`]), while it is
+    /// still expected.
+    fn started(&self, id: &str, container: ContainerInspectResponse) {
+        {
+            let mut map = self.lock();
+            match map.get_mut(id) {
+                Some((at, slot @ Slot::Reading)) => {
+                    *at = Instant::now();
+                    *slot = Slot::Started(Box::new(container));
+                }
+                _ => return,
+            }
+        }
+        self.0.changed.notify_waiters();
+    }
+
+    /// Whether the read of `id` is still on its way, or found it started: what
+    /// [`Created::wait_started`] may give.
+    pub fn may_have_started(&self, id: &str) -> bool {
+        matches!(
+            self.lock().get(id),
+            Some((_, Slot::Reading | Slot::Started(_)))
+        )
+    }
+
+    /// The read that found the container started, taken (once); waits up to `limit` for a
+    /// read on its way. None when the read found it not started, failed, or is late.
+    pub async fn wait_started(
+        &self,
+        id: &str,
+        limit: Duration,
+    ) -> Option<ContainerInspectResponse> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.0.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut map = self.lock();
+                match map.get(id) {
+                    Some((_, Slot::Reading)) => {}
+                    Some((_, Slot::Started(_))) => {
+                        if let Some((_, Slot::Started(c))) = map.remove(id) {
+                            return Some(*c);
+                        }
+                        return None;
+                    }
+                    _ => return None,
+                }
+            }
+            tokio::time::timeout_at(deadline, notified).await.ok()?;
+        }
+    }
+
     /// The container as kept, while it is fresh; waits up to `limit` for a read on its way.
     /// None when it was not read at `create`, the read failed, or it is late.
     pub async fn wait(&self, id: &str, limit: Duration) -> Option<ContainerInspectResponse> {
@@ -154,9 +257,19 @@ impl Created {
                 Some((at, _)) if at.elapsed() >= Self::TTL => return None,
                 Some((_, Slot::Read(container))) => return Some(container.as_ref().clone()),
                 Some((_, Slot::Reading)) => {}
-                None => return None,
+                Some((_, Slot::Started(_))) | None => return None,
             }
             tokio::time::timeout_at(deadline, notified).await.ok()?;
+        }
+    }
+
+    /// The container as kept, if it is read and fresh; no waiting.
+    pub fn peek(&self, id: &str) -> Option<ContainerInspectResponse> {
+        match self.lock().get(id) {
+            Some((at, Slot::Read(container))) if at.elapsed() < Self::TTL => {
+                Some(container.as_ref().clone())
+            }
+            _ => None,
         }
     }
 
@@ -180,8 +293,6 @@ pub struct EarlyAskers {
     docker: Docker,
     registry: Arc<Registry>,
     engine: Engine,
-    created: Created,
-    reads: Arc<tokio::sync::Semaphore>,
     networks: Vec<Followed>,
     /// Container ID → its addresses per network name, as connects have shown them; kept for
     /// [`EARLY_TTL`] (the early scope lapses then anyway).
@@ -189,18 +300,11 @@ pub struct EarlyAskers {
 }
 
 impl EarlyAskers {
-    pub fn new(
-        docker: Docker,
-        registry: Arc<Registry>,
-        engine: Engine,
-        created: Created,
-    ) -> EarlyAskers {
+    pub fn new(docker: Docker, registry: Arc<Registry>, engine: Engine) -> EarlyAskers {
         EarlyAskers {
             docker,
             registry,
             engine,
-            created,
-            reads: Arc::new(tokio::sync::Semaphore::new(CREATED_READS)),
             networks: Vec::new(),
             containers: HashMap::new(),
         }
@@ -223,7 +327,6 @@ impl EarlyAskers {
                     Some(EarlyEvent::Disconnect { network, container }) => {
                         self.disconnected(&network, &container);
                     }
-                    Some(EarlyEvent::Created { container }) => self.read_created(container),
                     Some(EarlyEvent::Networks) => {
                         self.refresh_networks().await;
                         self.registry.set_lookup_subnets(self.subnets());
@@ -233,36 +336,6 @@ impl EarlyAskers {
                 Some(ip) = lookups.recv() => self.look_up(ip).await,
             }
         }
-    }
-
-    /// Reads a created container in a task of its own (a read that lands after the start
-    /// began waits for it, and must not hold up the rest), and keeps it in [`Created`].
-    fn read_created(&self, container: String) {
-        let Ok(permit) = Arc::clone(&self.reads).try_acquire_owned() else {
-            // A burst: these containers are read after their start, as before.
-            self.created.forget(&container);
-            return;
-        };
-        let docker = self.docker.clone();
-        let created = self.created.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            match docker
-                .inspect_container(&container, None::<InspectContainerOptions>)
-                .await
-            {
-                // Only a container not started yet: one that is already running is the event
-                // loop's to read.
-                Ok(c) if c.state.as_ref().and_then(|s| s.running) != Some(true) => {
-                    created.fill(&container, c);
-                }
-                Ok(_) => created.forget(&container),
-                Err(error) => {
-                    created.forget(&container);
-                    debug!(%error, container, "early askers: cannot read a created container")
-                }
-            }
-        });
     }
 
     fn subnets(&self) -> Vec<ipnet::IpNet> {
@@ -499,6 +572,41 @@ mod tests {
         created.forget("d");
         created.fill("d", named("/d"));
         assert!(created.wait("d", Duration::from_secs(5)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_read_that_found_the_container_started_is_taken_once_by_its_start() {
+        let created = Created::default();
+        created.expect("a");
+        assert!(created.may_have_started("a"), "on its way");
+        let landing = created.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            landing.started("a", named("/a"));
+        });
+        // Not for the connect (which publishes from a container not yet started) ...
+        assert!(created.wait("a", Duration::from_secs(5)).await.is_none());
+        // ... for the start, once.
+        let got = created.wait_started("a", Duration::from_secs(5)).await;
+        assert_eq!(got.and_then(|c| c.name), Some("/a".to_string()));
+        assert!(!created.may_have_started("a"));
+        assert!(
+            created
+                .wait_started("a", Duration::from_millis(10))
+                .await
+                .is_none()
+        );
+        // A read that found it not started is the connect's, not the start's.
+        created.expect("b");
+        created.fill("b", named("/b"));
+        assert!(!created.may_have_started("b"));
+        assert!(
+            created
+                .wait_started("b", Duration::from_millis(10))
+                .await
+                .is_none()
+        );
+        assert!(created.peek("b").is_some());
     }
 
     #[test]

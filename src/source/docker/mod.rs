@@ -9,6 +9,7 @@
 
 mod client;
 mod early;
+mod listed;
 mod reads;
 pub mod state;
 pub mod translate;
@@ -34,6 +35,8 @@ use tracing::{debug, info, warn};
 pub use translate::Policy;
 use translate::{NetworkFacts, NoBridge, bridge_of, gateways_of};
 
+use listed::{Implies, Verdict};
+use reads::{Answer, Ask, Why};
 use state::{ContainerFacts, DockerState, SnapshotFacts};
 
 use super::{bridge::BridgeEvent, engine::Engine, publish::Publisher};
@@ -62,9 +65,13 @@ const NETWORK_ACTIONS: [&str; 4] = ["create", "destroy", "connect", "disconnect"
 /// `create`, before its start locks it.
 const EARLY_CONTAINER_ACTIONS: [&str; 1] = ["create"];
 /// How long a `network connect` waits for its container's create-time read still on its way
-/// (2–3 ms unloaded). Past it the container is read whole after its start (400–480 ms), as
-/// it would have been without the read.
-const CREATED_READ_WAIT: Duration = Duration::from_millis(250);
+/// (2–3 ms unloaded, past 250 ms under churn). Past it the container is published at its
+/// start. The wait is the read's own, beside the loop (`reads.rs`); a newer event of the
+/// container makes it moot.
+const CREATED_READ_WAIT: Duration = Duration::from_secs(2);
+/// How long a `start` waits for its container's create-time read that waited on the start's
+/// lock: it is let through as the start is done, when the event is sent.
+const STARTED_READ_WAIT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct DockerOptions {
@@ -193,9 +200,9 @@ impl DockerSource {
             docker.clone(),
             Arc::clone(self.publisher.registry()),
             engine,
-            self.created.clone(),
         );
         let _early = AbortOnDropHandle::new(tokio::spawn(early.run(early_rx)));
+        self.reads = reads::Reads::new(&docker, self.options.policy, self.created.clone());
         self.snapshot(&docker).await?;
 
         let mut filters = HashMap::from([("type", vec!["container", "network"])]);
@@ -219,25 +226,17 @@ impl DockerSource {
         let mut events = docker.events(Some(options));
         let reader_overflowed = Arc::clone(&overflowed);
         let reader_created = self.created.clone();
+        let reader_docker = docker.clone();
         let reader = tokio::spawn(async move {
             while let Some(event) = events.next().await {
-                if let Ok(event) = &event
-                    && let Some(early) = early_event(event)
-                {
+                if let Ok(event) = &event {
                     // As it arrives, ahead of the queue: the head start is the point. A
-                    // create is marked as being read now, so the event loop, reaching the
-                    // container's connect, waits for the read instead of racing it.
-                    let created = match &early {
-                        early::EarlyEvent::Created { container } => {
-                            reader_created.expect(container);
-                            Some(container.clone())
-                        }
-                        _ => None,
-                    };
-                    if early_tx.try_send(early).is_err()
-                        && let Some(container) = created
-                    {
-                        reader_created.forget(&container);
+                    // create is read now (and marked so: the event loop, reaching the
+                    // container's connect, waits for the read instead of racing it).
+                    if let Some(container) = created_container(event) {
+                        reader_created.read(&reader_docker, container);
+                    } else if let Some(early) = early_event(event) {
+                        let _ = early_tx.try_send(early);
                     }
                 }
                 let failed = event.is_err();
@@ -261,12 +260,11 @@ impl DockerSource {
         let period = self.options.reconcile;
         let mut reconcile = (!period.is_zero())
             .then(|| tokio::time::interval_at(tokio::time::Instant::now() + period, period));
-        self.reads = reads::Reads::default();
         loop {
             // Events, reads landing (`reads.rs`) and the reconcile tick, whichever comes.
             enum Turn {
                 Event(Option<Result<EventMessage, BollardError>>),
-                Read(Option<(String, Result<ContainerFacts, DockerSourceError>)>),
+                Read(Option<reads::Landed>),
                 Tick,
             }
             let reading = !self.reads.is_empty();
@@ -278,8 +276,8 @@ impl DockerSource {
             let event = match turn {
                 Turn::Event(event) => event,
                 Turn::Read(landed) => {
-                    if let Some((id, facts)) = landed {
-                        self.publish_container(&id, facts?);
+                    if let Some(landed) = landed {
+                        self.landed(landed)?;
                     }
                     continue;
                 }
@@ -388,7 +386,14 @@ impl DockerSource {
             return Ok(()); // an engine that cannot filter by action sends every one (Podman)
         }
         counter!(names::DOCKER_EVENTS_TOTAL, "action" => verb.clone()).increment(1);
-        debug!(?event.typ, %action, id = ?actor.id, "Docker event");
+        debug!(
+            ?event.typ,
+            %action,
+            id = ?actor.id,
+            name = attributes.get("name").map(String::as_str),
+            lag_us = event_time.map(|t| (unix_nanos() - t) / 1000),
+            "Docker event"
+        );
         match event.typ {
             Some(EventMessageTypeEnum::CONTAINER) => {
                 let Some(id) = actor.id else { return Ok(()) };
@@ -401,11 +406,41 @@ impl DockerSource {
                     // read of it still in flight is stale from here.
                     self.reads.supersede(&id);
                     self.publish_container(&id, ContainerFacts::default());
+                    self.created.forget(&id);
                 } else {
-                    self.read_container(docker, &id).await?;
+                    // From the engine's list where it is read (`listed.rs`: about 1 ms, no
+                    // container lock), else from the inspect.
+                    let implies = Implies::of_event(&verb, &action, &attributes)
+                        .filter(|_| self.lists_containers());
+                    match implies {
+                        Some(implies) => {
+                            let seq = self.reads.begin(&id, Why::Event(implies), Ask::Listed);
+                            if verb == "start" {
+                                // Raced by its inspect, and by the create-time read if that
+                                // lost the race with the start and waited on its lock (it
+                                // lands as the start is done): under churn dockerd answered
+                                // the list and the inspect alike in 80-230 ms at times.
+                                // Whichever lands first publishes; a list entry landing after
+                                // an inspect is dropped.
+                                if self.created.may_have_started(&id) {
+                                    let wait = STARTED_READ_WAIT;
+                                    self.reads
+                                        .also(&id, seq, Why::Refine, Ask::Started { wait });
+                                }
+                                self.reads.also(&id, seq, Why::Refine, Ask::Inspect);
+                            }
+                        }
+                        None => {
+                            self.reads
+                                .begin(&id, Why::Event(Implies::Anything), Ask::Inspect);
+                        }
+                    }
+                    // What was read at `create` has served its turn, except for a start read
+                    // from the list, which publishes from it (see `publish_listed`).
+                    if !(verb == "start" && self.lists_containers()) {
+                        self.created.forget(&id);
+                    }
                 }
-                // Read whole now: what was read at `create` has served its turn.
-                self.created.forget(&id);
             }
             Some(EventMessageTypeEnum::NETWORK) => {
                 let network = attributes.get("name").cloned().unwrap_or_default();
@@ -438,20 +473,41 @@ impl DockerSource {
                         self.publisher.apply_all(changes);
                         self.report_bridges(BridgeEvent::Down(network)).await;
                     }
-                    "connect" | "disconnect" => {
+                    "connect" => {
                         if let Some(container) = attributes.get("container") {
-                            let early = verb == "connect"
-                                && self
-                                    .connect_created(docker, actor.id.as_deref(), container)
-                                    .await;
-                            if verb == "disconnect" {
-                                // Gone from that network now, as from Docker's DNS; the read
-                                // below (which may wait on the engine) settles the rest.
-                                let changes = self.state.left_network(container, &network);
-                                self.publisher.apply_all(changes);
-                            }
-                            if !early {
-                                self.read_container(docker, container).await?;
+                            // Docker registers a container's names at its connect, 400–480 ms
+                            // before its process starts and its inspect answers: published
+                            // from the create-time read (`early.rs`) or the list, with the
+                            // addresses the network's inspect lists (`publish_connected`).
+                            let ask = match actor.id.clone() {
+                                Some(network) => Ask::Connected {
+                                    network,
+                                    wait: CREATED_READ_WAIT,
+                                },
+                                None => Ask::Inspect,
+                            };
+                            self.reads.begin(container, Why::Connect, ask);
+                        }
+                    }
+                    "disconnect" => {
+                        if let Some(container) = attributes.get("container") {
+                            // Gone from that network now, as from Docker's DNS, with no read.
+                            let changes = self.state.left_network(container, &network);
+                            self.publisher.apply_all(changes);
+                            if !self.state.publishes(container) {
+                                // Nothing left to settle (it died: its disconnects come with
+                                // its cleanup); reads of it pending are stale.
+                                self.reads.supersede(container);
+                            } else if self.lists_containers() {
+                                let implies = Implies::Off(network.clone());
+                                self.reads
+                                    .begin(container, Why::Event(implies), Ask::Listed);
+                            } else {
+                                self.reads.begin(
+                                    container,
+                                    Why::Event(Implies::Anything),
+                                    Ask::Inspect,
+                                );
                             }
                         }
                     }
@@ -461,102 +517,186 @@ impl DockerSource {
             _ => {}
         }
         if let Some(nanos) = event_time {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as i64);
-            let delay = (now - nanos).max(0) as f64 / 1e9;
+            let delay = (unix_nanos() - nanos).max(0) as f64 / 1e9;
             histogram!(names::DOCKER_EVENT_TO_APPLY).record(delay);
         }
         Ok(())
     }
 
-    /// Starts reading container `id` beside the loop, which publishes it as the read lands
-    /// (`reads.rs`); with [`reads::MAX_READS`] in flight, the oldest lands first.
-    async fn read_container(&mut self, docker: &Docker, id: &str) -> Result<(), DockerSourceError> {
-        while self.reads.is_full() {
-            match self.reads.next().await {
-                Some((landed, facts)) => {
-                    self.publish_container(&landed, facts?);
+    /// Applies a read that landed and still counts (`reads.rs`).
+    fn landed(&mut self, landed: reads::Landed) -> Result<(), DockerSourceError> {
+        let reads::Landed {
+            id,
+            seq,
+            why,
+            answer,
+            ..
+        } = landed;
+        match answer? {
+            Answer::Inspected(facts) => {
+                if self.publish_container(&id, facts) && why == Why::Reconcile {
+                    self.corrected(&id, 1);
                 }
-                None => break,
             }
+            Answer::Listed(entry) => {
+                let implies = match why {
+                    Why::Event(implies) => implies,
+                    _ => Implies::Anything,
+                };
+                self.publish_listed(&id, seq, entry.as_deref(), &implies);
+            }
+            Answer::Connected {
+                created,
+                on,
+                listed,
+            } => self.publish_connected(&id, seq, created, on, listed),
+            Answer::Nothing => {}
         }
-        self.reads.begin(docker, id, self.options.policy);
         Ok(())
     }
 
-    /// Re-reads container `id` and publishes it; returns whether that changed anything.
-    async fn refresh_container(
+    /// Publishes container `id` from its list entry, as far as the list and what is known of
+    /// it go (`listed.rs`); what the list leaves open or contradicts, its inspect settles.
+    fn publish_listed(
         &mut self,
-        docker: &Docker,
         id: &str,
-    ) -> Result<bool, DockerSourceError> {
-        let facts = client::container(docker, id, self.options.policy).await?;
-        Ok(self.publish_container(id, facts))
-    }
-
-    /// Publishes a container that is being started from what was read at its `create`
-    /// (`early.rs`), with the addresses `network` (an ID, as the event names it) lists for it:
-    /// as Docker registers a container at `network connect`, before its process starts, when
-    /// its own inspect would wait for the start (400–480 ms measured). Returns false when it
-    /// was not read at `create` or the network does not list it (the caller reads it whole).
-    async fn connect_created(
-        &mut self,
-        docker: &Docker,
-        network: Option<&str>,
-        container: &str,
-    ) -> bool {
-        let Some(network) = network else {
-            return false;
+        seq: u64,
+        entry: Option<&bollard::models::ContainerSummary>,
+        implies: &Implies,
+    ) {
+        // A first start: what the create-time read says (hostname, aliases) until its own
+        // inspect lands, so the names published at connect stay.
+        let created = match self.state.known(id) {
+            Some(_) => None,
+            None => self.created.peek(id).map(|c| listed::known_of(&c)),
         };
-        let Some(created) = self.created.wait(container, CREATED_READ_WAIT).await else {
-            return false;
-        };
-        let Some((name, addresses)) = early::addresses_on(docker, network, container).await else {
-            return false;
-        };
-        if addresses.is_empty() {
-            return false;
+        if *implies == Implies::Running {
+            self.created.forget(id);
         }
-        let name = name.as_str();
-        let started = translate::as_started(&created, name, &addresses);
-        let facts = client::facts_of(&started, None, self.options.policy);
-        self.created.keep(container, started);
-        counter!(names::DOCKER_EARLY_ASKERS_TOTAL, "how" => "created").increment(1);
-        debug!(
-            container,
-            network = name,
-            "published at network connect, from the create-time read"
-        );
-        self.publish_container(container, facts);
-        true
+        let known = self.state.known(id).or(created.as_ref());
+        match listed::judge(entry, implies, known, self.engine()) {
+            Verdict::Gone => {
+                self.publish_container(id, ContainerFacts::default());
+            }
+            Verdict::Publish {
+                container,
+                complete,
+            } => {
+                debug!(id, complete, "published from the list");
+                counter!(names::DOCKER_LIST_READS_TOTAL, "how" => if complete { "complete" } else { "partial" }).increment(1);
+                let facts = client::facts_of(&container, None, self.options.policy);
+                self.publish_container(id, facts);
+                if !complete || created.is_some() {
+                    self.reads.refine(id, seq);
+                }
+            }
+            Verdict::Unsure => {
+                counter!(names::DOCKER_LIST_READS_TOTAL, "how" => "unsure").increment(1);
+                debug!(id, ?implies, "the list is older than the event; inspecting");
+                self.reads.refine(id, seq);
+            }
+        }
     }
 
-    /// Compares the engine's running containers with the last list and re-reads those that
-    /// changed, appeared or went; what that corrects, the event stream had missed (counted:
-    /// in a healthy run the counter stays at 0).
+    /// Publishes a container at its `network connect`, with the addresses the network lists
+    /// for it (`on`): from what was read at its `create` when that read is there (as Docker
+    /// registers a container at connect, before its process starts, when its own inspect
+    /// would wait for the start: 400–480 ms measured), else, when it is running already
+    /// (`docker network connect`), from its list entry. A container not started yet and not
+    /// read at `create` is published at its start.
+    fn publish_connected(
+        &mut self,
+        id: &str,
+        seq: u64,
+        created: bool,
+        on: Option<(String, Vec<std::net::IpAddr>)>,
+        entry: Option<Box<bollard::models::ContainerSummary>>,
+    ) {
+        use bollard::models::ContainerSummaryStateEnum as State;
+        let lists = self.lists_containers();
+        let not_started = entry
+            .as_ref()
+            .is_some_and(|e| e.state == Some(State::CREATED));
+        let Some((network, addresses)) = on.filter(|(_, addresses)| !addresses.is_empty()) else {
+            if !(lists && not_started) {
+                self.reads.refine(id, seq);
+            }
+            return;
+        };
+        if created && let Some(read) = self.created.peek(id) {
+            let started = translate::as_started(&read, &network, &addresses);
+            let facts = client::facts_of(&started, None, self.options.policy);
+            self.created.keep(id, started);
+            counter!(names::DOCKER_EARLY_ASKERS_TOTAL, "how" => "created").increment(1);
+            debug!(
+                id,
+                network, "published at network connect, from the create-time read"
+            );
+            self.publish_container(id, facts);
+            return;
+        }
+        let Some(mut entry) = entry.filter(|_| lists) else {
+            self.reads.refine(id, seq);
+            return;
+        };
+        if not_started {
+            return; // its start publishes it
+        }
+        // The list may not show this network yet (dockerd logs the connect before it updates
+        // that view): its addresses are the network's.
+        let endpoint = entry
+            .network_settings
+            .get_or_insert_with(Default::default)
+            .networks
+            .get_or_insert_with(Default::default)
+            .entry(network)
+            .or_default();
+        for ip in addresses {
+            match ip {
+                std::net::IpAddr::V4(v4) => endpoint.ip_address = Some(v4.to_string()),
+                std::net::IpAddr::V6(v6) => endpoint.global_ipv6_address = Some(v6.to_string()),
+            }
+        }
+        self.publish_listed(id, seq, Some(&entry), &Implies::Running);
+    }
+
+    /// Compares the engine's running containers with the last list and has those that
+    /// changed or appeared inspected (beside the loop, as any read); those that went are
+    /// gone. What that corrects, the event stream had missed (counted: in a healthy run the
+    /// counter stays at 0).
     async fn reconcile(&mut self, docker: &Docker) -> Result<(), DockerSourceError> {
         let now = client::listed(&client::running(docker).await?);
         let relisted = self.state.relist(now);
-        let mut corrections = 0u64;
-        // Read here, now: a read of the same container still in flight is older.
+        // Read afresh: a read of the same container still pending is older.
         for id in relisted.changed {
-            self.reads.supersede(&id);
-            corrections += u64::from(self.refresh_container(docker, &id).await?);
+            self.reads.begin(&id, Why::Reconcile, Ask::Inspect);
         }
+        let mut corrections = 0u64;
         for id in relisted.gone {
             self.reads.supersede(&id);
             corrections += u64::from(self.publish_container(&id, ContainerFacts::default()));
         }
         if corrections > 0 {
-            counter!(names::SOURCE_RECONCILE_CORRECTIONS_TOTAL, "source" => "docker")
-                .increment(corrections);
-            warn!(
-                corrections,
-                "reconcile found containers whose records the event stream had not brought; corrected"
-            );
+            self.corrected("(gone)", corrections);
         }
         Ok(())
+    }
+
+    fn corrected(&self, id: &str, corrections: u64) {
+        counter!(names::SOURCE_RECONCILE_CORRECTIONS_TOTAL, "source" => "docker")
+            .increment(corrections);
+        warn!(
+            id,
+            corrections,
+            "reconcile found containers whose records the event stream had not brought; corrected"
+        );
+    }
+
+    /// Whether containers are published from the engine's list (`listed.rs`): Docker's; for
+    /// Podman, whose list entries have not been checked against its inspect, every read is an
+    /// inspect.
+    fn lists_containers(&self) -> bool {
+        self.engine() == Engine::Docker
     }
 
     /// Publishes what container `id` is now; returns whether that changed anything.
@@ -621,6 +761,13 @@ impl crate::source::live::LiveSource for DockerSource {
     }
 }
 
+/// Now, in nanoseconds since the Unix epoch (as the engine stamps its events).
+fn unix_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
 /// Whether a `kill` event sent SIGKILL (the engine names it by number).
 fn is_sigkill(attributes: &HashMap<String, String>) -> bool {
     attributes
@@ -628,15 +775,18 @@ fn is_sigkill(attributes: &HashMap<String, String>) -> bool {
         .is_some_and(|s| matches!(s.as_str(), "9" | "KILL" | "SIGKILL"))
 }
 
-/// What the early-askers task wants of an engine event: containers created, network connects
-/// and disconnects, and networks coming and going.
+/// The container a `container create` event names.
+fn created_container(event: &EventMessage) -> Option<&str> {
+    (event.typ == Some(EventMessageTypeEnum::CONTAINER)
+        && event.action.as_deref() == Some("create"))
+    .then(|| event.actor.as_ref()?.id.as_deref())
+    .flatten()
+}
+
+/// What the early-askers task wants of an engine event: network connects and disconnects,
+/// and networks coming and going.
 fn early_event(event: &EventMessage) -> Option<early::EarlyEvent> {
     let actor = event.actor.as_ref()?;
-    if event.typ == Some(EventMessageTypeEnum::CONTAINER) {
-        return (event.action.as_deref() == Some("create")).then(|| early::EarlyEvent::Created {
-            container: actor.id.clone().unwrap_or_default(),
-        });
-    }
     if event.typ != Some(EventMessageTypeEnum::NETWORK) {
         return None;
     }

@@ -11,6 +11,7 @@ use std::{
     net::IpAddr,
 };
 
+use super::listed::Known;
 use crate::registry::{Change, Endpoint};
 use crate::source::tracked::{EndpointKey, Tracked};
 
@@ -19,11 +20,14 @@ use crate::source::tracked::{EndpointKey, Tracked};
 pub type AskerAddresses = Option<(String, Vec<IpAddr>)>;
 
 /// One container as read: its endpoints on the followed networks, and where it asks from.
-/// A container that is gone has neither.
+/// A container that is gone has neither. `known` is what its inspect says that the engine's
+/// list does not (`listed.rs`); None when these facts come from the list, which leaves what
+/// was known as it was.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerFacts {
     pub endpoints: Vec<Endpoint>,
     pub asks_from: AskerAddresses,
+    pub known: Option<Known>,
 }
 
 /// Everything a snapshot reads.
@@ -61,6 +65,9 @@ pub struct DockerState {
     askers: HashMap<String, (String, Vec<IpAddr>)>,
     /// The running containers as last listed.
     listed: Listed,
+    /// Container ID → what its last inspect said that the list does not (hostname, aliases
+    /// per network), for publishing it from the list (`listed.rs`).
+    known: HashMap<String, Known>,
 }
 
 impl DockerState {
@@ -74,7 +81,11 @@ impl DockerState {
         self.listed = facts.listed;
         let mut endpoints: BTreeMap<EndpointKey, Endpoint> = BTreeMap::new();
         let mut askers: HashMap<String, AskerAddresses> = HashMap::new();
+        self.known.clear();
         for (id, container) in facts.containers {
+            if let Some(known) = container.known {
+                self.known.insert(id.clone(), known);
+            }
             for ep in container.endpoints {
                 endpoints.insert((ep.network.clone(), ep.container.clone()), ep);
             }
@@ -115,6 +126,11 @@ impl DockerState {
 
     /// Container `id` is now as `facts` says (read after an event, or gone).
     pub fn container(&mut self, id: &str, facts: ContainerFacts) -> Vec<Change> {
+        if facts.endpoints.is_empty() && facts.asks_from.is_none() {
+            self.known.remove(id);
+        } else if let Some(known) = facts.known {
+            self.known.insert(id.to_string(), known);
+        }
         let mut changes = self.tracked.replace_container(id, facts.endpoints);
         changes.extend(self.asker_changes(id, facts.asks_from));
         changes
@@ -151,7 +167,20 @@ impl DockerState {
 
     /// `container` left `network` (gone from there at once, as from Docker's DNS).
     pub fn left_network(&mut self, container: &str, network: &str) -> Vec<Change> {
+        if let Some(known) = self.known.get_mut(container) {
+            known.left(network);
+        }
         self.tracked.remove_endpoint(container, network)
+    }
+
+    /// What container `id`'s last inspect said that the list does not, if it was inspected.
+    pub fn known(&self, id: &str) -> Option<&Known> {
+        self.known.get(id)
+    }
+
+    /// Whether anything is published for container `id`.
+    pub fn publishes(&self, id: &str) -> bool {
+        self.askers.contains_key(id) || self.tracked.has_container(id)
     }
 
     /// Compares `now` with the last list and keeps it: what changed or appeared is to be read
@@ -250,6 +279,7 @@ mod tests {
         ContainerFacts {
             endpoints: endpoints_of(&container, policy),
             asks_from: asker_addresses_of(&container, None, policy.engine),
+            known: None,
         }
     }
 
@@ -372,6 +402,7 @@ mod tests {
         let with = |addresses: Vec<IpAddr>| ContainerFacts {
             endpoints: Vec::new(),
             asks_from: Some((key.clone(), addresses)),
+            known: None,
         };
         assert_eq!(
             state.container(A, with(vec![ip])),
@@ -387,6 +418,40 @@ mod tests {
             container: key,
             addresses: Vec::new()
         }));
+    }
+
+    #[test]
+    fn what_an_inspect_knew_stays_until_the_container_goes_or_leaves_the_network() {
+        let mut state = DockerState::default();
+        let known = Known {
+            hostname: Some("webhost".into()),
+            aliases: vec![("dev".into(), vec!["api".into()])],
+        };
+        let mut web = inspected(A, "web", &[("dev", "10.1.0.2", &["api"])]);
+        web.known = Some(known.clone());
+        state.container(A, web.clone());
+        assert_eq!(state.known(A), Some(&known));
+        assert!(state.publishes(A));
+        // Published from the list (no `known`): what the inspect knew stays.
+        web.known = None;
+        state.container(A, web.clone());
+        assert_eq!(state.known(A), Some(&known));
+        // Left the network: its aliases there are no longer known (a new connect may bring
+        // others); the hostname still is.
+        state.left_network(A, "dev");
+        let left = state.known(A).expect("still known");
+        assert!(left.aliases.is_empty() && left.hostname.is_some());
+        assert!(!state.publishes(A));
+        // Gone: forgotten.
+        state.container(A, web);
+        state.container(A, ContainerFacts::default());
+        assert_eq!(state.known(A), None);
+        // A snapshot keeps what its inspects knew, and only that.
+        let mut db = inspected(B, "db", &[("back", "10.2.0.3", &[])]);
+        db.known = Some(Known::default());
+        state.snapshot(snapshot_of(vec![(B, db)]));
+        assert_eq!(state.known(B), Some(&Known::default()));
+        assert_eq!(state.known(A), None);
     }
 
     #[test]
