@@ -431,7 +431,10 @@ fn images_are_checked_against_their_registry_by_digest_before_anything_changes()
     let registry = common::registry::Registry::start();
     let host = registry.host();
     let image = format!("{host}/natest/app:1");
-    let _images = common::registry::RemoveImages(vec![image.clone()]);
+    let _images = common::registry::RemoveImages(vec![
+        format!("{host}/natest/app"),
+        format!("{host}/natest/nosuch"),
+    ]);
     let first = registry.publish("natest/app", "1", "one");
     let stack_with = |image: &str| {
         format!(

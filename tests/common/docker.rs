@@ -107,19 +107,21 @@ pub fn sweep() {
     for name in volumes.split_whitespace() {
         let _ = Command::new("docker").args(["volume", "rm", name]).output();
     }
-    // Images pulled from a test's loopback registry (`registry.rs`; they carry the label).
+    // Images pulled from a test's loopback registry (`registry.rs`; they carry the label),
+    // by ID: a moved tag leaves the image it named untagged (`<none>`).
     let images = docker(&[
         "images",
         "--format",
-        "{{.Repository}}:{{.Tag}}",
+        "{{.ID}} {{.Repository}}",
         "--filter",
         &format!("label={LABEL}"),
     ]);
-    for image in images
-        .split_whitespace()
-        .filter(|i| i.starts_with("127.0.0.1:"))
+    for (id, _) in images
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, repo)| repo.starts_with("127.0.0.1:"))
     {
-        let _ = Command::new("docker").args(["rmi", "-f", image]).output();
+        let _ = Command::new("docker").args(["rmi", "-f", id]).output();
     }
 }
 

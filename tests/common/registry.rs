@@ -236,13 +236,23 @@ fn answer(
     unknown("NAME_UNKNOWN")
 }
 
-/// Removes the named images when dropped (pass or fail).
+/// Removes, when dropped (pass or fail), every image pulled from the repositories named
+/// (`HOST/REPO`), tagged or not: a moved tag leaves the image it named as `<none>`.
 pub struct RemoveImages(pub Vec<String>);
 
 impl Drop for RemoveImages {
     fn drop(&mut self) {
-        for image in &self.0 {
-            let _ = Command::new("docker").args(["rmi", "-f", image]).output();
+        let Ok(out) = Command::new("docker")
+            .args(["images", "--format", "{{.ID}} {{.Repository}}"])
+            .output()
+        else {
+            return;
+        };
+        let listed = String::from_utf8_lossy(&out.stdout);
+        for (id, repo) in listed.lines().filter_map(|l| l.split_once(' ')) {
+            if self.0.iter().any(|r| r == repo) {
+                let _ = Command::new("docker").args(["rmi", "-f", id]).output();
+            }
         }
     }
 }
