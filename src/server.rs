@@ -249,6 +249,8 @@ pub async fn start(launch: Launch) -> Result<Running, StartError> {
         }
         None => info!("serving the embedded default; give --config FILE to reload on change"),
     }
+    // The parsed config's networks are gone by now (the reloader keeps only the settings).
+    trim_heap();
 
     if docker.enabled {
         let options = DockerOptions {
@@ -486,3 +488,19 @@ fn forward_policy(
         allow_any_client: forward.allow_any_client,
     })
 }
+
+/// Gives the allocator's free pages back to the kernel once the static records are loaded.
+/// Loading peaks well above what is kept (the TOML parse, the parsed networks), and glibc keeps
+/// the freed pages: at 100,000 endpoints memory.sh read 198.4 MB resident without this,
+/// 179.5 MB with it (10.4 MB instead of 11.9 MB with no endpoints). Once, at start; the
+/// answer path never comes here.
+#[cfg(target_env = "gnu")]
+fn trim_heap() {
+    // SAFETY: malloc_trim only takes the allocator's own locks; any thread may call it.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn trim_heap() {}
