@@ -54,6 +54,17 @@ pub struct EngineState {
     pub registry: BTreeMap<String, RegistryImage>,
 }
 
+impl EngineState {
+    /// Whether the engine has `image` and it is what its registry said a pull brings now
+    /// (false when the registry was not asked or gave no digest).
+    pub fn is_current(&self, image: &str) -> bool {
+        match (self.image_digests.get(image), self.registry.get(image)) {
+            (Some(here), Some(registry)) => registry.is_here(here),
+            _ => false,
+        }
+    }
+}
+
 /// An image the engine has: its ID, and the registry digests it was pulled by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalImage {

@@ -549,13 +549,9 @@ fn newer_in_registry(
     {
         return None;
     }
-    let here = engine
-        .image_digests
-        .get(image)
-        .map_or(&[][..], Vec::as_slice);
     let found = engine.registry.get(image)?;
     let digest = short_digest(found.digest()?);
-    if found.is_here(here) {
+    if engine.is_current(image) {
         None
     } else if matches!(found, RegistryImage::Index(_)) {
         Some(format!(
@@ -821,10 +817,7 @@ pub fn plan(
             .map(|(image, container)| {
                 let registry = engine.registry.get(&image).cloned();
                 let present = engine.image_ids.contains_key(&image);
-                let current = present
-                    && registry.as_ref().is_some_and(|r| {
-                        r.is_here(engine.image_digests.get(&image).map_or(&[], Vec::as_slice))
-                    });
+                let current = present && engine.is_current(&image);
                 Action::PullImage {
                     image,
                     container,

@@ -107,8 +107,13 @@ pub fn sweep() {
     for name in volumes.split_whitespace() {
         let _ = Command::new("docker").args(["volume", "rm", name]).output();
     }
-    // Images pulled from a test's loopback registry (`registry.rs`; they carry the label),
-    // by ID: a moved tag leaves the image it named untagged (`<none>`).
+    // Images pulled from a test's loopback registry (`registry.rs`).
+    remove_labelled_images(|repo| repo.starts_with("127.0.0.1:"));
+}
+
+/// Removes every image carrying the test label whose repository `remove` picks, by ID: a
+/// moved tag leaves the image it named untagged (`<none>`), which no name reaches.
+pub fn remove_labelled_images(remove: impl Fn(&str) -> bool) {
     let images = docker(&[
         "images",
         "--format",
@@ -119,7 +124,7 @@ pub fn sweep() {
     for (id, _) in images
         .lines()
         .filter_map(|l| l.split_once(' '))
-        .filter(|(_, repo)| repo.starts_with("127.0.0.1:"))
+        .filter(|(_, repo)| remove(repo))
     {
         let _ = Command::new("docker").args(["rmi", "-f", id]).output();
     }

@@ -242,17 +242,7 @@ pub struct RemoveImages(pub Vec<String>);
 
 impl Drop for RemoveImages {
     fn drop(&mut self) {
-        let Ok(out) = Command::new("docker")
-            .args(["images", "--format", "{{.ID}} {{.Repository}}"])
-            .output()
-        else {
-            return;
-        };
-        let listed = String::from_utf8_lossy(&out.stdout);
-        for (id, repo) in listed.lines().filter_map(|l| l.split_once(' ')) {
-            if self.0.iter().any(|r| r == repo) {
-                let _ = Command::new("docker").args(["rmi", "-f", id]).output();
-            }
-        }
+        // The registry's images carry the test label (`publish`'s config).
+        super::docker::remove_labelled_images(|repo| self.0.iter().any(|r| r == repo));
     }
 }
