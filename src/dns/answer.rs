@@ -3,8 +3,13 @@
 //! Pure over the registry (it takes rotation turns, nothing else, through `turns`, so a copy
 //! of a question the fast path answered gets that answer's order): no sockets, no encoding
 //! decisions beyond the records themselves.
+//!
+//! The commonest questions are decided once, by [`decide`], in a form neither path owns: the
+//! full path turns a [`Decision`] into hickory records here, the UDP fast path (`fast`) into
+//! raw bytes, and neither decides again. What `decide` leaves to the rest of this module, the
+//! fast path declines.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use hickory_server::proto::{
     op::{LowerQuery, ResponseCode},
@@ -68,6 +73,73 @@ impl Answer {
     }
 }
 
+/// What the rules make of a question before any record is built (see [`decide`]).
+#[derive(Debug)]
+pub enum Decision {
+    /// A or AAAA of a name held for the asker, with addresses of that family and no CNAME:
+    /// NOERROR, authoritative, every member of the family in the turn's order, each with
+    /// `ttl`.
+    Addresses {
+        set: Arc<RecordSet>,
+        v6: bool,
+        ttl: u32,
+    },
+    /// A name held by no network the asker sees and under nothing of ours to deny: not ours
+    /// (RFC 1034 4.3.2 step 3c is another server's): the forwarder's to answer, else REFUSED.
+    NotOurs,
+    /// Anything else (another type of a held name, NODATA, NXDOMAIN, a CNAME, a service name,
+    /// a reverse name): the full rules, [`answer`], decide it.
+    Other,
+}
+
+/// Decides `qtype` of the name `key` (its [`NameKey`] bytes: lowercase wire labels, no root)
+/// for `asker`, with `default_ttl` for a set without its own. Class IN; touches no heap (the
+/// fast path calls it for every packet). The one decision [`answer`] and the fast path share.
+pub fn decide(
+    registry: &Registry,
+    key: &[u8],
+    qtype: RecordType,
+    asker: IpAddr,
+    default_ttl: u32,
+) -> Decision {
+    // A reverse name may be held as a PTR, which `lookup_key` does not see; a service name is
+    // answered from its host's records (`answer_service`).
+    if qtype == RecordType::PTR || is_service_key(key) {
+        return Decision::Other;
+    }
+    let Some(set) = registry.lookup_key(key, asker) else {
+        return if registry.is_unheld_not_ours(key, asker) {
+            Decision::NotOurs
+        } else {
+            Decision::Other
+        };
+    };
+    let v6 = match qtype {
+        RecordType::A => false,
+        RecordType::AAAA => true,
+        _ => return Decision::Other,
+    };
+    let members = if v6 {
+        set.v6_members().len()
+    } else {
+        set.v4_members().len()
+    };
+    // RFC 1034 3.6.2: a CNAME answers for its name (`follow_cname`); no members of the
+    // family is NODATA, with the zone's SOA (`no_data`).
+    if set.cname().is_some() || members == 0 {
+        return Decision::Other;
+    }
+    let ttl = set.ttl().unwrap_or(default_ttl);
+    Decision::Addresses { set, v6, ttl }
+}
+
+/// Whether a name's first two labels, as [`NameKey`] bytes, start with `_` (`_http._tcp.app`):
+/// a service name, answered from its host's records ([`service_name`] reads it).
+fn is_service_key(key: &[u8]) -> bool {
+    let second = usize::from(key.first().copied().unwrap_or(0)) + 1;
+    key.get(1) == Some(&b'_') && key.get(second + 1) == Some(&b'_')
+}
+
 /// Answers `query` from `registry` as seen by `asker`, taking rotation turns as `turn` says.
 /// `ttl` is the server's default TTL.
 pub fn answer(
@@ -83,6 +155,16 @@ pub fn answer(
     let name = query.name();
     // Owner names keep the asker's spelling, so compression points at the question.
     let owner = query.original().name();
+    let key = NameKey::new(name);
+    match decide(registry, key.as_bytes(), query.query_type(), asker, ttl) {
+        Decision::Addresses { set, v6, ttl } => {
+            let answers =
+                address_records(registry, asker, key.as_bytes(), &set, v6, owner, ttl, turn);
+            return Answer::ours(ResponseCode::NoError, answers, None);
+        }
+        Decision::NotOurs => return Answer::not_ours(),
+        Decision::Other => {}
+    }
     match query.query_type() {
         RecordType::PTR => answer_ptr(registry, name, owner, asker, ttl),
         qtype => answer_name(
@@ -160,23 +242,52 @@ fn answer_name(
             chain,
         );
     }
-    // The question's name as the fast path keys the same turn: its lowercase wire labels.
+    // The name as the fast path keys the same turn: its lowercase wire labels.
     let key = || NameKey::new(name);
     let answers: Vec<Record> = match qtype {
-        RecordType::A => turn
-            .v4(registry, asker, key().as_bytes(), &set)
-            .iter()
-            .map(|ip| Record::from_rdata(owner.clone(), ttl, RData::A(A(*ip))))
-            .collect(),
-        RecordType::AAAA => turn
-            .v6(registry, asker, key().as_bytes(), &set)
-            .iter()
-            .map(|ip| Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(*ip))))
-            .collect(),
+        RecordType::A | RecordType::AAAA => {
+            let v6 = qtype == RecordType::AAAA;
+            address_records(
+                registry,
+                asker,
+                key().as_bytes(),
+                &set,
+                v6,
+                owner,
+                ttl,
+                turn,
+            )
+        }
         RecordType::TXT => vec![txt_record(owner, ttl, set.txt())],
         _ => vec![rfc8482_hinfo(owner, ttl)],
     };
     Answer::ours(ResponseCode::NoError, answers, None)
+}
+
+/// The A (or, `v6`, AAAA) records of `set` for `asker`, in the order of the turn `turn`
+/// takes for the name `key` (the fast path writes the same turn's addresses as bytes).
+#[allow(clippy::too_many_arguments)] // one answer's parts, each used once
+fn address_records(
+    registry: &Registry,
+    asker: IpAddr,
+    key: &[u8],
+    set: &RecordSet,
+    v6: bool,
+    owner: &Name,
+    ttl: u32,
+    turn: Turn<'_>,
+) -> Vec<Record> {
+    let record = |data| Record::from_rdata(owner.clone(), ttl, data);
+    if v6 {
+        let order = turn.v6(registry, asker, key, set);
+        order
+            .iter()
+            .map(|ip| record(RData::AAAA(AAAA(*ip))))
+            .collect()
+    } else {
+        let order = turn.v4(registry, asker, key, set);
+        order.iter().map(|ip| record(RData::A(A(*ip)))).collect()
+    }
 }
 
 /// RFC 1034 3.6.2 and 4.3.2 (step 3a): a name that is an alias (CNAME) answers any type but
@@ -509,6 +620,99 @@ mod tests {
         assert_eq!(gone.rcode, ResponseCode::NXDomain);
         assert_eq!(types(&gone), [RecordType::CNAME]);
         assert!(gone.soa.is_some());
+    }
+
+    fn decided(registry: &Registry, name: &str, qtype: RecordType, asker: IpAddr) -> Decision {
+        let name = LowerName::from(Name::from_ascii(name).expect("name"));
+        decide(registry, NameKey::new(&name).as_bytes(), qtype, asker, 30)
+    }
+
+    /// The decision both paths format, rule by rule.
+    #[test]
+    fn decide_gives_held_addresses_and_not_ours_and_leaves_the_rest_to_the_full_rules() {
+        let registry = registry();
+        cname(&registry, "www.shop.test", "app");
+        // Held, with addresses of the family asked: every member, the server's TTL.
+        match decided(&registry, "app.", RecordType::A, HOST) {
+            Decision::Addresses { set, v6, ttl } => {
+                assert!(!v6);
+                assert_eq!(set.v4_members().len(), 3);
+                assert_eq!(ttl, 30, "no TTL of its own: the server's");
+            }
+            other => panic!("app A: {other:?}"),
+        }
+        // Qualified by its network, and in another case: the same set.
+        assert!(matches!(
+            decided(&registry, "APP.n.", RecordType::A, HOST),
+            Decision::Addresses { .. }
+        ));
+        // Held without AAAA (NODATA with the SOA), another type, a CNAME: the full rules.
+        for (name, qtype) in [
+            ("app.", RecordType::AAAA),
+            ("app.", RecordType::TXT),
+            ("app.", RecordType::ANY),
+            ("www.shop.test.", RecordType::A),
+        ] {
+            assert!(
+                matches!(decided(&registry, name, qtype, HOST), Decision::Other),
+                "{name} {qtype}"
+            );
+        }
+        // Under the search domain and unheld: NXDOMAIN is ours to say, not the forwarder's.
+        assert!(matches!(
+            decided(&registry, "nope.docker.", RecordType::A, HOST),
+            Decision::Other
+        ));
+        // Outside everything: not ours, whatever the type, except a reverse name (a PTR may be
+        // held) and a service name (its host may be ours).
+        for (name, qtype) in [
+            ("example.com.", RecordType::A),
+            ("example.com.", RecordType::MX),
+        ] {
+            assert!(
+                matches!(decided(&registry, name, qtype, HOST), Decision::NotOurs),
+                "{name} {qtype}"
+            );
+        }
+        for (name, qtype) in [
+            ("2.0.0.10.in-addr.arpa.", RecordType::PTR),
+            ("_http._tcp.example.com.", RecordType::SRV),
+            ("_http._tcp.app.", RecordType::A),
+        ] {
+            assert!(
+                matches!(decided(&registry, name, qtype, HOST), Decision::Other),
+                "{name} {qtype}"
+            );
+        }
+        // A stranger sees no network: `app` is not held for it.
+        let stranger: IpAddr = "192.0.2.9".parse().expect("ip");
+        assert!(matches!(
+            decided(&registry, "app.", RecordType::A, stranger),
+            Decision::NotOurs
+        ));
+    }
+
+    /// The full rules format the decision: the held addresses in the turn's order, AA,
+    /// NOERROR; not ours is REFUSED and forwardable.
+    #[test]
+    fn answer_formats_the_decision() {
+        let (registry, turns) = (registry(), Turns::default());
+        let first = ask(&registry, &turns, "app.", RecordType::A);
+        assert_eq!(
+            (first.rcode, first.authoritative),
+            (ResponseCode::NoError, true)
+        );
+        assert_eq!(types(&first), [RecordType::A; 3]);
+        let second = ask(&registry, &turns, "app.", RecordType::A);
+        assert_eq!(
+            second.answers[0].data, first.answers[1].data,
+            "the next turn"
+        );
+        let away = ask(&registry, &turns, "example.com.", RecordType::A);
+        assert_eq!(
+            (away.rcode, away.forwardable),
+            (ResponseCode::Refused, true)
+        );
     }
 
     #[test]

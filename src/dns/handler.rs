@@ -14,12 +14,13 @@ use std::{
     },
 };
 
-use hickory_server::proto::op::{Edns, LowerQuery, Message, MessageType, Metadata, ResponseCode};
+use hickory_server::proto::op::{Edns, LowerQuery, Message, ResponseCode};
 use metrics::counter;
 use tracing::debug;
 
 use super::host::HostAddresses;
 use super::rate_limit::{RateLimit, RateLimiter, Verdict};
+use super::reply::Reply;
 use super::turns::{Sender, Turn, Turns};
 use super::{
     answer::{Answer, answer},
@@ -287,7 +288,6 @@ impl Responder {
         asker: IpAddr,
         turn: Turn<'_>,
     ) -> (Message, bool) {
-        let mut response = self.reply_to(request);
         let result = if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             // RFC 6891 6.1.3: we speak version 0 only.
             Answer::error(ResponseCode::BADVERS)
@@ -303,8 +303,7 @@ impl Responder {
             // `exchange` refuses other counts before decoding; a caller that did not gets this.
             Answer::error(ResponseCode::FormErr)
         };
-        response.metadata.response_code = result.rcode;
-        response.metadata.authoritative = result.authoritative;
+        let mut response = self.reply_to(request, self.reply(result.authoritative, result.rcode));
         response.answers = result.answers;
         response.authorities.extend(result.soa);
         response.additionals = result.additionals;
@@ -313,18 +312,28 @@ impl Responder {
 
     /// The response carrying an upstream's answer to `request`.
     pub fn relay(&self, request: &Message, upstream: Message) -> Message {
-        let mut response = self.reply_to(request);
+        let reply = self.reply(false, upstream.metadata.response_code);
+        let mut response = self.reply_to(request, reply);
         super::forward::relay_into(&mut response, upstream);
         response
     }
 
-    /// An empty response to `request`: its ID, opcode, RD and CD, its question, RA when we
-    /// forward, and the EDNS reply when it sent EDNS.
-    fn reply_to(&self, request: &Message) -> Message {
+    /// The header of a reply, AA when `authoritative` (the name is ours), with `rcode`: RA
+    /// when we forward. The one rule both paths write (`reply`); TC is the formatter's.
+    pub(super) fn reply(&self, authoritative: bool, rcode: ResponseCode) -> Reply {
+        Reply {
+            authoritative,
+            truncated: false,
+            recursion_available: self.forwards(),
+            rcode,
+        }
+    }
+
+    /// An empty response to `request` with the header `reply`: its ID, opcode, RD and CD, its
+    /// question, and the EDNS reply when it sent EDNS.
+    fn reply_to(&self, request: &Message, reply: Reply) -> Message {
         let mut response = Message::response(request.metadata.id, request.metadata.op_code);
-        response.metadata = Metadata::response_from_request(&request.metadata);
-        response.metadata.message_type = MessageType::Response;
-        response.metadata.recursion_available = self.forward.is_some();
+        response.metadata = reply.metadata(&request.metadata);
         response.queries = request.queries.clone();
         response.edns = request.edns.as_ref().map(|e| self.reply_edns(e));
         response

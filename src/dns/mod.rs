@@ -6,7 +6,9 @@
 //! and `tcp` carry packets to it; `listener` binds the sockets; `gateways` follows Docker
 //! bridges with listeners; `rate_limit` is the optional UDP RRL; `turns` lets one lookup sent to
 //! several of our addresses take one turn of the rotation; `predict` writes out, for
-//! `netalias explain`, the answer `handler` would give, taking no turn. Nothing here writes to
+//! `netalias explain`, the answer `handler` would give, taking no turn. The commonest questions
+//! are decided once (`answer::decide`, the header by `reply`), and the fast and full paths
+//! only format that decision, as bytes and as hickory messages. Nothing here writes to
 //! the registry.
 
 mod answer;
@@ -21,6 +23,7 @@ mod listener;
 mod predict;
 pub mod query_log;
 mod rate_limit;
+mod reply;
 mod tcp;
 mod turns;
 mod udp;

@@ -7,10 +7,12 @@
 //! past its TTL, except, when `serve_stale` is set, an answer that expired less than that long
 //! ago while every upstream fails (RFC 8767; TTL 30, counted).
 //!
-//! Each entry is also kept encoded, as the full path encodes it after the header, in a
-//! lock-free map keyed by the lowercase question: the UDP fast path answers a hit from those
-//! bytes (its ID, flags and OPT written in, TTLs aged in place) without decoding anything. The
-//! two stay one cache: an entry and its encoded form come and go together.
+//! An entry is kept in one form, encoded as the full path encodes it after the header
+//! ([`Encoded`]), and both paths relay from it through [`Encoded::write_sections`], which
+//! ages the TTLs: the UDP fast path writes it behind its own header (ID, flags and OPT written
+//! in) without decoding anything, and the full path decodes it ([`Cache::get`]). Two indexes
+//! share it: the LRU, under the lock, for order and bounds, and a lock-free map keyed by the
+//! lowercase question for the fast path; an entry enters and leaves both together.
 
 use std::{
     num::NonZeroUsize,
@@ -39,8 +41,8 @@ pub const STALE_TTL: u32 = 30;
 pub struct CacheLimits {
     /// Answers kept at once; 0 turns the cache off.
     pub entries: usize,
-    /// Bytes kept at once (an estimate per answer: its wire size, three times over for its
-    /// decoded and encoded copies, plus the entry's fixed cost).
+    /// Bytes kept at once (an estimate per answer: its encoded size, the places of its TTLs,
+    /// its key, and the entry's fixed cost).
     pub max_bytes: usize,
     /// The longest an answer is kept, whatever its TTL says.
     pub max_ttl: u32,
@@ -66,13 +68,19 @@ const ENTRY_OVERHEAD: usize = 400;
 type Key = (LowerName, RecordType, DNSClass);
 
 struct Entry {
-    answer: Arc<Message>,
-    stored: Instant,
-    ttl: u32,
+    encoded: Arc<Encoded>,
     /// Its key in `encoded`.
     question: Box<[u8]>,
     /// What it counts against `max_bytes`.
     cost: usize,
+}
+
+/// How a cached answer is served: its TTLs lowered by the whole seconds it has spent here, or,
+/// past its TTL when every upstream fails, each [`STALE_TTL`] (RFC 8767 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    Fresh { age: u32 },
+    Stale,
 }
 
 /// The LRU and the bytes it holds, under one lock.
@@ -106,10 +114,50 @@ impl Encoded {
         &self.body[..self.question_len]
     }
 
-    /// Seconds since stored, as the full path ages TTLs; `None` once it has expired.
+    /// Seconds since stored, as both paths age TTLs; `None` once it has expired.
     pub fn age(&self) -> Option<u32> {
         let age = self.stored.elapsed();
         (age < Duration::from_secs(u64::from(self.ttl))).then_some(age.as_secs() as u32)
+    }
+
+    /// The message after its first four octets (ID and flags, the caller's): the four counts
+    /// (ARCOUNT one more when the caller appends an OPT, `opt`), then the question and the
+    /// upstream's sections with every TTL as `served` says. What both paths relay.
+    pub fn write_sections(&self, out: &mut Vec<u8>, served: Served, opt: bool) {
+        let [answers, authorities, additionals] = self.counts;
+        debug_assert!(out.len() >= 4, "the caller writes the ID and flags first");
+        let start = out.len().saturating_sub(4);
+        out.extend_from_slice(&[0, 1]);
+        out.extend_from_slice(&answers.to_be_bytes());
+        out.extend_from_slice(&authorities.to_be_bytes());
+        out.extend_from_slice(&(additionals + u16::from(opt)).to_be_bytes());
+        out.extend_from_slice(&self.body);
+        for &(at, ttl) in self.ttls.iter() {
+            let ttl = match served {
+                Served::Fresh { age } => ttl.saturating_sub(age),
+                Served::Stale => STALE_TTL,
+            };
+            let at = start + HEADER_LEN + at;
+            out[at..at + 4].copy_from_slice(&ttl.to_be_bytes());
+        }
+    }
+
+    /// The upstream's answer as a message (its rcode and sections; ID 0), served as `served`
+    /// says: what the full path relays. `None` if hickory cannot read back what it wrote.
+    fn message(&self, served: Served) -> Option<Message> {
+        let mut bytes = Vec::with_capacity(HEADER_LEN + self.body.len());
+        bytes.extend_from_slice(&[0, 0, 0x80, self.rcode]);
+        self.write_sections(&mut bytes, served, false);
+        Message::from_vec(&bytes).ok()
+    }
+
+    /// What it counts against the cache's `max_bytes`, keyed by `key`.
+    fn cost(&self, key: &[u8]) -> usize {
+        HEADER_LEN
+            + self.body.len()
+            + self.ttls.len() * std::mem::size_of::<(usize, u32)>()
+            + key.len()
+            + ENTRY_OVERHEAD
     }
 }
 
@@ -228,31 +276,32 @@ impl Cache {
     /// A cached answer with its TTLs lowered by the time it has spent here; `None` once it
     /// has expired (it is kept for `serve_stale` more, then dropped).
     pub fn get(&self, key: &Key) -> Option<Message> {
-        let (answer, age) = self.lookup(key, false)?;
-        Some(aged(&answer, |ttl| ttl.saturating_sub(age)))
+        let (encoded, age) = self.lookup(key, false)?;
+        encoded.message(Served::Fresh { age })
     }
 
     /// An answer that expired less than `serve_stale` ago, with TTL [`STALE_TTL`]: for when
     /// every upstream has failed (RFC 8767). Counted.
     pub fn stale(&self, key: &Key) -> Option<Message> {
-        let (answer, _) = self.lookup(key, true)?;
+        let (encoded, _) = self.lookup(key, true)?;
         counter!(FORWARD_CACHE_TOTAL, "result" => "stale").increment(1);
-        Some(aged(&answer, |_| STALE_TTL))
+        encoded.message(Served::Stale)
     }
 
     /// The entry for `key` and its age in seconds: fresh only, or (`stale`) expired within
     /// the serve-stale window only. An entry past both is dropped.
-    fn lookup(&self, key: &Key, stale: bool) -> Option<(Arc<Message>, u32)> {
+    fn lookup(&self, key: &Key, stale: bool) -> Option<(Arc<Encoded>, u32)> {
         let mut entries = self
             .entries
             .as_ref()?
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let entry = entries.lru.get(key)?;
-        let age = entry.stored.elapsed();
-        let fresh = age < Duration::from_secs(u64::from(entry.ttl));
-        let keep = Duration::from_secs(u64::from(entry.ttl) + u64::from(self.limits.serve_stale));
-        let found = (Arc::clone(&entry.answer), age.as_secs() as u32);
+        let age = entry.encoded.stored.elapsed();
+        let ttl = entry.encoded.ttl;
+        let fresh = age < Duration::from_secs(u64::from(ttl));
+        let keep = Duration::from_secs(u64::from(ttl) + u64::from(self.limits.serve_stale));
+        let found = (Arc::clone(&entry.encoded), age.as_secs() as u32);
         if age >= keep {
             if let Some(gone) = entries.lru.pop(key) {
                 self.forget(&mut entries, &gone);
@@ -271,7 +320,8 @@ impl Cache {
         answer
     }
 
-    /// [`Cache::put`]'s keeping, of an answer already capped.
+    /// [`Cache::put`]'s keeping, of an answer already capped. An answer that does not encode
+    /// (or whose question does not read back) is not kept: there is one form or none.
     fn keep(&self, key: Key, question: &Query, answer: &Message) {
         let (Some(entries), Some(ttl)) = (
             self.entries.as_ref(),
@@ -279,25 +329,24 @@ impl Cache {
         ) else {
             return;
         };
-        let encoded = encode(question, answer, ttl);
-        let question_key = encoded
-            .as_ref()
-            .and_then(|e| lowercase_question(e.question()))
-            .unwrap_or_default();
-        let wire_len = encoded.as_ref().map_or(512, |e| HEADER_LEN + e.body.len());
-        let cost = 3 * wire_len + ENTRY_OVERHEAD;
+        let Some(encoded) = encode(question, answer, ttl) else {
+            return;
+        };
+        let Some(question_key) = lowercase_question(encoded.question()) else {
+            return;
+        };
+        let cost = encoded.cost(&question_key);
         if cost > self.limits.max_bytes {
             return;
         }
+        let encoded = Arc::new(encoded);
         let entry = Entry {
-            answer: Arc::new(answer.clone()),
-            stored: encoded.as_ref().map_or_else(Instant::now, |e| e.stored),
-            ttl,
+            encoded: Arc::clone(&encoded),
             question: question_key.clone(),
             cost,
         };
         let mut entries = entries.lock().unwrap_or_else(|p| p.into_inner());
-        // Under the lock, so that the map, its bytes and the encoded forms change together.
+        // Under the lock, so that the LRU, its bytes and the map change together.
         if let Some(old) = entries.lru.pop(&key) {
             self.forget(&mut entries, &old);
         }
@@ -313,14 +362,7 @@ impl Cache {
             self.forget(&mut entries, &evicted);
             counter!(FORWARD_CACHE_EVICTIONS_TOTAL, "reason" => "entries").increment(1);
         }
-        match encoded {
-            Some(encoded) if !question_key.is_empty() => {
-                self.encoded.insert(question_key, Arc::new(encoded));
-            }
-            _ => {
-                self.encoded.remove(&question_key);
-            }
-        }
+        self.encoded.insert(question_key, encoded);
     }
 }
 
@@ -328,7 +370,7 @@ impl Cache {
 impl Cache {
     fn lru_ttl(&self, key: &Key) -> Option<u32> {
         let mut entries = self.entries.as_ref()?.lock().ok()?;
-        entries.lru.get(key).map(|e| e.ttl)
+        entries.lru.get(key).map(|e| e.encoded.ttl)
     }
     fn bytes(&self) -> usize {
         self.entries
@@ -342,13 +384,6 @@ impl Cache {
 /// never cached.
 fn sane_ttl(ttl: u32) -> u32 {
     if ttl > i32::MAX as u32 { 0 } else { ttl }
-}
-
-/// A copy of `answer` with every record's TTL mapped by `ttl`.
-fn aged(answer: &Message, ttl: impl Fn(u32) -> u32) -> Message {
-    let mut message = answer.clone();
-    set_ttls(&mut message, ttl);
-    message
 }
 
 /// Maps every record's TTL in `message` by `ttl`.
@@ -495,7 +530,8 @@ mod tests {
         assert_eq!(capped.lru_ttl(&key()), Some(120));
 
         // The byte bound: room for two answers of this size, so a third evicts the oldest.
-        let one = 3 * (HEADER_LEN + 16 + 16) + ENTRY_OVERHEAD; // question + one A record
+        // Encoded: the question (16) and one A record (16); one TTL's place; the key (16).
+        let one = HEADER_LEN + 16 + 16 + std::mem::size_of::<(usize, u32)>() + 16 + ENTRY_OVERHEAD;
         let small = Cache::new(CacheLimits {
             max_bytes: 2 * one + 10,
             ..limits(100)

@@ -33,7 +33,7 @@ use metrics::counter;
 use tokio::sync::{Semaphore, oneshot};
 use tracing::{debug, warn};
 
-pub use cache::{Cache, CacheLimits, Encoded};
+pub use cache::{Cache, CacheLimits, Encoded, Served};
 pub use upstream::{ExchangeError, Upstream};
 use upstream::{UPSTREAM_UDP_PAYLOAD, exchange_tcp, exchange_udp};
 
