@@ -5,10 +5,12 @@
 //! the event stream from the noted time, so nothing between snapshot and stream is missed
 //! (replayed events are harmless: each one re-inspects). When the engine goes away the records
 //! stay as they were (stale, and logged as such) and the session starts again with capped
-//! backoff. This module reads the engine only; it never writes to it.
+//! backoff. What each event means is decided apart (`events.rs`); the loop here does it.
+//! This module reads the engine only; it never writes to it.
 
 mod client;
 mod early;
+mod events;
 mod listed;
 mod reads;
 pub mod state;
@@ -21,9 +23,7 @@ use std::{
 };
 
 use bollard::{
-    Docker,
-    errors::Error as BollardError,
-    models::{EventMessage, EventMessageTypeEnum},
+    Docker, errors::Error as BollardError, models::EventMessage,
     query_parameters::EventsOptionsBuilder,
 };
 use futures_util::StreamExt;
@@ -35,6 +35,7 @@ use tracing::{debug, info, warn};
 pub use translate::Policy;
 use translate::{NetworkFacts, NoBridge, bridge_of, gateways_of};
 
+use events::Act;
 use listed::{Implies, Verdict};
 use reads::{Answer, Ask, Why};
 use state::{ContainerFacts, DockerState, SnapshotFacts};
@@ -43,35 +44,9 @@ use super::{bridge::BridgeEvent, engine::Engine, publish::Publisher};
 use crate::registry::Owner;
 use crate::telemetry::names;
 
-/// Container actions that can change what a container answers to.
 /// What the Docker source publishes is its own: the static file and Swarm may publish on the
 /// same network names without taking or losing each other's endpoints.
 pub const OWNER: Owner = Owner("docker");
-
-const CONTAINER_ACTIONS: [&str; 10] = [
-    "start",
-    "unpause",
-    "pause",
-    "health_status",
-    "rename",
-    "die",
-    "stop",
-    "kill",
-    "destroy",
-    "restart",
-];
-const NETWORK_ACTIONS: [&str; 4] = ["create", "destroy", "connect", "disconnect"];
-/// Container actions only the early-askers task reads (`early.rs`): a container is read at
-/// `create`, before its start locks it.
-const EARLY_CONTAINER_ACTIONS: [&str; 1] = ["create"];
-/// How long a `network connect` waits for its container's create-time read still on its way
-/// (2–3 ms unloaded, past 250 ms under churn). Past it the container is published at its
-/// start. The wait is the read's own, beside the loop (`reads.rs`); a newer event of the
-/// container makes it moot.
-const CREATED_READ_WAIT: Duration = Duration::from_secs(2);
-/// How long a `start` waits for its container's create-time read that waited on the start's
-/// lock: it is let through as the start is done, when the event is sent.
-const STARTED_READ_WAIT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct DockerOptions {
@@ -206,12 +181,8 @@ impl DockerSource {
         self.snapshot(&docker).await?;
 
         let mut filters = HashMap::from([("type", vec!["container", "network"])]);
-        if engine.filters_events_by_action() {
-            let actions = CONTAINER_ACTIONS
-                .iter()
-                .chain(NETWORK_ACTIONS.iter())
-                .chain(EARLY_CONTAINER_ACTIONS.iter());
-            filters.insert("event", actions.copied().collect());
+        if let Some(actions) = events::action_filter(engine) {
+            filters.insert("event", actions);
         }
         let options = EventsOptionsBuilder::new()
             .since(&since)
@@ -233,9 +204,9 @@ impl DockerSource {
                     // As it arrives, ahead of the queue: the head start is the point. A
                     // create is read now (and marked so: the event loop, reaching the
                     // container's connect, waits for the read instead of racing it).
-                    if let Some(container) = created_container(event) {
+                    if let Some(container) = events::created_container(event) {
                         reader_created.read(&reader_docker, container);
-                    } else if let Some(early) = early_event(event) {
+                    } else if let Some(early) = events::early_event(event) {
                         let _ = early_tx.try_send(early);
                     }
                 }
@@ -361,164 +332,109 @@ impl DockerSource {
         Ok(())
     }
 
+    /// Applies one engine event: what it means is decided in `events.rs`; here it is done.
     async fn handle_event(
         &mut self,
         docker: &Docker,
         event: EventMessage,
     ) -> Result<(), DockerSourceError> {
-        let action = event.action.clone().unwrap_or_default();
-        // "health_status: healthy" → "health_status"
-        let verb = action
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        let event_time = event.time_nano;
-        let actor = event.actor.unwrap_or_default();
-        let attributes = actor.attributes.unwrap_or_default();
-        let wanted = match event.typ {
-            Some(EventMessageTypeEnum::CONTAINER) => CONTAINER_ACTIONS.contains(&verb.as_str()),
-            Some(EventMessageTypeEnum::NETWORK) => NETWORK_ACTIONS.contains(&verb.as_str()),
-            _ => false,
-        };
-        if !wanted {
+        let Some(event) = events::decode(event) else {
             return Ok(()); // an engine that cannot filter by action sends every one (Podman)
-        }
-        counter!(names::DOCKER_EVENTS_TOTAL, "action" => verb.clone()).increment(1);
+        };
+        counter!(names::DOCKER_EVENTS_TOTAL, "action" => event.verb.clone()).increment(1);
         debug!(
             ?event.typ,
-            %action,
-            id = ?actor.id,
-            name = attributes.get("name").map(String::as_str),
-            lag_us = event_time.map(|t| (unix_nanos() - t) / 1000),
+            action = %event.action,
+            id = ?event.id,
+            name = event.attributes.get("name").map(String::as_str),
+            lag_us = event.time_nano.map(|t| (unix_nanos() - t) / 1000),
             "Docker event"
         );
-        match event.typ {
-            Some(EventMessageTypeEnum::CONTAINER) => {
-                let Some(id) = actor.id else { return Ok(()) };
-                if verb == "destroy" || verb == "die" || (verb == "kill" && is_sigkill(&attributes))
-                {
-                    // Its process is gone, or sent SIGKILL, which it cannot outlive (`stop`
-                    // past its grace, `kill`, `rm -f`): no read needed (one would wait on the
-                    // engine's lock while it cleans up, 100-150 ms), and Docker's own DNS drops
-                    // it at its cleanup. A restart policy brings it back through `start`. A
-                    // read of it still in flight is stale from here.
-                    self.reads.supersede(&id);
-                    self.publish_container(&id, ContainerFacts::default());
+        let event_time = event.time_nano;
+        let act = event.decide(self.engine(), self.lists_containers(), |id| {
+            self.created.may_have_started(id)
+        });
+        match act {
+            Act::Nothing => {}
+            Act::Gone { id } => {
+                self.reads.supersede(&id);
+                self.publish_container(&id, ContainerFacts::default());
+                self.created.forget(&id);
+            }
+            Act::Read {
+                id,
+                first: (why, ask),
+                also,
+                forget_created,
+            } => {
+                let seq = self.reads.begin(&id, why, ask);
+                for (why, ask) in also {
+                    self.reads.also(&id, seq, why, ask);
+                }
+                if forget_created {
                     self.created.forget(&id);
+                }
+            }
+            Act::NetworkCreated { id, name } => {
+                self.network_created(docker, id.as_deref(), name).await?;
+            }
+            Act::NetworkDestroyed { name } => {
+                let changes = self.state.network_destroyed(&name);
+                self.publisher.apply_all(changes);
+                self.report_bridges(BridgeEvent::Down(name)).await;
+            }
+            Act::Connected { container, ask } => {
+                self.reads.begin(&container, Why::Connect, ask);
+            }
+            Act::Disconnected {
+                container,
+                network,
+                then: (why, ask),
+            } => {
+                let changes = self.state.left_network(&container, &network);
+                self.publisher.apply_all(changes);
+                if self.state.publishes(&container) {
+                    self.reads.begin(&container, why, ask);
                 } else {
-                    // From the engine's list where it is read (`listed.rs`: about 1 ms, no
-                    // container lock), else from the inspect.
-                    let implies = Implies::of_event(&verb, &action, &attributes)
-                        .filter(|_| self.lists_containers());
-                    match implies {
-                        Some(implies) => {
-                            let seq = self.reads.begin(&id, Why::Event(implies), Ask::Listed);
-                            if verb == "start" {
-                                // Raced by its inspect, and by the create-time read if that
-                                // lost the race with the start and waited on its lock (it
-                                // lands as the start is done): under churn dockerd answered
-                                // the list and the inspect alike in 80-230 ms at times.
-                                // Whichever lands first publishes; a list entry landing after
-                                // an inspect is dropped.
-                                if self.created.may_have_started(&id) {
-                                    let wait = STARTED_READ_WAIT;
-                                    self.reads
-                                        .also(&id, seq, Why::Refine, Ask::Started { wait });
-                                }
-                                self.reads.also(&id, seq, Why::Refine, Ask::Inspect);
-                            }
-                        }
-                        None => {
-                            self.reads
-                                .begin(&id, Why::Event(Implies::Anything), Ask::Inspect);
-                        }
-                    }
-                    // What was read at `create` has served its turn, except for a start read
-                    // from the list, which publishes from it (see `publish_listed`).
-                    if !(verb == "start" && self.lists_containers()) {
-                        self.created.forget(&id);
-                    }
+                    self.reads.supersede(&container);
                 }
             }
-            Some(EventMessageTypeEnum::NETWORK) => {
-                let network = attributes.get("name").cloned().unwrap_or_default();
-                match verb.as_str() {
-                    "create" if self.engine().is_user_defined(&network) => {
-                        let inspected = match actor.id.as_deref() {
-                            Some(id) => client::network(docker, id).await?,
-                            None => None,
-                        };
-                        let internal = inspected.as_ref().map(|n| n.internal == Some(true));
-                        let gateways = inspected
-                            .as_ref()
-                            .and_then(|n| {
-                                let facts = NetworkFacts::of_inspected(n)?;
-                                Some(gateways_of(facts, n.internal == Some(true), self.engine()))
-                            })
-                            .unwrap_or_default();
-                        let changes = self.state.network_created(&network, internal, gateways);
-                        self.publisher.apply_all(changes);
-                        if let Some(bridge) = inspected
-                            .as_ref()
-                            .and_then(NetworkFacts::of_inspected)
-                            .and_then(|n| self.bridge(n))
-                        {
-                            self.report_bridges(BridgeEvent::Up(bridge)).await;
-                        }
-                    }
-                    "destroy" => {
-                        let changes = self.state.network_destroyed(&network);
-                        self.publisher.apply_all(changes);
-                        self.report_bridges(BridgeEvent::Down(network)).await;
-                    }
-                    "connect" => {
-                        if let Some(container) = attributes.get("container") {
-                            // Docker registers a container's names at its connect, 400–480 ms
-                            // before its process starts and its inspect answers: published
-                            // from the create-time read (`early.rs`) or the list, with the
-                            // addresses the network's inspect lists (`publish_connected`).
-                            let ask = match actor.id.clone() {
-                                Some(network) => Ask::Connected {
-                                    network,
-                                    wait: CREATED_READ_WAIT,
-                                },
-                                None => Ask::Inspect,
-                            };
-                            self.reads.begin(container, Why::Connect, ask);
-                        }
-                    }
-                    "disconnect" => {
-                        if let Some(container) = attributes.get("container") {
-                            // Gone from that network now, as from Docker's DNS, with no read.
-                            let changes = self.state.left_network(container, &network);
-                            self.publisher.apply_all(changes);
-                            if !self.state.publishes(container) {
-                                // Nothing left to settle (it died: its disconnects come with
-                                // its cleanup); reads of it pending are stale.
-                                self.reads.supersede(container);
-                            } else if self.lists_containers() {
-                                let implies = Implies::Off(network.clone());
-                                self.reads
-                                    .begin(container, Why::Event(implies), Ask::Listed);
-                            } else {
-                                self.reads.begin(
-                                    container,
-                                    Why::Event(Implies::Anything),
-                                    Ask::Inspect,
-                                );
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            _ => {}
         }
         if let Some(nanos) = event_time {
             let delay = (unix_nanos() - nanos).max(0) as f64 / 1e9;
             histogram!(names::DOCKER_EVENT_TO_APPLY).record(delay);
+        }
+        Ok(())
+    }
+
+    /// Publishes user-defined `network` as created, as internal and with the gateways
+    /// its inspect (by `id`) says, and reports it as a bridge when it is one.
+    async fn network_created(
+        &mut self,
+        docker: &Docker,
+        id: Option<&str>,
+        network: String,
+    ) -> Result<(), DockerSourceError> {
+        let inspected = match id {
+            Some(id) => client::network(docker, id).await?,
+            None => None,
+        };
+        let internal = inspected.as_ref().map(|n| n.internal == Some(true));
+        let gateways = inspected
+            .as_ref()
+            .and_then(|n| {
+                let facts = NetworkFacts::of_inspected(n)?;
+                Some(gateways_of(facts, n.internal == Some(true), self.engine()))
+            })
+            .unwrap_or_default();
+        let changes = self.state.network_created(&network, internal, gateways);
+        self.publisher.apply_all(changes);
+        if let Some(bridge) = inspected
+            .as_ref()
+            .and_then(NetworkFacts::of_inspected)
+            .and_then(|n| self.bridge(n))
+        {
+            self.report_bridges(BridgeEvent::Up(bridge)).await;
         }
         Ok(())
     }
@@ -766,50 +682,6 @@ fn unix_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
-}
-
-/// Whether a `kill` event sent SIGKILL (the engine names it by number).
-fn is_sigkill(attributes: &HashMap<String, String>) -> bool {
-    attributes
-        .get("signal")
-        .is_some_and(|s| matches!(s.as_str(), "9" | "KILL" | "SIGKILL"))
-}
-
-/// The container a `container create` event names.
-fn created_container(event: &EventMessage) -> Option<&str> {
-    (event.typ == Some(EventMessageTypeEnum::CONTAINER)
-        && event.action.as_deref() == Some("create"))
-    .then(|| event.actor.as_ref()?.id.as_deref())
-    .flatten()
-}
-
-/// What the early-askers task wants of an engine event: network connects and disconnects,
-/// and networks coming and going.
-fn early_event(event: &EventMessage) -> Option<early::EarlyEvent> {
-    let actor = event.actor.as_ref()?;
-    if event.typ != Some(EventMessageTypeEnum::NETWORK) {
-        return None;
-    }
-    let network = actor.id.clone()?;
-    let container = || {
-        actor
-            .attributes
-            .as_ref()
-            .and_then(|a| a.get("container"))
-            .cloned()
-    };
-    match event.action.as_deref()? {
-        "connect" => Some(early::EarlyEvent::Connect {
-            network,
-            container: container()?,
-        }),
-        "disconnect" => Some(early::EarlyEvent::Disconnect {
-            network,
-            container: container()?,
-        }),
-        "create" | "destroy" => Some(early::EarlyEvent::Networks),
-        _ => None,
-    }
 }
 
 /// Waits for the next reconcile tick, or forever when reconciling is off.

@@ -50,7 +50,7 @@ pub enum Why {
 }
 
 /// What to read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ask {
     /// The container's entry in the engine's list (all states).
     Listed,
