@@ -12,13 +12,14 @@
 
 use std::net::IpAddr;
 
-use hickory_server::proto::{op::ResponseCode, rr::RecordType};
+use hickory_server::proto::op::ResponseCode;
 use smallvec::SmallVec;
 
 use super::{
     Responder,
     answer::{Decision, decide},
     forward::Served,
+    reply::NOERROR,
     turns::Sender,
     wire::{
         self, CLASS_IN, HEADER_LEN, OPT_LEN, POINTER_TO_QNAME, PlainQuery, TYPE_A, TYPE_OPT,
@@ -42,7 +43,7 @@ pub fn truncated(responder: &Responder, packet: &[u8], out: &mut Vec<u8>) -> boo
     out.extend_from_slice(&packet[..2]);
     let reply = super::reply::Reply {
         truncated: true,
-        ..responder.reply(false, ResponseCode::NoError)
+        ..responder.reply(false, NOERROR)
     };
     out.extend_from_slice(&reply.flags([packet[2], packet[3]]));
     out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
@@ -81,8 +82,13 @@ pub fn try_answer(
     }
     let lower = &lower[..];
     let key = &lower[..question.name_labels(packet).len()];
-    let qtype = RecordType::from(question.qtype);
-    match decide(responder.registry(), key, qtype, asker, responder.ttl()) {
+    match decide(
+        responder.registry(),
+        key,
+        question.qtype,
+        asker,
+        responder.ttl(),
+    ) {
         Decision::Addresses { set, v6, ttl } => write_addresses(
             responder,
             packet,
@@ -139,23 +145,26 @@ fn write_addresses(
     let ttl = ttl.to_be_bytes();
     let reply = super::reply::Reply {
         truncated,
-        ..responder.reply(true, ResponseCode::NoError)
+        ..responder.reply(true, NOERROR)
     };
 
+    // Written a part at a time from stack arrays, each with one `extend_from_slice`: a call per
+    // field cost about 50 instructions per answer in capacity checks (`benches/instructions.sh`).
+    let [f2, f3] = reply.flags([packet[2], packet[3]]);
+    let [an0, an1] = (sent as u16).to_be_bytes();
+    let opt = u8::from(question.edns_payload.is_some());
     out.clear();
-    out.extend_from_slice(&packet[..2]); // ID
-    out.extend_from_slice(&reply.flags([packet[2], packet[3]]));
-    out.extend_from_slice(&[0, 1]);
-    out.extend_from_slice(&(sent as u16).to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&[0, u8::from(question.edns_payload.is_some())]);
+    // ID; flags; QDCOUNT 1; ANCOUNT; NSCOUNT 0; ARCOUNT (the OPT).
+    out.extend_from_slice(&[packet[0], packet[1], f2, f3, 0, 1, an0, an1, 0, 0, 0, opt]);
     out.extend_from_slice(question.question(packet));
+    let [t0, t1] = question.qtype.to_be_bytes();
+    let [c0, c1] = CLASS_IN.to_be_bytes();
+    let [l0, l1, l2, l3] = ttl;
     let mut record = |rdata: &[u8]| {
-        out.extend_from_slice(&POINTER_TO_QNAME);
-        out.extend_from_slice(&question.qtype.to_be_bytes());
-        out.extend_from_slice(&CLASS_IN.to_be_bytes());
-        out.extend_from_slice(&ttl);
-        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        let [r0, r1] = (rdata.len() as u16).to_be_bytes();
+        let [p0, p1] = POINTER_TO_QNAME;
+        // Owner (a pointer to the question's name), type, class, TTL, RDLENGTH.
+        out.extend_from_slice(&[p0, p1, t0, t1, c0, c1, l0, l1, l2, l3, r0, r1]);
         out.extend_from_slice(rdata);
     };
     // The same turn the full path would take, from the same cursor, cut or not, and the turn
@@ -208,23 +217,23 @@ fn from_cache(
     if HEADER_LEN + entry.body.len() + if with_opt { OPT_LEN } else { 0 } > limit {
         return false; // the full path drops the additional section or sets TC
     }
-    let rcode = ResponseCode::from(0, entry.rcode);
-    let reply = responder.reply(false, rcode);
+    let reply = responder.reply(false, u16::from(entry.rcode));
+    let [f2, f3] = reply.flags([packet[2], packet[3]]);
     out.clear();
-    out.extend_from_slice(&packet[..2]); // ID
-    out.extend_from_slice(&reply.flags([packet[2], packet[3]]));
+    out.extend_from_slice(&[packet[0], packet[1], f2, f3]); // ID, flags
     entry.write_sections(out, Served::Fresh { age }, with_opt);
     if let Some(payload) = question.edns_payload {
         write_opt(out, responder.udp_payload(payload));
     }
-    telemetry::count_fast_forward(question.qtype.into(), rcode);
+    telemetry::count_fast_forward(question.qtype.into(), ResponseCode::from(0, entry.rcode));
     true
 }
 
 /// An OPT record with no options, for a client we answer with `payload` octets.
 fn write_opt(out: &mut Vec<u8>, payload: u16) {
-    out.push(0);
-    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-    out.extend_from_slice(&payload.to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let [t0, t1] = TYPE_OPT.to_be_bytes();
+    let [p0, p1] = payload.to_be_bytes();
+    // Root owner, type, class (the payload size), TTL (extended rcode, version, flags) 0,
+    // RDLENGTH 0.
+    out.extend_from_slice(&[0, t0, t1, p0, p1, 0, 0, 0, 0, 0, 0]);
 }

@@ -303,7 +303,10 @@ impl Responder {
             // `exchange` refuses other counts before decoding; a caller that did not gets this.
             Answer::error(ResponseCode::FormErr)
         };
-        let mut response = self.reply_to(request, self.reply(result.authoritative, result.rcode));
+        let mut response = self.reply_to(
+            request,
+            self.reply(result.authoritative, u16::from(result.rcode)),
+        );
         response.answers = result.answers;
         response.authorities.extend(result.soa);
         response.additionals = result.additionals;
@@ -312,7 +315,7 @@ impl Responder {
 
     /// The response carrying an upstream's answer to `request`.
     pub fn relay(&self, request: &Message, upstream: Message) -> Message {
-        let reply = self.reply(false, upstream.metadata.response_code);
+        let reply = self.reply(false, u16::from(upstream.metadata.response_code));
         let mut response = self.reply_to(request, reply);
         super::forward::relay_into(&mut response, upstream);
         response
@@ -320,7 +323,7 @@ impl Responder {
 
     /// The header of a reply, AA when `authoritative` (the name is ours), with `rcode`: RA
     /// when we forward. The one rule both paths write (`reply`); TC is the formatter's.
-    pub(super) fn reply(&self, authoritative: bool, rcode: ResponseCode) -> Reply {
+    pub(super) fn reply(&self, authoritative: bool, rcode: u16) -> Reply {
         Reply {
             authoritative,
             truncated: false,

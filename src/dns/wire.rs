@@ -16,6 +16,8 @@ pub const FLAG_RA: u8 = 0x80;
 pub const FLAG_CD: u8 = 0x10;
 
 pub const TYPE_A: u16 = 1;
+pub const TYPE_PTR: u16 = 12;
+pub const TYPE_AAAA: u16 = 28;
 pub const TYPE_OPT: u16 = 41;
 pub const CLASS_IN: u16 = 1;
 
