@@ -88,8 +88,13 @@ pub enum Decision {
     /// A name held by no network the asker sees and under nothing of ours to deny: not ours
     /// (RFC 1034 4.3.2 step 3c is another server's): the forwarder's to answer, else REFUSED.
     NotOurs,
-    /// Anything else (another type of a held name, NODATA, NXDOMAIN, a CNAME, a service name,
-    /// a reverse name): the full rules, [`answer`], decide it.
+    /// Held, but not as addresses of the family asked (another type, NODATA, a CNAME): the
+    /// full rules answer from this set (the fast path declines).
+    Held(Arc<RecordSet>),
+    /// Held by no network the asker sees, and ours to deny (NXDOMAIN under the search domain,
+    /// NODATA at an apex): the full rules say which (the fast path declines).
+    Unheld,
+    /// Not looked up (a service name, a reverse name): the full rules decide it whole.
     Other,
 }
 
@@ -116,13 +121,13 @@ pub fn decide(
         return if registry.is_unheld_not_ours(key, asker) {
             Decision::NotOurs
         } else {
-            Decision::Other
+            Decision::Unheld
         };
     };
     let v6 = match qtype {
         TYPE_A => false,
         TYPE_AAAA => true,
-        _ => return Decision::Other,
+        _ => return Decision::Held(set),
     };
     let members = if v6 {
         set.v6_members().len()
@@ -132,7 +137,7 @@ pub fn decide(
     // RFC 1034 3.6.2: a CNAME answers for its name (`follow_cname`); no members of the
     // family is NODATA, with the zone's SOA (`no_data`).
     if set.cname().is_some() || members == 0 {
-        return Decision::Other;
+        return Decision::Held(set);
     }
     let ttl = set.ttl().unwrap_or(default_ttl);
     Decision::Addresses { set, v6, ttl }
@@ -160,30 +165,44 @@ pub fn answer(
     let name = query.name();
     // Owner names keep the asker's spelling, so compression points at the question.
     let owner = query.original().name();
+    let qtype = query.query_type();
+    if qtype == RecordType::PTR {
+        return answer_ptr(registry, name, owner, asker, ttl);
+    }
     let key = NameKey::new(name);
-    let qtype = u16::from(query.query_type());
-    match decide(registry, key.as_bytes(), qtype, asker, ttl) {
+    // What `decide` looked up is not looked up again below.
+    let looked_up = match decide(registry, key.as_bytes(), u16::from(qtype), asker, ttl) {
         Decision::Addresses { set, v6, ttl } => {
             let answers =
                 address_records(registry, asker, key.as_bytes(), &set, v6, owner, ttl, turn);
             return Answer::ours(ResponseCode::NoError, answers, None);
         }
         Decision::NotOurs => return Answer::not_ours(),
-        Decision::Other => {}
-    }
-    match query.query_type() {
-        RecordType::PTR => answer_ptr(registry, name, owner, asker, ttl),
-        qtype => answer_name(
-            registry,
-            name,
-            owner,
-            qtype,
-            asker,
-            ttl,
-            turn,
-            &mut Vec::new(),
-        ),
-    }
+        Decision::Held(set) => Some(set),
+        Decision::Unheld => None,
+        Decision::Other => {
+            return answer_name(
+                registry,
+                name,
+                owner,
+                qtype,
+                asker,
+                ttl,
+                turn,
+                &mut Vec::new(),
+            );
+        }
+    };
+    let question = (name, owner, qtype);
+    answer_looked_up(
+        registry,
+        question,
+        looked_up,
+        asker,
+        ttl,
+        turn,
+        &mut Vec::new(),
+    )
 }
 
 /// The most CNAMEs one answer follows; a longer chain is answered as a loop.
@@ -214,6 +233,30 @@ fn answer_name(
             turn,
         );
     }
+    let looked_up = registry.lookup(name, asker);
+    let question = (name, owner, qtype);
+    answer_looked_up(
+        registry,
+        question,
+        looked_up,
+        asker,
+        default_ttl,
+        turn,
+        chain,
+    )
+}
+
+/// [`answer_name`] past the lookup: the set `name` resolved to for `asker`, if any (not a
+/// service name).
+fn answer_looked_up(
+    registry: &Registry,
+    (name, owner, qtype): (&LowerName, &Name, RecordType),
+    looked_up: Option<Arc<RecordSet>>,
+    asker: IpAddr,
+    default_ttl: u32,
+    turn: Turn<'_>,
+    chain: &mut Vec<LowerName>,
+) -> Answer {
     let has = |set: &RecordSet| {
         set.cname().is_some()
             || match qtype {
@@ -224,7 +267,7 @@ fn answer_name(
                 _ => false,
             }
     };
-    let set = match registry.resolve(name, asker, has) {
+    let set = match registry.resolved(looked_up, name, asker, has) {
         Resolution::Found(set) => set,
         Resolution::NoData { zone, ttl } => return no_data(&zone, ttl.unwrap_or(default_ttl)),
         Resolution::Unheld(unheld) => return unknown_name(unheld, qtype, default_ttl),
@@ -658,7 +701,8 @@ mod tests {
             decided(&registry, "APP.n.", RecordType::A, HOST),
             Decision::Addresses { .. }
         ));
-        // Held without AAAA (NODATA with the SOA), another type, a CNAME: the full rules.
+        // Held without AAAA (NODATA with the SOA), another type, a CNAME: the full rules,
+        // from the set looked up.
         for (name, qtype) in [
             ("app.", RecordType::AAAA),
             ("app.", RecordType::TXT),
@@ -666,14 +710,14 @@ mod tests {
             ("www.shop.test.", RecordType::A),
         ] {
             assert!(
-                matches!(decided(&registry, name, qtype, HOST), Decision::Other),
+                matches!(decided(&registry, name, qtype, HOST), Decision::Held(_)),
                 "{name} {qtype}"
             );
         }
         // Under the search domain and unheld: NXDOMAIN is ours to say, not the forwarder's.
         assert!(matches!(
             decided(&registry, "nope.docker.", RecordType::A, HOST),
-            Decision::Other
+            Decision::Unheld
         ));
         // Outside everything: not ours, whatever the type, except a reverse name (a PTR may be
         // held) and a service name (its host may be ours).

@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 use super::{
     Responder,
     answer::{Decision, decide},
-    forward::Served,
+    forward::{Encoded, Served},
     reply::NOERROR,
     turns::Sender,
     wire::{
@@ -100,7 +100,8 @@ pub fn try_answer(
             out,
         ),
         Decision::NotOurs => from_cache(responder, packet, &question, lower, asker, out),
-        Decision::Other => false,
+        // The full rules' (NODATA and NXDOMAIN carry the zone's SOA, a CNAME is followed).
+        Decision::Held(_) | Decision::Unheld | Decision::Other => false,
     }
 }
 
@@ -206,14 +207,43 @@ fn from_cache(
     let Some(entry) = responder.cached_answer(asker, lower) else {
         return false;
     };
-    if entry.question() != question.question(packet) {
-        return false;
-    }
     let Some(age) = entry.age() else {
         return false; // expired: the full path drops it and asks again
     };
     let limit = responder.udp_limit(question.edns_payload);
-    let with_opt = question.edns_payload.is_some();
+    if !write_cached(
+        responder,
+        packet,
+        &entry,
+        Served::Fresh { age },
+        (limit, question.edns_payload),
+        out,
+    ) {
+        return false;
+    }
+    telemetry::count_fast_forward(question.qtype.into(), ResponseCode::from(0, entry.rcode));
+    true
+}
+
+/// A cached upstream answer to `packet` relayed as bytes into `out`: the query's ID, the
+/// header `reply` gives, the entry's sections as `served` says, and an OPT for a client that
+/// sent EDNS (`edns_payload`), the OPT as the full path writes it. What both paths relay from
+/// the cache; false, writing nothing the caller keeps, when the entry cannot be relayed whole
+/// within `limit` octets, or the question was cached in another case (the entry echoes its
+/// first asker's question, and its records' owners point into it).
+pub fn write_cached(
+    responder: &Responder,
+    packet: &[u8],
+    entry: &Encoded,
+    served: Served,
+    (limit, edns_payload): (usize, Option<u16>),
+    out: &mut Vec<u8>,
+) -> bool {
+    let asked = packet.get(HEADER_LEN..HEADER_LEN + entry.question().len());
+    if asked != Some(entry.question()) {
+        return false;
+    }
+    let with_opt = edns_payload.is_some();
     if HEADER_LEN + entry.body.len() + if with_opt { OPT_LEN } else { 0 } > limit {
         return false; // the full path drops the additional section or sets TC
     }
@@ -221,11 +251,10 @@ fn from_cache(
     let [f2, f3] = reply.flags([packet[2], packet[3]]);
     out.clear();
     out.extend_from_slice(&[packet[0], packet[1], f2, f3]); // ID, flags
-    entry.write_sections(out, Served::Fresh { age }, with_opt);
-    if let Some(payload) = question.edns_payload {
+    entry.write_sections(out, served, with_opt);
+    if let Some(payload) = edns_payload {
         write_opt(out, responder.udp_payload(payload));
     }
-    telemetry::count_fast_forward(question.qtype.into(), ResponseCode::from(0, entry.rcode));
     true
 }
 
@@ -236,4 +265,110 @@ fn write_opt(out: &mut Vec<u8>, payload: u16) {
     // Root owner, type, class (the payload size), TTL (extended rcode, version, flags) 0,
     // RDLENGTH 0.
     out.extend_from_slice(&[0, t0, t1, p0, p1, 0, 0, 0, 0, 0, 0]);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{str::FromStr, sync::Arc};
+
+    use hickory_server::proto::{
+        op::{Edns, Message, MessageType, Query},
+        rr::{
+            DNSClass, LowerName, Name, RData, Record, RecordType,
+            rdata::{A, CNAME},
+        },
+    };
+
+    use super::*;
+    use crate::{
+        dns::{Settings, forward::Cache},
+        registry::Registry,
+    };
+
+    /// A cached answer relayed as bytes is what the full path's decode-and-relay encodes, for
+    /// a client with EDNS and one without, fresh and stale; another case, or a limit it does
+    /// not fit, is left to that decode.
+    #[test]
+    fn a_cached_answer_relayed_as_bytes_is_the_decoded_relay_encoded() {
+        let registry = Arc::new(Registry::new(Some("docker")).expect("registry"));
+        let responder = Responder::new(registry, Arc::new(Settings::new(0, 1232)));
+        let cache = Cache::new(Default::default());
+        let asked = Name::from_ascii("WWW.Example.com.").expect("name");
+        let question = Query::query(asked.clone(), RecordType::A);
+        let mut upstream = Message::query();
+        upstream.metadata.message_type = MessageType::Response;
+        let target = Name::from_str("edge.example.net.").expect("name");
+        upstream.answers.push(Record::from_rdata(
+            asked.clone(),
+            300,
+            RData::CNAME(CNAME(target.clone())),
+        ));
+        for last in 1..=3 {
+            upstream.answers.push(Record::from_rdata(
+                target.clone(),
+                60,
+                RData::A(A::new(192, 0, 2, last)),
+            ));
+        }
+        let key = (LowerName::new(&asked), RecordType::A, DNSClass::IN);
+        cache.put(key.clone(), &question, upstream);
+        let (entry, age) = cache.fresh(&key).expect("cached");
+        for edns in [None, Some(1232u16)] {
+            for served in [Served::Fresh { age }, Served::Stale] {
+                let mut request = Message::query();
+                request.metadata.id = 0xbeef;
+                request.metadata.recursion_desired = true;
+                request.add_query(question.clone());
+                if let Some(payload) = edns {
+                    let mut opt = Edns::new();
+                    opt.set_max_payload(payload);
+                    request.edns = Some(opt);
+                }
+                let packet = request.to_vec().expect("query");
+                let limit = responder.udp_limit(edns);
+                let mut out = Vec::new();
+                assert!(write_cached(
+                    &responder,
+                    &packet,
+                    &entry,
+                    served,
+                    (limit, edns),
+                    &mut out
+                ));
+                let decoded = entry.message(served).expect("decodes");
+                let relayed = responder.relay(&request, decoded);
+                assert_eq!(
+                    out,
+                    relayed.to_vec().expect("encode"),
+                    "{edns:?} {served:?}"
+                );
+                // Not whole within a smaller limit: left to the decode, which cuts it.
+                assert!(!write_cached(
+                    &responder,
+                    &packet,
+                    &entry,
+                    served,
+                    (out.len() - 1, edns),
+                    &mut Vec::new()
+                ));
+            }
+        }
+        // Asked in another case: the entry's owners point into its own question.
+        let mut other = Message::query();
+        other.add_query(Query::query(
+            Name::from_ascii("www.example.com.").expect("name"),
+            RecordType::A,
+        ));
+        let packet = other.to_vec().expect("query");
+        let fresh = Served::Fresh { age };
+        let whole = (512, None);
+        assert!(!write_cached(
+            &responder,
+            &packet,
+            &entry,
+            fresh,
+            whole,
+            &mut Vec::new()
+        ));
+    }
 }

@@ -82,8 +82,8 @@ pub struct Responder {
 /// which glibc and Go move on or fail at once (musl waits out its timeout on either).
 #[derive(Debug)]
 pub enum Forwarded {
-    /// The upstream's answer.
-    Answer(Message),
+    /// The upstream's answer, fresh or cached.
+    Answer(super::forward::Relayed),
     /// Not for this asker (REFUSED stands).
     Refused,
     /// Not answerable now (SERVFAIL).

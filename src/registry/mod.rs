@@ -343,7 +343,19 @@ impl Registry {
         asker: IpAddr,
         has: impl FnOnce(&RecordSet) -> bool,
     ) -> Resolution {
-        match self.lookup(name, asker) {
+        self.resolved(self.lookup(name, asker), name, asker, has)
+    }
+
+    /// [`Registry::resolve`] of a name already looked up: `looked_up` is what
+    /// [`Registry::lookup`] (or `lookup_key`) gave for `name` and `asker`.
+    pub fn resolved(
+        &self,
+        looked_up: Option<Arc<RecordSet>>,
+        name: &LowerName,
+        asker: IpAddr,
+        has: impl FnOnce(&RecordSet) -> bool,
+    ) -> Resolution {
+        match looked_up {
             Some(set) if has(&set) => Resolution::Found(set),
             Some(set) => Resolution::NoData {
                 zone: self.zone_of(name).unwrap_or_else(|| name.clone()),

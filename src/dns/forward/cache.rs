@@ -146,7 +146,7 @@ impl Encoded {
 
     /// The upstream's answer as a message (its rcode and sections; ID 0), served as `served`
     /// says: what the full path relays. `None` if hickory cannot read back what it wrote.
-    fn message(&self, served: Served) -> Option<Message> {
+    pub fn message(&self, served: Served) -> Option<Message> {
         let mut bytes = Vec::with_capacity(HEADER_LEN + self.body.len());
         bytes.extend_from_slice(&[0, 0, 0x80, self.rcode]);
         self.write_sections(&mut bytes, served, false);
@@ -275,19 +275,26 @@ impl Cache {
         self.encoded.get(question).map(|e| Arc::clone(e.value()))
     }
 
-    /// A cached answer with its TTLs lowered by the time it has spent here; `None` once it
-    /// has expired (it is kept for `serve_stale` more, then dropped).
-    pub fn get(&self, key: &Key) -> Option<Message> {
-        let (encoded, age) = self.lookup(key, false)?;
+    /// A cached answer and the whole seconds it has spent here, while its TTL lasts; `None`
+    /// once it has expired (it is kept for `serve_stale` more, then dropped).
+    pub fn fresh(&self, key: &Key) -> Option<(Arc<Encoded>, u32)> {
+        self.lookup(key, false)
+    }
+
+    /// [`Cache::fresh`] as a message, its TTLs lowered by its age (tests read it so).
+    #[cfg(test)]
+    fn get(&self, key: &Key) -> Option<Message> {
+        let (encoded, age) = self.fresh(key)?;
         encoded.message(Served::Fresh { age })
     }
 
-    /// An answer that expired less than `serve_stale` ago, with TTL [`STALE_TTL`]: for when
-    /// every upstream has failed (RFC 8767). Counted.
-    pub fn stale(&self, key: &Key) -> Option<Message> {
+    /// An answer that expired less than `serve_stale` ago, to be served with TTL
+    /// [`STALE_TTL`] ([`Served::Stale`]): for when every upstream has failed (RFC 8767).
+    /// Counted.
+    pub fn stale(&self, key: &Key) -> Option<Arc<Encoded>> {
         let (encoded, _) = self.lookup(key, true)?;
         counter!(FORWARD_CACHE_TOTAL, "result" => "stale").increment(1);
-        encoded.message(Served::Stale)
+        Some(encoded)
     }
 
     /// The entry for `key` and its age in seconds: fresh only, or (`stale`) expired within
@@ -331,7 +338,12 @@ impl Cache {
         ) else {
             return;
         };
-        let Some(encoded) = encode(question, answer, ttl) else {
+        // Both paths must be able to serve it: the fast path writes the bytes, the full path
+        // decodes them where it cannot relay them whole. hickory writes some records it will
+        // not read back (an empty TXT or NULL outside an UPDATE): those are not kept.
+        let Some(encoded) =
+            encode(question, answer, ttl).filter(|e| e.message(Served::Fresh { age: 0 }).is_some())
+        else {
             return;
         };
         let Some(question_key) = lowercase_question(encoded.question()) else {
@@ -565,7 +577,10 @@ mod tests {
         assert!(stale.stale(&key()).is_none(), "still fresh");
         std::thread::sleep(Duration::from_millis(1100));
         assert!(stale.get(&key()).is_none(), "expired: not served fresh");
-        let served = stale.stale(&key()).expect("served stale");
+        let served = stale
+            .stale(&key())
+            .and_then(|e| e.message(Served::Stale))
+            .expect("served stale");
         assert_eq!(served.answers[0].ttl, STALE_TTL);
         let off = Cache::new(limits(8));
         off.put(key(), &question(), answer(1));

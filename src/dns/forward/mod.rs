@@ -34,6 +34,26 @@ use tokio::sync::{Semaphore, oneshot};
 use tracing::{debug, warn};
 
 pub use cache::{Cache, CacheLimits, Encoded, Served};
+
+/// What forwarding brought: an upstream's answer just received (or shared by the asker that
+/// sent the question), or one from the cache in its one encoded form, which the caller relays
+/// as bytes where it can (`fast::write_cached`) and decodes only where it must.
+#[derive(Debug)]
+pub enum Relayed {
+    Fresh(Message),
+    Cached(Arc<Encoded>, Served),
+}
+
+impl Relayed {
+    /// The answer as a message (a cached one decoded); `None` for a cached entry hickory
+    /// cannot read back (it is not kept, see `Cache::keep`).
+    pub fn into_message(self) -> Option<Message> {
+        match self {
+            Relayed::Fresh(message) => Some(message),
+            Relayed::Cached(entry, served) => entry.message(served),
+        }
+    }
+}
 pub use upstream::{ExchangeError, Upstream};
 use upstream::{UPSTREAM_UDP_PAYLOAD, exchange_tcp, exchange_udp};
 
@@ -412,15 +432,15 @@ impl Forwarder {
         id: u16,
         tcp: bool,
         client: IpAddr,
-    ) -> Result<Message, ForwardError> {
+    ) -> Result<Relayed, ForwardError> {
         let key = (
             LowerName::new(question.name()),
             question.query_type(),
             question.query_class(),
         );
-        if let Some(hit) = self.cache.get(&key) {
+        if let Some((entry, age)) = self.cache.fresh(&key) {
             counter!(names::FORWARD_CACHE_TOTAL, "result" => "hit").increment(1);
-            return Ok(hit);
+            return Ok(Relayed::Cached(entry, Served::Fresh { age }));
         }
         counter!(names::FORWARD_CACHE_TOTAL, "result" => "miss").increment(1);
         let (upstreams, _) = self.route(&key.0);
@@ -487,7 +507,7 @@ impl Forwarder {
         if let Some(rx) = waiting {
             counter!(names::FORWARD_COALESCED_TOTAL).increment(1);
             return match rx.await {
-                Ok(Ok(answer)) => Ok(answer),
+                Ok(Ok(answer)) => Ok(Relayed::Fresh(answer)),
                 Ok(Err(failure)) => Err(ForwardError::AllFailed(failure)),
                 Err(_) => Err(ForwardError::AllFailed("the first asker went away".into())),
             };
@@ -500,15 +520,30 @@ impl Forwarder {
         };
         // Every upstream failed: an answer that expired a little while ago, when allowed (RFC
         // 8767), beats SERVFAIL.
-        let outcome = self
+        match self
             .ask_upstreams(upstreams, question, sent_id, tcp, key.clone())
             .await
-            .or_else(|error| self.cache.stale(&key).ok_or(error));
-        leader.finish(match &outcome {
-            Ok(answer) => Ok(answer.clone()),
-            Err(error) => Err(error.to_string()),
-        });
-        outcome
+        {
+            Ok(answer) => {
+                leader.finish(Ok(answer.clone()));
+                Ok(Relayed::Fresh(answer))
+            }
+            Err(error) => match self.cache.stale(&key) {
+                Some(entry) => {
+                    // The askers waiting on this one hear the same stale answer, decoded.
+                    leader.finish(
+                        entry
+                            .message(Served::Stale)
+                            .ok_or_else(|| error.to_string()),
+                    );
+                    Ok(Relayed::Cached(entry, Served::Stale))
+                }
+                None => {
+                    leader.finish(Err(error.to_string()));
+                    Err(error)
+                }
+            },
+        }
     }
 
     /// Counts a loop, and says so at warn the first time only: a loop repeats for as long as
