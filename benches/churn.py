@@ -7,6 +7,19 @@ starts have returned. For each start, the milliseconds from `docker run -d` retu
 netalias answering the container's name (polled every 2 ms; 0 when it answered at once).
 Prints p50, p99 and max per phase.
 
+In the removal phase, each removed container is also timed leaving, on netalias and on
+Docker's embedded DNS side by side (LEAVING=0 skips it; needs root): from just before its
+`docker rm -f` is issued (the same origin for both) to the first question answered without its
+address (any rcode: netalias REFUSEs or SERVFAILs a name it no longer holds, Docker's DNS
+answers it empty), each server asked every POLL_MS (5) ms per leaving name, for
+LEAVE_TIMEOUT (5) s at most. Docker's DNS (127.0.0.11) is asked from sockets opened inside the
+network namespace of a prober container on the network (natest-churn-prober, `--dns 127.0.0.1
+--dns-opt ndots:1`, so an unknown single-label name is answered empty there and never
+forwarded), netalias on 127.0.0.1:PORT. A question's time is when it was sent. Prints p50, p99
+and max for each, and the median of the per-container differences (netalias minus Docker;
+negative: netalias dropped it first). Before the phase, both must answer each of the names
+that are to go with its address (those that do not are left out, and counted).
+
 After each phase, netalias's `/records` for the network is compared with `docker inspect` of
 every container on it (its name, aliases, short ID and hostname, each to its address):
 "registry matches" with the ms it took to, or what differs after 10 s.
@@ -17,9 +30,11 @@ the caller's cleanup).
 Usage: python3 benches/churn.py PORT NETWORK IMAGE [COUNT REMOVE MORE PARALLEL]
 (benches/churn.sh builds, makes the network, and cleans up.)"""
 import concurrent.futures as futures
+import ctypes
 import json
 import os
 import random
+import select
 import signal
 import socket
 import struct
@@ -36,6 +51,12 @@ http_port = int(os.environ.get("HTTP_PORT", "19395"))
 binary = os.environ["NETALIAS_BIN"]
 pidfile = os.environ.get("NETALIAS_PIDFILE")
 IDLE = "trap 'exit 0' TERM; while true; do sleep 1; done"
+leaving_on = os.environ.get("LEAVING", "1") != "0"
+poll_s = float(os.environ.get("POLL_MS", "5")) / 1000
+leave_timeout = float(os.environ.get("LEAVE_TIMEOUT", "5"))
+PROBER = "natest-churn-prober"
+SERVERS = ("netalias", "docker")
+mono = time.monotonic
 server = None
 # Starts whose first question was answered: netalias had the name before it was asked, and
 # the time counted is the harness's own (its threads wait for the CPU under this load).
@@ -66,8 +87,8 @@ def serve():
     sys.exit("netalias did not become ready within 5 s")
 
 
-def query(name):
-    qid = random.randrange(65536)
+def query(name, qid=None):
+    qid = random.randrange(65536) if qid is None else qid
     packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
     for label in name.split("."):
         packet += bytes([len(label)]) + label.encode()
@@ -110,9 +131,262 @@ def start(name):
     return float("inf")
 
 
-def rm(name):
+def rm(name, leaving=None):
+    t0 = mono()
+    if leaving is not None:
+        leaving.watch(name, t0)
     subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
+    if leaving is not None:
+        leaving.returned(name, mono())
+
+
+def a_addresses(m):
+    """(id, rcode, [A addresses]) of a reply."""
+    def skip_name(i):
+        while True:
+            n = m[i]
+            if n == 0:
+                return i + 1
+            if n & 0xC0 == 0xC0:
+                return i + 2
+            i += n + 1
+    qid, flags, qd, an = struct.unpack(">HHHH", m[:8])
+    i = 12
+    for _ in range(qd):
+        i = skip_name(i) + 4
+    ips = []
+    for _ in range(an):
+        i = skip_name(i)
+        t, _c, _ttl, rdlen = struct.unpack(">HHIH", m[i:i + 10])
+        i += 10
+        if t == 1 and rdlen == 4:
+            ips.append(socket.inet_ntoa(m[i:i + 4]))
+        i += rdlen
+    return qid, flags & 0xF, ips
+
+
+class Leaving(threading.Thread):
+    """Times leaving containers on netalias and Docker's embedded DNS side by side: one thread,
+    each tick (POLL_MS) one question per server for every watched name that server still
+    answers, on a fixed cadence (not waiting for the last reply). A name is gone from a server
+    at the send time of the first question answered without its address (any rcode)."""
+
+    def __init__(self, prober_pid):
+        super().__init__(daemon=True)
+        libc = ctypes.CDLL(None, use_errno=True)
+        home = os.open("/proc/self/ns/net", os.O_RDONLY)
+        there = os.open(f"/proc/{prober_pid}/ns/net", os.O_RDONLY)
+        self.socks, self.sync = {}, {}
+        if libc.setns(there, 0x40000000) != 0:  # CLONE_NEWNET, this thread only
+            raise OSError(ctypes.get_errno(), "setns into the prober's network namespace")
+        try:
+            for table in (self.socks, self.sync):
+                table["docker"] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                table["docker"].connect(("127.0.0.11", 53))
+        finally:
+            if libc.setns(home, 0x40000000) != 0:
+                raise OSError(ctypes.get_errno(), "setns back")
+            os.close(home)
+            os.close(there)
+        for table in (self.socks, self.sync):
+            table["netalias"] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            table["netalias"].connect(("127.0.0.1", port))
+        for s in self.socks.values():
+            s.setblocking(False)
+        for s in self.sync.values():
+            s.settimeout(0.2)
+        self.by_fd = {s.fileno(): srv for srv, s in self.socks.items()}
+        self.lock = threading.Lock()
+        self.ips = {}       # name -> its address, set before the phase
+        self.watched = {}   # name -> {"t0", "ret", "done", server: gone time or None}
+        self.pending = {srv: {} for srv in SERVERS}  # qid -> (name, t_sent)
+        self.next_id = {srv: random.randrange(65536) for srv in SERVERS}
+        self.rtts = {srv: [] for srv in SERVERS}
+        self.lost = {srv: 0 for srv in SERVERS}
+        self.without = {srv: {} for srv in SERVERS}  # rcode -> replies without the address
+        self.stop = False
+
+    def ask(self, srv, name):
+        """A blocking question (before the phase): the A addresses, or None."""
+        qid, packet = query(name)
+        s = self.sync[srv]
+        s.send(packet)
+        while True:
+            try:
+                rid, rcode, ips = a_addresses(s.recv(4096))
+            except socket.timeout:
+                return None
+            if rid == qid:
+                return ips
+
+    def baseline(self, names):
+        """Keeps the names both servers answer with the engine's address (3 s each at most);
+        returns those left out."""
+        out = subprocess.run(
+            ["docker", "inspect", "-f",
+             f'{{{{.Name}}}} {{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', *names],
+            capture_output=True, text=True).stdout
+        ips = dict(line.lstrip("/").split() for line in out.splitlines() if len(line.split()) == 2)
+        left_out = []
+        for name in names:
+            ip = ips.get(name)
+            end = mono() + 3
+            while ip is not None and not all(ip in (self.ask(srv, name) or []) for srv in SERVERS):
+                if mono() > end:
+                    ip = None
+                time.sleep(0.01)
+            if ip is None:
+                left_out.append(name)
+            else:
+                self.ips[name] = ip
+        return left_out
+
+    def watch(self, name, t0):
+        if name in self.ips:
+            with self.lock:
+                # "sent": when the last question went (t0 at first), "gap": the longest wait
+                # between t0 and a question or between two questions, either server
+                self.watched[name] = {"t0": t0, "ret": None, "done": False, "gap": 0.0,
+                                      **{srv: None for srv in SERVERS},
+                                      **{("sent", srv): t0 for srv in SERVERS}}
+
+    def returned(self, name, t):
+        with self.lock:
+            if name in self.watched:
+                self.watched[name]["ret"] = t
+
+    def send(self, srv, name):
+        qid, packet = query(name, (self.next_id[srv] + 1) & 0xFFFF)
+        self.next_id[srv] = qid
+        t = mono()
+        self.pending[srv][qid] = (name, t)
+        try:
+            self.socks[srv].send(packet)
+        except OSError:
+            self.lost[srv] += 1
+        return t
+
+    def run(self):
+        next_tick = mono()
+        order = SERVERS
+        while not self.stop:
+            now = mono()
+            if now >= next_tick:
+                next_tick = max(next_tick + poll_s, now)
+                with self.lock:
+                    items = [(n, w) for n, w in self.watched.items() if not w["done"]]
+                for name, w in items:
+                    if now - w["t0"] > leave_timeout:
+                        w["done"] = True
+                        continue
+                    for srv in order:
+                        if w[srv] is None:
+                            t = self.send(srv, name)
+                            w["gap"] = max(w["gap"], t - w[("sent", srv)])
+                            w[("sent", srv)] = t
+                order = order[::-1]  # neither server's question always goes first
+                for srv in SERVERS:
+                    for qid in [q for q, (_, t) in self.pending[srv].items() if now - t > 1]:
+                        del self.pending[srv][qid]
+                        self.lost[srv] += 1
+            ready, _, _ = select.select(list(self.by_fd), [], [], max(0.0, next_tick - mono()))
+            for fd in ready:
+                srv = self.by_fd[fd]
+                while True:
+                    try:
+                        data = self.socks[srv].recv(4096)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:
+                        self.lost[srv] += 1
+                        break
+                    t_recv = mono()
+                    try:
+                        qid, rcode, ips = a_addresses(data)
+                    except (struct.error, IndexError):
+                        continue
+                    sent = self.pending[srv].pop(qid, None)
+                    if sent is None:
+                        continue
+                    name, t_sent = sent
+                    self.rtts[srv].append(t_recv - t_sent)
+                    w = self.watched.get(name)
+                    if w is None or self.ips[name] in ips:
+                        continue
+                    self.without[srv][rcode] = self.without[srv].get(rcode, 0) + 1
+                    if w[srv] is None or t_sent < w[srv]:
+                        w[srv] = t_sent
+                    if all(w[s] is not None for s in SERVERS):
+                        w["done"] = True
+
+    def wait(self):
+        """Until every watched name is gone from both or timed out (or the poller stopped)."""
+        end = mono() + leave_timeout + 10
+        while self.is_alive() and mono() < end:
+            with self.lock:
+                if all(w["done"] for w in self.watched.values()):
+                    return
+            time.sleep(0.02)
+        print("  leaving: the poller " + ("stopped" if not self.is_alive() else "did not finish"),
+              flush=True)
+
+    def report(self, left_out):
+        rows = list(self.watched.values())
+        pick = lambda v, q: v[min(len(v) - 1, int(q * len(v)))]
+        print(f"  leaving, {len(rows)} removed containers, ms from just before `docker rm -f` was issued "
+              f"to the first question answered without the address (each server every "
+              f"{poll_s * 1000:g} ms, {leave_timeout:g} s at most)"
+              + (f"; left out, not answered by both before: {len(left_out)}" if left_out else ""),
+              flush=True)
+        for srv in SERVERS:
+            d = sorted((w[srv] - w["t0"]) * 1000 for w in rows if w[srv] is not None)
+            still = len(rows) - len(d)
+            r = sorted(self.rtts[srv])
+            if d:
+                print(f"    {srv:<9} p50={pick(d, 0.5):7.1f} ms  p99={pick(d, 0.99):7.1f} ms  "
+                      f"max={d[-1]:7.1f} ms" + (f"  still answered after {leave_timeout:g} s: {still}" if still else "")
+                      + (f"  (question rtt median {pick(r, 0.5) * 1000:.2f} ms, p99 {pick(r, 0.99) * 1000:.2f} ms, "
+                         f"{len(r)} replies, {self.lost[srv]} lost"
+                         + ")" if r else ""), flush=True)
+            else:
+                print(f"    {srv:<9} none gone within {leave_timeout:g} s ({len(r)} replies, "
+                      f"{self.lost[srv]} lost)", flush=True)
+            rcodes = {0: "NOERROR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}
+            print(f"      replies without the address: " + (", ".join(
+                f"{rcodes.get(rc, rc)} {n}" for rc, n in sorted(self.without[srv].items())) or "none"),
+                flush=True)
+        both = [w for w in rows if w["netalias"] is not None and w["docker"] is not None]
+        if both:
+            diff = sorted((w["netalias"] - w["docker"]) * 1000 for w in both)
+            print(f"    netalias - docker per container: median {pick(diff, 0.5):+.1f} ms, "
+                  f"p1 {pick(diff, 0.01):+.1f}, p99 {pick(diff, 0.99):+.1f}; of {len(diff)}, netalias first "
+                  f"by more than the {poll_s * 1000:g} ms poll in {sum(x < -poll_s * 1000 for x in diff)}, "
+                  f"docker first so in {sum(x > poll_s * 1000 for x in diff)}, within it "
+                  f"{sum(abs(x) <= poll_s * 1000 for x in diff)}", flush=True)
+        gaps = sorted(w["gap"] * 1000 for w in rows)
+        print(f"    poller's cadence: the longest wait for a question per container, p50 "
+              f"{pick(gaps, 0.5):.1f} ms, p99 {pick(gaps, 0.99):.1f} ms, max {gaps[-1]:.1f} ms "
+              f"(the harness's threads waiting for the CPU)", flush=True)
+        rets = [w for w in both if w["ret"] is not None]
+        if rets:
+            for srv in SERVERS:
+                d = sorted((w[srv] - w["ret"]) * 1000 for w in rets)
+                print(f"    {srv:<9} from `docker rm -f` returning: p50={pick(d, 0.5):+7.1f} ms  "
+                      f"p99={pick(d, 0.99):+7.1f} ms", flush=True)
+            took = sorted((w["ret"] - w["t0"]) * 1000 for w in rets)
+            print(f"    `docker rm -f` itself took p50={pick(took, 0.5):.0f} ms, max={took[-1]:.0f} ms",
+                  flush=True)
+
+
+def prober():
+    """A container on the network whose namespace Docker's DNS is asked from; its PID."""
+    subprocess.run(
+        ["docker", "run", "-d", "--label", "netalias.test=1", "--name", PROBER,
+         "--network", network, "--dns", "127.0.0.1", "--dns-opt", "ndots:1", image, "sh", "-c", IDLE],
+        check=True, stdout=subprocess.DEVNULL)
+    return int(subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", PROBER],
+                              capture_output=True, text=True, check=True).stdout)
 
 
 def report(phase, results):
@@ -181,16 +455,31 @@ def check(phase):
 
 
 ok = True
+leaving = None
+if leaving_on and os.geteuid() != 0:
+    print("churn: not root, so leaving containers are not timed beside Docker's DNS (LEAVING=0 to "
+          "say so)", file=sys.stderr)
+    leaving_on = False
 try:
+    prober_pid = prober() if leaving_on else None
     serve()
     names = [f"natest-churn-{i}" for i in range(1, count + 1)]
     with futures.ThreadPoolExecutor(parallel) as pool:
         report(f"{count} parallel starts", list(zip(names, pool.map(start, names))))
         ok &= check("the parallel starts")
         extra = [f"natest-churn-x{i}" for i in range(1, more + 1)]
-        removing = [pool.submit(rm, n) for n in names[:remove]]
+        left_out = []
+        if leaving_on:
+            leaving = Leaving(prober_pid)
+            left_out = leaving.baseline(names[:remove])
+            leaving.start()
+        removing = [pool.submit(rm, n, leaving) for n in names[:remove]]
         report(f"{more} starts during {remove} removals", list(zip(extra, pool.map(start, extra))))
         futures.wait(removing)
+        if leaving is not None:
+            leaving.wait()
+            leaving.stop = True
+            leaving.report(left_out)
         ok &= check("the starts during removals")
         if restart_starts > 0:
             late = [f"natest-churn-r{i}" for i in range(1, restart_starts + 1)]

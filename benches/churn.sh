@@ -5,8 +5,15 @@
 # killed (SIGKILL) and restarted once a quarter of those have started. Per start, the ms from
 # `docker run -d` returning to netalias answering its name; after each phase, whether
 # netalias's /records for the network matches `docker inspect` of its containers (exit 1 if not).
-# Usage: [NETALIAS=BIN] [NET=NAME SUBNET=CIDR] [RESTART_STARTS=N] [NETALIAS_LOG=FILTER] bash benches/churn.sh [COUNT REMOVE MORE PARALLEL]
-# Needs a Docker engine. Traffic: loopback only. Everything carries netalias.test=1.
+# In the removal phase, each removed container is also timed leaving, netalias beside Docker's
+# embedded DNS (asked at 127.0.0.11 from inside a prober container on the network, via setns):
+# ms from just before its `docker rm -f` is issued to the first answer without its address, each
+# server asked every POLL_MS (5) ms, LEAVE_TIMEOUT (5) s at most; p50/p99/max per server and the
+# median per-container difference (LEAVING=0 skips it; it needs root).
+# Usage: [NETALIAS=BIN] [NET=NAME SUBNET=CIDR] [RESTART_STARTS=N] [NETALIAS_LOG=FILTER]
+#        [LEAVING=0|1] [POLL_MS=5] [LEAVE_TIMEOUT=5] bash benches/churn.sh [COUNT REMOVE MORE PARALLEL]
+# Needs a Docker engine. Traffic: loopback, and the network and containers made here (Docker's
+# DNS inside the prober's namespace). Everything carries netalias.test=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PORT:-15395}"
