@@ -97,14 +97,14 @@ pub struct Encoded {
     /// message's start, so they hold behind any 12-octet header.
     pub body: Box<[u8]>,
     /// ANCOUNT, NSCOUNT and ARCOUNT of `body` (QDCOUNT is 1; the OPT is not counted here).
-    pub counts: [u16; 3],
+    counts: [u16; 3],
     /// The upstream's rcode (NOERROR or NXDOMAIN).
     pub rcode: u8,
     /// Where each record's TTL sits in `body`, and its value when stored.
-    pub ttls: Box<[(usize, u32)]>,
-    pub stored: Instant,
+    ttls: Box<[(usize, u32)]>,
+    stored: Instant,
     /// The entry's life: the smallest TTL (see `cacheable_ttl`).
-    pub ttl: u32,
+    ttl: u32,
     question_len: usize,
 }
 
@@ -158,7 +158,7 @@ impl Encoded {
         HEADER_LEN
             + self.body.len()
             + self.ttls.len() * std::mem::size_of::<(usize, u32)>()
-            + key.len()
+            + 2 * key.len() // in the LRU's entry and as the map's key
             + ENTRY_OVERHEAD
     }
 }
