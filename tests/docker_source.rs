@@ -500,17 +500,45 @@ fn an_event_burst_past_the_queue_bound_resyncs_to_the_right_state() {
         assert!(run.wait().expect("docker run").success(), "{name}");
         stack.adopt(name);
     }
-    let want: Vec<Ipv4Addr> = names.iter().map(|n| ip_on(n, &net)).collect();
-    assert!(
-        answers_become(&server, "burst", &want),
-        "after the burst: {:?}",
-        sorted(a_of(&server, "burst"))
-    );
-    for (name, ip) in names.iter().zip(&want) {
-        assert_eq!(a_of(&server, name), [*ip], "{name}");
+    // Whether a burst overflows the queue depends on how the engine's stream and the loop
+    // are scheduled (on a loaded machine the events can come spread out): until one has, the
+    // twelve are restarted together, another burst (kill, die, stop, start, restart each),
+    // three at the most. After each, the answers must be the engine's.
+    let mut overflows = 0.0;
+    for round in 0..3 {
+        if round > 0 {
+            let restarts: Vec<_> = names
+                .iter()
+                .map(|name| {
+                    std::process::Command::new("docker")
+                        .args(["restart", "-t", "0", name])
+                        .stdout(std::process::Stdio::null())
+                        .spawn()
+                        .expect("docker restart")
+                })
+                .collect();
+            for (mut restart, name) in restarts.into_iter().zip(&names) {
+                assert!(restart.wait().expect("docker restart").success(), "{name}");
+            }
+        }
+        let want: Vec<Ipv4Addr> = names.iter().map(|n| ip_on(n, &net)).collect();
+        assert!(
+            answers_become(&server, "burst", &want),
+            "after burst {round}: {:?}",
+            sorted(a_of(&server, "burst"))
+        );
+        for (name, ip) in names.iter().zip(&want) {
+            assert_eq!(a_of(&server, name), [*ip], "{name} after burst {round}");
+        }
+        overflows = metric(&metrics_page(http), "netalias_docker_event_overflows_total");
+        if overflows >= 1.0 {
+            break;
+        }
     }
-    let overflows = metric(&metrics_page(http), "netalias_docker_event_overflows_total");
-    assert!(overflows >= 1.0, "the burst overflowed a queue of one");
+    assert!(
+        overflows >= 1.0,
+        "no burst of three overflowed a queue of one"
+    );
 }
 
 /// The static file and the engine publish on one network name; each removes only its own.

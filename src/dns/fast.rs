@@ -231,6 +231,8 @@ fn from_cache(
 /// the cache; false, writing nothing the caller keeps, when the entry cannot be relayed whole
 /// within `limit` octets, or the question was cached in another case (the entry echoes its
 /// first asker's question, and its records' owners point into it).
+// Inlined: as a call of its own it cost each cached answer about 45 instructions.
+#[inline(always)]
 pub fn write_cached(
     responder: &Responder,
     packet: &[u8],
