@@ -11,7 +11,8 @@
 # answered, the readiness probes' included. (callgrind_control --zero would drop the probes,
 # but through vgdb it stalls the blocked receive loop for seconds.) Twice: fast path on, and
 # off (every packet through the full path); and a third time for three forwarded names served
-# from the forwarding cache (an upstream dnsmasq on loopback; the cache warmed by the probes).
+# from the forwarding cache (an upstream dnsmasq on loopback; the cache warmed by the probes),
+# through the fast path and through the full path.
 # The kernel's share, most of the CPU per query, is not counted: load.sh measures it.
 #
 # Usage: [KEEP=DIR] bash benches/instructions.sh [ROUNDS]   (default 1000 rounds of 3 names = 3000 queries;
@@ -95,4 +96,7 @@ dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces --listen-a
 upstream=$!
 printf 'www.example.test A\napi.example.test A\ndb.example.test A\n' >"$work/forwarded"
 count cached true "$work/forwarded" --upstream "127.0.0.1:$UP_PORT"
+# The same through the full path (fast path off): what TCP clients, answers too large for
+# UDP and `udp_fast_path = false` pay for a cached answer.
+count cachedfull false "$work/forwarded" --upstream "127.0.0.1:$UP_PORT"
 kill "$upstream" 2>/dev/null || true
