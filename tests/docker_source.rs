@@ -466,6 +466,24 @@ fn forwarding_policy_internal_networks_and_outside_askers() {
     );
 }
 
+/// `docker ARGS` for every one of `names` at once (`args` gives each one's), each asserted to
+/// succeed: a burst of the engine's events.
+fn docker_at_once(names: &[String], args: impl Fn(&str) -> Vec<String>) {
+    let spawned: Vec<_> = names
+        .iter()
+        .map(|name| {
+            std::process::Command::new("docker")
+                .args(args(name))
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("docker")
+        })
+        .collect();
+    for (mut child, name) in spawned.into_iter().zip(names) {
+        assert!(child.wait().expect("docker").success(), "{name}");
+    }
+}
+
 /// A burst of events into a pending-events queue of one: what cannot be queued is dropped,
 /// a snapshot resyncs, and the answers end up equal to what the engine says.
 #[test]
@@ -483,23 +501,20 @@ fn an_event_burst_past_the_queue_bound_resyncs_to_the_right_state() {
     let mut stack = Stack::default();
     let net = stack.network("natest-burst", &["--subnet=10.213.71.0/24"]);
     let names: Vec<String> = (1..=12).map(|i| format!("natest-burst-{i}")).collect();
-    // Started in parallel: their events arrive faster than one inspect each.
-    let runs: Vec<_> = names
-        .iter()
-        .map(|name| {
-            std::process::Command::new("docker")
-                .args(["run", "-d", "--label", LABEL, "--name", name])
-                .args(["--network", &net, "--network-alias", "burst", IMAGE])
-                .args(IDLE)
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("docker run")
-        })
-        .collect();
-    for (mut run, name) in runs.into_iter().zip(&names) {
-        assert!(run.wait().expect("docker run").success(), "{name}");
+    // Adopted first: removed at the end even when one of them fails to start.
+    for name in &names {
         stack.adopt(name);
     }
+    // Started in parallel: their events arrive faster than one inspect each.
+    docker_at_once(&names, |name| {
+        let run = ["run", "-d", "--label", LABEL, "--name", name];
+        let on = ["--network", &net, "--network-alias", "burst", IMAGE];
+        run.iter()
+            .chain(&on)
+            .chain(&IDLE)
+            .map(|a| a.to_string())
+            .collect()
+    });
     // Whether a burst overflows the queue depends on how the engine's stream and the loop
     // are scheduled (on a loaded machine the events can come spread out): until one has, the
     // twelve are restarted together, another burst (kill, die, stop, start, restart each),
@@ -507,19 +522,9 @@ fn an_event_burst_past_the_queue_bound_resyncs_to_the_right_state() {
     let mut overflows = 0.0;
     for round in 0..3 {
         if round > 0 {
-            let restarts: Vec<_> = names
-                .iter()
-                .map(|name| {
-                    std::process::Command::new("docker")
-                        .args(["restart", "-t", "0", name])
-                        .stdout(std::process::Stdio::null())
-                        .spawn()
-                        .expect("docker restart")
-                })
-                .collect();
-            for (mut restart, name) in restarts.into_iter().zip(&names) {
-                assert!(restart.wait().expect("docker restart").success(), "{name}");
-            }
+            docker_at_once(&names, |name| {
+                ["restart", "-t", "0", name].map(String::from).to_vec()
+            });
         }
         let want: Vec<Ipv4Addr> = names.iter().map(|n| ip_on(n, &net)).collect();
         assert!(
