@@ -73,6 +73,25 @@ impl NameOrigins {
         origins
     }
 
+    /// Where position `at` comes from, said or not: unsaid, position 0 (the name) is a
+    /// [`NameOrigin::Container`] and any other (an alias) a [`NameOrigin::Alias`].
+    pub fn at(self, at: usize) -> NameOrigin {
+        match self.get(at) {
+            Some(origin) => origin,
+            None if at == 0 => NameOrigin::Container,
+            None => NameOrigin::Alias,
+        }
+    }
+
+    /// The origin of the name whose key is `key` among `names` (the name, then the aliases),
+    /// if one is it; allocates nothing.
+    pub fn of<'a>(self, names: impl Iterator<Item = &'a str>, key: &[u8]) -> Option<NameOrigin> {
+        let mut names = names;
+        names
+            .position(|n| text_matches_key(n, key))
+            .map(|at| self.at(at))
+    }
+
     /// Where position `at` comes from, if said.
     pub fn get(self, at: usize) -> Option<NameOrigin> {
         if at >= Self::MAX {
@@ -256,37 +275,24 @@ impl SrvPort {
 impl Endpoint {
     /// Every name the endpoint answers to, primary first, without duplicates (case-insensitive).
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        let mut seen: Vec<String> = Vec::with_capacity(1 + self.aliases.len());
-        std::iter::once(self.name.as_str())
-            .chain(self.aliases.iter().map(String::as_str))
-            .filter(move |n| {
-                let lower = n.trim_end_matches('.').to_ascii_lowercase();
-                if lower.is_empty() || seen.contains(&lower) {
-                    false
-                } else {
-                    seen.push(lower);
-                    true
-                }
-            })
+        distinct_names(
+            std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str)),
+        )
     }
 
     /// Where the `i`-th of [`Endpoint::names`]'s sources comes from: 0 is `name`, `1 + i`
     /// is `aliases[i]`.
     pub fn origin(&self, at: usize) -> NameOrigin {
-        match self.origins.get(at) {
-            Some(origin) => origin,
-            None if at == 0 => NameOrigin::Container,
-            None => NameOrigin::Alias,
-        }
+        self.origins.at(at)
     }
 
     /// The origin of the name whose key is `key` (wire-format labels, lower case), if the
     /// endpoint answers to it; allocates nothing.
     pub fn origin_of(&self, key: &[u8]) -> Option<NameOrigin> {
-        std::iter::once(self.name.as_str())
-            .chain(self.aliases.iter().map(String::as_str))
-            .position(|n| text_matches_key(n, key))
-            .map(|at| self.origin(at))
+        self.origins.of(
+            std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str)),
+            key,
+        )
     }
 
     /// Whether its addresses are handed out.
@@ -341,6 +347,20 @@ pub enum Change {
         container: String,
         addresses: Vec<IpAddr>,
     },
+}
+
+/// `names` without the empty and the repeated ones (ignoring case and a trailing dot), in order.
+pub fn distinct_names<'a>(names: impl Iterator<Item = &'a str>) -> impl Iterator<Item = &'a str> {
+    let mut seen: Vec<String> = Vec::new();
+    names.filter(move |n| {
+        let lower = n.trim_end_matches('.').to_ascii_lowercase();
+        if lower.is_empty() || seen.contains(&lower) {
+            false
+        } else {
+            seen.push(lower);
+            true
+        }
+    })
 }
 
 /// Whether dotted `text` (a trailing dot or not) is the name whose key is `key`, ignoring

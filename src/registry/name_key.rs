@@ -18,13 +18,7 @@ pub struct NameKey(SmallVec<[u8; 24]>);
 impl NameKey {
     /// `name`'s labels, each preceded by its length (the root label is left out).
     pub fn new(name: &LowerName) -> NameKey {
-        let mut bytes = SmallVec::new();
-        for label in name.iter() {
-            // A label is at most 63 bytes: its length fits the byte, as on the wire.
-            bytes.push(label.len() as u8);
-            bytes.extend_from_slice(label);
-        }
-        NameKey(bytes)
+        NameKey(wire_labels(name).collect())
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -38,17 +32,30 @@ impl NameKey {
 
     /// The name back, fully qualified (for listings and logs, not for the answer path).
     pub fn to_name(&self) -> Name {
-        let mut labels: Vec<&[u8]> = Vec::new();
-        let mut rest = &self.0[..];
-        while let Some((&len, tail)) = rest.split_first() {
-            let (label, next) = tail.split_at(usize::from(len).min(tail.len()));
-            labels.push(label);
-            rest = next;
-        }
-        let mut name = Name::from_labels(labels).unwrap_or_else(|_| Name::root());
-        name.set_fqdn(true);
-        name
+        labels_to_name(&self.0)
     }
+}
+
+/// `name`'s labels as the wire has them, each preceded by its length, case kept.
+pub fn wire_labels(name: &Name) -> impl Iterator<Item = u8> + '_ {
+    // A label is at most 63 bytes: its length fits the byte, as on the wire.
+    name.iter()
+        .flat_map(|label| std::iter::once(label.len() as u8).chain(label.iter().copied()))
+}
+
+/// The fully-qualified name whose labels `bytes` holds as [`wire_labels`] writes them (the
+/// root, should they not make a name).
+pub fn labels_to_name(bytes: &[u8]) -> Name {
+    let mut labels: Vec<&[u8]> = Vec::new();
+    let mut rest = bytes;
+    while let Some((&len, tail)) = rest.split_first() {
+        let (label, next) = tail.split_at(usize::from(len).min(tail.len()));
+        labels.push(label);
+        rest = next;
+    }
+    let mut name = Name::from_labels(labels).unwrap_or_else(|_| Name::root());
+    name.set_fqdn(true);
+    name
 }
 
 /// The asterisk label as key bytes: its length, then `*`.

@@ -23,8 +23,10 @@ use tracing::{debug, warn};
 
 use super::{
     Change, Client, Endpoint, Index, NameData, NameEntry, NameKey, NameOrigin, NetId, Origins,
-    Owner, PtrTarget, RecordSet, Sizes, SrvTarget, View,
+    Owner, RecordSet, Sizes, SrvTarget, View,
     describe::{Holder, Member},
+    kept::Kept,
+    ptr_targets::PtrTargets,
     listing::{NameListing, NetworkListing},
     record_set::Cursors,
 };
@@ -113,7 +115,9 @@ struct NetworkState {
     holders: SmallSet<Tag>,
     /// The owners that mark it internal; it is internal while any does.
     internal_by: SmallSet<Tag>,
-    endpoints: BTreeMap<Held, Endpoint>,
+    /// Boxed: a node of the map holds eleven, about half of them empty (386 bytes an
+    /// endpoint with the [`Kept`] inline, 45 with a pointer).
+    endpoints: BTreeMap<Held, Box<Kept>>,
     names: HashMap<NameKey, ShortName>,
     /// Static records by short name and owner (`Change::NameData`): a map of its own, so the
     /// names without any (nearly all) pay nothing for them.
@@ -571,8 +575,8 @@ impl Model {
         self.publish_default_view(index);
     }
 
-    fn upsert_endpoint(&mut self, owner: Tag, endpoint: Endpoint, index: &Index) {
-        let network = endpoint.network.clone();
+    fn upsert_endpoint(&mut self, owner: Tag, mut endpoint: Endpoint, index: &Index) {
+        let network = std::mem::take(&mut endpoint.network);
         let held = Held::new(owner, &endpoint.container);
         let is_new = !self
             .networks
@@ -621,7 +625,9 @@ impl Model {
             touched.insert(name);
         }
         let addresses: Vec<IpAddr> = endpoint.addresses().collect();
-        state.endpoints.insert(held.clone(), endpoint);
+        state
+            .endpoints
+            .insert(held.clone(), Box::new(Kept::from(endpoint)));
 
         for short in &touched {
             self.rebuild_set(&network, short, index);
@@ -659,10 +665,10 @@ impl Model {
         let Some(entry) = state.names.get(short) else {
             return;
         };
-        let members: Vec<&Endpoint> = entry
+        let members: Vec<&Kept> = entry
             .members
             .keys()
-            .filter_map(|c| state.endpoints.get(c))
+            .filter_map(|c| state.endpoints.get(c).map(|e| &**e))
             .filter(|e| e.in_rotation())
             .collect();
         // Where the name comes from: each endpoint that answers to it (in rotation or not),
@@ -749,18 +755,15 @@ impl Model {
         // Wildcards are counted, so that a name no one holds looks for one only while any
         // exists (a miss is what every forwarded question costs).
         let wildcard = short.is_wildcard();
-        if sets.is_empty() {
+        let Some(entry) = NameEntry::new(sets) else {
             if index.names.remove(short).is_some() && wildcard {
                 index
                     .wildcards
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             }
-        } else if index
-            .names
-            .insert(short.clone(), Arc::new(NameEntry { sets: sets.into() }))
-            .is_none()
-            && wildcard
-        {
+            return;
+        };
+        if index.names.insert(short.clone(), entry).is_none() && wildcard {
             index
                 .wildcards
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -825,15 +828,15 @@ impl Model {
     }
 
     /// `NAME.NETWORK.` for the endpoint `held` on `network`, if both are DNS names.
-    fn ptr_target(&self, network: NetId, held: &Held) -> Option<PtrTarget> {
+    fn ptr_target(&self, network: NetId, held: &Held) -> Option<(NetId, Name)> {
         let (network_name, state) = self.networks.iter().find(|(_, s)| s.id == network)?;
         let endpoint = state.endpoints.get(held)?;
         let target = fqdn(&format!("{}.{}", endpoint.name, network_name)).ok()?;
-        Some(PtrTarget { network, target })
+        Some((network, target))
     }
 
     fn publish_ptr(&mut self, ip: IpAddr, index: &Index) {
-        let targets: Vec<PtrTarget> = self
+        let targets: Vec<(NetId, Name)> = self
             .ptr_sources
             .get(&ip)
             .into_iter()
@@ -843,10 +846,13 @@ impl Model {
         if self.ptr_sources.get(&ip).is_some_and(SmallMap::is_empty) {
             self.ptr_sources.remove(&ip);
         }
-        if targets.is_empty() {
-            index.ptrs.remove(&ip);
-        } else {
-            index.ptrs.insert(ip, targets.into());
+        match PtrTargets::new(targets.iter().map(|(network, name)| (*network, name))) {
+            Some(targets) => {
+                index.ptrs.insert(ip, targets);
+            }
+            None => {
+                index.ptrs.remove(&ip);
+            }
         }
     }
 
@@ -916,7 +922,7 @@ impl Model {
 
 /// The SRV targets `members` offer on `network`: each port of each member, pointing at
 /// `NAME.NETWORK.` (a member whose name is not a DNS name offers none).
-fn srv_targets(network: &str, members: &[&Endpoint]) -> Vec<SrvTarget> {
+fn srv_targets(network: &str, members: &[&Kept]) -> Vec<SrvTarget> {
     members
         .iter()
         .filter(|e| !e.srv.is_empty())
