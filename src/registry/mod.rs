@@ -89,7 +89,7 @@ struct Index {
     names: ReadMap<NameKey, NameEntry>,
     ptrs: ReadMap<IpAddr, PtrTargets>,
     /// Every address a container asks from, to the one [`Client`] all of them share.
-    clients: ReadMap<IpAddr, Arc<Client>>,
+    clients: ReadMap<IpAddr, Client>,
     /// `NETWORK.` and `NETWORK.DOMAIN.`: names under them are ours, and `SHORT.ZONE.` is
     /// `SHORT` on that network.
     zones: ReadMap<NameKey, NetId>,
@@ -121,9 +121,12 @@ struct Index {
 }
 
 /// What the registry publishes for each address of a container: what it sees, and who it is.
-#[derive(Debug)]
+/// Kept in the map by value; the view is shared by every container that sees the same
+/// networks (all of a network's endpoints, often): a `Client` and a view of its own per
+/// container cost about 90 bytes each at 100,000 endpoints.
+#[derive(Debug, Clone)]
 pub struct Client {
-    view: View,
+    view: Arc<View>,
     /// The container, the same for all its addresses (a hash of its key; see [`AskerId`]).
     container: u64,
 }
@@ -639,7 +642,7 @@ impl Registry {
     /// Classifies `asker` for the forwarding policy.
     pub fn asker(&self, asker: IpAddr) -> Asker {
         if let Some(client) = self.index.clients.get(&asker) {
-            return match &client.value().view {
+            return match &*client.value().view {
                 View::Only(ids)
                     if !ids.is_empty()
                         && ids.iter().all(|id| self.index.internal.contains_key(id)) =>
@@ -809,7 +812,7 @@ impl Registry {
             .index
             .clients
             .get(&asker)
-            .map(|v| Arc::clone(v.value()))?;
+            .map(|v| v.value().clone())?;
         let listing = {
             let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             model.listing(|id| client.view.contains(id))
@@ -837,7 +840,7 @@ impl Registry {
             .index
             .clients
             .get(&asker)
-            .map(|v| Arc::clone(v.value()))?;
+            .map(|v| v.value().clone())?;
         let listing = {
             let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             model.listing(|id| client.view.contains(id))

@@ -77,6 +77,9 @@ impl<K: Ord, V> SmallMap<K, V> {
     }
 }
 
+/// The fewest distinct views kept before unused ones are swept.
+const VIEWS_SWEEP_MIN: usize = 64;
+
 /// Up to this many entries a `SmallMap` grows by exactly one slot.
 const SMALL: usize = 4;
 
@@ -144,6 +147,10 @@ pub(super) struct Model {
     containers: HashMap<String, SmallMap<(NetId, Tag), Vec<IpAddr>>>,
     /// container → owner → the addresses it also asks from, on networks without names.
     asker_addresses: HashMap<String, SmallMap<Tag, Vec<IpAddr>>>,
+    /// Every view a container has, once (see [`Client`]); swept of the unused ones when it
+    /// doubles.
+    views: HashMap<Box<[NetId]>, Arc<View>>,
+    views_sweep_at: usize,
     /// The owners seen so far; a [`Tag`] is an index here.
     owners: Vec<Owner>,
     default_view: Option<Vec<String>>,
@@ -195,6 +202,8 @@ impl Model {
             ptr_sources: HashMap::new(),
             containers: HashMap::new(),
             asker_addresses: HashMap::new(),
+            views: HashMap::new(),
+            views_sweep_at: VIEWS_SWEEP_MIN,
             owners: Vec::new(),
             default_view: None,
             endpoints: 0,
@@ -858,7 +867,7 @@ impl Model {
 
     /// Every address `container` asks from (its endpoints' and its nameless ones) sees all the
     /// networks of its endpoints; a container with only nameless addresses sees none.
-    fn publish_container_view(&self, container: &str, index: &Index) {
+    fn publish_container_view(&mut self, container: &str, index: &Index) {
         let on_networks = self.containers.get(container);
         let extra = self.asker_addresses.get(container);
         if on_networks.is_none() && extra.is_none() {
@@ -867,23 +876,41 @@ impl Model {
         let ids: Vec<NetId> = on_networks
             .map(|n| n.keys().map(|(id, _)| *id).collect())
             .unwrap_or_default();
+        let view = View::only(ids);
+        let view = match self.views.get(view.networks()) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                if self.views.len() >= self.views_sweep_at {
+                    self.views.retain(|_, v| Arc::strong_count(v) > 1);
+                    self.views_sweep_at = VIEWS_SWEEP_MIN.max(2 * self.views.len());
+                }
+                let shared = Arc::new(view);
+                self.views
+                    .insert(shared.networks().into(), Arc::clone(&shared));
+                shared
+            }
+        };
+        let (on_networks, extra) = (
+            self.containers.get(container),
+            self.asker_addresses.get(container),
+        );
         // One value for all the container's addresses, with a number that says they are one
         // asker's (any hash of the key does: it is compared, never looked up).
-        let view = Arc::new(Client {
-            view: View::only(ids),
+        let view = Client {
+            view,
             container: {
                 use std::hash::{Hash, Hasher};
                 let mut hasher = std::hash::DefaultHasher::new();
                 container.hash(&mut hasher);
                 hasher.finish()
             },
-        });
+        };
         let addresses = on_networks
             .into_iter()
             .flat_map(|n| n.values().flatten())
             .chain(extra.into_iter().flat_map(|e| e.values().flatten()));
         for ip in addresses {
-            index.clients.insert(*ip, Arc::clone(&view));
+            index.clients.insert(*ip, view.clone());
             // Published: the source's word replaces the early scope (`early.rs`).
             index.early.entries.remove(ip);
         }
