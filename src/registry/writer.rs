@@ -77,6 +77,10 @@ impl<K: Ord, V> SmallMap<K, V> {
     }
 }
 
+/// An endpoint's addresses on one network: one IPv4 and one IPv6 at most, inline (a `Vec`
+/// cost an allocation of its own per endpoint).
+type Addresses = smallvec::SmallVec<[IpAddr; 2]>;
+
 /// The fewest distinct views kept before unused ones are swept.
 const VIEWS_SWEEP_MIN: usize = 64;
 
@@ -92,16 +96,18 @@ type Tag = u8;
 const MAX_OWNERS: usize = 127;
 
 /// An endpoint's key on its network: who published it (a [`Tag`]) and for which container,
-/// as one string: the tag's byte, then the container's key.
+/// as one string: the tag's byte, then the container's key. Shared, not copied: the endpoint
+/// map, its names' members and its addresses' PTR sources each keep it (three allocations
+/// an endpoint as a `Box<str>`, one now).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct Held(Box<str>);
+struct Held(Arc<str>);
 
 impl Held {
     fn new(tag: Tag, container: &str) -> Held {
         let mut key = String::with_capacity(1 + container.len());
         key.push(char::from(tag)); // below 128: one byte
         key.push_str(container);
-        Held(key.into_boxed_str())
+        Held(Arc::from(key))
     }
     fn tag(&self) -> Tag {
         self.0.as_bytes().first().copied().unwrap_or(0)
@@ -144,7 +150,7 @@ pub(super) struct Model {
     ptr_sources: HashMap<IpAddr, SmallSet<(NetId, Held)>>,
     /// container → (network, owner) → its addresses there. Keyed by the container alone: it
     /// is the asker, and sees its networks whichever source published them.
-    containers: HashMap<String, SmallMap<(NetId, Tag), Vec<IpAddr>>>,
+    containers: HashMap<Box<str>, SmallMap<(NetId, Tag), Addresses>>,
     /// container → owner → the addresses it also asks from, on networks without names.
     asker_addresses: HashMap<String, SmallMap<Tag, Vec<IpAddr>>>,
     /// Every view a container has, once (see [`Client`]); swept of the unused ones when it
@@ -801,12 +807,12 @@ impl Model {
         index: &Index,
     ) {
         let (owner, container) = (held.tag(), held.container());
-        let on_networks = self.containers.entry(container.to_string()).or_default();
+        let on_networks = self.containers.entry(container.into()).or_default();
         let old = if addresses.is_empty() {
             on_networks.remove(&(network, owner)).unwrap_or_default()
         } else {
             on_networks
-                .insert((network, owner), addresses.clone())
+                .insert((network, owner), addresses.iter().copied().collect())
                 .unwrap_or_default()
         };
         if on_networks.is_empty() {
