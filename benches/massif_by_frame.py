@@ -17,7 +17,7 @@ N = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 NA_FILES = {'writer.rs','serve.rs','server.rs','main.rs','static_file.rs','tracked.rs','record_set.rs',
  'name_key.rs','fast.rs','change.rs','view.rs','early.rs','zone_tails.rs','listing.rs','describe.rs',
  'config.rs','publish.rs','live.rs','reach.rs','engine.rs','bridge.rs','handler.rs','udp.rs','tcp.rs',
- 'answer.rs','predict.rs','turns.rs','listener.rs','host.rs','gateways.rs','exchange.rs','batch.rs','wire.rs'}
+ 'answer.rs','predict.rs','turns.rs','listener.rs','host.rs','gateways.rs','exchange.rs','batch.rs','wire.rs','kept.rs','ptr_targets.rs','mod.rs'}
 lines = open(path).read().split('\n')
 # The snapshot to read.
 i = 0; start = None; last_detailed = None

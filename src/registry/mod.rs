@@ -808,11 +808,7 @@ impl Registry {
     /// [`Registry::label_names`] as a known container sees them: its own networks only, the
     /// rule of [`Registry::records_seen_by`]. `None` when `asker` is not a known endpoint.
     pub fn label_names_seen_by(&self, asker: IpAddr) -> Option<Vec<String>> {
-        let client = self
-            .index
-            .clients
-            .get(&asker)
-            .map(|v| v.value().clone())?;
+        let client = self.index.clients.get(&asker).map(|v| v.value().clone())?;
         let listing = {
             let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             model.listing(|id| client.view.contains(id))
@@ -836,11 +832,7 @@ impl Registry {
     /// [`Registry::records`] as a known container sees them: its own networks only, as in
     /// DNS. `None` when `asker` is not a known endpoint (the caller decides what it may see).
     pub fn records_seen_by(&self, asker: IpAddr) -> Option<Records> {
-        let client = self
-            .index
-            .clients
-            .get(&asker)
-            .map(|v| v.value().clone())?;
+        let client = self.index.clients.get(&asker).map(|v| v.value().clone())?;
         let listing = {
             let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             model.listing(|id| client.view.contains(id))

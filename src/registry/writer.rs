@@ -26,20 +26,22 @@ use super::{
     Owner, RecordSet, Sizes, SrvTarget, View,
     describe::{Holder, Member},
     kept::Kept,
-    ptr_targets::PtrTargets,
     listing::{NameListing, NetworkListing},
+    ptr_targets::PtrTargets,
     record_set::Cursors,
 };
 use crate::telemetry::names;
 
-/// A small sorted map on a `Vec`. Most keys here have one or two entries; a `BTreeMap` would
-/// allocate a node of eleven slots for each (measured: about 10 KB per endpoint at 100,000).
+/// A small sorted map on a vector that keeps one entry inline. Most keys here have one
+/// entry; a `BTreeMap` would allocate a node of eleven slots for each (measured: about 10 KB
+/// per endpoint at 100,000), and a `Vec` an allocation of one slot (a name's member, an
+/// address's PTR source, a container's network: about 100 bytes an endpoint together).
 #[derive(Debug)]
-struct SmallMap<K, V>(Vec<(K, V)>);
+struct SmallMap<K, V>(smallvec::SmallVec<[(K, V); 1]>);
 
 impl<K: Ord, V> Default for SmallMap<K, V> {
     fn default() -> Self {
-        SmallMap(Vec::new())
+        SmallMap(smallvec::SmallVec::new())
     }
 }
 
@@ -264,7 +266,7 @@ impl Model {
                             .members
                             .keys()
                             .filter_map(|h| state.endpoints.get(h))
-                            .filter_map(|e| Some((e.out_of_rotation?, e)))
+                            .filter_map(|e| Some((e.out_of_rotation()?, e)))
                             .flat_map(|(reason, e)| e.addresses().map(move |ip| (ip, reason)))
                             .collect(),
                     })
@@ -319,14 +321,14 @@ impl Model {
                 .map(|(held, endpoint)| Member {
                     addresses: endpoint.addresses().collect(),
                     name: endpoint.name.to_string(),
-                    out_of_rotation: endpoint.out_of_rotation,
-                    ttl: endpoint.ttl,
+                    out_of_rotation: endpoint.out_of_rotation(),
+                    ttl: endpoint.ttl(),
                     owner: self
                         .owners
                         .get(usize::from(held.tag()))
                         .map_or("?", |o| o.0),
                     offers: endpoint
-                        .srv
+                        .srv()
                         .iter()
                         .map(|p| (p.service.clone(), p.proto.label(), p.port, p.weight))
                         .collect(),
@@ -728,11 +730,11 @@ impl Model {
             None
         } else {
             let mut v4: Vec<Ipv4Addr> = members.iter().filter_map(|e| e.ipv4).collect();
-            let mut v6: Vec<Ipv6Addr> = members.iter().filter_map(|e| e.ipv6).collect();
+            let mut v6: Vec<Ipv6Addr> = members.iter().filter_map(|e| e.ipv6()).collect();
             v4.extend(data.iter().flat_map(|d| d.v4.iter().copied()));
             v6.extend(data.iter().flat_map(|d| d.v6.iter().copied()));
             // The shortest TTL among members: no client may cache a member past its own TTL.
-            let ttl = members.iter().filter_map(|e| e.ttl).min();
+            let ttl = members.iter().filter_map(|e| e.ttl()).min();
             let cursors = entry
                 .set
                 .as_ref()
@@ -958,17 +960,17 @@ impl Model {
 fn srv_targets(network: &str, members: &[&Kept]) -> Vec<SrvTarget> {
     members
         .iter()
-        .filter(|e| !e.srv.is_empty())
+        .filter(|e| !e.srv().is_empty())
         .filter_map(|e| Some((e, fqdn(&format!("{}.{network}", e.name)).ok()?)))
         .flat_map(|(e, target)| {
-            e.srv.iter().map(move |port| SrvTarget {
+            e.srv().iter().map(move |port| SrvTarget {
                 service: port.service.as_str().into(),
                 proto: port.proto,
                 target: target.clone(),
                 port: port.port,
                 weight: port.weight,
                 ipv4: e.ipv4,
-                ipv6: e.ipv6,
+                ipv6: e.ipv6(),
             })
         })
         .collect()

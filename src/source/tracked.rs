@@ -149,7 +149,10 @@ impl Tracked {
         let prefix = ByContainer::prefix(container);
         let gone: Vec<ByContainer> = self
             .endpoints
-            .range::<[u8], _>((std::ops::Bound::Included(&prefix[..]), std::ops::Bound::Unbounded))
+            .range::<[u8], _>((
+                std::ops::Bound::Included(&prefix[..]),
+                std::ops::Bound::Unbounded,
+            ))
             .map(|(key, _)| key)
             .take_while(|key| key.0.starts_with(&prefix))
             .filter(|key| !wanted.contains_key(key.network()))
@@ -181,7 +184,10 @@ impl Tracked {
     pub fn has_container(&self, container: &str) -> bool {
         let prefix = ByContainer::prefix(container);
         self.endpoints
-            .range::<[u8], _>((std::ops::Bound::Included(&prefix[..]), std::ops::Bound::Unbounded))
+            .range::<[u8], _>((
+                std::ops::Bound::Included(&prefix[..]),
+                std::ops::Bound::Unbounded,
+            ))
             .next()
             .is_some_and(|(key, _)| key.0.starts_with(&prefix))
     }
