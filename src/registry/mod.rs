@@ -5,6 +5,7 @@
 //! end) do a single map lookup, clone an `Arc` and let the shard guard go: they never block
 //! the writer for long and never hold a guard across `.await`. Nothing here does I/O.
 
+mod by_address;
 mod change;
 pub mod describe;
 mod early;
@@ -87,9 +88,9 @@ type ReadMap<K, V> = DashMap<K, V, foldhash::quality::RandomState>;
 #[derive(Default)]
 struct Index {
     names: ReadMap<NameKey, NameEntry>,
-    ptrs: ReadMap<IpAddr, PtrTargets>,
-    /// Every address a container asks from, to the one [`Client`] all of them share.
-    clients: ReadMap<IpAddr, Client>,
+    /// Every address a container asks from, to the [`Client`] all of them share, and every
+    /// endpoint's address to where its PTR name points.
+    addresses: by_address::ByAddress,
     /// `NETWORK.` and `NETWORK.DOMAIN.`: names under them are ours, and `SHORT.ZONE.` is
     /// `SHORT` on that network.
     zones: ReadMap<NameKey, NetId>,
@@ -536,14 +537,14 @@ impl Registry {
     /// The PTR target of an `in-addr.arpa.` / `ip6.arpa.` name, as seen by `asker`.
     pub fn lookup_ptr(&self, name: &LowerName, asker: IpAddr) -> Option<Name> {
         let ip = arpa_address(name)?;
-        let targets = self.index.ptrs.get(&ip).map(|e| e.value().clone())?;
+        let targets = self.index.addresses.ptr(&ip)?;
         self.with_view(asker, |view| targets.find(|network| view.contains(network)))
     }
 
     /// `NAME.NETWORK.` of the endpoint an asker's address belongs to (the first, when it has
     /// several), for logs; whoever looks.
     pub fn endpoint_name(&self, ip: IpAddr) -> Option<Name> {
-        self.index.ptrs.get(&ip)?.find(|_| true)
+        self.index.addresses.ptr(&ip)?.find(|_| true)
     }
 
     /// What a name that [`Registry::lookup`] did not find is, for `asker`. Only the search
@@ -641,7 +642,7 @@ impl Registry {
 
     /// Classifies `asker` for the forwarding policy.
     pub fn asker(&self, asker: IpAddr) -> Asker {
-        if let Some(client) = self.index.clients.get(&asker) {
+        if let Some(client) = self.index.addresses.client(&asker) {
             return match &*client.value().view {
                 View::Only(ids)
                     if !ids.is_empty()
@@ -667,7 +668,7 @@ impl Registry {
 
     /// Who `asker` is, the same for every address of one container.
     pub fn asker_id(&self, asker: IpAddr) -> AskerId {
-        match self.index.clients.get(&asker) {
+        match self.index.addresses.client(&asker) {
             Some(client) => AskerId::Container(client.value().container),
             None => AskerId::Address(asker),
         }
@@ -683,7 +684,7 @@ impl Registry {
         self.index
             .strangers_see_nothing
             .load(std::sync::atomic::Ordering::Relaxed)
-            && !self.index.clients.contains_key(&asker)
+            && !self.index.addresses.has_client(&asker)
             && !self.is_trusted(asker)
             && self.index.early.get(&asker).is_none()
     }
@@ -691,7 +692,7 @@ impl Registry {
     /// Whether `asker` is known: an endpoint's (or nameless) address, loopback or trusted, or
     /// an early one (`early.rs`).
     pub fn knows_asker(&self, asker: IpAddr) -> bool {
-        self.index.clients.contains_key(&asker)
+        self.index.addresses.has_client(&asker)
             || self.is_trusted(asker)
             || self.index.early.get(&asker).is_some()
     }
@@ -718,7 +719,7 @@ impl Registry {
             self.index.early.sweep();
         }
         for ip in addresses {
-            if self.index.clients.contains_key(ip) {
+            if self.index.addresses.has_client(ip) {
                 continue;
             }
             self.index.early.entries.insert(
@@ -808,7 +809,11 @@ impl Registry {
     /// [`Registry::label_names`] as a known container sees them: its own networks only, the
     /// rule of [`Registry::records_seen_by`]. `None` when `asker` is not a known endpoint.
     pub fn label_names_seen_by(&self, asker: IpAddr) -> Option<Vec<String>> {
-        let client = self.index.clients.get(&asker).map(|v| v.value().clone())?;
+        let client = self
+            .index
+            .addresses
+            .client(&asker)
+            .map(|v| v.value().clone())?;
         let listing = {
             let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             model.listing(|id| client.view.contains(id))
@@ -832,7 +837,11 @@ impl Registry {
     /// [`Registry::records`] as a known container sees them: its own networks only, as in
     /// DNS. `None` when `asker` is not a known endpoint (the caller decides what it may see).
     pub fn records_seen_by(&self, asker: IpAddr) -> Option<Records> {
-        let client = self.index.clients.get(&asker).map(|v| v.value().clone())?;
+        let client = self
+            .index
+            .addresses
+            .client(&asker)
+            .map(|v| v.value().clone())?;
         let listing = {
             let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             model.listing(|id| client.view.contains(id))
@@ -871,7 +880,7 @@ impl Registry {
             subject,
         };
         if let Some(ip) = arpa_address(name) {
-            let targets = self.index.ptrs.get(&ip).map(|e| e.value().clone());
+            let targets = self.index.addresses.ptr(&ip);
             let targets = targets
                 .iter()
                 .flat_map(PtrTargets::iter)
@@ -923,7 +932,7 @@ impl Registry {
     /// trusted askers the default view; anyone else the strangers' view (nothing, unless a
     /// `default_view` is configured).
     fn with_view<T>(&self, asker: IpAddr, f: impl FnOnce(&View) -> T) -> T {
-        match self.index.clients.get(&asker) {
+        match self.index.addresses.client(&asker) {
             Some(client) => f(&client.value().view),
             None if self.is_trusted(asker) => f(&self.index.default_view.load()),
             None => match self.index.early.get(&asker) {

@@ -459,7 +459,7 @@ impl Model {
                     self.asker_addresses.remove(&container);
                 }
                 for ip in old.unwrap_or_default() {
-                    index.clients.remove(&ip);
+                    index.addresses.set_client(ip, None);
                 }
                 self.publish_container_view(&container, index);
             }
@@ -845,7 +845,7 @@ impl Model {
         }
         // The view is by source address: every address of this container sees all its networks.
         for ip in old {
-            index.clients.remove(ip);
+            index.addresses.set_client(*ip, None);
         }
         self.publish_container_view(container, index);
     }
@@ -879,14 +879,8 @@ impl Model {
         if self.ptr_sources.get(&ip).is_some_and(SmallMap::is_empty) {
             self.ptr_sources.remove(&ip);
         }
-        match PtrTargets::new(targets.iter().map(|(network, name)| (*network, name))) {
-            Some(targets) => {
-                index.ptrs.insert(ip, targets);
-            }
-            None => {
-                index.ptrs.remove(&ip);
-            }
-        }
+        let targets = PtrTargets::new(targets.iter().map(|(network, name)| (*network, name)));
+        index.addresses.set_ptr(ip, targets);
     }
 
     /// Every address `container` asks from (its endpoints' and its nameless ones) sees all the
@@ -940,7 +934,7 @@ impl Model {
                     .flat_map(|e| e.values().flatten().copied()),
             );
         for ip in addresses {
-            index.clients.insert(ip, view.clone());
+            index.addresses.set_client(ip, Some(view.clone()));
             // Published: the source's word replaces the early scope (`early.rs`).
             index.early.entries.remove(&ip);
         }
