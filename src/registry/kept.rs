@@ -17,6 +17,8 @@ use super::change::{Endpoint, NameOrigin, NameOrigins, SrvPort, distinct_names};
 pub(super) struct Kept {
     pub(super) name: Box<str>,
     pub(super) ipv4: Option<Ipv4Addr>,
+    /// Where `name` comes from, when the source said (a static endpoint's: the config).
+    origin: Option<NameOrigin>,
     /// The rest, which a static endpoint (a name and an address) has none of, behind one
     /// pointer: with them inline every endpoint took 128 bytes of the allocator, 48 now.
     rare: Option<Box<Rare>>,
@@ -37,6 +39,7 @@ const _: () = assert!(std::mem::size_of::<Kept>() <= 32);
 
 impl From<Endpoint> for Kept {
     fn from(endpoint: Endpoint) -> Kept {
+        let origin = endpoint.origins.get(0);
         let rare = Rare {
             aliases: endpoint
                 .aliases
@@ -49,10 +52,16 @@ impl From<Endpoint> for Kept {
             srv: endpoint.srv.into_boxed_slice(),
             origins: endpoint.origins,
         };
+        // The name's origin is kept beside it; the rest of the origins only with the aliases.
+        let bare = Rare {
+            origins: first_only(origin),
+            ..Rare::default()
+        };
         Kept {
             name: endpoint.name.into_boxed_str(),
             ipv4: endpoint.ipv4,
-            rare: (rare != Rare::default()).then(|| Box::new(rare)),
+            origin,
+            rare: (rare != bare).then(|| Box::new(rare)),
         }
     }
 }
@@ -70,7 +79,10 @@ impl Kept {
 
     /// As [`Endpoint::origin_of`].
     pub(super) fn origin_of(&self, key: &[u8]) -> Option<NameOrigin> {
-        let origins = self.rare.as_ref().map(|r| r.origins).unwrap_or_default();
+        let origins = match &self.rare {
+            Some(rare) => rare.origins,
+            None => first_only(self.origin),
+        };
         origins.of(self.all_names(), key)
     }
 
@@ -101,6 +113,15 @@ impl Kept {
             .into_iter()
             .chain(self.ipv6().map(IpAddr::V6))
     }
+}
+
+/// Origins that say `origin` of the name alone.
+fn first_only(origin: Option<NameOrigin>) -> NameOrigins {
+    let mut origins = NameOrigins::default();
+    if let Some(origin) = origin {
+        origins.set(0, origin);
+    }
+    origins
 }
 
 #[cfg(test)]
@@ -172,6 +193,24 @@ mod tests {
         assert_eq!(
             bare.origin_of(key("web.").as_bytes()),
             Some(NameOrigin::Container)
+        );
+        // A static endpoint: its name's origin said, and nothing else.
+        let from_config = Kept::from(Endpoint {
+            network: "net".into(),
+            container: "db".into(),
+            name: "db".into(),
+            aliases: Vec::new(),
+            ipv4: Some(Ipv4Addr::new(10, 0, 0, 3)),
+            ipv6: None,
+            ttl: None,
+            out_of_rotation: None,
+            srv: Vec::new(),
+            origins: NameOrigins::all(NameOrigin::Config, 1),
+        });
+        assert!(from_config.rare.is_none());
+        assert_eq!(
+            from_config.origin_of(key("db.").as_bytes()),
+            Some(NameOrigin::Config)
         );
         assert!(bare.in_rotation() && bare.ttl().is_none() && bare.srv().is_empty());
     }
