@@ -115,6 +115,14 @@ impl Held {
     }
 }
 
+// Looked up by the key's text (tag byte, container) without building a `Held`; `Arc<str>`
+// hashes and compares as that text does.
+impl std::borrow::Borrow<str> for Held {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 struct NetworkState {
     id: NetId,
     /// The owners that hold the network (`NetworkUp`, or an endpoint on it). It lives while
@@ -146,11 +154,12 @@ pub(super) struct Model {
     /// IP → the (network, owner, container) endpoints that hold it; their PTR targets are
     /// derived from `networks` when published, not stored twice.
     ptr_sources: HashMap<IpAddr, SmallSet<(NetId, Held)>>,
-    /// container → the (network, owner and container) endpoints it has, whose addresses are
-    /// in `networks`. Keyed by the container alone: it is the asker, and sees its networks
-    /// whichever source published them. (The addresses kept here too cost ~30 bytes an
-    /// endpoint at 100,000.)
-    containers: HashMap<Box<str>, SmallSet<(NetId, Held)>>,
+    /// (owner, container) → the networks it has an endpoint on (whose addresses are in
+    /// `networks`). A container is the asker, and sees its networks whichever source
+    /// published them: [`Model::container_endpoints`] gathers its keys under every owner.
+    /// Keyed by the endpoints' own `Held` (a copy of the container's name as the key, and
+    /// the addresses besides, cost ~60 bytes an endpoint at 100,000).
+    containers: HashMap<Held, SmallSet<NetId>>,
     /// Each held network's name by its handle.
     network_names: HashMap<NetId, Box<str>>,
     /// container → owner → the addresses it also asks from, on networks without names.
@@ -818,14 +827,14 @@ impl Model {
     ) {
         let container = held.container();
         let source = (network, held.clone());
-        let on_networks = self.containers.entry(container.into()).or_default();
+        let on_networks = self.containers.entry(held.clone()).or_default();
         if addresses.is_empty() {
-            on_networks.remove(&source);
+            on_networks.remove(&network);
         } else {
-            on_networks.insert(source.clone(), ());
+            on_networks.insert(network, ());
         }
         if on_networks.is_empty() {
-            self.containers.remove(container);
+            self.containers.remove(held);
         }
         let mut touched_ips: BTreeSet<IpAddr> = old.iter().copied().collect();
         for ip in old {
@@ -858,6 +867,21 @@ impl Model {
         Some((network, target))
     }
 
+    /// Every endpoint of `container`, whichever owner published it, as (network, key).
+    fn container_endpoints(&self, container: &str) -> Vec<(NetId, Held)> {
+        let mut endpoints = Vec::new();
+        let mut key = String::with_capacity(1 + container.len());
+        for tag in 0..self.owners.len() {
+            key.clear();
+            key.push(char::from(tag as Tag)); // below 128: one byte, as in Held::new
+            key.push_str(container);
+            if let Some((held, networks)) = self.containers.get_key_value(key.as_str()) {
+                endpoints.extend(networks.keys().map(|id| (*id, held.clone())));
+            }
+        }
+        endpoints
+    }
+
     /// The endpoint `held` on the network whose handle is `network`.
     fn endpoint(&self, network: NetId, held: &Held) -> Option<&Kept> {
         let name = self.network_names.get(&network)?;
@@ -886,15 +910,11 @@ impl Model {
     /// Every address `container` asks from (its endpoints' and its nameless ones) sees all the
     /// networks of its endpoints; a container with only nameless addresses sees none.
     fn publish_container_view(&mut self, container: &str, index: &Index) {
-        let on_networks = self.containers.get(container);
-        let extra = self.asker_addresses.get(container);
-        if on_networks.is_none() && extra.is_none() {
+        let endpoints = self.container_endpoints(container);
+        if endpoints.is_empty() && !self.asker_addresses.contains_key(container) {
             return;
         }
-        let ids: Vec<NetId> = on_networks
-            .map(|n| n.keys().map(|(id, _)| *id).collect())
-            .unwrap_or_default();
-        let view = View::only(ids);
+        let view = View::only(endpoints.iter().map(|(id, _)| *id).collect());
         let view = match self.views.get(view.networks()) {
             Some(shared) => Arc::clone(shared),
             None => {
@@ -908,10 +928,7 @@ impl Model {
                 shared
             }
         };
-        let (on_networks, extra) = (
-            self.containers.get(container),
-            self.asker_addresses.get(container),
-        );
+        let extra = self.asker_addresses.get(container);
         // One value for all the container's addresses, with a number that says they are one
         // asker's (any hash of the key does: it is compared, never looked up).
         let view = Client {
@@ -923,9 +940,8 @@ impl Model {
                 hasher.finish()
             },
         };
-        let addresses = on_networks
-            .into_iter()
-            .flat_map(|n| n.keys())
+        let addresses = endpoints
+            .iter()
             .filter_map(|(network, held)| self.endpoint(*network, held))
             .flat_map(Kept::addresses)
             .chain(
