@@ -342,7 +342,7 @@ pub struct ServerConfig {
         deserialize_with = "bounded::<_, _, 1, 1_000_000>"
     )]
     pub tcp_max_connections_per_client: usize,
-    /// The most endpoints served at once, a bound on memory (about 1.6 KB each); past it, new
+    /// The most endpoints served at once, a bound on memory (about 1 KB each); past it, new
     /// endpoints are refused, logged and counted.
     #[serde(
         default = "default_max_endpoints",

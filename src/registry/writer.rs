@@ -68,6 +68,10 @@ impl<K: Ord, V> SmallMap<K, V> {
         let i = self.0.binary_search_by(|(k, _)| k.borrow().cmp(key)).ok()?;
         Some(self.0.remove(i).1)
     }
+    fn get(&self, key: &K) -> Option<&V> {
+        let i = self.0.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+        self.0.get(i).map(|(_, v)| v)
+    }
     fn keys(&self) -> impl Iterator<Item = &K> {
         self.0.iter().map(|(k, _)| k)
     }
@@ -130,9 +134,6 @@ struct NetworkState {
     holders: SmallSet<Tag>,
     /// The owners that mark it internal; it is internal while any does.
     internal_by: SmallSet<Tag>,
-    /// Boxed: a node of the map holds eleven, about half of them empty (386 bytes an
-    /// endpoint with the [`Kept`] inline, 45 with a pointer).
-    endpoints: BTreeMap<Held, Box<Kept>>,
     names: HashMap<NameKey, ShortName>,
     /// Static records by short name and owner (`Change::NameData`): a map of its own, so the
     /// names without any (nearly all) pay nothing for them.
@@ -154,12 +155,12 @@ pub(super) struct Model {
     /// IP → the (network, owner, container) endpoints that hold it; their PTR targets are
     /// derived from `networks` when published, not stored twice.
     ptr_sources: HashMap<IpAddr, SmallSet<(NetId, Held)>>,
-    /// (owner, container) → the networks it has an endpoint on (whose addresses are in
-    /// `networks`). A container is the asker, and sees its networks whichever source
-    /// published them: [`Model::container_endpoints`] gathers its keys under every owner.
-    /// Keyed by the endpoints' own `Held` (a copy of the container's name as the key, and
-    /// the addresses besides, cost ~60 bytes an endpoint at 100,000).
-    containers: HashMap<Held, SmallSet<NetId>>,
+    /// Every endpoint, by (owner, container), then network. A container is the asker, and
+    /// sees its networks whichever source published them: [`Model::container_endpoints`]
+    /// gathers its keys under every owner. One map for what was a map per network (its
+    /// B-tree nodes about half empty, ~50 bytes an endpoint at 100,000) and a map of each
+    /// container's networks beside it (~55 bytes).
+    endpoints_by: HashMap<Held, SmallMap<NetId, Box<Kept>>>,
     /// Each held network's name by its handle.
     network_names: HashMap<NetId, Box<str>>,
     /// container → owner → the addresses it also asks from, on networks without names.
@@ -171,7 +172,7 @@ pub(super) struct Model {
     /// The owners seen so far; a [`Tag`] is an index here.
     owners: Vec<Owner>,
     default_view: Option<Vec<String>>,
-    /// Endpoints held, and the most the registry takes (a memory bound; about 1.6 KB each).
+    /// Endpoints held, and the most the registry takes (a memory bound; about 1 KB each).
     endpoints: usize,
     max_endpoints: usize,
     /// When the last "endpoint refused" warning was logged (one a minute at most).
@@ -217,7 +218,7 @@ impl Model {
             networks: BTreeMap::new(),
             next_id: 0,
             ptr_sources: HashMap::new(),
-            containers: HashMap::new(),
+            endpoints_by: HashMap::new(),
             network_names: HashMap::new(),
             asker_addresses: HashMap::new(),
             views: HashMap::new(),
@@ -265,7 +266,7 @@ impl Model {
                                     .members
                                     .keys()
                                     .filter_map(|h| {
-                                        state.endpoints.get(h)?.origin_of(short.as_bytes())
+                                        self.kept(state.id, h)?.origin_of(short.as_bytes())
                                     })
                                     .fold(Origins::default(), Origins::with)
                             },
@@ -275,7 +276,7 @@ impl Model {
                         resting: entry
                             .members
                             .keys()
-                            .filter_map(|h| state.endpoints.get(h))
+                            .filter_map(|h| self.kept(state.id, h))
                             .filter_map(|e| Some((e.out_of_rotation()?, e)))
                             .flat_map(|(reason, e)| e.addresses().map(move |ip| (ip, reason)))
                             .collect(),
@@ -327,7 +328,7 @@ impl Model {
             let members = entry
                 .members
                 .keys()
-                .filter_map(|h| Some((h, state.endpoints.get(h)?)))
+                .filter_map(|h| Some((h, self.kept(state.id, h)?)))
                 .map(|(held, endpoint)| Member {
                     addresses: endpoint.addresses().collect(),
                     name: endpoint.name.to_string(),
@@ -381,9 +382,9 @@ impl Model {
     }
 
     pub(super) fn address_of(&self, name: &str) -> Option<IpAddr> {
-        self.networks
+        self.endpoints_by
             .values()
-            .flat_map(|s| s.endpoints.values())
+            .flat_map(|by_network| by_network.values())
             .find(|e| e.name.eq_ignore_ascii_case(name))
             .and_then(|e| e.addresses().next())
     }
@@ -492,7 +493,6 @@ impl Model {
                 id,
                 holders,
                 internal_by: SmallSet::default(),
-                endpoints: BTreeMap::new(),
                 names: HashMap::new(),
                 data: HashMap::new(),
             },
@@ -551,11 +551,13 @@ impl Model {
         let Some(state) = self.networks.get(network) else {
             return;
         };
-        let own: Vec<Held> = state
-            .endpoints
-            .keys()
-            .filter(|held| held.tag() == owner)
-            .cloned()
+        // Every endpoint looked at: a network going is rare beside its endpoints' changes.
+        let id = state.id;
+        let own: Vec<Held> = self
+            .endpoints_by
+            .iter()
+            .filter(|(held, by_network)| held.tag() == owner && by_network.get(&id).is_some())
+            .map(|(held, _)| held.clone())
             .collect();
         for held in own {
             self.remove_endpoint(network, &held, index);
@@ -607,10 +609,10 @@ impl Model {
     fn upsert_endpoint(&mut self, owner: Tag, mut endpoint: Endpoint, index: &Index) {
         let network = std::mem::take(&mut endpoint.network);
         let held = Held::new(owner, &endpoint.container);
-        let is_new = !self
+        let is_new = self
             .networks
             .get(&network)
-            .is_some_and(|s| s.endpoints.contains_key(&held));
+            .is_none_or(|s| self.kept(s.id, &held).is_none());
         if is_new && self.endpoints >= self.max_endpoints {
             counter!(names::REGISTRY_REFUSED_ENDPOINTS_TOTAL).increment(1);
             let now = std::time::Instant::now();
@@ -637,7 +639,8 @@ impl Model {
         };
         let mut touched: BTreeSet<NameKey> = BTreeSet::new();
         let mut old_addresses = Vec::new();
-        if let Some(old) = state.endpoints.remove(&held) {
+        let by_network = self.endpoints_by.entry(held.clone()).or_default();
+        if let Some(old) = by_network.remove(&net_id) {
             old_addresses.extend(old.addresses());
             for name in old.names().filter_map(key) {
                 if let Some(entry) = state.names.get_mut(&name) {
@@ -656,9 +659,7 @@ impl Model {
             touched.insert(name);
         }
         let addresses: Vec<IpAddr> = endpoint.addresses().collect();
-        state
-            .endpoints
-            .insert(held.clone(), Box::new(Kept::from(endpoint)));
+        by_network.insert(net_id, Box::new(Kept::from(endpoint)));
 
         for short in &touched {
             self.rebuild_set(&network, short, index);
@@ -670,10 +671,16 @@ impl Model {
         let Some(state) = self.networks.get_mut(network) else {
             return;
         };
-        let Some(old) = state.endpoints.remove(held) else {
+        let net_id = state.id;
+        let Some(by_network) = self.endpoints_by.get_mut(held) else {
             return;
         };
-        let net_id = state.id;
+        let Some(old) = by_network.remove(&net_id) else {
+            return;
+        };
+        if by_network.is_empty() {
+            self.endpoints_by.remove(held);
+        }
         self.endpoints = self.endpoints.saturating_sub(1);
         let mut touched = Vec::new();
         for name in old.names().filter_map(key) {
@@ -700,13 +707,17 @@ impl Model {
         let members: Vec<&Kept> = entry
             .members
             .keys()
-            .filter_map(|c| state.endpoints.get(c).map(|e| &**e))
+            .filter_map(|c| kept(&self.endpoints_by, state.id, c))
             .filter(|e| e.in_rotation())
             .collect();
         // Where the name comes from: each endpoint that answers to it (in rotation or not),
         // and the static records under it.
         let mut origins = Origins::default();
-        for endpoint in entry.members.keys().filter_map(|c| state.endpoints.get(c)) {
+        for endpoint in entry
+            .members
+            .keys()
+            .filter_map(|c| kept(&self.endpoints_by, state.id, c))
+        {
             if let Some(origin) = endpoint.origin_of(short.as_bytes()) {
                 origins = origins.with(origin);
             }
@@ -827,15 +838,6 @@ impl Model {
     ) {
         let container = held.container();
         let source = (network, held.clone());
-        let on_networks = self.containers.entry(held.clone()).or_default();
-        if addresses.is_empty() {
-            on_networks.remove(&network);
-        } else {
-            on_networks.insert(network, ());
-        }
-        if on_networks.is_empty() {
-            self.containers.remove(held);
-        }
         let mut touched_ips: BTreeSet<IpAddr> = old.iter().copied().collect();
         for ip in old {
             if let Some(sources) = self.ptr_sources.get_mut(ip) {
@@ -862,7 +864,7 @@ impl Model {
     /// `NAME.NETWORK.` for the endpoint `held` on `network`, if both are DNS names.
     fn ptr_target(&self, network: NetId, held: &Held) -> Option<(NetId, Name)> {
         let network_name = self.network_names.get(&network)?;
-        let endpoint = self.endpoint(network, held)?;
+        let endpoint = self.kept(network, held)?;
         let target = fqdn(&format!("{}.{network_name}", endpoint.name)).ok()?;
         Some((network, target))
     }
@@ -875,21 +877,21 @@ impl Model {
             key.clear();
             key.push(char::from(tag as Tag)); // below 128: one byte, as in Held::new
             key.push_str(container);
-            if let Some((held, networks)) = self.containers.get_key_value(key.as_str()) {
-                endpoints.extend(networks.keys().map(|id| (*id, held.clone())));
+            if let Some((held, by_network)) = self.endpoints_by.get_key_value(key.as_str()) {
+                // A network where it has no address does not join its view.
+                endpoints.extend(
+                    (by_network.0.iter())
+                        .filter(|(_, kept)| kept.addresses().next().is_some())
+                        .map(|(id, _)| (*id, held.clone())),
+                );
             }
         }
         endpoints
     }
 
     /// The endpoint `held` on the network whose handle is `network`.
-    fn endpoint(&self, network: NetId, held: &Held) -> Option<&Kept> {
-        let name = self.network_names.get(&network)?;
-        self.networks
-            .get(&**name)?
-            .endpoints
-            .get(held)
-            .map(|e| &**e)
+    fn kept(&self, network: NetId, held: &Held) -> Option<&Kept> {
+        kept(&self.endpoints_by, network, held)
     }
 
     fn publish_ptr(&mut self, ip: IpAddr, index: &Index) {
@@ -942,7 +944,7 @@ impl Model {
         };
         let addresses = endpoints
             .iter()
-            .filter_map(|(network, held)| self.endpoint(*network, held))
+            .filter_map(|(network, held)| self.kept(*network, held))
             .flat_map(Kept::addresses)
             .chain(
                 extra
@@ -1006,6 +1008,16 @@ fn srv_targets(network: &str, members: &[&Kept]) -> Vec<SrvTarget> {
             })
         })
         .collect()
+}
+
+/// The endpoint `held` on `network`, in `endpoints_by` (a function, not a method, so that the
+/// writer can read it while it changes a network's state).
+fn kept<'a>(
+    endpoints_by: &'a HashMap<Held, SmallMap<NetId, Box<Kept>>>,
+    network: NetId,
+    held: &Held,
+) -> Option<&'a Kept> {
+    endpoints_by.get(held)?.get(&network).map(|e| &**e)
 }
 
 /// Whether static records give a name addresses or TXT.
