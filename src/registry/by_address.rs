@@ -3,8 +3,9 @@
 //! Both are keyed by the same address, and nearly every address has both (an endpoint's
 //! address asks and is asked about), so they share one map: two maps cost a table slot each,
 //! about 54 bytes an address apiece at 100,000 endpoints. The writer sets either half; an
-//! address with neither leaves the map. Readers get a guard on the half they ask for and must
-//! let it go before any `.await`. Nothing here decides who sees what.
+//! address with neither leaves the map. Readers get a guard on the asker half (let go before
+//! any `.await`) and a copy of the PTR half (one reference count). Nothing here decides who
+//! sees what.
 
 use std::net::IpAddr;
 
@@ -12,7 +13,8 @@ use dashmap::{Entry, mapref::one::MappedRef};
 
 use super::{Client, ReadMap, ptr_targets::PtrTargets};
 
-/// Opaque outside: readers reach it through [`ByAddress::client`]'s guard only.
+/// Opaque outside: readers reach it through [`ByAddress::client`]'s guard and
+/// [`ByAddress::ptr`]'s copy.
 #[derive(Debug, Default)]
 pub(super) struct Known {
     client: Option<Client>,

@@ -51,7 +51,7 @@ pub struct NetId(pub u32);
 /// a reader's copy is one reference count either way. An `Arc` of a boxed slice cost two
 /// allocations a name, about 80 bytes, at 100,000 endpoints.
 #[derive(Debug, Clone)]
-pub enum NameEntry {
+pub(crate) enum NameEntry {
     One(Arc<RecordSet>),
     Many(Arc<[Arc<RecordSet>]>),
 }
@@ -88,8 +88,8 @@ type ReadMap<K, V> = DashMap<K, V, foldhash::quality::RandomState>;
 #[derive(Default)]
 struct Index {
     names: ReadMap<NameKey, NameEntry>,
-    /// Every address a container asks from, to the [`Client`] all of them share, and every
-    /// endpoint's address to where its PTR name points.
+    /// Every address a container asks from, to its [`Client`] (one view and one asker id for
+    /// all of them), and every endpoint's address to where its PTR name points.
     addresses: by_address::ByAddress,
     /// `NETWORK.` and `NETWORK.DOMAIN.`: names under them are ours, and `SHORT.ZONE.` is
     /// `SHORT` on that network.

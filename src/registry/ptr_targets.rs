@@ -20,8 +20,8 @@ use super::{
 pub(super) struct PtrTargets(Arc<[u8]>);
 
 impl PtrTargets {
-    /// The targets in the order given; `None` when there are none, or a name is too long to
-    /// pack (a DNS name is at most 255 octets, so none is).
+    /// The targets in the order given; `None` when there are none. A name too long to pack is
+    /// left out (a DNS name is at most 255 octets, so none is).
     pub(super) fn new<'a>(targets: impl Iterator<Item = (NetId, &'a Name)>) -> Option<PtrTargets> {
         let mut packed = Vec::new();
         for (network, name) in targets {
@@ -29,7 +29,10 @@ impl PtrTargets {
             let at = packed.len();
             packed.push(0);
             packed.extend(wire_labels(name));
-            packed[at] = u8::try_from(packed.len() - at - 1).ok()?;
+            match u8::try_from(packed.len() - at - 1) {
+                Ok(len) => packed[at] = len,
+                Err(_) => packed.truncate(at - 4),
+            }
         }
         (!packed.is_empty()).then(|| PtrTargets(packed.into()))
     }

@@ -174,7 +174,8 @@ impl RecordSet {
         v6.dedup();
         RecordSet {
             network,
-            v4: v4.into_iter().collect(),
+            // Exactly as many slots as members (a collect rounds a spilled buffer up).
+            v4: smallvec::SmallVec::from_slice(&v4),
             extra: (!v6.is_empty()).then(|| {
                 Box::new(Extra {
                     v6: v6.into(),

@@ -1100,3 +1100,35 @@ fn label_names_list_what_labels_claim_once_scoped_like_records() {
     );
     assert_eq!(reg.label_names_seen_by(IpAddr::from([192, 0, 2, 1])), None);
 }
+
+#[test]
+fn a_container_leaving_an_address_another_still_has_leaves_the_other_its_view() {
+    // A static entry beside a Docker container at the same address (or an address reused
+    // before its old holder's removal arrived): the one leaving takes only its own.
+    let reg = Registry::new(None).expect("registry");
+    let ip = IpAddr::from([10, 9, 0, 2]);
+    reg.apply(T, Change::EndpointUp(ep("a", "old", [10, 9, 0, 2], &[])));
+    reg.apply(
+        Owner("other"),
+        Change::EndpointUp(ep("b", "new", [10, 9, 0, 2], &[])),
+    );
+    reg.apply(T, Change::EndpointUp(ep("b", "peer", [10, 9, 0, 3], &[])));
+    reg.apply(
+        T,
+        Change::EndpointDown {
+            network: "a".into(),
+            container: "old".into(),
+        },
+    );
+    assert!(matches!(reg.asker_id(ip), AskerId::Container(_)));
+    assert_eq!(
+        members(&reg, "peer.", ip),
+        Some(vec![Ipv4Addr::new(10, 9, 0, 3)]),
+        "the one still there sees its network"
+    );
+    assert_eq!(
+        reg.lookup_ptr(&name("2.0.9.10.in-addr.arpa."), HOST)
+            .map(|n| n.to_string()),
+        Some("new.b.".into())
+    );
+}

@@ -89,7 +89,7 @@ const VIEWS_SWEEP_MIN: usize = 64;
 /// Up to this many entries a `SmallMap` grows by exactly one slot.
 const SMALL: usize = 4;
 
-/// A small sorted set on a `Vec` (see [`SmallMap`]).
+/// A small sorted set (see [`SmallMap`]).
 type SmallSet<K> = SmallMap<K, ()>;
 
 /// An owner as the model keeps it: an index into `Model::owners`.
@@ -106,10 +106,16 @@ struct Held(Arc<str>);
 
 impl Held {
     fn new(tag: Tag, container: &str) -> Held {
-        let mut key = String::with_capacity(1 + container.len());
+        let mut key = String::new();
+        Held::text(tag, container, &mut key);
+        Held(Arc::from(key))
+    }
+    /// The key's text into `key`: the tag's byte, then the container's key.
+    fn text(tag: Tag, container: &str, key: &mut String) {
+        key.clear();
+        key.reserve(1 + container.len());
         key.push(char::from(tag)); // below 128: one byte
         key.push_str(container);
-        Held(Arc::from(key))
     }
     fn tag(&self) -> Tag {
         self.0.as_bytes().first().copied().unwrap_or(0)
@@ -153,14 +159,15 @@ pub(super) struct Model {
     networks: BTreeMap<String, NetworkState>,
     next_id: u32,
     /// IP → the (network, owner, container) endpoints that hold it; their PTR targets are
-    /// derived from `networks` when published, not stored twice.
+    /// derived from `endpoints_by` and `network_names` when published, not stored twice.
     ptr_sources: HashMap<IpAddr, SmallSet<(NetId, Held)>>,
     /// Every endpoint, by (owner, container), then network. A container is the asker, and
     /// sees its networks whichever source published them: [`Model::container_endpoints`]
     /// gathers its keys under every owner. One map for what was a map per network (its
     /// B-tree nodes about half empty, ~50 bytes an endpoint at 100,000) and a map of each
-    /// container's networks beside it (~55 bytes).
-    endpoints_by: HashMap<Held, SmallMap<NetId, Box<Kept>>>,
+    /// container's networks beside it (~55 bytes). The `Kept` inline (32 bytes): boxed, it
+    /// cost an allocation of 48 more.
+    endpoints_by: HashMap<Held, SmallMap<NetId, Kept>>,
     /// Each held network's name by its handle.
     network_names: HashMap<NetId, Box<str>>,
     /// container → owner → the addresses it also asks from, on networks without names.
@@ -468,9 +475,7 @@ impl Model {
                 if by_owner.is_empty() {
                     self.asker_addresses.remove(&container);
                 }
-                for ip in old.unwrap_or_default() {
-                    index.addresses.set_client(ip, None);
-                }
+                self.release_addresses(&container, &old.unwrap_or_default(), index);
                 self.publish_container_view(&container, index);
             }
         }
@@ -608,7 +613,7 @@ impl Model {
 
     fn upsert_endpoint(&mut self, owner: Tag, mut endpoint: Endpoint, index: &Index) {
         let network = std::mem::take(&mut endpoint.network);
-        let held = Held::new(owner, &endpoint.container);
+        let held = self.held(owner, &endpoint.container);
         let is_new = self
             .networks
             .get(&network)
@@ -659,7 +664,7 @@ impl Model {
             touched.insert(name);
         }
         let addresses: Vec<IpAddr> = endpoint.addresses().collect();
-        by_network.insert(net_id, Box::new(Kept::from(endpoint)));
+        by_network.insert(net_id, Kept::from(endpoint));
 
         for short in &touched {
             self.rebuild_set(&network, short, index);
@@ -855,10 +860,32 @@ impl Model {
             self.publish_ptr(*ip, index);
         }
         // The view is by source address: every address of this container sees all its networks.
+        self.release_addresses(container, old, index);
+        self.publish_container_view(container, index);
+    }
+
+    /// `container` no longer asks from `old`: their asker entries go, and any other container
+    /// that still has one of them (a static entry beside a container at the same address, an
+    /// address reused before its old holder's removal arrived) gets its own back.
+    fn release_addresses(&mut self, container: &str, old: &[IpAddr], index: &Index) {
+        let mut others: BTreeSet<String> = BTreeSet::new();
         for ip in old {
             index.addresses.set_client(*ip, None);
+            let holders = self
+                .ptr_sources
+                .get(ip)
+                .into_iter()
+                .flat_map(SmallMap::keys);
+            others.extend(
+                holders
+                    .map(|(_, held)| held.container())
+                    .filter(|other| *other != container)
+                    .map(str::to_string),
+            );
         }
-        self.publish_container_view(container, index);
+        for other in others {
+            self.publish_container_view(&other, index);
+        }
     }
 
     /// `NAME.NETWORK.` for the endpoint `held` on `network`, if both are DNS names.
@@ -869,14 +896,22 @@ impl Model {
         Some((network, target))
     }
 
+    /// The key of `owner`'s `container`: the one the maps share if it has endpoints, else new.
+    fn held(&self, owner: Tag, container: &str) -> Held {
+        let mut key = String::new();
+        Held::text(owner, container, &mut key);
+        match self.endpoints_by.get_key_value(key.as_str()) {
+            Some((held, _)) => held.clone(),
+            None => Held(Arc::from(key)),
+        }
+    }
+
     /// Every endpoint of `container`, whichever owner published it, as (network, key).
     fn container_endpoints(&self, container: &str) -> Vec<(NetId, Held)> {
         let mut endpoints = Vec::new();
-        let mut key = String::with_capacity(1 + container.len());
+        let mut key = String::new();
         for tag in 0..self.owners.len() {
-            key.clear();
-            key.push(char::from(tag as Tag)); // below 128: one byte, as in Held::new
-            key.push_str(container);
+            Held::text(tag as Tag, container, &mut key);
             if let Some((held, by_network)) = self.endpoints_by.get_key_value(key.as_str()) {
                 // A network where it has no address does not join its view.
                 endpoints.extend(
@@ -1013,11 +1048,11 @@ fn srv_targets(network: &str, members: &[&Kept]) -> Vec<SrvTarget> {
 /// The endpoint `held` on `network`, in `endpoints_by` (a function, not a method, so that the
 /// writer can read it while it changes a network's state).
 fn kept<'a>(
-    endpoints_by: &'a HashMap<Held, SmallMap<NetId, Box<Kept>>>,
+    endpoints_by: &'a HashMap<Held, SmallMap<NetId, Kept>>,
     network: NetId,
     held: &Held,
 ) -> Option<&'a Kept> {
-    endpoints_by.get(held)?.get(&network).map(|e| &**e)
+    endpoints_by.get(held)?.get(&network)
 }
 
 /// Whether static records give a name addresses or TXT.
