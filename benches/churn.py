@@ -44,6 +44,8 @@ import threading
 import time
 import urllib.request
 
+import dns_wire  # benches/dns_wire.py, beside this script
+
 port, network, image = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 count, remove, more, parallel = (int(a) for a in (sys.argv[4:8] + ["200", "100", "50", "16"][len(sys.argv[4:8]):]))
 restart_starts = int(os.environ.get("RESTART_STARTS", "50"))
@@ -89,11 +91,7 @@ def serve():
 
 def query(name, qid=None):
     qid = random.randrange(65536) if qid is None else qid
-    packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
-    for label in name.split("."):
-        packet += bytes([len(label)]) + label.encode()
-    packet += b"\x00" + struct.pack(">HH", 1, 1)
-    return qid, packet
+    return qid, dns_wire.query(qid, name)
 
 
 def answered(sock, name):
@@ -139,31 +137,6 @@ def rm(name, leaving=None):
                    stderr=subprocess.DEVNULL)
     if leaving is not None:
         leaving.returned(name, mono())
-
-
-def a_addresses(m):
-    """(id, rcode, [A addresses]) of a reply."""
-    def skip_name(i):
-        while True:
-            n = m[i]
-            if n == 0:
-                return i + 1
-            if n & 0xC0 == 0xC0:
-                return i + 2
-            i += n + 1
-    qid, flags, qd, an = struct.unpack(">HHHH", m[:8])
-    i = 12
-    for _ in range(qd):
-        i = skip_name(i) + 4
-    ips = []
-    for _ in range(an):
-        i = skip_name(i)
-        t, _c, _ttl, rdlen = struct.unpack(">HHIH", m[i:i + 10])
-        i += 10
-        if t == 1 and rdlen == 4:
-            ips.append(socket.inet_ntoa(m[i:i + 4]))
-        i += rdlen
-    return qid, flags & 0xF, ips
 
 
 class Leaving(threading.Thread):
@@ -214,7 +187,7 @@ class Leaving(threading.Thread):
         s.send(packet)
         while True:
             try:
-                rid, rcode, ips = a_addresses(s.recv(4096))
+                rid, rcode, ips = dns_wire.parse(s.recv(4096))
             except socket.timeout:
                 return None
             if rid == qid:
@@ -303,7 +276,7 @@ class Leaving(threading.Thread):
                         break
                     t_recv = mono()
                     try:
-                        qid, rcode, ips = a_addresses(data)
+                        qid, rcode, ips = dns_wire.parse(data)
                     except (struct.error, IndexError):
                         continue
                     sent = self.pending[srv].pop(qid, None)

@@ -15,21 +15,12 @@ import struct
 import sys
 import time
 
+from dns_wire import query, skip_name  # benches/dns_wire.py, beside this script
+
 port, name, total = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 sockets_n = int(sys.argv[4]) if len(sys.argv) > 4 else 4
 window = int(sys.argv[5]) if len(sys.argv) > 5 else 16
-qname = b"".join(bytes([len(l)]) + l.encode() for l in name.strip(".").split(".")) + b"\0"
-QUESTION = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + qname + b"\x00\x01\x00\x01"
-
-
-def skip_name(msg, at):
-    while True:
-        length = msg[at]
-        if length == 0:
-            return at + 1
-        if length & 0xC0 == 0xC0:
-            return at + 2
-        at += 1 + length
+QUESTION = query(0, name)[2:]  # everything after the id
 
 
 def first_a(msg):

@@ -93,37 +93,9 @@ def docker(*args, check=True, timeout=60):
     return p.stdout.strip()
 
 
-# ---- DNS wire ----
-def query(qid, name):
-    wire = b"".join(bytes([len(l)]) + l.encode() for l in name.rstrip(".").split(".")) + b"\0"
-    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + wire + struct.pack("!HH", 1, 1)
-
-
-def skip_name(m, i):
-    while True:
-        n = m[i]
-        if n == 0:
-            return i + 1
-        if n & 0xC0 == 0xC0:
-            return i + 2
-        i += n + 1
-
-
-def parse(m):
-    """(id, rcode, [A addresses])"""
-    qid, flags, qd, an = struct.unpack("!HHHH", m[:8])
-    i = 12
-    for _ in range(qd):
-        i = skip_name(m, i) + 4
-    ips = []
-    for _ in range(an):
-        i = skip_name(m, i)
-        t, c, _ttl, rdlen = struct.unpack("!HHIH", m[i:i + 10])
-        i += 10
-        if t == 1 and rdlen == 4:
-            ips.append(socket.inet_ntoa(m[i:i + 4]))
-        i += rdlen
-    return qid, flags & 0xF, ips
+# ---- DNS wire: benches/dns_wire.py (query, parse) ----
+sys.path.insert(0, "benches")
+from dns_wire import parse, query  # noqa: E402
 
 
 # ---- the poller, with sockets opened inside the observer's network namespace ----
