@@ -9,6 +9,7 @@ mod by_address;
 mod change;
 pub mod describe;
 mod early;
+mod ip_map;
 mod kept;
 mod listing;
 mod name_key;

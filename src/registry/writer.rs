@@ -25,6 +25,7 @@ use super::{
     Change, Client, Endpoint, Index, NameData, NameEntry, NameKey, NameOrigin, NetId, Origins,
     Owner, RecordSet, Sizes, SrvTarget, View,
     describe::{Holder, Member},
+    ip_map::IpMap,
     kept::Kept,
     listing::{NameListing, NetworkListing},
     ptr_targets::PtrTargets,
@@ -160,7 +161,7 @@ pub(super) struct Model {
     next_id: u32,
     /// IP → the (network, owner, container) endpoints that hold it; their PTR targets are
     /// derived from `endpoints_by` and `network_names` when published, not stored twice.
-    ptr_sources: HashMap<IpAddr, SmallSet<(NetId, Held)>>,
+    ptr_sources: IpMap<SmallSet<(NetId, Held)>>,
     /// Every endpoint, by (owner, container), then network. A container is the asker, and
     /// sees its networks whichever source published them: [`Model::container_endpoints`]
     /// gathers its keys under every owner. One map for what was a map per network (its
@@ -224,7 +225,7 @@ impl Model {
             domain,
             networks: BTreeMap::new(),
             next_id: 0,
-            ptr_sources: HashMap::new(),
+            ptr_sources: IpMap::default(),
             endpoints_by: HashMap::new(),
             network_names: HashMap::new(),
             asker_addresses: HashMap::new(),
@@ -850,10 +851,7 @@ impl Model {
             }
         }
         for ip in addresses {
-            self.ptr_sources
-                .entry(*ip)
-                .or_default()
-                .insert(source.clone(), ());
+            self.ptr_sources.or_default(*ip).insert(source.clone(), ());
             touched_ips.insert(*ip);
         }
         for ip in &touched_ips {
