@@ -28,6 +28,11 @@ use crate::{
 /// What the config file publishes is its own (see [`crate::registry::Owner`]).
 pub const OWNER: Owner = Owner("static");
 
+/// Endpoints applied at a time by [`StaticSource::sync`]: small enough that one batch's
+/// strings, freed, are reused by the next (512 gave 79.9 MB at 100,000 endpoints, as against
+/// 95.5 MB all at once), large enough that the writer's lock is taken 200 times, not 100,000.
+const APPLY_BATCH: usize = 512;
+
 /// What the static source has put into the registry.
 #[derive(Debug, Default)]
 pub struct StaticSource {
@@ -37,15 +42,13 @@ pub struct StaticSource {
 }
 
 /// The endpoints a config declares, keyed by (network, container).
-fn declared(config: &Config) -> BTreeMap<(String, String), Endpoint> {
-    let mut out = BTreeMap::new();
-    for (network, net) in &config.networks {
-        for ep in &net.endpoints {
+fn declared(config: &Config) -> impl Iterator<Item = Endpoint> + '_ {
+    config.networks.iter().flat_map(|(network, net)| {
+        net.endpoints.iter().map(move |ep| {
             let name = ep.name.get_ref().clone();
-            let container = ep.container.clone().unwrap_or_else(|| name.clone());
-            let endpoint = Endpoint {
+            Endpoint {
                 network: network.clone(),
-                container: container.clone(),
+                container: ep.container.clone().unwrap_or_else(|| name.clone()),
                 name,
                 aliases: ep.aliases.iter().map(|a| a.get_ref().clone()).collect(),
                 ipv4: ep.ipv4.as_ref().map(|ip| *ip.get_ref()),
@@ -58,11 +61,9 @@ fn declared(config: &Config) -> BTreeMap<(String, String), Endpoint> {
                     .filter_map(|s| srv_port(s.get_ref()))
                     .collect(),
                 origins: NameOrigins::all(NameOrigin::Config, 1 + ep.aliases.len()),
-            };
-            out.insert((network.clone(), container), endpoint);
-        }
-    }
-    out
+            }
+        })
+    })
 }
 
 /// The records a config declares, keyed by (network, name as written, lower case, without a
@@ -142,20 +143,35 @@ impl StaticSource {
                 data: None,
             })
             .collect();
-        changes.extend(self.tracked.reconcile(networks, declared(config)));
-        changes.extend(
-            records
-                .iter()
-                .filter(|(key, data)| self.records.get(*key) != Some(*data))
-                .map(|((network, name), data)| Change::NameData {
-                    network: network.clone(),
-                    name: name.clone(),
-                    data: Some(data.clone()),
-                }),
-        );
-        self.records = records;
-        let count = changes.len();
+        // The config is walked twice and the endpoints built as they are applied, a batch at
+        // a time, never all at once: held all together (as they were), their freed strings
+        // were left between the registry's own allocations, 15.6 MB of resident memory the
+        // allocator could not give back at 100,000 endpoints (memory.sh: 95.5 against 79.9 MB).
+        let retracked = self.tracked.retrack(networks, declared(config));
+        changes.extend(retracked.changes);
+        let mut count = changes.len();
         registry.apply_all(OWNER, changes);
+        let mut ups = (declared(config).zip(retracked.changed))
+            .filter(|(_, changed)| *changed)
+            .map(|(endpoint, _)| Change::EndpointUp(endpoint))
+            .peekable();
+        while ups.peek().is_some() {
+            let batch: Vec<Change> = ups.by_ref().take(APPLY_BATCH).collect();
+            count += batch.len();
+            registry.apply_all(OWNER, batch);
+        }
+        let changes: Vec<Change> = records
+            .iter()
+            .filter(|(key, data)| self.records.get(*key) != Some(*data))
+            .map(|((network, name), data)| Change::NameData {
+                network: network.clone(),
+                name: name.clone(),
+                data: Some(data.clone()),
+            })
+            .collect();
+        count += changes.len();
+        registry.apply_all(OWNER, changes);
+        self.records = records;
         count
     }
 }
@@ -377,6 +393,53 @@ mod tests {
         assert!(registry.lookup(&name("www.test."), host).is_none());
         assert!(registry.lookup(&name("db.test."), host).is_some());
         assert_eq!(registry.sizes().networks, 1);
+    }
+
+    #[test]
+    fn more_endpoints_than_a_batch_all_arrive_and_a_reload_sends_only_what_changed() {
+        use hickory_server::proto::rr::LowerName;
+        let n = 2 * APPLY_BATCH + 3;
+        let file = |changed: u8| {
+            let mut text = String::new();
+            for i in 0..n {
+                let last = if i == n - 1 { changed } else { 1 };
+                text += &format!(
+                    "[[networks.a.endpoints]]\nname = \"e{i}\"\nipv4 = \"10.{}.{}.{last}\"\n",
+                    i / 256,
+                    i % 256
+                );
+            }
+            config(&text)
+        };
+        let registry = Registry::new(None).expect("registry");
+        let mut source = StaticSource::default();
+        assert_eq!(
+            source.sync(&file(1), &registry),
+            n + 1,
+            "a network and every endpoint"
+        );
+        assert_eq!(registry.sizes().endpoints, n);
+        let host = std::net::IpAddr::from([127, 0, 0, 1]);
+        let last = format!("e{}.a.", n - 1).parse::<LowerName>().expect("name");
+        let first = "e0.a.".parse::<LowerName>().expect("name");
+        assert!(registry.lookup(&first, host).is_some());
+        let at = |registry: &Registry| {
+            registry
+                .lookup(&last, host)
+                .map(|s| s.v4_members().to_vec())
+        };
+        let (hi, lo) = (((n - 1) / 256) as u8, ((n - 1) % 256) as u8);
+        assert_eq!(
+            at(&registry),
+            Some(vec![std::net::Ipv4Addr::new(10, hi, lo, 1)])
+        );
+        assert_eq!(source.sync(&file(1), &registry), 0, "the same file");
+        assert_eq!(source.sync(&file(9), &registry), 1, "one endpoint moved");
+        assert_eq!(
+            at(&registry),
+            Some(vec![std::net::Ipv4Addr::new(10, hi, lo, 9)])
+        );
+        assert_eq!(registry.sizes().endpoints, n);
     }
 
     #[test]

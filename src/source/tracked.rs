@@ -5,6 +5,7 @@
 //! it returns `Change`s and never applies them itself.
 
 use std::{
+    borrow::Borrow,
     collections::{BTreeMap, BTreeSet},
     hash::{DefaultHasher, Hash, Hasher},
 };
@@ -83,6 +84,14 @@ impl std::borrow::Borrow<[u8]> for ByContainer {
     }
 }
 
+/// What [`Tracked::retrack`] found: the changes that go before any endpoint is added or
+/// updated, and, for each endpoint it was given in that order, whether it is new or changed.
+#[derive(Debug)]
+pub struct Retracked {
+    pub changes: Vec<Change>,
+    pub changed: Vec<bool>,
+}
+
 #[derive(Debug, Default)]
 pub struct Tracked {
     networks: BTreeSet<String>,
@@ -104,14 +113,40 @@ impl Tracked {
         networks: BTreeSet<String>,
         endpoints: BTreeMap<EndpointKey, Endpoint>,
     ) -> Vec<Change> {
+        debug_assert!(
+            (endpoints.iter()).all(|((n, c), e)| *n == e.network && *c == e.container),
+            "an endpoint keyed by other than its own network and container"
+        );
+        let Retracked {
+            mut changes,
+            changed,
+        } = self.retrack(networks, endpoints.values());
+        changes.extend(
+            (endpoints.into_values().zip(changed))
+                .filter(|(_, changed)| *changed)
+                .map(|(endpoint, _)| Change::EndpointUp(endpoint)),
+        );
+        changes
+    }
+
+    /// [`Tracked::reconcile`] in two halves, for a caller that can walk its endpoints twice
+    /// and would rather not hold them all at once: this moves the bookkeeping to exactly
+    /// `networks` and `endpoints` (each one's key taken from its own network and container;
+    /// no two may share one) and returns the removals and network changes, which go first,
+    /// and which endpoints, by position, are new or changed. The caller then sends an
+    /// `EndpointUp` for each of those, in any order and in as many batches as it likes.
+    pub fn retrack<E: Borrow<Endpoint>>(
+        &mut self,
+        networks: BTreeSet<String>,
+        endpoints: impl IntoIterator<Item = E>,
+    ) -> Retracked {
         let mut applied = BTreeMap::new();
-        let mut ups = Vec::new();
-        for ((network, container), endpoint) in endpoints {
-            let key = ByContainer::new(&container, &network);
-            let print = fingerprint(&endpoint);
-            if self.endpoints.get(&key) != Some(&print) {
-                ups.push(Change::EndpointUp(endpoint));
-            }
+        let mut changed = Vec::new();
+        for endpoint in endpoints {
+            let endpoint = endpoint.borrow();
+            let key = ByContainer::new(&endpoint.container, &endpoint.network);
+            let print = fingerprint(endpoint);
+            changed.push(self.endpoints.get(&key) != Some(&print));
             applied.insert(key, print);
         }
         let mut changes: Vec<Change> = self
@@ -133,13 +168,11 @@ impl Tracked {
                 network: network.clone(),
             });
         }
-        changes.append(&mut ups);
         self.networks = networks;
         self.endpoints = applied;
-        changes
+        Retracked { changes, changed }
     }
 
-    /// Replaces everything one container has, on every network, with `endpoints`.
     pub fn replace_container(&mut self, container: &str, endpoints: Vec<Endpoint>) -> Vec<Change> {
         let mut changes = Vec::new();
         let wanted: BTreeMap<String, Endpoint> = endpoints
@@ -246,6 +279,38 @@ mod tests {
             srv: Vec::new(),
             origins: Default::default(),
         }
+    }
+
+    #[test]
+    fn retrack_sends_removals_first_and_flags_only_what_is_new_or_changed() {
+        let mut tracked = Tracked::default();
+        let before = [ep("n", "a", 1), ep("n", "b", 2), ep("n", "d", 4)];
+        let first = tracked.retrack(["n".to_string()].into(), before.iter());
+        assert_eq!(first.changed, [true, true, true], "all new");
+        assert!(matches!(&first.changes[..], [Change::NetworkUp { network }] if network == "n"));
+        // Owned endpoints as well as borrowed ones; a different order than before.
+        let after = vec![ep("m", "c", 3), ep("n", "b", 7), ep("n", "a", 1)];
+        let second = tracked.retrack(["m".to_string(), "n".to_string()].into(), after);
+        assert_eq!(
+            second.changed,
+            [true, true, false],
+            "c new, b changed, a the same"
+        );
+        assert!(matches!(
+            &second.changes[..],
+            [Change::EndpointDown { network, container }, Change::NetworkUp { network: up }]
+                if network == "n" && container == "d" && up == "m"
+        ));
+        assert_eq!(tracked.endpoint_count(), 3);
+        // reconcile is the two halves together.
+        let same = tracked.reconcile(
+            ["m".to_string(), "n".to_string()].into(),
+            [ep("m", "c", 3), ep("n", "b", 7), ep("n", "a", 1)]
+                .into_iter()
+                .map(|e| ((e.network.clone(), e.container.clone()), e))
+                .collect(),
+        );
+        assert!(same.is_empty(), "{same:?}");
     }
 
     #[test]
