@@ -202,7 +202,11 @@ impl<'a> Turn<'a> {
         };
         // The cursors are shared by every version of the set, so a copy that finds the set
         // changed (a member added) still shares the turn.
-        let set_id = std::sync::Arc::as_ptr(set.cursors()) as usize;
+        // A set with two members has them (a lone set, which has none, never comes here).
+        let Some(cursors) = set.cursors() else {
+            return take();
+        };
+        let set_id = std::sync::Arc::as_ptr(cursors) as usize;
         // Written field by field, the small ones packed in one word: hashing the tuple as it
         // is wrote each field (and the enum's discriminant) separately.
         let mut hasher = self.turns.hasher.build_hasher();

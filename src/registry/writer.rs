@@ -29,7 +29,6 @@ use super::{
     kept::Kept,
     listing::{NameListing, NetworkListing},
     ptr_targets::PtrTargets,
-    record_set::Cursors,
 };
 use crate::telemetry::names;
 
@@ -447,13 +446,7 @@ impl Model {
                             IpAddr::V6(v6) => Some(*v6),
                             IpAddr::V4(_) => None,
                         });
-                        let set = RecordSet::new(
-                            state.id,
-                            v4.collect(),
-                            v6.collect(),
-                            None,
-                            Arc::new(Cursors::default()),
-                        );
+                        let set = RecordSet::new(state.id, v4.collect(), v6.collect(), None, None);
                         index.gateways.insert(state.id, Arc::new(set));
                     }
                 }
@@ -767,11 +760,7 @@ impl Model {
             v6.extend(data.iter().flat_map(|d| d.v6.iter().copied()));
             // The shortest TTL among members: no client may cache a member past its own TTL.
             let ttl = members.iter().filter_map(|e| e.ttl()).min();
-            let cursors = entry
-                .set
-                .as_ref()
-                .map(|s| Arc::clone(s.cursors()))
-                .unwrap_or_else(|| Arc::new(Cursors::default()));
+            let cursors = entry.set.as_ref().and_then(|s| s.cursors().cloned());
             let srv = srv_targets(network, &members);
             Some(Arc::new(
                 RecordSet::new(state.id, v4, v6, ttl, cursors)
