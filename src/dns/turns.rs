@@ -202,8 +202,10 @@ impl<'a> Turn<'a> {
         };
         // The cursors are shared by every version of the set, so a copy that finds the set
         // changed (a member added) still shares the turn.
-        // A set with two members has them (a lone set, which has none, never comes here).
+        // A set with two members of the family asked has cursors (a lone one may or may not:
+        // it keeps those it had once it rotated), so this never takes the `else`.
         let Some(cursors) = set.cursors() else {
+            debug_assert!(false, "{members} members and no cursors");
             return take();
         };
         let set_id = std::sync::Arc::as_ptr(cursors) as usize;

@@ -147,6 +147,10 @@ impl<T> ExactSizeIterator for RotatedIter<'_, T> {}
 
 /// Takes a turn of `cursor` over `members` members: the k-th turn's offset, k mod N.
 fn take_turn(members: usize, cursor: Option<&AtomicUsize>) -> usize {
+    debug_assert!(
+        members <= 1 || cursor.is_some(),
+        "a set with members to rotate and no cursors would name its first member every time"
+    );
     match cursor {
         // No answer handed out, so the turn does not advance.
         _ if members == 0 => 0,
@@ -197,9 +201,15 @@ impl RecordSet {
         .with_cursors_if_it_rotates()
     }
 
-    /// Whether any answer of this set has an order to take turns on.
+    /// Whether any answer of this set has an order to take turns on: two addresses of a
+    /// family, or two targets of one service (sorted by service, so they are neighbours; one
+    /// member offering two services, http and https, has nothing to rotate).
     fn rotates(&self) -> bool {
-        self.v4.len() > 1 || self.v6_members().len() > 1 || self.srv_targets().len() > 1
+        let same_service =
+            |w: &[SrvTarget]| (&w[0].service, w[0].proto) == (&w[1].service, w[1].proto);
+        self.v4.len() > 1
+            || self.v6_members().len() > 1
+            || self.srv_targets().windows(2).any(same_service)
     }
 
     fn with_cursors_if_it_rotates(mut self) -> Self {
@@ -358,7 +368,9 @@ impl RecordSet {
             })
     }
 
-    /// How many answers named each member first since its name was last without members:
+    /// How many answers named each member first since the set began to rotate (two members of
+    /// a family, or two targets of a service) after its name was last without members; what a
+    /// lone member answered before that is not counted:
     /// IPv4 members with their A counts, then IPv6 members with their AAAA counts, in member
     /// (address) order. Takes no turn.
     pub fn firsts(&self) -> Vec<(std::net::IpAddr, u64)> {

@@ -141,6 +141,56 @@ fn rotation_survives_membership_change() {
 }
 
 #[test]
+fn a_lone_name_takes_no_turn_and_a_rotation_keeps_its_cursors_through_a_lone_spell() {
+    let reg = Registry::new(None).expect("registry");
+    let app = |reg: &Registry| reg.lookup(&name("app."), HOST).expect("app");
+    let first = |reg: &Registry| app(reg).next_v4().iter().next().copied();
+    reg.apply(T, Change::EndpointUp(ep("n", "a", [10, 0, 0, 1], &["app"])));
+    for _ in 0..5 {
+        assert_eq!(first(&reg), Some(Ipv4Addr::new(10, 0, 0, 1)));
+    }
+    assert!(app(&reg).cursors().is_none(), "one member: no cursors");
+    // A second member: the rotation starts there, the lone answers not counted.
+    reg.apply(T, Change::EndpointUp(ep("n", "b", [10, 0, 0, 2], &["app"])));
+    let cursors = std::sync::Arc::clone(app(&reg).cursors().expect("two members rotate"));
+    assert_eq!(first(&reg), Some(Ipv4Addr::new(10, 0, 0, 1)));
+    assert_eq!(first(&reg), Some(Ipv4Addr::new(10, 0, 0, 2)));
+    let counts = |reg: &Registry| {
+        app(reg)
+            .firsts()
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(counts(&reg), [1, 1]);
+    // b leaves and comes back: the same cursors throughout, the turn and the counts go on.
+    reg.apply(
+        T,
+        Change::EndpointDown {
+            network: "n".into(),
+            container: "b".into(),
+        },
+    );
+    assert!(std::sync::Arc::ptr_eq(
+        app(&reg).cursors().expect("kept"),
+        &cursors
+    ));
+    assert_eq!(first(&reg), Some(Ipv4Addr::new(10, 0, 0, 1)));
+    reg.apply(T, Change::EndpointUp(ep("n", "b", [10, 0, 0, 2], &["app"])));
+    assert!(std::sync::Arc::ptr_eq(
+        app(&reg).cursors().expect("kept"),
+        &cursors
+    ));
+    // Turn 3 of two members: b.
+    assert_eq!(first(&reg), Some(Ipv4Addr::new(10, 0, 0, 2)));
+    assert_eq!(
+        counts(&reg),
+        [2, 1],
+        "a's count kept through its lone spell, b's from before it left not"
+    );
+}
+
+#[test]
 fn containers_see_only_their_networks() {
     let reg = Registry::new(None).expect("registry");
     reg.apply(

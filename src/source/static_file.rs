@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 
 use super::tracked::Tracked;
 use crate::{
-    config::{Config, ServerConfig, StaticSrv},
+    config::{Config, ServerConfig, StaticEndpoint, StaticSrv},
     registry::{
         Change, DEFAULT_SRV_WEIGHT, Endpoint, NameData, NameOrigin, NameOrigins, Owner, Registry,
         SrvPort, SrvProto,
@@ -41,29 +41,32 @@ pub struct StaticSource {
     records: BTreeMap<(String, String), NameData>,
 }
 
-/// The endpoints a config declares, keyed by (network, container).
-fn declared(config: &Config) -> impl Iterator<Item = Endpoint> + '_ {
-    config.networks.iter().flat_map(|(network, net)| {
-        net.endpoints.iter().map(move |ep| {
-            let name = ep.name.get_ref().clone();
-            Endpoint {
-                network: network.clone(),
-                container: ep.container.clone().unwrap_or_else(|| name.clone()),
-                name,
-                aliases: ep.aliases.iter().map(|a| a.get_ref().clone()).collect(),
-                ipv4: ep.ipv4.as_ref().map(|ip| *ip.get_ref()),
-                ipv6: ep.ipv6.as_ref().map(|ip| *ip.get_ref()),
-                ttl: ep.ttl,
-                out_of_rotation: None,
-                srv: ep
-                    .srv
-                    .iter()
-                    .filter_map(|s| srv_port(s.get_ref()))
-                    .collect(),
-                origins: NameOrigins::all(NameOrigin::Config, 1 + ep.aliases.len()),
-            }
-        })
-    })
+/// The endpoints a config declares, each with its network's name, in the config's order
+/// (networks by name, then as written); [`endpoint`] builds each.
+fn declared(config: &Config) -> impl Iterator<Item = (&String, &StaticEndpoint)> {
+    (config.networks.iter())
+        .flat_map(|(network, net)| net.endpoints.iter().map(move |ep| (network, ep)))
+}
+
+/// A declared endpoint as the registry takes it.
+fn endpoint(network: &str, ep: &StaticEndpoint) -> Endpoint {
+    let name = ep.name.get_ref().clone();
+    Endpoint {
+        network: network.to_string(),
+        container: ep.container.clone().unwrap_or_else(|| name.clone()),
+        name,
+        aliases: ep.aliases.iter().map(|a| a.get_ref().clone()).collect(),
+        ipv4: ep.ipv4.as_ref().map(|ip| *ip.get_ref()),
+        ipv6: ep.ipv6.as_ref().map(|ip| *ip.get_ref()),
+        ttl: ep.ttl,
+        out_of_rotation: None,
+        srv: ep
+            .srv
+            .iter()
+            .filter_map(|s| srv_port(s.get_ref()))
+            .collect(),
+        origins: NameOrigins::all(NameOrigin::Config, 1 + ep.aliases.len()),
+    }
 }
 
 /// The records a config declares, keyed by (network, name as written, lower case, without a
@@ -147,13 +150,18 @@ impl StaticSource {
         // a time, never all at once: held all together (as they were), their freed strings
         // were left between the registry's own allocations, 15.6 MB of resident memory the
         // allocator could not give back at 100,000 endpoints (memory.sh: 95.5 against 79.9 MB).
-        let retracked = self.tracked.retrack(networks, declared(config));
+        // The writer's lock is let go between batches, so another source's change may land
+        // between two of them; readers saw each change as it was applied before as well, and
+        // every change is its owner's alone.
+        let all = declared(config).map(|(network, ep)| endpoint(network, ep));
+        let retracked = self.tracked.retrack(networks, all);
         changes.extend(retracked.changes);
         let mut count = changes.len();
         registry.apply_all(OWNER, changes);
+        // Only the new and changed are built again (a reload of an unchanged file builds none).
         let mut ups = (declared(config).zip(retracked.changed))
             .filter(|(_, changed)| *changed)
-            .map(|(endpoint, _)| Change::EndpointUp(endpoint))
+            .map(|((network, ep), _)| Change::EndpointUp(endpoint(network, ep)))
             .peekable();
         while ups.peek().is_some() {
             let batch: Vec<Change> = ups.by_ref().take(APPLY_BATCH).collect();
@@ -440,6 +448,62 @@ mod tests {
             Some(vec![std::net::Ipv4Addr::new(10, hi, lo, 9)])
         );
         assert_eq!(registry.sizes().endpoints, n);
+    }
+
+    #[test]
+    fn a_reload_across_batches_changes_removes_renames_and_moves_each_endpoint_it_should() {
+        use hickory_server::proto::rr::LowerName;
+        let n = 2 * APPLY_BATCH + 3;
+        let addr = |i: usize, last: u8| format!("10.{}.{}.{last}", i / 256, i % 256);
+        let before: String = (0..n)
+            .map(|i| {
+                format!(
+                    "[[networks.a.endpoints]]\nname = \"e{i}\"\nipv4 = \"{}\"\n",
+                    addr(i, 1)
+                )
+            })
+            .collect();
+        let mut after = String::new();
+        for i in 0..n {
+            let (network, last, container) = match i {
+                5 | 600 => ("a", 2, None),   // changed, in the first and second batch
+                700 => continue,             // removed
+                10 => ("a", 1, Some("x10")), // another container: down, then up
+                20 => ("b", 1, None),        // another network
+                _ => ("a", 1, None),
+            };
+            after += &format!(
+                "[[networks.{network}.endpoints]]\nname = \"e{i}\"\nipv4 = \"{}\"\n",
+                addr(i, last)
+            );
+            if let Some(container) = container {
+                after += &format!("container = \"{container}\"\n");
+            }
+        }
+        let registry = Registry::new(None).expect("registry");
+        let mut source = StaticSource::default();
+        source.sync(&config(&before), &registry);
+        // 2 changed, 1 removed, 2 for the new container, 2 for the move and network `b`.
+        assert_eq!(source.sync(&config(&after), &registry), 8);
+        assert_eq!(registry.sizes().endpoints, n - 1);
+        let host = std::net::IpAddr::from([127, 0, 0, 1]);
+        let v4 = |q: &str| {
+            let q = q.parse::<LowerName>().expect("name");
+            registry.lookup(&q, host).map(|s| s.v4_members().to_vec())
+        };
+        let ip =
+            |i: usize, last: u8| vec![addr(i, last).parse::<std::net::Ipv4Addr>().expect("ip")];
+        assert_eq!(v4("e5.a."), Some(ip(5, 2)));
+        assert_eq!(v4("e600.a."), Some(ip(600, 2)));
+        assert_eq!(v4("e601.a."), Some(ip(601, 1)), "a neighbour untouched");
+        assert_eq!(v4("e700.a."), None);
+        assert_eq!(v4("e10.a."), Some(ip(10, 1)));
+        assert_eq!((v4("e20.a."), v4("e20.b.")), (None, Some(ip(20, 1))));
+        assert_eq!(
+            source.sync(&config(&after), &registry),
+            0,
+            "and then nothing"
+        );
     }
 
     #[test]

@@ -153,6 +153,7 @@ impl Tracked {
         // time in the config's order they were about half empty (45 against ~27 bytes an
         // endpoint at 100,000).
         let applied: BTreeMap<ByContainer, Fingerprint> = applied.into_iter().collect();
+        debug_assert_eq!(applied.len(), changed.len(), "two endpoints with one key");
         let mut changes: Vec<Change> = self
             .endpoints
             .keys()
@@ -177,6 +178,7 @@ impl Tracked {
         Retracked { changes, changed }
     }
 
+    /// Replaces everything one container has, on every network, with `endpoints`.
     pub fn replace_container(&mut self, container: &str, endpoints: Vec<Endpoint>) -> Vec<Change> {
         let mut changes = Vec::new();
         let wanted: BTreeMap<String, Endpoint> = endpoints
