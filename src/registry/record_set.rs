@@ -713,4 +713,25 @@ mod tests {
         );
         assert!(v6.cursors().is_some());
     }
+
+    #[test]
+    fn srv_targets_rotate_only_two_to_a_service() {
+        let target = |service: &str, host: &str| SrvTarget {
+            service: service.into(),
+            proto: SrvProto::Tcp,
+            target: Name::from_ascii(host).unwrap(),
+            port: 80,
+            weight: 1,
+            ipv4: None,
+            ipv6: None,
+        };
+        let set = |targets| RecordSet::new(NetId(0), vec![], vec![], None, None).with_srv(targets);
+        let one_member = set(vec![target("http", "a.n."), target("https", "a.n.")]);
+        assert!(
+            one_member.cursors().is_none(),
+            "two services, one target each"
+        );
+        let two_members = set(vec![target("http", "a.n."), target("http", "b.n.")]);
+        assert!(two_members.cursors().is_some());
+    }
 }
