@@ -54,7 +54,7 @@ pub struct RecordSet {
     extra: Option<Box<Extra>>,
     ttl: Option<u32>,
     /// `None` until the set first has something to rotate (two addresses of a family, or two
-    /// SRV targets), then shared by every later version, lone or not. A set of one member
+    /// targets of one service), then shared by every later version, lone or not. A set of one member
     /// (nearly every name) has one order and takes no turn: 48 bytes a name saved, 4.8 MB at
     /// 100,000 endpoints, and no shared counter written by every answer.
     cursors: Option<Arc<Cursors>>,
