@@ -1,28 +1,40 @@
 //! A name as the registry keys its maps: lowercase wire-format labels, kept inline.
 //!
-//! hickory's `LowerName` is 80 bytes, and five maps held one per endpoint. This key is 32
-//! bytes and keeps names of up to 24 wire bytes (e.g. `web-1234567.` is 13) without a heap
-//! allocation, so building one for a lookup costs a short copy. Maps keyed by it are looked
+//! hickory's `LowerName` is 80 bytes, and five maps held one per endpoint. This key is 24
+//! bytes and keeps names of up to 23 wire bytes (e.g. `web-1234567.` is 13) without a heap
+//! allocation, so building one for a lookup costs a short copy. It was a `SmallVec` of 24
+//! inline bytes, 32 bytes in all: the index's and the writer's tables of names each held one
+//! per endpoint, and the 8 bytes a slot cost ~2 MB at 100,000 endpoints. Maps keyed by it are looked
 //! up with plain `&[u8]`, so a suffix of a key (a parent zone) is a sub-slice, with no copy.
 //! It must not be used for anything but map keys: it has no notion of escaping or of
 //! relative names.
 
-use std::{borrow::Borrow, fmt};
+use std::{
+    borrow::Borrow,
+    cmp::Ordering,
+    fmt,
+    hash::{Hash, Hasher},
+};
 
+use compact_bytes::CompactBytes;
 use hickory_server::proto::rr::{LowerName, Name};
 use smallvec::SmallVec;
 
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NameKey(SmallVec<[u8; 24]>);
+/// Compared, ordered and hashed as its bytes are, so that a map keyed by it is looked up
+/// with a `&[u8]` (`Borrow<[u8]>` requires the same hash).
+#[derive(Clone)]
+pub struct NameKey(CompactBytes);
 
 impl NameKey {
     /// `name`'s labels, each preceded by its length (the root label is left out).
     pub fn new(name: &LowerName) -> NameKey {
-        NameKey(wire_labels(name).collect())
+        // A name is at most 255 wire bytes; most fit the stack buffer.
+        let labels: SmallVec<[u8; 64]> = wire_labels(name).collect();
+        NameKey(CompactBytes::new(&labels))
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.0.as_slice()
     }
 
     /// Whether the first label is `*` (RFC 4592's asterisk label).
@@ -72,7 +84,33 @@ pub fn parent_offsets(key: &[u8]) -> impl Iterator<Item = usize> + '_ {
 
 impl Borrow<[u8]> for NameKey {
     fn borrow(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
+    }
+}
+
+impl PartialEq for NameKey {
+    fn eq(&self, other: &NameKey) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for NameKey {}
+
+impl Hash for NameKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl PartialOrd for NameKey {
+    fn partial_cmp(&self, other: &NameKey) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for NameKey {
+    fn cmp(&self, other: &NameKey) -> Ordering {
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
@@ -112,7 +150,20 @@ mod tests {
             "web1.net."
         );
         assert!(!NameKey::new(&lower("web-1234567.backend.")).0.spilled());
-        assert_eq!(std::mem::size_of::<NameKey>(), 32);
+        assert!(
+            NameKey::new(&lower("web-1234567.backend.example."))
+                .0
+                .spilled()
+        );
+        assert_eq!(std::mem::size_of::<NameKey>(), 24);
+        // Looked up by its bytes: the same hash as the slice's.
+        let hasher =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+        let key = NameKey::new(&lower("web1.net."));
+        assert_eq!(
+            std::hash::BuildHasher::hash_one(&hasher, &key),
+            std::hash::BuildHasher::hash_one(&hasher, key.as_bytes())
+        );
         // The fast path's key: a question's wire labels, lowercased as they are (length
         // bytes are at most 63, below 'A'), are these bytes.
         assert_eq!(
