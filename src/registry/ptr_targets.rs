@@ -3,11 +3,11 @@
 //! The index keeps one of these per address, so it is packed: for each target its network
 //! (4 bytes) and its name's wire labels (a length byte, then the labels, case kept). A
 //! hickory `Name` per target with its slice and `Arc` took about 120 bytes an address at
-//! 100,000 endpoints; this takes one allocation of about 40. Readers rebuild the `Name` of
+//! 100,000 endpoints; this takes one allocation of about 40, behind a thin pointer (8 bytes,
+//! the length in the allocation: an `Arc<[u8]>`'s 16 made each slot of the map by address 8
+//! bytes larger, ~1 MB at 100,000). Readers rebuild the `Name` of
 //! the one target they answer with (PTR is on the full path, which allocates anyway). The
 //! layout is known here only; it decides nothing about who sees which target.
-
-use std::sync::Arc;
 
 use hickory_server::proto::rr::Name;
 
@@ -17,7 +17,9 @@ use super::{
 };
 
 #[derive(Debug, Clone)]
-pub(super) struct PtrTargets(Arc<[u8]>);
+pub(super) struct PtrTargets(triomphe::ThinArc<(), u8>);
+
+const _: () = assert!(std::mem::size_of::<Option<PtrTargets>>() == 8);
 
 impl PtrTargets {
     /// The targets in the order given; `None` when there are none. A name too long to pack is
@@ -34,12 +36,13 @@ impl PtrTargets {
                 Err(_) => packed.truncate(at - 4),
             }
         }
-        (!packed.is_empty()).then(|| PtrTargets(packed.into()))
+        (!packed.is_empty())
+            .then(|| PtrTargets(triomphe::ThinArc::from_header_and_slice((), &packed)))
     }
 
     /// Each target's network and its name's labels as [`wire_labels`] writes them.
     pub(super) fn iter(&self) -> impl Iterator<Item = (NetId, &[u8])> {
-        let mut rest = &self.0[..];
+        let mut rest = &self.0.slice;
         std::iter::from_fn(move || {
             let (network, tail) = rest.split_first_chunk::<4>()?;
             let (&len, tail) = tail.split_first()?;
