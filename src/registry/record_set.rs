@@ -44,15 +44,13 @@ pub struct SrvTarget {
 #[derive(Debug)]
 pub struct RecordSet {
     network: NetId,
-    /// Inline up to two: a boxed slice cost an allocation of its own per name (32 bytes with
-    /// the allocator's header at one member), and the set's own allocation is in the same
-    /// size class at 56 bytes as at 48.
-    v4: smallvec::SmallVec<[Ipv4Addr; 2]>,
-    /// IPv6 members and SRV targets, which most sets lack, behind one pointer: the set is 56
-    /// bytes, 72 with its `Arc`'s counts, glibc's 80-byte class with the header (IPv6 and SRV
-    /// inline moved every set into the next class, +1.6 MB at 100,000 endpoints).
+    /// One member inline (nearly every name has one), more in a boxed slice.
+    v4: V4,
+    /// IPv6 members, SRV targets and a TTL, which most sets lack, behind one pointer: the
+    /// set is 40 bytes, 56 with its `Arc`'s counts, glibc's 64-byte class with the header.
+    /// With a TTL and two IPv4 members inline it was 56 bytes, in the 80-byte class: 16 bytes
+    /// a name more, 1.6 MB at 100,000 endpoints.
     extra: Option<Box<Extra>>,
-    ttl: Option<u32>,
     /// `None` until the set first has something to rotate (two addresses of a family, or two
     /// targets of one service), then shared by every later version, lone or not. A set of one member
     /// (nearly every name) has one order and takes no turn: 48 bytes a name saved, 4.8 MB at
@@ -63,12 +61,42 @@ pub struct RecordSet {
 }
 
 // The answer to every query is one of these, and there is one per name per network.
-const _: () = assert!(std::mem::size_of::<RecordSet>() <= 56);
+const _: () = assert!(std::mem::size_of::<RecordSet>() <= 40);
+
+/// A set's IPv4 members, sorted: one inline, or any number (none included) boxed. 16 bytes,
+/// where a `SmallVec` is 24 whatever its inline capacity.
+#[derive(Debug)]
+enum V4 {
+    One(Ipv4Addr),
+    Many(Box<[Ipv4Addr]>),
+}
+
+impl std::ops::Deref for V4 {
+    type Target = [Ipv4Addr];
+    fn deref(&self) -> &[Ipv4Addr] {
+        match self {
+            V4::One(ip) => std::slice::from_ref(ip),
+            V4::Many(ips) => ips,
+        }
+    }
+}
+
+impl From<&[Ipv4Addr]> for V4 {
+    fn from(members: &[Ipv4Addr]) -> V4 {
+        match members {
+            [one] => V4::One(*one),
+            // Exactly as many slots as members.
+            many => V4::Many(many.into()),
+        }
+    }
+}
 
 /// What a set may have beyond IPv4 members.
 #[derive(Debug, Default)]
 struct Extra {
     v6: Box<[Ipv6Addr]>,
+    /// The shortest TTL of the members that set one; `None`: the server's.
+    ttl: Option<u32>,
     /// SRV targets sorted by service and protocol (so one service's are a contiguous run).
     srv: Box<[SrvTarget]>,
     /// A static CNAME: the name is an alias for this one (RFC 1034 3.6.2), and has nothing else.
@@ -186,15 +214,14 @@ impl RecordSet {
         v6.dedup();
         RecordSet {
             network,
-            // Exactly as many slots as members (a collect rounds a spilled buffer up).
-            v4: smallvec::SmallVec::from_slice(&v4),
-            extra: (!v6.is_empty()).then(|| {
+            v4: V4::from(&v4[..]),
+            extra: (!v6.is_empty() || ttl.is_some()).then(|| {
                 Box::new(Extra {
                     v6: v6.into(),
+                    ttl,
                     ..Extra::default()
                 })
             }),
-            ttl,
             cursors,
             origins: Origins::default(),
         }
@@ -349,7 +376,7 @@ impl RecordSet {
         self.network
     }
     pub fn ttl(&self) -> Option<u32> {
-        self.ttl
+        self.extra.as_ref().and_then(|e| e.ttl)
     }
     /// `None` for a set that never had anything to rotate.
     pub fn cursors(&self) -> Option<&Arc<Cursors>> {
