@@ -25,8 +25,12 @@ use super::{Client, ReadMap, ptr_targets::PtrTargets};
 #[derive(Debug, Default)]
 pub(super) struct Known {
     client: Option<Client>,
-    ptr: Option<PtrTargets>,
+    /// Empty: none (an `Option` around it would cost 8 bytes a slot).
+    ptr: PtrTargets,
 }
+
+// A slot is this and an `Ipv4Addr`, padded: 48 bytes.
+const _: () = assert!(std::mem::size_of::<Known>() == 40);
 
 #[derive(Default)]
 pub(super) struct ByAddress {
@@ -72,7 +76,8 @@ impl ByAddress {
 
     /// Where the PTR name of `ip` points, if it has one.
     pub(super) fn ptr(&self, ip: &IpAddr) -> Option<PtrTargets> {
-        self.read(ip, |k| k.ptr.clone()).flatten()
+        self.read(ip, |k| (!k.ptr.is_empty()).then(|| k.ptr.clone()))
+            .flatten()
     }
 
     fn read<R>(&self, ip: &IpAddr, f: impl FnOnce(&Known) -> R) -> Option<R> {
@@ -87,7 +92,7 @@ impl ByAddress {
     }
 
     pub(super) fn set_ptr(&self, ip: IpAddr, ptr: Option<PtrTargets>) {
-        self.set(ip, |k| k.ptr = ptr);
+        self.set(ip, |k| k.ptr = ptr.unwrap_or_default());
     }
 
     fn set(&self, ip: IpAddr, change: impl FnOnce(&mut Known)) {
@@ -107,14 +112,14 @@ fn set<K: Eq + std::hash::Hash>(map: &ReadMap<K, Known>, ip: K, change: impl FnO
     match map.entry(ip) {
         Entry::Occupied(mut entry) => {
             change(entry.get_mut());
-            if entry.get().client.is_none() && entry.get().ptr.is_none() {
+            if entry.get().client.is_none() && entry.get().ptr.is_empty() {
                 entry.remove();
             }
         }
         Entry::Vacant(entry) => {
             let mut known = Known::default();
             change(&mut known);
-            if known.client.is_some() || known.ptr.is_some() {
+            if known.client.is_some() || !known.ptr.is_empty() {
                 entry.insert(known);
             }
         }

@@ -3,11 +3,13 @@
 //! The index keeps one of these per address, so it is packed: for each target its network
 //! (4 bytes) and its name's wire labels (a length byte, then the labels, case kept). A
 //! hickory `Name` per target with its slice and `Arc` took about 120 bytes an address at
-//! 100,000 endpoints; this takes one allocation of about 40, behind a thin pointer (8 bytes,
-//! the length in the allocation: an `Arc<[u8]>`'s 16 made each slot of the map by address 8
-//! bytes larger, ~1 MB at 100,000). Readers rebuild the `Name` of
-//! the one target they answer with (PTR is on the full path, which allocates anyway). The
-//! layout is known here only; it decides nothing about who sees which target.
+//! 100,000 endpoints. Up to 23 bytes (one target of a short name: `web-1.backend.` is 20) it
+//! is kept inline, in the map's slot: a shared allocation of its own (`Arc<[u8]>`, then a thin
+//! one) cost 48 bytes of the allocator an address, ~2.7 MB more at 100,000 endpoints than the
+//! 16 bytes it adds to the slot. A reader's copy is then a copy of those 24 bytes (an
+//! allocation only for a longer one; PTR is on the full path, which allocates anyway), and it
+//! rebuilds the `Name` of the one target it answers with. The layout is known here only; it
+//! decides nothing about who sees which target.
 
 use hickory_server::proto::rr::Name;
 
@@ -16,16 +18,17 @@ use super::{
     name_key::{labels_to_name, wire_labels},
 };
 
-#[derive(Debug, Clone)]
-pub(super) struct PtrTargets(triomphe::ThinArc<(), u8>);
+/// Empty: no target (the map by address keeps it so, with no `Option` around it).
+#[derive(Debug, Clone, Default)]
+pub(super) struct PtrTargets(compact_bytes::CompactBytes);
 
-const _: () = assert!(std::mem::size_of::<Option<PtrTargets>>() == 8);
+const _: () = assert!(std::mem::size_of::<PtrTargets>() == 24);
 
 impl PtrTargets {
     /// The targets in the order given; `None` when there are none. A name too long to pack is
     /// left out (a DNS name is at most 255 octets, so none is).
     pub(super) fn new<'a>(targets: impl Iterator<Item = (NetId, &'a Name)>) -> Option<PtrTargets> {
-        let mut packed = Vec::new();
+        let mut packed: smallvec::SmallVec<[u8; 64]> = smallvec::SmallVec::new();
         for (network, name) in targets {
             packed.extend_from_slice(&network.0.to_le_bytes());
             let at = packed.len();
@@ -36,13 +39,12 @@ impl PtrTargets {
                 Err(_) => packed.truncate(at - 4),
             }
         }
-        (!packed.is_empty())
-            .then(|| PtrTargets(triomphe::ThinArc::from_header_and_slice((), &packed)))
+        (!packed.is_empty()).then(|| PtrTargets(compact_bytes::CompactBytes::new(&packed)))
     }
 
     /// Each target's network and its name's labels as [`wire_labels`] writes them.
     pub(super) fn iter(&self) -> impl Iterator<Item = (NetId, &[u8])> {
-        let mut rest = &self.0.slice;
+        let mut rest = self.0.as_slice();
         std::iter::from_fn(move || {
             let (network, tail) = rest.split_first_chunk::<4>()?;
             let (&len, tail) = tail.split_first()?;
@@ -50,6 +52,10 @@ impl PtrTargets {
             rest = next;
             Some((NetId(u32::from_le_bytes(*network)), labels))
         })
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The first target on a network `sees` lets through, as a name.
@@ -89,5 +95,8 @@ mod tests {
         );
         assert_eq!(targets.find(|_| false), None);
         assert!(PtrTargets::new(std::iter::empty()).is_none());
+        // One target of a short name is inline.
+        let one = PtrTargets::new([(NetId(1), &b)].into_iter()).expect("one target");
+        assert!(!one.0.spilled());
     }
 }
