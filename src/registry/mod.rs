@@ -793,7 +793,7 @@ impl Registry {
     pub fn records(&self) -> Records {
         let listing = {
             let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            model.listing(|_| true)
+            model.listing(&self.index, |_| true)
         };
         listing::records(listing)
     }
@@ -802,7 +802,7 @@ impl Registry {
     pub fn label_names(&self) -> Vec<String> {
         let listing = {
             let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            model.listing(|_| true)
+            model.listing(&self.index, |_| true)
         };
         listing::label_names(listing)
     }
@@ -817,7 +817,7 @@ impl Registry {
             .map(|v| v.value().clone())?;
         let listing = {
             let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            model.listing(|id| client.view.contains(id))
+            model.listing(&self.index, |id| client.view.contains(id))
         };
         Some(listing::label_names(listing))
     }
@@ -830,7 +830,7 @@ impl Registry {
         }
         let sets = {
             let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            model.spread(max_members)
+            model.spread(&self.index, max_members)
         };
         listing::spread(sets)
     }
@@ -845,7 +845,7 @@ impl Registry {
             .map(|v| v.value().clone())?;
         let listing = {
             let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            model.listing(|id| client.view.contains(id))
+            model.listing(&self.index, |id| client.view.contains(id))
         };
         Some(listing::records(listing))
     }

@@ -183,18 +183,19 @@ struct NetworkState {
     holders: SmallSet<Tag>,
     /// The owners that mark it internal; it is internal while any does.
     internal_by: SmallSet<Tag>,
-    names: HashMap<NameKey, ShortName>,
+    /// Each short name's members: the endpoints that answer to it. Its published set is the
+    /// index's ([`published`]): a copy here made a slot 8 bytes larger, ~1 MB at 100,000.
+    names: HashMap<NameKey, SmallSet<Held>>,
     /// Static records by short name and owner (`Change::NameData`): a map of its own, so the
     /// names without any (nearly all) pay nothing for them.
     data: HashMap<NameKey, SmallMap<Tag, NameData>>,
 }
 
-/// One short name on one network: the endpoints that answer to it and the set published
-/// for those of them in rotation (`None` when none is).
-#[derive(Default)]
-struct ShortName {
-    members: SmallSet<Held>,
-    set: Option<Arc<RecordSet>>,
+/// The set published for `short` on network `id`, if any (the index keeps one per network
+/// that holds the name with a member in rotation or a record).
+fn published(index: &Index, id: NetId, short: &NameKey) -> Option<Arc<RecordSet>> {
+    let entry = index.names.get(short.as_bytes())?;
+    entry.sets().iter().find(|set| set.network() == id).cloned()
 }
 
 pub(super) struct Model {
@@ -297,7 +298,11 @@ impl Model {
     /// its published set (a handle) and its members out of rotation with the reason. Copies
     /// and handles only; the wording is done outside the writer's lock
     /// ([`super::Registry::records`]), which formatting 100,000 endpoints held for 577 ms.
-    pub(super) fn listing(&self, visible: impl Fn(NetId) -> bool) -> Vec<NetworkListing> {
+    pub(super) fn listing(
+        &self,
+        index: &Index,
+        visible: impl Fn(NetId) -> bool,
+    ) -> Vec<NetworkListing> {
         self.networks
             .iter()
             .filter(|(_, state)| visible(state.id))
@@ -306,14 +311,14 @@ impl Model {
                 names: state
                     .names
                     .iter()
-                    .map(|(short, entry)| NameListing {
+                    .map(|(short, members)| (short, members, published(index, state.id, short)))
+                    .map(|(short, members, set)| NameListing {
                         short: short.clone(),
                         // The set keeps its name's origins; a name with none in rotation
                         // (rare) has them gathered here.
-                        origins: entry.set.as_ref().map_or_else(
+                        origins: set.as_ref().map_or_else(
                             || {
-                                entry
-                                    .members
+                                members
                                     .keys()
                                     .filter_map(|h| {
                                         self.kept(state.id, h)?.origin_of(short.as_bytes())
@@ -322,9 +327,8 @@ impl Model {
                             },
                             |set| set.origins(),
                         ),
-                        set: entry.set.clone(),
-                        resting: entry
-                            .members
+                        set,
+                        resting: members
                             .keys()
                             .filter_map(|h| self.kept(state.id, h))
                             .filter_map(|e| Some((e.out_of_rotation()?, e)))
@@ -338,18 +342,22 @@ impl Model {
 
     /// The sets of names whose rotating family has 2 to `max_members` members, by network
     /// and short name (for `/metrics`; worded outside the lock).
-    pub(super) fn spread(&self, max_members: usize) -> Vec<(String, NameKey, Arc<RecordSet>)> {
+    pub(super) fn spread(
+        &self,
+        index: &Index,
+        max_members: usize,
+    ) -> Vec<(String, NameKey, Arc<RecordSet>)> {
         let mut out = Vec::new();
         for (network, state) in &self.networks {
-            for (short, entry) in &state.names {
-                let Some(set) = entry.set.as_ref() else {
+            for short in state.names.keys() {
+                let Some(set) = published(index, state.id, short) else {
                     continue;
                 };
                 let (v4, v6) = (set.v4_members().len(), set.v6_members().len());
                 if v4.max(v6) > max_members || v4.max(v6) < 2 {
                     continue;
                 }
-                out.push((network.clone(), short.clone(), Arc::clone(set)));
+                out.push((network.clone(), short.clone(), set));
             }
         }
         out
@@ -371,12 +379,11 @@ impl Model {
             if only.is_some_and(|id| id != state.id) || !listed(state.id) {
                 continue;
             }
-            let Some(entry) = state.names.get(short) else {
+            let Some(members) = state.names.get(short) else {
                 continue;
             };
             any = true;
-            let members = entry
-                .members
+            let members = members
                 .keys()
                 .filter_map(|h| Some((h, self.kept(state.id, h)?)))
                 .map(|(held, endpoint)| Member {
@@ -685,8 +692,8 @@ impl Model {
         if let Some(old) = by_network.remove(&net_id) {
             old_addresses.extend(old.addresses());
             for name in old.names().filter_map(key) {
-                if let Some(entry) = state.names.get_mut(&name) {
-                    entry.members.remove(&held);
+                if let Some(members) = state.names.get_mut(&name) {
+                    members.remove(&held);
                 }
                 touched.insert(name);
             }
@@ -696,7 +703,6 @@ impl Model {
                 .names
                 .entry(name.clone())
                 .or_default()
-                .members
                 .insert(held.clone(), ());
             touched.insert(name);
         }
@@ -726,8 +732,8 @@ impl Model {
         self.endpoints = self.endpoints.saturating_sub(1);
         let mut touched = Vec::new();
         for name in old.names().filter_map(key) {
-            if let Some(entry) = state.names.get_mut(&name) {
-                entry.members.remove(held);
+            if let Some(members) = state.names.get_mut(&name) {
+                members.remove(held);
             }
             touched.push(name);
         }
@@ -746,8 +752,8 @@ impl Model {
         let Some(entry) = state.names.get(short) else {
             return;
         };
+        let previous = published(index, state.id, short);
         let members: Vec<&Kept> = entry
-            .members
             .keys()
             .filter_map(|c| kept(&self.endpoints_by, state.id, c))
             .filter(|e| e.in_rotation())
@@ -756,7 +762,6 @@ impl Model {
         // and the static records under it.
         let mut origins = Origins::default();
         for endpoint in entry
-            .members
             .keys()
             .filter_map(|c| kept(&self.endpoints_by, state.id, c))
         {
@@ -774,7 +779,7 @@ impl Model {
             .flat_map(|d| d.values())
             .collect();
         let mut cname = data.iter().find_map(|d| d.cname.as_deref());
-        let has_other = !entry.members.is_empty() || has_other_data(&data);
+        let has_other = !entry.is_empty() || has_other_data(&data);
         if let Some(target) = cname.filter(|_| has_other) {
             // RFC 1034 3.6.2: a CNAME name has no other data. The config forbids it within one
             // file; another source's holder of the name wins over the CNAME.
@@ -803,7 +808,7 @@ impl Model {
             v6.extend(data.iter().flat_map(|d| d.v6.iter().copied()));
             // The shortest TTL among members: no client may cache a member past its own TTL.
             let ttl = members.iter().filter_map(|e| e.ttl()).min();
-            let cursors = entry.set.as_ref().and_then(|s| s.cursors().cloned());
+            let cursors = previous.as_ref().and_then(|s| s.cursors().cloned());
             let srv = srv_targets(network, &members);
             Some(Arc::new(
                 RecordSet::new(state.id, v4, v6, ttl, cursors)
@@ -811,28 +816,42 @@ impl Model {
                     .with_cname(cname)
                     .with_txt(txt)
                     .with_origins(origins)
-                    .carrying_firsts(entry.set.as_deref()),
+                    .carrying_firsts(previous.as_deref()),
             ))
         };
-        if entry.members.is_empty() && data.is_empty() {
+        let id = state.id;
+        if entry.is_empty() && data.is_empty() {
             state.names.remove(short);
-        } else if let Some(entry) = state.names.get_mut(short) {
-            entry.set = set;
         }
-        self.publish_name(short, index);
+        self.publish_name(short, id, set, index);
     }
 
-    /// Publishes every record set named `short`, one per network, in network-name order.
-    /// Only short names are published: `SHORT.NETWORK.` and `SHORT.DOMAIN.` are resolved by
-    /// `Registry::lookup` from these (storing those forms cost ~170 MB at 100,000 endpoints).
-    /// Derived on demand rather than kept in a map of contributors, which cost ~55 MB; the
-    /// writer pays one lookup per network instead.
-    fn publish_name(&self, short: &NameKey, index: &Index) {
-        let sets: Vec<Arc<RecordSet>> = self
-            .networks
-            .values()
-            .filter_map(|state| state.names.get(short)?.set.clone())
-            .collect();
+    /// Publishes `set` as network `network`'s for `short` (none: it has none now), beside the
+    /// other networks' sets of the name, in network-name order. Only short names are
+    /// published: `SHORT.NETWORK.` and `SHORT.DOMAIN.` are resolved by `Registry::lookup` from
+    /// these (storing those forms cost ~170 MB at 100,000 endpoints). The index's entry is the
+    /// only list of a name's sets: a map of contributors cost ~55 MB, and a copy of each set in
+    /// the writer's names ~1 MB.
+    fn publish_name(
+        &self,
+        short: &NameKey,
+        network: NetId,
+        set: Option<Arc<RecordSet>>,
+        index: &Index,
+    ) {
+        let mut sets: Vec<Arc<RecordSet>> = index
+            .names
+            .get(short.as_bytes())
+            .map(|entry| {
+                let others = entry.sets().iter().filter(|s| s.network() != network);
+                others.cloned().collect()
+            })
+            .unwrap_or_default();
+        sets.extend(set);
+        sets.sort_by(|a, b| {
+            let name = |s: &Arc<RecordSet>| self.network_names.get(&s.network());
+            name(a).cmp(&name(b))
+        });
         // Wildcards are counted, so that a name no one holds looks for one only while any
         // exists (a miss is what every forwarded question costs).
         let wildcard = short.is_wildcard();
