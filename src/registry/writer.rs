@@ -32,30 +32,85 @@ use super::{
 };
 use crate::telemetry::names;
 
-/// A small sorted map on a vector that keeps one entry inline. Most keys here have one
-/// entry; a `BTreeMap` would allocate a node of eleven slots for each (measured: about 10 KB
-/// per endpoint at 100,000), and a `Vec` an allocation of one slot (a name's member, an
-/// address's PTR source, a container's network: about 100 bytes an endpoint together).
+/// A small sorted map that keeps one entry inline and more in a vector behind a thin pointer.
+/// Most keys here have one entry; a `BTreeMap` would allocate a node of eleven slots for each
+/// (measured: about 10 KB per endpoint at 100,000), and a `Vec` an allocation of one slot (a
+/// name's member, an address's PTR source, a container's network: about 100 bytes an endpoint
+/// together). With an entry of 8 bytes (a name's member) it is 16 bytes; a `SmallVec` is 24
+/// whatever it holds inline, 1 MB more at 100,000 endpoints in the table of names. A big set
+/// (an alias of thousands of replicas) grows by doubling, as a `Vec` does.
 #[derive(Debug)]
-struct SmallMap<K, V>(smallvec::SmallVec<[(K, V); 1]>);
+struct SmallMap<K, V>(Slots<(K, V)>);
+
+#[derive(Debug)]
+enum Slots<T> {
+    One(T),
+    /// Sorted; two entries or more, or none (which allocates nothing).
+    Many(thin_vec::ThinVec<T>),
+}
+
+impl<T> Slots<T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Slots::One(one) => std::slice::from_ref(one),
+            Slots::Many(many) => many,
+        }
+    }
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        match self {
+            Slots::One(one) => std::slice::from_mut(one),
+            Slots::Many(many) => many,
+        }
+    }
+    fn insert(&mut self, at: usize, entry: T) {
+        match self {
+            Slots::Many(many) if many.is_empty() => *self = Slots::One(entry),
+            Slots::Many(many) => many.insert(at, entry),
+            Slots::One(_) => {
+                let Slots::One(one) = std::mem::replace(self, Slots::Many(Default::default()))
+                else {
+                    return;
+                };
+                let mut many = thin_vec::ThinVec::with_capacity(2);
+                many.push(one);
+                many.insert(at, entry);
+                *self = Slots::Many(many);
+            }
+        }
+    }
+    fn remove(&mut self, at: usize) -> Option<T> {
+        match std::mem::replace(self, Slots::Many(Default::default())) {
+            Slots::One(one) if at == 0 => Some(one),
+            Slots::One(one) => {
+                *self = Slots::One(one);
+                None
+            }
+            Slots::Many(mut many) => {
+                let removed = (at < many.len()).then(|| many.remove(at));
+                *self = match many.len() {
+                    1 => many.pop().map_or_else(|| Slots::Many(many), Slots::One),
+                    _ => Slots::Many(many),
+                };
+                removed
+            }
+        }
+    }
+}
 
 impl<K: Ord, V> Default for SmallMap<K, V> {
     fn default() -> Self {
-        SmallMap(smallvec::SmallVec::new())
+        SmallMap(Slots::Many(Default::default()))
     }
 }
 
 impl<K: Ord, V> SmallMap<K, V> {
     fn insert(&mut self, key: K, value: V) -> Option<V> {
-        match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+        match self.0.as_slice().binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => {
+                let slot = self.0.as_mut_slice().get_mut(i)?;
+                Some(std::mem::replace(&mut slot.1, value))
+            }
             Err(i) => {
-                // Most of these hold one or two entries: grow them one slot at a time (a plain
-                // insert reserves four, which at 100,000 endpoints is tens of MB of empty
-                // slots), and only larger ones by doubling.
-                if self.0.len() < SMALL {
-                    self.0.reserve_exact(1);
-                }
                 self.0.insert(i, (key, value));
                 None
             }
@@ -65,29 +120,35 @@ impl<K: Ord, V> SmallMap<K, V> {
     where
         K: std::borrow::Borrow<Q>,
     {
-        let i = self.0.binary_search_by(|(k, _)| k.borrow().cmp(key)).ok()?;
-        Some(self.0.remove(i).1)
+        let i = (self.0.as_slice())
+            .binary_search_by(|(k, _)| k.borrow().cmp(key))
+            .ok()?;
+        self.0.remove(i).map(|(_, v)| v)
     }
     fn get(&self, key: &K) -> Option<&V> {
-        let i = self.0.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
-        self.0.get(i).map(|(_, v)| v)
+        let entries = self.0.as_slice();
+        let i = entries.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+        entries.get(i).map(|(_, v)| v)
+    }
+    fn iter(&self) -> impl Iterator<Item = &(K, V)> {
+        self.0.as_slice().iter()
     }
     fn keys(&self) -> impl Iterator<Item = &K> {
-        self.0.iter().map(|(k, _)| k)
+        self.iter().map(|(k, _)| k)
     }
     fn values(&self) -> impl Iterator<Item = &V> {
-        self.0.iter().map(|(_, v)| v)
+        self.iter().map(|(_, v)| v)
     }
     fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.as_slice().is_empty()
     }
 }
 
+// A name's members: one inline, in the table's slot.
+const _: () = assert!(std::mem::size_of::<SmallMap<Held, ()>>() == 16);
+
 /// The fewest distinct views kept before unused ones are swept.
 const VIEWS_SWEEP_MIN: usize = 64;
-
-/// Up to this many entries a `SmallMap` grows by exactly one slot.
-const SMALL: usize = 4;
 
 /// A small sorted set (see [`SmallMap`]).
 type SmallSet<K> = SmallMap<K, ()>;
@@ -407,7 +468,7 @@ impl Model {
                 .data
                 .get(short)
                 .iter()
-                .flat_map(|d| d.0.iter())
+                .flat_map(|d| d.iter())
                 .map(|(tag, data)| {
                     let owner = self.owners.get(usize::from(*tag)).map_or("?", |o| o.0);
                     (owner, data.clone())
@@ -964,7 +1025,7 @@ impl Model {
             if let Some((held, by_network)) = self.endpoints_by.get_key_value(key.as_bytes()) {
                 // A network where it has no address does not join its view.
                 endpoints.extend(
-                    (by_network.0.iter())
+                    (by_network.iter())
                         .filter(|(_, kept)| kept.addresses().next().is_some())
                         .map(|(id, _)| (*id, held.clone())),
                 );
@@ -1116,5 +1177,50 @@ fn publish_internal(state: &NetworkState, index: &Index) {
         index.internal.remove(&state.id);
     } else {
         index.internal.insert(state.id, ());
+    }
+}
+
+#[cfg(test)]
+mod small_map_tests {
+    use super::*;
+
+    fn keys(map: &SmallMap<u32, ()>) -> Vec<u32> {
+        map.keys().copied().collect()
+    }
+
+    #[test]
+    fn one_entry_inline_more_sorted_and_back_to_one() {
+        let mut map: SmallMap<u32, ()> = SmallMap::default();
+        assert!(map.is_empty());
+        assert_eq!(map.insert(5, ()), None);
+        assert!(matches!(map.0, Slots::One(_)));
+        for k in [9, 1, 7, 3] {
+            assert_eq!(map.insert(k, ()), None);
+        }
+        assert_eq!(
+            map.insert(7, ()),
+            Some(()),
+            "a key already there is replaced"
+        );
+        assert_eq!(keys(&map), [1, 3, 5, 7, 9]);
+        assert_eq!(map.remove(&4), None);
+        for k in [1, 9, 5, 3] {
+            assert_eq!(map.remove(&k), Some(()));
+        }
+        assert_eq!(keys(&map), [7]);
+        assert!(matches!(map.0, Slots::One(_)), "one left: inline again");
+        assert_eq!(map.remove(&7), Some(()));
+        assert!(map.is_empty() && map.remove(&7).is_none());
+    }
+
+    #[test]
+    fn many_members_in_order_and_values_kept() {
+        let mut map: SmallMap<u32, u32> = SmallMap::default();
+        for k in (0..10_000).rev() {
+            map.insert(k, k * 2);
+        }
+        assert!(map.keys().copied().eq(0..10_000));
+        assert_eq!(map.get(&4_321), Some(&8_642));
+        assert_eq!(map.values().count(), 10_000);
     }
 }
