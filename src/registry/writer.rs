@@ -36,8 +36,10 @@ use crate::telemetry::names;
 /// Most keys here have one entry; a `BTreeMap` would allocate a node of eleven slots for each
 /// (measured: about 10 KB per endpoint at 100,000), and a `Vec` an allocation of one slot (a
 /// name's member, an address's PTR source, a container's network: about 100 bytes an endpoint
-/// together). With an entry of 8 bytes (a name's member) it is 16 bytes; a `SmallVec` is 24
-/// whatever it holds inline, 1 MB more at 100,000 endpoints in the table of names. A big set
+/// together). With one entry of up to 16 bytes holding a pointer (a name's member, an
+/// address's PTR source, a container's network and its endpoint) it is 16 bytes; a `SmallVec`
+/// is 24 whatever it holds inline, 1 MB more at 100,000 endpoints in each of the three tables
+/// that keep one an endpoint. A big set
 /// (an alias of thousands of replicas) grows by doubling, as a `Vec` does.
 #[derive(Debug)]
 struct SmallMap<K, V>(Slots<(K, V)>);
@@ -144,8 +146,11 @@ impl<K: Ord, V> SmallMap<K, V> {
     }
 }
 
-// A name's members: one inline, in the table's slot.
+// A name's members, an address's PTR sources, a container's networks: one inline, in 16 bytes
+// (a `SmallVec` took 24 for each), so each table's slot is 8 bytes smaller.
 const _: () = assert!(std::mem::size_of::<SmallMap<Held, ()>>() == 16);
+const _: () = assert!(std::mem::size_of::<SmallMap<(NetId, Held), ()>>() == 16);
+const _: () = assert!(std::mem::size_of::<SmallMap<NetId, Box<Kept>>>() == 16);
 
 /// The fewest distinct views kept before unused ones are swept.
 const VIEWS_SWEEP_MIN: usize = 64;
