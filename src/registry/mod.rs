@@ -898,13 +898,20 @@ impl Registry {
         let key = key.as_bytes();
         let mut holders = Vec::new();
         let named = self.network_zone(key).is_some_and(|(at, network)| {
-            model.holders(&key[..at], Some(network), visible, listed, &mut holders)
+            model.holders(
+                &self.index,
+                &key[..at],
+                Some(network),
+                visible,
+                listed,
+                &mut holders,
+            )
         });
         let _ = named
-            || model.holders(key, None, visible, listed, &mut holders)
-            || self
-                .short_under_domain(key)
-                .is_some_and(|short| model.holders(short, None, visible, listed, &mut holders));
+            || model.holders(&self.index, key, None, visible, listed, &mut holders)
+            || self.short_under_domain(key).is_some_and(|short| {
+                model.holders(&self.index, short, None, visible, listed, &mut holders)
+            });
         drop(model);
         let answered = self.lookup(name, asker).map(|set| Answered {
             spread: set

@@ -12,10 +12,10 @@ use super::{NetId, held::Held, kept::Kept};
 /// is 24 whatever it holds inline, 1 MB more at 100,000 endpoints in each of the three tables
 /// that keep one an endpoint. A big set (an alias of thousands of replicas) grows by
 /// doubling, as a `Vec` does.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct SmallMap<K, V>(Slots<(K, V)>);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum Slots<T> {
     One(T),
     /// Sorted; two entries or more, or none (which allocates nothing).

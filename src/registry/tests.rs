@@ -1182,3 +1182,83 @@ fn a_container_leaving_an_address_another_still_has_leaves_the_other_its_view() 
         Some("new.b.".into())
     );
 }
+
+/// A name's members live in its published set, or in the writer while it has none: every move
+/// between the two keeps them, and nothing is left behind when they go.
+#[test]
+fn a_name_keeps_its_members_through_rest_records_and_removal() {
+    let reg = Registry::new(None).expect("registry");
+    let records = |reg: &Registry| reg.records();
+    let resting = |ip: [u8; 4]| {
+        let mut e = ep("n", "a", ip, &["app"]);
+        e.out_of_rotation = Some("unhealthy");
+        e
+    };
+    reg.apply(T, Change::EndpointUp(ep("n", "a", [10, 5, 0, 1], &["app"])));
+    assert_eq!(
+        members(&reg, "app.", HOST),
+        Some(vec![[10, 5, 0, 1].into()])
+    );
+
+    // Its only member out of rotation: no set, the member still listed.
+    reg.apply(T, Change::EndpointUp(resting([10, 5, 0, 1])));
+    assert_eq!(members(&reg, "app.", HOST), None);
+    assert_eq!(
+        records(&reg)["n"]["app"],
+        ["10.5.0.1 (out of rotation: unhealthy) (from alias)"]
+    );
+    // A record under the name: a set again, which keeps the resting member.
+    let data = NameData {
+        v4: vec![[10, 5, 0, 9].into()],
+        ..NameData::default()
+    };
+    let record = |data| Change::NameData {
+        network: "n".into(),
+        name: "app".into(),
+        data,
+    };
+    reg.apply(T, record(Some(data)));
+    assert_eq!(
+        members(&reg, "app.", HOST),
+        Some(vec![[10, 5, 0, 9].into()])
+    );
+    reg.apply(T, Change::EndpointUp(ep("n", "a", [10, 5, 0, 1], &["app"])));
+    assert_eq!(
+        members(&reg, "app.", HOST),
+        Some(vec![[10, 5, 0, 1].into(), [10, 5, 0, 9].into()]),
+        "back in rotation: the member the set kept answers beside the record"
+    );
+    reg.apply(T, Change::EndpointUp(resting([10, 5, 0, 1])));
+    reg.apply(T, record(None));
+    assert_eq!(members(&reg, "app.", HOST), None);
+    assert_eq!(
+        records(&reg)["n"]["app"],
+        ["10.5.0.1 (out of rotation: unhealthy) (from alias)"],
+        "the record gone: the member rests in the writer again"
+    );
+
+    // Back in rotation, then gone: nothing of the name is left.
+    reg.apply(T, Change::EndpointUp(ep("n", "a", [10, 5, 0, 2], &["app"])));
+    assert_eq!(
+        members(&reg, "app.", HOST),
+        Some(vec![[10, 5, 0, 2].into()])
+    );
+    reg.apply(
+        T,
+        Change::EndpointDown {
+            network: "n".into(),
+            container: "a".into(),
+        },
+    );
+    assert_eq!(members(&reg, "app.", HOST), None);
+    assert_eq!(members(&reg, "a.", HOST), None);
+    assert!(reg.index.names.is_empty(), "no set left in the index");
+    let model = reg.writer.lock().expect("writer");
+    assert!(
+        model
+            .listing(&reg.index, |_| true)
+            .iter()
+            .all(|n| n.names.is_empty()),
+        "no member left in the writer"
+    );
+}

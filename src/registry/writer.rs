@@ -44,9 +44,11 @@ struct NetworkState {
     holders: SmallSet<Tag>,
     /// The owners that mark it internal; it is internal while any does.
     internal_by: SmallSet<Tag>,
-    /// Each short name's members: the endpoints that answer to it. Its published set is the
-    /// index's ([`published`]): a copy here made a slot 8 bytes larger, ~1 MB at 100,000.
-    names: HashMap<NameKey, SmallSet<Held>>,
+    /// The members (the endpoints that answer to it) of each short name that has no published
+    /// set: all of them out of rotation, and no record. A name with a set keeps them in it
+    /// ([`RecordSet::members`]), in the index: a table of every name's members here cost
+    /// ~54 bytes an endpoint at 100,000, and the set 16 bytes more than without them.
+    resting: HashMap<NameKey, SmallSet<Held>>,
     /// Static records by short name and owner (`Change::NameData`): a map of its own, so the
     /// names without any (nearly all) pay nothing for them.
     data: HashMap<NameKey, SmallMap<Tag, NameData>>,
@@ -54,9 +56,18 @@ struct NetworkState {
 
 /// The set published for `short` on network `id`, if any (the index keeps one per network
 /// that holds the name with a member in rotation or a record).
-fn published(index: &Index, id: NetId, short: &NameKey) -> Option<Arc<RecordSet>> {
-    let entry = index.names.get(short.as_bytes())?;
+fn published(index: &Index, id: NetId, short: &[u8]) -> Option<Arc<RecordSet>> {
+    let entry = index.names.get(short)?;
     entry.sets().iter().find(|set| set.network() == id).cloned()
+}
+
+/// The endpoints that answer to `short` on the network `state`, in rotation or not: its
+/// published set's, or the writer's own for a name without one.
+fn members_of(index: &Index, state: &NetworkState, short: &[u8]) -> SmallSet<Held> {
+    if let Some(members) = state.resting.get(short) {
+        return members.clone();
+    }
+    published(index, state.id, short).map_or_else(SmallSet::default, |set| set.members().clone())
 }
 
 pub(super) struct Model {
@@ -164,41 +175,65 @@ impl Model {
         index: &Index,
         visible: impl Fn(NetId) -> bool,
     ) -> Vec<NetworkListing> {
+        // Every name's members are in its published set or, without one, in `resting`.
+        let mut names: HashMap<NetId, Vec<(NameKey, Option<Arc<RecordSet>>)>> = HashMap::new();
+        for entry in index.names.iter() {
+            for set in entry.value().sets().iter().filter(|s| visible(s.network())) {
+                let listed = (entry.key().clone(), Some(Arc::clone(set)));
+                names.entry(set.network()).or_default().push(listed);
+            }
+        }
         self.networks
             .iter()
             .filter(|(_, state)| visible(state.id))
-            .map(|(network, state)| NetworkListing {
-                network: network.clone(),
-                names: state
-                    .names
-                    .iter()
-                    .map(|(short, members)| (short, members, published(index, state.id, short)))
-                    .map(|(short, members, set)| NameListing {
-                        short: short.clone(),
-                        // The set keeps its name's origins; a name with none in rotation
-                        // (rare) has them gathered here.
-                        origins: set.as_ref().map_or_else(
-                            || {
-                                members
-                                    .keys()
-                                    .filter_map(|h| {
-                                        self.kept(state.id, h)?.origin_of(short.as_bytes())
-                                    })
-                                    .fold(Origins::default(), Origins::with)
-                            },
-                            |set| set.origins(),
-                        ),
-                        set,
-                        resting: members
-                            .keys()
-                            .filter_map(|h| self.kept(state.id, h))
-                            .filter_map(|e| Some((e.out_of_rotation()?, e)))
-                            .flat_map(|(reason, e)| e.addresses().map(move |ip| (ip, reason)))
-                            .collect(),
-                    })
-                    .collect(),
+            .map(|(network, state)| {
+                let resting = state.resting.keys().map(|short| (short.clone(), None));
+                let mut held = names.remove(&state.id).unwrap_or_default();
+                held.extend(resting);
+                NetworkListing {
+                    network: network.clone(),
+                    names: held
+                        .into_iter()
+                        .map(|(short, set)| self.name_listing(state, short, set))
+                        .collect(),
+                }
             })
             .collect()
+    }
+
+    /// One name of [`Model::listing`]: its set, if published, and its members out of rotation.
+    fn name_listing(
+        &self,
+        state: &NetworkState,
+        short: NameKey,
+        set: Option<Arc<RecordSet>>,
+    ) -> NameListing {
+        let members = match (&set, state.resting.get(short.as_bytes())) {
+            (Some(set), _) => set.members().clone(),
+            (None, Some(members)) => members.clone(),
+            (None, None) => SmallSet::default(),
+        };
+        NameListing {
+            // The set keeps its name's origins; a name with none in rotation (rare) has them
+            // gathered here.
+            origins: set.as_ref().map_or_else(
+                || {
+                    members
+                        .keys()
+                        .filter_map(|h| self.kept(state.id, h)?.origin_of(short.as_bytes()))
+                        .fold(Origins::default(), Origins::with)
+                },
+                |set| set.origins(),
+            ),
+            resting: members
+                .keys()
+                .filter_map(|h| self.kept(state.id, h))
+                .filter_map(|e| Some((e.out_of_rotation()?, e)))
+                .flat_map(|(reason, e)| e.addresses().map(move |ip| (ip, reason)))
+                .collect(),
+            short,
+            set,
+        }
     }
 
     /// The sets of names whose rotating family has 2 to `max_members` members, by network
@@ -209,18 +244,19 @@ impl Model {
         max_members: usize,
     ) -> Vec<(String, NameKey, Arc<RecordSet>)> {
         let mut out = Vec::new();
-        for (network, state) in &self.networks {
-            for short in state.names.keys() {
-                let Some(set) = published(index, state.id, short) else {
-                    continue;
-                };
+        for entry in index.names.iter() {
+            for set in entry.value().sets() {
                 let (v4, v6) = (set.v4_members().len(), set.v6_members().len());
                 if v4.max(v6) > max_members || v4.max(v6) < 2 {
                     continue;
                 }
-                out.push((network.clone(), short.clone(), set));
+                if let Some(network) = self.network_names.get(&set.network()) {
+                    out.push((network.to_string(), entry.key().clone(), Arc::clone(set)));
+                }
             }
         }
+        // In network order, as the networks were walked before.
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         out
     }
 
@@ -229,6 +265,7 @@ impl Model {
     /// see it, and its members' state. Whether any network holds it.
     pub(super) fn holders(
         &self,
+        index: &Index,
         short: &[u8],
         only: Option<NetId>,
         visible: impl Fn(NetId) -> bool,
@@ -240,9 +277,10 @@ impl Model {
             if only.is_some_and(|id| id != state.id) || !listed(state.id) {
                 continue;
             }
-            let Some(members) = state.names.get(short) else {
+            let members = members_of(index, state, short);
+            if members.is_empty() && !state.data.contains_key(short) {
                 continue;
-            };
+            }
             any = true;
             let members = members
                 .keys()
@@ -403,7 +441,7 @@ impl Model {
                 id,
                 holders,
                 internal_by: SmallSet::default(),
-                names: HashMap::new(),
+                resting: HashMap::new(),
                 data: HashMap::new(),
             },
         );
@@ -435,7 +473,6 @@ impl Model {
         };
         match data {
             Some(data) => {
-                state.names.entry(short.clone()).or_default();
                 state
                     .data
                     .entry(short.clone())
@@ -452,7 +489,8 @@ impl Model {
                 }
             }
         }
-        self.rebuild_set(network, &short, index);
+        let members = members_of(index, state, short.as_bytes());
+        self.rebuild_set(network, &short, members, index);
     }
 
     /// `owner` lets go of `network`: its endpoints and its internal mark there go; the
@@ -489,7 +527,11 @@ impl Model {
                     state.data.remove(&short);
                 }
             }
-            self.rebuild_set(network, &short, index);
+            let Some(state) = self.networks.get(network) else {
+                continue;
+            };
+            let members = members_of(index, state, short.as_bytes());
+            self.rebuild_set(network, &short, members, index);
         }
         let Some(state) = self.networks.get_mut(network) else {
             return;
@@ -547,31 +589,31 @@ impl Model {
         let Some(state) = self.networks.get_mut(&network) else {
             return;
         };
-        let mut touched: BTreeSet<NameKey> = BTreeSet::new();
+        // Each touched name's members as they will be.
+        let mut touched: BTreeMap<NameKey, SmallSet<Held>> = BTreeMap::new();
+        let members = |short: &NameKey| members_of(index, state, short.as_bytes());
         let mut old_addresses = Vec::new();
         let by_network = self.endpoints_by.entry(held.clone()).or_default();
         if let Some(old) = by_network.remove(&net_id) {
             old_addresses.extend(old.addresses());
             for name in old.names().filter_map(key) {
-                if let Some(members) = state.names.get_mut(&name) {
-                    members.remove(&held);
-                }
-                touched.insert(name);
+                touched
+                    .entry(name)
+                    .or_insert_with_key(members)
+                    .remove(&held);
             }
         }
         for name in endpoint.names().filter_map(key) {
-            state
-                .names
-                .entry(name.clone())
-                .or_default()
+            touched
+                .entry(name)
+                .or_insert_with_key(members)
                 .insert(held.clone(), ());
-            touched.insert(name);
         }
         let addresses: Vec<IpAddr> = endpoint.addresses().collect();
         by_network.insert(net_id, Box::new(Kept::from(endpoint)));
 
-        for short in &touched {
-            self.rebuild_set(&network, short, index);
+        for (short, members) in touched {
+            self.rebuild_set(&network, &short, members, index);
         }
         self.set_container_addresses(&held, net_id, &old_addresses, &addresses, index);
     }
@@ -591,29 +633,34 @@ impl Model {
             self.endpoints_by.remove(held);
         }
         self.endpoints = self.endpoints.saturating_sub(1);
-        let mut touched = Vec::new();
+        let mut touched: BTreeMap<NameKey, SmallSet<Held>> = BTreeMap::new();
         for name in old.names().filter_map(key) {
-            if let Some(members) = state.names.get_mut(&name) {
-                members.remove(held);
-            }
-            touched.push(name);
+            touched
+                .entry(name)
+                .or_insert_with_key(|short| members_of(index, state, short.as_bytes()))
+                .remove(held);
         }
-        for short in &touched {
-            self.rebuild_set(network, short, index);
+        for (short, members) in touched {
+            self.rebuild_set(network, &short, members, index);
         }
         let old_addresses: Vec<IpAddr> = old.addresses().collect();
         self.set_container_addresses(held, net_id, &old_addresses, &[], index);
     }
 
-    /// Recomputes one (network, short name) record set and republishes the name.
-    fn rebuild_set(&mut self, network: &str, short: &NameKey, index: &Index) {
+    /// Recomputes one (network, short name) record set from `entry`, the endpoints that answer
+    /// to it now, and republishes the name. The set keeps them; a name without a set keeps
+    /// them in `resting`.
+    fn rebuild_set(
+        &mut self,
+        network: &str,
+        short: &NameKey,
+        entry: SmallSet<Held>,
+        index: &Index,
+    ) {
         let Some(state) = self.networks.get_mut(network) else {
             return;
         };
-        let Some(entry) = state.names.get(short) else {
-            return;
-        };
-        let previous = published(index, state.id, short);
+        let previous = published(index, state.id, short.as_bytes());
         let members: Vec<&Kept> = entry
             .keys()
             .filter_map(|c| kept(&self.endpoints_by, state.id, c))
@@ -671,19 +718,30 @@ impl Model {
             let ttl = members.iter().filter_map(|e| e.ttl()).min();
             let cursors = previous.as_ref().and_then(|s| s.cursors().cloned());
             let srv = srv_targets(network, &members);
-            Some(Arc::new(
+            Some(
                 RecordSet::new(state.id, v4, v6, ttl, cursors)
                     .with_srv(srv)
                     .with_cname(cname)
                     .with_txt(txt)
                     .with_origins(origins)
                     .carrying_firsts(previous.as_deref()),
-            ))
+            )
         };
         let id = state.id;
-        if entry.is_empty() && data.is_empty() {
-            state.names.remove(short);
-        }
+        let set = match set {
+            Some(set) => {
+                state.resting.remove(short);
+                Some(Arc::new(set.with_members(entry)))
+            }
+            None if entry.is_empty() => {
+                state.resting.remove(short);
+                None
+            }
+            None => {
+                state.resting.insert(short.clone(), entry);
+                None
+            }
+        };
         self.publish_name(short, id, set, index);
     }
 
