@@ -54,6 +54,9 @@ struct NetworkState {
     data: HashMap<NameKey, SmallMap<Tag, NameData>>,
 }
 
+/// A short name of a network, and its published set (none: its members all rest).
+type Listed = (NameKey, Option<Arc<RecordSet>>);
+
 /// The set published for `short` on network `id`, if any (the index keeps one per network
 /// that holds the name with a member in rotation or a record).
 fn published(index: &Index, id: NetId, short: &[u8]) -> Option<Arc<RecordSet>> {
@@ -176,7 +179,7 @@ impl Model {
         visible: impl Fn(NetId) -> bool,
     ) -> Vec<NetworkListing> {
         // Every name's members are in its published set or, without one, in `resting`.
-        let mut names: HashMap<NetId, Vec<(NameKey, Option<Arc<RecordSet>>)>> = HashMap::new();
+        let mut names: HashMap<NetId, Vec<Listed>> = HashMap::new();
         for entry in index.names.iter() {
             for set in entry.value().sets().iter().filter(|s| visible(s.network())) {
                 let listed = (entry.key().clone(), Some(Arc::clone(set)));
