@@ -18,7 +18,9 @@ use std::{
 
 use dashmap::{Entry, mapref::one::MappedRef};
 
-use super::{Client, ReadMap, ptr_targets::PtrTargets};
+use hickory_server::proto::rr::Name;
+
+use super::{Client, NetId, ReadMap, ptr_targets::PtrTargets};
 
 /// Opaque outside: readers reach it through [`ByAddress::client`]'s guard and
 /// [`ByAddress::ptr`]'s copy.
@@ -72,6 +74,12 @@ impl ByAddress {
 
     pub(super) fn has_client(&self, ip: &IpAddr) -> bool {
         self.read(ip, |k| k.client.is_some()).unwrap_or(false)
+    }
+
+    /// The first PTR target of `ip` on a network `sees` lets through, read in place (a copy
+    /// of the targets allocates when they are longer than 23 bytes).
+    pub(super) fn find_ptr(&self, ip: &IpAddr, sees: impl Fn(NetId) -> bool) -> Option<Name> {
+        self.read(ip, |k| k.ptr.find(sees)).flatten()
     }
 
     /// Where the PTR name of `ip` points, if it has one.

@@ -540,14 +540,18 @@ impl Registry {
     /// The PTR target of an `in-addr.arpa.` / `ip6.arpa.` name, as seen by `asker`.
     pub fn lookup_ptr(&self, name: &LowerName, asker: IpAddr) -> Option<Name> {
         let ip = arpa_address(name)?;
-        let targets = self.index.addresses.ptr(&ip)?;
-        self.with_view(asker, |view| targets.find(|network| view.contains(network)))
+        // The view first, held by its own handle: no guard on the map by address is held
+        // while its PTR half is read, and the targets are read in place, not copied.
+        let view = self.view_of(asker);
+        self.index
+            .addresses
+            .find_ptr(&ip, |network| view.contains(network))
     }
 
     /// `NAME.NETWORK.` of the endpoint an asker's address belongs to (the first, when it has
     /// several), for logs; whoever looks.
     pub fn endpoint_name(&self, ip: IpAddr) -> Option<Name> {
-        self.index.addresses.ptr(&ip)?.find(|_| true)
+        self.index.addresses.find_ptr(&ip, |_| true)
     }
 
     /// What a name that [`Registry::lookup`] did not find is, for `asker`. Only the search
@@ -941,6 +945,18 @@ impl Registry {
     /// Scoping, failing closed: an endpoint sees its container's networks; loopback and
     /// trusted askers the default view; anyone else the strangers' view (nothing, unless a
     /// `default_view` is configured).
+    /// [`Registry::with_view`]'s view, as a handle of its own (no guard held).
+    fn view_of(&self, asker: IpAddr) -> Arc<View> {
+        match self.index.addresses.client(&asker) {
+            Some(client) => Arc::clone(&client.value().view),
+            None if self.is_trusted(asker) => self.index.default_view.load_full(),
+            None => match self.index.early.get(&asker) {
+                Some(early) => early.view,
+                None => self.index.stranger_view.load_full(),
+            },
+        }
+    }
+
     fn with_view<T>(&self, asker: IpAddr, f: impl FnOnce(&View) -> T) -> T {
         match self.index.addresses.client(&asker) {
             Some(client) => f(&client.value().view),

@@ -1,10 +1,11 @@
 //! A name as the registry keys its maps: lowercase wire-format labels, kept inline.
 //!
 //! hickory's `LowerName` is 80 bytes, and five maps held one per endpoint. This key is 24
-//! bytes and keeps names of up to 23 wire bytes (e.g. `web-1234567.` is 13) without a heap
+//! bytes and keeps names of up to 23 wire bytes (e.g. `web-1234567.` is 12) without a heap
 //! allocation, so building one for a lookup costs a short copy. It was a `SmallVec` of 24
-//! inline bytes, 32 bytes in all: the index's and the writer's tables of names each held one
-//! per endpoint, and the 8 bytes a slot cost ~2 MB at 100,000 endpoints. Maps keyed by it are looked
+//! inline bytes, 32 bytes in all: the index's table of names holds one per name (and the
+//! writer's did too, until its members moved into the record sets), and the 8 bytes a slot
+//! cost ~1 MB a table at 100,000 endpoints. Maps keyed by it are looked
 //! up with plain `&[u8]`, so a suffix of a key (a parent zone) is a sub-slice, with no copy.
 //! It must not be used for anything but map keys: it has no notion of escaping or of
 //! relative names.

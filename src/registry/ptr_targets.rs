@@ -3,7 +3,7 @@
 //! The index keeps one of these per address, so it is packed: for each target its network
 //! (4 bytes) and its name's wire labels (a length byte, then the labels, case kept). A
 //! hickory `Name` per target with its slice and `Arc` took about 120 bytes an address at
-//! 100,000 endpoints. Up to 23 bytes (one target of a short name: `web-1.backend.` is 20) it
+//! 100,000 endpoints. Up to 23 bytes (one target of a short name: `web-1.backend.` is 19) it
 //! is kept inline, in the map's slot: a shared allocation of its own (`Arc<[u8]>`, then a thin
 //! one) cost 48 bytes of the allocator an address, ~2.7 MB more at 100,000 endpoints than the
 //! 16 bytes it adds to the slot. A reader's copy is then a copy of those 24 bytes (an

@@ -68,7 +68,7 @@ pub struct RecordSet {
 const _: () = assert!(std::mem::size_of::<RecordSet>() <= 56);
 
 /// A set's IPv4 members, sorted: one inline, or any number (none included) boxed. 16 bytes,
-/// where a `SmallVec` is 24 whatever its inline capacity.
+/// where a `SmallVec` is 24 (with up to 16 bytes inline).
 #[derive(Debug)]
 enum V4 {
     One(Ipv4Addr),
@@ -281,7 +281,9 @@ impl RecordSet {
     }
 
     /// The set with the writer's `members` (see the field).
-    pub(super) fn with_members(mut self, members: SmallSet<Held>) -> Self {
+    pub(super) fn with_members(mut self, mut members: SmallSet<Held>) -> Self {
+        // A big name's members were cloned and then grown: as many slots as members.
+        members.shrink_to_fit();
         self.members = members;
         self
     }

@@ -9,7 +9,7 @@ use super::{NetId, held::Held, kept::Kept};
 /// name's member, an address's PTR source, a container's network: about 100 bytes an endpoint
 /// together). With one entry of up to 16 bytes holding a pointer (a name's member, an
 /// address's PTR source, a container's network and its endpoint) it is 16 bytes; a `SmallVec`
-/// is 24 whatever it holds inline, 1 MB more at 100,000 endpoints in each of the three tables
+/// is 24 (with up to 16 bytes inline), 1 MB more at 100,000 endpoints in each of the tables
 /// that keep one an endpoint. A big set (an alias of thousands of replicas) grows by
 /// doubling, as a `Vec` does.
 #[derive(Debug, Clone)]
@@ -111,6 +111,12 @@ impl<K: Ord, V> SmallMap<K, V> {
     }
     pub(super) fn values(&self) -> impl Iterator<Item = &V> {
         self.iter().map(|(_, v)| v)
+    }
+    /// No more slots than entries.
+    pub(super) fn shrink_to_fit(&mut self) {
+        if let Slots::Many(many) = &mut self.0 {
+            many.shrink_to_fit();
+        }
     }
     pub(super) fn is_empty(&self) -> bool {
         self.0.as_slice().is_empty()

@@ -190,9 +190,15 @@ impl Model {
             .iter()
             .filter(|(_, state)| visible(state.id))
             .map(|(network, state)| {
-                let resting = state.resting.keys().map(|short| (short.clone(), None));
                 let mut held = names.remove(&state.id).unwrap_or_default();
+                let resting = state.resting.keys().map(|short| (short.clone(), None));
                 held.extend(resting);
+                // Records that build no set (none the config lets through) are listed empty.
+                let unbuilt = (state.data.keys())
+                    .filter(|short| !state.resting.contains_key(*short))
+                    .filter(|short| published(index, state.id, short.as_bytes()).is_none())
+                    .map(|short| (short.clone(), None));
+                held.extend(unbuilt);
                 NetworkListing {
                     network: network.clone(),
                     names: held
@@ -211,10 +217,11 @@ impl Model {
         short: NameKey,
         set: Option<Arc<RecordSet>>,
     ) -> NameListing {
+        let none = SmallSet::default();
         let members = match (&set, state.resting.get(short.as_bytes())) {
-            (Some(set), _) => set.members().clone(),
-            (None, Some(members)) => members.clone(),
-            (None, None) => SmallSet::default(),
+            (Some(set), _) => set.members(),
+            (None, Some(members)) => members,
+            (None, None) => &none,
         };
         NameListing {
             // The set keeps its name's origins; a name with none in rotation (rare) has them
