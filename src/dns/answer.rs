@@ -9,7 +9,7 @@
 //! raw bytes, and neither decides again. What `decide` leaves to the rest of this module, the
 //! fast path declines.
 
-use std::{net::IpAddr, sync::Arc};
+use std::net::IpAddr;
 
 use hickory_server::proto::{
     op::{LowerQuery, ResponseCode},
@@ -21,7 +21,9 @@ use hickory_server::proto::{
 
 use super::turns::Turn;
 use super::wire::{TYPE_A, TYPE_AAAA, TYPE_PTR};
-use crate::registry::{NameKey, RecordSet, Registry, Resolution, SrvPort, SrvProto, Unheld};
+use crate::registry::{
+    NameKey, RecordSet, Registry, Resolution, SharedSet, SrvPort, SrvProto, Unheld,
+};
 
 /// The records and code for one question.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,17 +82,13 @@ pub enum Decision {
     /// A or AAAA of a name held for the asker, with addresses of that family and no CNAME:
     /// NOERROR, authoritative, every member of the family in the turn's order, each with
     /// `ttl`.
-    Addresses {
-        set: Arc<RecordSet>,
-        v6: bool,
-        ttl: u32,
-    },
+    Addresses { set: SharedSet, v6: bool, ttl: u32 },
     /// A name held by no network the asker sees and under nothing of ours to deny: not ours
     /// (RFC 1034 4.3.2 step 3c is another server's): the forwarder's to answer, else REFUSED.
     NotOurs,
     /// Held, but not as addresses of the family asked (another type, NODATA, a CNAME): the
     /// full rules answer from this set (the fast path declines).
-    Held(Arc<RecordSet>),
+    Held(SharedSet),
     /// Held by no network the asker sees, and ours to deny (NXDOMAIN under the search domain,
     /// NODATA at an apex): the full rules say which (the fast path declines).
     Unheld,
@@ -252,7 +250,7 @@ fn answer_name(
 fn answer_looked_up(
     registry: &Registry,
     (name, owner, qtype): (&LowerName, &Name, RecordType),
-    looked_up: Option<Arc<RecordSet>>,
+    looked_up: Option<SharedSet>,
     asker: IpAddr,
     default_ttl: u32,
     turn: Turn<'_>,

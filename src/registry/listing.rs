@@ -6,9 +6,9 @@
 //! --ignored --nocapture records_hold`).
 //! It reads rotation counters but takes no turn, and never touches the model.
 
-use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
+use std::{collections::BTreeMap, net::IpAddr};
 
-use super::{NameKey, NameOrigin, Origins, RecordSet};
+use super::{NameKey, NameOrigin, Origins, SharedSet};
 
 /// networks → names → members, as `/records` shows them.
 pub type Records = BTreeMap<String, BTreeMap<String, Vec<String>>>;
@@ -23,7 +23,7 @@ pub(super) struct NetworkListing {
 pub(super) struct NameListing {
     pub short: NameKey,
     /// In rotation, in the next answer's order (`None`: no member is).
-    pub set: Option<Arc<RecordSet>>,
+    pub set: Option<SharedSet>,
     /// Members out of rotation: an address and why.
     pub resting: Vec<(IpAddr, &'static str)>,
     /// Where the name comes from.
@@ -117,7 +117,7 @@ pub(super) fn label_names(listing: Vec<NetworkListing>) -> Vec<String> {
 ///
 /// [`Model::spread`]: super::writer::Model
 pub(super) fn spread(
-    sets: Vec<(String, NameKey, Arc<RecordSet>)>,
+    sets: Vec<(String, NameKey, SharedSet)>,
 ) -> Vec<(String, String, IpAddr, u64)> {
     let mut out = Vec::new();
     for (network, short, set) in sets {

@@ -40,7 +40,7 @@ pub use listing::Records;
 pub use name_key::NameKey;
 use name_key::{labels_to_name, parent_offsets};
 use ptr_targets::PtrTargets;
-pub use record_set::{Cursors, RecordSet, Rotated, SrvTarget};
+pub use record_set::{Cursors, RecordSet, Rotated, SharedSet, SrvTarget};
 pub use view::View;
 use writer::Model;
 use zone_tails::ZoneTails;
@@ -55,12 +55,12 @@ pub struct NetId(pub u32);
 /// allocations a name, about 80 bytes, at 100,000 endpoints.
 #[derive(Debug, Clone)]
 pub(crate) enum NameEntry {
-    One(Arc<RecordSet>),
-    Many(Arc<[Arc<RecordSet>]>),
+    One(SharedSet),
+    Many(Arc<[SharedSet]>),
 }
 
 impl NameEntry {
-    fn new(mut sets: Vec<Arc<RecordSet>>) -> Option<NameEntry> {
+    fn new(mut sets: Vec<SharedSet>) -> Option<NameEntry> {
         match sets.len() {
             0 => None,
             1 => sets.pop().map(NameEntry::One),
@@ -68,7 +68,7 @@ impl NameEntry {
         }
     }
 
-    fn sets(&self) -> &[Arc<RecordSet>] {
+    fn sets(&self) -> &[SharedSet] {
         match self {
             NameEntry::One(set) => std::slice::from_ref(set),
             NameEntry::Many(sets) => sets,
@@ -118,7 +118,7 @@ struct Index {
     /// Whether any is: every forwarded name asks, and an `ArcSwap` load costs more than this.
     has_own_domains: std::sync::atomic::AtomicBool,
     /// Each network's gateways, as a set the host name answers with.
-    gateways: ReadMap<NetId, Arc<RecordSet>>,
+    gateways: ReadMap<NetId, SharedSet>,
     /// The host name (`server.host_name`), as a key; `None`: off.
     host_name: ArcSwap<Option<NameKey>>,
     has_host_name: std::sync::atomic::AtomicBool,
@@ -173,7 +173,7 @@ pub enum Unheld {
 #[derive(Debug, Clone)]
 pub enum Resolution {
     /// Held, with what the caller asked for.
-    Found(Arc<RecordSet>),
+    Found(SharedSet),
     /// Held, without what the caller asked for: no data, with the zone for the SOA and the
     /// held set's own TTL, if it has one.
     NoData { zone: LowerName, ttl: Option<u32> },
@@ -318,21 +318,19 @@ impl Registry {
     /// The gateways of the first network `asker` sees that has any, when `key` (or its short
     /// form under the search domain) is the host name. Askers that see every network (the
     /// host itself) have no network of their own: nothing.
-    fn lookup_host(
-        &self,
-        key: &[u8],
-        short: Option<&[u8]>,
-        asker: IpAddr,
-    ) -> Option<Arc<RecordSet>> {
+    fn lookup_host(&self, key: &[u8], short: Option<&[u8]>, asker: IpAddr) -> Option<SharedSet> {
         let host = self.index.host_name.load();
         let host = host.as_ref().as_ref()?.as_bytes();
         if key != host && short != Some(host) {
             return None;
         }
         self.with_view(asker, |view| {
-            view.networks()
-                .iter()
-                .find_map(|id| self.index.gateways.get(id).map(|s| Arc::clone(s.value())))
+            view.networks().iter().find_map(|id| {
+                self.index
+                    .gateways
+                    .get(id)
+                    .map(|s| SharedSet::clone(s.value()))
+            })
         })
     }
 
@@ -374,7 +372,7 @@ impl Registry {
     /// [`Registry::lookup`] (or `lookup_key`) gave for `name` and `asker`.
     pub fn resolved(
         &self,
-        looked_up: Option<Arc<RecordSet>>,
+        looked_up: Option<SharedSet>,
         name: &LowerName,
         asker: IpAddr,
         has: impl FnOnce(&RecordSet) -> bool,
@@ -390,7 +388,7 @@ impl Registry {
     }
 
     /// The record set `name` resolves to for `asker` (see [`Registry::lookup_key`]).
-    pub fn lookup(&self, name: &LowerName, asker: IpAddr) -> Option<Arc<RecordSet>> {
+    pub fn lookup(&self, name: &LowerName, asker: IpAddr) -> Option<SharedSet> {
         self.lookup_key(NameKey::new(name).as_bytes(), asker)
     }
 
@@ -398,7 +396,7 @@ impl Registry {
     /// (or `SHORT.NETWORK.DOMAIN.`) is `SHORT` on that network; failing that, a name is taken
     /// as published (an alias may contain dots), on the first network in name order that the
     /// asker sees; failing that, `SHORT.DOMAIN.` is `SHORT`. Touches no heap.
-    pub fn lookup_key(&self, key: &[u8], asker: IpAddr) -> Option<Arc<RecordSet>> {
+    pub fn lookup_key(&self, key: &[u8], asker: IpAddr) -> Option<SharedSet> {
         if let Some(set) = self.lookup_qualified(key, asker) {
             return Some(set);
         }
@@ -443,12 +441,7 @@ impl Registry {
     /// empty non-terminal, `x.shop.test` when only `a.x.shop.test` is held) does not stop it.
     /// With `only`, on that network alone (`SHORT.NETWORK.`). The answer's owner is the name
     /// asked, as for any other.
-    fn lookup_wildcard(
-        &self,
-        key: &[u8],
-        only: Option<NetId>,
-        asker: IpAddr,
-    ) -> Option<Arc<RecordSet>> {
+    fn lookup_wildcard(&self, key: &[u8], only: Option<NetId>, asker: IpAddr) -> Option<SharedSet> {
         let held = |name: &[u8]| match only {
             Some(network) => self.index.names.get(name).and_then(|entry| {
                 entry
@@ -507,7 +500,7 @@ impl Registry {
     }
 
     /// `key` as a published short name: the first network the asker sees that has it.
-    fn lookup_short(&self, key: &[u8], asker: IpAddr) -> Option<Arc<RecordSet>> {
+    fn lookup_short(&self, key: &[u8], asker: IpAddr) -> Option<SharedSet> {
         let entry = self.index.names.get(key).map(|e| e.value().clone())?;
         self.with_view(asker, |view| {
             entry
@@ -520,7 +513,7 @@ impl Registry {
 
     /// `SHORT.ZONE.` where ZONE is a network's zone: `SHORT` on that network, if the asker
     /// sees it. The longest matching zone wins (a network `b.c` before a network `c`).
-    fn lookup_qualified(&self, key: &[u8], asker: IpAddr) -> Option<Arc<RecordSet>> {
+    fn lookup_qualified(&self, key: &[u8], asker: IpAddr) -> Option<SharedSet> {
         let (at, network) = self.network_zone(key)?;
         if !self.with_view(asker, |view| view.contains(network)) {
             return None;

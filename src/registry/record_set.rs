@@ -41,21 +41,22 @@ pub struct SrvTarget {
     pub ipv6: Option<std::net::Ipv6Addr>,
 }
 
+/// A published set as the index and readers hold it. `triomphe`'s `Arc` keeps no weak count
+/// (no set is ever held weakly): 8 bytes less a set than `std`'s, which with the set's 48
+/// puts it in glibc's 64-byte class, not the 80.
+pub type SharedSet = triomphe::Arc<RecordSet>;
+
 #[derive(Debug)]
 pub struct RecordSet {
     network: NetId,
     /// One member inline (nearly every name has one), more in a boxed slice.
     v4: V4,
-    /// IPv6 members, SRV targets and a TTL, which most sets lack, behind one pointer: the
-    /// set is 56 bytes with the writer's members, 72 with its `Arc`'s counts, glibc's 80-byte
-    /// class with the header. With a TTL and two IPv4 members inline it would be 72 bytes, in
-    /// the 96-byte class: 16 bytes a name more, 1.6 MB at 100,000 endpoints.
+    /// IPv6 members, SRV targets, a TTL and rotation cursors, which most sets lack, behind one
+    /// pointer: the set is 48 bytes with the writer's members, 56 with its [`SharedSet`]'s
+    /// count, glibc's 64-byte class with the header. With the cursors, a TTL and two IPv4
+    /// members inline and `std`'s `Arc` it would be 88 bytes, in the 96-byte class: 32 bytes
+    /// a name more, 3.2 MB at 100,000 endpoints.
     extra: Option<Box<Extra>>,
-    /// `None` until the set first has something to rotate (two addresses of a family, or two
-    /// targets of one service), then shared by every later version, lone or not. A set of one member
-    /// (nearly every name) has one order and takes no turn: 48 bytes a name saved, 4.8 MB at
-    /// 100,000 endpoints, and no shared counter written by every answer.
-    cursors: Option<Arc<Cursors>>,
     /// Where the name comes from (for `explain`, `/records`, the query log; never answers).
     origins: Origins,
     /// The writer's, never read by answers: the endpoints that answer to the name on this
@@ -65,7 +66,7 @@ pub struct RecordSet {
 }
 
 // The answer to every query is one of these, and there is one per name per network.
-const _: () = assert!(std::mem::size_of::<RecordSet>() <= 56);
+const _: () = assert!(std::mem::size_of::<RecordSet>() <= 48);
 
 /// A set's IPv4 members, sorted: one inline, or any number (none included) boxed. 16 bytes,
 /// where a `SmallVec` is 24 (with up to 16 bytes inline).
@@ -99,6 +100,12 @@ impl From<&[Ipv4Addr]> for V4 {
 #[derive(Debug, Default)]
 struct Extra {
     v6: Box<[Ipv6Addr]>,
+    /// `None` until the set first has something to rotate (two addresses of a family, or two
+    /// targets of one service), then shared by every later version, lone or not. A set of one member
+    /// (nearly every name) has one order and takes no turn: 48 bytes a name saved, 4.8 MB at
+    /// 100,000 endpoints, and no shared counter written by every answer. Kept in the extras
+    /// (a set that rotates has them), so that a lone member's set is 8 bytes smaller.
+    cursors: Option<Arc<Cursors>>,
     /// The shortest TTL of the members that set one; `None`: the server's.
     ttl: Option<u32>,
     /// SRV targets sorted by service and protocol (so one service's are a contiguous run).
@@ -219,14 +226,14 @@ impl RecordSet {
         RecordSet {
             network,
             v4: V4::from(&v4[..]),
-            extra: (!v6.is_empty() || ttl.is_some()).then(|| {
+            extra: (!v6.is_empty() || ttl.is_some() || cursors.is_some()).then(|| {
                 Box::new(Extra {
                     v6: v6.into(),
                     ttl,
+                    cursors,
                     ..Extra::default()
                 })
             }),
-            cursors,
             origins: Origins::default(),
             members: SmallSet::default(),
         }
@@ -245,16 +252,15 @@ impl RecordSet {
     }
 
     fn with_cursors_if_it_rotates(mut self) -> Self {
-        if self.cursors.is_none() && self.rotates() {
-            self.cursors = Some(Arc::default());
+        if self.cursors().is_none() && self.rotates() {
+            self.extra.get_or_insert_default().cursors = Some(Arc::default());
         }
         self
     }
 
     /// A cursor's value; 0 for a set that never rotated.
     fn cursor(&self, pick: fn(&Cursors) -> &AtomicUsize) -> usize {
-        self.cursors
-            .as_deref()
+        self.cursors()
             .map_or(0, |c| pick(c).load(Ordering::Relaxed))
     }
 
@@ -369,7 +375,7 @@ impl RecordSet {
     pub fn take_turn_srv(&self, service: &str, proto: SrvProto) -> usize {
         take_turn(
             self.srv_run(service, proto).len(),
-            self.cursors.as_deref().map(|c| &c.srv),
+            self.cursors().map(|c| &c.srv),
         )
     }
     /// The offset the next SRV turn takes, taking none.
@@ -398,7 +404,7 @@ impl RecordSet {
     }
     /// `None` for a set that never had anything to rotate.
     pub fn cursors(&self) -> Option<&Arc<Cursors>> {
-        self.cursors.as_ref()
+        self.extra.as_ref().and_then(|e| e.cursors.as_ref())
     }
     pub fn v4_members(&self) -> &[Ipv4Addr] {
         &self.v4
@@ -518,14 +524,11 @@ impl RecordSet {
     /// Takes an A turn and returns its offset, for [`Self::v4_from`] now and for a copy of
     /// the same question later (`dns::turns`).
     pub fn take_turn_v4(&self) -> usize {
-        take_turn(self.v4.len(), self.cursors.as_deref().map(|c| &c.v4))
+        take_turn(self.v4.len(), self.cursors().map(|c| &c.v4))
     }
     /// Takes an AAAA turn and returns its offset.
     pub fn take_turn_v6(&self) -> usize {
-        take_turn(
-            self.v6_members().len(),
-            self.cursors.as_deref().map(|c| &c.v6),
-        )
+        take_turn(self.v6_members().len(), self.cursors().map(|c| &c.v6))
     }
     /// The offset the next A turn takes, taking none (`netalias explain`'s prediction: the
     /// next answer's order, left for that answer to take).

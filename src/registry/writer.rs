@@ -23,7 +23,7 @@ use tracing::{debug, warn};
 
 use super::{
     Change, Client, Endpoint, Index, NameData, NameEntry, NameKey, NameOrigin, NetId, Origins,
-    Owner, RecordSet, Sizes, SrvTarget, View,
+    Owner, RecordSet, SharedSet, Sizes, SrvTarget, View,
     describe::{Holder, Member},
     held::{Held, MAX_OWNERS, Tag},
     ip_map::IpMap,
@@ -55,11 +55,11 @@ struct NetworkState {
 }
 
 /// A short name of a network, and its published set (none: its members all rest).
-type Listed = (NameKey, Option<Arc<RecordSet>>);
+type Listed = (NameKey, Option<SharedSet>);
 
 /// The set published for `short` on network `id`, if any (the index keeps one per network
 /// that holds the name with a member in rotation or a record).
-fn published(index: &Index, id: NetId, short: &[u8]) -> Option<Arc<RecordSet>> {
+fn published(index: &Index, id: NetId, short: &[u8]) -> Option<SharedSet> {
     let entry = index.names.get(short)?;
     entry.sets().iter().find(|set| set.network() == id).cloned()
 }
@@ -182,7 +182,7 @@ impl Model {
         let mut names: HashMap<NetId, Vec<Listed>> = HashMap::new();
         for entry in index.names.iter() {
             for set in entry.value().sets().iter().filter(|s| visible(s.network())) {
-                let listed = (entry.key().clone(), Some(Arc::clone(set)));
+                let listed = (entry.key().clone(), Some(SharedSet::clone(set)));
                 names.entry(set.network()).or_default().push(listed);
             }
         }
@@ -215,7 +215,7 @@ impl Model {
         &self,
         state: &NetworkState,
         short: NameKey,
-        set: Option<Arc<RecordSet>>,
+        set: Option<SharedSet>,
     ) -> NameListing {
         let none = SmallSet::default();
         let members = match (&set, state.resting.get(short.as_bytes())) {
@@ -252,7 +252,7 @@ impl Model {
         &self,
         index: &Index,
         max_members: usize,
-    ) -> Vec<(String, NameKey, Arc<RecordSet>)> {
+    ) -> Vec<(String, NameKey, SharedSet)> {
         let mut out = Vec::new();
         for entry in index.names.iter() {
             for set in entry.value().sets() {
@@ -261,7 +261,11 @@ impl Model {
                     continue;
                 }
                 if let Some(network) = self.network_names.get(&set.network()) {
-                    out.push((network.to_string(), entry.key().clone(), Arc::clone(set)));
+                    out.push((
+                        network.to_string(),
+                        entry.key().clone(),
+                        SharedSet::clone(set),
+                    ));
                 }
             }
         }
@@ -406,7 +410,7 @@ impl Model {
                             IpAddr::V4(_) => None,
                         });
                         let set = RecordSet::new(state.id, v4.collect(), v6.collect(), None, None);
-                        index.gateways.insert(state.id, Arc::new(set));
+                        index.gateways.insert(state.id, SharedSet::new(set));
                     }
                 }
             }
@@ -741,7 +745,7 @@ impl Model {
         let set = match set {
             Some(set) => {
                 state.resting.remove(short);
-                Some(Arc::new(set.with_members(entry)))
+                Some(SharedSet::new(set.with_members(entry)))
             }
             None if entry.is_empty() => {
                 state.resting.remove(short);
@@ -761,14 +765,8 @@ impl Model {
     /// these (storing those forms cost ~170 MB at 100,000 endpoints). The index's entry is the
     /// only list of a name's sets: a map of contributors cost ~55 MB, and a copy of each set in
     /// the writer's names ~1 MB.
-    fn publish_name(
-        &self,
-        short: &NameKey,
-        network: NetId,
-        set: Option<Arc<RecordSet>>,
-        index: &Index,
-    ) {
-        let mut sets: Vec<Arc<RecordSet>> = index
+    fn publish_name(&self, short: &NameKey, network: NetId, set: Option<SharedSet>, index: &Index) {
+        let mut sets: Vec<SharedSet> = index
             .names
             .get(short.as_bytes())
             .map(|entry| {
@@ -778,7 +776,7 @@ impl Model {
             .unwrap_or_default();
         sets.extend(set);
         sets.sort_by(|a, b| {
-            let name = |s: &Arc<RecordSet>| self.network_names.get(&s.network());
+            let name = |s: &SharedSet| self.network_names.get(&s.network());
             name(a).cmp(&name(b))
         });
         // Wildcards are counted, so that a name no one holds looks for one only while any
