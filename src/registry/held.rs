@@ -8,10 +8,10 @@ pub(super) const MAX_OWNERS: usize = 127;
 
 /// An endpoint's key on its network: who published it (a [`Tag`]) and for which container,
 /// as one string: the tag's byte, then the container's key. Shared, not copied: the endpoint
-/// map, its names' members and its addresses' PTR sources each keep it (three allocations
-/// an endpoint as a `Box<str>`, one now). A thin pointer (8 bytes; the length is in the
-/// allocation): as an `Arc<str>` (16) it made a slot 8 bytes larger in each of the three
-/// tables that hold one per endpoint, ~3 MB at 100,000 endpoints.
+/// map, its names' members (in their record sets) and its addresses' PTR sources each keep it
+/// (three allocations an endpoint as a `Box<str>`, one now). A thin pointer (8 bytes; the
+/// length is in the allocation): as an `Arc<str>` (16) it made each of those places 8 bytes
+/// larger, ~3 MB at 100,000 endpoints.
 #[derive(Clone)]
 pub(super) struct Held(triomphe::ThinArc<(), u8>);
 
