@@ -1262,3 +1262,38 @@ fn a_name_keeps_its_members_through_rest_records_and_removal() {
         "no member left in the writer"
     );
 }
+
+/// An endpoint published again at the same address (a health change, a new alias) never
+/// leaves its container unknown in between: a reader asking meanwhile is always the
+/// container, never a stranger.
+#[test]
+fn a_container_published_again_at_its_address_is_never_unknown_in_between() {
+    let reg = Arc::new(Registry::new(None).expect("registry"));
+    let ip: IpAddr = "10.6.0.2".parse().unwrap();
+    reg.apply(T, Change::EndpointUp(ep("n", "c", [10, 6, 0, 2], &[])));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (reg, done) = (Arc::clone(&reg), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let (mut asked, mut unknown) = (0u64, 0u64);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                asked += 1;
+                if reg.asker(ip) != Asker::Container {
+                    unknown += 1;
+                }
+            }
+            (asked, unknown)
+        })
+    };
+    for i in 0..20_000 {
+        let alias = format!("v{}", i % 2);
+        reg.apply(
+            T,
+            Change::EndpointUp(ep("n", "c", [10, 6, 0, 2], &[&alias])),
+        );
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (asked, unknown) = reader.join().expect("reader");
+    assert!(asked > 0);
+    assert_eq!(unknown, 0, "unknown in {unknown} of {asked} questions");
+}

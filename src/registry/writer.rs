@@ -424,6 +424,9 @@ impl Model {
                 addresses,
             } => {
                 let by_owner = self.asker_addresses.entry(container.clone()).or_default();
+                // Only the addresses it no longer asks from are released (see
+                // `set_container_addresses`).
+                let kept = addresses.clone();
                 let old = if addresses.is_empty() {
                     by_owner.remove(&owner)
                 } else {
@@ -432,7 +435,9 @@ impl Model {
                 if by_owner.is_empty() {
                     self.asker_addresses.remove(&container);
                 }
-                self.release_addresses(&container, &old.unwrap_or_default(), index);
+                let mut gone = old.unwrap_or_default();
+                gone.retain(|ip| !kept.contains(ip));
+                self.release_addresses(&container, &gone, index);
                 self.publish_container_view(&container, index);
             }
         }
@@ -836,7 +841,14 @@ impl Model {
             self.publish_ptr(*ip, index);
         }
         // The view is by source address: every address of this container sees all its networks.
-        self.release_addresses(container, old, index);
+        // Only the addresses it left are released: one it keeps is overwritten in place, so
+        // a question from it in between still finds the container (clearing and publishing
+        // again left it unknown to about 1 question in 20 asked during updates).
+        let gone: Vec<IpAddr> = (old.iter())
+            .filter(|ip| !addresses.contains(ip))
+            .copied()
+            .collect();
+        self.release_addresses(container, &gone, index);
         self.publish_container_view(container, index);
     }
 
