@@ -937,29 +937,44 @@ impl Registry {
 
     /// Scoping, failing closed: an endpoint sees its container's networks; loopback and
     /// trusted askers the default view; anyone else the strangers' view (nothing, unless a
-    /// `default_view` is configured).
-    /// [`Registry::with_view`]'s view, as a handle of its own (no guard held).
-    fn view_of(&self, asker: IpAddr) -> Arc<View> {
+    /// `default_view` is configured). The view is held as long as the caller needs it.
+    fn view_source(&self, asker: IpAddr) -> ViewSource<'_> {
         match self.index.addresses.client(&asker) {
-            Some(client) => Arc::clone(&client.value().view),
-            None if self.is_trusted(asker) => self.index.default_view.load_full(),
+            Some(client) => ViewSource::Client(client),
+            None if self.is_trusted(asker) => ViewSource::Shared(self.index.default_view.load()),
             None => match self.index.early.get(&asker) {
-                Some(early) => early.view,
-                None => self.index.stranger_view.load_full(),
+                Some(early) => ViewSource::Early(early.view),
+                None => ViewSource::Shared(self.index.stranger_view.load()),
             },
         }
     }
 
-    fn with_view<T>(&self, asker: IpAddr, f: impl FnOnce(&View) -> T) -> T {
-        match self.index.addresses.client(&asker) {
-            Some(client) => f(&client.value().view),
-            None if self.is_trusted(asker) => f(&self.index.default_view.load()),
-            None => match self.index.early.get(&asker) {
-                Some(early) => f(&early.view),
-                None => f(&self.index.stranger_view.load()),
-            },
+    /// [`Registry::view_source`]'s view, as a handle of its own (no guard held).
+    fn view_of(&self, asker: IpAddr) -> Arc<View> {
+        match self.view_source(asker) {
+            ViewSource::Client(client) => Arc::clone(&client.value().view),
+            ViewSource::Shared(view) => Arc::clone(&view),
+            ViewSource::Early(view) => view,
         }
     }
+
+    fn with_view<T>(&self, asker: IpAddr, f: impl FnOnce(&View) -> T) -> T {
+        match self.view_source(asker) {
+            ViewSource::Client(client) => f(&client.value().view),
+            ViewSource::Shared(view) => f(&view),
+            ViewSource::Early(view) => f(&view),
+        }
+    }
+}
+
+/// Where an asker's view is read from ([`Registry::view_source`]).
+enum ViewSource<'a> {
+    /// A guard on the asker's entry in the map by address.
+    Client(by_address::Half<'a, Client>),
+    /// The default or the strangers' view.
+    Shared(arc_swap::Guard<Arc<View>>),
+    /// An early asker's view (`early.rs`), copied out.
+    Early(Arc<View>),
 }
 
 /// The address an `in-addr.arpa.` / `ip6.arpa.` name spells in full; `None` for a partial
