@@ -424,8 +424,6 @@ impl Model {
                 addresses,
             } => {
                 let by_owner = self.asker_addresses.entry(container.clone()).or_default();
-                // Only the addresses it no longer asks from are released (see
-                // `set_container_addresses`).
                 let kept = addresses.clone();
                 let old = if addresses.is_empty() {
                     by_owner.remove(&owner)
@@ -435,9 +433,7 @@ impl Model {
                 if by_owner.is_empty() {
                     self.asker_addresses.remove(&container);
                 }
-                let mut gone = old.unwrap_or_default();
-                gone.retain(|ip| !kept.contains(ip));
-                self.release_addresses(&container, &gone, index);
+                self.release_addresses(&container, &old.unwrap_or_default(), &kept, index);
                 self.publish_container_view(&container, index);
             }
         }
@@ -508,8 +504,7 @@ impl Model {
                 }
             }
         }
-        let members = members_of(index, state, short.as_bytes());
-        self.rebuild_set(network, &short, members, index);
+        self.rebuild_name(network, &short, index);
     }
 
     /// `owner` lets go of `network`: its endpoints and its internal mark there go; the
@@ -546,11 +541,7 @@ impl Model {
                     state.data.remove(&short);
                 }
             }
-            let Some(state) = self.networks.get(network) else {
-                continue;
-            };
-            let members = members_of(index, state, short.as_bytes());
-            self.rebuild_set(network, &short, members, index);
+            self.rebuild_name(network, &short, index);
         }
         let Some(state) = self.networks.get_mut(network) else {
             return;
@@ -664,6 +655,15 @@ impl Model {
         }
         let old_addresses: Vec<IpAddr> = old.addresses().collect();
         self.set_container_addresses(held, net_id, &old_addresses, &[], index);
+    }
+
+    /// [`Model::rebuild_set`] with the name's members as they are (its records changed).
+    fn rebuild_name(&mut self, network: &str, short: &NameKey, index: &Index) {
+        let Some(state) = self.networks.get(network) else {
+            return;
+        };
+        let members = members_of(index, state, short.as_bytes());
+        self.rebuild_set(network, short, members, index);
     }
 
     /// Recomputes one (network, short name) record set from `entry`, the endpoints that answer
@@ -841,23 +841,25 @@ impl Model {
             self.publish_ptr(*ip, index);
         }
         // The view is by source address: every address of this container sees all its networks.
-        // Only the addresses it left are released: one it keeps is overwritten in place, so
-        // a question from it in between still finds the container (clearing and publishing
-        // again left it unknown to about 1 question in 20 asked during updates).
-        let gone: Vec<IpAddr> = (old.iter())
-            .filter(|ip| !addresses.contains(ip))
-            .copied()
-            .collect();
-        self.release_addresses(container, &gone, index);
+        self.release_addresses(container, old, addresses, index);
         self.publish_container_view(container, index);
     }
 
-    /// `container` no longer asks from `old`: their asker entries go, and any other container
-    /// that still has one of them (a static entry beside a container at the same address, an
-    /// address reused before its old holder's removal arrived) gets its own back.
-    fn release_addresses(&mut self, container: &str, old: &[IpAddr], index: &Index) {
+    /// `container` no longer asks from those of `old` not in `kept`: their asker entries go,
+    /// and any other container that still has one of them (a static entry beside a container
+    /// at the same address, an address reused before its old holder's removal arrived) gets
+    /// its own back. A kept address is left for the caller to publish over in place, so a
+    /// question from it in between still finds the container (clearing it first left the
+    /// container unknown to about 1 question in 20 asked during updates).
+    fn release_addresses(
+        &mut self,
+        container: &str,
+        old: &[IpAddr],
+        kept: &[IpAddr],
+        index: &Index,
+    ) {
         let mut others: BTreeSet<String> = BTreeSet::new();
-        for ip in old {
+        for ip in old.iter().filter(|ip| !kept.contains(ip)) {
             index.addresses.set_client(*ip, None);
             let holders = self
                 .ptr_sources
