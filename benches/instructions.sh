@@ -15,7 +15,7 @@
 # through the fast path and through the full path.
 # The kernel's share, most of the CPU per query, is not counted: load.sh measures it.
 #
-# Usage: [KEEP=DIR] bash benches/instructions.sh [ROUNDS]   (default 1000 rounds of 3 names = 3000 queries;
+# Usage: [KEEP=DIR] [NETALIAS=path] bash benches/instructions.sh [ROUNDS]   (default 1000 rounds of 3 names = 3000 queries;
 # the full path is slow under valgrind: its task wake-ups take milliseconds there)
 # Needs: valgrind, dnsperf, dnsmasq. Traffic stays on 127.0.0.1.
 set -euo pipefail
@@ -29,9 +29,14 @@ command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-cargo build --release --quiet
-# The binary just built, wherever CARGO_TARGET_DIR puts it.
-NETALIAS="${CARGO_TARGET_DIR:-target}/release/netalias"
+# NETALIAS=path counts that binary (another commit's, or the shipped `dist` build); otherwise
+# the release build of this checkout, built first, wherever CARGO_TARGET_DIR puts it.
+if [ -n "${NETALIAS:-}" ]; then
+  [ -x "$NETALIAS" ] || { echo "instructions: no netalias binary at $NETALIAS" >&2; exit 1; }
+else
+  cargo build --release --quiet
+  NETALIAS="${CARGO_TARGET_DIR:-target}/release/netalias"
+fi
 work=$(mktemp -d)
 server=""
 # KEEP=DIR keeps callgrind's outputs there, for callgrind_annotate.

@@ -3,34 +3,31 @@
 //! An [`Endpoint`] as a source sends it carries its network and its container, which the
 //! writer already keys it by (its network's map and its [`super::writer`] `Held` key), in
 //! growable `String`s and `Vec`s. The writer keeps one of these per endpoint for as long as it
-//! is held, so it keeps the rest only, in boxes sized to fit, behind one pointer, and what a
-//! static endpoint lacks (aliases, IPv6, TTL, health, SRV, origins) behind a second that it
-//! does not pay for: at 100,000 endpoints the whole `Endpoint` in the map's nodes cost 386
-//! bytes each; this costs 48 and the map's share of a node. Nothing here decides an answer;
-//! it is the writer's memory of what a source said.
+//! is held, inline in its map: an address and where the name comes from in 16 bytes, and what
+//! a static endpoint lacks (a name other than its container's, aliases, IPv6, TTL, health,
+//! SRV, origins) behind one pointer that it does not pay for. At 100,000 endpoints the whole
+//! `Endpoint` in the map's nodes cost 386 bytes each; a boxed `Kept` with its name inline cost
+//! 48 bytes of the allocator and 16 of the map's slot. Nothing here decides an answer; it is
+//! the writer's memory of what a source said.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-use compact_str::CompactString;
 
 use super::change::{Endpoint, NameOrigin, NameOrigins, SrvPort, distinct_names};
 
 #[derive(Debug)]
 pub(super) struct Kept {
-    /// Inline up to 24 bytes (nearly every container's name): a `Box<str>` was an allocation
-    /// of its own, 32 bytes of the allocator for a 6-byte name, 3.2 MB at 100,000 endpoints,
-    /// and `Kept` stays in the 48-byte class either way.
-    pub(super) name: CompactString,
     pub(super) ipv4: Option<Ipv4Addr>,
-    /// Where `name` comes from, when the source said (a static endpoint's: the config).
+    /// Where the name comes from, when the source said (a static endpoint's: the config).
     origin: Option<NameOrigin>,
-    /// The rest, which a static endpoint (a name and an address) has none of, behind one
-    /// pointer: with them inline every endpoint took 128 bytes of the allocator, 48 now.
+    /// The rest, which a static endpoint (a name, the same as its container's, and an address)
+    /// has none of.
     rare: Option<Box<Rare>>,
 }
 
 #[derive(Debug, Default, PartialEq)]
 struct Rare {
+    /// The endpoint's name, when it is not its container's (a Docker container's is its ID).
+    name: Option<Box<str>>,
     aliases: Box<[Box<str>]>,
     ipv6: Option<Ipv6Addr>,
     ttl: Option<u32>,
@@ -39,13 +36,16 @@ struct Rare {
     origins: NameOrigins,
 }
 
-// With its header, one allocation of the allocator's 48-byte class per endpoint.
-const _: () = assert!(std::mem::size_of::<Kept>() <= 40);
+// Inline in the writer's map of endpoints, with its network's handle in a 24-byte slot: boxed,
+// with its name inline, it cost a 48-byte chunk of the allocator an endpoint, ~37 bytes more
+// at 100,000 than the 8 it adds to the slot.
+const _: () = assert!(std::mem::size_of::<Kept>() <= 16);
 
 impl From<Endpoint> for Kept {
     fn from(endpoint: Endpoint) -> Kept {
         let origin = endpoint.origins.get(0);
         let rare = Rare {
+            name: (endpoint.name != endpoint.container).then(|| endpoint.name.into_boxed_str()),
             aliases: endpoint
                 .aliases
                 .into_iter()
@@ -63,8 +63,6 @@ impl From<Endpoint> for Kept {
             ..Rare::default()
         };
         Kept {
-            // `new` copies a short name inline; `From<String>` may keep the string's buffer.
-            name: CompactString::new(&endpoint.name),
             ipv4: endpoint.ipv4,
             origin,
             rare: (rare != bare).then(|| Box::new(rare)),
@@ -73,23 +71,12 @@ impl From<Endpoint> for Kept {
 }
 
 impl Kept {
-    fn all_names(&self) -> impl Iterator<Item = &str> {
-        let aliases = self.rare.as_ref().map_or(&[][..], |r| &r.aliases[..]);
-        std::iter::once(&*self.name).chain(aliases.iter().map(|a| &**a))
-    }
-
-    /// Every name it answers to, as [`Endpoint::names`].
-    pub(super) fn names(&self) -> impl Iterator<Item = &str> {
-        distinct_names(self.all_names())
-    }
-
-    /// As [`Endpoint::origin_of`].
-    pub(super) fn origin_of(&self, key: &[u8]) -> Option<NameOrigin> {
-        let origins = match &self.rare {
-            Some(rare) => rare.origins,
-            None => first_only(self.origin),
-        };
-        origins.of(self.all_names(), key)
+    /// With its container's name (the writer's key), which names it when it has none of its own.
+    pub(super) fn of<'a>(&'a self, container: &'a str) -> Named<'a> {
+        Named {
+            kept: self,
+            container,
+        }
     }
 
     pub(super) fn ipv6(&self) -> Option<Ipv6Addr> {
@@ -113,11 +100,52 @@ impl Kept {
         self.out_of_rotation().is_none()
     }
 
-    pub(super) fn addresses(&self) -> impl Iterator<Item = IpAddr> {
+    pub(super) fn addresses(&self) -> impl Iterator<Item = IpAddr> + use<> {
         self.ipv4
             .map(IpAddr::V4)
             .into_iter()
             .chain(self.ipv6().map(IpAddr::V6))
+    }
+}
+
+/// A kept endpoint and its container: what it knows of its names.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Named<'a> {
+    kept: &'a Kept,
+    container: &'a str,
+}
+
+impl std::ops::Deref for Named<'_> {
+    type Target = Kept;
+    fn deref(&self) -> &Kept {
+        self.kept
+    }
+}
+
+impl<'a> Named<'a> {
+    /// Its name: its own, or its container's.
+    pub(super) fn name(&self) -> &'a str {
+        let own = self.kept.rare.as_ref().and_then(|r| r.name.as_deref());
+        own.unwrap_or(self.container)
+    }
+
+    fn all_names(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        let aliases = self.kept.rare.as_ref().map_or(&[][..], |r| &r.aliases[..]);
+        std::iter::once(self.name()).chain(aliases.iter().map(|a| &**a))
+    }
+
+    /// Every name it answers to, as [`Endpoint::names`].
+    pub(super) fn names(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        distinct_names(self.all_names())
+    }
+
+    /// As [`Endpoint::origin_of`].
+    pub(super) fn origin_of(&self, key: &[u8]) -> Option<NameOrigin> {
+        let origins = match &self.kept.rare {
+            Some(rare) => rare.origins,
+            None => first_only(self.kept.origin),
+        };
+        origins.of(self.all_names(), key)
     }
 }
 
@@ -162,24 +190,21 @@ mod tests {
             origins,
         };
         let kept = Kept::from(endpoint.clone());
+        let named = kept.of(&endpoint.container);
         assert_eq!(
-            kept.names().collect::<Vec<_>>(),
+            named.names().collect::<Vec<_>>(),
             endpoint.names().collect::<Vec<_>>()
         );
-        assert_eq!(kept.names().collect::<Vec<_>>(), ["Web", "api"]);
-        assert!(
-            !kept.name.is_heap_allocated(),
-            "a short name is kept inline"
-        );
+        assert_eq!(named.names().collect::<Vec<_>>(), ["Web", "api"]);
         for name in ["web.", "api.", "other."] {
             assert_eq!(
-                kept.origin_of(key(name).as_bytes()),
+                named.origin_of(key(name).as_bytes()),
                 endpoint.origin_of(key(name).as_bytes()),
                 "{name}"
             );
         }
         assert_eq!(
-            kept.origin_of(key("api.").as_bytes()),
+            named.origin_of(key("api.").as_bytes()),
             Some(NameOrigin::Label)
         );
         assert_eq!(
@@ -189,6 +214,7 @@ mod tests {
         assert!(!kept.in_rotation());
         assert_eq!((kept.ttl(), kept.srv()), (Some(5), &endpoint.srv[..]));
         assert!(kept.rare.is_some());
+        // A name of its own that is not its container's is kept, and only then.
         let bare = Kept::from(Endpoint {
             aliases: Vec::new(),
             ipv6: None,
@@ -196,14 +222,29 @@ mod tests {
             out_of_rotation: None,
             srv: Vec::new(),
             origins: NameOrigins::default(),
-            ..endpoint
+            ..endpoint.clone()
         });
-        assert!(bare.rare.is_none(), "a name and an address: nothing more");
-        assert_eq!(bare.names().collect::<Vec<_>>(), ["Web"]);
+        assert!(bare.rare.is_some(), "a name that is not its container's");
+        assert_eq!(bare.of("c1").names().collect::<Vec<_>>(), ["Web"]);
         assert_eq!(
-            bare.origin_of(key("web.").as_bytes()),
+            bare.of("c1").origin_of(key("web.").as_bytes()),
             Some(NameOrigin::Container)
         );
+        let same = Kept::from(Endpoint {
+            aliases: Vec::new(),
+            ipv6: None,
+            ttl: None,
+            out_of_rotation: None,
+            srv: Vec::new(),
+            origins: NameOrigins::default(),
+            container: "Web".into(),
+            ..endpoint
+        });
+        assert!(
+            same.rare.is_none(),
+            "its container's name and an address: nothing more"
+        );
+        assert_eq!(same.of("Web").names().collect::<Vec<_>>(), ["Web"]);
         // A static endpoint: its name's origin said, and nothing else.
         let from_config = Kept::from(Endpoint {
             network: "net".into(),
@@ -219,7 +260,7 @@ mod tests {
         });
         assert!(from_config.rare.is_none());
         assert_eq!(
-            from_config.origin_of(key("db.").as_bytes()),
+            from_config.of("db").origin_of(key("db.").as_bytes()),
             Some(NameOrigin::Config)
         );
         assert!(bare.in_rotation() && bare.ttl().is_none() && bare.srv().is_empty());

@@ -123,11 +123,12 @@ impl<K: Ord, V> SmallMap<K, V> {
     }
 }
 
-// A name's members, an address's PTR sources, a container's networks: one inline, in 16 bytes
-// (a `SmallVec` took 24 for each), so each table's slot is 8 bytes smaller.
+// A name's members, an address's PTR sources: one inline, in 16 bytes (a `SmallVec` took 24
+// for each), so each table's slot is 8 bytes smaller. A container's networks: one endpoint
+// inline, in 24.
 const _: () = assert!(std::mem::size_of::<SmallMap<Held, ()>>() == 16);
 const _: () = assert!(std::mem::size_of::<SmallMap<(NetId, Held), ()>>() == 16);
-const _: () = assert!(std::mem::size_of::<SmallMap<NetId, Box<Kept>>>() == 16);
+const _: () = assert!(std::mem::size_of::<SmallMap<NetId, Kept>>() == 24);
 
 /// A small sorted set (see [`SmallMap`]).
 pub(super) type SmallSet<K> = SmallMap<K, ()>;

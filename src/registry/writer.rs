@@ -27,7 +27,7 @@ use super::{
     describe::{Holder, Member},
     held::{Held, MAX_OWNERS, Tag},
     ip_map::IpMap,
-    kept::Kept,
+    kept::{Kept, Named},
     listing::{NameListing, NetworkListing},
     ptr_targets::PtrTargets,
     small_map::{SmallMap, SmallSet},
@@ -84,9 +84,9 @@ pub(super) struct Model {
     /// sees its networks whichever source published them: [`Model::container_endpoints`]
     /// gathers its keys under every owner. One map for what was a map per network (its
     /// B-tree nodes about half empty, ~50 bytes an endpoint at 100,000) and a map of each
-    /// container's networks beside it (~55 bytes). `Kept` boxed: inline (32 bytes in every
-    /// slot of the table) resident memory rose 3 MB at 100,000 (100.7 against 97.8 MB).
-    endpoints_by: HashMap<Held, SmallMap<NetId, Box<Kept>>>,
+    /// container's networks beside it (~55 bytes). `Kept` inline, in 16 bytes: boxed (with
+    /// its name inline, 40 bytes) it cost 3.5 MB more at 100,000 (48.9 against 45.4 MB).
+    endpoints_by: HashMap<Held, SmallMap<NetId, Kept>>,
     /// Each held network's name by its handle.
     network_names: HashMap<NetId, Box<str>>,
     /// container → owner → the addresses it also asks from, on networks without names.
@@ -301,7 +301,7 @@ impl Model {
                 .filter_map(|h| Some((h, self.kept(state.id, h)?)))
                 .map(|(held, endpoint)| Member {
                     addresses: endpoint.addresses().collect(),
-                    name: endpoint.name.to_string(),
+                    name: endpoint.name().to_string(),
                     out_of_rotation: endpoint.out_of_rotation(),
                     ttl: endpoint.ttl(),
                     owner: self
@@ -353,9 +353,9 @@ impl Model {
 
     pub(super) fn address_of(&self, name: &str) -> Option<IpAddr> {
         self.endpoints_by
-            .values()
-            .flat_map(|by_network| by_network.values())
-            .find(|e| e.name.eq_ignore_ascii_case(name))
+            .iter()
+            .flat_map(|(held, by_network)| by_network.values().map(|e| e.of(held.container())))
+            .find(|e| e.name().eq_ignore_ascii_case(name))
             .and_then(|e| e.addresses().next())
     }
 
@@ -606,7 +606,7 @@ impl Model {
         let by_network = self.endpoints_by.entry(held.clone()).or_default();
         if let Some(old) = by_network.remove(&net_id) {
             old_addresses.extend(old.addresses());
-            for name in old.names().filter_map(key) {
+            for name in old.of(held.container()).names().filter_map(key) {
                 touched
                     .entry(name)
                     .or_insert_with_key(members)
@@ -620,7 +620,7 @@ impl Model {
                 .insert(held.clone(), ());
         }
         let addresses: Vec<IpAddr> = endpoint.addresses().collect();
-        by_network.insert(net_id, Box::new(Kept::from(endpoint)));
+        by_network.insert(net_id, Kept::from(endpoint));
 
         for (short, members) in touched {
             self.rebuild_set(&network, &short, members, index);
@@ -644,7 +644,7 @@ impl Model {
         }
         self.endpoints = self.endpoints.saturating_sub(1);
         let mut touched: BTreeMap<NameKey, SmallSet<Held>> = BTreeMap::new();
-        for name in old.names().filter_map(key) {
+        for name in old.of(held.container()).names().filter_map(key) {
             touched
                 .entry(name)
                 .or_insert_with_key(|short| members_of(index, state, short.as_bytes()))
@@ -680,7 +680,7 @@ impl Model {
             return;
         };
         let previous = published(index, state.id, short.as_bytes());
-        let members: Vec<&Kept> = entry
+        let members: Vec<Named> = entry
             .keys()
             .filter_map(|c| kept(&self.endpoints_by, state.id, c))
             .filter(|e| e.in_rotation())
@@ -882,7 +882,7 @@ impl Model {
     fn ptr_target(&self, network: NetId, held: &Held) -> Option<(NetId, Name)> {
         let network_name = self.network_names.get(&network)?;
         let endpoint = self.kept(network, held)?;
-        let target = fqdn(&format!("{}.{network_name}", endpoint.name)).ok()?;
+        let target = fqdn(&format!("{}.{network_name}", endpoint.name())).ok()?;
         Some((network, target))
     }
 
@@ -915,7 +915,7 @@ impl Model {
     }
 
     /// The endpoint `held` on the network whose handle is `network`.
-    fn kept(&self, network: NetId, held: &Held) -> Option<&Kept> {
+    fn kept(&self, network: NetId, held: &Held) -> Option<Named<'_>> {
         kept(&self.endpoints_by, network, held)
     }
 
@@ -970,7 +970,7 @@ impl Model {
         let addresses = endpoints
             .iter()
             .filter_map(|(network, held)| self.kept(*network, held))
-            .flat_map(Kept::addresses)
+            .flat_map(|endpoint| endpoint.addresses())
             .chain(
                 extra
                     .into_iter()
@@ -1016,11 +1016,11 @@ impl Model {
 
 /// The SRV targets `members` offer on `network`: each port of each member, pointing at
 /// `NAME.NETWORK.` (a member whose name is not a DNS name offers none).
-fn srv_targets(network: &str, members: &[&Kept]) -> Vec<SrvTarget> {
+fn srv_targets(network: &str, members: &[Named]) -> Vec<SrvTarget> {
     members
         .iter()
         .filter(|e| !e.srv().is_empty())
-        .filter_map(|e| Some((e, fqdn(&format!("{}.{network}", e.name)).ok()?)))
+        .filter_map(|e| Some((e, fqdn(&format!("{}.{network}", e.name())).ok()?)))
         .flat_map(|(e, target)| {
             e.srv().iter().map(move |port| SrvTarget {
                 service: port.service.as_str().into(),
@@ -1038,11 +1038,12 @@ fn srv_targets(network: &str, members: &[&Kept]) -> Vec<SrvTarget> {
 /// The endpoint `held` on `network`, in `endpoints_by` (a function, not a method, so that the
 /// writer can read it while it changes a network's state).
 fn kept<'a>(
-    endpoints_by: &'a HashMap<Held, SmallMap<NetId, Box<Kept>>>,
+    endpoints_by: &'a HashMap<Held, SmallMap<NetId, Kept>>,
     network: NetId,
     held: &Held,
-) -> Option<&'a Kept> {
-    endpoints_by.get(held)?.get(&network).map(|e| &**e)
+) -> Option<Named<'a>> {
+    let (held, by_network) = endpoints_by.get_key_value(held)?;
+    Some(by_network.get(&network)?.of(held.container()))
 }
 
 /// Whether static records give a name addresses or TXT.
