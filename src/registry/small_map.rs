@@ -8,9 +8,9 @@ use super::{NetId, held::Held, kept::Kept};
 /// (measured: about 10 KB per endpoint at 100,000), and a `Vec` an allocation of one slot (a
 /// name's member, an address's PTR source, a container's network: about 100 bytes an endpoint
 /// together). With one entry of up to 16 bytes holding a pointer (a name's member, an
-/// address's PTR source, a container's network and its endpoint) it is 16 bytes; a `SmallVec`
-/// is 24 (with up to 16 bytes inline), 1 MB more at 100,000 endpoints in each of the tables
-/// that keep one an endpoint. A big set (an alias of thousands of replicas) grows by
+/// address's PTR source) it is 16 bytes; a `SmallVec` is 24 (with up to 16 bytes inline), 1 MB
+/// more at 100,000 endpoints in each of the tables that keep one an endpoint. A container's
+/// network and its endpoint, inline (24 bytes), make it 24. A big set (an alias of thousands of replicas) grows by
 /// doubling, as a `Vec` does.
 #[derive(Debug, Clone)]
 pub(super) struct SmallMap<K, V>(Slots<(K, V)>);
