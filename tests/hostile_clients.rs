@@ -468,8 +468,9 @@ fn idle_http_connections_from_one_address_never_starve_the_health_check() {
         eprintln!("no non-loopback address: skipped");
         return;
     };
-    let port = free_port();
-    let server = Server::start(&seed_config(&format!("http_listen = \"0.0.0.0:{port}\"")));
+    let (server, port) = Server::start_on_free_port(|port| {
+        seed_config(&format!("http_listen = \"0.0.0.0:{port}\""))
+    });
     let target = SocketAddr::from((own, port));
     // 200 idle connections from one address that is not loopback (the host's own, as a
     // container's would be), none sending a byte.

@@ -100,7 +100,34 @@ impl Server {
         Server::spawn(Some(config), &[], Some(nofile))
     }
 
+    /// Starts the binary with `config` on a free port of its own choosing for a listener the
+    /// test must name: `config_on(port)` gives the config. A port found free can be taken by a
+    /// parallel test before the server binds it (seen in CI once for `0.0.0.0:PORT`): then it
+    /// tries another, three times at most.
+    pub fn start_on_free_port(config_on: impl Fn(u16) -> String) -> (Server, u16) {
+        let mut said = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            match Server::try_spawn(Some(&config_on(port)), &[], None) {
+                Ok(server) => return (server, port),
+                Err(log) if log.contains("Address already in use") => said.push(log),
+                Err(log) => panic!("server did not report its address; it said:\n{log}"),
+            }
+        }
+        panic!("three free ports were taken before the server bound them:\n{said:?}")
+    }
+
     fn spawn(config: Option<&str>, args: &[&str], nofile: Option<u64>) -> Server {
+        Server::try_spawn(config, args, nofile)
+            .unwrap_or_else(|log| panic!("server did not report its address; it said:\n{log}"))
+    }
+
+    /// The server, or what it said before it failed to report its address.
+    fn try_spawn(
+        config: Option<&str>,
+        args: &[&str],
+        nofile: Option<u64>,
+    ) -> Result<Server, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("netalias.toml");
         let binary = env!("CARGO_BIN_EXE_netalias");
@@ -143,12 +170,14 @@ impl Server {
         let mut seen = Vec::new();
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|e| {
-                panic!(
-                    "server did not report its address ({e}); it said:\n{}",
-                    seen.join("\n")
-                )
-            });
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("({e})\n{}", seen.join("\n")));
+                }
+            };
             seen.push(line.clone());
             if line.contains("listening on udp and tcp")
                 && let Some(rest) = line.split("addr=").nth(1)
@@ -164,7 +193,7 @@ impl Server {
                 break SocketAddr::from_str(text).expect("address in log");
             }
         };
-        Server {
+        Ok(Server {
             child,
             addr,
             config: path,
@@ -172,7 +201,7 @@ impl Server {
             log: rx,
             startup_log: seen,
             notify,
-        }
+        })
     }
 
     /// Waits until the server says it is ready (systemd's `READY=1`: the listeners up and
