@@ -224,31 +224,26 @@ mod tests {
         assert_eq!((kept.ttl(), kept.srv()), (Some(5), &endpoint.srv[..]));
         assert!(kept.rare.is_some());
         // A name of its own that is not its container's is kept, and only then.
-        let bare = Kept::from(Endpoint {
-            aliases: Vec::new(),
-            ipv6: None,
-            ttl: None,
-            out_of_rotation: None,
-            srv: Vec::new(),
-            origins: NameOrigins::default(),
-            ..endpoint.clone()
-        });
+        let bare_in = |container: &str| {
+            Kept::from(Endpoint {
+                aliases: Vec::new(),
+                ipv6: None,
+                ttl: None,
+                out_of_rotation: None,
+                srv: Vec::new(),
+                origins: NameOrigins::default(),
+                container: container.into(),
+                ..endpoint.clone()
+            })
+        };
+        let bare = bare_in("c1");
         assert!(bare.rare.is_some(), "a name that is not its container's");
         assert_eq!(bare.of("c1").names().collect::<Vec<_>>(), ["Web"]);
         assert_eq!(
             bare.of("c1").origin_of(key("web.").as_bytes()),
             Some(NameOrigin::Container)
         );
-        let same = Kept::from(Endpoint {
-            aliases: Vec::new(),
-            ipv6: None,
-            ttl: None,
-            out_of_rotation: None,
-            srv: Vec::new(),
-            origins: NameOrigins::default(),
-            container: "Web".into(),
-            ..endpoint
-        });
+        let same = bare_in("Web");
         assert!(
             same.rare.is_none(),
             "its container's name and an address: nothing more"

@@ -10,8 +10,8 @@ use super::{NetId, held::Held, kept::Kept};
 /// together). With one entry of up to 16 bytes holding a pointer (a name's member, an
 /// address's PTR source) it is 16 bytes; a `SmallVec` is 24 (with up to 16 bytes inline), 1 MB
 /// more at 100,000 endpoints in each of the tables that keep one an endpoint. A container's
-/// network and its endpoint, inline (24 bytes), make it 24. A big set (an alias of thousands of replicas) grows by
-/// doubling, as a `Vec` does.
+/// network and its endpoint, inline (24 bytes), make it 24. A big set (an alias of thousands
+/// of replicas) grows by doubling, as a `Vec` does.
 #[derive(Debug, Clone)]
 pub(super) struct SmallMap<K, V>(Slots<(K, V)>);
 
