@@ -298,7 +298,10 @@ pub fn free_port() -> u16 {
         .find_map(|_| {
             let udp = UdpSocket::bind("127.0.0.1:0").ok()?;
             let port = udp.local_addr().ok()?.port();
-            std::net::TcpListener::bind(("127.0.0.1", port)).ok()?;
+            // On every address: a listener on `0.0.0.0:PORT` fails while any socket holds
+            // the port on any address (another test's client connection from the host's own
+            // address, say), which a check on loopback alone does not see.
+            std::net::TcpListener::bind(("0.0.0.0", port)).ok()?;
             Some(port)
         })
         .expect("a free loopback port")
