@@ -42,63 +42,39 @@ pub struct SrvTarget {
 }
 
 /// A published set as the index and readers hold it. `triomphe`'s `Arc` keeps no weak count
-/// (no set is ever held weakly): 8 bytes less a set than `std`'s, which with the set's 48
-/// puts it in glibc's 64-byte class, not the 80.
+/// (no set is ever held weakly): 8 bytes less a set than `std`'s.
 pub type SharedSet = triomphe::Arc<RecordSet>;
 
+/// One name on one network. Laid out for the set nearly every name has, one endpoint with one
+/// IPv4 address: that one inline, everything else (more members, IPv6, SRV, a TTL, cursors)
+/// behind one pointer. 32 bytes, 40 with its [`SharedSet`]'s count: glibc's 48-byte class.
+/// With the members and addresses as small vectors inline (48 bytes, a 64-byte chunk) it cost
+/// 16 bytes a name more, 1.6 MB at 100,000 endpoints.
 #[derive(Debug)]
 pub struct RecordSet {
-    network: NetId,
-    /// One member inline (nearly every name has one), more in a boxed slice.
-    v4: V4,
-    /// IPv6 members, SRV targets, a TTL and rotation cursors, which most sets lack, behind one
-    /// pointer: the set is 48 bytes with the writer's members, 56 with its [`SharedSet`]'s
-    /// count, glibc's 64-byte class with the header. With the cursors, a TTL and two IPv4
-    /// members inline and `std`'s `Arc` it would be 88 bytes, in the 96-byte class: 32 bytes
-    /// a name more, 3.2 MB at 100,000 endpoints.
+    /// What a set has beyond one IPv4 member and one endpoint; `None` for most.
     extra: Option<Box<Extra>>,
+    /// The writer's, never read by answers: the endpoint that answers to the name on this
+    /// network, when it is one (several are in the extras' `members`). Kept here rather than
+    /// in a table of the writer's own, whose slots cost ~54 bytes a name at 100,000 endpoints.
+    member: Option<Held>,
+    network: NetId,
+    /// The IPv4 member, when there is one; two or more are in the extras' `v4` (sorted).
+    v4: Option<Ipv4Addr>,
     /// Where the name comes from (for `explain`, `/records`, the query log; never answers).
     origins: Origins,
-    /// The writer's, never read by answers: the endpoints that answer to the name on this
-    /// network, in rotation or not. Kept here, one inline in 16 bytes, rather than in a
-    /// table of the writer's own, whose slots cost ~54 bytes a name at 100,000 endpoints.
-    members: SmallSet<Held>,
 }
 
 // The answer to every query is one of these, and there is one per name per network.
-const _: () = assert!(std::mem::size_of::<RecordSet>() <= 48);
+const _: () = assert!(std::mem::size_of::<RecordSet>() <= 32);
 
-/// A set's IPv4 members, sorted: one inline, or any number (none included) boxed. 16 bytes,
-/// where a `SmallVec` is 24 (with up to 16 bytes inline).
-#[derive(Debug)]
-enum V4 {
-    One(Ipv4Addr),
-    Many(Box<[Ipv4Addr]>),
-}
-
-impl std::ops::Deref for V4 {
-    type Target = [Ipv4Addr];
-    fn deref(&self) -> &[Ipv4Addr] {
-        match self {
-            V4::One(ip) => std::slice::from_ref(ip),
-            V4::Many(ips) => ips,
-        }
-    }
-}
-
-impl From<&[Ipv4Addr]> for V4 {
-    fn from(members: &[Ipv4Addr]) -> V4 {
-        match members {
-            [one] => V4::One(*one),
-            // Exactly as many slots as members.
-            many => V4::Many(many.into()),
-        }
-    }
-}
-
-/// What a set may have beyond IPv4 members.
+/// What a set may have beyond one IPv4 member and one endpoint.
 #[derive(Debug, Default)]
 struct Extra {
+    /// Two IPv4 members or more, sorted (one is the set's own `v4`).
+    v4: Box<[Ipv4Addr]>,
+    /// Two endpoints or more (one is the set's own `member`).
+    members: SmallSet<Held>,
     v6: Box<[Ipv6Addr]>,
     /// `None` until the set first has something to rotate (two addresses of a family, or two
     /// targets of one service), then shared by every later version, lone or not. A set of one member
@@ -223,19 +199,26 @@ impl RecordSet {
         v4.dedup();
         v6.sort_unstable();
         v6.dedup();
+        let (lone, many) = match v4[..] {
+            [one] => (Some(one), Vec::new()),
+            _ => (None, v4),
+        };
         RecordSet {
             network,
-            v4: V4::from(&v4[..]),
-            extra: (!v6.is_empty() || ttl.is_some() || cursors.is_some()).then(|| {
-                Box::new(Extra {
-                    v6: v6.into(),
-                    ttl,
-                    cursors,
-                    ..Extra::default()
-                })
-            }),
+            v4: lone,
+            extra: (!many.is_empty() || !v6.is_empty() || ttl.is_some() || cursors.is_some()).then(
+                || {
+                    Box::new(Extra {
+                        v4: many.into(),
+                        v6: v6.into(),
+                        ttl,
+                        cursors,
+                        ..Extra::default()
+                    })
+                },
+            ),
             origins: Origins::default(),
-            members: SmallSet::default(),
+            member: None,
         }
         .with_cursors_if_it_rotates()
     }
@@ -246,7 +229,7 @@ impl RecordSet {
     fn rotates(&self) -> bool {
         let same_service =
             |w: &[SrvTarget]| (&w[0].service, w[0].proto) == (&w[1].service, w[1].proto);
-        self.v4.len() > 1
+        self.v4_members().len() > 1
             || self.v6_members().len() > 1
             || self.srv_targets().windows(2).any(same_service)
     }
@@ -288,15 +271,41 @@ impl RecordSet {
 
     /// The set with the writer's `members` (see the field).
     pub(super) fn with_members(mut self, mut members: SmallSet<Held>) -> Self {
-        // A big name's members were cloned and then grown: as many slots as members.
-        members.shrink_to_fit();
-        self.members = members;
+        let lone = {
+            let mut each = members.keys();
+            match (each.next(), each.next()) {
+                (one, None) => Some(one.cloned()),
+                _ => None,
+            }
+        };
+        match lone {
+            Some(one) => {
+                self.member = one;
+                if let Some(extra) = &mut self.extra {
+                    extra.members = SmallSet::default();
+                }
+            }
+            None => {
+                // A big name's members were cloned and then grown: as many slots as members.
+                members.shrink_to_fit();
+                self.member = None;
+                self.extra.get_or_insert_default().members = members;
+            }
+        }
         self
     }
 
     /// The endpoints that answer to the name on this network (the writer's; see the field).
-    pub(super) fn members(&self) -> &SmallSet<Held> {
-        &self.members
+    pub(super) fn members(&self) -> SmallSet<Held> {
+        match (&self.member, &self.extra) {
+            (Some(one), _) => {
+                let mut members = SmallSet::default();
+                members.insert(one.clone(), ());
+                members
+            }
+            (None, Some(extra)) => extra.members.clone(),
+            (None, None) => SmallSet::default(),
+        }
     }
 
     /// Where the name comes from.
@@ -407,15 +416,23 @@ impl RecordSet {
         self.extra.as_ref().and_then(|e| e.cursors.as_ref())
     }
     pub fn v4_members(&self) -> &[Ipv4Addr] {
-        &self.v4
+        match (&self.v4, &self.extra) {
+            (Some(one), _) => std::slice::from_ref(one),
+            (None, Some(extra)) => &extra.v4,
+            (None, None) => &[],
+        }
     }
     pub fn v6_members(&self) -> &[Ipv6Addr] {
         self.extra.as_ref().map_or(&[], |e| &e.v6)
     }
     pub fn is_empty(&self) -> bool {
-        self.v4.is_empty()
+        self.v4.is_none()
             && self.extra.as_ref().is_none_or(|e| {
-                e.v6.is_empty() && e.srv.is_empty() && e.cname.is_none() && e.txt.is_empty()
+                e.v4.is_empty()
+                    && e.v6.is_empty()
+                    && e.srv.is_empty()
+                    && e.cname.is_none()
+                    && e.txt.is_empty()
             })
     }
 
@@ -430,7 +447,7 @@ impl RecordSet {
         let now6 = self.cursor(|c| &c.v6);
         let v4 = counts(
             carried.map(|f| &*f.v4),
-            self.v4.len(),
+            self.v4_members().len(),
             carried.map_or(0, |f| f.v4_since),
             now4,
         );
@@ -440,7 +457,11 @@ impl RecordSet {
             carried.map_or(0, |f| f.v6_since),
             now6,
         );
-        let v4 = self.v4.iter().map(|ip| std::net::IpAddr::V4(*ip)).zip(v4);
+        let v4 = self
+            .v4_members()
+            .iter()
+            .map(|ip| std::net::IpAddr::V4(*ip))
+            .zip(v4);
         let v6 = self
             .v6_members()
             .iter()
@@ -454,7 +475,7 @@ impl RecordSet {
     pub fn peek_with_firsts(&self) -> Vec<(std::net::IpAddr, Option<u64>)> {
         let firsts: std::collections::HashMap<std::net::IpAddr, u64> =
             self.firsts().into_iter().collect();
-        let (v4, v6) = (self.v4.len(), self.v6_members().len());
+        let (v4, v6) = (self.v4_members().len(), self.v6_members().len());
         self.peek()
             .into_iter()
             .map(|ip| {
@@ -482,7 +503,11 @@ impl RecordSet {
         let firsts = Firsts {
             v4_since,
             v6_since,
-            v4: self.v4.iter().map(|ip| of((*ip).into())).collect(),
+            v4: self
+                .v4_members()
+                .iter()
+                .map(|ip| of((*ip).into()))
+                .collect(),
             v6: self
                 .v6_members()
                 .iter()
@@ -500,8 +525,8 @@ impl RecordSet {
             n => cursor % n,
         };
         let v4 = Rotated {
-            members: &self.v4,
-            start: at(self.v4.len(), self.cursor(|c| &c.v4)),
+            members: self.v4_members(),
+            start: at(self.v4_members().len(), self.cursor(|c| &c.v4)),
         };
         let v6 = Rotated {
             members: self.v6_members(),
@@ -524,7 +549,7 @@ impl RecordSet {
     /// Takes an A turn and returns its offset, for [`Self::v4_from`] now and for a copy of
     /// the same question later (`dns::turns`).
     pub fn take_turn_v4(&self) -> usize {
-        take_turn(self.v4.len(), self.cursors().map(|c| &c.v4))
+        take_turn(self.v4_members().len(), self.cursors().map(|c| &c.v4))
     }
     /// Takes an AAAA turn and returns its offset.
     pub fn take_turn_v6(&self) -> usize {
@@ -541,7 +566,7 @@ impl RecordSet {
     }
     /// The A answer of the turn that took `offset`.
     pub fn v4_from(&self, offset: usize) -> Rotated<'_, Ipv4Addr> {
-        rotated_from(&self.v4, offset)
+        rotated_from(self.v4_members(), offset)
     }
     /// The AAAA answer of the turn that took `offset`.
     pub fn v6_from(&self, offset: usize) -> Rotated<'_, Ipv6Addr> {
@@ -556,6 +581,53 @@ mod tests {
     fn set(n: u8) -> RecordSet {
         let v4 = (1..=n).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
         RecordSet::new(NetId(0), v4, vec![], None, None)
+    }
+
+    #[test]
+    fn one_member_and_one_address_inline_more_in_the_extras_and_back() {
+        let held = |c: &str| Held::new(1, c);
+        let keys = |set: &RecordSet| -> Vec<String> {
+            set.members()
+                .keys()
+                .map(|h| h.container().to_string())
+                .collect()
+        };
+        let members = |names: &[&str]| {
+            let mut members = SmallSet::default();
+            for name in names {
+                members.insert(held(name), ());
+            }
+            members
+        };
+        let lone = set(1).with_members(members(&["web-1"]));
+        assert!(lone.extra.is_none(), "a lone member's set has no extras");
+        assert_eq!(lone.v4_members(), [Ipv4Addr::new(10, 0, 0, 1)]);
+        assert_eq!(keys(&lone), ["web-1"]);
+        assert!(!lone.is_empty());
+
+        let many = set(3).with_members(members(&["web-3", "web-1", "web-2"]));
+        assert!(many.member.is_none() && many.v4.is_none());
+        assert_eq!(many.v4_members().len(), 3);
+        assert_eq!(keys(&many), ["web-1", "web-2", "web-3"]);
+
+        // A set with extras (a TTL) and one member keeps it inline, none in the extras.
+        let one_with_ttl = RecordSet::new(NetId(0), vec![], vec![], Some(5), None)
+            .with_members(members(&["web-1", "web-2"]))
+            .with_members(members(&["web-2"]));
+        assert_eq!(keys(&one_with_ttl), ["web-2"]);
+        assert!(
+            one_with_ttl
+                .extra
+                .as_ref()
+                .is_some_and(|e| e.members.is_empty())
+        );
+        assert!(one_with_ttl.v4_members().is_empty() && one_with_ttl.is_empty());
+        assert!(
+            set(0)
+                .with_members(SmallSet::default())
+                .members()
+                .is_empty()
+        );
     }
 
     #[test]

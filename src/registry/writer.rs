@@ -70,7 +70,7 @@ fn members_of(index: &Index, state: &NetworkState, short: &[u8]) -> SmallSet<Hel
     if let Some(members) = state.resting.get(short) {
         return members.clone();
     }
-    published(index, state.id, short).map_or_else(SmallSet::default, |set| set.members().clone())
+    published(index, state.id, short).map_or_else(SmallSet::default, |set| set.members())
 }
 
 pub(super) struct Model {
@@ -217,11 +217,10 @@ impl Model {
         short: NameKey,
         set: Option<SharedSet>,
     ) -> NameListing {
-        let none = SmallSet::default();
         let members = match (&set, state.resting.get(short.as_bytes())) {
             (Some(set), _) => set.members(),
-            (None, Some(members)) => members,
-            (None, None) => &none,
+            (None, Some(members)) => members.clone(),
+            (None, None) => SmallSet::default(),
         };
         NameListing {
             // The set keeps its name's origins; a name with none in rotation (rare) has them
