@@ -14,6 +14,7 @@ mod ip_map;
 mod kept;
 mod listing;
 mod name_key;
+mod ptr_sources;
 mod ptr_targets;
 mod record_set;
 mod small_map;

@@ -26,9 +26,9 @@ use super::{
     Owner, RecordSet, SharedSet, Sizes, SrvTarget, View,
     describe::{Holder, Member},
     held::{Held, MAX_OWNERS, Tag},
-    ip_map::IpMap,
     kept::{Kept, Named},
     listing::{NameListing, NetworkListing},
+    ptr_sources::PtrSources,
     ptr_targets::PtrTargets,
     small_map::{SmallMap, SmallSet},
 };
@@ -79,7 +79,7 @@ pub(super) struct Model {
     next_id: u32,
     /// IP → the (network, owner, container) endpoints that hold it; their PTR targets are
     /// derived from `endpoints_by` and `network_names` when published, not stored twice.
-    ptr_sources: IpMap<SmallSet<(NetId, Held)>>,
+    ptr_sources: PtrSources,
     /// Every endpoint, by (owner, container), then network. A container is the asker, and
     /// sees its networks whichever source published them: [`Model::container_endpoints`]
     /// gathers its keys under every owner. One map for what was a map per network (its
@@ -143,7 +143,7 @@ impl Model {
             domain,
             networks: BTreeMap::new(),
             next_id: 0,
-            ptr_sources: IpMap::default(),
+            ptr_sources: PtrSources::default(),
             endpoints_by: HashMap::new(),
             network_names: HashMap::new(),
             asker_addresses: HashMap::new(),
@@ -828,12 +828,10 @@ impl Model {
         let source = (network, held.clone());
         let mut touched_ips: BTreeSet<IpAddr> = old.iter().copied().collect();
         for ip in old {
-            if let Some(sources) = self.ptr_sources.get_mut(ip) {
-                sources.remove(&source);
-            }
+            self.ptr_sources.remove(ip, &source);
         }
         for ip in addresses {
-            self.ptr_sources.or_default(*ip).insert(source.clone(), ());
+            self.ptr_sources.insert(*ip, source.clone());
             touched_ips.insert(*ip);
         }
         for ip in &touched_ips {
@@ -860,11 +858,7 @@ impl Model {
         let mut others: BTreeSet<String> = BTreeSet::new();
         for ip in old.iter().filter(|ip| !kept.contains(ip)) {
             index.addresses.set_client(*ip, None);
-            let holders = self
-                .ptr_sources
-                .get(ip)
-                .into_iter()
-                .flat_map(SmallMap::keys);
+            let holders = self.ptr_sources.holders(ip);
             others.extend(
                 holders
                     .map(|(_, held)| held.container())
@@ -921,14 +915,9 @@ impl Model {
     fn publish_ptr(&mut self, ip: IpAddr, index: &Index) {
         let targets: Vec<(NetId, Name)> = self
             .ptr_sources
-            .get(&ip)
-            .into_iter()
-            .flat_map(SmallMap::keys)
+            .holders(&ip)
             .filter_map(|(network, held)| self.ptr_target(*network, held))
             .collect();
-        if self.ptr_sources.get(&ip).is_some_and(SmallMap::is_empty) {
-            self.ptr_sources.remove(&ip);
-        }
         let targets = PtrTargets::new(targets.iter().map(|(network, name)| (*network, name)));
         index.addresses.set_ptr(ip, targets);
     }
