@@ -8,7 +8,9 @@
 //! more at 100,000 endpoints. Layout only: what the holders mean is the writer's.
 
 use std::{
-    collections::HashMap,
+    borrow::Borrow,
+    collections::HashSet,
+    hash::{Hash, Hasher},
     net::{IpAddr, Ipv4Addr},
 };
 
@@ -17,22 +19,61 @@ use super::{NetId, held::Held, ip_map::IpMap, small_map::SmallSet};
 /// An endpoint that holds an address: its network and its key.
 pub(super) type Source = (NetId, Held);
 
+/// An IPv4 address with its one holder, in 16 bytes: as a map's key and value, the address and
+/// `(NetId, Held)` (padded to 16) made a 24-byte slot. Compared and hashed as the address
+/// alone, so that the set is looked up by it.
+struct Lone {
+    held: Held,
+    ip: Ipv4Addr,
+    network: NetId,
+}
+
+const _: () = assert!(std::mem::size_of::<Lone>() == 16);
+
+impl Lone {
+    fn is(&self, source: &Source) -> bool {
+        (self.network, &self.held) == (source.0, &source.1)
+    }
+}
+
+impl PartialEq for Lone {
+    fn eq(&self, other: &Lone) -> bool {
+        self.ip == other.ip
+    }
+}
+
+impl Eq for Lone {}
+
+impl Hash for Lone {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.ip.hash(state)
+    }
+}
+
+impl Borrow<Ipv4Addr> for Lone {
+    fn borrow(&self) -> &Ipv4Addr {
+        &self.ip
+    }
+}
+
 #[derive(Default)]
 pub(super) struct PtrSources {
     /// IPv4 addresses with exactly one holder.
-    lone: HashMap<Ipv4Addr, Source>,
+    lone: HashSet<Lone>,
     /// Every other address with a holder: IPv4 with two or more, IPv6 with any.
     shared: IpMap<SmallSet<Source>>,
 }
 
 impl PtrSources {
     /// `ip`'s holders, in order.
-    pub(super) fn holders(&self, ip: &IpAddr) -> impl Iterator<Item = &Source> {
+    pub(super) fn holders(&self, ip: &IpAddr) -> impl Iterator<Item = (NetId, &Held)> {
         let lone = match ip {
-            IpAddr::V4(v4) => self.lone.get(v4),
+            IpAddr::V4(v4) => self.lone.get(v4).map(|one| (one.network, &one.held)),
             IpAddr::V6(_) => None,
         };
-        let shared = self.shared.get(ip).into_iter().flat_map(|set| set.keys());
+        let shared = (self.shared.get(ip).into_iter())
+            .flat_map(|set| set.keys())
+            .map(|(network, held)| (*network, held));
         lone.into_iter().chain(shared)
     }
 
@@ -40,18 +81,21 @@ impl PtrSources {
         if let IpAddr::V4(v4) = ip
             && self.shared.get(&ip).is_none()
         {
-            match self.lone.remove(&v4) {
-                None => {
-                    self.lone.insert(v4, source);
-                    return;
+            match self.lone.take(&v4) {
+                Some(first) if !first.is(&source) => {
+                    // A second holder: both to the shared map.
+                    self.shared
+                        .or_default(ip)
+                        .insert((first.network, first.held), ());
                 }
-                Some(same) if same == source => {
-                    self.lone.insert(v4, same);
+                _ => {
+                    let (network, held) = source;
+                    self.lone.insert(Lone {
+                        held,
+                        ip: v4,
+                        network,
+                    });
                     return;
-                }
-                // A second holder: both to the shared map.
-                Some(first) => {
-                    self.shared.or_default(ip).insert(first, ());
                 }
             }
         }
@@ -60,7 +104,7 @@ impl PtrSources {
 
     pub(super) fn remove(&mut self, ip: &IpAddr, source: &Source) {
         if let IpAddr::V4(v4) = ip
-            && self.lone.get(v4) == Some(source)
+            && self.lone.get(v4).is_some_and(|one| one.is(source))
         {
             self.lone.remove(v4);
             return;
@@ -81,8 +125,12 @@ impl PtrSources {
         };
         if let Some(left) = left {
             self.shared.remove(ip);
-            if let (Some(one), IpAddr::V4(v4)) = (left, ip) {
-                self.lone.insert(*v4, one);
+            if let (Some((network, held)), IpAddr::V4(v4)) = (left, ip) {
+                self.lone.insert(Lone {
+                    held,
+                    ip: *v4,
+                    network,
+                });
             }
         }
     }
@@ -95,7 +143,7 @@ mod tests {
     fn holders(sources: &PtrSources, ip: &IpAddr) -> Vec<(u32, String)> {
         sources
             .holders(ip)
-            .map(|(net, held)| (net.0, held.container().to_string()))
+            .map(|(network, held)| (network.0, held.container().to_string()))
             .collect()
     }
 

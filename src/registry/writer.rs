@@ -916,7 +916,7 @@ impl Model {
         let targets: Vec<(NetId, Name)> = self
             .ptr_sources
             .holders(&ip)
-            .filter_map(|(network, held)| self.ptr_target(*network, held))
+            .filter_map(|(network, held)| self.ptr_target(network, held))
             .collect();
         let targets = PtrTargets::new(targets.iter().map(|(network, name)| (*network, name)));
         index.addresses.set_ptr(ip, targets);
