@@ -614,8 +614,19 @@ impl Config {
 
 impl Config {
     /// Reads and validates a config file.
+    ///
+    /// On a thread of its own, which glibc gives an allocator arena of its own: the parse's
+    /// transient tables (a ~440-byte entry vector per endpoint table) are then not interleaved
+    /// with what the registry keeps, and go back to the kernel whole once the config is
+    /// dropped. Parsed on the caller's thread, 3.2 MB of them stayed stranded between registry
+    /// entries at 100,000 endpoints (29.5 against 32.5 MB anonymous resident, same live heap).
     pub fn load(path: &Path) -> Result<Config, LoadError> {
-        load_file(path, Config::parse)
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| load_file(path, Config::parse))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// The built-in default, as shipped in `config/netalias.toml`.
