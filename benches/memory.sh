@@ -5,7 +5,10 @@
 # (benches/scale.sh's shape: `eN` at 10.100+.x.y on network `scale`), starts netalias with that
 # config and dnsmasq with the same names in a hosts file (`ADDR eN eN.scale`), one server at a
 # time, waits until each answers the last name, and reads VmRSS. Prints RSS, bytes per endpoint
-# ((RSS - the same server's 0-endpoint RSS) / N) and the ratio netalias / dnsmasq.
+# ((RSS - the same server's 0-endpoint RSS) / N) and the ratio netalias / dnsmasq, then each
+# server's RSS split into anonymous memory (its heap: what it holds) and file pages (its
+# binary and libraries as mapped: how much of them the kernel maps in varies by 1-3 MB between
+# runs with the page cache, so compare the anonymous part between builds).
 #
 # Usage: bash benches/memory.sh. NETALIAS=path picks the binary; otherwise
 # ${CARGO_TARGET_DIR:-target}/release/netalias (built first if missing). SIZES="1000 10000"
@@ -66,7 +69,8 @@ wait_answer() { # LABEL PORT NAME ADDR LIMIT
   exit 1
 }
 
-# RSS in KB of a server holding N endpoints, once it answers the last of them; then stops it.
+# "RSS ANON FILE" in KB of a server holding N endpoints, once it answers the last of them; then
+# stops it.
 rss_of() { # netalias|dnsmasq N
   local n=$2 name=web1 addr=172.72.0.2
   if [ "$n" -gt 0 ]; then
@@ -89,22 +93,28 @@ rss_of() { # netalias|dnsmasq N
     wait_answer dnsmasq "$DM_PORT" "$name" "$addr" $((5 + n / 5000))
   fi
   sleep 1 # let start-up's transient buffers be freed
-  awk '/^VmRSS/ {print $2}' "/proc/$pid/status"
+  awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2} END {print r, a, f}' "/proc/$pid/status"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   : >"$work/pid"
 }
 
-na0=$(rss_of netalias 0)
-dm0=$(rss_of dnsmasq 0)
+anon_file() { # "RSS ANON FILE" -> "ANON MB / FILE MB"
+  awk -v a="$2" -v f="$3" 'BEGIN { printf "%.1f / %.1f", a / 1024, f / 1024 }'
+}
+read -r na0 na0a na0f <<<"$(rss_of netalias 0)"
+read -r dm0 dm0a dm0f <<<"$(rss_of dnsmasq 0)"
 echo "netalias: $NETALIAS"
-printf '%-10s %14s %14s %16s %16s %7s\n' endpoints "netalias RSS" "dnsmasq RSS" "netalias B/ep" "dnsmasq B/ep" ratio
-awk -v na="$na0" -v dm="$dm0" 'BEGIN { printf "%-10d %11.1f MB %11.1f MB %16s %16s %6.1fx\n", 0, na / 1024, dm / 1024, "-", "-", na / dm }'
+printf '%-10s %14s %14s %16s %16s %7s %22s %22s\n' endpoints "netalias RSS" "dnsmasq RSS" "netalias B/ep" "dnsmasq B/ep" ratio \
+  "netalias anon / file" "dnsmasq anon / file"
+awk -v na="$na0" -v dm="$dm0" -v s1="$(anon_file "$na0" "$na0a" "$na0f")" -v s2="$(anon_file "$dm0" "$dm0a" "$dm0f")" \
+  'BEGIN { printf "%-10d %11.1f MB %11.1f MB %16s %16s %6.1fx %19s MB %19s MB\n", 0, na / 1024, dm / 1024, "-", "-", na / dm, s1, s2 }'
 for n in $SIZES; do
-  na=$(rss_of netalias "$n")
-  dm=$(rss_of dnsmasq "$n")
-  awk -v n="$n" -v na="$na" -v dm="$dm" -v na0="$na0" -v dm0="$dm0" 'BEGIN {
-    printf "%-10d %11.1f MB %11.1f MB %16.0f %16.0f %6.1fx\n", n, na / 1024, dm / 1024,
-      (na - na0) * 1024 / n, (dm - dm0) * 1024 / n, na / dm
+  read -r na naa naf <<<"$(rss_of netalias "$n")"
+  read -r dm dma dmf <<<"$(rss_of dnsmasq "$n")"
+  awk -v n="$n" -v na="$na" -v dm="$dm" -v na0="$na0" -v dm0="$dm0" \
+    -v s1="$(anon_file "$na" "$naa" "$naf")" -v s2="$(anon_file "$dm" "$dma" "$dmf")" 'BEGIN {
+    printf "%-10d %11.1f MB %11.1f MB %16.0f %16.0f %6.1fx %19s MB %19s MB\n", n, na / 1024, dm / 1024,
+      (na - na0) * 1024 / n, (dm - dm0) * 1024 / n, na / dm, s1, s2
   }'
 done
