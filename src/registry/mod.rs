@@ -78,6 +78,16 @@ impl NameEntry {
             NameEntry::Many(sets) => sets,
         }
     }
+
+    /// The first set on a network `wanted` takes, out of a reader's copy: a name on one network
+    /// (nearly all) gives its set itself, with no second copy (one reference count less a
+    /// lookup, and for a lone set 32 bytes less copied).
+    fn into_first(self, wanted: impl Fn(NetId) -> bool) -> Option<SharedSet> {
+        match self {
+            NameEntry::One(set) => wanted(set.network()).then_some(set),
+            NameEntry::Many(sets) => sets.iter().find(|set| wanted(set.network())).cloned(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -507,11 +517,7 @@ impl Registry {
     fn lookup_short(&self, key: &[u8], asker: IpAddr) -> Option<SharedSet> {
         let entry = self.index.names.get(key).map(|e| e.value().clone())?;
         self.with_view(asker, |view| {
-            entry
-                .sets()
-                .iter()
-                .find(|set| view.contains(set.network()))
-                .cloned()
+            entry.into_first(|network| view.contains(network))
         })
     }
 
@@ -527,11 +533,7 @@ impl Registry {
             .names
             .get(&key[..at])
             .map(|e| e.value().clone())?;
-        entry
-            .sets()
-            .iter()
-            .find(|set| set.network() == network)
-            .cloned()
+        entry.into_first(|id| id == network)
     }
 
     /// The PTR target of an `in-addr.arpa.` / `ip6.arpa.` name, as seen by `asker`.
