@@ -31,8 +31,8 @@ pub(super) struct Known {
     ptr: PtrTargets,
 }
 
-// A slot is this and an `Ipv4Addr`, padded: 48 bytes.
-const _: () = assert!(std::mem::size_of::<Known>() == 40);
+// A slot is this and an `Ipv4Addr`, padded: 40 bytes.
+const _: () = assert!(std::mem::size_of::<Known>() == 32);
 
 #[derive(Default)]
 pub(super) struct ByAddress {
@@ -77,9 +77,18 @@ impl ByAddress {
     }
 
     /// The first PTR target of `ip` on a network `sees` lets through, read in place (a copy
-    /// of the targets allocates when they are longer than 23 bytes).
-    pub(super) fn find_ptr(&self, ip: &IpAddr, sees: impl Fn(NetId) -> bool) -> Option<Name> {
-        self.read(ip, |k| k.ptr.find(sees)).flatten()
+    /// of the targets allocates when they are longer than 15 bytes), as `name` makes it of the
+    /// network and the endpoint's own labels.
+    pub(super) fn find_ptr(
+        &self,
+        ip: &IpAddr,
+        sees: impl Fn(NetId) -> bool,
+        name: impl FnOnce(NetId, &[u8]) -> Option<Name>,
+    ) -> Option<Name> {
+        self.read(ip, |k| {
+            k.ptr.find(sees).and_then(|(id, labels)| name(id, labels))
+        })
+        .flatten()
     }
 
     /// Where the PTR name of `ip` points, if it has one.

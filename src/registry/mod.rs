@@ -111,6 +111,9 @@ struct Index {
     /// `NETWORK.` and `NETWORK.DOMAIN.`: names under them are ours, and `SHORT.ZONE.` is
     /// `SHORT` on that network.
     zones: ReadMap<NameKey, NetId>,
+    /// Each network's name as wire labels (case kept), for the PTR targets (`NAME.NETWORK.`),
+    /// which keep the endpoint's part only. A network whose name is no DNS name has none.
+    network_labels: ReadMap<NetId, Box<[u8]>>,
     /// Which last labels `zones` may end in: most forwarded names skip the map.
     zone_tails: ZoneTails,
     default_view: ArcSwap<View>,
@@ -542,15 +545,30 @@ impl Registry {
         // The view first, held by its own handle: no guard on the map by address is held
         // while its PTR half is read, and the targets are read in place, not copied.
         let view = self.view_of(asker);
-        self.index
-            .addresses
-            .find_ptr(&ip, |network| view.contains(network))
+        self.index.addresses.find_ptr(
+            &ip,
+            |network| view.contains(network),
+            |network, labels| self.ptr_name(network, labels),
+        )
+    }
+
+    /// `NAME.NETWORK.` of a PTR target: the endpoint's own labels, then the network's.
+    fn ptr_name(&self, network: NetId, labels: &[u8]) -> Option<Name> {
+        let network = self.index.network_labels.get(&network)?;
+        let mut whole = smallvec::SmallVec::<[u8; 256]>::new();
+        whole.extend_from_slice(labels);
+        whole.extend_from_slice(&network);
+        Some(labels_to_name(&whole))
     }
 
     /// `NAME.NETWORK.` of the endpoint an asker's address belongs to (the first, when it has
     /// several), for logs; whoever looks.
     pub fn endpoint_name(&self, ip: IpAddr) -> Option<Name> {
-        self.index.addresses.find_ptr(&ip, |_| true)
+        self.index.addresses.find_ptr(
+            &ip,
+            |_| true,
+            |network, labels| self.ptr_name(network, labels),
+        )
     }
 
     /// What a name that [`Registry::lookup`] did not find is, for `asker`. Only the search
@@ -891,7 +909,12 @@ impl Registry {
                 .iter()
                 .flat_map(PtrTargets::iter)
                 .filter(|(network, _)| listed(*network))
-                .map(|(network, labels)| (labels_to_name(labels).to_string(), visible(network)))
+                .filter_map(|(network, labels)| {
+                    Some((
+                        self.ptr_name(network, labels)?.to_string(),
+                        visible(network),
+                    ))
+                })
                 .collect();
             return describe(Subject::Reverse { ip, targets });
         }

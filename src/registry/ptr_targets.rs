@@ -1,32 +1,31 @@
 //! Where one address's PTR name points, on each network that holds it, in one allocation.
 //!
 //! The index keeps one of these per address, so it is packed: for each target its network
-//! (4 bytes) and its name's wire labels (a length byte, then the labels, case kept). A
-//! hickory `Name` per target with its slice and `Arc` took about 120 bytes an address at
-//! 100,000 endpoints. Up to 23 bytes (one target of a short name: `web-1.backend.` is 19) it
-//! is kept inline, in the map's slot: a shared allocation of its own (`Arc<[u8]>`, then a thin
-//! one) cost 48 bytes of the allocator an address, ~2.7 MB more at 100,000 endpoints than the
-//! 16 bytes it adds to the slot. A reader's copy is then a copy of those 24 bytes (an
-//! allocation only for a longer one; PTR is on the full path, which allocates anyway), and it
-//! rebuilds the `Name` of the one target it answers with. The layout is known here only; it
-//! decides nothing about who sees which target.
+//! (4 bytes) and the endpoint's own name as wire labels (a length byte, then the labels, case
+//! kept). The network's labels are not repeated here: the reader appends them
+//! (`Index::network_labels`), as `NAME.NETWORK.`. Up to 15 bytes (one target of a name of up
+//! to nine characters: `web-1` is 11) it is kept inline, in the map's slot, which is then 40
+//! bytes, not 48: with the network's labels as well it was 24 bytes with 23 inline, ~1 MB more
+//! at 100,000 endpoints. A hickory `Name` per target with its slice and `Arc` took about 120
+//! bytes an address. A reader's copy is a copy of those 16 bytes (an allocation only for a
+//! longer one; PTR is on the full path, which allocates anyway), and it rebuilds the `Name` of
+//! the one target it answers with. The layout is known here only; it decides nothing about
+//! who sees which target.
 
 use hickory_server::proto::rr::Name;
 
-use super::{
-    NetId,
-    name_key::{labels_to_name, wire_labels},
-};
+use super::{NetId, name_key::wire_labels};
 
 /// Empty: no target (the map by address keeps it so, with no `Option` around it).
 #[derive(Debug, Clone, Default)]
-pub(super) struct PtrTargets(compact_bytes::CompactBytes);
+pub(super) struct PtrTargets(compact_bytes::CompactBytesSlice);
 
-const _: () = assert!(std::mem::size_of::<PtrTargets>() == 24);
+const _: () = assert!(std::mem::size_of::<PtrTargets>() == 16);
 
 impl PtrTargets {
-    /// The targets in the order given; `None` when there are none. A name too long to pack is
-    /// left out (a DNS name is at most 255 octets, so none is).
+    /// The targets in the order given, each a network and the endpoint's own name (without the
+    /// network's); `None` when there are none. A name too long to pack is left out (a DNS name
+    /// is at most 255 octets, so none is).
     pub(super) fn new<'a>(targets: impl Iterator<Item = (NetId, &'a Name)>) -> Option<PtrTargets> {
         let mut packed: smallvec::SmallVec<[u8; 64]> = smallvec::SmallVec::new();
         for (network, name) in targets {
@@ -39,10 +38,10 @@ impl PtrTargets {
                 Err(_) => packed.truncate(at - 4),
             }
         }
-        (!packed.is_empty()).then(|| PtrTargets(compact_bytes::CompactBytes::new(&packed)))
+        (!packed.is_empty()).then(|| PtrTargets(compact_bytes::CompactBytesSlice::new(&packed)))
     }
 
-    /// Each target's network and its name's labels as [`wire_labels`] writes them.
+    /// Each target's network and the endpoint's name's labels as [`wire_labels`] writes them.
     pub(super) fn iter(&self) -> impl Iterator<Item = (NetId, &[u8])> {
         let mut rest = self.0.as_slice();
         std::iter::from_fn(move || {
@@ -58,17 +57,16 @@ impl PtrTargets {
         self.0.is_empty()
     }
 
-    /// The first target on a network `sees` lets through, as a name.
-    pub(super) fn find(&self, sees: impl Fn(NetId) -> bool) -> Option<Name> {
-        self.iter()
-            .find(|(network, _)| sees(*network))
-            .map(|(_, labels)| labels_to_name(labels))
+    /// The first target on a network `sees` lets through.
+    pub(super) fn find(&self, sees: impl Fn(NetId) -> bool) -> Option<(NetId, &[u8])> {
+        self.iter().find(|(network, _)| sees(*network))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::name_key::labels_to_name;
 
     #[test]
     fn targets_round_trip_in_order_with_their_case() {
@@ -90,13 +88,19 @@ mod tests {
             ]
         );
         assert_eq!(
-            targets.find(|n| n == NetId(70_000)).map(|n| n.to_string()),
-            Some("web-1.back.".into())
+            targets
+                .find(|n| n == NetId(70_000))
+                .map(|(n, labels)| (n, labels_to_name(labels).to_string())),
+            Some((NetId(70_000), "web-1.back.".into()))
         );
         assert_eq!(targets.find(|_| false), None);
         assert!(PtrTargets::new(std::iter::empty()).is_none());
-        // One target of a short name is inline.
-        let one = PtrTargets::new([(NetId(1), &b)].into_iter()).expect("one target");
+        // One target of a name of up to nine characters is inline; a longer one spills.
+        let nine = Name::from_ascii("abcdefghi.").unwrap();
+        let one = PtrTargets::new([(NetId(1), &nine)].into_iter()).expect("one target");
         assert!(!one.0.spilled());
+        let ten = Name::from_ascii("abcdefghij.").unwrap();
+        let one = PtrTargets::new([(NetId(1), &ten)].into_iter()).expect("one target");
+        assert!(one.0.spilled());
     }
 }

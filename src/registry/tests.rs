@@ -262,6 +262,30 @@ fn ptr_points_at_name_dot_network() {
         reg.lookup_ptr(&name("2.0.0.10.in-addr.arpa."), HOST)
             .is_none()
     );
+    // The endpoint's part and the network's, as given (case kept), short or long; a network
+    // whose name is no DNS name gives none.
+    let ptr = |last: u8| {
+        reg.lookup_ptr(&name(&format!("{last}.0.0.10.in-addr.arpa.")), HOST)
+            .map(|t| t.to_string())
+    };
+    for (network, container, last) in [
+        ("Back.End", "Db-Primary-Replica-1", 3),
+        ("Back.End", "Db", 4),
+        ("bad net", "web9", 9),
+    ] {
+        reg.apply(
+            T,
+            Change::EndpointUp(ep(network, container, [10, 0, 0, last], &[])),
+        );
+    }
+    assert_eq!(ptr(3), Some("Db-Primary-Replica-1.Back.End.".into()));
+    assert_eq!(ptr(4), Some("Db.Back.End.".into()));
+    assert_eq!(
+        reg.endpoint_name(IpAddr::from([10, 0, 0, 4]))
+            .map(|t| t.to_string()),
+        Some("Db.Back.End.".into())
+    );
+    assert_eq!(ptr(9), None);
 }
 
 #[test]

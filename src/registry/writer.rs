@@ -28,6 +28,7 @@ use super::{
     held::{Held, MAX_OWNERS, Tag},
     kept::{Kept, Named},
     listing::{NameListing, NetworkListing},
+    name_key::wire_labels,
     ptr_sources::PtrSources,
     ptr_targets::PtrTargets,
     small_map::{SmallMap, SmallSet},
@@ -463,6 +464,11 @@ impl Model {
             index.zone_tails.add(zone.as_bytes());
             index.zones.insert(zone, id);
         }
+        if let Ok(name) = fqdn(network) {
+            index
+                .network_labels
+                .insert(id, wire_labels(&name).collect());
+        }
         self.publish_default_view(index);
         id
     }
@@ -553,6 +559,7 @@ impl Model {
         }
         if let Some(state) = self.networks.remove(network) {
             self.network_names.remove(&state.id);
+            index.network_labels.remove(&state.id);
             index.internal.remove(&state.id);
             index.gateways.remove(&state.id);
         }
@@ -871,12 +878,13 @@ impl Model {
         }
     }
 
-    /// `NAME.NETWORK.` for the endpoint `held` on `network`, if both are DNS names.
+    /// The endpoint `held`'s part of its PTR target on `network` (`NAME.`; the reader appends
+    /// `NETWORK.`), if `NAME.NETWORK.` is a DNS name.
     fn ptr_target(&self, network: NetId, held: &Held) -> Option<(NetId, Name)> {
         let network_name = self.network_names.get(&network)?;
         let endpoint = self.kept(network, held)?;
-        let target = fqdn(&format!("{}.{network_name}", endpoint.name())).ok()?;
-        Some((network, target))
+        fqdn(&format!("{}.{network_name}", endpoint.name())).ok()?;
+        Some((network, fqdn(endpoint.name()).ok()?))
     }
 
     /// The key of `owner`'s `container`: the one the maps share if it has endpoints, else new.
