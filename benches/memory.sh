@@ -80,9 +80,11 @@ rss_of() { # netalias|dnsmasq N
     local i=$((n - 1))
     name="e$i" addr="10.$((100 + i / 65536)).$((i / 256 % 256)).$((i % 256))"
   fi
-  # Drops the binary's cached pages (GNU dd: nocache with count=0 is the whole file).
+  # Drops the binary's cached pages (GNU dd: nocache with count=0 is the whole file), written
+  # out first: the kernel keeps a dirty page (a binary just built) whatever it is told.
   local bin="$NETALIAS"
   [ "$1" = dnsmasq ] && bin=$(command -v dnsmasq)
+  sync "$bin" 2>/dev/null || true
   dd if="$bin" iflag=nocache count=0 2>/dev/null || true
   if [ "$1" = netalias ]; then
     make_config "$n" "$work/c.toml"
