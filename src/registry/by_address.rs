@@ -76,19 +76,16 @@ impl ByAddress {
         self.read(ip, |k| k.client.is_some()).unwrap_or(false)
     }
 
-    /// The first PTR target of `ip` on a network `sees` lets through, read in place (a copy
-    /// of the targets allocates when they are longer than 15 bytes), as `name` makes it of the
-    /// network and the endpoint's own labels.
+    /// The first PTR target of `ip` on a network `sees` lets through that `name` makes a name
+    /// of (from the network and the endpoint's own labels), read in place (a copy of the
+    /// targets allocates when they are longer than 15 bytes).
     pub(super) fn find_ptr(
         &self,
         ip: &IpAddr,
         sees: impl Fn(NetId) -> bool,
-        name: impl FnOnce(NetId, &[u8]) -> Option<Name>,
+        name: impl FnMut(NetId, &[u8]) -> Option<Name>,
     ) -> Option<Name> {
-        self.read(ip, |k| {
-            k.ptr.find(sees).and_then(|(id, labels)| name(id, labels))
-        })
-        .flatten()
+        self.read(ip, |k| k.ptr.find(sees, name)).flatten()
     }
 
     /// Where the PTR name of `ip` points, if it has one.

@@ -543,7 +543,9 @@ impl Registry {
     pub fn lookup_ptr(&self, name: &LowerName, asker: IpAddr) -> Option<Name> {
         let ip = arpa_address(name)?;
         // The view first, held by its own handle: no guard on the map by address is held
-        // while its PTR half is read, and the targets are read in place, not copied.
+        // while the view is read; the targets are read in place, not copied, under that map's
+        // guard, with the network's labels (another map: the writer holds no guard on it while
+        // it takes one on the map by address).
         let view = self.view_of(asker);
         self.index.addresses.find_ptr(
             &ip,

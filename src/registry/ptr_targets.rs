@@ -57,9 +57,15 @@ impl PtrTargets {
         self.0.is_empty()
     }
 
-    /// The first target on a network `sees` lets through.
-    pub(super) fn find(&self, sees: impl Fn(NetId) -> bool) -> Option<(NetId, &[u8])> {
-        self.iter().find(|(network, _)| sees(*network))
+    /// The first target on a network `sees` lets through that `name` makes a name of.
+    pub(super) fn find<T>(
+        &self,
+        sees: impl Fn(NetId) -> bool,
+        mut name: impl FnMut(NetId, &[u8]) -> Option<T>,
+    ) -> Option<T> {
+        self.iter()
+            .filter(|(network, _)| sees(*network))
+            .find_map(|(network, labels)| name(network, labels))
     }
 }
 
@@ -88,12 +94,18 @@ mod tests {
             ]
         );
         assert_eq!(
-            targets
-                .find(|n| n == NetId(70_000))
-                .map(|(n, labels)| (n, labels_to_name(labels).to_string())),
+            targets.find(
+                |n| n == NetId(70_000),
+                |n, labels| Some((n, labels_to_name(labels).to_string()))
+            ),
             Some((NetId(70_000), "web-1.back.".into()))
         );
-        assert_eq!(targets.find(|_| false), None);
+        assert_eq!(targets.find(|_| false, |n, _| Some(n)), None);
+        // A target its reader makes no name of is passed over for the next one.
+        assert_eq!(
+            targets.find(|_| true, |n, _| (n != NetId(7)).then_some(n)),
+            Some(NetId(70_000))
+        );
         assert!(PtrTargets::new(std::iter::empty()).is_none());
         // One target of a name of up to nine characters is inline; a longer one spills.
         let nine = Name::from_ascii("abcdefghi.").unwrap();

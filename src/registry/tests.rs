@@ -272,6 +272,8 @@ fn ptr_points_at_name_dot_network() {
         ("Back.End", "Db-Primary-Replica-1", 3),
         ("Back.End", "Db", 4),
         ("bad net", "web9", 9),
+        // Alone, `web\` parses as `web.`; with the network, as one label `web\.net1.`.
+        ("net1", "web\\", 10),
     ] {
         reg.apply(
             T,
@@ -286,6 +288,7 @@ fn ptr_points_at_name_dot_network() {
         Some("Db.Back.End.".into())
     );
     assert_eq!(ptr(9), None);
+    assert_eq!(ptr(10), None, "the parts must spell the whole");
 }
 
 #[test]

@@ -883,8 +883,12 @@ impl Model {
     fn ptr_target(&self, network: NetId, held: &Held) -> Option<(NetId, Name)> {
         let network_name = self.network_names.get(&network)?;
         let endpoint = self.kept(network, held)?;
-        fqdn(&format!("{}.{network_name}", endpoint.name())).ok()?;
-        Some((network, fqdn(endpoint.name()).ok()?))
+        let whole = fqdn(&format!("{}.{network_name}", endpoint.name())).ok()?;
+        let (own, net) = (fqdn(endpoint.name()).ok()?, fqdn(network_name).ok()?);
+        // Parsed apart, the two parts must spell the whole (a name ending in `\` would not):
+        // the reader rebuilds it from them.
+        let joined = wire_labels(&own).chain(wire_labels(&net));
+        joined.eq(wire_labels(&whole)).then_some((network, own))
     }
 
     /// The key of `owner`'s `container`: the one the maps share if it has endpoints, else new.
