@@ -113,25 +113,22 @@ impl PtrSources {
             return;
         };
         set.remove(source);
-        // What is left: none (the address goes), or one of an IPv4 address (back to its own
-        // slot).
-        let left = {
-            let mut left = set.keys();
-            match (left.next(), left.next()) {
-                (None, _) => Some(None),
-                (Some(one), None) if ip.is_ipv4() => Some(Some(one.clone())),
-                _ => None,
+        match (ip, set.len()) {
+            (_, 0) => {
+                self.shared.remove(ip);
             }
-        };
-        if let Some(left) = left {
-            self.shared.remove(ip);
-            if let (Some((network, held)), IpAddr::V4(v4)) = (left, ip) {
-                self.lone.insert(Lone {
-                    held,
-                    ip: *v4,
-                    network,
-                });
+            // One left of an IPv4 address: back to its own slot.
+            (IpAddr::V4(v4), 1) => {
+                let left = self.shared.remove(ip);
+                if let Some((network, held)) = left.and_then(|set| set.keys().next().cloned()) {
+                    self.lone.insert(Lone {
+                        held,
+                        ip: *v4,
+                        network,
+                    });
+                }
             }
+            _ => {}
         }
     }
 }

@@ -48,10 +48,10 @@ pub struct SrvTarget {
 /// weakly). Each lone set in an allocation of its own cost 48 bytes of the allocator a name
 /// beside its 8 in the slot, 2.7 MB more at 100,000 endpoints.
 #[derive(Debug)]
-pub struct SharedSet(Kept);
+pub struct SharedSet(Stored);
 
 #[derive(Debug)]
-enum Kept {
+enum Stored {
     /// Its `extra` is `None` (see [`SharedSet::new`]).
     Lone(RecordSet),
     Shared(triomphe::Arc<RecordSet>),
@@ -64,8 +64,8 @@ const _: () = assert!(std::mem::size_of::<SharedSet>() == 32);
 impl SharedSet {
     pub fn new(set: RecordSet) -> SharedSet {
         SharedSet(match set.extra {
-            None => Kept::Lone(set),
-            Some(_) => Kept::Shared(triomphe::Arc::new(set)),
+            None => Stored::Lone(set),
+            Some(_) => Stored::Shared(triomphe::Arc::new(set)),
         })
     }
 }
@@ -73,14 +73,14 @@ impl SharedSet {
 impl Clone for SharedSet {
     fn clone(&self) -> SharedSet {
         SharedSet(match &self.0 {
-            Kept::Lone(set) => Kept::Lone(RecordSet {
+            Stored::Lone(set) => Stored::Lone(RecordSet {
                 extra: None,
                 member: set.member.clone(),
                 network: set.network,
                 v4: set.v4,
                 origins: set.origins,
             }),
-            Kept::Shared(set) => Kept::Shared(triomphe::Arc::clone(set)),
+            Stored::Shared(set) => Stored::Shared(triomphe::Arc::clone(set)),
         })
     }
 }
@@ -90,8 +90,8 @@ impl std::ops::Deref for SharedSet {
     #[inline]
     fn deref(&self) -> &RecordSet {
         match &self.0 {
-            Kept::Lone(set) => set,
-            Kept::Shared(set) => set,
+            Stored::Lone(set) => set,
+            Stored::Shared(set) => set,
         }
     }
 }
@@ -323,26 +323,16 @@ impl RecordSet {
 
     /// The set with the writer's `members` (see the field).
     pub(super) fn with_members(mut self, mut members: SmallSet<Held>) -> Self {
-        let lone = {
-            let mut each = members.keys();
-            match (each.next(), each.next()) {
-                (one, None) => Some(one.cloned()),
-                _ => None,
+        if members.len() <= 1 {
+            self.member = members.keys().next().cloned();
+            if let Some(extra) = &mut self.extra {
+                extra.members = SmallSet::default();
             }
-        };
-        match lone {
-            Some(one) => {
-                self.member = one;
-                if let Some(extra) = &mut self.extra {
-                    extra.members = SmallSet::default();
-                }
-            }
-            None => {
-                // A big name's members were cloned and then grown: as many slots as members.
-                members.shrink_to_fit();
-                self.member = None;
-                self.extra.get_or_insert_default().members = members;
-            }
+        } else {
+            // A big name's members were cloned and then grown: as many slots as members.
+            members.shrink_to_fit();
+            self.member = None;
+            self.extra.get_or_insert_default().members = members;
         }
         self
     }
@@ -687,7 +677,7 @@ mod tests {
         let mut one = SmallSet::default();
         one.insert(Held::new(1, "web-1"), ());
         let lone = SharedSet::new(set(1).with_members(one.clone()));
-        assert!(matches!(lone.0, Kept::Lone(_)));
+        assert!(matches!(lone.0, Stored::Lone(_)));
         let copy = lone.clone();
         assert_eq!(copy.v4_members(), [Ipv4Addr::new(10, 0, 0, 1)]);
         assert_eq!(copy.network(), NetId(0));
@@ -696,10 +686,10 @@ mod tests {
         let ttl = SharedSet::new(RecordSet::new(NetId(0), vec![], vec![], Some(5), None));
         let two = SharedSet::new(set(2).with_members(one));
         for shared in [&ttl, &two] {
-            let Kept::Shared(first) = &shared.0 else {
+            let Stored::Shared(first) = &shared.0 else {
                 panic!("a set with extras is shared");
             };
-            let Kept::Shared(again) = &shared.clone().0 else {
+            let Stored::Shared(again) = &shared.clone().0 else {
                 panic!("its copy is too");
             };
             assert!(triomphe::Arc::ptr_eq(first, again));

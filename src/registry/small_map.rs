@@ -121,6 +121,9 @@ impl<K: Ord, V> SmallMap<K, V> {
     pub(super) fn is_empty(&self) -> bool {
         self.0.as_slice().is_empty()
     }
+    pub(super) fn len(&self) -> usize {
+        self.0.as_slice().len()
+    }
 }
 
 // A name's members, an address's PTR sources: one inline, in 16 bytes (a `SmallVec` took 24
