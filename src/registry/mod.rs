@@ -547,11 +547,12 @@ impl Registry {
         // guard, with the network's labels (another map: the writer holds no guard on it while
         // it takes one on the map by address).
         let view = self.view_of(asker);
-        self.index.addresses.find_ptr(
-            &ip,
-            |network| view.contains(network),
-            |network, labels| self.ptr_name(network, labels),
-        )
+        self.ptr_of(&ip, |network| view.contains(network))
+    }
+
+    /// The first PTR target of `ip` on a network `sees` lets through, as a name.
+    fn ptr_of(&self, ip: &IpAddr, sees: impl Fn(NetId) -> bool) -> Option<Name> {
+        (self.index.addresses).find_ptr(ip, sees, |network, labels| self.ptr_name(network, labels))
     }
 
     /// `NAME.NETWORK.` of a PTR target: the endpoint's own labels, then the network's.
@@ -566,11 +567,7 @@ impl Registry {
     /// `NAME.NETWORK.` of the endpoint an asker's address belongs to (the first, when it has
     /// several), for logs; whoever looks.
     pub fn endpoint_name(&self, ip: IpAddr) -> Option<Name> {
-        self.index.addresses.find_ptr(
-            &ip,
-            |_| true,
-            |network, labels| self.ptr_name(network, labels),
-        )
+        self.ptr_of(&ip, |_| true)
     }
 
     /// What a name that [`Registry::lookup`] did not find is, for `asker`. Only the search

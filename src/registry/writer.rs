@@ -879,15 +879,16 @@ impl Model {
     }
 
     /// The endpoint `held`'s part of its PTR target on `network` (`NAME.`; the reader appends
-    /// `NETWORK.`), if `NAME.NETWORK.` is a DNS name.
-    fn ptr_target(&self, network: NetId, held: &Held) -> Option<(NetId, Name)> {
+    /// the network's published labels), if `NAME.NETWORK.` is a DNS name.
+    fn ptr_target(&self, network: NetId, held: &Held, index: &Index) -> Option<(NetId, Name)> {
         let network_name = self.network_names.get(&network)?;
         let endpoint = self.kept(network, held)?;
         let whole = fqdn(&format!("{}.{network_name}", endpoint.name())).ok()?;
-        let (own, net) = (fqdn(endpoint.name()).ok()?, fqdn(network_name).ok()?);
-        // Parsed apart, the two parts must spell the whole (a name ending in `\` would not):
-        // the reader rebuilds it from them.
-        let joined = wire_labels(&own).chain(wire_labels(&net));
+        let own = fqdn(endpoint.name()).ok()?;
+        let net = index.network_labels.get(&network)?;
+        // What the reader rebuilds must be the whole (a name ending in `\`, parsed alone, would
+        // lose its escape).
+        let joined = wire_labels(&own).chain(net.iter().copied());
         joined.eq(wire_labels(&whole)).then_some((network, own))
     }
 
@@ -928,7 +929,7 @@ impl Model {
         let targets: Vec<(NetId, Name)> = self
             .ptr_sources
             .holders(&ip)
-            .filter_map(|(network, held)| self.ptr_target(network, held))
+            .filter_map(|(network, held)| self.ptr_target(network, held, index))
             .collect();
         let targets = PtrTargets::new(targets.iter().map(|(network, name)| (*network, name)));
         index.addresses.set_ptr(ip, targets);
