@@ -499,7 +499,8 @@ fn forward_policy(
 /// returned whole. Nothing on the answer path allocates that much.
 #[cfg(target_env = "gnu")]
 pub fn tune_heap() {
-    // SAFETY: mallopt only sets the allocator's parameters under its own lock.
+    // SAFETY: glibc documents mallopt as MT-Unsafe; `serve` calls this first, before it starts
+    // any thread.
     unsafe {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
     }
