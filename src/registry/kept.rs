@@ -148,6 +148,27 @@ impl<'a> Named<'a> {
         distinct_names(self.all_names())
     }
 
+    /// The endpoint as its source sent it, on `network`: nothing is lost in a [`Kept`], so a
+    /// source can diff against what the registry holds instead of keeping a copy of its own.
+    pub(super) fn to_endpoint(self, network: &str) -> Endpoint {
+        let kept = self.kept;
+        let rare = kept.rare.as_deref();
+        Endpoint {
+            network: network.to_string(),
+            container: self.container.to_string(),
+            name: self.name().to_string(),
+            aliases: rare.map_or_else(Vec::new, |r| {
+                r.aliases.iter().map(|a| a.to_string()).collect()
+            }),
+            ipv4: kept.ipv4,
+            ipv6: kept.ipv6(),
+            ttl: kept.ttl(),
+            out_of_rotation: kept.out_of_rotation(),
+            srv: kept.srv().to_vec(),
+            origins: rare.map_or_else(|| first_only(kept.origin), |r| r.origins),
+        }
+    }
+
     /// As [`Endpoint::origin_of`].
     pub(super) fn origin_of(&self, key: &[u8]) -> Option<NameOrigin> {
         let origins = match &self.kept.rare {
@@ -268,5 +289,27 @@ mod tests {
             Some(NameOrigin::Config)
         );
         assert!(bare.in_rotation() && bare.ttl().is_none() && bare.srv().is_empty());
+        // Nothing is lost: each comes back as it was sent.
+        assert_eq!(kept.of("c1").to_endpoint("net"), endpoint);
+        assert_eq!(
+            from_config.of("db").to_endpoint("net").origins,
+            NameOrigins::all(NameOrigin::Config, 1)
+        );
+        for container in ["c1", "Web"] {
+            let sent = Endpoint {
+                aliases: Vec::new(),
+                ipv6: None,
+                ttl: None,
+                out_of_rotation: None,
+                srv: Vec::new(),
+                origins: NameOrigins::default(),
+                container: container.into(),
+                ..endpoint.clone()
+            };
+            assert_eq!(
+                Kept::from(sent.clone()).of(container).to_endpoint("net"),
+                sent
+            );
+        }
     }
 }

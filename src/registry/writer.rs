@@ -359,6 +359,21 @@ impl Model {
             .and_then(|e| e.addresses().next())
     }
 
+    /// Each endpoint `owner` holds, as its source sent it (built one at a time, kept nowhere).
+    pub(super) fn each_published(&self, owner: Owner, mut each: impl FnMut(&Endpoint)) {
+        let Some(tag) = self.owners.iter().position(|o| *o == owner) else {
+            return;
+        };
+        let mine = (self.endpoints_by.iter()).filter(|(held, _)| usize::from(held.tag()) == tag);
+        for (held, by_network) in mine {
+            for (id, kept) in by_network.iter() {
+                if let Some(network) = self.network_names.get(id) {
+                    each(&kept.of(held.container()).to_endpoint(network));
+                }
+            }
+        }
+    }
+
     /// The tag of `owner`, given on first sight.
     fn tag(&mut self, owner: Owner) -> Tag {
         if let Some(at) = self.owners.iter().position(|o| *o == owner) {

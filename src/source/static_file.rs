@@ -5,7 +5,7 @@
 //! file, line and field, and the records already served stay as they are.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -33,10 +33,13 @@ pub const OWNER: Owner = Owner("static");
 /// 95.5 MB all at once), large enough that the writer's lock is taken 200 times, not 100,000.
 const APPLY_BATCH: usize = 512;
 
-/// What the static source has put into the registry.
+/// What the static source has put into the registry: its networks and records. Its endpoints
+/// it asks the registry for at each sync ([`Registry::each_published`]) instead of keeping
+/// their keys and fingerprints between reloads: ~26 bytes an endpoint at 100,000, for a diff
+/// that runs only when the file changes.
 #[derive(Debug, Default)]
 pub struct StaticSource {
-    tracked: Tracked,
+    networks: BTreeSet<String>,
     /// The records (`[networks.N.records]`) applied last, by (network, name).
     records: BTreeMap<(String, String), NameData>,
 }
@@ -154,7 +157,11 @@ impl StaticSource {
         // between two of them; readers saw each change as it was applied before as well, and
         // every change is its owner's alone.
         let all = declared(config).map(|(network, ep)| endpoint(network, ep));
-        let retracked = self.tracked.retrack(networks, all);
+        let mut tracked = Tracked::recalled(std::mem::take(&mut self.networks));
+        registry.each_published(OWNER, |endpoint| tracked.remember(endpoint));
+        let retracked = tracked.retrack(networks, all);
+        self.networks = tracked.networks().clone();
+        drop(tracked);
         changes.extend(retracked.changes);
         let mut count = changes.len();
         registry.apply_all(OWNER, changes);
@@ -504,6 +511,39 @@ mod tests {
             0,
             "and then nothing"
         );
+    }
+
+    #[test]
+    fn a_reload_diffs_against_what_the_registry_holds() {
+        // Every field a config can give, so that what the registry gives back must be whole.
+        let text = "[[networks.a.endpoints]]\nname = \"x\"\ncontainer = \"cx\"\nipv4 = \"10.0.0.1\"\n\
+            ipv6 = \"fd00::1\"\nttl = 7\naliases = [\"api\", \"API\"]\nsrv = [{ service = \"http\", port = 80 }]\n\
+            [[networks.a.endpoints]]\nname = \"y\"\nipv4 = \"10.0.0.2\"\n";
+        let registry = Registry::new(None).expect("registry");
+        // One endpoint refused (the registry's bound), not lost: the next sync of the same file
+        // sends it again once there is room, where a copy of its own kept it as applied.
+        registry.set_max_endpoints(1);
+        let mut source = StaticSource::default();
+        assert!(source.sync(&config(text), &registry) > 0);
+        assert_eq!(registry.sizes().endpoints, 1);
+        registry.set_max_endpoints(10);
+        assert_eq!(
+            source.sync(&config(text), &registry),
+            1,
+            "only the refused one"
+        );
+        assert_eq!(registry.sizes().endpoints, 2);
+        assert_eq!(
+            source.sync(&config(text), &registry),
+            0,
+            "all of it held as sent"
+        );
+        // Another owner's endpoint of the same container is not this source's to diff.
+        registry.apply(
+            Owner("other"),
+            Change::EndpointUp(endpoint("a", &config(text).networks["a"].endpoints[1])),
+        );
+        assert_eq!(source.sync(&config(text), &registry), 0);
     }
 
     #[test]

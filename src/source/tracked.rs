@@ -125,6 +125,22 @@ pub struct Tracked {
 }
 
 impl Tracked {
+    /// What a source applied, told back: `networks`, then each endpoint through
+    /// [`Tracked::remember`] (a source that diffs against what the registry holds rebuilds this
+    /// for one reload instead of keeping it between reloads).
+    pub fn recalled(networks: BTreeSet<String>) -> Tracked {
+        Tracked {
+            networks,
+            endpoints: BTreeMap::new(),
+        }
+    }
+
+    /// `endpoint` as applied (see [`Tracked::recalled`]).
+    pub fn remember(&mut self, endpoint: &Endpoint) {
+        let key = ByContainer::new(&endpoint.container, &endpoint.network);
+        self.endpoints.insert(key, fingerprint(endpoint));
+    }
+
     pub fn networks(&self) -> &BTreeSet<String> {
         &self.networks
     }
