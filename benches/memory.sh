@@ -13,6 +13,9 @@
 # showed 1.8 MB more file pages than the same binary read in by its own start (8.6 against
 # 6.8 MB for the shipped one).
 #
+# The last line is netalias at the largest size again, at start and after one reload (the file
+# gains an endpoint): what the parse and the diff freed must go back.
+#
 # Usage: bash benches/memory.sh. NETALIAS=path picks the binary; otherwise
 # ${CARGO_TARGET_DIR:-target}/release/netalias (built first if missing). SIZES="1000 10000"
 # overrides the sizes. Needs dnsmasq and kdig; loopback only (127.0.0.1, ports 15391-15392).
@@ -74,7 +77,7 @@ wait_answer() { # LABEL PORT NAME ADDR LIMIT
 
 # "RSS ANON FILE" in KB of a server holding N endpoints, once it answers the last of them; then
 # stops it.
-rss_of() { # netalias|dnsmasq N
+rss_of() { # netalias|dnsmasq N [reload]
   local n=$2 name=web1 addr=172.72.0.2
   if [ "$n" -gt 0 ]; then
     local i=$((n - 1))
@@ -102,6 +105,12 @@ rss_of() { # netalias|dnsmasq N
     wait_answer dnsmasq "$DM_PORT" "$name" "$addr" $((5 + n / 5000))
   fi
   sleep 1 # let start-up's transient buffers be freed
+  if [ "${3:-}" = reload ]; then
+    # One endpoint more, appended to the same network: the reload is done when it answers.
+    printf '[[networks.scale.endpoints]]\nname = "reloaded"\nipv4 = "10.99.0.9"\n' >>"$work/c.toml"
+    wait_answer netalias "$NA_PORT" reloaded 10.99.0.9 $((5 + n / 5000))
+    sleep 1
+  fi
   awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2} END {print r, a, f}' "/proc/$pid/status"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
@@ -127,3 +136,11 @@ for n in $SIZES; do
       (na - na0) * 1024 / n, (dm - dm0) * 1024 / n, na / dm, s1, s2
   }'
 done
+# A reload must not keep what it freed: the largest size again, then once more after the file
+# gains one endpoint (the whole file is parsed and diffed again).
+last=${SIZES##* }
+read -r nb nba nbf <<<"$(rss_of netalias "$last")"
+read -r nr nra nrf <<<"$(rss_of netalias "$last" reload)"
+printf 'netalias at %d endpoints: %.1f MB (%s MB) at start, %.1f MB (%s MB) after one reload\n' "$last" \
+  "$(awk -v v="$nb" 'BEGIN { print v / 1024 }')" "$(anon_file "$nb" "$nba" "$nbf")" \
+  "$(awk -v v="$nr" 'BEGIN { print v / 1024 }')" "$(anon_file "$nr" "$nra" "$nrf")"

@@ -10,6 +10,7 @@ pub mod config;
 pub mod dns;
 pub mod fd_budget;
 pub mod fuzz;
+pub mod heap;
 pub mod host_dns;
 pub mod provision;
 pub mod registry;

@@ -250,7 +250,7 @@ pub async fn start(launch: Launch) -> Result<Running, StartError> {
         None => info!("serving the embedded default; give --config FILE to reload on change"),
     }
     // The parsed config's networks are gone by now (the reloader keeps only the settings).
-    trim_heap();
+    crate::heap::trim();
 
     if docker.enabled {
         let options = DockerOptions {
@@ -488,39 +488,3 @@ fn forward_policy(
         allow_any_client: forward.allow_any_client,
     })
 }
-
-/// Fixes glibc's trim threshold at its default (128 KiB), once, before the config is loaded.
-/// glibc raises it (and the mmap threshold) as large blocks are freed, and only a heap's top
-/// beyond it goes back to the kernel. The config is parsed on a thread of its own
-/// (`Config::load`), whose arena is all free once the parse is dropped: at 10,000 endpoints its
-/// 8 MB top stayed resident under the raised threshold (6.0 against 4.2 MB anonymous), and
-/// `malloc_trim` does not trim another arena's top. A fixed threshold also fixes the mmap
-/// threshold at 128 KiB, so the registry's large tables are mapped apart and a regrown one is
-/// returned whole. Nothing on the answer path allocates that much.
-#[cfg(target_env = "gnu")]
-pub fn tune_heap() {
-    // SAFETY: glibc documents mallopt as MT-Unsafe; `serve` calls this first, before it starts
-    // any thread.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
-    }
-}
-
-#[cfg(not(target_env = "gnu"))]
-pub fn tune_heap() {}
-
-/// Gives the allocator's free pages back to the kernel once the static records are loaded.
-/// Loading peaks well above what is kept (the TOML parse, the parsed networks), and glibc keeps
-/// the freed pages: at 100,000 endpoints memory.sh read 198.4 MB resident without this,
-/// 179.5 MB with it (10.4 MB instead of 11.9 MB with no endpoints). Once, at start; the
-/// answer path never comes here.
-#[cfg(target_env = "gnu")]
-fn trim_heap() {
-    // SAFETY: malloc_trim only takes the allocator's own locks; any thread may call it.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(target_env = "gnu"))]
-fn trim_heap() {}

@@ -11,7 +11,7 @@ use netalias::{
 use tracing::info;
 
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    server::tune_heap();
+    netalias::heap::tune();
     let (mut config, path) = match &args.config {
         Some(path) => {
             let config = Config::load(path).map_err(|e| match e {

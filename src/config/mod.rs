@@ -618,7 +618,7 @@ impl Config {
     /// On a thread of its own, which glibc gives an allocator arena of its own: the parse's
     /// transient tables (a ~440-byte entry vector per endpoint table) are then not interleaved
     /// with what the registry keeps, and go back to the kernel whole once the config is
-    /// dropped (with glibc's trim threshold fixed: `server::tune_heap`). Parsed on the
+    /// dropped (with glibc's trim threshold fixed: `heap::tune`). Parsed on the
     /// caller's thread, 3.2 MB of them stayed stranded between registry entries at 100,000
     /// endpoints (29.5 against 32.5 MB anonymous resident, same live heap).
     /// A thread the system refuses (a container at its `--pids-limit`) costs only that: the

@@ -13,7 +13,7 @@ use std::{
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::tracked::Tracked;
 use crate::{
@@ -250,6 +250,10 @@ pub fn spawn_reloader(
                     error!("config not reloaded, still serving the previous records: {error}");
                 }
             }
+            // What the parse and the diff freed, back to the kernel (see `heap::trim`).
+            let trimming = std::time::Instant::now();
+            crate::heap::trim();
+            debug!(took = ?trimming.elapsed(), "heap trimmed after a reload");
         }
     })
 }
