@@ -138,9 +138,10 @@ for n in $SIZES; do
 done
 # A reload must not keep what it freed: the largest size again, then once more after the file
 # gains one endpoint (the whole file is parsed and diffed again).
-last=${SIZES##* }
+last=$(echo $SIZES | awk '{print $NF}')
 read -r nb nba nbf <<<"$(rss_of netalias "$last")"
 read -r nr nra nrf <<<"$(rss_of netalias "$last" reload)"
+[ -n "$nb" ] && [ -n "$nr" ] || { echo "memory: netalias at $last endpoints was not measured" >&2; exit 1; }
 printf 'netalias at %d endpoints: %.1f MB (%s MB) at start, %.1f MB (%s MB) after one reload\n' "$last" \
   "$(awk -v v="$nb" 'BEGIN { print v / 1024 }')" "$(anon_file "$nb" "$nba" "$nbf")" \
   "$(awk -v v="$nr" 'BEGIN { print v / 1024 }')" "$(anon_file "$nr" "$nra" "$nrf")"

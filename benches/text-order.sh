@@ -3,7 +3,7 @@
 # which build.rs hands the linker (lld's --symbol-ordering-file) so that they sit together in the
 # binary's text. The kernel maps a binary in 64-128 KB windows around each page a process
 # touches; with these functions spread over 9 MB of text, a server that runs 1.5 MB of them
-# had 6.6 MB of its binary resident (memory.sh), and 2.8 MB with them together.
+# had 6.6 MB of its binary resident (memory.sh), and 3.1 MB with them together.
 #
 # How: an unstripped build of the dist profile (the shipped binary's, with the file it is
 # regenerating: its symbols are named as without it) runs under callgrind through
@@ -12,7 +12,7 @@
 #   2. forwarding to a local dnsmasq (a name it does not own, UDP and TCP);
 #   3. `--docker` against this machine's engine (its list, events and snapshot; with no
 #      containers of its own), when `docker info` answers;
-#   4. `check-config` and `health` (the image's health check);
+#   4. `check-config` and `health --ready` (the image's health check);
 # and every function callgrind saw run is written out, mangled, one a line, after a header
 # naming the rustc it was made with. Symbol names change with the toolchain (src/build.rs warns
 # when the build's rustc is another) and with the dependencies' versions: regenerate after
@@ -20,10 +20,12 @@
 # show what is lost.
 #
 # Usage: bash benches/text-order.sh. Needs valgrind, kdig, dnsmasq; loopback only
-# (127.0.0.1, ports 15381-15384). Takes a few minutes (the build). Everything it starts is
-# killed on exit.
+# (127.0.0.1, ports 15381-15383) and this machine's engine at its unix socket (DOCKER_HOST and
+# NETALIAS_* settings from the environment are dropped). Takes a few minutes (the build).
+# Everything it starts is killed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for name in $(env | sed -n 's/^\(NETALIAS_[A-Z0-9_]*\|DOCKER_[A-Z0-9_]*\)=.*/\1/p'); do unset "$name"; done
 for tool in valgrind kdig dnsmasq nm; do
   command -v "$tool" >/dev/null || { echo "text-order: needs $tool (apt-get install valgrind knot-dnsutils dnsmasq-base binutils)" >&2; exit 1; }
 done
@@ -39,8 +41,9 @@ bin="$target/x86_64-unknown-linux-gnu/dist/netalias"
 work=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && kill "$p" 2>/dev/null; done
+  rm -rf "$work" src/text-order.txt.new
+  return 0
 }
 trap cleanup EXIT
 NA=15381 HTTP=15382 UP=15383
@@ -55,7 +58,8 @@ traced() { # N ARGS...
   tpid=$!
 }
 answers() { # PORT NAME -> waits up to 60 s (callgrind is slow) for an answer to NAME
-  for _ in $(seq 300); do
+  local deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     [ -n "$(kdig @127.0.0.1 -p "$1" +short +time=1 +retry=0 "$2" A 2>/dev/null)" ] && return 0
     sleep 0.2
   done
@@ -64,7 +68,7 @@ answers() { # PORT NAME -> waits up to 60 s (callgrind is slow) for an answer to
   exit 1
 }
 stop() { # PID: SIGTERM, as docker stop sends; callgrind writes its file as the process exits
-  kill -TERM "$1"
+  kill -TERM "$1" 2>/dev/null || { echo "text-order: the traced server had already exited; its log:" >&2; tail -5 "$work"/log.* >&2; exit 1; }
   wait "$1" 2>/dev/null || true
 }
 
@@ -83,7 +87,8 @@ done
 kdig @127.0.0.1 -p "$NA" +time=5 +retry=0 +bufsize=4096 +nsid +cookie e5 A >/dev/null 2>&1 || true
 printf '[[networks.scale.endpoints]]\nname = "reloaded"\nipv4 = "10.99.0.9"\n' >>"$work/c.toml"
 answers "$NA" reloaded
-"$bin" health --http "127.0.0.1:$HTTP" --ready >/dev/null 2>&1 || true
+valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/cg.5" "$bin" health \
+  --http "127.0.0.1:$HTTP" --ready >/dev/null 2>&1 || true
 stop "$tpid"
 
 # 2. Forwarding to a local upstream.
@@ -98,9 +103,10 @@ kdig @127.0.0.1 -p "$NA" +time=5 +retry=0 nothing.example.test A >/dev/null 2>&1
 stop "$tpid"
 
 # 3. The Docker source, when there is an engine.
-if docker info >/dev/null 2>&1; then
+if docker -H unix:///var/run/docker.sock info >/dev/null 2>&1; then
   traced 3 serve --listen "127.0.0.1:$NA" --docker --http-listen "127.0.0.1:$HTTP"
-  for _ in $(seq 300); do
+  deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     "$bin" health --http "127.0.0.1:$HTTP" --ready >/dev/null 2>&1 && break
     sleep 0.2
   done
@@ -123,7 +129,7 @@ out=src/text-order.txt
   # the binary has (callgrind names a few by address, or with a `'N` suffix for a copy): the
   # static run's first, then what each later run adds, so that a server with static records
   # only touches the front of the block.
-  for n in 1 2 3 4; do
+  for n in 1 5 2 3 4; do
     [ -f "$work/cg.$n" ] || continue
     sed -nE "s/^c?fn=\([0-9]+\) (.+)$/\1/p" "$work/cg.$n" | sed -E "s/'[0-9]+$//" | sort -u
   done | awk '!seen[$0]++' | grep -Fxf <(nm "$bin" | awk '{print $NF}' | sort -u)

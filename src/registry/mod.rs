@@ -46,6 +46,9 @@ pub use view::View;
 use writer::Model;
 use zone_tails::ZoneTails;
 
+/// Endpoints [`Registry::each_published`] gives under one hold of the writer's lock.
+const PUBLISHED_BATCH: usize = 512;
+
 /// A network's small integer handle, stable for the life of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NetId(pub u32);
@@ -958,11 +961,23 @@ impl Registry {
 
     /// Each endpoint `owner` has published and the registry holds, as the source sent it: a
     /// source diffs a reload against this rather than keep a copy of its own (the static
-    /// source's cost ~26 bytes an endpoint at 100,000). Holds the writer's lock throughout;
-    /// `each` must not call back into the registry.
-    pub fn each_published(&self, owner: Owner, each: impl FnMut(&Endpoint)) {
-        let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        model.each_published(owner, each);
+    /// source's cost ~26 bytes an endpoint at 100,000). The writer's lock is taken for the
+    /// keys, then for [`PUBLISHED_BATCH`] endpoints at a time, so that another source's change
+    /// waits for a batch, not for the whole walk; `each` runs under it and must not call back
+    /// into the registry. An endpoint `owner` changes between batches is given as it is then
+    /// (only its own source changes it, and that is the caller).
+    pub fn each_published(&self, owner: Owner, mut each: impl FnMut(&Endpoint)) {
+        let keys = self.model().published_keys(owner);
+        for batch in keys.chunks(PUBLISHED_BATCH) {
+            let model = self.model();
+            for held in batch {
+                model.each_published_of(held, &mut each);
+            }
+        }
+    }
+
+    fn model(&self) -> std::sync::MutexGuard<'_, Model> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn sizes(&self) -> Sizes {

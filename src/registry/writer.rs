@@ -359,17 +359,26 @@ impl Model {
             .and_then(|e| e.addresses().next())
     }
 
-    /// Each endpoint `owner` holds, as its source sent it (built one at a time, kept nowhere).
-    pub(super) fn each_published(&self, owner: Owner, mut each: impl FnMut(&Endpoint)) {
+    /// The keys of every endpoint `owner` holds (none if it was never seen).
+    pub(super) fn published_keys(&self, owner: Owner) -> Vec<Held> {
         let Some(tag) = self.owners.iter().position(|o| *o == owner) else {
+            return Vec::new();
+        };
+        (self.endpoints_by.keys())
+            .filter(|held| usize::from(held.tag()) == tag)
+            .cloned()
+            .collect()
+    }
+
+    /// Each endpoint of `held`, on each of its networks, as its source sent it (built one at a
+    /// time, kept nowhere); nothing if it has gone.
+    pub(super) fn each_published_of(&self, held: &Held, each: &mut impl FnMut(&Endpoint)) {
+        let Some(by_network) = self.endpoints_by.get(held) else {
             return;
         };
-        let mine = (self.endpoints_by.iter()).filter(|(held, _)| usize::from(held.tag()) == tag);
-        for (held, by_network) in mine {
-            for (id, kept) in by_network.iter() {
-                if let Some(network) = self.network_names.get(id) {
-                    each(&kept.of(held.container()).to_endpoint(network));
-                }
+        for (id, kept) in by_network.iter() {
+            if let Some(network) = self.network_names.get(id) {
+                each(&kept.of(held.container()).to_endpoint(network));
             }
         }
     }

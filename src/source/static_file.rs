@@ -157,8 +157,9 @@ impl StaticSource {
         // between two of them; readers saw each change as it was applied before as well, and
         // every change is its owner's alone.
         let all = declared(config).map(|(network, ep)| endpoint(network, ep));
-        let mut tracked = Tracked::recalled(std::mem::take(&mut self.networks));
-        registry.each_published(OWNER, |endpoint| tracked.remember(endpoint));
+        let mut tracked = Tracked::recalled(std::mem::take(&mut self.networks), |remember| {
+            registry.each_published(OWNER, remember)
+        });
         let retracked = tracked.retrack(networks, all);
         self.networks = tracked.networks().clone();
         drop(tracked);

@@ -125,20 +125,23 @@ pub struct Tracked {
 }
 
 impl Tracked {
-    /// What a source applied, told back: `networks`, then each endpoint through
-    /// [`Tracked::remember`] (a source that diffs against what the registry holds rebuilds this
-    /// for one reload instead of keeping it between reloads).
-    pub fn recalled(networks: BTreeSet<String>) -> Tracked {
+    /// What a source applied, told back: `networks`, and each endpoint `recall` hands the
+    /// function it is given (a source that diffs against what the registry holds rebuilds
+    /// this for one reload instead of keeping it between reloads). Collected, then built at
+    /// once: the tree's nodes are full whatever order the endpoints come in.
+    pub fn recalled(
+        networks: BTreeSet<String>,
+        recall: impl FnOnce(&mut dyn FnMut(&Endpoint)),
+    ) -> Tracked {
+        let mut applied = Vec::new();
+        recall(&mut |endpoint: &Endpoint| {
+            let key = ByContainer::new(&endpoint.container, &endpoint.network);
+            applied.push((key, fingerprint(endpoint)));
+        });
         Tracked {
             networks,
-            endpoints: BTreeMap::new(),
+            endpoints: applied.into_iter().collect(),
         }
-    }
-
-    /// `endpoint` as applied (see [`Tracked::recalled`]).
-    pub fn remember(&mut self, endpoint: &Endpoint) {
-        let key = ByContainer::new(&endpoint.container, &endpoint.network);
-        self.endpoints.insert(key, fingerprint(endpoint));
     }
 
     pub fn networks(&self) -> &BTreeSet<String> {
