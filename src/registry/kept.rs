@@ -245,18 +245,17 @@ mod tests {
         assert_eq!((kept.ttl(), kept.srv()), (Some(5), &endpoint.srv[..]));
         assert!(kept.rare.is_some());
         // A name of its own that is not its container's is kept, and only then.
-        let bare_in = |container: &str| {
-            Kept::from(Endpoint {
-                aliases: Vec::new(),
-                ipv6: None,
-                ttl: None,
-                out_of_rotation: None,
-                srv: Vec::new(),
-                origins: NameOrigins::default(),
-                container: container.into(),
-                ..endpoint.clone()
-            })
+        let bare_sent = |container: &str| Endpoint {
+            aliases: Vec::new(),
+            ipv6: None,
+            ttl: None,
+            out_of_rotation: None,
+            srv: Vec::new(),
+            origins: NameOrigins::default(),
+            container: container.into(),
+            ..endpoint.clone()
         };
+        let bare_in = |container: &str| Kept::from(bare_sent(container));
         let bare = bare_in("c1");
         assert!(bare.rare.is_some(), "a name that is not its container's");
         assert_eq!(bare.of("c1").names().collect::<Vec<_>>(), ["Web"]);
@@ -296,16 +295,7 @@ mod tests {
             NameOrigins::all(NameOrigin::Config, 1)
         );
         for container in ["c1", "Web"] {
-            let sent = Endpoint {
-                aliases: Vec::new(),
-                ipv6: None,
-                ttl: None,
-                out_of_rotation: None,
-                srv: Vec::new(),
-                origins: NameOrigins::default(),
-                container: container.into(),
-                ..endpoint.clone()
-            };
+            let sent = bare_sent(container);
             assert_eq!(
                 Kept::from(sent.clone()).of(container).to_endpoint("net"),
                 sent
