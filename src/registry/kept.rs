@@ -10,13 +10,16 @@
 //! 48 bytes of the allocator and 16 of the map's slot. Nothing here decides an answer; it is
 //! the writer's memory of what a source said.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::{
+    borrow::Cow,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
 
 use compact_str::CompactString;
 
 use super::change::{Endpoint, NameOrigin, NameOrigins, SrvPort, distinct_names};
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct Kept {
     pub(super) ipv4: Option<Ipv4Addr>,
     /// Where the name comes from, when the source said (a static endpoint's: the config).
@@ -26,7 +29,7 @@ pub(super) struct Kept {
     rare: Option<Box<Rare>>,
 }
 
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Rare {
     /// The endpoint's name, when it is not its container's (a Docker container's is its ID):
     /// inline up to 24 bytes, as nearly every container's name is. A `Box<str>` was a 32-byte
@@ -83,9 +86,31 @@ impl Kept {
     /// With its container's name (the writer's key), which names it when it has none of its own.
     pub(super) fn of<'a>(&'a self, container: &'a str) -> Named<'a> {
         Named {
-            kept: self,
+            kept: Cow::Borrowed(self),
             container,
         }
+    }
+
+    /// A plain endpoint: its container's name and one IPv4 address, nothing else.
+    pub(super) fn plain(ipv4: Ipv4Addr, origin: Option<NameOrigin>) -> Kept {
+        Kept {
+            ipv4: Some(ipv4),
+            origin,
+            rare: None,
+        }
+    }
+
+    /// [`Kept::plain`], owning `container`'s name for the caller.
+    pub(super) fn plain_of(self, container: &str) -> Named<'_> {
+        Named {
+            kept: Cow::Owned(self),
+            container,
+        }
+    }
+
+    /// Whether it is one [`Kept::plain`] makes: all its name's record set can say of it.
+    pub(super) fn is_plain(&self) -> bool {
+        self.rare.is_none() && self.ipv4.is_some()
     }
 
     pub(super) fn ipv6(&self) -> Option<Ipv6Addr> {
@@ -117,29 +142,38 @@ impl Kept {
     }
 }
 
-/// A kept endpoint and its container: what it knows of its names.
-#[derive(Debug, Clone, Copy)]
+/// A kept endpoint and its container: what it knows of its names. The writer's own, or a
+/// plain one read off its name's record set (owned: it is kept nowhere).
+#[derive(Debug, Clone)]
 pub(super) struct Named<'a> {
-    kept: &'a Kept,
+    kept: Cow<'a, Kept>,
     container: &'a str,
 }
 
 impl std::ops::Deref for Named<'_> {
     type Target = Kept;
     fn deref(&self) -> &Kept {
-        self.kept
+        &self.kept
     }
 }
 
 impl<'a> Named<'a> {
+    /// What it has beyond a plain endpoint's (an owned one has nothing).
+    fn rare(&self) -> Option<&'a Rare> {
+        match self.kept {
+            Cow::Borrowed(kept) => kept.rare.as_deref(),
+            Cow::Owned(_) => None,
+        }
+    }
+
     /// Its name: its own, or its container's.
     pub(super) fn name(&self) -> &'a str {
-        let own = self.kept.rare.as_ref().and_then(|r| r.name.as_deref());
+        let own = self.rare().and_then(|r| r.name.as_deref());
         own.unwrap_or(self.container)
     }
 
     fn all_names(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        let aliases = self.kept.rare.as_ref().map_or(&[][..], |r| &r.aliases[..]);
+        let aliases = self.rare().map_or(&[][..], |r| &r.aliases[..]);
         std::iter::once(self.name()).chain(aliases.iter().map(|a| &**a))
     }
 
@@ -150,8 +184,8 @@ impl<'a> Named<'a> {
 
     /// The endpoint as its source sent it, on `network`: nothing is lost in a [`Kept`], so a
     /// source can diff against what the registry holds instead of keeping a copy of its own.
-    pub(super) fn to_endpoint(self, network: &str) -> Endpoint {
-        let kept = self.kept;
+    pub(super) fn to_endpoint(&self, network: &str) -> Endpoint {
+        let kept = &*self.kept;
         let rare = kept.rare.as_deref();
         Endpoint {
             network: network.to_string(),

@@ -9,6 +9,7 @@ mod by_address;
 mod change;
 pub mod describe;
 mod early;
+mod endpoints;
 mod held;
 mod ip_map;
 mod kept;
@@ -878,7 +879,7 @@ impl Registry {
     /// The first address of an endpoint named `name`, to explain as that container.
     pub fn address_of(&self, name: &str) -> Option<IpAddr> {
         let model = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        model.address_of(name)
+        model.address_of(&self.index, name)
     }
 
     /// For `explain`: who `asker` is and what it sees, every network that holds `name` with
@@ -967,11 +968,11 @@ impl Registry {
     /// into the registry. An endpoint `owner` changes between batches is given as it is then
     /// (only its own source changes it, and that is the caller).
     pub fn each_published(&self, owner: Owner, mut each: impl FnMut(&Endpoint)) {
-        let keys = self.model().published_keys(owner);
+        let keys = self.model().published_keys(&self.index, owner);
         for batch in keys.chunks(PUBLISHED_BATCH) {
             let model = self.model();
             for held in batch {
-                model.each_published_of(held, &mut each);
+                model.each_published_of(&self.index, held, &mut each);
             }
         }
     }
@@ -1038,3 +1039,5 @@ fn arpa_address(name: &LowerName) -> Option<IpAddr> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod told_tests;

@@ -337,6 +337,16 @@ impl RecordSet {
         self
     }
 
+    /// The one endpoint and the one IPv4 address of a set that has nothing else (no extras):
+    /// all the writer needs to know of a plain endpoint, which it then keeps nowhere else
+    /// (`writer::derived`).
+    pub(super) fn bare(&self) -> Option<(&Held, Ipv4Addr)> {
+        match (&self.extra, &self.member, self.v4) {
+            (None, Some(member), Some(v4)) => Some((member, v4)),
+            _ => None,
+        }
+    }
+
     /// The endpoints that answer to the name on this network (the writer's; see the field).
     pub(super) fn members(&self) -> SmallSet<Held> {
         match (&self.member, &self.extra) {

@@ -25,6 +25,7 @@ use super::{
     Change, Client, Endpoint, Index, NameData, NameEntry, NameKey, NameOrigin, NetId, Origins,
     Owner, RecordSet, SharedSet, Sizes, SrvTarget, View,
     describe::{Holder, Member},
+    endpoints::Endpoints,
     held::{Held, MAX_OWNERS, Tag},
     kept::{Kept, Named},
     listing::{NameListing, NetworkListing},
@@ -81,13 +82,14 @@ pub(super) struct Model {
     /// IP → the (network, owner, container) endpoints that hold it; their PTR targets are
     /// derived from `endpoints_by` and `network_names` when published, not stored twice.
     ptr_sources: PtrSources,
-    /// Every endpoint, by (owner, container), then network. A container is the asker, and
-    /// sees its networks whichever source published them: [`Model::container_endpoints`]
-    /// gathers its keys under every owner. One map for what was a map per network (its
-    /// B-tree nodes about half empty, ~50 bytes an endpoint at 100,000) and a map of each
-    /// container's networks beside it (~55 bytes). `Kept` inline, in 16 bytes: boxed (with
-    /// its name inline, 40 bytes) it cost 3.5 MB more at 100,000 (48.9 against 45.4 MB).
-    endpoints_by: HashMap<Held, SmallMap<NetId, Kept>>,
+    /// Every endpoint, by (owner, container), then network; a plain one is told by its
+    /// name's set instead ([`Endpoints`]). A container is the asker, and sees its networks
+    /// whichever source published them: [`Model::container_endpoints`] gathers its keys under
+    /// every owner. One map for what was a map per network (its B-tree nodes about half
+    /// empty, ~50 bytes an endpoint at 100,000) and a map of each container's networks beside
+    /// it (~55 bytes). `Kept` inline, in 16 bytes: boxed (with its name inline, 40 bytes) it
+    /// cost 3.5 MB more at 100,000 (48.9 against 45.4 MB).
+    endpoints_by: Endpoints,
     /// Each held network's name by its handle.
     network_names: HashMap<NetId, Box<str>>,
     /// container → owner → the addresses it also asks from, on networks without names.
@@ -145,7 +147,7 @@ impl Model {
             networks: BTreeMap::new(),
             next_id: 0,
             ptr_sources: PtrSources::default(),
-            endpoints_by: HashMap::new(),
+            endpoints_by: Endpoints::default(),
             network_names: HashMap::new(),
             asker_addresses: HashMap::new(),
             views: HashMap::new(),
@@ -204,7 +206,7 @@ impl Model {
                     network: network.clone(),
                     names: held
                         .into_iter()
-                        .map(|(short, set)| self.name_listing(state, short, set))
+                        .map(|(short, set)| self.name_listing(index, state, short, set))
                         .collect(),
                 }
             })
@@ -214,6 +216,7 @@ impl Model {
     /// One name of [`Model::listing`]: its set, if published, and its members out of rotation.
     fn name_listing(
         &self,
+        index: &Index,
         state: &NetworkState,
         short: NameKey,
         set: Option<SharedSet>,
@@ -230,14 +233,14 @@ impl Model {
                 || {
                     members
                         .keys()
-                        .filter_map(|h| self.kept(state.id, h)?.origin_of(short.as_bytes()))
+                        .filter_map(|h| self.kept(index, state.id, h)?.origin_of(short.as_bytes()))
                         .fold(Origins::default(), Origins::with)
                 },
                 |set| set.origins(),
             ),
             resting: members
                 .keys()
-                .filter_map(|h| self.kept(state.id, h))
+                .filter_map(|h| self.kept(index, state.id, h))
                 .filter_map(|e| Some((e.out_of_rotation()?, e)))
                 .flat_map(|(reason, e)| e.addresses().map(move |ip| (ip, reason)))
                 .collect(),
@@ -298,7 +301,7 @@ impl Model {
             any = true;
             let members = members
                 .keys()
-                .filter_map(|h| Some((h, self.kept(state.id, h)?)))
+                .filter_map(|h| Some((h, self.kept(index, state.id, h)?)))
                 .map(|(held, endpoint)| Member {
                     addresses: endpoint.addresses().collect(),
                     name: endpoint.name().to_string(),
@@ -351,36 +354,43 @@ impl Model {
         self.networks.get(name).map(|s| s.id)
     }
 
-    pub(super) fn address_of(&self, name: &str) -> Option<IpAddr> {
-        self.endpoints_by
-            .iter()
-            .flat_map(|(held, by_network)| by_network.values().map(|e| e.of(held.container())))
-            .find(|e| e.name().eq_ignore_ascii_case(name))
-            .and_then(|e| e.addresses().next())
+    pub(super) fn address_of(&self, index: &Index, name: &str) -> Option<IpAddr> {
+        self.endpoints_by.address_named(index, name)
     }
 
     /// The keys of every endpoint `owner` holds (none if it was never seen).
-    pub(super) fn published_keys(&self, owner: Owner) -> Vec<Held> {
+    pub(super) fn published_keys(&self, index: &Index, owner: Owner) -> Vec<Held> {
         let Some(tag) = self.owners.iter().position(|o| *o == owner) else {
             return Vec::new();
         };
-        (self.endpoints_by.keys())
-            .filter(|held| usize::from(held.tag()) == tag)
-            .cloned()
-            .collect()
+        self.endpoints_by.of_owner(index, tag as Tag)
     }
 
     /// Each endpoint of `held`, on each of its networks, as its source sent it (built one at a
     /// time, kept nowhere); nothing if it has gone.
-    pub(super) fn each_published_of(&self, held: &Held, each: &mut impl FnMut(&Endpoint)) {
-        let Some(by_network) = self.endpoints_by.get(held) else {
-            return;
-        };
-        for (id, kept) in by_network.iter() {
-            if let Some(network) = self.network_names.get(id) {
-                each(&kept.of(held.container()).to_endpoint(network));
+    pub(super) fn each_published_of(
+        &self,
+        index: &Index,
+        held: &Held,
+        each: &mut impl FnMut(&Endpoint),
+    ) {
+        for (id, kept) in self.endpoints_by.networks_of(index, held) {
+            if let Some(network) = self.network_names.get(&id) {
+                each(&kept.to_endpoint(network));
             }
         }
+    }
+
+    /// Keeps every endpoint in the writer's own map (the differential test's twin).
+    #[cfg(test)]
+    pub(super) fn keep_every_endpoint(&mut self) {
+        self.endpoints_by.keep_all = true;
+    }
+
+    /// How many endpoints the writer keeps in its own map (the rest its names' sets tell).
+    #[cfg(test)]
+    pub(super) fn kept_endpoints(&self) -> usize {
+        self.endpoints_by.kept_count()
     }
 
     /// The tag of `owner`, given on first sight.
@@ -544,12 +554,7 @@ impl Model {
         };
         // Every endpoint looked at: a network going is rare beside its endpoints' changes.
         let id = state.id;
-        let own: Vec<Held> = self
-            .endpoints_by
-            .iter()
-            .filter(|(held, by_network)| held.tag() == owner && by_network.get(&id).is_some())
-            .map(|(held, _)| held.clone())
-            .collect();
+        let own = self.endpoints_by.on_network(index, id, owner);
         for held in own {
             self.remove_endpoint(network, &held, index);
         }
@@ -600,11 +605,11 @@ impl Model {
 
     fn upsert_endpoint(&mut self, owner: Tag, mut endpoint: Endpoint, index: &Index) {
         let network = std::mem::take(&mut endpoint.network);
-        let held = self.held(owner, &endpoint.container);
+        let held = self.held(owner, &endpoint.container, index);
         let is_new = self
             .networks
             .get(&network)
-            .is_none_or(|s| self.kept(s.id, &held).is_none());
+            .is_none_or(|s| self.kept(index, s.id, &held).is_none());
         if is_new && self.endpoints >= self.max_endpoints {
             counter!(names::REGISTRY_REFUSED_ENDPOINTS_TOTAL).increment(1);
             let now = std::time::Instant::now();
@@ -633,8 +638,7 @@ impl Model {
         let mut touched: BTreeMap<NameKey, SmallSet<Held>> = BTreeMap::new();
         let members = |short: &NameKey| members_of(index, state, short.as_bytes());
         let mut old_addresses = Vec::new();
-        let by_network = self.endpoints_by.entry(held.clone()).or_default();
-        if let Some(old) = by_network.remove(&net_id) {
+        if let Some(old) = self.endpoints_by.take(index, net_id, &held) {
             old_addresses.extend(old.addresses());
             for name in old.of(held.container()).names().filter_map(key) {
                 touched
@@ -650,7 +654,7 @@ impl Model {
                 .insert(held.clone(), ());
         }
         let addresses: Vec<IpAddr> = endpoint.addresses().collect();
-        by_network.insert(net_id, Kept::from(endpoint));
+        (self.endpoints_by).insert(held.clone(), net_id, Kept::from(endpoint));
 
         for (short, members) in touched {
             self.rebuild_set(&network, &short, members, index);
@@ -663,15 +667,9 @@ impl Model {
             return;
         };
         let net_id = state.id;
-        let Some(by_network) = self.endpoints_by.get_mut(held) else {
+        let Some(old) = self.endpoints_by.take(index, net_id, held) else {
             return;
         };
-        let Some(old) = by_network.remove(&net_id) else {
-            return;
-        };
-        if by_network.is_empty() {
-            self.endpoints_by.remove(held);
-        }
         self.endpoints = self.endpoints.saturating_sub(1);
         let mut touched: BTreeMap<NameKey, SmallSet<Held>> = BTreeMap::new();
         for name in old.of(held.container()).names().filter_map(key) {
@@ -710,9 +708,13 @@ impl Model {
             return;
         };
         let previous = published(index, state.id, short.as_bytes());
+        // A plain member that only the old set told is kept before the set changes.
+        for held in entry.keys() {
+            self.endpoints_by.keep(index, state.id, held);
+        }
         let members: Vec<Named> = entry
             .keys()
-            .filter_map(|c| kept(&self.endpoints_by, state.id, c))
+            .filter_map(|c| self.endpoints_by.get(index, state.id, c))
             .filter(|e| e.in_rotation())
             .collect();
         // Where the name comes from: each endpoint that answers to it (in rotation or not),
@@ -720,7 +722,7 @@ impl Model {
         let mut origins = Origins::default();
         for endpoint in entry
             .keys()
-            .filter_map(|c| kept(&self.endpoints_by, state.id, c))
+            .filter_map(|c| self.endpoints_by.get(index, state.id, c))
         {
             if let Some(origin) = endpoint.origin_of(short.as_bytes()) {
                 origins = origins.with(origin);
@@ -791,7 +793,14 @@ impl Model {
                 None
             }
         };
+        let lone = set
+            .as_ref()
+            .and_then(|s| s.bare())
+            .map(|(held, _)| held.clone());
         self.publish_name(short, id, set, index);
+        if let Some(held) = lone {
+            self.endpoints_by.settle(index, id, &held);
+        }
     }
 
     /// Publishes `set` as network `network`'s for `short` (none: it has none now), beside the
@@ -906,7 +915,7 @@ impl Model {
     /// the network's published labels), if `NAME.NETWORK.` is a DNS name.
     fn ptr_target(&self, network: NetId, held: &Held, index: &Index) -> Option<(NetId, Name)> {
         let network_name = self.network_names.get(&network)?;
-        let endpoint = self.kept(network, held)?;
+        let endpoint = self.kept(index, network, held)?;
         let whole = fqdn(&format!("{}.{network_name}", endpoint.name())).ok()?;
         let own = fqdn(endpoint.name()).ok()?;
         let net = index.network_labels.get(&network)?;
@@ -917,36 +926,21 @@ impl Model {
     }
 
     /// The key of `owner`'s `container`: the one the maps share if it has endpoints, else new.
-    fn held(&self, owner: Tag, container: &str) -> Held {
+    fn held(&self, owner: Tag, container: &str, index: &Index) -> Held {
         let mut key = String::new();
         Held::text(owner, container, &mut key);
-        match self.endpoints_by.get_key_value(key.as_bytes()) {
-            Some((held, _)) => held.clone(),
-            None => Held::of_text(&key),
-        }
+        (self.endpoints_by.shared_key(index, &key)).unwrap_or_else(|| Held::of_text(&key))
     }
 
-    /// Every endpoint of `container`, whichever owner published it, as (network, key).
-    fn container_endpoints(&self, container: &str) -> Vec<(NetId, Held)> {
-        let mut endpoints = Vec::new();
-        let mut key = String::new();
-        for tag in 0..self.owners.len() {
-            Held::text(tag as Tag, container, &mut key);
-            if let Some((held, by_network)) = self.endpoints_by.get_key_value(key.as_bytes()) {
-                // A network where it has no address does not join its view.
-                endpoints.extend(
-                    (by_network.iter())
-                        .filter(|(_, kept)| kept.addresses().next().is_some())
-                        .map(|(id, _)| (*id, held.clone())),
-                );
-            }
-        }
-        endpoints
+    /// Every endpoint of `container` that has an address, whichever owner published it, as
+    /// (network, key).
+    fn container_endpoints(&self, container: &str, index: &Index) -> Vec<(NetId, Held)> {
+        (self.endpoints_by).of_container(index, container, self.owners.len())
     }
 
     /// The endpoint `held` on the network whose handle is `network`.
-    fn kept(&self, network: NetId, held: &Held) -> Option<Named<'_>> {
-        kept(&self.endpoints_by, network, held)
+    fn kept<'a>(&'a self, index: &Index, network: NetId, held: &'a Held) -> Option<Named<'a>> {
+        self.endpoints_by.get(index, network, held)
     }
 
     fn publish_ptr(&mut self, ip: IpAddr, index: &Index) {
@@ -962,7 +956,7 @@ impl Model {
     /// Every address `container` asks from (its endpoints' and its nameless ones) sees all the
     /// networks of its endpoints; a container with only nameless addresses sees none.
     fn publish_container_view(&mut self, container: &str, index: &Index) {
-        let endpoints = self.container_endpoints(container);
+        let endpoints = self.container_endpoints(container, index);
         if endpoints.is_empty() && !self.asker_addresses.contains_key(container) {
             return;
         }
@@ -994,7 +988,7 @@ impl Model {
         };
         let addresses = endpoints
             .iter()
-            .filter_map(|(network, held)| self.kept(*network, held))
+            .filter_map(|(network, held)| self.kept(index, *network, held))
             .flat_map(|endpoint| endpoint.addresses())
             .chain(
                 extra
@@ -1058,17 +1052,6 @@ fn srv_targets(network: &str, members: &[Named]) -> Vec<SrvTarget> {
             })
         })
         .collect()
-}
-
-/// The endpoint `held` on `network`, in `endpoints_by` (a function, not a method, so that the
-/// writer can read it while it changes a network's state).
-fn kept<'a>(
-    endpoints_by: &'a HashMap<Held, SmallMap<NetId, Kept>>,
-    network: NetId,
-    held: &Held,
-) -> Option<Named<'a>> {
-    let (held, by_network) = endpoints_by.get_key_value(held)?;
-    Some(by_network.get(&network)?.of(held.container()))
 }
 
 /// Whether static records give a name addresses or TXT.
