@@ -14,7 +14,10 @@
 //! what is kept. A set changes nowhere else (`Model::publish_name` is called only from
 //! `Model::rebuild_set`). Nothing here decides an answer or publishes.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr},
+};
 
 use hickory_server::proto::rr::LowerName;
 
@@ -112,8 +115,23 @@ impl Endpoints {
         derived(index, network, held)
     }
 
+    /// The address of `held`'s endpoint on `network` if its name's set tells it (it is not
+    /// kept here).
+    pub(super) fn told_address(
+        &self,
+        index: &Index,
+        network: NetId,
+        held: &Held,
+    ) -> Option<Ipv4Addr> {
+        if self.kept_on(network, held).is_some() {
+            return None;
+        }
+        derived(index, network, held)?.ipv4
+    }
+
     /// Keeps `held`'s endpoint on `network` here if only its name's set told it: called before
-    /// that set changes.
+    /// that set changes (and after its address's holder is kept, which the PTR and this set
+    /// tell only while the endpoint is told: [`Endpoints::ptr_holder`]).
     pub(super) fn keep(&mut self, index: &Index, network: NetId, held: &Held) {
         if self.kept_on(network, held).is_some() {
             return;
@@ -121,6 +139,33 @@ impl Endpoints {
         if let Some(kept) = derived(index, network, held) {
             self.insert(held.clone(), network, kept);
         }
+    }
+
+    /// The holder of `ip` that its published PTR and a set tell: the told endpoint that the
+    /// PTR's one target names, at that address. The writer's table of holders then keeps none
+    /// for `ip` (its 16-byte entry, ~22 bytes an endpoint at 100,000 with the table's slack);
+    /// it keeps the holder again before anything about it changes (`Model::pin_ptr`).
+    pub(super) fn ptr_holder(&self, index: &Index, ip: IpAddr) -> Option<(NetId, Held)> {
+        let IpAddr::V4(v4) = ip else {
+            return None;
+        };
+        let targets = index.addresses.ptr(&ip)?;
+        let mut each = targets.iter();
+        let (network, labels) = each.next()?;
+        if each.next().is_some() {
+            return None;
+        }
+        // The target's labels, case kept, as a key: a length byte is below 64, never a letter.
+        let key: smallvec::SmallVec<[u8; 64]> = labels.iter().map(u8::to_ascii_lowercase).collect();
+        let member = {
+            let entry = index.names.get(&key[..])?;
+            let set = entry.sets().iter().find(|s| s.network() == network)?;
+            let (member, at) = set.bare()?;
+            (at == v4).then(|| member.clone())?
+        };
+        let told = self.kept_on(network, &member).is_none()
+            && derived(index, network, &member).is_some_and(|k| k.ipv4 == Some(v4));
+        told.then_some((network, member))
     }
 
     /// Lets go of `held`'s endpoint on `network` if the published set of its name now tells

@@ -25,6 +25,11 @@ impl<V> Default for IpMap<V> {
 }
 
 impl<V> IpMap<V> {
+    #[cfg(test)]
+    pub(super) fn values(&self) -> impl Iterator<Item = &V> {
+        self.v4.values().chain(self.v6.values())
+    }
+
     pub(super) fn get(&self, ip: &IpAddr) -> Option<&V> {
         match ip {
             IpAddr::V4(ip) => self.v4.get(ip),

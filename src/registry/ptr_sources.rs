@@ -77,6 +77,12 @@ impl PtrSources {
         lone.into_iter().chain(shared)
     }
 
+    /// How many (address, holder) pairs are kept.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.lone.len() + self.shared.values().map(|set| set.len()).sum::<usize>()
+    }
+
     pub(super) fn insert(&mut self, ip: IpAddr, source: Source) {
         if let IpAddr::V4(v4) = ip
             && self.shared.get(&ip).is_none()

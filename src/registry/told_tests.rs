@@ -195,8 +195,12 @@ fn a_registry_that_lets_sets_tell_plain_endpoints_answers_as_one_that_keeps_them
                 let first = a.lines().zip(b.lines()).find(|(x, y)| x != y);
                 panic!("seed {seed} step {step} after {said}: first difference {first:?}");
             }
-            let kept = tells.model().kept_endpoints();
-            if kept < keeps.model().kept_endpoints() {
+            let (kept, twin) = (
+                tells.model().kept_endpoints(),
+                keeps.model().kept_endpoints(),
+            );
+            let ptr = tells.model().kept_ptr_holders();
+            if kept < twin && ptr < keeps.model().kept_ptr_holders() {
                 told_at_some_point += 1;
             }
         }
@@ -231,6 +235,11 @@ fn a_plain_endpoint_is_kept_only_while_its_name_has_company() {
     assert_eq!(reg.sizes().endpoints, 50);
     assert_eq!(reg.model().kept_endpoints(), 0, "every one told by its set");
     assert_eq!(
+        reg.model().kept_ptr_holders(),
+        0,
+        "and each address's holder by its PTR"
+    );
+    assert_eq!(
         reg.lookup_ptr(&arpa(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7))), HOST)
             .map(|n| n.to_string()),
         Some("e7.n.".into())
@@ -241,6 +250,11 @@ fn a_plain_endpoint_is_kept_only_while_its_name_has_company() {
     joining.origins = NameOrigins::all(NameOrigin::Config, 2);
     reg.apply(T, Change::EndpointUp(joining));
     assert_eq!(reg.model().kept_endpoints(), 2, "e1 and x (x has an alias)");
+    assert_eq!(
+        reg.model().kept_ptr_holders(),
+        2,
+        "the holders of their addresses too"
+    );
     let e1 = |reg: &Registry| {
         reg.lookup(&name("e1."), HOST)
             .map(|s| s.v4_members().to_vec())
@@ -272,6 +286,7 @@ fn a_plain_endpoint_is_kept_only_while_its_name_has_company() {
     );
     reg.apply(T, Change::EndpointUp(plain("n", "e1", 1)));
     assert_eq!(reg.model().kept_endpoints(), 0, "e1 told again");
+    assert_eq!(reg.model().kept_ptr_holders(), 0);
     // A told endpoint moves, and goes; each resync sees what was sent.
     reg.apply(T, Change::EndpointUp(plain("n", "e2", 200)));
     assert_eq!(reg.address_of("E2"), Some(IpAddr::from([10, 0, 0, 200])));

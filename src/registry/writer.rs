@@ -106,6 +106,10 @@ pub(super) struct Model {
     max_endpoints: usize,
     /// When the last "endpoint refused" warning was logged (one a minute at most).
     refused_warned: Option<std::time::Instant>,
+    /// Addresses whose holders a change touched: once it is applied whole (not in between,
+    /// where a holder kept for the change may not be told yet), a holder the index tells
+    /// is let go ([`Model::settle_ptr`]).
+    unsettled: Vec<IpAddr>,
 }
 
 /// `text` as a fully-qualified DNS name.
@@ -157,6 +161,7 @@ impl Model {
             endpoints: 0,
             max_endpoints: usize::MAX,
             refused_warned: None,
+            unsettled: Vec::new(),
         }
     }
 
@@ -393,6 +398,12 @@ impl Model {
         self.endpoints_by.kept_count()
     }
 
+    /// How many (address, holder) pairs the writer keeps (the rest PTRs and sets tell).
+    #[cfg(test)]
+    pub(super) fn kept_ptr_holders(&self) -> usize {
+        self.ptr_sources.len()
+    }
+
     /// The tag of `owner`, given on first sight.
     fn tag(&mut self, owner: Owner) -> Tag {
         if let Some(at) = self.owners.iter().position(|o| *o == owner) {
@@ -407,6 +418,18 @@ impl Model {
     }
 
     pub(super) fn apply(&mut self, owner: Owner, change: Change, index: &Index) {
+        self.apply_change(owner, change, index);
+        let mut unsettled = std::mem::take(&mut self.unsettled);
+        unsettled.sort_unstable();
+        unsettled.dedup();
+        for ip in unsettled.drain(..) {
+            self.settle_ptr(ip, index);
+        }
+        // Its buffer kept for the next change.
+        self.unsettled = unsettled;
+    }
+
+    fn apply_change(&mut self, owner: Owner, change: Change, index: &Index) {
         debug!(%owner, ?change, "applying change");
         let owner = self.tag(owner);
         match change {
@@ -631,6 +654,12 @@ impl Model {
             self.endpoints += 1;
         }
         let net_id = self.hold_network(&network, owner, index);
+        // Holders of its addresses, old and new, that only the index told are kept before
+        // anything about them changes.
+        let old = (self.kept(index, net_id, &held)).map(|k| k.addresses().collect::<Vec<_>>());
+        for ip in old.into_iter().flatten().chain(endpoint.addresses()) {
+            self.pin_ptr(ip, index);
+        }
         let Some(state) = self.networks.get_mut(&network) else {
             return;
         };
@@ -663,11 +692,17 @@ impl Model {
     }
 
     fn remove_endpoint(&mut self, network: &str, held: &Held, index: &Index) {
-        let Some(state) = self.networks.get_mut(network) else {
+        let Some(net_id) = self.networks.get(network).map(|state| state.id) else {
             return;
         };
-        let net_id = state.id;
+        let old = (self.kept(index, net_id, held)).map(|k| k.addresses().collect::<Vec<_>>());
+        for ip in old.into_iter().flatten() {
+            self.pin_ptr(ip, index);
+        }
         let Some(old) = self.endpoints_by.take(index, net_id, held) else {
+            return;
+        };
+        let Some(state) = self.networks.get(network) else {
             return;
         };
         self.endpoints = self.endpoints.saturating_sub(1);
@@ -708,10 +743,18 @@ impl Model {
             return;
         };
         let previous = published(index, state.id, short.as_bytes());
-        // A plain member that only the old set told is kept before the set changes.
+        // A plain member that only the old set told is kept before the set changes, and its
+        // address's holder, which its set and PTR told, with it.
+        let id = state.id;
         for held in entry.keys() {
-            self.endpoints_by.keep(index, state.id, held);
+            if let Some(ip) = self.endpoints_by.told_address(index, id, held) {
+                self.pin_ptr(IpAddr::V4(ip), index);
+                self.endpoints_by.keep(index, id, held);
+            }
         }
+        let Some(state) = self.networks.get_mut(network) else {
+            return;
+        };
         let members: Vec<Named> = entry
             .keys()
             .filter_map(|c| self.endpoints_by.get(index, state.id, c))
@@ -793,13 +836,12 @@ impl Model {
                 None
             }
         };
-        let lone = set
-            .as_ref()
-            .and_then(|s| s.bare())
-            .map(|(held, _)| held.clone());
+        let lone = set.as_ref().and_then(|s| s.bare());
+        let lone = lone.map(|(held, ip)| (held.clone(), ip));
         self.publish_name(short, id, set, index);
-        if let Some(held) = lone {
+        if let Some((held, ip)) = lone {
             self.endpoints_by.settle(index, id, &held);
+            self.unsettled.push(IpAddr::V4(ip));
         }
     }
 
@@ -876,6 +918,7 @@ impl Model {
         }
         for ip in &touched_ips {
             self.publish_ptr(*ip, index);
+            self.unsettled.push(*ip);
         }
         // The view is by source address: every address of this container sees all its networks.
         self.release_addresses(container, old, addresses, index);
@@ -898,9 +941,9 @@ impl Model {
         let mut others: BTreeSet<String> = BTreeSet::new();
         for ip in old.iter().filter(|ip| !kept.contains(ip)) {
             index.addresses.set_client(*ip, None);
-            let holders = self.ptr_sources.holders(ip);
+            let holders = self.ptr_holders(ip, index);
             others.extend(
-                holders
+                (holders.iter())
                     .map(|(_, held)| held.container())
                     .filter(|other| *other != container)
                     .map(str::to_string),
@@ -943,11 +986,49 @@ impl Model {
         self.endpoints_by.get(index, network, held)
     }
 
+    /// `ip`'s holders: those `ptr_sources` keeps, or else the one its PTR and a set tell
+    /// ([`Endpoints::ptr_holder`]).
+    fn ptr_holders(&self, ip: &IpAddr, index: &Index) -> Vec<(NetId, Held)> {
+        let kept: Vec<(NetId, Held)> = (self.ptr_sources.holders(ip))
+            .map(|(network, held)| (network, held.clone()))
+            .collect();
+        if !kept.is_empty() {
+            return kept;
+        }
+        self.endpoints_by
+            .ptr_holder(index, *ip)
+            .into_iter()
+            .collect()
+    }
+
+    /// Keeps `ip`'s told holder in `ptr_sources`: before anything about it or its holders
+    /// changes, which would leave it untold.
+    fn pin_ptr(&mut self, ip: IpAddr, index: &Index) {
+        if self.ptr_sources.holders(&ip).next().is_some() {
+            return;
+        }
+        if let Some(source) = self.endpoints_by.ptr_holder(index, ip) {
+            self.ptr_sources.insert(ip, source);
+        }
+    }
+
+    /// Lets go of `ip`'s one kept holder when its published PTR and a set tell it.
+    fn settle_ptr(&mut self, ip: IpAddr, index: &Index) {
+        let only = {
+            let mut holders = self.ptr_sources.holders(&ip);
+            let (Some(only), None) = (holders.next(), holders.next()) else {
+                return;
+            };
+            (only.0, only.1.clone())
+        };
+        if self.endpoints_by.ptr_holder(index, ip).as_ref() == Some(&only) {
+            self.ptr_sources.remove(&ip, &only);
+        }
+    }
+
     fn publish_ptr(&mut self, ip: IpAddr, index: &Index) {
-        let targets: Vec<(NetId, Name)> = self
-            .ptr_sources
-            .holders(&ip)
-            .filter_map(|(network, held)| self.ptr_target(network, held, index))
+        let targets: Vec<(NetId, Name)> = (self.ptr_holders(&ip, index).iter())
+            .filter_map(|(network, held)| self.ptr_target(*network, held, index))
             .collect();
         let targets = PtrTargets::new(targets.iter().map(|(network, name)| (*network, name)));
         index.addresses.set_ptr(ip, targets);
