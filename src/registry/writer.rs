@@ -80,7 +80,9 @@ pub(super) struct Model {
     networks: BTreeMap<String, NetworkState>,
     next_id: u32,
     /// IP → the (network, owner, container) endpoints that hold it; their PTR targets are
-    /// derived from `endpoints_by` and `network_names` when published, not stored twice.
+    /// derived from `endpoints_by` and `network_names` when published, not stored twice. An
+    /// address whose one holder is a told endpoint has none here: its published PTR and its
+    /// name's set tell it ([`Model::ptr_holders`]).
     ptr_sources: PtrSources,
     /// Every endpoint, by (owner, container), then network; a plain one is told by its
     /// name's set instead ([`Endpoints`]). A container is the asker, and sees its networks
