@@ -22,7 +22,7 @@ use std::{
 use hickory_server::proto::rr::LowerName;
 
 use super::{
-    Index, NameKey, NetId,
+    Index, NameKey, NetId, SharedSet,
     held::{Held, Tag},
     kept::{Kept, Named},
     small_map::SmallMap,
@@ -46,7 +46,7 @@ fn quiet_key(text: &str) -> Option<NameKey> {
 }
 
 /// The published sets of `container`'s name (on every network that has one).
-fn sets_of_name(index: &Index, container: &str) -> Vec<super::SharedSet> {
+fn sets_of_name(index: &Index, container: &str) -> Vec<SharedSet> {
     let Some(short) = quiet_key(container) else {
         return Vec::new();
     };
@@ -94,6 +94,13 @@ impl Endpoints {
             return Some(kept.of(key.container()));
         }
         Some(derived(index, network, held)?.plain_of(held.container()))
+    }
+
+    /// Whether `set` is the bare set that tells `held` (which is then in rotation, with the
+    /// set's one address): a look in this map, no name parsed.
+    pub(super) fn tells(&self, set: &SharedSet, held: &Held) -> bool {
+        set.bare().is_some_and(|(member, _)| member == held)
+            && self.kept_on(set.network(), held).is_none()
     }
 
     /// `kept` becomes `held`'s endpoint on `network`.
