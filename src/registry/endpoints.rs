@@ -41,6 +41,21 @@ pub(super) struct Endpoints {
 /// `text` as a registry key, or `None` when it is no DNS name (quietly: a plain endpoint's
 /// name is a DNS name, and anything else is simply not one).
 fn quiet_key(text: &str) -> Option<NameKey> {
+    // One label of letters, digits, `-` and `_`, a letter or digit at each end (nearly every
+    // name), is its length and its bytes lowercased, as the parse below makes it: parsed,
+    // each upsert's half-dozen looks took a third more CPU to load 100,000 endpoints.
+    let bytes = text.as_bytes();
+    let inner = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
+    let ends = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+    let simple = ends(bytes.first()) && ends(bytes.last()) && bytes.iter().all(inner);
+    if simple && text.len() <= 63 {
+        let mut key = [0u8; 64];
+        key[0] = text.len() as u8; // at most 63
+        for (to, from) in key[1..].iter_mut().zip(text.bytes()) {
+            *to = from.to_ascii_lowercase();
+        }
+        return Some(NameKey::from_wire(&key[..=text.len()]));
+    }
     let name = fqdn(text).ok()?;
     Some(NameKey::new(&LowerName::from(name)))
 }
@@ -345,5 +360,25 @@ impl Endpoints {
     #[cfg(test)]
     pub(super) fn kept_count(&self) -> usize {
         self.kept.values().map(|by_network| by_network.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_simple_name_s_key_is_the_parsed_name_s() {
+        let long = "a".repeat(63);
+        let too_long = "B".repeat(64);
+        for text in [
+            "e1", "Web-1", "a_b", "C2", "-x", "x-", "_", "_a", "a_", "9", &long, &too_long, "",
+            "a.b", "A.B.", "bad name", "x\\y", "é",
+        ] {
+            let parsed = fqdn(text)
+                .ok()
+                .map(|name| NameKey::new(&LowerName::from(name)));
+            assert_eq!(quiet_key(text), parsed, "{text:?}");
+        }
     }
 }

@@ -34,6 +34,11 @@ impl NameKey {
         NameKey(CompactBytes::new(&labels))
     }
 
+    /// A key of labels already in [`wire_labels`]' form and lowercase (the caller's word).
+    pub(super) fn from_wire(labels: &[u8]) -> NameKey {
+        NameKey(CompactBytes::new(labels))
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_slice()
     }
