@@ -26,7 +26,7 @@ use super::{
     held::{Held, Tag},
     kept::{Kept, Named},
     small_map::SmallMap,
-    writer::fqdn,
+    writer::{fqdn, published},
 };
 
 #[derive(Default)]
@@ -76,8 +76,7 @@ fn sets_of_name(index: &Index, container: &str) -> Vec<SharedSet> {
 /// has nothing but `held` and one IPv4 address, and says at most one origin of the name.
 fn derived(index: &Index, network: NetId, held: &Held) -> Option<Kept> {
     let short = quiet_key(held.container())?;
-    let entry = index.names.get(short.as_bytes())?;
-    let set = entry.sets().iter().find(|set| set.network() == network)?;
+    let set = published(index, network, short.as_bytes())?;
     let (member, v4) = set.bare()?;
     if member != held {
         return None;
@@ -179,12 +178,9 @@ impl Endpoints {
         }
         // The target's labels, case kept, as a key: a length byte is below 64, never a letter.
         let key: smallvec::SmallVec<[u8; 64]> = labels.iter().map(u8::to_ascii_lowercase).collect();
-        let member = {
-            let entry = index.names.get(&key[..])?;
-            let set = entry.sets().iter().find(|s| s.network() == network)?;
-            let (member, at) = set.bare()?;
-            (at == v4).then(|| member.clone())?
-        };
+        let set = published(index, network, &key)?;
+        let (member, at) = set.bare()?;
+        let member = (at == v4).then(|| member.clone())?;
         let told = self.kept_on(network, &member).is_none()
             && derived(index, network, &member).is_some_and(|k| k.ipv4 == Some(v4));
         told.then_some((network, member))

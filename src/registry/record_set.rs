@@ -339,7 +339,7 @@ impl RecordSet {
 
     /// The one endpoint and the one IPv4 address of a set that has nothing else (no extras):
     /// all the writer needs to know of a plain endpoint, which it then keeps nowhere else
-    /// (`writer::derived`).
+    /// (`endpoints::derived`).
     pub(super) fn bare(&self) -> Option<(&Held, Ipv4Addr)> {
         match (&self.extra, &self.member, self.v4) {
             (None, Some(member), Some(v4)) => Some((member, v4)),

@@ -61,7 +61,7 @@ type Listed = (NameKey, Option<SharedSet>);
 
 /// The set published for `short` on network `id`, if any (the index keeps one per network
 /// that holds the name with a member in rotation or a record).
-fn published(index: &Index, id: NetId, short: &[u8]) -> Option<SharedSet> {
+pub(super) fn published(index: &Index, id: NetId, short: &[u8]) -> Option<SharedSet> {
     let entry = index.names.get(short)?;
     entry.sets().iter().find(|set| set.network() == id).cloned()
 }
@@ -636,10 +636,12 @@ impl Model {
     fn upsert_endpoint(&mut self, owner: Tag, mut endpoint: Endpoint, index: &Index) {
         let network = std::mem::take(&mut endpoint.network);
         let held = self.held(owner, &endpoint.container, index);
-        let is_new = self
-            .networks
-            .get(&network)
-            .is_none_or(|s| self.kept(index, s.id, &held).is_none());
+        // Its addresses on the network before, if it was there (holding the network changes no
+        // endpoint).
+        let old = (self.networks.get(&network))
+            .and_then(|s| self.kept(index, s.id, &held))
+            .map(|k| k.addresses().collect::<Vec<_>>());
+        let is_new = old.is_none();
         if is_new && self.endpoints >= self.max_endpoints {
             counter!(names::REGISTRY_REFUSED_ENDPOINTS_TOTAL).increment(1);
             let now = std::time::Instant::now();
@@ -663,7 +665,6 @@ impl Model {
         let net_id = self.hold_network(&network, owner, index);
         // Holders of its addresses, old and new, that only the index told are kept before
         // anything about them changes.
-        let old = (self.kept(index, net_id, &held)).map(|k| k.addresses().collect::<Vec<_>>());
         for ip in old.into_iter().flatten().chain(endpoint.addresses()) {
             self.pin_ptr(ip, index);
         }
