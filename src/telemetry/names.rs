@@ -103,7 +103,7 @@ catalogue! {
     DOCKER_EVENT_OVERFLOWS_TOTAL = "netalias_docker_event_overflows_total", Counter,
         "Times the pending-events queue overflowed and a snapshot resynced instead";
     DOCKER_EARLY_ASKERS_TOTAL = "netalias_docker_early_askers_total", Counter,
-        "Container addresses scoped before the container could be read whole, by how (connect, lookup, not_found)";
+        "Containers scoped or published before the container could be read whole, by how (connect, lookup, not_found: scoped; created, started: published at network connect from the create-time read, taken before or as the start was done)";
     DOCKER_LIST_READS_TOTAL = "netalias_docker_list_reads_total", Counter,
         "Containers published from the engine's list without waiting on their lock, by how (complete, partial: an inspect completes it; unsure: the list was older than the event, an inspect decides)";
     DOCKER_EVENTS_TOTAL = "netalias_docker_events_total", Counter,

@@ -450,6 +450,13 @@ impl DockerSource {
         } = landed;
         match answer? {
             Answer::Inspected(facts) => {
+                if why == Why::Connect {
+                    counter!(names::DOCKER_EARLY_ASKERS_TOTAL, "how" => "started").increment(1);
+                    debug!(
+                        id,
+                        "published at network connect, from the create-time read that waited on the start"
+                    );
+                }
                 if self.publish_container(&id, facts) && why == Why::Reconcile {
                     self.corrected(&id, 1);
                 }

@@ -56,13 +56,15 @@ pub enum Ask {
     Listed,
     /// At `network connect` (network by ID, as the event gives it): the create-time read of
     /// `early.rs`, waited for up to `wait`; the container's addresses on the network, from the
-    /// network's inspect; and its list entry when there is no create-time read.
+    /// network's inspect; and its list entry when there is no create-time read. When that
+    /// read lost the race with the start and lands as the start is done, the container as it
+    /// read it ([`Answer::Inspected`]), sooner than the `start` event.
     Connected { network: String, wait: Duration },
     /// The container's inspect.
     Inspect,
     /// At `start`: the create-time read of `early.rs` that lost the race with the start and
     /// waited on its lock, so read the container started (an inspect's facts), waited for up
-    /// to `wait`.
+    /// to `wait`, unless its connect took it first.
     Started { wait: Duration },
 }
 
@@ -379,8 +381,18 @@ async fn read(docker: Docker, policy: Policy, created: early::Created, job: Job)
         Ask::Inspect => client::container(&docker, &id, policy)
             .await
             .map(Answer::Inspected),
-        Ask::Connected { network, wait } => {
-            let created = created.wait(&id, wait).await.is_some();
+        Ask::Connected { network, wait } => 'connected: {
+            let created = match created.wait(&id, wait).await {
+                // Read as its start was done, before the `start` event is sent: published
+                // now. (A Swarm task's gwbridge address is not in its own inspect.)
+                early::Waited::Started(c) if !client::is_task(&c) => {
+                    break 'connected Ok(Answer::Inspected(client::inspected_facts(
+                        &c, None, policy,
+                    )));
+                }
+                early::Waited::Read => true,
+                early::Waited::Started(_) | early::Waited::Nothing => false,
+            };
             let on = early::addresses_on(&docker, &network, &id).await;
             let listed = if created {
                 Ok(None)
