@@ -56,6 +56,22 @@ IDLE = "trap 'exit 0' TERM; while true; do sleep 1; done"
 leaving_on = os.environ.get("LEAVING", "1") != "0"
 poll_s = float(os.environ.get("POLL_MS", "5")) / 1000
 leave_timeout = float(os.environ.get("LEAVE_TIMEOUT", "5"))
+# churn.sh runs this harness at nice -10 when it may (as root), so that its threads, which
+# only wait, ask and time, are not starved by the load they measure (16 docker CLIs and dockerd
+# on 2 cores: a poll meant every 2 ms came 30-125 ms late); what it starts (netalias, the docker
+# CLI) runs at the nice churn.sh was given (CHURN_NICE), so netalias's own waits still count.
+child_nice = int(os.environ.get("CHURN_NICE", os.nice(0))) - os.nice(0)
+
+
+# CHURN_TRACE=FILE: each start's name, container ID and wall-clock times of `docker run -d`
+# being issued and returning, one line each, to set beside netalias's debug log.
+trace = open(os.environ["CHURN_TRACE"], "w") if os.environ.get("CHURN_TRACE") else None
+trace_lock = threading.Lock()
+
+
+def given(argv):
+    """argv run at the nice churn.sh was given, not the harness's."""
+    return ["nice", "-n", str(child_nice), *argv] if child_nice > 0 else list(argv)
 PROBER = "natest-churn-prober"
 SERVERS = ("netalias", "docker")
 mono = time.monotonic
@@ -68,9 +84,9 @@ at_once = set()
 def serve():
     """Starts netalias and waits until it is ready (5 s at most)."""
     global server
-    server = subprocess.Popen(
+    server = subprocess.Popen(given(
         [binary, "serve", "--docker", "--listen", f"127.0.0.1:{port}",
-         "--http-listen", f"127.0.0.1:{http_port}"])
+         "--http-listen", f"127.0.0.1:{http_port}"]))
     if pidfile:
         with open(pidfile, "w") as f:
             f.write(str(server.pid))
@@ -110,11 +126,17 @@ def answered(sock, name):
 
 
 def start(name):
-    subprocess.run(
+    issued = time.time()
+    run = subprocess.run(given(
         ["docker", "run", "-d", "--label", "netalias.test=1", "--name", name,
-         "--network", network, image, "sh", "-c", IDLE],
-        check=True, stdout=subprocess.DEVNULL)
+         "--network", network, image, "sh", "-c", IDLE]),
+        check=True, stdout=subprocess.PIPE, text=True)
     returned = time.monotonic()
+    if trace is not None:
+        # To set beside netalias's debug log (its timestamps are the same wall clock, UTC).
+        with trace_lock:
+            trace.write(f"{name} {run.stdout.strip()} issued={issued:.6f} returned={time.time():.6f}\n")
+            trace.flush()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.settimeout(0.05)
     deadline = returned + 10
@@ -133,7 +155,7 @@ def rm(name, leaving=None):
     t0 = mono()
     if leaving is not None:
         leaving.watch(name, t0)
-    subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL,
+    subprocess.run(given(["docker", "rm", "-f", name]), stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     if leaving is not None:
         leaving.returned(name, mono())

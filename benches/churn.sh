@@ -11,7 +11,8 @@
 # server asked every POLL_MS (5) ms, LEAVE_TIMEOUT (5) s at most; p50/p99/max per server and the
 # median per-container difference (LEAVING=0 skips it; it needs root).
 # Usage: [NETALIAS=BIN] [NET=NAME SUBNET=CIDR] [RESTART_STARTS=N] [NETALIAS_LOG=FILTER]
-#        [LEAVING=0|1] [POLL_MS=5] [LEAVE_TIMEOUT=5] bash benches/churn.sh [COUNT REMOVE MORE PARALLEL]
+#        [LEAVING=0|1] [POLL_MS=5] [LEAVE_TIMEOUT=5] [CHURN_TRACE=FILE]
+#        bash benches/churn.sh [COUNT REMOVE MORE PARALLEL]
 # Needs a Docker engine. Traffic: loopback, and the network and containers made here (Docker's
 # DNS inside the prober's namespace). Everything carries netalias.test=1.
 set -euo pipefail
@@ -38,5 +39,8 @@ docker network rm "$NET" >/dev/null 2>&1 || true
 bash tests/build-test-image.sh >/dev/null
 docker network create --label netalias.test=1 --subnet "${SUBNET:-10.247.0.0/16}" "$NET" >/dev/null
 [ -x "$NETALIAS" ] || { echo "churn: $NETALIAS is not an executable" >&2; exit 2; }
-NETALIAS_BIN="$NETALIAS" NETALIAS_PIDFILE="$pidfile" HTTP_PORT="$HTTP_PORT" \
-  NETALIAS_LOG="${NETALIAS_LOG:-warn}" python3 benches/churn.py "$PORT" "$NET" "$IMAGE" "$@"
+# The harness at nice -10 (root only), what it starts at this shell's nice: churn.py says why.
+harness=()
+if [ "$(id -u)" = 0 ]; then harness=(nice -n -10); fi
+CHURN_NICE="$(nice)" NETALIAS_BIN="$NETALIAS" NETALIAS_PIDFILE="$pidfile" HTTP_PORT="$HTTP_PORT" \
+  NETALIAS_LOG="${NETALIAS_LOG:-warn}" "${harness[@]}" python3 benches/churn.py "$PORT" "$NET" "$IMAGE" "$@"

@@ -105,8 +105,8 @@ enum Slot {
     Read(Box<ContainerInspectResponse>),
     /// The read lost the race with the container's start, waited on its lock, and read it
     /// started: as fresh as the `start` event, and sooner than a read asked at that event
-    /// (dockerd answered those in 80–230 ms under churn): taken by the connect still waiting
-    /// ([`Created::wait`]) or the start ([`Created::wait_started`]), whichever looks first.
+    /// (dockerd answered those in 80–230 ms under churn): for the connect still waiting
+    /// ([`Created::wait`], a copy) and the start ([`Created::wait_started`], which takes it).
     Started(Box<ContainerInspectResponse>),
 }
 
@@ -118,7 +118,7 @@ pub enum Waited {
     Read,
     /// Read as the start was done (the read waited on its lock): the container whole.
     Started(Box<ContainerInspectResponse>),
-    /// Not read at `create`, failed, late, or already taken.
+    /// Not read at `create`, failed, late, or taken by the start.
     Nothing,
 }
 
@@ -156,22 +156,32 @@ impl Created {
         self.expect(id);
         let Ok(permit) = Arc::clone(&self.0.reads).try_acquire_owned() else {
             // A burst: these containers are read after their start, as before.
+            debug!(
+                container = id,
+                "create-time read skipped: {CREATED_READS} in flight"
+            );
             self.forget(id);
             return;
         };
         let (docker, created, container) = (docker.clone(), self.clone(), id.to_string());
         tokio::spawn(async move {
             let _permit = permit;
-            match docker
+            let asked = Instant::now();
+            let read = docker
                 .inspect_container(&container, None::<InspectContainerOptions>)
-                .await
-            {
+                .await;
+            let elapsed_ms = asked.elapsed().as_secs_f64() * 1000.0;
+            match read {
                 // Only a container not started yet: one that is already running is the event
                 // loop's to read.
                 Ok(c) if c.state.as_ref().and_then(|s| s.running) != Some(true) => {
+                    debug!(container, elapsed_ms, "create-time read: not started");
                     created.fill(&container, c);
                 }
-                Ok(c) => created.started(&container, c),
+                Ok(c) => {
+                    debug!(container, elapsed_ms, "create-time read: started");
+                    created.started(&container, c)
+                }
                 Err(error) => {
                     created.forget(&container);
                     debug!(%error, container, "cannot read a created container")
@@ -259,8 +269,8 @@ impl Created {
 
     /// What the create-time read of `id` gave the `network connect`, waiting up to `limit`
     /// for a read on its way: [`Waited::Read`] while the container is not started and the read
-    /// is fresh; [`Waited::Started`], taken (once), when the read lost the race with the start
-    /// and waited on its lock: it lands as the start is done, before `docker run -d` returns,
+    /// is fresh; [`Waited::Started`] (a copy: the start takes it, [`Created::wait_started`])
+    /// when the read lost the race with the start and waited on its lock: it lands as the start is done, before `docker run -d` returns,
     /// where the `start` event reached netalias up to 60 ms later under churn (measured: a
     /// start answered 63 ms after `run -d` returned, published 3.5 ms after its event).
     pub async fn wait(&self, id: &str, limit: Duration) -> Waited {
@@ -271,17 +281,16 @@ impl Created {
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
-                let mut map = self.lock();
+                let map = self.lock();
                 match map.get(id) {
                     Some((at, _)) if at.elapsed() >= Self::TTL => return Waited::Nothing,
                     Some((_, Slot::Read(_))) => return Waited::Read,
                     Some((_, Slot::Reading)) => {}
-                    Some((_, Slot::Started(_))) => {
-                        return match map.remove(id) {
-                            Some((_, Slot::Started(c))) => Waited::Started(c),
-                            _ => Waited::Nothing,
-                        };
-                    }
+                    // Left for the start too: the `start` event reaches the loop 0.3-1 ms
+                    // before this read lands (dockerd lets both go at once), which makes this
+                    // connect's read stale; taken here, it was lost, and the start waited
+                    // 50-90 ms under churn for its list read instead.
+                    Some((_, Slot::Started(c))) => return Waited::Started(c.clone()),
                     None => return Waited::Nothing,
                 }
             }
@@ -616,7 +625,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_read_that_found_the_container_started_is_taken_once_by_its_connect_or_start() {
+    async fn a_read_that_found_the_container_started_serves_its_connect_and_is_taken_by_its_start()
+    {
         let created = Created::default();
         created.expect("a");
         assert!(created.may_have_started("a"), "on its way");
@@ -625,12 +635,15 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(30)).await;
             landing.started("a", named("/a"));
         });
-        // The connect still waiting takes it as it lands (before the start event) ...
+        // The connect still waiting gets it as it lands (before the start event) ...
         match created.wait("a", Duration::from_secs(5)).await {
             Waited::Started(c) => assert_eq!(c.name.as_deref(), Some("/a")),
             other => panic!("the connect gets the started read, got {other:?}"),
         }
-        // ... once: the start then finds nothing to take.
+        // ... and so does the start (the connect's read may be stale by then), once.
+        assert!(created.may_have_started("a"));
+        let got = created.wait_started("a", Duration::from_secs(5)).await;
+        assert_eq!(got.and_then(|c| c.name), Some("/a".to_string()));
         assert!(!created.may_have_started("a"));
         assert!(
             created

@@ -37,10 +37,11 @@ const NETWORK_ACTIONS: [&str; 4] = ["create", "destroy", "connect", "disconnect"
 /// `create`, before its start locks it.
 const EARLY_CONTAINER_ACTIONS: [&str; 1] = ["create"];
 /// How long a `network connect` waits for its container's create-time read still on its way
-/// (2–3 ms unloaded, past 250 ms under churn). Past it the container is published at its
-/// start. The wait is the read's own, beside the loop (`reads.rs`); a newer event of the
-/// container makes it moot.
-const CREATED_READ_WAIT: Duration = Duration::from_secs(2);
+/// (2–3 ms unloaded, past 250 ms under churn), or for that read to land as the start is done
+/// when it lost the race with it (`early::Waited::Started`: connect to start took up to 2.5 s
+/// under churn). Past it the container is published at its start. The wait is the read's
+/// own, beside the loop (`reads.rs`); a newer event of the container makes it moot.
+const CREATED_READ_WAIT: Duration = Duration::from_secs(5);
 /// How long a `start` waits for its container's create-time read that waited on the start's
 /// lock: it is let through as the start is done, when the event is sent.
 const STARTED_READ_WAIT: Duration = Duration::from_millis(500);

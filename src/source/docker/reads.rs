@@ -64,7 +64,7 @@ pub enum Ask {
     Inspect,
     /// At `start`: the create-time read of `early.rs` that lost the race with the start and
     /// waited on its lock, so read the container started (an inspect's facts), waited for up
-    /// to `wait`, unless its connect took it first.
+    /// to `wait` (its connect, if still waiting, had a copy: see `early::Created::wait`).
     Started { wait: Duration },
 }
 
