@@ -42,5 +42,8 @@ docker network create --label netalias.test=1 --subnet "${SUBNET:-10.247.0.0/16}
 # The harness at nice -10 (root only), what it starts at this shell's nice: churn.py says why.
 harness=()
 if [ "$(id -u)" = 0 ]; then harness=(nice -n -10); fi
+# With CHURN_TRACE, netalias's log (FILE.netalias.log) must say when it publishes each container.
+log_filter="${NETALIAS_LOG:-warn}"
+if [ -n "${CHURN_TRACE:-}" ]; then log_filter="$log_filter,netalias::source::docker=debug"; : > "$CHURN_TRACE.netalias.log"; fi
 CHURN_NICE="$(nice)" NETALIAS_BIN="$NETALIAS" NETALIAS_PIDFILE="$pidfile" HTTP_PORT="$HTTP_PORT" \
-  NETALIAS_LOG="${NETALIAS_LOG:-warn}" "${harness[@]}" python3 benches/churn.py "$PORT" "$NET" "$IMAGE" "$@"
+  NETALIAS_LOG="$log_filter" "${harness[@]}" python3 benches/churn.py "$PORT" "$NET" "$IMAGE" "$@"
