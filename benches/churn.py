@@ -494,7 +494,8 @@ try:
     serve()
     names = [f"natest-churn-{i}" for i in range(1, count + 1)]
     with futures.ThreadPoolExecutor(parallel) as pool:
-        report(f"{count} parallel starts", list(zip(names, pool.map(start, names))))
+        first_phase = list(zip(names, pool.map(start, names)))
+        report(f"{count} parallel starts", first_phase)
         ok &= check("the parallel starts")
         extra = [f"natest-churn-x{i}" for i in range(1, more + 1)]
         left_out = []
@@ -503,7 +504,11 @@ try:
             left_out = leaving.baseline(names[:remove])
             leaving.start()
         removing = [pool.submit(rm, n, leaving) for n in names[:remove]]
-        report(f"{more} starts during {remove} removals", list(zip(extra, pool.map(start, extra))))
+        second_phase = list(zip(extra, pool.map(start, extra)))
+        report(f"{more} starts during {remove} removals", second_phase)
+        # Issue 31's clause is over the churn's starts (these two phases; the restart's own
+        # time is the third's).
+        report("the churn's starts (both phases)", first_phase + second_phase)
         futures.wait(removing)
         if leaving is not None:
             leaving.wait()
