@@ -32,7 +32,7 @@ use std::{
 
 use bollard::{
     Docker,
-    models::ContainerInspectResponse,
+    models::{ContainerInspectResponse, ContainerStateStatusEnum},
     query_parameters::{
         InspectContainerOptions, InspectNetworkOptions, ListContainersOptionsBuilder,
         ListNetworksOptions,
@@ -69,8 +69,9 @@ const CREATED_READS: usize = 32;
 
 /// Containers as read right after `create`, by ID, for the event loop to publish at their
 /// `network connect` ([`crate::source::docker::translate::as_started`]). An entry goes when
-/// the event loop has read the container itself (any later container event), or after
-/// [`Created::TTL`]: `docker run` and compose start what they create within milliseconds, and
+/// the event loop reads the container itself (a container event; on Docker a `start` keeps it
+/// for its list read, which publishes from it, and its `Ask::Started` (`reads.rs`) takes a
+/// read that found it started), or after [`Created::TTL`]: `docker run` and compose start what they create within milliseconds, and
 /// a container created long before its start may have changed since.
 ///
 /// An entry is made *expected* by the event reader the moment the `create` event arrives, and
@@ -113,8 +114,8 @@ enum Slot {
 /// What a `network connect` found of its container's create-time read ([`Created::wait`]).
 #[derive(Debug)]
 pub enum Waited {
-    /// Read before its start, and fresh: kept for the connect to publish from
-    /// ([`Created::peek`]).
+    /// Read before its start (status `created`), and fresh: kept for the connect to publish
+    /// from ([`Created::peek`]).
     Read,
     /// Read as the start was done (the read waited on its lock): the container whole.
     Started(Box<ContainerInspectResponse>),
@@ -171,16 +172,32 @@ impl Created {
                 .inspect_container(&container, None::<InspectContainerOptions>)
                 .await;
             let elapsed_ms = asked.elapsed().as_secs_f64() * 1000.0;
+            let status = read
+                .as_ref()
+                .ok()
+                .and_then(|c| c.state.as_ref())
+                .and_then(|s| s.status);
             match read {
                 // Only a container not started yet: one that is already running is the event
                 // loop's to read.
-                Ok(c) if c.state.as_ref().and_then(|s| s.running) != Some(true) => {
+                Ok(c) if status == Some(ContainerStateStatusEnum::CREATED) => {
                     debug!(container, elapsed_ms, "create-time read: not started");
                     created.fill(&container, c);
                 }
-                Ok(c) => {
+                Ok(c) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {
                     debug!(container, elapsed_ms, "create-time read: started");
                     created.started(&container, c)
+                }
+                // Started and gone already (or its start failed): nothing to publish early;
+                // its events say the rest.
+                Ok(_) => {
+                    debug!(
+                        container,
+                        elapsed_ms,
+                        ?status,
+                        "create-time read: not running"
+                    );
+                    created.forget(&container);
                 }
                 Err(error) => {
                     created.forget(&container);
@@ -229,12 +246,12 @@ impl Created {
         self.0.changed.notify_waiters();
     }
 
-    /// Whether the read of `id` is still on its way, or found it started: what
+    /// Whether the read of `id` is still on its way, or found it started (and is fresh): what
     /// [`Created::wait_started`] may give.
     pub fn may_have_started(&self, id: &str) -> bool {
         matches!(
             self.lock().get(id),
-            Some((_, Slot::Reading | Slot::Started(_)))
+            Some((at, Slot::Reading | Slot::Started(_))) if at.elapsed() < Self::TTL
         )
     }
 
@@ -253,6 +270,7 @@ impl Created {
             {
                 let mut map = self.lock();
                 match map.get(id) {
+                    Some((at, _)) if at.elapsed() >= Self::TTL => return None,
                     Some((_, Slot::Reading)) => {}
                     Some((_, Slot::Started(_))) => {
                         if let Some((_, Slot::Started(c))) = map.remove(id) {
@@ -267,32 +285,32 @@ impl Created {
         }
     }
 
-    /// What the create-time read of `id` gave the `network connect`, waiting up to `limit`
-    /// for a read on its way: [`Waited::Read`] while the container is not started and the read
-    /// is fresh; [`Waited::Started`] (a copy: the start takes it, [`Created::wait_started`])
-    /// when the read lost the race with the start and waited on its lock: it lands as the start is done, before `docker run -d` returns,
-    /// where the `start` event reached netalias up to 60 ms later under churn (measured: a
-    /// start answered 63 ms after `run -d` returned, published 3.5 ms after its event).
-    pub async fn wait(&self, id: &str, limit: Duration) -> Waited {
+    /// What the create-time read of `id` gives its `network connect` to `network` (by ID, as
+    /// the event gives it), waiting up to `limit` for a read on its way:
+    /// - [`Waited::Read`] while the container is not started and the read is fresh;
+    /// - [`Waited::Started`], a copy, when the read lost the race with the start, waited on
+    ///   its lock and landed as the start was done, and it shows the container on `network`.
+    ///   That read and the `start` event are let go at once: the event usually reaches the
+    ///   loop 0.3–1 ms first (then this connect's read is stale, and the start takes the read,
+    ///   [`Created::wait_started`]); when the read is first, the connect publishes it then.
+    ///   A copy without `network` (a later connect to another network) is not this connect's.
+    pub async fn wait(&self, id: &str, network: &str, limit: Duration) -> Waited {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             // Registered before the look, so a read landing in between still wakes us.
             let notified = self.0.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
-                let map = self.lock();
-                match map.get(id) {
-                    Some((at, _)) if at.elapsed() >= Self::TTL => return Waited::Nothing,
-                    Some((_, Slot::Read(_))) => return Waited::Read,
-                    Some((_, Slot::Reading)) => {}
-                    // Left for the start too: the `start` event reaches the loop 0.3-1 ms
-                    // before this read lands (dockerd lets both go at once), which makes this
-                    // connect's read stale; taken here, it was lost, and the start waited
-                    // 50-90 ms under churn for its list read instead.
-                    Some((_, Slot::Started(c))) => return Waited::Started(c.clone()),
-                    None => return Waited::Nothing,
+            match self.lock().get(id) {
+                Some((at, _)) if at.elapsed() >= Self::TTL => return Waited::Nothing,
+                Some((_, Slot::Read(_))) => return Waited::Read,
+                Some((_, Slot::Reading)) => {}
+                // A copy: taken here, it was lost whenever this read was stale, and the start
+                // waited 50–90 ms under churn for its list read instead.
+                Some((_, Slot::Started(c))) if on_network(c, network) => {
+                    return Waited::Started(c.clone());
                 }
+                Some((_, Slot::Started(_))) | None => return Waited::Nothing,
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Waited::Nothing;
@@ -532,6 +550,17 @@ impl Drop for StopLookups {
     }
 }
 
+/// Whether inspected container `c` is on the network with ID `network`.
+fn on_network(c: &ContainerInspectResponse, network: &str) -> bool {
+    c.network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .is_some_and(|nets| {
+            nets.values()
+                .any(|ep| ep.network_id.as_deref() == Some(network))
+        })
+}
+
 /// The addresses `container` has on `network` (an ID or a name), and the network's name, from
 /// the network's inspect, which does not wait on the container's lock (1–2 ms while the engine
 /// starts it). `None` when the network cannot be read or does not list the container.
@@ -568,10 +597,27 @@ fn short(id: &str) -> &str {
 mod tests {
     use super::*;
 
+    const NET: &str = "4e7400004e7400004e7400004e7400004e7400004e7400004e7400004e740000";
+
     fn named(name: &str) -> ContainerInspectResponse {
         ContainerInspectResponse {
             name: Some(name.into()),
             ..Default::default()
+        }
+    }
+
+    /// Read started, on the network with ID `network`.
+    fn started_on(name: &str, network: &str) -> ContainerInspectResponse {
+        let endpoint = bollard::models::EndpointSettings {
+            network_id: Some(network.into()),
+            ..Default::default()
+        };
+        ContainerInspectResponse {
+            network_settings: Some(bollard::models::NetworkSettings {
+                networks: Some(HashMap::from([("net".to_string(), endpoint)])),
+                ..Default::default()
+            }),
+            ..named(name)
         }
     }
 
@@ -581,7 +627,7 @@ mod tests {
         // Nothing expected: no wait at all.
         let started = Instant::now();
         assert!(matches!(
-            created.wait("none", Duration::from_secs(5)).await,
+            created.wait("none", NET, Duration::from_secs(5)).await,
             Waited::Nothing
         ));
         assert!(started.elapsed() < Duration::from_secs(1));
@@ -592,7 +638,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(30)).await;
             landing.fill("a", named("/a"));
         });
-        let got = created.wait("a", Duration::from_secs(5)).await;
+        let got = created.wait("a", NET, Duration::from_secs(5)).await;
         assert!(matches!(got, Waited::Read));
         assert_eq!(created.peek("a").and_then(|c| c.name), Some("/a".into()));
         // Expected, then given up: the waiter is told at once, not at its limit.
@@ -604,14 +650,14 @@ mod tests {
         });
         let started = Instant::now();
         assert!(matches!(
-            created.wait("b", Duration::from_secs(5)).await,
+            created.wait("b", NET, Duration::from_secs(5)).await,
             Waited::Nothing
         ));
         assert!(started.elapsed() < Duration::from_secs(4));
         // Expected and never landing: the limit holds.
         created.expect("c");
         assert!(matches!(
-            created.wait("c", Duration::from_millis(50)).await,
+            created.wait("c", NET, Duration::from_millis(50)).await,
             Waited::Nothing
         ));
         // A read landing after the container was read whole and forgotten is dropped.
@@ -619,7 +665,7 @@ mod tests {
         created.forget("d");
         created.fill("d", named("/d"));
         assert!(matches!(
-            created.wait("d", Duration::from_secs(5)).await,
+            created.wait("d", NET, Duration::from_secs(5)).await,
             Waited::Nothing
         ));
     }
@@ -633,10 +679,10 @@ mod tests {
         let landing = created.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(30)).await;
-            landing.started("a", named("/a"));
+            landing.started("a", started_on("/a", NET));
         });
         // The connect still waiting gets it as it lands (before the start event) ...
-        match created.wait("a", Duration::from_secs(5)).await {
+        match created.wait("a", NET, Duration::from_secs(5)).await {
             Waited::Started(c) => assert_eq!(c.name.as_deref(), Some("/a")),
             other => panic!("the connect gets the started read, got {other:?}"),
         }
@@ -652,16 +698,37 @@ mod tests {
                 .is_none()
         );
         assert!(matches!(
-            created.wait("a", Duration::from_millis(10)).await,
+            created.wait("a", NET, Duration::from_millis(10)).await,
             Waited::Nothing
         ));
         // A start that comes first takes it, and a later connect finds nothing.
         created.expect("s");
-        created.started("s", named("/s"));
+        created.started("s", started_on("/s", NET));
         let got = created.wait_started("s", Duration::from_secs(5)).await;
         assert_eq!(got.and_then(|c| c.name), Some("/s".to_string()));
         assert!(matches!(
-            created.wait("s", Duration::from_millis(10)).await,
+            created.wait("s", NET, Duration::from_millis(10)).await,
+            Waited::Nothing
+        ));
+        // A copy that does not show the connect's network is not that connect's (a later
+        // `docker network connect`): it gets nothing, and the start still takes the read.
+        created.expect("o");
+        created.started("o", started_on("/o", NET));
+        assert!(matches!(
+            created
+                .wait("o", "other-network", Duration::from_millis(10))
+                .await,
+            Waited::Nothing
+        ));
+        assert!(created.may_have_started("o"));
+        assert!(created.wait_started("o", Duration::ZERO).await.is_some());
+        // A read landing after the loop read the container and forgot it is dropped.
+        created.expect("f");
+        created.forget("f");
+        created.started("f", started_on("/f", NET));
+        assert!(!created.may_have_started("f"));
+        assert!(matches!(
+            created.wait("f", NET, Duration::from_millis(10)).await,
             Waited::Nothing
         ));
         // A read that found it not started is the connect's, not the start's.

@@ -38,10 +38,13 @@ const NETWORK_ACTIONS: [&str; 4] = ["create", "destroy", "connect", "disconnect"
 const EARLY_CONTAINER_ACTIONS: [&str; 1] = ["create"];
 /// How long a `network connect` waits for its container's create-time read still on its way
 /// (2–3 ms unloaded, past 250 ms under churn), or for that read to land as the start is done
-/// when it lost the race with it (`early::Waited::Started`: connect to start took up to 2.5 s
-/// under churn). Past it the container is published at its start. The wait is the read's
-/// own, beside the loop (`reads.rs`); a newer event of the container makes it moot.
-const CREATED_READ_WAIT: Duration = Duration::from_secs(5);
+/// when it lost the race with it (`early::Waited::Started`). Past it the container is
+/// published at its start, which takes that read when it lands. The wait is the read's own,
+/// beside the loop (`reads.rs`), holding a place among the list reads (a newer event of the
+/// container makes its answer stale, not its wait shorter): 5 s held more places for a gain
+/// the start's read has anyway (connect to start took up to 3.3 s under churn, and by then
+/// the start event is there first).
+const CREATED_READ_WAIT: Duration = Duration::from_secs(2);
 /// How long a `start` waits for its container's create-time read that waited on the start's
 /// lock: it is let through as the start is done, when the event is sent.
 const STARTED_READ_WAIT: Duration = Duration::from_millis(500);
@@ -213,7 +216,8 @@ impl Event {
                 // Docker registers a container's names at its connect, 400–480 ms before its
                 // process starts and its inspect answers: published from the create-time
                 // read (`early.rs`) or the list, with the addresses the network's inspect
-                // lists (`publish_connected`).
+                // lists (`publish_connected`); or from that read, whole, when it waited on the
+                // start and landed as it was done.
                 let ask = match self.id {
                     Some(network) => Ask::Connected {
                         network,

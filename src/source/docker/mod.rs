@@ -449,14 +449,15 @@ impl DockerSource {
             ..
         } = landed;
         match answer? {
+            Answer::StartedEarly(facts) => {
+                counter!(names::DOCKER_EARLY_ASKERS_TOTAL, "how" => "started").increment(1);
+                debug!(
+                    id,
+                    "published at network connect, from the create-time read that waited on the start"
+                );
+                self.publish_container(&id, facts);
+            }
             Answer::Inspected(facts) => {
-                if why == Why::Connect {
-                    counter!(names::DOCKER_EARLY_ASKERS_TOTAL, "how" => "started").increment(1);
-                    debug!(
-                        id,
-                        "published at network connect, from the create-time read that waited on the start"
-                    );
-                }
                 if self.publish_container(&id, facts) && why == Why::Reconcile {
                     self.corrected(&id, 1);
                 }

@@ -2,9 +2,11 @@
 //! itself never waits on the engine.
 //!
 //! Two kinds, each bounded, each with its own queue so that neither waits behind the other:
-//! - list reads ([`Ask::Listed`], [`Ask::Connected`]): the engine's container list filtered by
-//!   ID and a network's inspect, which read dockerd's lock-free views (about 1 ms each, also
-//!   while the engine starts the container): what publishes a start (`listed.rs`);
+//! - list reads ([`Ask::Listed`], [`Ask::Connected`], [`Ask::Started`]): the engine's container
+//!   list filtered by ID and a network's inspect, which read dockerd's lock-free views (about
+//!   1 ms each, also while the engine starts the container): what publishes a start
+//!   (`listed.rs`); a connect's or a start's may first wait (up to 2 s, 500 ms) for the
+//!   create-time read of `early.rs`, holding its place;
 //! - inspects ([`Ask::Inspect`]), which wait on the engine's lock for their container while
 //!   dockerd starts or cleans it up (102–146 ms measured): kept for what only they say (a
 //!   custom hostname, aliases), for engines whose list is not used, and for the reconcile.
@@ -58,13 +60,14 @@ pub enum Ask {
     /// `early.rs`, waited for up to `wait`; the container's addresses on the network, from the
     /// network's inspect; and its list entry when there is no create-time read. When that
     /// read lost the race with the start and lands as the start is done, the container as it
-    /// read it ([`Answer::Inspected`]), sooner than the `start` event.
+    /// read it ([`Answer::StartedEarly`]), when that comes before the `start` event.
     Connected { network: String, wait: Duration },
     /// The container's inspect.
     Inspect,
     /// At `start`: the create-time read of `early.rs` that lost the race with the start and
     /// waited on its lock, so read the container started (an inspect's facts), waited for up
-    /// to `wait` (its connect, if still waiting, had a copy: see `early::Created::wait`).
+    /// to `wait`, and taken (its connect, if still waiting, had a copy: see
+    /// `early::Created::wait`).
     Started { wait: Duration },
 }
 
@@ -82,6 +85,9 @@ pub enum Answer {
         listed: Option<Box<ContainerSummary>>,
     },
     Inspected(ContainerFacts),
+    /// At `network connect`: the create-time read that waited on the start and landed as it
+    /// was done (`early::Waited::Started`): the container whole, as an inspect says it.
+    StartedEarly(ContainerFacts),
     /// Nothing to apply (a create-time read that did not find the container started).
     Nothing,
 }
@@ -382,11 +388,11 @@ async fn read(docker: Docker, policy: Policy, created: early::Created, job: Job)
             .await
             .map(Answer::Inspected),
         Ask::Connected { network, wait } => 'connected: {
-            let created = match created.wait(&id, wait).await {
-                // Read as its start was done, before the `start` event is sent: published
-                // now. (A Swarm task's gwbridge address is not in its own inspect.)
+            let created = match created.wait(&id, &network, wait).await {
+                // Read as its start was done, as the `start` event is sent: published now.
+                // (A Swarm task's gwbridge address is not in its own inspect.)
                 early::Waited::Started(c) if !client::is_task(&c) => {
-                    break 'connected Ok(Answer::Inspected(client::inspected_facts(
+                    break 'connected Ok(Answer::StartedEarly(client::inspected_facts(
                         &c, None, policy,
                     )));
                 }
@@ -414,7 +420,7 @@ async fn read(docker: Docker, policy: Policy, created: early::Created, job: Job)
         }),
     };
     // A read whole: it outranks a list read of the same event.
-    let inspect = matches!(answer, Ok(Answer::Inspected(_)));
+    let inspect = matches!(answer, Ok(Answer::Inspected(_) | Answer::StartedEarly(_)));
     tracing::trace!(
         id,
         inspect,
