@@ -1,12 +1,13 @@
 //! Container reads in flight beside the event loop, which applies each as it lands: the loop
 //! itself never waits on the engine.
 //!
-//! Two kinds, each bounded, each with its own queue so that neither waits behind the other:
-//! - list reads ([`Ask::Listed`], [`Ask::Connected`], [`Ask::Started`]): the engine's container
-//!   list filtered by ID and a network's inspect, which read dockerd's lock-free views (about
-//!   1 ms each, also while the engine starts the container): what publishes a start
-//!   (`listed.rs`); a connect's or a start's may first wait (up to 2 s, 500 ms) for the
-//!   create-time read of `early.rs`, holding its place;
+//! Three kinds, each bounded, each with its own queue so that none waits behind another:
+//! - list reads ([`Ask::Listed`], [`Ask::Started`]): the engine's container list filtered by
+//!   ID, which reads dockerd's lock-free view (about 1 ms, also while the engine starts the
+//!   container): what publishes a start (`listed.rs`); a start's may first wait (up to
+//!   500 ms) for the create-time read of `early.rs`, holding its place;
+//! - connect reads ([`Ask::Connected`]): a network's inspect (as lock-free) and, without a
+//!   create-time read, the list entry, after waiting up to 2 s for that read;
 //! - inspects ([`Ask::Inspect`]), which wait on the engine's lock for their container while
 //!   dockerd starts or cleans it up (102–146 ms measured): kept for what only they say (a
 //!   custom hostname, aliases), for engines whose list is not used, and for the reconcile.
@@ -37,6 +38,11 @@ use super::{DockerSourceError, Policy, client, early, listed::Implies, state::Co
 pub const MAX_READS: usize = 16;
 /// List and network reads at once: each is about 1 ms and takes no container lock.
 pub const MAX_LISTS: usize = 64;
+/// Connect reads at once ([`Ask::Connected`]): each may wait up to 2 s for its create-time
+/// read before its requests, so they have places of their own: among the list reads, a
+/// burst of containers on two networks each (32 creates read at once) could hold all 64
+/// while the starts' and disconnects' list reads queued behind them (review of stop 46).
+pub const MAX_CONNECTS: usize = 64;
 
 /// Why a read was asked, handed back with its answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +249,7 @@ pub struct Reads {
     policy: Policy,
     created: early::Created,
     lists: Pool,
+    connects: Pool,
     inspects: Pool,
     newest: Newest,
 }
@@ -254,6 +261,7 @@ impl Default for Reads {
             policy: Policy::default(),
             created: early::Created::default(),
             lists: Pool::new(MAX_LISTS),
+            connects: Pool::new(MAX_CONNECTS),
             inspects: Pool::new(MAX_READS),
             newest: Newest::default(),
         }
@@ -273,7 +281,7 @@ impl Reads {
 
     pub fn is_empty(&self) -> bool {
         // A queue is only waited on while its pool is full (see `fill`).
-        self.lists.set.is_empty() && self.inspects.set.is_empty()
+        self.lists.set.is_empty() && self.connects.set.is_empty() && self.inspects.set.is_empty()
     }
 
     /// Asks `ask` of container `id` for a new event: earlier reads of `id` are stale. Returns
@@ -283,6 +291,8 @@ impl Reads {
             id,
             lists = self.lists.set.len(),
             lists_queued = self.lists.queued.len(),
+            connects = self.connects.set.len(),
+            connects_queued = self.connects.queued.len(),
             inspects = self.inspects.set.len(),
             inspects_queued = self.inspects.queued.len(),
             "read asked"
@@ -315,7 +325,8 @@ impl Reads {
         };
         match job.ask {
             Ask::Inspect => self.inspects.queued.push_back(job),
-            _ => self.lists.queued.push_back(job),
+            Ask::Connected { .. } => self.connects.queued.push_back(job),
+            Ask::Listed | Ask::Started { .. } => self.lists.queued.push_back(job),
         }
         self.fill();
     }
@@ -331,7 +342,7 @@ impl Reads {
         let Some(docker) = self.docker.clone() else {
             return;
         };
-        for pool in [&mut self.lists, &mut self.inspects] {
+        for pool in [&mut self.lists, &mut self.connects, &mut self.inspects] {
             while pool.set.len() < pool.max {
                 let Some(job) = pool.queued.pop_front() else {
                     break;
@@ -356,6 +367,7 @@ impl Reads {
             }
             let joined = tokio::select! {
                 Some(joined) = self.lists.set.join_next(), if !self.lists.set.is_empty() => joined,
+                Some(joined) = self.connects.set.join_next(), if !self.connects.set.is_empty() => joined,
                 Some(joined) = self.inspects.set.join_next(), if !self.inspects.set.is_empty() => joined,
                 else => continue,
             };
@@ -370,7 +382,7 @@ impl Reads {
 
     /// Drops every read pending (a snapshot reads everything afresh).
     pub fn clear(&mut self) {
-        for pool in [&mut self.lists, &mut self.inspects] {
+        for pool in [&mut self.lists, &mut self.connects, &mut self.inspects] {
             pool.set.abort_all();
             pool.queued.clear();
         }
