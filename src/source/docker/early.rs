@@ -71,8 +71,9 @@ const CREATED_READS: usize = 32;
 /// `network connect` ([`crate::source::docker::translate::as_started`]). An entry goes when
 /// the event loop reads the container itself (a container event; on Docker a `start` keeps it
 /// for its list read, which publishes from it, and its `Ask::Started` (`reads.rs`) takes a
-/// read that found it started), or after [`Created::TTL`]: `docker run` and compose start what they create within milliseconds, and
-/// a container created long before its start may have changed since.
+/// read that found it started), or after [`Created::TTL`]: `docker run` and compose start
+/// what they create within milliseconds, and a container created long before its start may
+/// have changed since.
 ///
 /// An entry is made *expected* by the event reader the moment the `create` event arrives, and
 /// filled when the read lands, so that the event loop, at the `network connect`, can wait the
@@ -255,6 +256,26 @@ impl Created {
         )
     }
 
+    /// Looks at the entries with `look` until it gives an answer, woken as reads land, for up
+    /// to `limit` (None past it). `look` gives None while a read is to be waited for.
+    async fn wait_for<T>(
+        &self,
+        limit: Duration,
+        mut look: impl FnMut(&mut HashMap<String, (Instant, Slot)>) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // Registered before the look, so a read landing in between still wakes us.
+            let notified = self.0.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(answer) = look(&mut self.lock()) {
+                return Some(answer);
+            }
+            tokio::time::timeout_at(deadline, notified).await.ok()?;
+        }
+    }
+
     /// The read that found the container started, taken (once); waits up to `limit` for a
     /// read on its way. None when the read found it not started, failed, or is late.
     pub async fn wait_started(
@@ -262,27 +283,17 @@ impl Created {
         id: &str,
         limit: Duration,
     ) -> Option<ContainerInspectResponse> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.0.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let mut map = self.lock();
-                match map.get(id) {
-                    Some((at, _)) if at.elapsed() >= Self::TTL => return None,
-                    Some((_, Slot::Reading)) => {}
-                    Some((_, Slot::Started(_))) => {
-                        if let Some((_, Slot::Started(c))) = map.remove(id) {
-                            return Some(*c);
-                        }
-                        return None;
-                    }
-                    _ => return None,
-                }
-            }
-            tokio::time::timeout_at(deadline, notified).await.ok()?;
-        }
+        self.wait_for(limit, |map| match map.get(id) {
+            Some((at, _)) if at.elapsed() >= Self::TTL => Some(None),
+            Some((_, Slot::Reading)) => None,
+            Some((_, Slot::Started(_))) => match map.remove(id) {
+                Some((_, Slot::Started(c))) => Some(Some(*c)),
+                _ => Some(None),
+            },
+            _ => Some(None),
+        })
+        .await
+        .flatten()
     }
 
     /// What the create-time read of `id` gives its `network connect` to `network` (by ID, as
@@ -295,27 +306,19 @@ impl Created {
     ///   [`Created::wait_started`]); when the read is first, the connect publishes it then.
     ///   A copy without `network` (a later connect to another network) is not this connect's.
     pub async fn wait(&self, id: &str, network: &str, limit: Duration) -> Waited {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            // Registered before the look, so a read landing in between still wakes us.
-            let notified = self.0.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            match self.lock().get(id) {
-                Some((at, _)) if at.elapsed() >= Self::TTL => return Waited::Nothing,
-                Some((_, Slot::Read(_))) => return Waited::Read,
-                Some((_, Slot::Reading)) => {}
-                // A copy: taken here, it was lost whenever this read was stale, and the start
-                // waited 50–90 ms under churn for its list read instead.
-                Some((_, Slot::Started(c))) if on_network(c, network) => {
-                    return Waited::Started(c.clone());
-                }
-                Some((_, Slot::Started(_))) | None => return Waited::Nothing,
+        self.wait_for(limit, |map| match map.get(id) {
+            Some((at, _)) if at.elapsed() >= Self::TTL => Some(Waited::Nothing),
+            Some((_, Slot::Read(_))) => Some(Waited::Read),
+            Some((_, Slot::Reading)) => None,
+            // A copy: taken here, it was lost whenever this read was stale, and the start
+            // waited 50–90 ms under churn for its list read instead.
+            Some((_, Slot::Started(c))) if on_network(c, network) => {
+                Some(Waited::Started(c.clone()))
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Waited::Nothing;
-            }
-        }
+            Some((_, Slot::Started(_))) | None => Some(Waited::Nothing),
+        })
+        .await
+        .unwrap_or(Waited::Nothing)
     }
 
     /// The container as kept, if it is read and fresh; no waiting.

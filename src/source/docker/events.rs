@@ -40,10 +40,10 @@ const EARLY_CONTAINER_ACTIONS: [&str; 1] = ["create"];
 /// (2–3 ms unloaded, past 250 ms under churn), or for that read to land as the start is done
 /// when it lost the race with it (`early::Waited::Started`). Past it the container is
 /// published at its start, which takes that read when it lands. The wait is the read's own,
-/// beside the loop (`reads.rs`), holding a place among the list reads (a newer event of the
-/// container makes its answer stale, not its wait shorter): 5 s held more places for a gain
-/// the start's read has anyway (connect to start took up to 3.3 s under churn, and by then
-/// the start event is there first).
+/// beside the loop (`reads.rs`), holding a place among the connect reads (a newer event of
+/// the container makes its answer stale, not its wait shorter): 5 s held more places for a
+/// gain the start's read has anyway (connect to start took up to 3.3 s under churn, and by
+/// then the start event is there first).
 const CREATED_READ_WAIT: Duration = Duration::from_secs(2);
 /// How long a `start` waits for its container's create-time read that waited on the start's
 /// lock: it is let through as the start is done, when the event is sent.

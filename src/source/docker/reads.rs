@@ -27,7 +27,7 @@ use std::{
 
 use bollard::{
     Docker,
-    models::ContainerSummary,
+    models::{ContainerInspectResponse, ContainerSummary},
     query_parameters::{ListContainersOptions, ListContainersOptionsBuilder},
 };
 use tokio::task::JoinSet;
@@ -402,14 +402,12 @@ async fn read(docker: Docker, policy: Policy, created: early::Created, job: Job)
         Ask::Connected { network, wait } => 'connected: {
             let created = match created.wait(&id, &network, wait).await {
                 // Read as its start was done, as the `start` event is sent: published now.
-                // (A Swarm task's gwbridge address is not in its own inspect.)
-                early::Waited::Started(c) if !client::is_task(&c) => {
-                    break 'connected Ok(Answer::StartedEarly(client::inspected_facts(
-                        &c, None, policy,
-                    )));
-                }
+                early::Waited::Started(c) => match started_facts(&c, policy) {
+                    Some(facts) => break 'connected Ok(Answer::StartedEarly(facts)),
+                    None => false,
+                },
                 early::Waited::Read => true,
-                early::Waited::Started(_) | early::Waited::Nothing => false,
+                early::Waited::Nothing => false,
             };
             let on = early::addresses_on(&docker, &network, &id).await;
             let listed = if created {
@@ -423,13 +421,11 @@ async fn read(docker: Docker, policy: Policy, created: early::Created, job: Job)
                 listed,
             })
         }
-        Ask::Started { wait } => Ok(match created.wait_started(&id, wait).await {
-            // A Swarm task's gwbridge address is not in its own inspect: its inspect reads it.
-            Some(c) if !client::is_task(&c) => {
-                Answer::Inspected(client::inspected_facts(&c, None, policy))
-            }
-            _ => Answer::Nothing,
-        }),
+        Ask::Started { wait } => Ok(created
+            .wait_started(&id, wait)
+            .await
+            .and_then(|c| started_facts(&c, policy))
+            .map_or(Answer::Nothing, Answer::Inspected)),
     };
     // A read whole: it outranks a list read of the same event.
     let inspect = matches!(answer, Ok(Answer::Inspected(_) | Answer::StartedEarly(_)));
@@ -446,6 +442,12 @@ async fn read(docker: Docker, policy: Policy, created: early::Created, job: Job)
         answer,
         inspect,
     }
+}
+
+/// The facts of a create-time read that waited on the start (`early.rs`); None for a Swarm
+/// task, whose gwbridge address is not in its own inspect (its inspect reads it).
+fn started_facts(c: &ContainerInspectResponse, policy: Policy) -> Option<ContainerFacts> {
+    (!client::is_task(c)).then(|| client::inspected_facts(c, None, policy))
 }
 
 /// Container `id`'s entry in the engine's list (any state), from dockerd's lock-free view of
