@@ -79,6 +79,13 @@ returned_at = {}  # name -> (container ID, wall-clock time `docker run -d` retur
 def given(argv):
     """argv run at the nice churn.sh was given, not the harness's."""
     return ["nice", "-n", str(child_nice), *argv] if child_nice > 0 else list(argv)
+
+
+def pick(values, q):
+    """The q quantile of sorted `values` (the q*n-th, 0-based, at most the last)."""
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
 PROBER = "natest-churn-prober"
 SERVERS = ("netalias", "docker")
 mono = time.monotonic
@@ -143,9 +150,10 @@ def start(name):
     if trace is not None:
         # To set beside netalias's debug log (its timestamps are the same wall clock, UTC).
         wall = time.time()
+        cid = run.stdout.strip()
         with trace_lock:
-            returned_at[name] = (run.stdout.strip(), wall)
-            trace.write(f"{name} {run.stdout.strip()} issued={issued:.6f} returned={wall:.6f}\n")
+            returned_at[name] = (cid, wall)
+            trace.write(f"{name} {cid} issued={issued:.6f} returned={wall:.6f}\n")
             trace.flush()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.settimeout(0.05)
@@ -338,7 +346,6 @@ class Leaving(threading.Thread):
 
     def report(self, left_out):
         rows = list(self.watched.values())
-        pick = lambda v, q: v[min(len(v) - 1, int(q * len(v)))]
         print(f"  leaving, {len(rows)} removed containers, ms from just before `docker rm -f` was issued "
               f"to the first question answered without the address (each server every "
               f"{poll_s * 1000:g} ms, {leave_timeout:g} s at most)"
@@ -411,8 +418,7 @@ def report(phase, results, from_log=True):
     log and the new one's are one file)."""
     missed = [name for name, d in results if d == float("inf")]
     delays = sorted(d for _, d in results)
-    pick = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]
-    print(f"{phase:<34} n={len(delays):<4} p50={pick(0.5):7.1f} ms  p99={pick(0.99):7.1f} ms  "
+    print(f"{phase:<34} n={len(delays):<4} p50={pick(delays, 0.5):7.1f} ms  p99={pick(delays, 0.99):7.1f} ms  "
           f"max={delays[-1]:7.1f} ms" + (f"  never answered: {' '.join(missed)}" if missed else ""),
           flush=True)
     if trace is not None and from_log:
@@ -421,9 +427,8 @@ def report(phase, results, from_log=True):
                            for name, _ in results
                            if name in returned_at and returned_at[name][0] in first)
         if published:
-            pick_p = lambda q: published[min(len(published) - 1, int(q * len(published)))]
             print(f"  published by netalias (its log), ms after `docker run -d` returned (negative: "
-                  f"before): n={len(published)} p50={pick_p(0.5):.1f} p99={pick_p(0.99):.1f} "
+                  f"before): n={len(published)} p50={pick(published, 0.5):.1f} p99={pick(published, 0.99):.1f} "
                   f"max={published[-1]:.1f}", flush=True)
     slow = sorted(((d, name) for name, d in results if 50 < d < float("inf")), reverse=True)
     first = sum(name in at_once for name, _ in results)
